@@ -1,0 +1,55 @@
+/**
+ * The one logger of the project: JSON lines (pino) on stdout, readable when stdout is a terminal.
+ *
+ * Every module takes a child logger with a `component` field rather than creating its own, so
+ * that level, format and redaction are decided in exactly one place.
+ */
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+
+/** Field names whose values must never reach a log line, wherever they appear in a record. */
+const REDACTED_PATHS = [
+  'authorization', '*.authorization', 'headers.authorization', 'headers["proxy-authorization"]',
+  'secret', '*.secret', 'SecretAccessKey', '*.SecretAccessKey', 'Token', '*.Token',
+  'token', '*.token', 'private_key', '*.private_key', 'password', '*.password', 'plaintext', '*.plaintext',
+];
+
+function initialLevel(): LevelWithSilent {
+  const env = process.env.ENCLAVER_LOG_LEVEL;
+  if (env && ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(env)) return env as LevelWithSilent;
+  return 'info';
+}
+
+function wantsPretty(): boolean {
+  const env = process.env.ENCLAVER_LOG_FORMAT;
+  if (env === 'json') return false;
+  if (env === 'pretty') return true;
+  return process.stdout.isTTY === true;
+}
+
+function build(): Logger {
+  const options = {
+    level: initialLevel(),
+    base: { pid: process.pid, side: process.env.ENCLAVER_SIDE ?? undefined },
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  if (wantsPretty()) {
+    return pino(options, pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+  }
+  // Synchronous writes: a proxy that crashes must not lose the line that explains why.
+  return pino(options, pino.destination({ dest: 1, sync: true }));
+}
+
+export const rootLogger: Logger = build();
+
+export function logger(component: string, bindings: Record<string, unknown> = {}): Logger {
+  return rootLogger.child({ component, ...bindings });
+}
+
+export function setLogLevel(level: LevelWithSilent): void {
+  rootLogger.level = level;
+}

@@ -1,0 +1,140 @@
+/**
+ * Listening and connecting on any address kind. Callers get plain `net.Socket`s and never ask
+ * which transport is underneath.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import { TransportError, errnoOf, messageOf } from '../errors/index.js';
+import { type Address, formatAddress } from './address.js';
+import { emulatedPath, vsockSettings } from './vsock.js';
+
+export { parseAddress, formatAddress, type Address } from './address.js';
+
+export interface ListenOptions {
+  backlog?: number;
+  /** Node's `server.maxConnections`: connections beyond it are closed at once and reported to `onDrop`. */
+  maxConnections?: number;
+  onDrop?: () => void;
+}
+
+export interface Listening {
+  address: Address;
+  /** What was actually bound (an ephemeral TCP port resolved, an emulation path). */
+  bound: string;
+  server: net.Server;
+  /** Stop accepting; existing connections are not touched. Resolves once the listener is closed. */
+  close(): Promise<void>;
+}
+
+export interface ConnectOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+function vsockUnavailable(op: 'listen' | 'connect', addr: Address): TransportError {
+  return new TransportError(op, formatAddress(addr),
+    'real AF_VSOCK is not available in this build (it needs the native addon); set vsock emulation ' +
+    '(config `vsock.emulation_dir` or ENCLAVER_VSOCK_EMULATION_DIR) for local runs', 'EAFNOSUPPORT');
+}
+
+/** Translate an address into what `net` can open, or throw if it cannot. */
+function netTarget(op: 'listen' | 'connect', addr: Address): { path: string } | { host: string; port: number } {
+  switch (addr.kind) {
+    case 'tcp':
+      return { host: addr.host, port: addr.port };
+    case 'unix':
+      return { path: addr.path };
+    case 'vsock': {
+      const s = vsockSettings();
+      if (!s.emulationDir) throw vsockUnavailable(op, addr);
+      return { path: emulatedPath(s.emulationDir, addr.cid, addr.port, s.localCid) };
+    }
+  }
+}
+
+/** A Unix socket file left behind by a crashed process is removed; a live one is an error. */
+async function clearStaleSocket(path: string, display: string): Promise<void> {
+  if (!fs.existsSync(path)) return;
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect({ path });
+    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new TransportError('listen', display, `another process is listening on ${path}`, 'EADDRINUSE');
+  fs.rmSync(path, { force: true });
+}
+
+export async function listen(addr: Address, onConnection: (socket: net.Socket) => void, opts: ListenOptions = {}): Promise<Listening> {
+  const display = formatAddress(addr);
+  const target = netTarget('listen', addr);
+  if ('path' in target) await clearStaleSocket(target.path, display);
+  // pauseOnConnect: the bytes of a pass-through leg are for the pump, not for a JS 'data' handler.
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, onConnection);
+  if (opts.maxConnections !== undefined) server.maxConnections = opts.maxConnections;
+  if (opts.onDrop) server.on('drop', opts.onDrop);
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(new TransportError('listen', display, messageOf(err), errnoOf(err), err));
+    server.once('error', onError);
+    const done = () => { server.off('error', onError); resolve(); };
+    if ('path' in target) server.listen({ path: target.path, backlog: opts.backlog ?? 511 }, done);
+    else server.listen({ host: target.host, port: target.port, backlog: opts.backlog ?? 511 }, done);
+  });
+  // Accept errors (EMFILE, …) must never take the process down; they are per-attempt failures.
+  server.on('error', () => {});
+  const a = server.address();
+  const bound = typeof a === 'string' ? a : a ? `${a.address}:${a.port}` : display;
+  const boundAddress: Address = addr.kind === 'tcp' && a && typeof a !== 'string' ? { ...addr, port: a.port } : addr;
+  return {
+    address: boundAddress,
+    bound,
+    server,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      if ('path' in target) fs.rmSync(target.path, { force: true });
+    }),
+  };
+}
+
+export function connect(addr: Address, opts: ConnectOptions): Promise<net.Socket> {
+  const display = formatAddress(addr);
+  let target: ReturnType<typeof netTarget>;
+  try {
+    target = netTarget('connect', addr);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return new Promise((resolve, reject) => {
+    const socket = 'path' in target
+      ? net.connect({ path: target.path, allowHalfOpen: true })
+      : net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+    let settled = false;
+    const fail = (err: TransportError) => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      socket.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new TransportError('connect', display, `timed out after ${opts.timeoutMs} ms`, 'ETIMEDOUT')), opts.timeoutMs);
+    const onAbort = () => fail(new TransportError('connect', display, 'aborted', 'ECANCELED'));
+    const onError = (err: Error) => {
+      const errno = errnoOf(err);
+      // A missing emulation socket is what a vsock peer that is not listening looks like.
+      const mapped = errno === 'ENOENT' && addr.kind === 'vsock' ? 'ECONNRESET' : errno;
+      fail(new TransportError('connect', display, errno === 'ENOENT' && addr.kind === 'vsock' ? 'no peer is listening on this vsock port' : messageOf(err), mapped, err));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      socket.off('error', onError);
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      resolve(socket);
+    });
+  });
+}
