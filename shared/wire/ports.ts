@@ -1,0 +1,19 @@
+/**
+ * Vsock ports of the pair. 17000–17009 are reserved: a user listener or cluster that uses one of
+ * them is a config error, so the pair's own channels can never be shadowed.
+ */
+export const RESERVED_PORT_MIN = 17000;
+export const RESERVED_PORT_MAX = 17009;
+
+/** The outer listens on all of these; the inner dials them on the parent (CID 3). */
+export const PairPort = {
+  Status: 17000,
+  Logs: 17001,
+  Egress: 17002,
+  Audit: 17003,
+  Imds: 17004,
+} as const;
+
+export function isReservedPort(port: number): boolean {
+  return port >= RESERVED_PORT_MIN && port <= RESERVED_PORT_MAX;
+}
