@@ -48,6 +48,7 @@ export function canonicalHost(raw: string): DestinationHost {
   if (raw.length > 1024) throw new DestinationError('host is too long', raw);
   // Control characters (CR, LF, NUL, …), spaces and URL delimiters never belong in a host; refusing
   // them here is what stops `evil.com\0.allowed.com` and `a@b` tricks.
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point of this check
   if (/[\x00-\x20\x7f@%/\\?#]/.test(raw)) throw new DestinationError('host contains a forbidden character', raw);
   if (raw.startsWith('[') || raw.endsWith(']')) {
     const inner = /^\[([^\]]*)\]$/.exec(raw)?.[1];
@@ -62,7 +63,7 @@ export function canonicalHost(raw: string): DestinationHost {
   }
   let name = raw;
   // Non-ASCII hosts are compared in punycode (UTS-46 maps e.g. U+3002 to a dot, as browsers do).
-  if (/[^\x00-\x7f]/.test(name)) {
+  if (/[\u0080-\uffff]/.test(name)) {
     name = domainToASCII(name);
     if (name === '') throw new DestinationError('not a valid internationalised domain name', raw);
   }

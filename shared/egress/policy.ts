@@ -94,7 +94,7 @@ function parseNamePattern(host: string): string[] | string {
   for (const raw of labels) {
     if (raw === '*' || raw === '**') { converted.push(raw); continue; }
     // Entries are compared in punycode, like destinations (an IDN entry and an IDN host meet there).
-    const label = /[^\x00-\x7f]/.test(raw) ? domainToASCII(raw) : raw;
+    const label = /[\u0080-\uffff]/.test(raw) ? domainToASCII(raw) : raw;
     if (label === '' || label.length > 63 || !LABEL.test(label)) return `"${raw}" is not a valid label, * or **`;
     converted.push(label);
   }
