@@ -1,0 +1,186 @@
+/**
+ * The inner end of the audit stream: numbers records, keeps them in a bounded buffer until the
+ * outer acknowledges them, and sends them again after every reconnect.
+ *
+ * When the buffer is full (the outer is down for long), new records are dropped and counted; as
+ * soon as there is room, an `audit_dropped` record with the count takes their place in the
+ * stream, so a reader sees exactly where and how many records are missing — never a silent gap.
+ * Dropping rather than blocking is deliberate: blocking would stop the enclave's egress whenever
+ * the untrusted parent stops reading, which hands the parent a switch over the app.
+ */
+import { randomUUID } from 'node:crypto';
+import type net from 'node:net';
+import { messageOf } from '../../shared/errors/index.js';
+import { logger } from '../../shared/log/logger.js';
+import type { AuditRecord } from '../../shared/audit/record.js';
+import { encodeAuditRecord, parseAuditAck } from '../../shared/audit/stream.js';
+import { connect, formatAddress, type Address } from '../../shared/transport/index.js';
+import { FrameDecoder, FrameType } from '../../shared/wire/frame.js';
+
+const log = logger('audit-sender');
+
+export interface AuditSenderOptions {
+  /** Where the outer's collector listens (vsock://parent:17003 in production). */
+  address: Address;
+  /** Records kept while unacknowledged; beyond it new records are dropped and counted. */
+  maxBuffered: number;
+  connectTimeoutMs?: number;
+  /** Reconnect backoff bounds. */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+}
+
+interface Pending { seq: number; frame: Buffer }
+
+export interface AuditSenderStats {
+  buffered: number;
+  /** Records dropped since start (each reported in an audit_dropped record). */
+  droppedTotal: number;
+  lastSeq: number;
+  ackedSeq: number;
+  connected: boolean;
+}
+
+export class AuditSender {
+  readonly bootId: string = randomUUID();
+  private readonly opts: Required<AuditSenderOptions>;
+  private buffer: Pending[] = [];
+  private nextSeq = 1;
+  private ackedSeq = 0;
+  private droppedTotal = 0;
+  private drop: { count: number; first: string; last: string } | null = null;
+  private socket: net.Socket | null = null;
+  /** Highest seq written to the current connection. */
+  private sentSeq = 0;
+  private retryMs: number;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopped = true;
+  private waiters: Array<() => void> = [];
+
+  constructor(opts: AuditSenderOptions) {
+    this.opts = { connectTimeoutMs: 2000, retryMinMs: 100, retryMaxMs: 2000, ...opts };
+    this.retryMs = this.opts.retryMinMs;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    void this.dial();
+  }
+
+  /** Stop reconnecting and close the stream; unacknowledged records are abandoned. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.socket?.destroy();
+    this.socket = null;
+  }
+
+  emit(record: AuditRecord): void {
+    const now = new Date().toISOString();
+    this.flushDropNotice();
+    if (this.drop !== null || this.buffer.length >= this.opts.maxBuffered) {
+      this.droppedTotal += 1;
+      if (this.drop) { this.drop.count += 1; this.drop.last = now; } else this.drop = { count: 1, first: now, last: now };
+      return;
+    }
+    this.enqueue(record);
+  }
+
+  stats(): AuditSenderStats {
+    return { buffered: this.buffer.length, droppedTotal: this.droppedTotal, lastSeq: this.nextSeq - 1, ackedSeq: this.ackedSeq, connected: this.socket !== null };
+  }
+
+  /** Resolves once every record emitted so far is acknowledged (shutdown, tests). */
+  drained(): Promise<void> {
+    if (this.buffer.length === 0 && this.drop === null) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private enqueue(record: AuditRecord): void {
+    const seq = this.nextSeq++;
+    this.buffer.push({ seq, frame: encodeAuditRecord({ boot_id: this.bootId, seq, record }) });
+    this.sendPending();
+  }
+
+  /** Put the drop notice into the stream as soon as there is room for it. */
+  private flushDropNotice(): void {
+    if (this.drop === null || this.buffer.length >= this.opts.maxBuffered) return;
+    const { count, first, last } = this.drop;
+    this.drop = null;
+    log.warn({ count }, 'audit records were dropped because the outer did not acknowledge in time');
+    this.enqueue({ type: 'audit_dropped', ts: new Date().toISOString(), count, first_dropped_ts: first, last_dropped_ts: last });
+  }
+
+  private sendPending(): void {
+    const s = this.socket;
+    if (!s) return;
+    for (const p of this.buffer) {
+      if (p.seq <= this.sentSeq) continue;
+      s.write(p.frame);
+      this.sentSeq = p.seq;
+    }
+  }
+
+  private onAck(seq: number): void {
+    if (seq <= this.ackedSeq) return;
+    this.ackedSeq = seq;
+    let i = 0;
+    while (i < this.buffer.length && this.buffer[i]!.seq <= seq) i++;
+    this.buffer.splice(0, i);
+    this.flushDropNotice();
+    if (this.buffer.length === 0 && this.drop === null) {
+      const w = this.waiters;
+      this.waiters = [];
+      for (const resolve of w) resolve();
+    }
+  }
+
+  private async dial(): Promise<void> {
+    if (this.stopped) return;
+    let socket: net.Socket;
+    try {
+      socket = await connect(this.opts.address, { timeoutMs: this.opts.connectTimeoutMs });
+    } catch (err) {
+      log.debug({ err: messageOf(err), retry_ms: this.retryMs }, 'audit collector not reachable');
+      this.retryLater();
+      return;
+    }
+    if (this.stopped) { socket.destroy(); return; }
+    log.info({ address: formatAddress(this.opts.address), unacknowledged: this.buffer.length }, 'audit stream connected');
+    this.retryMs = this.opts.retryMinMs;
+    this.socket = socket;
+    this.sentSeq = this.ackedSeq;
+    const decoder = new FrameDecoder();
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        for (const frame of decoder.push(chunk)) {
+          if (frame.type !== FrameType.AuditAck) continue;
+          const ack = parseAuditAck(frame);
+          if (ack.boot_id === this.bootId) this.onAck(ack.seq);
+        }
+      } catch (err) {
+        log.warn({ err: messageOf(err) }, 'malformed frame from the audit collector; reconnecting');
+        socket.destroy();
+      }
+    });
+    socket.on('error', () => {});
+    socket.once('close', () => {
+      if (this.socket === socket) this.socket = null;
+      if (!this.stopped) {
+        log.warn({ unacknowledged: this.buffer.length }, 'audit stream lost; reconnecting');
+        this.retryLater();
+      }
+    });
+    socket.resume();
+    this.sendPending();
+  }
+
+  private retryLater(): void {
+    if (this.stopped) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => void this.dial(), this.retryMs);
+    this.retryTimer.unref();
+    this.retryMs = Math.min(this.retryMs * 2, this.opts.retryMaxMs);
+  }
+}

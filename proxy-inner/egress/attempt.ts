@@ -1,0 +1,74 @@
+/**
+ * One egress attempt as the audit log sees it: who asked for what, what was decided, and how it
+ * ended. Every code path of every protocol ends in exactly one `finish*` call, which emits the
+ * one audit record of the attempt.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AuditDecision, EgressAuditRecord, EgressProto } from '../../shared/audit/record.js';
+import type { Destination } from '../../shared/egress/destination.js';
+import type { PumpResult } from '../../shared/pump/index.js';
+import type { Refusal } from './open-upstream.js';
+
+export type AuditSink = (record: EgressAuditRecord) => void;
+
+export interface Outcome {
+  decision: AuditDecision;
+  reason: string;
+  rule: string | null;
+  destIp: string | null;
+  bytesUp: number;
+  bytesDown: number;
+  closedBy: string | null;
+}
+
+export class Attempt {
+  readonly connId: string = randomUUID();
+  private readonly started = new Date();
+  dest: Destination | null = null;
+  sni: string | null = null;
+  private finished = false;
+
+  constructor(private readonly sink: AuditSink, private readonly listener: string, readonly proto: EgressProto, readonly src: string) {}
+
+  finish(o: Outcome): void {
+    if (this.finished) return;
+    this.finished = true;
+    const end = new Date();
+    this.sink({
+      type: 'egress',
+      ts: this.started.toISOString(),
+      end_ts: end.toISOString(),
+      duration_ms: end.getTime() - this.started.getTime(),
+      conn_id: this.connId,
+      listener: this.listener,
+      proto: this.proto,
+      src: this.src,
+      dest_host: this.dest?.host.text ?? null,
+      dest_port: this.dest?.port ?? null,
+      dest_ip: o.destIp,
+      sni: this.sni,
+      decision: o.decision,
+      rule: o.rule,
+      reason: o.reason,
+      bytes_up: o.bytesUp,
+      bytes_down: o.bytesDown,
+      closed_by: o.closedBy,
+    });
+  }
+
+  finishRefused(r: Refusal): void {
+    this.finish({ decision: r.decision, reason: r.reason, rule: r.rule, destIp: r.destIp, bytesUp: 0, bytesDown: 0, closedBy: null });
+  }
+
+  finishTunnel(result: PumpResult, destIp: string | null, rule: string | null): void {
+    this.finish({
+      decision: 'allow', reason: result.error ? `tunnel_${result.error.code.toLowerCase()}` : 'allowed_by_rule', rule, destIp,
+      bytesUp: result.bytesUp, bytesDown: result.bytesDown, closedBy: result.closedBy,
+    });
+  }
+}
+
+export function socketSource(s: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string {
+  if (s.remoteAddress === undefined) return 'unix';
+  return s.remoteAddress.includes(':') ? `[${s.remoteAddress}]:${s.remotePort}` : `${s.remoteAddress}:${s.remotePort}`;
+}

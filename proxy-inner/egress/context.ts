@@ -1,0 +1,21 @@
+/** What every protocol handler of one egress listener needs, built once per listener. */
+import type { PumpSession } from '../../shared/pump/index.js';
+import type { AuditSink } from './attempt.js';
+import type { UpstreamContext } from './open-upstream.js';
+
+export type EgressProtocol = 'http_connect' | 'http' | 'socks5';
+
+export interface EgressContext {
+  listener: string;
+  protocols: ReadonlySet<EgressProtocol>;
+  upstream: UpstreamContext;
+  audit: AuditSink;
+  /** Peek each tunnel's TLS ClientHello and refuse an SNI other than the CONNECT/SOCKS host. */
+  requireSniMatch: boolean;
+  /** Deadline for a client's handshake (request line and headers, SOCKS greeting, ClientHello). */
+  handshakeTimeoutMs: number;
+  /** Close a tunnel after this long without traffic (0: never). */
+  idleTimeoutMs: number;
+  /** Live tunnels, aborted when the listener stops. */
+  sessions: Set<PumpSession>;
+}

@@ -1,0 +1,62 @@
+/**
+ * The data phase of a CONNECT or SOCKS5 tunnel: tell the client it is open, optionally check the
+ * TLS ClientHello's SNI against the requested host, then hand both sockets to the pump.
+ */
+import type net from 'node:net';
+import { canonicalHost, DestinationError } from '../../shared/egress/destination.js';
+import { activePump } from '../../shared/pump/index.js';
+import { readPrefix } from '../../shared/util/read-prefix.js';
+import type { Attempt } from './attempt.js';
+import type { EgressContext } from './context.js';
+import type { Opened } from './open-upstream.js';
+import { MAX_CLIENT_HELLO_BYTES, parseClientHelloSni } from './sni.js';
+
+type SniVerdict = { ok: true; sni: string | null; buffered: Buffer } | { ok: false; sni: string | null; reason: string };
+
+/** Read the ClientHello (leaving it to be forwarded) and compare its SNI with the requested host. */
+async function checkSni(ctx: EgressContext, client: net.Socket, head: Buffer, attempt: Attempt): Promise<SniVerdict> {
+  if (head.length > 0) client.unshift(head);
+  let sni: string | null;
+  let buffered: Buffer;
+  try {
+    const r = await readPrefix(client, parseClientHelloSni, { timeoutMs: ctx.handshakeTimeoutMs, maxBytes: MAX_CLIENT_HELLO_BYTES, what: 'TLS ClientHello' });
+    sni = r.value;
+    buffered = r.rest;
+  } catch {
+    return { ok: false, sni: null, reason: 'sni_unreadable' };
+  }
+  const host = attempt.dest!.host;
+  if (sni === null) {
+    // A client that asked for an IP address has no name to send; one that asked for a name must.
+    return host.kind === 'ip' ? { ok: true, sni, buffered } : { ok: false, sni, reason: 'sni_missing' };
+  }
+  let canonical: string;
+  try {
+    canonical = canonicalHost(sni).text;
+  } catch (err) {
+    if (err instanceof DestinationError) return { ok: false, sni, reason: 'sni_mismatch' };
+    throw err;
+  }
+  return canonical === host.text ? { ok: true, sni: canonical, buffered } : { ok: false, sni: canonical, reason: 'sni_mismatch' };
+}
+
+export async function runTunnel(ctx: EgressContext, attempt: Attempt, client: net.Socket, opened: Opened, head: Buffer, acceptClient: () => void): Promise<void> {
+  acceptClient();
+  let headUp = head;
+  if (ctx.requireSniMatch) {
+    const verdict = await checkSni(ctx, client, head, attempt);
+    attempt.sni = verdict.sni;
+    if (!verdict.ok) {
+      client.destroy();
+      opened.socket.destroy();
+      attempt.finish({ decision: 'deny', reason: verdict.reason, rule: opened.rule, destIp: opened.destIp, bytesUp: 0, bytesDown: 0, closedBy: null });
+      return;
+    }
+    headUp = verdict.buffered;
+  }
+  const session = activePump().run(client, opened.socket, { headUp, headDown: opened.headDown, idleTimeoutMs: ctx.idleTimeoutMs });
+  ctx.sessions.add(session);
+  const result = await session.done;
+  ctx.sessions.delete(session);
+  attempt.finishTunnel(result, opened.destIp, opened.rule);
+}

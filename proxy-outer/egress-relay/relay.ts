@@ -1,0 +1,166 @@
+/**
+ * The outer egress relay (vsock port 17002): one connection per tunnel, one EgressRequest frame
+ * in, one EgressResponse frame out, then the pump.
+ *
+ * It resolves names itself, refuses the whole request if any answer is a non-public address
+ * that is not trusted (a name that mixes public and private answers is a rebinding attempt),
+ * connects to the checked IP literals in turn within one connect deadline, and reports the
+ * address it connected to, which the inner checks against its own policy.
+ */
+import net from 'node:net';
+import { ProxyError, errnoOf, messageOf } from '../../shared/errors/index.js';
+import { logger } from '../../shared/log/logger.js';
+import { compilePolicy, decide, type EgressPolicy } from '../../shared/egress/policy.js';
+import { canonicalHost, DestinationError } from '../../shared/egress/destination.js';
+import { formatIp, type IpAddress } from '../../shared/egress/ip.js';
+import { encodeEgressAnswer, parseEgressRequest, type EgressAnswer, type EgressRequest, type RelayErrorCode } from '../../shared/egress/relay-frames.js';
+import { activePump, type PumpSession } from '../../shared/pump/index.js';
+import { listen, type Address, type Listening } from '../../shared/transport/index.js';
+import { readPrefix } from '../../shared/util/read-prefix.js';
+import { parseFrame } from '../../shared/wire/frame.js';
+import { AddressGuard, type GuardOptions } from './guard.js';
+import type { HostsMap } from './hosts-file.js';
+import { Resolver, ResolveError } from './resolver.js';
+import { connectThroughProxy, UpstreamProxyError, type UpstreamProxy } from './upstream-proxy.js';
+
+const log = logger('egress-relay');
+
+export interface EgressRelayOptions {
+  /** vsock://any:17002 in production. */
+  address: Address;
+  connectTimeoutMs?: number;
+  /** For the request frame after the inner connected. */
+  handshakeTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  hosts?: HostsMap;
+  guard?: GuardOptions;
+  upstreamProxy?: UpstreamProxy & {
+    /** Destinations (policy patterns) that go through the proxy; all when absent. */
+    hosts?: readonly string[];
+  };
+  /** Replaces the system resolver (tests). */
+  resolver?: Resolver;
+}
+
+class RelayFailure extends ProxyError {
+  constructor(readonly relayCode: RelayErrorCode, message: string) {
+    super(`relay_${relayCode}`, message, { relayCode });
+  }
+}
+
+function connectIp(ip: IpAddress, port: number, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    // An IP literal: Node performs no lookup, so autoSelectFamily cannot dial another address.
+    const socket = net.connect({ host: formatIp(ip), port, family: ip.family, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => { socket.destroy(); reject(new RelayFailure('connect_timeout', `connect to ${formatIp(ip)}:${port} timed out`)); }, timeoutMs);
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      const errno = errnoOf(err);
+      const code: RelayErrorCode = errno === 'ECONNREFUSED' ? 'connect_refused' : errno === 'ETIMEDOUT' ? 'connect_timeout' : 'unreachable';
+      reject(new RelayFailure(code, `connect to ${formatIp(ip)}:${port}: ${errno ?? messageOf(err)}`));
+    });
+    socket.once('connect', () => { clearTimeout(timer); resolve(socket); });
+  });
+}
+
+export class EgressRelay {
+  private listening: Listening | undefined;
+  private readonly resolver: Resolver;
+  private readonly guard: AddressGuard;
+  private readonly proxyHosts: EgressPolicy | null;
+  private readonly sessions = new Set<PumpSession>();
+  private readonly pending = new Set<net.Socket>();
+
+  constructor(private readonly opts: EgressRelayOptions) {
+    this.resolver = opts.resolver ?? new Resolver(opts.hosts);
+    this.guard = new AddressGuard(opts.guard);
+    this.proxyHosts = opts.upstreamProxy?.hosts ? compilePolicy({ allow: opts.upstreamProxy.hosts }) : null;
+  }
+
+  get bound(): string | undefined {
+    return this.listening?.bound;
+  }
+
+  async start(): Promise<void> {
+    this.listening = await listen(this.opts.address, (s) => { this.accept(s).catch((err: unknown) => { log.error({ err: messageOf(err) }, 'relay connection failed unexpectedly'); s.destroy(); }); });
+    log.info({ address: this.listening.bound, upstream_proxy: this.opts.upstreamProxy ? `${this.opts.upstreamProxy.kind}://${this.opts.upstreamProxy.host}:${this.opts.upstreamProxy.port}` : undefined }, 'egress relay listening');
+  }
+
+  async stop(): Promise<void> {
+    const closing = this.listening?.close();
+    for (const s of this.sessions) s.abort('shutdown');
+    for (const s of this.pending) s.destroy();
+    await closing;
+  }
+
+  private async accept(inner: net.Socket): Promise<void> {
+    inner.on('error', () => {});
+    this.pending.add(inner);
+    let req: EgressRequest;
+    let rest: Buffer;
+    try {
+      const r = await readPrefix(inner, parseFrame, { timeoutMs: this.opts.handshakeTimeoutMs ?? 10_000, maxBytes: 4096, what: 'egress request frame' });
+      req = parseEgressRequest(r.value);
+      rest = r.rest;
+    } catch (err) {
+      this.answer(inner, { ok: false, code: 'bad_request', message: messageOf(err) });
+      return;
+    }
+    let upstream: { socket: net.Socket; address: string | null; headDown: Buffer };
+    try {
+      upstream = await this.open(req);
+    } catch (err) {
+      const code: RelayErrorCode = err instanceof RelayFailure ? err.relayCode
+        : err instanceof ResolveError ? 'resolve_failed'
+          : err instanceof UpstreamProxyError ? (err.timedOut ? 'connect_timeout' : 'upstream_proxy_failed')
+            : err instanceof DestinationError ? 'bad_request' : 'unreachable';
+      log.info({ conn_id: req.conn_id, host: req.host, port: req.port, code, err: messageOf(err) }, 'egress tunnel refused');
+      this.answer(inner, { ok: false, code, message: messageOf(err) });
+      return;
+    }
+    this.pending.delete(inner);
+    if (inner.destroyed) { upstream.socket.destroy(); return; }
+    inner.write(encodeEgressAnswer({ ok: true, address: upstream.address }));
+    const session = activePump().run(inner, upstream.socket, { headUp: rest, headDown: upstream.headDown, idleTimeoutMs: this.opts.idleTimeoutMs ?? 0 });
+    this.sessions.add(session);
+    const result = await session.done;
+    this.sessions.delete(session);
+    log.debug({ conn_id: req.conn_id, host: req.host, port: req.port, address: upstream.address, bytes_up: result.bytesUp, bytes_down: result.bytesDown, closed_by: result.closedBy }, 'egress tunnel closed');
+  }
+
+  private answer(inner: net.Socket, a: EgressAnswer): void {
+    this.pending.delete(inner);
+    if (inner.writable) inner.end(encodeEgressAnswer(a));
+    setTimeout(() => inner.destroy(), 1000).unref();
+  }
+
+  private viaProxy(host: string, port: number): boolean {
+    if (!this.opts.upstreamProxy) return false;
+    if (!this.proxyHosts) return true;
+    return decide(this.proxyHosts, { host: canonicalHost(host), port }).allowed;
+  }
+
+  private async open(req: EgressRequest): Promise<{ socket: net.Socket; address: string | null; headDown: Buffer }> {
+    const timeoutMs = this.opts.connectTimeoutMs ?? 5000;
+    if (this.viaProxy(req.host, req.port)) {
+      const { socket, rest } = await connectThroughProxy(this.opts.upstreamProxy!, canonicalHost(req.host).text, req.port, timeoutMs);
+      return { socket, address: null, headDown: rest };
+    }
+    const deadline = Date.now() + timeoutMs;
+    const { addresses, trusted } = await this.resolver.resolve(req.host);
+    const refused = addresses.find((a) => !this.guard.permits(a, trusted));
+    if (refused) throw new RelayFailure('guard_refused', `${req.host} resolves to the non-public address ${formatIp(refused)}`);
+    let last: unknown;
+    for (const ip of addresses) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      try {
+        const socket = await connectIp(ip, req.port, left);
+        return { socket, address: formatIp(ip), headDown: Buffer.alloc(0) };
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last ?? new RelayFailure('connect_timeout', `connect to ${req.host}:${req.port} timed out`);
+  }
+}

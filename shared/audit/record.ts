@@ -1,0 +1,48 @@
+/**
+ * Audit records: one per egress attempt, allowed and denied alike, plus an explicit record for any
+ * records the inner had to drop. The outer writes each as one JSON line, prefixed by the stream's
+ * `seq` and `boot_id` (shared/audit/stream.ts) so that a reader can prove there is no gap.
+ */
+export type EgressProto = 'http_connect' | 'http' | 'socks5';
+
+/** `allow`: the tunnel or request went through; `deny`: refused by policy or as malformed;
+ * `error`: allowed, but the destination could not be reached. */
+export type AuditDecision = 'allow' | 'deny' | 'error';
+
+export interface EgressAuditRecord {
+  type: 'egress';
+  ts: string;
+  end_ts: string;
+  duration_ms: number;
+  conn_id: string;
+  listener: string;
+  proto: EgressProto;
+  /** The client's address (`127.0.0.1:54321`). */
+  src: string;
+  /** Canonical host as judged; null when the request was too malformed to name one. */
+  dest_host: string | null;
+  dest_port: number | null;
+  /** The address the outer connected to (null if it never did, or connected through a proxy by name). */
+  dest_ip: string | null;
+  /** SNI of the tunnel's TLS ClientHello, when the listener peeks it. */
+  sni: string | null;
+  decision: AuditDecision;
+  /** The policy entry that decided, or null (default deny, malformed input). */
+  rule: string | null;
+  reason: string;
+  bytes_up: number;
+  bytes_down: number;
+  /** Who ended the exchange: downstream, upstream, aborted, idle_timeout; null if it never opened. */
+  closed_by: string | null;
+}
+
+/** Stands in the stream for records the inner's bounded buffer could not hold. */
+export interface AuditDroppedRecord {
+  type: 'audit_dropped';
+  ts: string;
+  count: number;
+  first_dropped_ts: string;
+  last_dropped_ts: string;
+}
+
+export type AuditRecord = EgressAuditRecord | AuditDroppedRecord;
