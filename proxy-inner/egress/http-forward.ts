@@ -80,6 +80,8 @@ class RelayAgent extends http.Agent {
       openedOf.set(opened.socket, { destIp: opened.destIp, rule: opened.rule });
       // Bytes the destination sent before any request are not a response; HTTP servers do not do that.
       if (opened.headDown.length > 0) opened.socket.unshift(opened.headDown);
+      // The handshake reader left the socket paused; the HTTP client only adds a 'data' listener.
+      opened.socket.resume();
       done(null, opened.socket);
     }, (err: Error) => done(err, undefined as unknown as Duplex));
     return null;

@@ -1,0 +1,80 @@
+/** Shared pieces of the egress integration tests: the pair as processes, a cert, real clients. */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const FIXTURE = path.join(here, 'fixtures', 'egress-side.js');
+
+export interface Side {
+  proc: ChildProcess;
+  info: Record<string, unknown>;
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Start one side (outer: CID 3, inner: CID 16) on the emulated vsock dir; resolves when READY. */
+export function startSide(role: 'outer' | 'inner', options: Record<string, unknown>, vsockDir: string): Promise<Side> {
+  const proc = spawn(process.execPath, [FIXTURE, role, JSON.stringify(options)], {
+    env: { ...process.env, ENCLAVER_VSOCK_EMULATION_DIR: vsockDir, ENCLAVER_VSOCK_CID: role === 'outer' ? '3' : '16', ENCLAVER_LOG_FORMAT: 'json', ENCLAVER_LOG_LEVEL: 'warn', ENCLAVER_SIDE: role },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    await exited;
+  };
+  return new Promise((resolve, reject) => {
+    proc.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const line = out.split('\n').find((l) => l.startsWith('READY '));
+      if (line) resolve({ proc, info: JSON.parse(line.slice(6)) as Record<string, unknown>, output: () => out, stop });
+    });
+    proc.once('exit', (code) => reject(new Error(`${role} exited with ${code} before it was ready:\n${out}`)));
+  });
+}
+
+export interface Run { code: number; stdout: string; stderr: string }
+
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { env, timeout: 30_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+/** A throw-away self-signed certificate for the test names, made with openssl. */
+export async function makeCert(dir: string, names: string[]): Promise<{ key: string; cert: string; certPath: string }> {
+  const keyPath = path.join(dir, 'key.pem');
+  const certPath = path.join(dir, 'cert.pem');
+  const r = await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-keyout', keyPath, '-out', certPath, '-subj', `/CN=${names[0]}`, '-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`]);
+  if (r.code !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+  return { key: fs.readFileSync(keyPath, 'utf8'), cert: fs.readFileSync(certPath, 'utf8'), certPath };
+}
+
+export interface AuditLine { seq: number; boot_id: string; type: string; [k: string]: unknown }
+
+export function readAudit(file: string): AuditLine[] {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as AuditLine);
+}
+
+/** Poll until `pred` holds (bounded: this waits for the system, it does not measure it). */
+export async function waitFor(what: string, pred: () => boolean, limitMs = 15_000): Promise<void> {
+  const until = Date.now() + limitMs;
+  while (!pred()) {
+    if (Date.now() > until) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * The egress pair end to end: outer (relay + audit collector) and inner (egress listener + audit
+ * sender) as separate processes on emulated vsock, real clients (curl, undici, Python's urllib)
+ * through the inner to HTTPS/HTTP servers on loopback reached by names from the outer's hosts file.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
+import path from 'node:path';
+import { ProxyAgent, fetch as undiciFetch } from 'undici';
+import { makeCert, readAudit, run, startSide, tempDir, waitFor, type AuditLine, type Side } from './egress-helpers.js';
+
+const NAMES = ['allowed.test', 'denied.test', 'default.test', 'internal.test', 'other.test'];
+
+describe('egress pair (curl, undici, urllib through the inner proxy)', () => {
+  const dir = tempDir('egress-');
+  const vsockDir = path.join(dir, 'vsock');
+  const auditFile = path.join(dir, 'audit.log');
+  let outer: Side;
+  let inner: Side;
+  let proxyPort = 0;
+  let tlsPort = 0;
+  let httpPort = 0;
+  let certPath = '';
+  const servers: net.Server[] = [];
+  /** Bytes each connection to 127.0.0.2 (internal.test) delivered: must stay zero. */
+  const internalBytes: number[] = [];
+  let httpConnections = 0;
+
+  before(async () => {
+    fs.mkdirSync(vsockDir);
+    const cert = await makeCert(dir, NAMES);
+    certPath = cert.certPath;
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      let body = 0;
+      req.on('data', (c: Buffer) => { body += c.length; });
+      req.on('end', () => { res.end(`hello ${req.headers.host} ${req.method} ${req.url} ${body}`); });
+    };
+    const tls1 = https.createServer({ key: cert.key, cert: cert.cert }, handler);
+    await new Promise<void>((r) => tls1.listen(0, '127.0.0.1', r));
+    tlsPort = (tls1.address() as net.AddressInfo).port;
+    const tls2 = https.createServer({ key: cert.key, cert: cert.cert }, handler);
+    tls2.on('connection', (s: net.Socket) => s.on('close', () => internalBytes.push(s.bytesRead)));
+    await new Promise<void>((r) => tls2.listen(tlsPort, '127.0.0.2', r));
+    const plain = http.createServer(handler);
+    plain.on('connection', () => { httpConnections += 1; });
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+    httpPort = (plain.address() as net.AddressInfo).port;
+    servers.push(tls1, tls2, plain);
+
+    const hostsFile = path.join(dir, 'hosts');
+    fs.writeFileSync(hostsFile, `# test names\n127.0.0.1 allowed.test denied.test default.test other.test\n127.0.0.2 internal.test\n`);
+    outer = await startSide('outer', { hostsFile, auditFile }, vsockDir);
+    inner = await startSide('inner', {
+      listen: 'tcp://127.0.0.1:0',
+      protocols: ['http_connect', 'http', 'socks5'],
+      allow: ['allowed.test', 'internal.test', 'other.test'],
+      deny: ['denied.test', '127.0.0.2/32'],
+    }, vsockDir);
+    proxyPort = inner.info.port as number;
+  });
+
+  after(async () => {
+    await inner?.stop();
+    await outer?.stop();
+    for (const s of servers) { (s as http.Server).closeAllConnections?.(); s.close(); }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The audit line of the attempt to `host`, once the outer has written it. */
+  async function auditFor(host: string, proto: string, nth = 0): Promise<AuditLine> {
+    let found: AuditLine | undefined;
+    await waitFor(`audit line for ${host}`, () => {
+      found = readAudit(auditFile).filter((l) => l.dest_host === host && l.proto === proto)[nth];
+      return found !== undefined;
+    });
+    return found!;
+  }
+
+  test('CONNECT to an allowed name reaches the HTTPS server, and the audit line says so field by field', async () => {
+    const r = await run('curl', ['-sS', '--cacert', certPath, '-x', `http://127.0.0.1:${proxyPort}`, `https://allowed.test:${tlsPort}/x`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `hello allowed.test:${tlsPort} GET /x 0`);
+    const a = await auditFor('allowed.test', 'http_connect');
+    assert.equal(a.type, 'egress');
+    assert.ok(Number.isInteger(a.seq) && a.seq >= 1);
+    assert.match(a.boot_id, /^[0-9a-f-]{36}$/);
+    assert.ok(!Number.isNaN(Date.parse(a.ts as string)));
+    assert.ok(Date.parse(a.end_ts as string) >= Date.parse(a.ts as string));
+    assert.equal(a.duration_ms, Date.parse(a.end_ts as string) - Date.parse(a.ts as string));
+    assert.match(a.conn_id as string, /^[0-9a-f-]{36}$/);
+    assert.equal(a.listener, 'egress');
+    assert.equal(a.proto, 'http_connect');
+    assert.match(a.src as string, /^127\.0\.0\.1:[0-9]+$/);
+    assert.equal(a.dest_port, tlsPort);
+    assert.equal(a.dest_ip, '127.0.0.1');
+    assert.equal(a.sni, null);
+    assert.equal(a.decision, 'allow');
+    assert.equal(a.rule, 'allowed.test');
+    assert.equal(a.reason, 'allowed_by_rule');
+    // A TLS handshake plus one request went up and a certificate plus a response came down.
+    assert.ok((a.bytes_up as number) > 200, `bytes_up ${a.bytes_up}`);
+    assert.ok((a.bytes_down as number) > 500, `bytes_down ${a.bytes_down}`);
+    assert.ok(a.closed_by === 'downstream' || a.closed_by === 'upstream', String(a.closed_by));
+  });
+
+  test('CONNECT denied by a deny rule answers 403 and is audited with the rule', async () => {
+    const r = await run('curl', ['-sS', '-v', '--cacert', certPath, '-x', `http://127.0.0.1:${proxyPort}`, `https://denied.test:${tlsPort}/`]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /< HTTP\/1\.1 403 Forbidden/);
+    const a = await auditFor('denied.test', 'http_connect');
+    assert.deepEqual([a.decision, a.rule, a.reason, a.dest_ip, a.bytes_up, a.bytes_down, a.closed_by], ['deny', 'denied.test', 'denied_by_rule', null, 0, 0, null]);
+  });
+
+  test('CONNECT to a name in no list is denied by default', async () => {
+    const r = await run('curl', ['-sS', '-v', '--cacert', certPath, '-x', `http://127.0.0.1:${proxyPort}`, `https://default.test:${tlsPort}/`]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /< HTTP\/1\.1 403/);
+    const a = await auditFor('default.test', 'http_connect');
+    assert.deepEqual([a.decision, a.rule, a.reason], ['deny', null, 'not_in_allow_list']);
+  });
+
+  test('an allowed name that resolves into a denied range is cut before a byte flows', async () => {
+    const r = await run('curl', ['-sS', '-v', '--cacert', certPath, '-x', `http://127.0.0.1:${proxyPort}`, `https://internal.test:${tlsPort}/`]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /< HTTP\/1\.1 403/);
+    const a = await auditFor('internal.test', 'http_connect');
+    assert.deepEqual([a.decision, a.rule, a.reason, a.dest_ip, a.bytes_up], ['deny', '127.0.0.2/32', 'resolved_address_denied', '127.0.0.2', 0]);
+    await waitFor('the relay connection to 127.0.0.2 to close', () => internalBytes.length > 0);
+    assert.deepEqual(internalBytes, [0]);
+  });
+
+  test('malformed CONNECT targets are refused with 400 and never reach the relay', async () => {
+    for (const target of ['allowed.test', 'allowed.test:0443', 'user@allowed.test:443', '127.1:80']) {
+      const r = await run('curl', ['-sS', '-v', '-x', `http://127.0.0.1:${proxyPort}`, '--request-target', target, '-X', 'CONNECT', '-H', 'Host:', `http://allowed.test:${tlsPort}/`]);
+      const status = /< HTTP\/1\.1 ([0-9]{3})/.exec(r.stderr)?.[1];
+      // 127.1 is well-formed: it is 127.0.0.1, which no rule allows.
+      assert.equal(status, target === '127.1:80' ? '403' : '400', `${target}: ${r.stderr}`);
+    }
+  });
+
+  test('SOCKS5 with curl --socks5-hostname on the same port', async () => {
+    const r = await run('curl', ['-sS', '--cacert', certPath, '--socks5-hostname', `127.0.0.1:${proxyPort}`, `https://allowed.test:${tlsPort}/s`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `hello allowed.test:${tlsPort} GET /s 0`);
+    const a = await auditFor('allowed.test', 'socks5');
+    assert.deepEqual([a.decision, a.rule, a.dest_ip], ['allow', 'allowed.test', '127.0.0.1']);
+    const denied = await run('curl', ['-sS', '--socks5-hostname', `127.0.0.1:${proxyPort}`, `https://denied.test:${tlsPort}/`]);
+    assert.equal(denied.code, 97, denied.stderr);
+    // curl 7.88 prints the reply code: 2 is "connection not allowed by ruleset".
+    assert.match(denied.stderr, /\(2\)/);
+    const d = await auditFor('denied.test', 'socks5');
+    assert.deepEqual([d.decision, d.reason], ['deny', 'denied_by_rule']);
+  });
+
+  test('absolute-form HTTP is forwarded with keep-alive on both sides', async () => {
+    const before = httpConnections;
+    const r = await run('curl', ['-sS', '-v', '-x', `http://127.0.0.1:${proxyPort}`, `http://allowed.test:${httpPort}/one`, `http://allowed.test:${httpPort}/two`, '--data-binary', 'abc']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `hello allowed.test:${httpPort} POST /one 3hello allowed.test:${httpPort} POST /two 3`);
+    assert.match(r.stderr, /Re-using existing connection/);
+    assert.equal(httpConnections - before, 1, 'one upstream connection served both requests');
+    const first = await auditFor('allowed.test', 'http', 0);
+    const second = await auditFor('allowed.test', 'http', 1);
+    for (const a of [first, second]) assert.deepEqual([a.decision, a.rule, a.dest_ip, a.bytes_up, a.dest_port], ['allow', 'allowed.test', '127.0.0.1', 3, httpPort]);
+    assert.equal(second.seq, first.seq + 1);
+    const denied = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${proxyPort}`, `http://denied.test:${httpPort}/`]);
+    assert.equal(denied.stdout, '403');
+  });
+
+  test("Node's undici ProxyAgent tunnels through CONNECT", async () => {
+    const agent = new ProxyAgent({ uri: `http://127.0.0.1:${proxyPort}`, requestTls: { ca: fs.readFileSync(certPath, 'utf8') } });
+    try {
+      const res = await undiciFetch(`https://other.test:${tlsPort}/u`, { dispatcher: agent });
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), `hello other.test:${tlsPort} GET /u 0`);
+      await assert.rejects(undiciFetch(`https://default.test:${tlsPort}/`, { dispatcher: agent }));
+    } finally {
+      await agent.close();
+    }
+    const a = await auditFor('other.test', 'http_connect');
+    assert.equal(a.decision, 'allow');
+    const d = await auditFor('default.test', 'http_connect', 1);
+    assert.deepEqual([d.decision, d.reason], ['deny', 'not_in_allow_list']);
+  });
+
+  test("Python's urllib honours HTTPS_PROXY", async () => {
+    const script = 'import ssl,sys,urllib.request; ctx=ssl.create_default_context(cafile=sys.argv[2]); print(urllib.request.urlopen(sys.argv[1], context=ctx).read().decode(), end="")';
+    const env = { ...process.env, HTTPS_PROXY: `http://127.0.0.1:${proxyPort}`, NO_PROXY: '' };
+    const r = await run('python3', ['-c', script, `https://allowed.test:${tlsPort}/py`, certPath], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `hello allowed.test:${tlsPort} GET /py 0`);
+  });
+
+  test('every attempt of the run is in the audit log exactly once, in sequence', async () => {
+    // 1 + 1 + 1 + 1 CONNECT, 4 malformed, 2 SOCKS5, 3 absolute-form, 2 undici, 1 urllib.
+    await waitFor('audit to settle', () => readAudit(auditFile).length >= 16).catch(() => {});
+    const lines = readAudit(auditFile);
+    assert.equal(lines.length, 16, lines.map((l) => `${l.proto} ${l.dest_host} ${l.reason}`).join('\n'));
+    assert.deepEqual(lines.map((l) => l.seq), lines.map((_, i) => i + 1));
+    assert.equal(new Set(lines.map((l) => l.conn_id)).size, lines.length);
+  });
+});
