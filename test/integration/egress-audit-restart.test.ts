@@ -1,0 +1,101 @@
+/**
+ * The outer is killed (SIGKILL) while a tunnel is open and records are in flight, the app keeps
+ * trying destinations while it is gone, and a new outer comes up on the same audit file: every
+ * attempt of the run must be in the file exactly once, numbered without a gap.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { readAudit, run, startSide, tempDir, waitFor, type Side } from './egress-helpers.js';
+
+const dir = tempDir('egress-restart-');
+const vsockDir = path.join(dir, 'vsock');
+const auditFile = path.join(dir, 'audit.log');
+const hostsFile = path.join(dir, 'hosts');
+let outer: Side | undefined;
+let inner: Side | undefined;
+let server: http.Server;
+let serverPort = 0;
+let proxyPort = 0;
+
+before(async () => {
+  fs.mkdirSync(vsockDir);
+  server = http.createServer((req, res) => res.end(`ok ${req.url}`));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  serverPort = (server.address() as net.AddressInfo).port;
+  fs.writeFileSync(hostsFile, '127.0.0.1 app.test blocked.test\n');
+  outer = await startSide('outer', { hostsFile, auditFile }, vsockDir);
+  inner = await startSide('inner', { listen: 'tcp://127.0.0.1:0', protocols: ['http', 'http_connect'], allow: ['app.test'], deny: ['blocked.test'] }, vsockDir);
+  proxyPort = inner.info.port as number;
+});
+
+after(async () => {
+  await inner?.stop();
+  await outer?.stop();
+  server.closeAllConnections();
+  server.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function curlStatus(host: string, p: string): Promise<string> {
+  return run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${proxyPort}`, `http://${host}:${serverPort}${p}`]).then((r) => r.stdout);
+}
+
+/** A CONNECT tunnel held open through the pair, with one exchange done through it. */
+async function openTunnel(): Promise<net.Socket> {
+  const s = net.connect(proxyPort, '127.0.0.1');
+  s.on('error', () => {});
+  await new Promise<void>((r) => s.once('connect', () => r()));
+  s.write(`CONNECT app.test:${serverPort} HTTP/1.1\r\nHost: app.test:${serverPort}\r\n\r\nGET /tunnel HTTP/1.1\r\nHost: app.test\r\n\r\n`);
+  let got = '';
+  await new Promise<void>((resolve) => s.on('data', (c: Buffer) => { got += c.toString(); if (got.includes('ok /tunnel')) resolve(); }));
+  assert.match(got, /^HTTP\/1\.1 200 Connection Established\r\n\r\nHTTP\/1\.1 200 OK/);
+  return s;
+}
+
+test('an outer restart mid-stream loses no audit record and duplicates none', async () => {
+  const expected: Array<[string, string]> = [];
+  for (let i = 0; i < 5; i++) {
+    assert.equal(await curlStatus('app.test', `/a${i}`), '200');
+    expected.push(['app.test', 'allowed_by_rule']);
+    assert.equal(await curlStatus('blocked.test', `/b${i}`), '403');
+    expected.push(['blocked.test', 'denied_by_rule']);
+  }
+  const tunnel = await openTunnel();
+  const tunnelClosed = new Promise<void>((r) => tunnel.once('close', () => r()));
+
+  await outer!.stop('SIGKILL');
+  outer = undefined;
+  // The tunnel dies with the outer and is audited while the outer is away.
+  await tunnelClosed;
+  expected.push(['app.test', 'allowed_by_rule']);
+  for (let i = 0; i < 4; i++) {
+    assert.equal(await curlStatus('app.test', `/c${i}`), '502');
+    expected.push(['app.test', 'relay_unavailable']);
+    assert.equal(await curlStatus('blocked.test', `/d${i}`), '403');
+    expected.push(['blocked.test', 'denied_by_rule']);
+  }
+
+  outer = await startSide('outer', { hostsFile, auditFile }, vsockDir);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(await curlStatus('app.test', `/e${i}`), '200');
+    expected.push(['app.test', 'allowed_by_rule']);
+  }
+
+  await waitFor(`${expected.length} audit lines`, () => readAudit(auditFile).length >= expected.length);
+  const lines = readAudit(auditFile);
+  assert.equal(lines.length, expected.length, 'no duplicate after the restart');
+  assert.deepEqual(lines.map((l) => l.seq), expected.map((_, i) => i + 1), 'no gap');
+  assert.equal(new Set(lines.map((l) => l.boot_id)).size, 1);
+  assert.equal(new Set(lines.map((l) => l.conn_id)).size, lines.length);
+  assert.ok(lines.every((l) => l.type === 'egress'), 'nothing was dropped');
+  const count = (rows: Array<[string, string]>) => {
+    const m = new Map<string, number>();
+    for (const [h, r] of rows) m.set(`${h} ${r}`, (m.get(`${h} ${r}`) ?? 0) + 1);
+    return Object.fromEntries([...m].sort());
+  };
+  assert.deepEqual(count(lines.map((l) => [String(l.dest_host), String(l.reason)])), count(expected));
+});
