@@ -23,11 +23,6 @@ function record(n: number): EgressAuditRecord {
   };
 }
 
-async function until(pred: () => boolean): Promise<void> {
-  for (let i = 0; i < 2000 && !pred(); i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(pred(), 'condition not reached');
-}
-
 function lines(file: string): Array<Record<string, unknown>> {
   return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
