@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type net from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import { ProxyAgent, fetch as undiciFetch } from 'undici';
 import { makeCert, readAudit, run, startSide, tempDir, waitFor, type AuditLine, type Side } from './egress-helpers.js';
@@ -71,10 +71,10 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', () => {
   });
 
   /** The audit line of the attempt to `host`, once the outer has written it. */
-  async function auditFor(host: string, proto: string, nth = 0): Promise<AuditLine> {
+  async function auditFor(host: string, proto: string, nth = 0, where: (l: AuditLine) => boolean = () => true): Promise<AuditLine> {
     let found: AuditLine | undefined;
     await waitFor(`audit line for ${host}`, () => {
-      found = readAudit(auditFile).filter((l) => l.dest_host === host && l.proto === proto)[nth];
+      found = readAudit(auditFile).filter((l) => l.dest_host === host && l.proto === proto && where(l))[nth];
       return found !== undefined;
     });
     return found!;
@@ -195,12 +195,67 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', () => {
     assert.equal(r.stdout, `hello allowed.test:${tlsPort} GET /py 0`);
   });
 
+  test('hostile SOCKS5 requests get the RFC 1928 reply and disguised addresses are judged as what they are', async () => {
+    const ask = async (bytes: Buffer, greeting = Buffer.from([5, 1, 0])): Promise<Buffer> => {
+      const s = net.connect(proxyPort, '127.0.0.1');
+      s.on('error', () => {});
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => chunks.push(c));
+      const closed = new Promise<void>((r) => s.once('close', () => r()));
+      await new Promise<void>((r) => s.once('connect', () => r()));
+      s.write(greeting);
+      await waitFor('method reply', () => Buffer.concat(chunks).length >= 2);
+      if (Buffer.concat(chunks)[1] === 0) s.write(bytes);
+      await closed;
+      return Buffer.concat(chunks);
+    };
+    const domain = (name: string, port: number) => Buffer.concat([Buffer.from([5, 1, 0, 3, Buffer.byteLength(name)]), Buffer.from(name), Buffer.from([port >> 8, port & 0xff])]);
+    const reply = (b: Buffer) => b.subarray(2, 4)[1];
+    assert.deepEqual([...await ask(Buffer.alloc(0), Buffer.from([5, 1, 2]))], [5, 0xff], 'username/password only: no acceptable method');
+    assert.equal(reply(await ask(Buffer.from([5, 2, 0, 1, 127, 0, 0, 1, 0, 80]))), 0x07, 'BIND');
+    assert.equal(reply(await ask(Buffer.from([5, 1, 0, 9, 0, 0]))), 0x08, 'unknown address type');
+    assert.equal(reply(await ask(domain('2130706433', tlsPort))), 0x02, 'decimal IPv4 in a domain field');
+    assert.equal(reply(await ask(domain('allowed.test\0.x', tlsPort))), 0x01, 'NUL in a domain');
+    const mapped = Buffer.from([5, 1, 0, 4, ...Buffer.from('00000000000000000000ffff7f000001', 'hex'), tlsPort >> 8, tlsPort & 0xff]);
+    assert.equal(reply(await ask(mapped)), 0x02, 'IPv4-mapped IPv6');
+    const disguised = await auditFor('127.0.0.1', 'socks5');
+    assert.deepEqual([disguised.decision, disguised.reason, disguised.dest_port], ['deny', 'not_in_allow_list', tlsPort]);
+  });
+
+  test('require_sni_match refuses a ClientHello that names another host (domain fronting)', async () => {
+    const sniInner = await startSide('inner', {
+      listen: 'tcp://127.0.0.1:0', protocols: ['http_connect'], allow: ['allowed.test', 'other.test'], deny: [], requireSniMatch: true,
+    }, vsockDir);
+    try {
+      const port = sniInner.info.port as number;
+      const ok = await run('curl', ['-sS', '--cacert', certPath, '-x', `http://127.0.0.1:${port}`, `https://allowed.test:${tlsPort}/sni`]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(ok.stdout, `hello allowed.test:${tlsPort} GET /sni 0`);
+      const fronted = await run('openssl', ['s_client', '-proxy', `127.0.0.1:${port}`, '-connect', `allowed.test:${tlsPort}`, '-servername', 'other.test', '-CAfile', certPath], { ...process.env });
+      assert.notEqual(fronted.code, 0);
+      assert.match(fronted.stdout, /no peer certificate available/);
+      const fromSniInner = (l: AuditLine) => l.sni !== null;
+      const good = await auditFor('allowed.test', 'http_connect', 0, fromSniInner);
+      assert.deepEqual([good.decision, good.sni, good.reason], ['allow', 'allowed.test', 'allowed_by_rule']);
+      const bad = await auditFor('allowed.test', 'http_connect', 1, fromSniInner);
+      assert.deepEqual([bad.decision, bad.sni, bad.reason, bad.bytes_up, bad.rule], ['deny', 'other.test', 'sni_mismatch', 0, 'allowed.test']);
+    } finally {
+      await sniInner.stop();
+    }
+  });
+
   test('every attempt of the run is in the audit log exactly once, in sequence', async () => {
-    // 1 + 1 + 1 + 1 CONNECT, 4 malformed, 2 SOCKS5, 3 absolute-form, 2 undici, 1 urllib.
-    await waitFor('audit to settle', () => readAudit(auditFile).length >= 16).catch(() => {});
+    // 1 + 1 + 1 + 1 CONNECT, 4 malformed, 2 SOCKS5, 3 absolute-form, 2 undici, 1 urllib,
+    // 4 hostile SOCKS5 that reached a decision (2 protocol errors and no-method are audited too), 2 SNI.
+    const want = 16 + 6 + 2;
+    await waitFor('audit to settle', () => readAudit(auditFile).length >= want).catch(() => {});
     const lines = readAudit(auditFile);
-    assert.equal(lines.length, 16, lines.map((l) => `${l.proto} ${l.dest_host} ${l.reason}`).join('\n'));
-    assert.deepEqual(lines.map((l) => l.seq), lines.map((_, i) => i + 1));
+    assert.equal(lines.length, want, lines.map((l) => `${l.proto} ${l.dest_host} ${l.reason}`).join('\n'));
+    // Two inner processes ran (the SNI one has its own boot): each numbers its records from 1.
+    for (const boot of new Set(lines.map((l) => l.boot_id))) {
+      const seqs = lines.filter((l) => l.boot_id === boot).map((l) => l.seq);
+      assert.deepEqual(seqs, seqs.map((_, i) => i + 1));
+    }
     assert.equal(new Set(lines.map((l) => l.conn_id)).size, lines.length);
   });
 });
