@@ -10,10 +10,17 @@ import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf } from '../shared/wire/status.js';
 import { appEnvironment } from './app/environment.js';
 import { AppStartError, AppSupervisor, type AppExit } from './app/supervisor.js';
+import { parseAddress } from '../shared/transport/index.js';
+import { PairPort } from '../shared/wire/ports.js';
+import { AuditSender } from './audit/sender.js';
+import { appProxyUrls } from './egress/app-proxy-url.js';
+import { auditStreamMetrics, countEgress } from './egress/metrics.js';
 import { innerListenerKinds } from './listeners.js';
 import { StatusReporter } from './status/reporter.js';
 
 const log = logger('inner');
+/** How long shutdown waits for the outer to acknowledge the last audit records. */
+const AUDIT_FLUSH_MS = 2000;
 
 export interface InnerOptions {
   /** Shut down when stdin closes (the local pair's outer holds the other end). */
@@ -23,13 +30,22 @@ export interface InnerOptions {
 export async function runInner(config: SideConfig, opts: InnerOptions = {}): Promise<number> {
   const reporter = new StatusReporter();
   reporter.start();
+  // One audit stream per process, shared by every egress listener; only dialled when one exists.
+  const audit = config.listeners.some((l) => l.egress !== undefined)
+    ? new AuditSender({ address: parseAddress(`vsock://parent:${PairPort.Audit}`), maxBuffered: config.audit?.bufferRecords ?? 10_000 })
+    : undefined;
   let runtime: SideRuntime;
   try {
-    runtime = new SideRuntime(config, innerListenerKinds(config));
+    runtime = new SideRuntime(config, innerListenerKinds(config, { audit: (r) => { countEgress(r); audit?.emit(r); } }));
+    if (audit) {
+      auditStreamMetrics(() => audit.stats());
+      audit.start();
+    }
     await runtime.start();
   } catch (err) {
     log.fatal({ err: messageOf(err) }, 'inner proxy could not start');
     reporter.report({ state: 'fatal', error: messageOf(err), code: 1 });
+    audit?.stop();
     await reporter.stop();
     return 1;
   }
@@ -43,7 +59,8 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
 
   let exitCode = 0;
   if (config.app) {
-    const app = new AppSupervisor(config.app, appEnvironment(process.env, { configured: config.app.env }));
+    const urls = appProxyUrls(config, (name) => runtime.listeners.find((l) => l.name === name)?.address);
+    const app = new AppSupervisor(config.app, appEnvironment(process.env, { configured: config.app.env, egressProxyUrl: urls.http, allProxyUrl: urls.all }));
     let pid: number;
     try {
       pid = app.start();
@@ -52,6 +69,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
       log.fatal({ err: messageOf(err) }, 'app could not be started');
       reporter.report({ state: 'fatal', error: messageOf(err), code });
       await runtime.shutdown();
+      await flushAudit(audit);
       await reporter.stop();
       unhook();
       return code;
@@ -75,8 +93,19 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
     await stopped;
   }
   await runtime.shutdown();
+  await flushAudit(audit);
   await reporter.stop();
   unhook();
   log.info({ exit_code: exitCode }, 'inner proxy stopped');
   return exitCode;
+}
+
+/** Give the outer a moment to acknowledge the last records (the drain's own attempts included). */
+async function flushAudit(audit: AuditSender | undefined): Promise<void> {
+  if (!audit) return;
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = await Promise.race([audit.drained().then(() => false), new Promise<boolean>((r) => { timer = setTimeout(() => r(true), AUDIT_FLUSH_MS); })]);
+  clearTimeout(timer);
+  if (gaveUp) log.warn({ unacknowledged: audit.stats().buffered }, 'audit records not acknowledged by the outer at shutdown');
+  audit.stop();
 }

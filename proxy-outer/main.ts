@@ -8,6 +8,12 @@ import { logger } from '../shared/log/logger.js';
 import { SideRuntime } from '../shared/runtime/side-runtime.js';
 import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf, type EnclaveStatus } from '../shared/wire/status.js';
+import { parseAddress } from '../shared/transport/index.js';
+import { PairPort } from '../shared/wire/ports.js';
+import { AuditCollector } from './audit/collector.js';
+import { loadHostsFile } from './egress-relay/hosts-file.js';
+import { EgressRelay } from './egress-relay/relay.js';
+import { parseUpstreamProxy } from './egress-relay/upstream-proxy.js';
 import { outerListenerKinds } from './listeners.js';
 import { StatusCollector } from './status/collector.js';
 
@@ -16,7 +22,27 @@ const log = logger('outer');
 export interface OuterHandle {
   runtime: SideRuntime;
   status: StatusCollector;
+  egressRelay: EgressRelay | undefined;
+  audit: AuditCollector | undefined;
   shutdown(): Promise<void>;
+}
+
+/** The egress relay when configured, and the audit collector whenever there is egress or `audit`. */
+function egressParts(config: SideConfig): { egressRelay: EgressRelay | undefined; audit: AuditCollector | undefined } {
+  const r = config.egressRelay;
+  const egressRelay = r && new EgressRelay({
+    address: parseAddress(`vsock://any:${PairPort.Egress}`),
+    connectTimeoutMs: r.connectTimeoutMs,
+    idleTimeoutMs: r.idleTimeoutMs,
+    hosts: r.hostsFile ? loadHostsFile(r.hostsFile) : undefined,
+    guard: { allowPrivate: r.allowPrivate },
+    upstreamProxy: r.upstreamProxy && { ...parseUpstreamProxy(r.upstreamProxy.url, { file: config.source, path: 'egress_relay.upstream_proxy.url' }), hosts: r.upstreamProxy.hosts },
+  });
+  const a = config.audit;
+  const audit = egressRelay || a
+    ? new AuditCollector({ address: parseAddress(`vsock://any:${PairPort.Audit}`), stdout: a?.stdout ?? true, file: a?.file })
+    : undefined;
+  return { egressRelay, audit };
 }
 
 /** Start the outer's parts; the caller decides when to stop (signal, enclave exit, local child). */
@@ -29,12 +55,20 @@ export async function startOuter(config: SideConfig): Promise<OuterHandle> {
     detail: status.latest ? status.latest.state : 'no status from the enclave yet',
   }));
   await status.start();
+  const { egressRelay, audit } = egressParts(config);
+  // The audit collector first: the inner may send records as soon as a tunnel is refused.
+  await audit?.start();
+  await egressRelay?.start();
   await runtime.start();
   return {
     runtime,
     status,
+    egressRelay,
+    audit,
     async shutdown() {
       await runtime.shutdown();
+      await egressRelay?.stop();
+      await audit?.stop();
       await status.close();
     },
   };

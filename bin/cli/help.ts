@@ -18,6 +18,9 @@ Options:
                           manifest ingress: where the outer listens for an enclave port
                           (repeatable; the docker convention)
       --enclave-cid CID   manifest: the enclave's CID (default 16)
+      --audit-log FILE    outer: append egress audit records to FILE (rotated by size)
+      --hosts FILE        outer: names the egress relay resolves from FILE (/etc/hosts
+                          format) before DNS; their addresses pass the private-address guard
       --check             validate the config, print it normalized, exit
       --log-level LEVEL   fatal|error|warn|info|debug|trace|silent (or ENCLAVER_LOG_LEVEL)
   -h, --help              show this help

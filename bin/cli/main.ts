@@ -10,6 +10,7 @@ import { stringify } from 'yaml';
 import { ConfigError, formatProblem } from '../../shared/errors/index.js';
 import { describeConfig } from '../../shared/config/describe.js';
 import { parsePublish, type Publish } from '../../shared/config/enclaver-manifest.js';
+import { applyEgressFlags } from '../../shared/config/egress.js';
 import { loadConfig } from '../../shared/config/load.js';
 import { setLogLevel, setLogSide } from '../../shared/log/logger.js';
 import { runInner } from '../../proxy-inner/main.js';
@@ -56,6 +57,8 @@ export async function main(argv: string[]): Promise<number> {
         verbose: { type: 'boolean' },
         write: { type: 'boolean' },
         'local-inner': { type: 'boolean' },
+        'audit-log': { type: 'string' },
+        hosts: { type: 'string' },
       },
     });
   } catch (err) {
@@ -102,6 +105,11 @@ export async function main(argv: string[]): Promise<number> {
       return USAGE_ERROR;
     }
     throw err;
+  }
+
+  if (values['audit-log'] !== undefined || values.hosts !== undefined) {
+    if (config.role === 'inner') return usageError('--audit-log and --hosts belong to the outer side (role outer or local)');
+    applyEgressFlags(config.role === 'local' ? config.outer : config, { auditLog: values['audit-log'], hosts: values.hosts });
   }
 
   if (values.check) {

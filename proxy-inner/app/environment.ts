@@ -4,8 +4,10 @@
  * set because tools disagree on case (curl reads lower-case http_proxy only).
  */
 export interface AppEnvironmentInputs {
-  /** `http://127.0.0.1:10000` when an egress listener exists. */
+  /** `http://127.0.0.1:10000` when an egress listener speaks HTTP. */
   egressProxyUrl?: string;
+  /** ALL_PROXY: `socks5h://127.0.0.1:10000` when the egress listener speaks SOCKS5, else the HTTP URL. */
+  allProxyUrl?: string;
   /** Extra variables from config (`app.env`), which win over everything else. */
   configured: Record<string, string>;
 }
@@ -18,11 +20,11 @@ export function appEnvironment(base: NodeJS.ProcessEnv, inputs: AppEnvironmentIn
     // The inner's own settings are not the app's business.
     if (v !== undefined && !k.startsWith('ENCLAVER_')) env[k] = v;
   }
-  if (inputs.egressProxyUrl) {
-    for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY']) {
-      env[name] = inputs.egressProxyUrl;
-      env[name.toLowerCase()] = inputs.egressProxyUrl;
-    }
+  const urls: Array<[string, string | undefined]> = [['HTTP_PROXY', inputs.egressProxyUrl], ['HTTPS_PROXY', inputs.egressProxyUrl], ['ALL_PROXY', inputs.allProxyUrl]];
+  for (const [name, url] of urls) {
+    if (!url) continue;
+    env[name] = url;
+    env[name.toLowerCase()] = url;
   }
   env.NO_PROXY = NO_PROXY;
   env.no_proxy = NO_PROXY;

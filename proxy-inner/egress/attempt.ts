@@ -3,7 +3,8 @@
  * ended. Every code path of every protocol ends in exactly one `finish*` call, which emits the
  * one audit record of the attempt.
  */
-import { randomUUID } from 'node:crypto';
+import type net from 'node:net';
+import type { ConnectionContext } from '../../shared/listener/types.js';
 import type { AuditDecision, EgressAuditRecord, EgressProto } from '../../shared/audit/record.js';
 import type { Destination } from '../../shared/egress/destination.js';
 import type { PumpResult } from '../../shared/pump/index.js';
@@ -21,14 +22,40 @@ export interface Outcome {
   closedBy: string | null;
 }
 
+const connections = new WeakMap<net.Socket, { ctx: ConnectionContext; attempts: number }>();
+
+/** The listener's context of each accepted socket, for the handlers that only get the socket. */
+export const connIdOf = Object.assign((socket: net.Socket): ConnectionContext | undefined => connections.get(socket)?.ctx, {
+  register(socket: net.Socket, ctx: ConnectionContext): void {
+    connections.set(socket, { ctx, attempts: 0 });
+  },
+});
+
+/** The connection id for the first attempt on a socket, `<id>.<n>` for later keep-alive requests. */
+function attemptId(socket: net.Socket): string {
+  const c = connections.get(socket);
+  if (!c) return 'unregistered';
+  c.attempts += 1;
+  return c.attempts === 1 ? c.ctx.id : `${c.ctx.id}.${c.attempts}`;
+}
+
+function socketSource(s: net.Socket): string {
+  if (s.remoteAddress === undefined) return 'unix';
+  return s.remoteAddress.includes(':') ? `[${s.remoteAddress}]:${s.remotePort}` : `${s.remoteAddress}:${s.remotePort}`;
+}
+
 export class Attempt {
-  readonly connId: string = randomUUID();
+  readonly connId: string;
+  readonly src: string;
   private readonly started = new Date();
   dest: Destination | null = null;
   sni: string | null = null;
   private finished = false;
 
-  constructor(private readonly sink: AuditSink, private readonly listener: string, readonly proto: EgressProto, readonly src: string) {}
+  constructor(private readonly sink: AuditSink, private readonly listener: string, readonly proto: EgressProto, client: net.Socket) {
+    this.connId = attemptId(client);
+    this.src = socketSource(client);
+  }
 
   finish(o: Outcome): void {
     if (this.finished) return;
@@ -68,7 +95,3 @@ export class Attempt {
   }
 }
 
-export function socketSource(s: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string {
-  if (s.remoteAddress === undefined) return 'unix';
-  return s.remoteAddress.includes(':') ? `[${s.remoteAddress}]:${s.remotePort}` : `${s.remoteAddress}:${s.remotePort}`;
-}

@@ -5,7 +5,7 @@
 import type http from 'node:http';
 import type net from 'node:net';
 import { canonicalHost, DestinationError, parseAuthority, type Destination } from '../../shared/egress/destination.js';
-import { Attempt, socketSource } from './attempt.js';
+import { Attempt } from './attempt.js';
 import type { EgressContext } from './context.js';
 import { refuseOnSocket } from './http-answers.js';
 import { isRefusal, malformedRefusal, openUpstream } from './open-upstream.js';
@@ -38,7 +38,7 @@ function connectTarget(req: http.IncomingMessage): Destination {
 
 export async function handleConnect(ctx: EgressContext, req: http.IncomingMessage, client: net.Socket, head: Buffer): Promise<void> {
   client.on('error', () => {});
-  const attempt = new Attempt(ctx.audit, ctx.listener, 'http_connect', socketSource(client));
+  const attempt = new Attempt(ctx.audit, ctx.listener, 'http_connect', client);
   if (!ctx.protocols.has('http_connect')) {
     refuseOnSocket(client, 405);
     attempt.finish({ decision: 'deny', reason: 'protocol_disabled', rule: null, destIp: null, bytesUp: 0, bytesDown: 0, closedBy: null });

@@ -1,5 +1,4 @@
 /** What every protocol handler of one egress listener needs, built once per listener. */
-import type { PumpSession } from '../../shared/pump/index.js';
 import type { AuditSink } from './attempt.js';
 import type { UpstreamContext } from './open-upstream.js';
 
@@ -16,6 +15,4 @@ export interface EgressContext {
   handshakeTimeoutMs: number;
   /** Close a tunnel after this long without traffic (0: never). */
   idleTimeoutMs: number;
-  /** Live tunnels, aborted when the listener stops. */
-  sessions: Set<PumpSession>;
 }

@@ -12,7 +12,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { parseAuthority, DestinationError, formatDestination, type Destination } from '../../shared/egress/destination.js';
-import { Attempt, socketSource } from './attempt.js';
+import { Attempt } from './attempt.js';
 import type { EgressContext } from './context.js';
 import { refusalBody, statusText, type RefusalStatus } from './http-answers.js';
 import { isRefusal, malformedRefusal, openUpstream, RefusedError } from './open-upstream.js';
@@ -92,7 +92,7 @@ export function httpForwarder(ctx: EgressContext): (req: http.IncomingMessage, r
   const agents = new WeakMap<net.Socket, RelayAgent>();
   return (req, res) => {
     const client = req.socket;
-    const attempt = new Attempt(ctx.audit, ctx.listener, 'http', socketSource(client));
+    const attempt = new Attempt(ctx.audit, ctx.listener, 'http', client);
     const deny = (status: RefusalStatus, reason: string) => {
       refuse(res, status);
       attempt.finish({ decision: 'deny', reason, rule: null, destIp: null, bytesUp: 0, bytesDown: 0, closedBy: null });

@@ -12,7 +12,7 @@ import { ProxyError } from '../../shared/errors/index.js';
 import { canonicalHost, DestinationError, type Destination } from '../../shared/egress/destination.js';
 import { formatIp } from '../../shared/egress/ip.js';
 import { readPrefix, type PrefixParse } from '../../shared/util/read-prefix.js';
-import { Attempt, socketSource } from './attempt.js';
+import { Attempt } from './attempt.js';
 import type { EgressContext } from './context.js';
 import { isRefusal, malformedRefusal, openUpstream, SocksReply } from './open-upstream.js';
 import { runTunnel } from './tunnel.js';
@@ -104,7 +104,7 @@ function closeWith(socket: net.Socket, reply: Buffer | null): void {
 
 export async function handleSocks5(ctx: EgressContext, client: net.Socket): Promise<void> {
   client.on('error', () => {});
-  const attempt = new Attempt(ctx.audit, ctx.listener, 'socks5', socketSource(client));
+  const attempt = new Attempt(ctx.audit, ctx.listener, 'socks5', client);
   const limits = { timeoutMs: ctx.handshakeTimeoutMs, maxBytes: 1024 };
   let request: SocksRequest;
   let rest: Buffer;

@@ -54,9 +54,6 @@ export async function runTunnel(ctx: EgressContext, attempt: Attempt, client: ne
     }
     headUp = verdict.buffered;
   }
-  const session = activePump().run(client, opened.socket, { headUp, headDown: opened.headDown, idleTimeoutMs: ctx.idleTimeoutMs });
-  ctx.sessions.add(session);
-  const result = await session.done;
-  ctx.sessions.delete(session);
+  const result = await activePump().run(client, opened.socket, { headUp, headDown: opened.headDown, idleTimeoutMs: ctx.idleTimeoutMs }).done;
   attempt.finishTunnel(result, opened.destIp, opened.rule);
 }

@@ -10,7 +10,7 @@
 import net from 'node:net';
 import { ProxyError, errnoOf, messageOf } from '../../shared/errors/index.js';
 import { logger } from '../../shared/log/logger.js';
-import { compilePolicy, decide, type EgressPolicy } from '../../shared/egress/policy.js';
+import { decide, type EgressPolicy, type Rule } from '../../shared/egress/policy.js';
 import { canonicalHost, DestinationError } from '../../shared/egress/destination.js';
 import { formatIp, type IpAddress } from '../../shared/egress/ip.js';
 import { encodeEgressAnswer, parseEgressRequest, type EgressAnswer, type EgressRequest, type RelayErrorCode } from '../../shared/egress/relay-frames.js';
@@ -35,8 +35,8 @@ export interface EgressRelayOptions {
   hosts?: HostsMap;
   guard?: GuardOptions;
   upstreamProxy?: UpstreamProxy & {
-    /** Destinations (policy patterns) that go through the proxy; all when absent. */
-    hosts?: readonly string[];
+    /** Destinations (egress rule entries) that go through the proxy; all when absent. */
+    hosts?: Rule[];
   };
   /** Replaces the system resolver (tests). */
   resolver?: Resolver;
@@ -74,7 +74,7 @@ export class EgressRelay {
   constructor(private readonly opts: EgressRelayOptions) {
     this.resolver = opts.resolver ?? new Resolver(opts.hosts);
     this.guard = new AddressGuard(opts.guard);
-    this.proxyHosts = opts.upstreamProxy?.hosts ? compilePolicy({ allow: opts.upstreamProxy.hosts }) : null;
+    this.proxyHosts = opts.upstreamProxy?.hosts ? { allow: opts.upstreamProxy.hosts, deny: [] } : null;
   }
 
   get bound(): string | undefined {

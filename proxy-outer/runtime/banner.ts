@@ -21,7 +21,13 @@ export function bannerLines(config: LocalConfig): string[] {
     const chain = [vsock ? `vsock ${vsock.kind === 'vsock' ? `${vsock.cid}:${vsock.port}` : ''}` : undefined, inner?.tls ? 'TLS terminated in the enclave' : undefined, app ? `app ${formatAddress(app)}` : undefined].filter(Boolean);
     lines.push(`  ingress "${l.name}": ${url(l.address, inner?.tls !== undefined)}${chain.length ? `  ->  ${chain.join('  ->  ')}` : ''}`);
   }
-  lines.push('  egress proxy for the app: none configured (add an egress listener to the inner side)');
+  const egress = config.inner.listeners.find((l) => l.egress);
+  if (egress) {
+    const rules = egress.egress!.policy.allow.length;
+    lines.push(`  egress proxy for the app: ${url(egress.address, false)} (${egress.egress!.protocols.join(', ')}; ${rules} allow ${rules === 1 ? 'entry' : 'entries'}, default deny)`);
+  } else {
+    lines.push('  egress proxy for the app: none configured (add an egress listener to the inner side)');
+  }
   const admins = [['outer', config.outer.admin], ['inner', config.inner.admin]].filter(([, a]) => a).map(([side, a]) => `${side} ${url(a as Address, false)}metrics`);
   if (admins.length) lines.push(`  admin: ${admins.join('  ')}`);
   return lines;

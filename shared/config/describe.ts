@@ -1,5 +1,6 @@
 /** The normalized config as plain data, for `--check` output and for tests to compare. */
 import { formatAddress } from '../transport/address.js';
+import { formatCidr } from '../egress/ip.js';
 import type { Config, SideConfig } from './types.js';
 
 function side(c: SideConfig): Record<string, unknown> {
@@ -14,12 +15,38 @@ function side(c: SideConfig): Record<string, unknown> {
       name: l.name,
       address: formatAddress(l.address),
       ...(l.cluster ? { cluster: l.cluster } : {}),
+      ...(l.egress ? {
+        egress: {
+          protocols: l.egress.protocols,
+          allow: l.egress.policy.allow.map((r) => r.text),
+          deny: l.egress.policy.deny.map((r) => r.text),
+          require_sni_match: l.egress.requireSniMatch,
+          handshake_timeout_ms: l.egress.handshakeTimeoutMs,
+          connect_timeout_ms: l.egress.connectTimeoutMs,
+        },
+      } : {}),
       proxy_protocol: l.expectProxyProtocol ? 'v2' : 'none',
       max_connections: l.maxConnections,
       idle_timeout_ms: l.idleTimeoutMs,
       access_log: l.accessLog,
       ...(l.tls ? { tls: { certificate: l.tls.certificate, private_key: l.tls.privateKey } } : {}),
     })),
+    ...(c.egressRelay ? {
+      egress_relay: {
+        connect_timeout_ms: c.egressRelay.connectTimeoutMs,
+        idle_timeout_ms: c.egressRelay.idleTimeoutMs,
+        ...(c.egressRelay.hostsFile ? { hosts_file: c.egressRelay.hostsFile } : {}),
+        allow_private: Array.isArray(c.egressRelay.allowPrivate) ? c.egressRelay.allowPrivate.map(formatCidr) : c.egressRelay.allowPrivate,
+        ...(c.egressRelay.upstreamProxy ? { upstream_proxy: { url: c.egressRelay.upstreamProxy.url, ...(c.egressRelay.upstreamProxy.hosts ? { hosts: c.egressRelay.upstreamProxy.hosts.map((r) => r.text) } : {}) } } : {}),
+      },
+    } : {}),
+    ...(c.audit ? {
+      audit: {
+        buffer_records: c.audit.bufferRecords,
+        stdout: c.audit.stdout,
+        ...(c.audit.file ? { file: c.audit.file.path, max_size_bytes: c.audit.file.maxBytes, keep: c.audit.file.keep, fsync: c.audit.file.fsync } : {}),
+      },
+    } : {}),
     clusters: [...c.clusters.values()].map((cl) => ({
       name: cl.name,
       endpoints: cl.endpoints.map(formatAddress),

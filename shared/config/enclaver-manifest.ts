@@ -8,6 +8,9 @@
  *                              PROXY v2 → inner vsock://any:P → app at tcp://127.0.0.1:P
  *   ingress[].tls            → TLS terminated on the inner listener with the manifest's files
  *                              (Enclaver ignored these paths; they are honoured here)
+ *   egress.allow / deny      → inner `egress` listener with the same entries (same meaning:
+ *                              `*`, `**`, IPs, CIDRs, deny wins) and the outer's egress relay
+ *   egress.proxy_port        → its address tcp://127.0.0.1:PORT (default 10000)
  */
 import { ConfigError } from '../errors/index.js';
 import { ConfigSource } from './source.js';
@@ -88,7 +91,7 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
   const m = source.data as any;
   const ingress: { listen_port: number; tls?: { key_file: string; cert_file: string } }[] = m.ingress ?? [];
 
-  for (const [key, what] of [['egress', 'egress proxy'], ['kms_proxy', 'KMS proxy'], ['api', 'attestation API']] as const) {
+  for (const [key, what] of [['kms_proxy', 'KMS proxy'], ['api', 'attestation API']] as const) {
     if (m[key] !== undefined) problems.push(source.problem([key], `the ${what} section is recognised but this build cannot run it yet`));
   }
   const ports = new Set(ingress.map((i) => i.listen_port));
@@ -111,18 +114,22 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
   const cid = opts.enclaveCid ?? 16;
   const inner = {
     ...(opts.appArgv ? { app: { command: opts.appArgv } } : {}),
-    listeners: ingress.map((i) => ({
-      name: `ingress-${i.listen_port}`,
-      address: `vsock://any:${i.listen_port}`,
-      proxy_protocol: 'v2',
-      cluster: `app-${i.listen_port}`,
-      ...(i.tls ? { tls: { certificate: i.tls.cert_file, private_key: i.tls.key_file } } : {}),
-    })),
+    listeners: [
+      ...ingress.map((i) => ({
+        name: `ingress-${i.listen_port}`,
+        address: `vsock://any:${i.listen_port}`,
+        proxy_protocol: 'v2',
+        cluster: `app-${i.listen_port}`,
+        ...(i.tls ? { tls: { certificate: i.tls.cert_file, private_key: i.tls.key_file } } : {}),
+      })),
+      ...(m.egress ? [{ name: 'egress', address: `tcp://127.0.0.1:${m.egress.proxy_port ?? 10000}`, egress: { allow: m.egress.allow ?? [], deny: m.egress.deny ?? [] } }] : []),
+    ],
     clusters: ingress.map((i) => ({ name: `app-${i.listen_port}`, endpoints: [`tcp://127.0.0.1:${i.listen_port}`] })),
   };
   const defaultHost = opts.role === 'local' ? '127.0.0.1' : '0.0.0.0';
   const outer = {
     enclave: { cid },
+    ...(m.egress ? { egress_relay: {} } : {}),
     listeners: ingress.map((i) => {
       const pub = opts.publish.find((p) => p.enclavePort === i.listen_port);
       const host = pub?.host ?? defaultHost;

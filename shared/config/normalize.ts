@@ -9,6 +9,7 @@ import { parseAddress, formatAddress, type Address } from '../transport/address.
 import { parseDuration } from '../util/duration.js';
 import { isReservedPort, RESERVED_PORT_MIN, RESERVED_PORT_MAX } from '../wire/ports.js';
 import type { ConfigSource, PathSegment } from './source.js';
+import { defaultEgressRelay, normalizeAudit, normalizeEgressListener, normalizeEgressRelay } from './egress.js';
 import type { AppConfig, ClusterConfig, Config, ListenerConfig, LocalConfig, Role, SideConfig } from './types.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the raw document is schema-validated JSON */
@@ -85,14 +86,17 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
       if (other && !(address.kind === 'tcp' && address.port === 0)) c.add([...p, 'address'], `${key} is already used by listener "${other}"`);
       bound.set(key, rl.name);
     }
-    if (rl.cluster === undefined) c.add(p, 'a listener needs a kind: set `cluster` (TCP proxy)');
-    else if (!clusters.has(rl.cluster)) c.add([...p, 'cluster'], `unknown cluster "${rl.cluster}"${clusters.size ? ` (defined: ${[...clusters.keys()].join(', ')})` : ' (no clusters are defined)'}`);
+    if (rl.cluster !== undefined && rl.egress !== undefined) c.add(p, 'a listener has one kind: `cluster` (TCP proxy) or `egress`, not both');
+    else if (rl.cluster === undefined && rl.egress === undefined) c.add(p, 'a listener needs a kind: set `cluster` (TCP proxy) or `egress` (egress proxy, inner)');
+    else if (rl.egress !== undefined && role !== 'inner') c.add([...p, 'egress'], 'egress policy is decided inside the enclave: `egress` listeners belong to the inner side (the outer has `egress_relay`)');
+    else if (rl.cluster !== undefined && !clusters.has(rl.cluster)) c.add([...p, 'cluster'], `unknown cluster "${rl.cluster}"${clusters.size ? ` (defined: ${[...clusters.keys()].join(', ')})` : ' (no clusters are defined)'}`);
     if (rl.tls && role !== 'inner') c.add([...p, 'tls'], 'TLS is terminated inside the enclave: `tls` is only allowed on inner listeners');
     if (!address) return;
     listeners.push({
       name: rl.name,
       address,
       cluster: rl.cluster,
+      ...(rl.egress !== undefined ? { egress: normalizeEgressListener((q, m) => c.add(q, m), rl.egress, [...p, 'egress']) } : {}),
       expectProxyProtocol: rl.proxy_protocol === 'v2',
       maxConnections: rl.max_connections ?? DEFAULT_MAX_CONNECTIONS,
       idleTimeoutMs: parseDuration(rl.idle_timeout ?? DEFAULT_IDLE_TIMEOUT),
@@ -111,6 +115,9 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
     };
   }
 
+  if (role === 'inner' && raw.egress_relay) c.add([...base, 'egress_relay'], '`egress_relay` belongs to the outer side (the inner has `egress` listeners)');
+  const egressRelay = role === 'outer' && raw.egress_relay ? normalizeEgressRelay((q, m) => c.add(q, m), raw.egress_relay, [...base, 'egress_relay'], configDir) : undefined;
+
   return {
     role,
     source: c.source.file,
@@ -121,6 +128,8 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
     listeners,
     clusters,
     app,
+    egressRelay,
+    audit: normalizeAudit(raw.audit, configDir),
     enclave: { cid: raw.enclave?.cid ?? DEFAULT_ENCLAVE_CID, exitWithApp: raw.enclave?.exit_with_app ?? true },
   };
 }
@@ -169,6 +178,8 @@ export function normalize(source: ConfigSource): Config {
       inner: normalizeSide(c, raw.inner, ['inner'], 'inner'),
     };
     if (!c.problems.length) localCollisions(c, local);
+    // A local pair whose inner has an egress listener gets the relay it needs without asking.
+    if (local.inner.listeners.some((l) => l.egress) && !local.outer.egressRelay) local.outer.egressRelay = defaultEgressRelay();
     config = local;
   } else {
     for (const key of ['outer', 'inner', 'runtime_dir']) if (key in raw) c.add([], `\`${key}\` is only allowed when role is local`, key);

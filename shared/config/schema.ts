@@ -6,6 +6,7 @@
  * Every property carries a description (and its default), because the docs are made from them.
  */
 import { DURATION_PATTERN } from '../util/duration.js';
+import { auditSchema, egressListenerSchema, egressRelaySchema } from './egress.js';
 
 const duration = (description: string, def: string) => ({
   description: `${description} Duration such as 250ms, 5s, 2m, 1h (or milliseconds as a number).`,
@@ -22,13 +23,14 @@ const address = (description: string) => ({
 
 const listener = {
   type: 'object',
-  description: 'Where connections are accepted and what is done with them. A listener has exactly one kind: `cluster` (TCP proxy).',
+  description: 'Where connections are accepted and what is done with them. A listener has exactly one kind: `cluster` (TCP proxy) or `egress` (the app\'s egress proxy, inner only).',
   additionalProperties: false,
   required: ['name', 'address'],
   properties: {
     name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', description: 'Unique name; used in logs, metrics labels and audit records.' },
     address: address('Address to listen on.'),
     cluster: { type: 'string', description: 'TCP proxy: forward every connection, byte for byte, to this cluster.' },
+    egress: egressListenerSchema,
     proxy_protocol: { type: 'string', enum: ['v2'], description: 'Expect a PROXY protocol v2 header from each peer (the outer sends one on the vsock leg) and take the client address from it. Connections without one are refused.' },
     max_connections: { type: 'integer', minimum: 1, default: 10000, description: 'Connections held at once; further ones are closed at accept and counted as rejected.' },
     idle_timeout: duration('Close a proxied connection after this long with no byte in either direction; 0 disables.', '1h'),
@@ -112,6 +114,8 @@ const side = {
         exit_with_app: { type: 'boolean', default: true, description: 'Exit when the enclave reports that its app exited, with the app\'s exit code.' },
       },
     },
+    egress_relay: egressRelaySchema,
+    audit: auditSchema,
     listeners: { type: 'array', items: listener, default: [], description: 'Listeners of this side.' },
     clusters: { type: 'array', items: cluster, default: [], description: 'Clusters of this side.' },
   },

@@ -1,5 +1,6 @@
 /** The normalized config: what the rest of the code reads. Defaults applied, addresses parsed. */
 import type { Address } from '../transport/address.js';
+import type { AuditConfig, EgressListenerConfig, EgressRelayConfig } from './egress.js';
 
 export type Role = 'inner' | 'outer';
 
@@ -8,6 +9,8 @@ export interface ListenerConfig {
   address: Address;
   /** TCP proxy kind: the cluster connections are forwarded to. */
   cluster?: string;
+  /** Egress proxy kind (inner). */
+  egress?: EgressListenerConfig;
   expectProxyProtocol: boolean;
   maxConnections: number;
   idleTimeoutMs: number;
@@ -41,6 +44,10 @@ export interface SideConfig {
   listeners: ListenerConfig[];
   clusters: Map<string, ClusterConfig>;
   app: AppConfig | undefined;
+  /** Outer: the egress relay on vsock port 17002, when configured. */
+  egressRelay: EgressRelayConfig | undefined;
+  /** Audit stream settings, when configured (the outer collects whenever it relays egress). */
+  audit: AuditConfig | undefined;
   enclave: { cid: number; exitWithApp: boolean };
 }
 

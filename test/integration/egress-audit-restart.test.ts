@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { readAudit, run, startSide, tempDir, waitFor, type Side } from './egress-helpers.js';
+import { egressListener, readAudit, run, startSide, tempDir, waitFor, type Side } from './egress-helpers.js';
 
 const dir = tempDir('egress-restart-');
 const vsockDir = path.join(dir, 'vsock');
@@ -20,6 +20,7 @@ let inner: Side | undefined;
 let server: http.Server;
 let serverPort = 0;
 let proxyPort = 0;
+const outerConfig = { egress_relay: { hosts_file: hostsFile }, audit: { file: auditFile } };
 
 before(async () => {
   fs.mkdirSync(vsockDir);
@@ -27,9 +28,9 @@ before(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   serverPort = (server.address() as net.AddressInfo).port;
   fs.writeFileSync(hostsFile, '127.0.0.1 app.test blocked.test\n');
-  outer = await startSide('outer', { hostsFile, auditFile }, vsockDir);
-  inner = await startSide('inner', { listen: 'tcp://127.0.0.1:0', protocols: ['http', 'http_connect'], allow: ['app.test'], deny: ['blocked.test'] }, vsockDir);
-  proxyPort = inner.info.port as number;
+  outer = await startSide('outer', outerConfig, vsockDir);
+  inner = await startSide('inner', egressListener({ protocols: ['http', 'http_connect'], allow: ['app.test'], deny: ['blocked.test'] }), vsockDir);
+  proxyPort = inner.port('egress');
 });
 
 after(async () => {
@@ -79,7 +80,7 @@ test('an outer restart mid-stream loses no audit record and duplicates none', as
     expected.push(['blocked.test', 'denied_by_rule']);
   }
 
-  outer = await startSide('outer', { hostsFile, auditFile }, vsockDir);
+  outer = await startSide('outer', outerConfig, vsockDir);
   for (let i = 0; i < 3; i++) {
     assert.equal(await curlStatus('app.test', `/e${i}`), '200');
     expected.push(['app.test', 'allowed_by_rule']);

@@ -5,13 +5,17 @@ import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const FIXTURE = path.join(here, 'fixtures', 'egress-side.js');
+const CLI = path.resolve(here, '..', '..', 'bin', 'enclaver-proxy.js');
 
 export interface Side {
   proc: ChildProcess;
-  info: Record<string, unknown>;
+  /** Bound addresses from the side's log lines, by listener name (`admin` for the admin endpoint). */
+  addresses: Record<string, string>;
+  /** The TCP port a listener bound (for `tcp://127.0.0.1:0`). */
+  port(listener: string): number;
   output: () => string;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -20,27 +24,57 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** Start one side (outer: CID 3, inner: CID 16) on the emulated vsock dir; resolves when READY. */
-export function startSide(role: 'outer' | 'inner', options: Record<string, unknown>, vsockDir: string): Promise<Side> {
-  const proc = spawn(process.execPath, [FIXTURE, role, JSON.stringify(options)], {
-    env: { ...process.env, ENCLAVER_VSOCK_EMULATION_DIR: vsockDir, ENCLAVER_VSOCK_CID: role === 'outer' ? '3' : '16', ENCLAVER_LOG_FORMAT: 'json', ENCLAVER_LOG_LEVEL: 'warn', ENCLAVER_SIDE: role },
+/**
+ * Run one side with the real CLI (`enclaver-proxy --config FILE`) on the emulated vsock dir
+ * (outer CID 3, inner CID 16). `config` is the rest of the side's YAML; resolves once the side
+ * logged that its parts listen.
+ */
+export function startSide(role: 'outer' | 'inner', config: Record<string, unknown>, vsockDir: string): Promise<Side> {
+  const file = path.join(vsockDir, '..', `${role}-${Math.random().toString(36).slice(2)}.yaml`);
+  const doc = { role, admin: { address: null }, vsock: { emulation_dir: vsockDir, cid: role === 'outer' ? 3 : 16 }, ...(role === 'outer' ? { enclave: { exit_with_app: false } } : {}), ...config };
+  fs.writeFileSync(file, stringify(doc));
+  const proc = spawn(process.execPath, [CLI, '--config', file], {
+    env: { ...process.env, ENCLAVER_LOG_FORMAT: 'json', ENCLAVER_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  const addresses: Record<string, string> = {};
   proc.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     await exited;
   };
+  const side: Side = {
+    proc, addresses, output: () => out, stop,
+    port: (listener) => Number(/:([0-9]+)$/.exec(addresses[listener] ?? '')?.[1]),
+  };
+  // The inner is ready when its listeners are; the outer when its relay and collector are.
+  const wanted = role === 'inner'
+    ? ((config.listeners as Array<{ name: string }> | undefined) ?? []).map((l) => l.name)
+    : ['egress relay listening', 'audit collector listening'];
+  let buffered = '';
   return new Promise((resolve, reject) => {
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
-      const line = out.split('\n').find((l) => l.startsWith('READY '));
-      if (line) resolve({ proc, info: JSON.parse(line.slice(6)) as Record<string, unknown>, output: () => out, stop });
+      buffered += c.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        let rec: { msg?: string; listener?: string; address?: string };
+        try { rec = JSON.parse(line) as typeof rec; } catch { continue; }
+        if (rec.msg === 'listening' && rec.listener && rec.address) addresses[rec.listener] = rec.address;
+        if (rec.msg && wanted.includes(rec.msg)) addresses[rec.msg] = 'yes';
+      }
+      if (wanted.every((w) => addresses[w] !== undefined)) resolve(side);
     });
     proc.once('exit', (code) => reject(new Error(`${role} exited with ${code} before it was ready:\n${out}`)));
   });
+}
+
+/** An inner egress listener on an ephemeral loopback port (the name is `egress`). */
+export function egressListener(egress: Record<string, unknown>): Record<string, unknown> {
+  return { listeners: [{ name: 'egress', address: 'tcp://127.0.0.1:0', egress: { connect_timeout: '3s', ...egress } }] };
 }
 
 export interface Run { code: number; stdout: string; stderr: string }

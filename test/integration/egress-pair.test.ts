@@ -11,7 +11,7 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { ProxyAgent, fetch as undiciFetch } from 'undici';
-import { makeCert, readAudit, run, startSide, tempDir, waitFor, type AuditLine, type Side } from './egress-helpers.js';
+import { egressListener, makeCert, readAudit, run, startSide, tempDir, waitFor, type AuditLine, type Side } from './egress-helpers.js';
 
 const NAMES = ['allowed.test', 'denied.test', 'default.test', 'internal.test', 'other.test'];
 
@@ -53,14 +53,13 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', () => {
 
     const hostsFile = path.join(dir, 'hosts');
     fs.writeFileSync(hostsFile, `# test names\n127.0.0.1 allowed.test denied.test default.test other.test\n127.0.0.2 internal.test\n`);
-    outer = await startSide('outer', { hostsFile, auditFile }, vsockDir);
-    inner = await startSide('inner', {
-      listen: 'tcp://127.0.0.1:0',
+    outer = await startSide('outer', { egress_relay: { hosts_file: hostsFile }, audit: { file: auditFile } }, vsockDir);
+    inner = await startSide('inner', egressListener({
       protocols: ['http_connect', 'http', 'socks5'],
       allow: ['allowed.test', 'internal.test', 'other.test'],
       deny: ['denied.test', '127.0.0.2/32'],
-    }, vsockDir);
-    proxyPort = inner.info.port as number;
+    }), vsockDir);
+    proxyPort = inner.port('egress');
   });
 
   after(async () => {
@@ -91,7 +90,7 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', () => {
     assert.ok(!Number.isNaN(Date.parse(a.ts as string)));
     assert.ok(Date.parse(a.end_ts as string) >= Date.parse(a.ts as string));
     assert.equal(a.duration_ms, Date.parse(a.end_ts as string) - Date.parse(a.ts as string));
-    assert.match(a.conn_id as string, /^[0-9a-f-]{36}$/);
+    assert.match(a.conn_id as string, /^[0-9a-f]{6}-[0-9]+$/);
     assert.equal(a.listener, 'egress');
     assert.equal(a.proto, 'http_connect');
     assert.match(a.src as string, /^127\.0\.0\.1:[0-9]+$/);
@@ -167,6 +166,8 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', () => {
     const second = await auditFor('allowed.test', 'http', 1);
     for (const a of [first, second]) assert.deepEqual([a.decision, a.rule, a.dest_ip, a.bytes_up, a.dest_port], ['allow', 'allowed.test', '127.0.0.1', 3, httpPort]);
     assert.equal(second.seq, first.seq + 1);
+    // Two requests on one client connection: the second attempt's id extends the first's.
+    assert.equal(second.conn_id, `${first.conn_id}.2`);
     const denied = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${proxyPort}`, `http://denied.test:${httpPort}/`]);
     assert.equal(denied.stdout, '403');
   });
@@ -223,11 +224,11 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', () => {
   });
 
   test('require_sni_match refuses a ClientHello that names another host (domain fronting)', async () => {
-    const sniInner = await startSide('inner', {
-      listen: 'tcp://127.0.0.1:0', protocols: ['http_connect'], allow: ['allowed.test', 'other.test'], deny: [], requireSniMatch: true,
-    }, vsockDir);
+    const sniInner = await startSide('inner', egressListener({
+      protocols: ['http_connect'], allow: ['allowed.test', 'other.test'], require_sni_match: true,
+    }), vsockDir);
     try {
-      const port = sniInner.info.port as number;
+      const port = sniInner.port('egress');
       const ok = await run('curl', ['-sS', '--cacert', certPath, '-x', `http://127.0.0.1:${port}`, `https://allowed.test:${tlsPort}/sni`]);
       assert.equal(ok.code, 0, ok.stderr);
       assert.equal(ok.stdout, `hello allowed.test:${tlsPort} GET /sni 0`);

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { freePort, readAudit, run, startSide, tempDir, waitFor, waitForPort, type AuditLine, type Side } from './egress-helpers.js';
+import { egressListener, freePort, readAudit, run, startSide, tempDir, waitFor, waitForPort, type AuditLine, type Side } from './egress-helpers.js';
 
 const dir = tempDir('egress-relay-');
 const sides: Side[] = [];
@@ -30,15 +30,15 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** A pair in its own vsock directory; returns the inner's port and its audit file. */
+/** A pair in its own vsock directory (outer: `egress_relay` settings, inner: `egress` settings). */
 async function pair(name: string, outer: Record<string, unknown>, inner: Record<string, unknown>): Promise<{ port: number; audit: string }> {
   const vsockDir = path.join(dir, name);
   fs.mkdirSync(vsockDir);
   const audit = path.join(dir, `${name}.audit`);
-  sides.push(await startSide('outer', { auditFile: audit, ...outer }, vsockDir));
-  const i = await startSide('inner', { listen: 'tcp://127.0.0.1:0', protocols: ['http', 'http_connect', 'socks5'], deny: [], ...inner }, vsockDir);
+  sides.push(await startSide('outer', { egress_relay: outer, audit: { file: audit } }, vsockDir));
+  const i = await startSide('inner', egressListener(inner), vsockDir);
   sides.push(i);
-  return { port: i.info.port as number, audit };
+  return { port: i.port('egress'), audit };
 }
 
 async function lastAudit(file: string, n: number): Promise<AuditLine> {
@@ -57,7 +57,7 @@ test('the outer guard refuses loopback answers of the system resolver, unless th
   assert.match(byIp.stdout, / 403$/);
   assert.equal((await lastAudit(guarded.audit, 2)).reason, 'outer_guard_refused');
 
-  const open = await pair('open', { allowPrivate: ['127.0.0.0/8', '::1/128'] }, { allow: ['127.0.0.1'] });
+  const open = await pair('open', { allow_private: ['127.0.0.0/8', '::1/128'] }, { allow: ['127.0.0.1'] });
   const r = await curl(open.port, `http://127.0.0.1:${serverPort}/ip`);
   assert.equal(r.stdout, `reached 127.0.0.1:${serverPort}/ip 200`);
   const a = await lastAudit(open.audit, 1);
@@ -76,7 +76,7 @@ test('an upstream HTTP CONNECT proxy (tinyproxy) carries the tunnel', { skip: ha
   tp.stderr!.on('data', (c: Buffer) => { tpLog += c.toString(); });
   try {
     await waitForPort(tpPort);
-    const viaProxy = await pair('tinyproxy', { upstreamProxy: `http://127.0.0.1:${tpPort}` }, { allow: ['127.0.0.1'] });
+    const viaProxy = await pair('tinyproxy', { upstream_proxy: { url: `http://127.0.0.1:${tpPort}` } }, { allow: ['127.0.0.1'] });
     const r = await curl(viaProxy.port, `http://127.0.0.1:${serverPort}/up`);
     assert.equal(r.stdout, `reached 127.0.0.1:${serverPort}/up 200`);
     assert.match(tpLog, new RegExp(`CONNECT 127\\.0\\.0\\.1:${serverPort}`));
@@ -97,8 +97,8 @@ test('an upstream HTTP CONNECT proxy (tinyproxy) carries the tunnel', { skip: ha
 test('an upstream SOCKS5 proxy carries the tunnel (here: a second pair\'s SOCKS5 listener)', async () => {
   const hostsFile = path.join(dir, 'hosts');
   fs.writeFileSync(hostsFile, '127.0.0.1 backend.test\n');
-  const corporate = await pair('corporate', { hostsFile }, { allow: ['backend.test'] });
-  const chained = await pair('chained', { upstreamProxy: `socks5://127.0.0.1:${corporate.port}` }, { allow: ['backend.test', 'elsewhere.test'] });
+  const corporate = await pair('corporate', { hosts_file: hostsFile }, { allow: ['backend.test'] });
+  const chained = await pair('chained', { upstream_proxy: { url: `socks5://127.0.0.1:${corporate.port}` } }, { allow: ['backend.test', 'elsewhere.test'] });
   const r = await curl(chained.port, `http://backend.test:${serverPort}/chain`);
   assert.equal(r.stdout, `reached backend.test:${serverPort}/chain 200`);
   const far = await lastAudit(corporate.audit, 1);

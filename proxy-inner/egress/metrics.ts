@@ -1,0 +1,40 @@
+/**
+ * Egress metrics, counted from the same records the audit log gets, so the two always agree:
+ * attempts by decision and reason, and tunnel bytes by direction (per listener).
+ */
+import { Counter, Gauge } from 'prom-client';
+import type { EgressAuditRecord } from '../../shared/audit/record.js';
+import { registry } from '../../shared/metrics/registry.js';
+import type { AuditSenderStats } from '../audit/sender.js';
+
+const attempts = new Counter({
+  name: 'enclaver_egress_attempts_total',
+  help: 'Egress attempts, by listener, protocol, decision (allow, deny, error) and reason (denied_by_rule, not_in_allow_list, resolved_address_denied, …).',
+  labelNames: ['listener', 'proto', 'decision', 'reason'] as const,
+  registers: [registry],
+});
+
+const bytes = new Counter({
+  name: 'enclaver_egress_bytes_total',
+  help: 'Bytes through egress tunnels and forwarded requests, by listener and direction (up = app to destination).',
+  labelNames: ['listener', 'direction'] as const,
+  registers: [registry],
+});
+
+export function countEgress(r: EgressAuditRecord): void {
+  attempts.inc({ listener: r.listener, proto: r.proto, decision: r.decision, reason: r.reason });
+  if (r.bytes_up) bytes.inc({ listener: r.listener, direction: 'up' }, r.bytes_up);
+  if (r.bytes_down) bytes.inc({ listener: r.listener, direction: 'down' }, r.bytes_down);
+}
+
+/** Audit stream health: records waiting for the outer, and records lost to a full buffer. */
+export function auditStreamMetrics(stats: () => AuditSenderStats): void {
+  new Gauge({
+    name: 'enclaver_audit_unacknowledged', help: 'Audit records held by the inner until the outer acknowledges them.', registers: [registry],
+    collect() { this.set(stats().buffered); },
+  });
+  new Gauge({
+    name: 'enclaver_audit_dropped', help: 'Audit records dropped because the buffer was full since start (each reported in an audit_dropped record).', registers: [registry],
+    collect() { this.set(stats().droppedTotal); },
+  });
+}
