@@ -18,6 +18,11 @@ function forward(from: net.Socket, to: net.Socket, count: (n: number) => void): 
   });
 }
 
+function isTcp(socket: net.Socket): boolean {
+  // Unix sockets have no remote family; TCP sockets keep theirs until destroyed.
+  return socket.remoteFamily === 'IPv4' || socket.remoteFamily === 'IPv6';
+}
+
 export const jsPump: Pump = {
   kind: 'js',
   run(downstream: net.Socket, upstream: net.Socket, opts: PumpOptions = {}): PumpSession {
@@ -39,7 +44,9 @@ export const jsPump: Pump = {
       note(side);
       const other = side === 'downstream' ? upstream : downstream;
       // A reset on one leg becomes a reset on the other, so the far peer learns it was not a clean end.
-      if (code === 'ECONNRESET' && typeof other.resetAndDestroy === 'function' && !other.destroyed) other.resetAndDestroy();
+      // Only TCP can send a reset: resetAndDestroy() throws ERR_INVALID_HANDLE_TYPE on a Unix
+      // socket (an emulated vsock leg), which inside this error handler would kill the process.
+      if (code === 'ECONNRESET' && isTcp(other) && !other.destroyed) other.resetAndDestroy();
       else other.destroy();
     };
     downstream.on('error', onError('downstream'));

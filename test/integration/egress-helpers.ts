@@ -64,6 +64,7 @@ export function startSide(role: 'outer' | 'inner', config: Record<string, unknow
         let rec: { msg?: string; listener?: string; address?: string };
         try { rec = JSON.parse(line) as typeof rec; } catch { continue; }
         if (rec.msg === 'listening' && rec.listener && rec.address) addresses[rec.listener] = rec.address;
+        if (rec.msg === 'admin endpoint listening' && rec.address) addresses.admin = rec.address;
         if (rec.msg && wanted.includes(rec.msg)) addresses[rec.msg] = 'yes';
       }
       if (wanted.every((w) => addresses[w] !== undefined)) resolve(side);
