@@ -23,6 +23,17 @@ export interface InnerOptions {
 export async function runInner(config: SideConfig, opts: InnerOptions = {}): Promise<number> {
   const reporter = new StatusReporter();
   reporter.start();
+  const app = config.app ? new AppSupervisor(config.app, appEnvironment(process.env, { configured: config.app.env })) : undefined;
+  try {
+    // A missing binary is reported before any socket opens, like a config error.
+    app?.preflight();
+  } catch (err) {
+    const code = err instanceof AppStartError ? err.exitCode : 1;
+    log.fatal({ err: messageOf(err) }, 'app could not be started');
+    reporter.report({ state: 'fatal', error: messageOf(err), code });
+    await reporter.stop();
+    return code;
+  }
   let runtime: SideRuntime;
   try {
     runtime = new SideRuntime(config, innerListenerKinds(config));
@@ -42,8 +53,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
   opts.lifeline?.resume();
 
   let exitCode = 0;
-  if (config.app) {
-    const app = new AppSupervisor(config.app, appEnvironment(process.env, { configured: config.app.env }));
+  if (app) {
     let pid: number;
     try {
       pid = app.start();
@@ -62,6 +72,9 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
     const first = await Promise.race([app.exited.then((e) => ({ kind: 'exit' as const, e })), stopped.then(() => ({ kind: 'stop' as const }))]);
     let exit: AppExit;
     if (first.kind === 'stop') {
+      // Connections in flight finish against a live app; only then is the app asked to stop.
+      await runtime.stopAccepting();
+      await runtime.drain();
       exit = await app.stop(stopRequested ?? 'SIGTERM');
     } else {
       exit = first.e;

@@ -67,11 +67,16 @@ export class AppSupervisor {
     this.env = env;
   }
 
+  /** Check that the app can be started at all; throws AppStartError naming what is wrong. */
+  preflight(): string {
+    if (!fs.existsSync(this.app.cwd)) throw new AppStartError('app_cwd_missing', `app working directory ${this.app.cwd} does not exist`, 126, { cwd: this.app.cwd });
+    return resolveProgram(this.app.argv[0]!, this.app.cwd, this.env.PATH);
+  }
+
   /** Spawn the app; throws AppStartError when it cannot be started at all. */
   start(): number {
     const [program, ...args] = this.app.argv;
-    if (!fs.existsSync(this.app.cwd)) throw new AppStartError('app_cwd_missing', `app working directory ${this.app.cwd} does not exist`, 126, { cwd: this.app.cwd });
-    const resolved = resolveProgram(program!, this.app.cwd, this.env.PATH);
+    const resolved = this.preflight();
     const child = spawn(resolved, args, { cwd: this.app.cwd, env: this.env, stdio: 'inherit', detached: true, argv0: program });
     this.child = child;
     this.exitPromise = new Promise<AppExit>((resolve) => {
