@@ -88,10 +88,12 @@ export async function listen(addr: Address, onConnection: (socket: net.Socket) =
     address: boundAddress,
     bound,
     server,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
+    // Resolves once no new connection can arrive; connections already accepted are the caller's
+    // (server.close's own callback would wait for every one of them to end).
+    close: async () => {
+      server.close();
       if ('path' in target) fs.rmSync(target.path, { force: true });
-    }),
+    },
   };
 }
 
