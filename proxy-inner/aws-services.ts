@@ -1,13 +1,13 @@
 /**
- * The AWS side of the inner proxy, assembled: the NSM (device or loudly-announced simulator),
- * the IMDS relay client and role credential cache, and whichever of the KMS proxy, IMDS
- * endpoint and attestation API the config asks for. One recipient key per process.
+ * The AWS side of the inner proxy, assembled once per process: the NSM (device, or the loudly
+ * announced simulator), the IMDS relay client and role credential cache, one recipient key, and
+ * the request handlers of the KMS proxy, IMDS endpoint and attestation API that listeners serve.
  */
+import type http from 'node:http';
 import type { Address } from '../shared/transport/index.js';
-import type { HttpService } from '../shared/util/http-service.js';
-import { startAttestationApi } from './attestation-api/server.js';
+import { attestationRequestListener } from './attestation-api/server.js';
 import { CredentialCache } from './imds/credential-cache.js';
-import { startImdsEndpoint } from './imds/endpoint.js';
+import { imdsRequestListener } from './imds/endpoint.js';
 import { ImdsRelayClient } from './imds/relay-client.js';
 import { AttestationSource } from './kms/attestation-source.js';
 import { KmsProxy } from './kms/kms-proxy.js';
@@ -19,7 +19,6 @@ import type { Nsm } from './nsm/nsm.js';
 import type { NsmSimulator } from './nsm/simulator.js';
 
 export interface KmsProxySettings {
-  address: Address;
   /** Fixed KMS endpoint URL; `https://kms.<region>.amazonaws.com` otherwise. */
   endpoint?: string;
   /** The inner egress proxy the KMS connection is tunnelled through (HTTP CONNECT). */
@@ -37,64 +36,52 @@ export interface InnerAwsSettings {
   /** Fixed region; asked of IMDS otherwise. */
   region?: string;
   credentialRefreshMarginMs?: number;
-  kms?: KmsProxySettings;
-  imds?: { address: Address };
-  attestationApi?: { address: Address };
   /** The clock credential expiry is judged by (Date.now; tests move it). */
   now?: () => number;
 }
 
-export interface InnerAwsServices {
-  nsm: Nsm;
-  simulator: NsmSimulator | null;
-  credentials: CredentialCache;
-  kms: HttpService | null;
-  imds: HttpService | null;
-  attestationApi: HttpService | null;
-  close(): Promise<void>;
-}
+export class InnerAws {
+  readonly nsm: Nsm;
+  readonly simulator: NsmSimulator | null;
+  readonly relay: ImdsRelayClient;
+  readonly credentials: CredentialCache;
+  private recipientKey: RecipientKey | null = null;
+  private readonly upstreams: KmsUpstream[] = [];
 
-export async function startInnerAwsServices(settings: InnerAwsSettings): Promise<InnerAwsServices> {
-  const { nsm, simulator } = openNsm(settings.nsm);
-  const relay = new ImdsRelayClient({ address: settings.imdsRelay });
-  const credentials = new CredentialCache(relay, { refreshMarginMs: settings.credentialRefreshMarginMs, now: settings.now, onRefresh: () => credentialRefreshes.inc() });
-  const region = settings.region ? () => Promise.resolve(settings.region!) : () => credentials.region();
-  const started: HttpService[] = [];
-  let upstream: KmsUpstream | null = null;
-  const close = async () => {
-    credentials.close();
-    await Promise.all(started.map((s) => s.close()));
-    await upstream?.close();
-    nsm.close();
-  };
-  try {
-    let kms: HttpService | null = null;
-    if (settings.kms) {
-      const recipientKey = new RecipientKey();
-      upstream = new KmsUpstream({ proxyUrl: settings.kms.egressProxy, ca: settings.kms.ca });
-      const attestation = new AttestationSource({ nsm, publicKey: recipientKey.spkiDer, reuseMs: settings.kms.attestationReuseMs ?? 0, onReuse: () => attestationReuseHits.inc() });
-      kms = await new KmsProxy({
-        address: settings.kms.address, endpoint: settings.kms.endpoint, maxBodyBytes: settings.kms.maxBodyBytes,
-        credentials: async () => (await credentials.get()).credentials, region, upstream, recipientKey, attestation,
-      }).start();
-      started.push(kms);
-    }
-    const imds = settings.imds ? await startImdsEndpoint({ address: settings.imds.address, cache: credentials, relay }) : null;
-    if (imds) started.push(imds);
-    const attestationApi = settings.attestationApi ? await startAttestationApi({ address: settings.attestationApi.address, nsm }) : null;
-    if (attestationApi) started.push(attestationApi);
-    return { nsm, simulator, credentials, kms, imds, attestationApi, close };
-  } catch (err) {
-    await close();
-    throw err;
+  constructor(private readonly settings: InnerAwsSettings) {
+    ({ nsm: this.nsm, simulator: this.simulator } = openNsm(settings.nsm));
+    this.relay = new ImdsRelayClient({ address: settings.imdsRelay });
+    this.credentials = new CredentialCache(this.relay, { refreshMarginMs: settings.credentialRefreshMarginMs, now: settings.now, onRefresh: () => credentialRefreshes.inc() });
   }
-}
 
-/** What the supervised app needs in its environment to use these services unmodified. */
-export function appEnvironment(services: InnerAwsServices, region?: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  if (services.imds) env.AWS_EC2_METADATA_SERVICE_ENDPOINT = services.imds.url;
-  if (services.kms) env.AWS_ENDPOINT_URL_KMS = services.kms.url;
-  if (region) env.AWS_REGION = region;
-  return env;
+  region(): Promise<string> {
+    return this.settings.region ? Promise.resolve(this.settings.region) : this.credentials.region();
+  }
+
+  kmsRequestListener(kms: KmsProxySettings): http.RequestListener {
+    // One RSA key per process, whatever the number of KMS listeners.
+    this.recipientKey ??= new RecipientKey();
+    const upstream = new KmsUpstream({ proxyUrl: kms.egressProxy, ca: kms.ca });
+    this.upstreams.push(upstream);
+    const attestation = new AttestationSource({ nsm: this.nsm, publicKey: this.recipientKey.spkiDer, reuseMs: kms.attestationReuseMs ?? 0, onReuse: () => attestationReuseHits.inc() });
+    return new KmsProxy({
+      endpoint: kms.endpoint, maxBodyBytes: kms.maxBodyBytes, upstream, recipientKey: this.recipientKey, attestation,
+      credentials: async () => (await this.credentials.get()).credentials,
+      region: () => this.region(),
+    }).requestListener;
+  }
+
+  imdsRequestListener(): http.RequestListener {
+    return imdsRequestListener({ cache: this.credentials, relay: this.relay, region: () => this.region(), now: this.settings.now });
+  }
+
+  attestationRequestListener(): http.RequestListener {
+    return attestationRequestListener(this.nsm);
+  }
+
+  async close(): Promise<void> {
+    this.credentials.close();
+    await Promise.all(this.upstreams.map((u) => u.close()));
+    this.nsm.close();
+  }
 }

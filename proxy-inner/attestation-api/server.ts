@@ -11,8 +11,7 @@ import crypto from 'node:crypto';
 import type http from 'node:http';
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
 import { MAX_OPTIONAL_FIELD_BYTES } from '../../shared/attestation/document.js';
-import type { Address } from '../../shared/transport/index.js';
-import { BodyTooLargeError, type HttpService, listenHttp, readBody, send, sendJson } from '../../shared/util/http-service.js';
+import { BodyTooLargeError, readBody, send, sendJson } from '../../shared/util/http-service.js';
 import { logger } from '../../shared/log/logger.js';
 import type { Nsm } from '../nsm/nsm.js';
 
@@ -66,13 +65,13 @@ function wantsJson(req: http.IncomingMessage, url: URL): boolean {
   return url.searchParams.get('format') === 'json' || /\bapplication\/json\b/.test(String(req.headers.accept ?? ''));
 }
 
-export function startAttestationApi(opts: { address: Address; nsm: Pick<Nsm, 'attest'> }): Promise<HttpService> {
-  return listenHttp(opts.address, (req, res) => {
+export function attestationRequestListener(nsm: Pick<Nsm, 'attest'>): http.RequestListener {
+  return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://api');
     if (url.pathname !== ATTESTATION_PATH) return sendJson(res, 404, { error: 'not_found', message: `only ${ATTESTATION_PATH} is served` });
     if (req.method !== 'POST') return sendJson(res, 405, { error: 'method_not_allowed', message: 'use POST' }, { allow: 'POST' });
     parseRequest(req).then((fields) => {
-      const document = opts.nsm.attest(fields);
+      const document = nsm.attest(fields);
       if (wantsJson(req, url)) sendJson(res, 200, { document: document.toString('base64') });
       else send(res, 200, document, { 'content-type': 'application/cbor' });
     }).catch((err: unknown) => {
@@ -80,5 +79,5 @@ export function startAttestationApi(opts: { address: Address; nsm: Pick<Nsm, 'at
       log.error({ err: messageOf(err) }, 'attestation failed');
       sendJson(res, 500, { error: err instanceof ProxyError ? err.code : 'attestation_failed', message: messageOf(err) });
     });
-  });
+  };
 }

@@ -9,8 +9,7 @@ import { ProxyError, messageOf } from '../../shared/errors/index.js';
 import {
   IMDS_CREDENTIALS_PATH, IMDS_IDENTITY_DOCUMENT_PATH, IMDS_REGION_PATH, IMDS_TOKEN_PATH,
 } from '../../shared/aws/imds-relay-protocol.js';
-import type { Address } from '../../shared/transport/index.js';
-import { type HttpService, listenHttp, send, sendText } from '../../shared/util/http-service.js';
+import { send, sendText } from '../../shared/util/http-service.js';
 import { logger } from '../../shared/log/logger.js';
 import type { CredentialCache } from './credential-cache.js';
 import type { ImdsSource } from './relay-client.js';
@@ -19,8 +18,9 @@ import { SessionTokens } from './session-tokens.js';
 const log = logger('imds-endpoint');
 
 export interface ImdsEndpointOptions {
-  address: Address;
   cache: CredentialCache;
+  /** The configured region, or the one IMDS states. */
+  region: () => Promise<string>;
   relay: ImdsSource;
   now?: () => number;
 }
@@ -33,7 +33,7 @@ async function serveGet(path: string, opts: ImdsEndpointOptions, res: http.Serve
     if (path.slice(IMDS_CREDENTIALS_PATH.length) !== cached.role) sendText(res, 404, 'Not Found');
     else send(res, 200, JSON.stringify(cached.document, null, 2), { 'content-type': 'text/plain' });
   } else if (path === IMDS_REGION_PATH) {
-    sendText(res, 200, await opts.cache.region());
+    sendText(res, 200, await opts.region());
   } else if (path === IMDS_IDENTITY_DOCUMENT_PATH) {
     const relayed = await opts.relay.get(path);
     send(res, relayed.status, relayed.body, { 'content-type': relayed.content_type ?? 'text/plain' });
@@ -43,9 +43,9 @@ async function serveGet(path: string, opts: ImdsEndpointOptions, res: http.Serve
   }
 }
 
-export function startImdsEndpoint(opts: ImdsEndpointOptions): Promise<HttpService> {
+export function imdsRequestListener(opts: ImdsEndpointOptions): http.RequestListener {
   const tokens = new SessionTokens(opts.now);
-  return listenHttp(opts.address, (req, res) => {
+  return (req, res) => {
     const path = new URL(req.url ?? '/', 'http://imds').pathname;
     if (req.method === 'PUT' && path === IMDS_TOKEN_PATH) {
       // As IMDS does: a forwarded PUT is a request that left the host, and gets no token.
@@ -61,5 +61,5 @@ export function startImdsEndpoint(opts: ImdsEndpointOptions): Promise<HttpServic
       log.warn({ path, err: messageOf(err) }, 'IMDS request could not be served');
       if (!res.headersSent) sendText(res, status, status === 502 ? 'Bad Gateway: instance metadata unavailable' : http.STATUS_CODES[status] ?? 'Error');
     });
-  });
+  };
 }

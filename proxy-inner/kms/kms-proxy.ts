@@ -13,8 +13,7 @@ import { ProxyError, messageOf } from '../../shared/errors/index.js';
 import type { AwsCredentials } from '../../shared/aws/credentials.js';
 import { KMS_CONTENT_TYPE, RECIPIENT_KEY_ENCRYPTION_ALGORITHM, type PlaintextField, attestedPlaintextField, kmsActionOf } from '../../shared/aws/kms-actions.js';
 import { signKmsRequest } from '../../shared/aws/sigv4.js';
-import type { Address } from '../../shared/transport/index.js';
-import { BodyTooLargeError, type HttpService, listenHttp, readBody, send } from '../../shared/util/http-service.js';
+import { BodyTooLargeError, readBody, send } from '../../shared/util/http-service.js';
 import { logger } from '../../shared/log/logger.js';
 import type { AttestationSource } from './attestation-source.js';
 import { kmsRequests } from './metrics.js';
@@ -29,7 +28,6 @@ export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 const PASSED_RESPONSE_HEADERS = ['content-type', 'x-amzn-requestid', 'x-amzn-errortype'];
 
 export interface KmsProxyOptions {
-  address: Address;
   credentials: () => Promise<AwsCredentials>;
   region: () => Promise<string>;
   /** Fixed upstream endpoint; `https://kms.<region>.amazonaws.com` otherwise. */
@@ -81,22 +79,20 @@ export class KmsProxy {
     this.maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   }
 
-  start(): Promise<HttpService> {
-    return listenHttp(this.opts.address, (req, res) => {
-      let action = 'unknown';
-      this.handle(req, res, (a) => { action = a; }).then((outcome) => {
-        kmsRequests.inc({ action, outcome });
-      }, (err: unknown) => {
-        const proxyErr = err instanceof KmsProxyError ? err
-          : new KmsProxyError(502, 'EnclaverProxyUpstreamException', err instanceof ProxyError ? err.code : 'kms_proxy_failed', messageOf(err));
-        const outcome: Outcome = proxyErr.status < 500 ? 'rejected' : 'failed';
-        kmsRequests.inc({ action, outcome });
-        log.warn({ action, code: proxyErr.code, err: proxyErr.message }, 'KMS request not completed');
-        if (!res.headersSent) sendKmsError(res, proxyErr);
-        else res.destroy();
-      });
+  readonly requestListener: http.RequestListener = (req, res) => {
+    let action = 'unknown';
+    this.handle(req, res, (a) => { action = a; }).then((outcome) => {
+      kmsRequests.inc({ action, outcome });
+    }, (err: unknown) => {
+      const proxyErr = err instanceof KmsProxyError ? err
+        : new KmsProxyError(502, 'EnclaverProxyUpstreamException', err instanceof ProxyError ? err.code : 'kms_proxy_failed', messageOf(err));
+      const outcome: Outcome = proxyErr.status < 500 ? 'rejected' : 'failed';
+      kmsRequests.inc({ action, outcome });
+      log.warn({ action, code: proxyErr.code, err: proxyErr.message }, 'KMS request not completed');
+      if (!res.headersSent) sendKmsError(res, proxyErr);
+      else res.destroy();
     });
-  }
+  };
 
   private async readRequest(req: http.IncomingMessage): Promise<Buffer> {
     if (req.method !== 'POST') throw new KmsProxyError(405, 'UnsupportedOperationException', 'kms_method', `KMS requests are POST, not ${req.method}`);

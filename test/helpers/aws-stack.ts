@@ -7,11 +7,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type InnerAwsServices, type KmsProxySettings, startInnerAwsServices } from '../../proxy-inner/aws-services.js';
+import { InnerAws, type KmsProxySettings } from '../../proxy-inner/aws-services.js';
 import { Imdsv2Client } from '../../proxy-outer/imds-relay/imdsv2-client.js';
 import { startImdsRelay } from '../../proxy-outer/imds-relay/relay-server.js';
 import { type Listening, parseAddress } from '../../shared/transport/index.js';
 import { configureVsock } from '../../shared/transport/vsock.js';
+import { type HttpService, listenHttp } from '../../shared/util/http-service.js';
 import { CredentialStore } from '../emulators/credential-store.js';
 import { ImdsEmulator } from '../emulators/imds/server.js';
 import { KmsEmulator } from '../emulators/kms/server.js';
@@ -27,7 +28,11 @@ export interface AwsStack {
   kms: KmsEmulator;
   kmsUrl: string;
   tlsCa: string;
-  inner: InnerAwsServices;
+  inner: InnerAws;
+  /** The inner services on loopback, as the app reaches them. */
+  kmsProxy: HttpService;
+  imdsEndpoint: HttpService;
+  attestationApi: HttpService;
   /** Move the emulated wall clock of credential issuance/expiry forward. */
   advance(ms: number): void;
   close(): Promise<void>;
@@ -50,18 +55,22 @@ export async function startAwsStack(opts: AwsStackOptions = {}): Promise<AwsStac
   const kms = new KmsEmulator({ store, region: TEST_REGION, tls, attestationRoot: () => fs.readFileSync(rootPath, 'utf8') });
   const [imdsUrl, kmsUrl] = await Promise.all([imds.start(), kms.start()]);
   const relay: Listening = await startImdsRelay({ address: parseAddress('vsock://any:17004'), client: new Imdsv2Client({ endpoint: imdsUrl }) });
-  const inner = await startInnerAwsServices({
+  const inner = new InnerAws({
     nsm: { mode: 'simulator', simulator: { pcrs: new Map([[0, Buffer.from(TEST_PCR0, 'hex')]]), rootCertificatePath: rootPath } },
     imdsRelay: parseAddress('vsock://parent:17004'),
-    kms: { address: parseAddress('tcp://127.0.0.1:0'), endpoint: kmsUrl, ca: tls.cert, ...opts.kms },
-    imds: { address: parseAddress('tcp://127.0.0.1:0') },
-    attestationApi: { address: parseAddress('tcp://127.0.0.1:0') },
     now,
   });
+  const loopback = parseAddress('tcp://127.0.0.1:0');
+  const [kmsProxy, imdsEndpoint, attestationApi] = await Promise.all([
+    listenHttp(loopback, inner.kmsRequestListener({ endpoint: kmsUrl, ca: tls.cert, ...opts.kms })),
+    listenHttp(loopback, inner.imdsRequestListener()),
+    listenHttp(loopback, inner.attestationRequestListener()),
+  ]);
   return {
-    dir, store, imds, kms, kmsUrl, tlsCa: tls.cert, inner,
+    dir, store, imds, kms, kmsUrl, tlsCa: tls.cert, inner, kmsProxy, imdsEndpoint, attestationApi,
     advance: (ms) => { offset += ms; },
     close: async () => {
+      await Promise.all([kmsProxy.close(), imdsEndpoint.close(), attestationApi.close()]);
       await inner.close();
       await relay.close();
       await Promise.all([imds.stop(), kms.stop()]);

@@ -7,13 +7,13 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { fromInstanceMetadata } from '@aws-sdk/credential-providers';
 import { CredentialCache } from '../../proxy-inner/imds/credential-cache.js';
-import { startImdsEndpoint } from '../../proxy-inner/imds/endpoint.js';
+import { imdsRequestListener } from '../../proxy-inner/imds/endpoint.js';
 import { ImdsRelayClient } from '../../proxy-inner/imds/relay-client.js';
 import { Imdsv2Client } from '../../proxy-outer/imds-relay/imdsv2-client.js';
 import { startImdsRelay } from '../../proxy-outer/imds-relay/relay-server.js';
 import { parseAddress, type Listening } from '../../shared/transport/index.js';
 import { configureVsock } from '../../shared/transport/vsock.js';
-import type { HttpService } from '../../shared/util/http-service.js';
+import { type HttpService, listenHttp } from '../../shared/util/http-service.js';
 import { CredentialStore } from '../emulators/credential-store.js';
 import { ImdsEmulator } from '../emulators/imds/server.js';
 
@@ -46,7 +46,7 @@ describe('IMDSv2 relay: IMDS emulator ← outer relay ← vsock (emulated) ← i
     relay = await startImdsRelay({ address: parseAddress('vsock://any:17004'), client: outerClient });
     const relayClient = new ImdsRelayClient({ address: parseAddress('vsock://parent:17004') });
     cache = new CredentialCache(relayClient, { refreshMarginMs: 5 * 60_000, now, onRefresh: () => refreshes++ });
-    endpoint = await startImdsEndpoint({ address: parseAddress('tcp://127.0.0.1:0'), cache, relay: relayClient, now });
+    endpoint = await listenHttp(parseAddress('tcp://127.0.0.1:0'), imdsRequestListener({ cache, relay: relayClient, region: () => cache.region(), now }));
   });
 
   after(async () => {

@@ -6,7 +6,7 @@ import {
   GenerateDataKeyPairCommand, GenerateRandomCommand, KMSClient, KMSServiceException,
 } from '@aws-sdk/client-kms';
 import { request } from 'undici';
-import { register } from 'prom-client';
+import { registry } from '../../shared/metrics/registry.js';
 import { verifyAttestation } from '../../shared/attestation/verify.js';
 import { decryptRecipientEnvelope } from '../../shared/aws/cms.js';
 import { type AwsStack, TEST_PCR0, TEST_REGION, startAwsStack } from '../helpers/aws-stack.js';
@@ -31,7 +31,7 @@ describe('KMS proxy with the unmodified @aws-sdk/client-kms', () => {
 
   before(async () => {
     stack = await startAwsStack();
-    kms = new KMSClient({ region: TEST_REGION, endpoint: stack.inner.kms!.url, credentials: APP_CREDENTIALS, maxAttempts: 1 });
+    kms = new KMSClient({ region: TEST_REGION, endpoint: stack.kmsProxy.url, credentials: APP_CREDENTIALS, maxAttempts: 1 });
     keyId = stack.kms.createKey('SYMMETRIC_DEFAULT', { pcrs: { 0: TEST_PCR0.toUpperCase() }, requireAttestation: true });
   });
 
@@ -109,7 +109,7 @@ describe('KMS proxy with the unmodified @aws-sdk/client-kms', () => {
   });
 
   it('refuses malformed JSON and oversized bodies with a clear 400', async () => {
-    const post = (body: string, target = 'TrentService.Decrypt') => request(stack.inner.kms!.url, {
+    const post = (body: string, target = 'TrentService.Decrypt') => request(stack.kmsProxy.url, {
       method: 'POST', body, headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target },
     });
     const malformed = await post('{"CiphertextBlob": ');
@@ -141,7 +141,7 @@ describe('KMS proxy with the unmodified @aws-sdk/client-kms', () => {
   it('serves the attestation API: CBOR by default, base64 JSON on request, bound to the given fields', async () => {
     const nonce = crypto.randomBytes(20);
     const { publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const res = await request(`${stack.inner.attestationApi!.url}/v1/attestation`, {
+    const res = await request(`${stack.attestationApi.url}/v1/attestation`, {
       method: 'POST', body: JSON.stringify({ nonce: nonce.toString('base64'), user_data: Buffer.from('hi').toString('base64'), public_key: publicKey.export({ type: 'spki', format: 'pem' }) }),
     });
     assert.equal(res.headers['content-type'], 'application/cbor');
@@ -149,18 +149,18 @@ describe('KMS proxy with the unmodified @aws-sdk/client-kms', () => {
     const { document } = verifyAttestation(Buffer.from(await res.body.arrayBuffer()), { root, at: 'now', expectedNonce: nonce });
     assert.deepEqual(document.userData, Buffer.from('hi'));
     assert.deepEqual(document.publicKey, publicKey.export({ type: 'spki', format: 'der' }));
-    const json = await request(`${stack.inner.attestationApi!.url}/v1/attestation?format=json`, { method: 'POST' });
+    const json = await request(`${stack.attestationApi.url}/v1/attestation?format=json`, { method: 'POST' });
     verifyAttestation(Buffer.from(((await json.body.json()) as { document: string }).document, 'base64'), { root, at: 'now' });
-    const bad = await request(`${stack.inner.attestationApi!.url}/v1/attestation`, { method: 'POST', body: '{"nonce": 5}' });
+    const bad = await request(`${stack.attestationApi.url}/v1/attestation`, { method: 'POST', body: '{"nonce": 5}' });
     assert.equal(bad.statusCode, 400);
     await bad.body.dump();
-    const wrongMethod = await request(`${stack.inner.attestationApi!.url}/v1/attestation`);
+    const wrongMethod = await request(`${stack.attestationApi.url}/v1/attestation`);
     assert.equal(wrongMethod.statusCode, 405);
     await wrongMethod.body.dump();
   });
 
   it('counts KMS requests by action and outcome', async () => {
-    const text = await register.metrics();
+    const text = await registry.metrics();
     assert.match(text, /enclaver_kms_requests_total\{action="Decrypt",outcome="attested"\} [1-9]/);
     assert.match(text, /enclaver_kms_requests_total\{action="Decrypt",outcome="kms_error"\} [1-9]/);
     assert.match(text, /enclaver_kms_requests_total\{action="Encrypt",outcome="passed_through"\} [1-9]/);
