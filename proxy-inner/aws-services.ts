@@ -21,6 +21,8 @@ import type { NsmSimulator } from './nsm/simulator.js';
 export interface KmsProxySettings {
   /** Fixed KMS endpoint URL; `https://kms.<region>.amazonaws.com` otherwise. */
   endpoint?: string;
+  /** Per-region endpoints (URL or HOST[:PORT]), which win over `endpoint`. */
+  endpoints?: Record<string, string>;
   /** The inner egress proxy the KMS connection is tunnelled through (HTTP CONNECT). */
   egressProxy?: string;
   /** Extra CA (PEM) trusted for the KMS endpoint. */
@@ -40,18 +42,32 @@ export interface InnerAwsSettings {
   now?: () => number;
 }
 
+/** Where KMS requests for `region` go. */
+export function kmsEndpointFor(kms: KmsProxySettings, region: string): URL {
+  const configured = kms.endpoints?.[region] ?? kms.endpoint ?? `kms.${region}.amazonaws.com`;
+  return new URL(/^https?:\/\//.test(configured) ? configured : `https://${configured}`);
+}
+
 export class InnerAws {
-  readonly nsm: Nsm;
-  readonly simulator: NsmSimulator | null;
+  private opened: { nsm: Nsm; simulator: NsmSimulator | null } | null = null;
   readonly relay: ImdsRelayClient;
   readonly credentials: CredentialCache;
   private recipientKey: RecipientKey | null = null;
   private readonly upstreams: KmsUpstream[] = [];
 
   constructor(private readonly settings: InnerAwsSettings) {
-    ({ nsm: this.nsm, simulator: this.simulator } = openNsm(settings.nsm));
     this.relay = new ImdsRelayClient({ address: settings.imdsRelay });
     this.credentials = new CredentialCache(this.relay, { refreshMarginMs: settings.credentialRefreshMarginMs, now: settings.now, onRefresh: () => credentialRefreshes.inc() });
+  }
+
+  /** Opened on first use, so an IMDS-only inner never announces a simulator it does not use. */
+  get nsm(): Nsm {
+    this.opened ??= openNsm(this.settings.nsm);
+    return this.opened.nsm;
+  }
+
+  get simulator(): NsmSimulator | null {
+    return this.nsm && this.opened!.simulator;
   }
 
   region(): Promise<string> {
@@ -65,7 +81,7 @@ export class InnerAws {
     this.upstreams.push(upstream);
     const attestation = new AttestationSource({ nsm: this.nsm, publicKey: this.recipientKey.spkiDer, reuseMs: kms.attestationReuseMs ?? 0, onReuse: () => attestationReuseHits.inc() });
     return new KmsProxy({
-      endpoint: kms.endpoint, maxBodyBytes: kms.maxBodyBytes, upstream, recipientKey: this.recipientKey, attestation,
+      endpointFor: (region) => kmsEndpointFor(kms, region), maxBodyBytes: kms.maxBodyBytes, upstream, recipientKey: this.recipientKey, attestation,
       credentials: async () => (await this.credentials.get()).credentials,
       region: () => this.region(),
     }).requestListener;
@@ -82,6 +98,6 @@ export class InnerAws {
   async close(): Promise<void> {
     this.credentials.close();
     await Promise.all(this.upstreams.map((u) => u.close()));
-    this.nsm.close();
+    this.opened?.nsm.close();
   }
 }

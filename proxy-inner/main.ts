@@ -10,7 +10,9 @@ import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf } from '../shared/wire/status.js';
 import { appEnvironment } from './app/environment.js';
 import { AppStartError, AppSupervisor, type AppExit } from './app/supervisor.js';
-import { innerListenerKinds } from './listeners.js';
+import { innerAws, innerListenerKinds } from './listeners.js';
+import type { InnerAws } from './aws-services.js';
+import { awsAppEnvironment } from './app/aws-environment.js';
 import { StatusReporter } from './status/reporter.js';
 
 const log = logger('inner');
@@ -24,10 +26,13 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
   const reporter = new StatusReporter();
   reporter.start();
   let runtime: SideRuntime;
+  let aws: InnerAws | null = null;
   try {
-    runtime = new SideRuntime(config, innerListenerKinds(config));
+    aws = innerAws(config);
+    runtime = new SideRuntime(config, innerListenerKinds(config, aws));
     await runtime.start();
   } catch (err) {
+    await aws?.close();
     log.fatal({ err: messageOf(err) }, 'inner proxy could not start');
     reporter.report({ state: 'fatal', error: messageOf(err), code: 1 });
     await reporter.stop();
@@ -43,7 +48,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
 
   let exitCode = 0;
   if (config.app) {
-    const app = new AppSupervisor(config.app, appEnvironment(process.env, { configured: config.app.env }));
+    const app = new AppSupervisor(config.app, appEnvironment(process.env, { configured: config.app.env, aws: awsAppEnvironment(config, runtime.listeners) }));
     let pid: number;
     try {
       pid = app.start();
@@ -52,6 +57,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
       log.fatal({ err: messageOf(err) }, 'app could not be started');
       reporter.report({ state: 'fatal', error: messageOf(err), code });
       await runtime.shutdown();
+      await aws?.close();
       await reporter.stop();
       unhook();
       return code;
@@ -75,6 +81,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
     await stopped;
   }
   await runtime.shutdown();
+  await aws?.close();
   await reporter.stop();
   unhook();
   log.info({ exit_code: exitCode }, 'inner proxy stopped');

@@ -30,8 +30,8 @@ const PASSED_RESPONSE_HEADERS = ['content-type', 'x-amzn-requestid', 'x-amzn-err
 export interface KmsProxyOptions {
   credentials: () => Promise<AwsCredentials>;
   region: () => Promise<string>;
-  /** Fixed upstream endpoint; `https://kms.<region>.amazonaws.com` otherwise. */
-  endpoint?: string;
+  /** Where requests for a region go. */
+  endpointFor: (region: string) => URL;
   upstream: KmsUpstream;
   recipientKey: RecipientKey;
   attestation: AttestationSource;
@@ -124,7 +124,7 @@ export class KmsProxy {
     }
 
     const region = await this.opts.region();
-    const endpoint = new URL(this.opts.endpoint ?? `https://kms.${region}.amazonaws.com`);
+    const endpoint = this.opts.endpointFor(region);
     const headers = await signKmsRequest({ endpoint, region, target: target as string, body: forwarded, credentials: await this.opts.credentials() });
     const upstream = await this.opts.upstream.post(endpoint, headers, forwarded);
 
