@@ -43,8 +43,8 @@ export class ImdsEmulator {
   }
 
   private credentials(): IssuedCredentials {
-    // Like EC2, rotate credentials well before they expire; here: once they reach the last fifth.
-    if (!this.current || this.current.expiration.getTime() - this.now < this.credentialLifetimeMs / 5) {
+    // Like EC2, rotate credentials well before they expire; here: once half their life is gone.
+    if (!this.current || this.current.expiration.getTime() - this.now < this.credentialLifetimeMs / 2) {
       this.current = this.opts.store.issue(this.credentialLifetimeMs);
     }
     return this.current;
