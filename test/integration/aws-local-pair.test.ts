@@ -66,7 +66,7 @@ describe('AWS SDK app inside the local pair (KMS proxy, IMDS relay, attestation)
         nsm: { mode: 'simulator', simulator: { pcrs: { 0: PCR0 }, root_certificate_path: rootPath } },
         aws: { region: REGION, credential_refresh_margin: '1s' },
         app: {
-          command: [process.execPath, APP],
+          command: [process.execPath, APP, '--as-app'],
           env: {
             KEY_ID: keyId, AGREEMENT_KEY_ID: agreementKeyId, WRONG_PCR_KEY_ID: wrongPcrKeyId,
             AGREEMENT_PUBLIC_KEY: kms.publicKeyOf(agreementKeyId).toString('base64'),
