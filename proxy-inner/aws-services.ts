@@ -4,6 +4,8 @@
  * the request handlers of the KMS proxy, IMDS endpoint and attestation API that listeners serve.
  */
 import type http from 'node:http';
+import { messageOf } from '../shared/errors/index.js';
+import { logger } from '../shared/log/logger.js';
 import type { Address } from '../shared/transport/index.js';
 import { attestationRequestListener } from './attestation-api/server.js';
 import { CredentialCache } from './imds/credential-cache.js';
@@ -17,6 +19,8 @@ import { KmsUpstream } from './kms/upstream.js';
 import { type OpenNsmOptions, openNsm } from './nsm/index.js';
 import type { Nsm } from './nsm/nsm.js';
 import type { NsmSimulator } from './nsm/simulator.js';
+
+const log = logger('aws');
 
 export interface KmsProxySettings {
   /** Fixed KMS endpoint URL; `https://kms.<region>.amazonaws.com` otherwise. */
@@ -72,6 +76,16 @@ export class InnerAws {
 
   region(): Promise<string> {
     return this.settings.region ? Promise.resolve(this.settings.region) : this.credentials.region();
+  }
+
+  /** The region for the app's environment: configured, or IMDS's; undefined (logged) if unknown. */
+  async regionForApp(): Promise<string | undefined> {
+    try {
+      return await this.region();
+    } catch (err) {
+      log.warn({ err: messageOf(err) }, 'region unknown (IMDS relay unavailable and aws.region not set); the app gets no AWS_REGION');
+      return undefined;
+    }
   }
 
   kmsRequestListener(kms: KmsProxySettings): http.RequestListener {

@@ -48,7 +48,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
 
   let exitCode = 0;
   if (config.app) {
-    const app = new AppSupervisor(config.app, appEnvironment(process.env, { configured: config.app.env, aws: awsAppEnvironment(config, runtime.listeners) }));
+    const app = new AppSupervisor(config.app, appEnvironment(process.env, { configured: config.app.env, aws: awsAppEnvironment(config, runtime.listeners, await aws?.regionForApp()) }));
     let pid: number;
     try {
       pid = app.start();

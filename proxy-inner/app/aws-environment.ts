@@ -10,8 +10,11 @@ function httpUrl(a: Address): string | undefined {
   return `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
 }
 
-/** `listeners` are the started ones, whose addresses carry the real port when 0 was configured. */
-export function awsAppEnvironment(config: SideConfig, listeners: { name: string; address: Address }[]): Record<string, string> {
+/**
+ * `listeners` are the started ones, whose addresses carry the real port when 0 was configured;
+ * `region` is the configured one or what IMDS said.
+ */
+export function awsAppEnvironment(config: SideConfig, listeners: { name: string; address: Address }[], region: string | undefined): Record<string, string> {
   const env: Record<string, string> = {};
   const bound = (name: string) => listeners.find((l) => l.name === name)?.address;
   const imds = config.listeners.find((l) => l.imds);
@@ -20,9 +23,9 @@ export function awsAppEnvironment(config: SideConfig, listeners: { name: string;
   const kmsUrl = kms && httpUrl(bound(kms.name) ?? kms.address);
   if (imdsUrl) env.AWS_EC2_METADATA_SERVICE_ENDPOINT = imdsUrl;
   if (kmsUrl) env.AWS_ENDPOINT_URL_KMS = kmsUrl;
-  if (config.aws.region) {
-    env.AWS_REGION = config.aws.region;
-    env.AWS_DEFAULT_REGION = config.aws.region;
+  if (region && (imdsUrl || kmsUrl)) {
+    env.AWS_REGION = region;
+    env.AWS_DEFAULT_REGION = region;
   }
   return env;
 }

@@ -64,7 +64,7 @@ describe('AWS SDK app inside the local pair (KMS proxy, IMDS relay, attestation)
       inner: {
         admin: { address: null },
         nsm: { mode: 'simulator', simulator: { pcrs: { 0: PCR0 }, root_certificate_path: rootPath } },
-        aws: { region: REGION, credential_refresh_margin: '1s' },
+        aws: { credential_refresh_margin: '1s' }, // region: from IMDS, through the relay
         app: {
           command: [process.execPath, APP, '--as-app'],
           env: {
@@ -95,7 +95,7 @@ describe('AWS SDK app inside the local pair (KMS proxy, IMDS relay, attestation)
     assert.equal(run.code, 0, run.output);
   });
 
-  it('the app was given the inner IMDS and KMS endpoints and the region', () => {
+  it('the app was given the inner IMDS and KMS endpoints and the region IMDS states', () => {
     const env = result.env as { imds: string; kms: string; region: string };
     assert.match(env.imds, /^http:\/\/127\.0\.0\.1:[1-9][0-9]*$/);
     assert.match(env.kms, /^http:\/\/127\.0\.0\.1:[1-9][0-9]*$/);

@@ -123,6 +123,17 @@ describe('IMDSv2 relay: IMDS emulator ← outer relay ← vsock (emulated) ← i
     assert.equal((await relayClient.get('/latest/meta-data/placement/region')).status, 200);
   });
 
+  it('answers 502 through the relay when the host\'s IMDS cannot be reached', async () => {
+    const unreachable = await startImdsRelay({ address: parseAddress('vsock://any:17005'), client: new Imdsv2Client({ endpoint: 'http://127.0.0.1:9', timeoutMs: 500 }) });
+    try {
+      const res = await new ImdsRelayClient({ address: parseAddress('vsock://parent:17005') }).get('/latest/meta-data/placement/region');
+      assert.equal(res.status, 502);
+      assert.match(res.body, /did not answer/);
+    } finally {
+      await unreachable.close();
+    }
+  });
+
   it('refreshes credentials before Expiration, and keeps them between', async () => {
     const first = await cache.get();
     const count = refreshes;

@@ -9,7 +9,10 @@ import { request } from 'undici';
 import { registry } from '../../shared/metrics/registry.js';
 import { verifyAttestation } from '../../shared/attestation/verify.js';
 import { decryptRecipientEnvelope } from '../../shared/aws/cms.js';
+import { parseAddress } from '../../shared/transport/index.js';
+import { listenHttp } from '../../shared/util/http-service.js';
 import { type AwsStack, TEST_PCR0, TEST_REGION, startAwsStack } from '../helpers/aws-stack.js';
+import { ConnectProxy } from '../helpers/connect-proxy.js';
 
 /** The app's own (dummy) credentials: the proxy must drop them and sign with the role's. */
 const APP_CREDENTIALS = { accessKeyId: 'AKIDAPPDUMMY', secretAccessKey: 'app-secret-that-kms-never-sees' };
@@ -157,6 +160,22 @@ describe('KMS proxy with the unmodified @aws-sdk/client-kms', () => {
     const wrongMethod = await request(`${stack.attestationApi.url}/v1/attestation`);
     assert.equal(wrongMethod.statusCode, 405);
     await wrongMethod.body.dump();
+  });
+
+  it('sends KMS traffic through the egress proxy (HTTP CONNECT) when one is configured', async () => {
+    const egress = new ConnectProxy();
+    const egressUrl = await egress.start();
+    const viaEgress = await listenHttp(parseAddress('tcp://127.0.0.1:0'), stack.inner.kmsRequestListener({ endpoint: stack.kmsUrl, ca: stack.tlsCa, egressProxy: egressUrl }));
+    const client = new KMSClient({ region: TEST_REGION, endpoint: viaEgress.url, credentials: APP_CREDENTIALS, maxAttempts: 1 });
+    try {
+      const out = await client.send(new GenerateRandomCommand({ NumberOfBytes: 12 }));
+      assert.equal(out.Plaintext!.length, 12);
+      assert.deepEqual(egress.targets, [new URL(stack.kmsUrl).host]);
+    } finally {
+      client.destroy();
+      await viaEgress.close();
+      await egress.stop();
+    }
   });
 
   it('counts KMS requests by action and outcome', async () => {

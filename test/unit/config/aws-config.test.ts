@@ -40,7 +40,7 @@ listeners:
     assert.deepEqual(c.nsm.simulatorPcrs.get(0), Buffer.from(PCR, 'hex'));
     assert.equal(c.nsm.simulatorRootCertificatePath, '/etc/root.pem');
     assert.deepEqual(c.aws, { region: 'eu-west-1', credentialRefreshMarginMs: 120_000 });
-    assert.deepEqual(awsAppEnvironment(c, [{ name: 'kms', address: { kind: 'tcp', host: '127.0.0.1', port: 9999 } }]), {
+    assert.deepEqual(awsAppEnvironment(c, [{ name: 'kms', address: { kind: 'tcp', host: '127.0.0.1', port: 9999 } }], 'eu-west-1'), {
       AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://127.0.0.1:9998', AWS_ENDPOINT_URL_KMS: 'http://127.0.0.1:9999', AWS_REGION: 'eu-west-1', AWS_DEFAULT_REGION: 'eu-west-1',
     });
   });
