@@ -16,8 +16,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DecryptCommand, EncryptCommand, KMSClient } from '@aws-sdk/client-kms';
 import { RecipientKey } from '../proxy-inner/kms/recipient-key.js';
-import { parseAddress } from '../shared/transport/index.js';
-import { listenHttp } from '../shared/util/http-service.js';
+import { serveOnLoopback } from '../test/helpers/serve.js';
 import { TEST_PCR0, TEST_REGION, startAwsStack } from '../test/helpers/aws-stack.js';
 
 interface Figures { label: string; requests: number; concurrency: number; rps: number; p50Ms: number; p99Ms: number }
@@ -49,7 +48,7 @@ async function main(): Promise<void> {
   const requests = Number(values.requests);
   const concurrency = Number(values.concurrency);
   const stack = await startAwsStack();
-  const reuse = await listenHttp(parseAddress('tcp://127.0.0.1:0'), stack.inner.kmsRequestListener({ endpoint: stack.kmsUrl, ca: stack.tlsCa, attestationReuseMs: 60_000 }));
+  const reuse = await serveOnLoopback(stack.inner.kmsRequestListener({ endpoint: stack.kmsUrl, ca: stack.tlsCa, attestationReuseMs: 60_000 }));
   try {
     const keyId = stack.kms.createKey('SYMMETRIC_DEFAULT', { pcrs: { 0: TEST_PCR0 } });
     const direct = new KMSClient({

@@ -1,43 +1,11 @@
 /**
  * The small HTTP services on loopback inside the enclave (KMS proxy, IMDS endpoint, attestation
- * API) share one way to listen, read a bounded body and answer, so limits and shutdown behave
- * the same everywhere.
+ * API) share one way to read a bounded body and to answer, so limits behave the same everywhere.
  */
-import http from 'node:http';
-import type net from 'node:net';
-import { ProxyError, TransportError, errnoOf, messageOf } from '../errors/index.js';
-import { type Address, formatAddress } from '../transport/index.js';
-
-export interface HttpService {
-  /** http://host:port of the bound listener (the real port when 0 was asked for). */
-  url: string;
-  server: http.Server;
-  close(): Promise<void>;
-}
+import type http from 'node:http';
+import { ProxyError } from '../errors/index.js';
 
 export class BodyTooLargeError extends ProxyError {}
-
-export async function listenHttp(address: Address, handler: http.RequestListener): Promise<HttpService> {
-  if (address.kind === 'vsock') throw new TransportError('listen', formatAddress(address), 'loopback HTTP services listen on tcp:// or unix:// addresses', 'EINVAL');
-  const server = http.createServer({ keepAliveTimeout: 5000 }, handler);
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s: net.Socket) => { sockets.add(s); s.once('close', () => sockets.delete(s)); });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new TransportError('listen', formatAddress(address), messageOf(err), errnoOf(err), err)));
-    if (address.kind === 'tcp') server.listen({ host: address.host, port: address.port }, resolve);
-    else server.listen({ path: address.path }, resolve);
-  });
-  const a = server.address();
-  const url = typeof a === 'string' || a === null ? `http://unix:${address.kind === 'unix' ? address.path : ''}` : `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
-  return {
-    url,
-    server,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      for (const s of sockets) s.destroy();
-    }),
-  };
-}
 
 /** The whole request body, refused once it passes `limit` bytes (the rest is not read). */
 export function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {

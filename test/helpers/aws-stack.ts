@@ -12,7 +12,7 @@ import { Imdsv2Client } from '../../proxy-outer/imds-relay/imdsv2-client.js';
 import { startImdsRelay } from '../../proxy-outer/imds-relay/relay-server.js';
 import { type Listening, parseAddress } from '../../shared/transport/index.js';
 import { configureVsock } from '../../shared/transport/vsock.js';
-import { type HttpService, listenHttp } from '../../shared/util/http-service.js';
+import { type Served, serveOnLoopback } from './serve.js';
 import { CredentialStore } from '../emulators/credential-store.js';
 import { ImdsEmulator } from '../emulators/imds/server.js';
 import { KmsEmulator } from '../emulators/kms/server.js';
@@ -30,9 +30,9 @@ export interface AwsStack {
   tlsCa: string;
   inner: InnerAws;
   /** The inner services on loopback, as the app reaches them. */
-  kmsProxy: HttpService;
-  imdsEndpoint: HttpService;
-  attestationApi: HttpService;
+  kmsProxy: Served;
+  imdsEndpoint: Served;
+  attestationApi: Served;
   /** Move the emulated wall clock of credential issuance/expiry forward. */
   advance(ms: number): void;
   close(): Promise<void>;
@@ -60,11 +60,10 @@ export async function startAwsStack(opts: AwsStackOptions = {}): Promise<AwsStac
     imdsRelay: parseAddress('vsock://parent:17004'),
     now,
   });
-  const loopback = parseAddress('tcp://127.0.0.1:0');
   const [kmsProxy, imdsEndpoint, attestationApi] = await Promise.all([
-    listenHttp(loopback, inner.kmsRequestListener({ endpoint: kmsUrl, ca: tls.cert, ...opts.kms })),
-    listenHttp(loopback, inner.imdsRequestListener()),
-    listenHttp(loopback, inner.attestationRequestListener()),
+    serveOnLoopback(inner.kmsRequestListener({ endpoint: kmsUrl, ca: tls.cert, ...opts.kms })),
+    serveOnLoopback(inner.imdsRequestListener()),
+    serveOnLoopback(inner.attestationRequestListener()),
   ]);
   return {
     dir, store, imds, kms, kmsUrl, tlsCa: tls.cert, inner, kmsProxy, imdsEndpoint, attestationApi,

@@ -13,7 +13,7 @@ import { Imdsv2Client } from '../../proxy-outer/imds-relay/imdsv2-client.js';
 import { startImdsRelay } from '../../proxy-outer/imds-relay/relay-server.js';
 import { parseAddress, type Listening } from '../../shared/transport/index.js';
 import { configureVsock } from '../../shared/transport/vsock.js';
-import { type HttpService, listenHttp } from '../../shared/util/http-service.js';
+import { type Served, serveOnLoopback } from '../helpers/serve.js';
 import { CredentialStore } from '../emulators/credential-store.js';
 import { ImdsEmulator } from '../emulators/imds/server.js';
 
@@ -35,7 +35,7 @@ describe('IMDSv2 relay: IMDS emulator ← outer relay ← vsock (emulated) ← i
   let outerClient: Imdsv2Client;
   let relay: Listening;
   let cache: CredentialCache;
-  let endpoint: HttpService;
+  let endpoint: Served;
   let refreshes = 0;
 
   before(async () => {
@@ -46,7 +46,7 @@ describe('IMDSv2 relay: IMDS emulator ← outer relay ← vsock (emulated) ← i
     relay = await startImdsRelay({ address: parseAddress('vsock://any:17004'), client: outerClient });
     const relayClient = new ImdsRelayClient({ address: parseAddress('vsock://parent:17004') });
     cache = new CredentialCache(relayClient, { refreshMarginMs: 5 * 60_000, now, onRefresh: () => refreshes++ });
-    endpoint = await listenHttp(parseAddress('tcp://127.0.0.1:0'), imdsRequestListener({ cache, relay: relayClient, region: () => cache.region(), now }));
+    endpoint = await serveOnLoopback(imdsRequestListener({ cache, relay: relayClient, region: () => cache.region(), now }));
   });
 
   after(async () => {

@@ -9,8 +9,7 @@ import { request } from 'undici';
 import { registry } from '../../shared/metrics/registry.js';
 import { verifyAttestation } from '../../shared/attestation/verify.js';
 import { decryptRecipientEnvelope } from '../../shared/aws/cms.js';
-import { parseAddress } from '../../shared/transport/index.js';
-import { listenHttp } from '../../shared/util/http-service.js';
+import { serveOnLoopback } from '../helpers/serve.js';
 import { type AwsStack, TEST_PCR0, TEST_REGION, startAwsStack } from '../helpers/aws-stack.js';
 import { ConnectProxy } from '../helpers/connect-proxy.js';
 
@@ -165,7 +164,7 @@ describe('KMS proxy with the unmodified @aws-sdk/client-kms', () => {
   it('sends KMS traffic through the egress proxy (HTTP CONNECT) when one is configured', async () => {
     const egress = new ConnectProxy();
     const egressUrl = await egress.start();
-    const viaEgress = await listenHttp(parseAddress('tcp://127.0.0.1:0'), stack.inner.kmsRequestListener({ endpoint: stack.kmsUrl, ca: stack.tlsCa, egressProxy: egressUrl }));
+    const viaEgress = await serveOnLoopback(stack.inner.kmsRequestListener({ endpoint: stack.kmsUrl, ca: stack.tlsCa, egressProxy: egressUrl }));
     const client = new KMSClient({ region: TEST_REGION, endpoint: viaEgress.url, credentials: APP_CREDENTIALS, maxAttempts: 1 });
     try {
       const out = await client.send(new GenerateRandomCommand({ NumberOfBytes: 12 }));
