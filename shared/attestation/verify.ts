@@ -45,8 +45,38 @@ function rootDer(root: string | Buffer): Buffer {
 
 interface CaProfile { ca: boolean; pathLen: number | undefined; keyUsage: number | undefined }
 
+/**
+ * Results that depend only on certificate bytes — a parsed profile, "this DER is signed by that
+ * DER" — are remembered by SHA-256: the same root, intermediates and (for hours) leaf come back
+ * in every document, and re-parsing and re-verifying them was most of the cost. Validity, which
+ * depends on the instant, is always checked afresh.
+ */
+const MEMO_LIMIT = 256;
+const profiles = new Map<string, CaProfile>();
+const verifiedLinks = new Set<string>();
+
+function fingerprint(der: Buffer): string {
+  return crypto.createHash('sha256').update(der).digest('hex');
+}
+
+/** Bounded by starting over: a verifier that sees more distinct certificates than this gains nothing. */
+function remember<T>(memo: Map<string, T> | Set<string>, key: string, value?: T): void {
+  if (memo.size >= MEMO_LIMIT) memo.clear();
+  if (memo instanceof Map) memo.set(key, value as T);
+  else memo.add(key);
+}
+
 /** basicConstraints and keyUsage, which Node's X509Certificate does not expose in full. */
 function caProfile(der: Buffer, what: string): CaProfile {
+  const key = fingerprint(der);
+  const known = profiles.get(key);
+  if (known) return known;
+  const profile = parseCaProfile(der, what);
+  remember(profiles, key, profile);
+  return profile;
+}
+
+function parseCaProfile(der: Buffer, what: string): CaProfile {
   const cert = AsnConvert.parse(der, Certificate);
   const profile: CaProfile = { ca: false, pathLen: undefined, keyUsage: undefined };
   for (const ext of cert.tbsCertificate.extensions ?? []) {
@@ -71,10 +101,14 @@ function checkValidity(cert: crypto.X509Certificate, what: string, at: Date): vo
   if (at > notAfter) throw new AttestationError('expired', `${what} expired at ${notAfter.toISOString()} (checked at ${at.toISOString()})`, context);
 }
 
+function chainBroken(names: string[], i: number, cert: crypto.X509Certificate): AttestationError {
+  return new AttestationError('chain_invalid', `${names[i]} is not signed by ${i + 1 < names.length ? names[i + 1] : 'itself'}`, { certificate: names[i], subject: cert.subject });
+}
+
 function checkChain(doc: AttestationDocument, pinnedRoot: Buffer, at: Date): void {
   if (!doc.cabundle[0]!.equals(pinnedRoot)) {
-    const fingerprint = crypto.createHash('sha256').update(doc.cabundle[0]!).digest('hex');
-    throw new AttestationError('wrong_root', `the document chains to a root (SHA-256 ${fingerprint}) that is not the pinned root`, { rootSha256: fingerprint });
+    const rootSha256 = fingerprint(doc.cabundle[0]!);
+    throw new AttestationError('wrong_root', `the document chains to a root (SHA-256 ${rootSha256}) that is not the pinned root`, { rootSha256 });
   }
   // Leaf first, then the intermediates from the one nearest the leaf up to the root.
   const ders = [doc.certificate, ...doc.cabundle.slice(1).reverse(), pinnedRoot];
@@ -83,8 +117,10 @@ function checkChain(doc: AttestationDocument, pinnedRoot: Buffer, at: Date): voi
   for (let i = 0; i < certs.length; i++) {
     const cert = certs[i]!;
     const issuer = certs[i + 1] ?? cert;
-    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) {
-      throw new AttestationError('chain_invalid', `${names[i]} is not signed by ${i + 1 < certs.length ? names[i + 1] : 'itself'}`, { certificate: names[i], subject: cert.subject });
+    const link = `${fingerprint(ders[i]!)}<${fingerprint(ders[i + 1] ?? ders[i]!)}`;
+    if (!verifiedLinks.has(link)) {
+      if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) throw chainBroken(names, i, cert);
+      remember(verifiedLinks, link);
     }
     const profile = caProfile(ders[i]!, names[i]!);
     if (i === 0) {

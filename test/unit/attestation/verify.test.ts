@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { describe, it } from 'node:test';
 import { AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256 } from '../../../shared/attestation/aws-root.js';
-import { cborDecoder, cborEncoder, decodeCoseSign1 } from '../../../shared/attestation/cose.js';
+import { cborDecoder, cborEncoder, decodeCoseSign1, signCoseSign1 } from '../../../shared/attestation/cose.js';
+import { encodeAttestationDocument } from '../../../shared/attestation/document.js';
+import { type Issued, issueCertificate } from '../../../proxy-inner/nsm/throwaway-ca.js';
 import { AttestationError } from '../../../shared/attestation/errors.js';
 import { verifyAttestation } from '../../../shared/attestation/verify.js';
 import { vectorBytes, vectorJson } from '../../helpers/vectors.js';
@@ -127,5 +129,44 @@ describe('attestation verify against the real AWS documents', () => {
     const doc = vectorBytes('attestation/prod-2022.cbor');
     assert.equal(failure(() => verifyAttestation(doc, { at: new Date('2022-10-13T08:00:00Z') })).code, 'not_yet_valid');
     verifyAttestation(doc, { at: new Date('2022-10-13T11:00:00Z') });
+  });
+});
+
+describe('attestation verify: chain rules on minted chains', () => {
+  const day = 86400_000;
+  const from = new Date(Date.now() - day);
+  const to = new Date(Date.now() + day);
+  const root = issueCertificate({ commonName: 'root', validFrom: from, validTo: to, pathLen: 1 });
+  const intermediate = issueCertificate({ commonName: 'intermediate', validFrom: from, validTo: to, pathLen: 0, issuer: root });
+  const stranger = issueCertificate({ commonName: 'other intermediate', validFrom: from, validTo: to, pathLen: 0, issuer: root });
+
+  function document(leaf: Issued, bundle: Buffer[]): Buffer {
+    const payload = encodeAttestationDocument({
+      moduleId: 'i-test', digest: 'SHA384', timestamp: Date.now(), pcrs: new Map([[0, Buffer.alloc(48)]]),
+      certificate: leaf.der, cabundle: bundle, publicKey: null, userData: null, nonce: null,
+    });
+    return signCoseSign1(payload, leaf.privateKey);
+  }
+
+  it('accepts a well-formed chain', () => {
+    const leaf = issueCertificate({ commonName: 'leaf', validFrom: from, validTo: to, issuer: intermediate });
+    verifyAttestation(document(leaf, [root.der, intermediate.der]), { root: root.der });
+  });
+
+  it('names a leaf not signed by the intermediate the bundle carries', () => {
+    const leaf = issueCertificate({ commonName: 'leaf', validFrom: from, validTo: to, issuer: stranger });
+    const err = failure(() => verifyAttestation(document(leaf, [root.der, intermediate.der]), { root: root.der }));
+    assert.equal(err.code, 'chain_invalid');
+    assert.match(err.message, /leaf certificate is not signed by cabundle\[1\]/);
+  });
+
+  it('refuses a CA as the signing leaf, and a chain deeper than pathLen allows', () => {
+    const caLeaf = issueCertificate({ commonName: 'ca leaf', validFrom: from, validTo: to, pathLen: 0, issuer: intermediate });
+    assert.match(failure(() => verifyAttestation(document(caLeaf, [root.der, intermediate.der]), { root: root.der })).message, /leaf certificate is a CA/);
+    const deeper = issueCertificate({ commonName: 'deeper', validFrom: from, validTo: to, pathLen: 0, issuer: intermediate });
+    const leaf = issueCertificate({ commonName: 'leaf', validFrom: from, validTo: to, issuer: deeper });
+    const err = failure(() => verifyAttestation(document(leaf, [root.der, intermediate.der, deeper.der]), { root: root.der }));
+    assert.equal(err.code, 'chain_invalid');
+    assert.match(err.message, /allows 0 CAs below it/);
   });
 });
