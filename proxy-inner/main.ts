@@ -9,8 +9,10 @@ import { SideRuntime } from '../shared/runtime/side-runtime.js';
 import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf } from '../shared/wire/status.js';
 import { appEnvironment } from './app/environment.js';
-import { AppStartError, AppSupervisor, type AppExit } from './app/supervisor.js';
-import { innerListenerKinds } from './listeners.js';
+import { AppStartError, AppSupervisor, preflightApp, type AppExit } from './app/supervisor.js';
+import { innerAws, innerListenerKinds } from './listeners.js';
+import type { InnerAws } from './aws-services.js';
+import { awsAppEnvironment } from './app/aws-environment.js';
 import { StatusReporter } from './status/reporter.js';
 
 const log = logger('inner');
@@ -23,10 +25,9 @@ export interface InnerOptions {
 export async function runInner(config: SideConfig, opts: InnerOptions = {}): Promise<number> {
   const reporter = new StatusReporter();
   reporter.start();
-  const app = config.app ? new AppSupervisor(config.app, appEnvironment(process.env, { configured: config.app.env })) : undefined;
   try {
     // A missing binary is reported before any socket opens, like a config error.
-    app?.preflight();
+    if (config.app) preflightApp(config.app, process.env.PATH);
   } catch (err) {
     const code = err instanceof AppStartError ? err.exitCode : 1;
     log.fatal({ err: messageOf(err) }, 'app could not be started');
@@ -35,10 +36,13 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
     return code;
   }
   let runtime: SideRuntime;
+  let aws: InnerAws | null = null;
   try {
-    runtime = new SideRuntime(config, innerListenerKinds(config));
+    aws = innerAws(config);
+    runtime = new SideRuntime(config, innerListenerKinds(config, aws));
     await runtime.start();
   } catch (err) {
+    await aws?.close();
     log.fatal({ err: messageOf(err) }, 'inner proxy could not start');
     reporter.report({ state: 'fatal', error: messageOf(err), code: 1 });
     await reporter.stop();
@@ -53,7 +57,8 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
   opts.lifeline?.resume();
 
   let exitCode = 0;
-  if (app) {
+  if (config.app) {
+    const app = new AppSupervisor(config.app, appEnvironment(process.env, { configured: config.app.env, aws: awsAppEnvironment(config, runtime.listeners, await aws?.regionForApp()) }));
     let pid: number;
     try {
       pid = app.start();
@@ -62,6 +67,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
       log.fatal({ err: messageOf(err) }, 'app could not be started');
       reporter.report({ state: 'fatal', error: messageOf(err), code });
       await runtime.shutdown();
+      await aws?.close();
       await reporter.stop();
       unhook();
       return code;
@@ -88,6 +94,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
     await stopped;
   }
   await runtime.shutdown();
+  await aws?.close();
   await reporter.stop();
   unhook();
   log.info({ exit_code: exitCode }, 'inner proxy stopped');

@@ -10,6 +10,11 @@ import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf, type EnclaveStatus } from '../shared/wire/status.js';
 import { outerListenerKinds } from './listeners.js';
 import { StatusCollector } from './status/collector.js';
+import { Imdsv2Client } from './imds-relay/imdsv2-client.js';
+import { startImdsRelay } from './imds-relay/relay-server.js';
+import { VSOCK_CID_ANY } from '../shared/transport/address.js';
+import type { Listening } from '../shared/transport/index.js';
+import { PairPort } from '../shared/wire/ports.js';
 
 const log = logger('outer');
 
@@ -29,12 +34,19 @@ export async function startOuter(config: SideConfig): Promise<OuterHandle> {
     detail: status.latest ? status.latest.state : 'no status from the enclave yet',
   }));
   await status.start();
+  let imdsRelay: Listening | undefined;
+  if (config.imdsRelay) {
+    const client = new Imdsv2Client({ endpoint: config.imdsRelay.upstream, tokenTtlSeconds: config.imdsRelay.tokenTtlSeconds, timeoutMs: config.imdsRelay.timeoutMs });
+    imdsRelay = await startImdsRelay({ address: { kind: 'vsock', cid: VSOCK_CID_ANY, port: PairPort.Imds }, client });
+    log.info({ upstream: config.imdsRelay.upstream, port: PairPort.Imds }, 'IMDS relay listening');
+  }
   await runtime.start();
   return {
     runtime,
     status,
     async shutdown() {
       await runtime.shutdown();
+      await imdsRelay?.close();
       await status.close();
     },
   };

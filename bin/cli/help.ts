@@ -5,6 +5,9 @@ Usage:
   enclaver-proxy --config FILE --check          validate and print the normalized config
   enclaver-proxy schema [--write]               print the config JSON Schema (--write: also
                                                 regenerate schema/ and docs/config.md)
+  enclaver-proxy attestation verify FILE [--root PEM] [--at document|now|ISO]
+                 [--pcr N=HEX …] [--nonce HEX]
+                                                verify a Nitro attestation document
   enclaver-proxy --version [--verbose]
   enclaver-proxy --help
 

@@ -15,6 +15,7 @@ import { setLogLevel, setLogSide } from '../../shared/log/logger.js';
 import { runInner } from '../../proxy-inner/main.js';
 import { runOuter } from '../../proxy-outer/main.js';
 import { runLocal } from '../../proxy-outer/runtime/local.js';
+import { attestationCommand } from './attestation-command.js';
 import { HELP } from './help.js';
 import { schemaCommand } from './schema-command.js';
 
@@ -33,6 +34,8 @@ function usageError(message: string): number {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Subcommands with options of their own are dispatched before the proxy's options are parsed.
+  if (argv[0] === 'attestation') return attestationCommand(argv.slice(1));
   const dashdash = argv.indexOf('--');
   const own = dashdash === -1 ? argv : argv.slice(0, dashdash);
   const appArgv = dashdash === -1 ? undefined : argv.slice(dashdash + 1);

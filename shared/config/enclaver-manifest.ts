@@ -8,6 +8,9 @@
  *                              PROXY v2 → inner vsock://any:P → app at tcp://127.0.0.1:P
  *   ingress[].tls            → TLS terminated on the inner listener with the manifest's files
  *                              (Enclaver ignored these paths; they are honoured here)
+ *   kms_proxy.listen_port P  → inner `kms` listener on tcp://127.0.0.1:P (endpoints kept per
+ *                              region), plus the outer `imds_relay` its credentials come from
+ *   api.listen_port P        → inner `attestation_api` listener on tcp://127.0.0.1:P
  */
 import { ConfigError } from '../errors/index.js';
 import { ConfigSource } from './source.js';
@@ -88,7 +91,7 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
   const m = source.data as any;
   const ingress: { listen_port: number; tls?: { key_file: string; cert_file: string } }[] = m.ingress ?? [];
 
-  for (const [key, what] of [['egress', 'egress proxy'], ['kms_proxy', 'KMS proxy'], ['api', 'attestation API']] as const) {
+  for (const [key, what] of [['egress', 'egress proxy']] as const) {
     if (m[key] !== undefined) problems.push(source.problem([key], `the ${what} section is recognised but this build cannot run it yet`));
   }
   const ports = new Set(ingress.map((i) => i.listen_port));
@@ -109,20 +112,25 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
   if (problems.length) throw new ConfigError(problems);
 
   const cid = opts.enclaveCid ?? 16;
+  const awsListeners = [
+    ...(m.kms_proxy ? [{ name: 'kms-proxy', address: `tcp://127.0.0.1:${m.kms_proxy.listen_port}`, kms: m.kms_proxy.endpoints ? { endpoints: m.kms_proxy.endpoints } : {} }] : []),
+    ...(m.api ? [{ name: 'api', address: `tcp://127.0.0.1:${m.api.listen_port}`, attestation_api: {} }] : []),
+  ];
   const inner = {
     ...(opts.appArgv ? { app: { command: opts.appArgv } } : {}),
-    listeners: ingress.map((i) => ({
+    listeners: [...ingress.map((i) => ({
       name: `ingress-${i.listen_port}`,
       address: `vsock://any:${i.listen_port}`,
       proxy_protocol: 'v2',
       cluster: `app-${i.listen_port}`,
       ...(i.tls ? { tls: { certificate: i.tls.cert_file, private_key: i.tls.key_file } } : {}),
-    })),
+    })), ...awsListeners],
     clusters: ingress.map((i) => ({ name: `app-${i.listen_port}`, endpoints: [`tcp://127.0.0.1:${i.listen_port}`] })),
   };
   const defaultHost = opts.role === 'local' ? '127.0.0.1' : '0.0.0.0';
   const outer = {
     enclave: { cid },
+    ...(m.kms_proxy ? { imds_relay: {} } : {}),
     listeners: ingress.map((i) => {
       const pub = opts.publish.find((p) => p.enclavePort === i.listen_port);
       const host = pub?.host ?? defaultHost;
