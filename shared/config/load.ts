@@ -31,8 +31,6 @@ function applyAdminOverrides(source: ConfigSource, opts: LoadOptions): void {
     if (address !== undefined && side && typeof side === 'object') side.admin = { ...(side.admin ?? {}), address };
   };
   if (doc.role === 'local') {
-    doc.outer ??= {};
-    doc.inner ??= {};
     set(doc.outer, opts.admin);
     set(doc.inner, opts.innerAdmin);
   } else {
