@@ -9,13 +9,15 @@ import { SideRuntime } from '../shared/runtime/side-runtime.js';
 import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf } from '../shared/wire/status.js';
 import { appEnvironment } from './app/environment.js';
-import { AppStartError, AppSupervisor, type AppExit } from './app/supervisor.js';
+import { AppStartError, AppSupervisor, preflightApp, type AppExit } from './app/supervisor.js';
+import { innerAws, innerListenerKinds } from './listeners.js';
 import { parseAddress } from '../shared/transport/index.js';
 import { PairPort } from '../shared/wire/ports.js';
 import { AuditSender } from './audit/sender.js';
 import { appProxyUrls } from './egress/app-proxy-url.js';
 import { auditStreamMetrics, countEgress } from './egress/metrics.js';
-import { innerListenerKinds } from './listeners.js';
+import type { InnerAws } from './aws-services.js';
+import { awsAppEnvironment } from './app/aws-environment.js';
 import { StatusReporter } from './status/reporter.js';
 
 const log = logger('inner');
@@ -30,22 +32,35 @@ export interface InnerOptions {
 export async function runInner(config: SideConfig, opts: InnerOptions = {}): Promise<number> {
   const reporter = new StatusReporter();
   reporter.start();
+  try {
+    // A missing binary is reported before any socket opens, like a config error.
+    if (config.app) preflightApp(config.app, process.env.PATH);
+  } catch (err) {
+    const code = err instanceof AppStartError ? err.exitCode : 1;
+    log.fatal({ err: messageOf(err) }, 'app could not be started');
+    reporter.report({ state: 'fatal', error: messageOf(err), code });
+    await reporter.stop();
+    return code;
+  }
   // One audit stream per process, shared by every egress listener; only dialled when one exists.
   const audit = config.listeners.some((l) => l.egress !== undefined)
     ? new AuditSender({ address: parseAddress(`vsock://parent:${PairPort.Audit}`), maxBuffered: config.audit?.bufferRecords ?? 10_000 })
     : undefined;
   let runtime: SideRuntime;
+  let aws: InnerAws | null = null;
   try {
-    runtime = new SideRuntime(config, innerListenerKinds(config, { audit: (r) => { countEgress(r); audit?.emit(r); } }));
+    aws = innerAws(config);
+    runtime = new SideRuntime(config, innerListenerKinds(config, { aws, audit: (r) => { countEgress(r); audit?.emit(r); } }));
     if (audit) {
       auditStreamMetrics(() => audit.stats());
       audit.start();
     }
     await runtime.start();
   } catch (err) {
+    await aws?.close();
+    audit?.stop();
     log.fatal({ err: messageOf(err) }, 'inner proxy could not start');
     reporter.report({ state: 'fatal', error: messageOf(err), code: 1 });
-    audit?.stop();
     await reporter.stop();
     return 1;
   }
@@ -60,7 +75,9 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
   let exitCode = 0;
   if (config.app) {
     const urls = appProxyUrls(config, (name) => runtime.listeners.find((l) => l.name === name)?.address);
-    const app = new AppSupervisor(config.app, appEnvironment(process.env, { configured: config.app.env, egressProxyUrl: urls.http, allProxyUrl: urls.all }));
+    const app = new AppSupervisor(config.app, appEnvironment(process.env, {
+      configured: config.app.env, egressProxyUrl: urls.http, allProxyUrl: urls.all, aws: awsAppEnvironment(config, runtime.listeners, await aws?.regionForApp()),
+    }));
     let pid: number;
     try {
       pid = app.start();
@@ -69,6 +86,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
       log.fatal({ err: messageOf(err) }, 'app could not be started');
       reporter.report({ state: 'fatal', error: messageOf(err), code });
       await runtime.shutdown();
+      await aws?.close();
       await flushAudit(audit);
       await reporter.stop();
       unhook();
@@ -80,6 +98,9 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
     const first = await Promise.race([app.exited.then((e) => ({ kind: 'exit' as const, e })), stopped.then(() => ({ kind: 'stop' as const }))]);
     let exit: AppExit;
     if (first.kind === 'stop') {
+      // Connections in flight finish against a live app; only then is the app asked to stop.
+      await runtime.stopAccepting();
+      await runtime.drain();
       exit = await app.stop(stopRequested ?? 'SIGTERM');
     } else {
       exit = first.e;
@@ -93,6 +114,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
     await stopped;
   }
   await runtime.shutdown();
+  await aws?.close();
   await flushAudit(audit);
   await reporter.stop();
   unhook();

@@ -9,13 +9,17 @@ import { SideRuntime } from '../shared/runtime/side-runtime.js';
 import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf, type EnclaveStatus } from '../shared/wire/status.js';
 import { parseAddress } from '../shared/transport/index.js';
-import { PairPort } from '../shared/wire/ports.js';
 import { AuditCollector } from './audit/collector.js';
 import { loadHostsFile } from './egress-relay/hosts-file.js';
 import { EgressRelay } from './egress-relay/relay.js';
 import { parseUpstreamProxy } from './egress-relay/upstream-proxy.js';
 import { outerListenerKinds } from './listeners.js';
 import { StatusCollector } from './status/collector.js';
+import { Imdsv2Client } from './imds-relay/imdsv2-client.js';
+import { startImdsRelay } from './imds-relay/relay-server.js';
+import { VSOCK_CID_ANY } from '../shared/transport/address.js';
+import type { Listening } from '../shared/transport/index.js';
+import { PairPort } from '../shared/wire/ports.js';
 
 const log = logger('outer');
 
@@ -59,6 +63,12 @@ export async function startOuter(config: SideConfig): Promise<OuterHandle> {
   // The audit collector first: the inner may send records as soon as a tunnel is refused.
   await audit?.start();
   await egressRelay?.start();
+  let imdsRelay: Listening | undefined;
+  if (config.imdsRelay) {
+    const client = new Imdsv2Client({ endpoint: config.imdsRelay.upstream, tokenTtlSeconds: config.imdsRelay.tokenTtlSeconds, timeoutMs: config.imdsRelay.timeoutMs });
+    imdsRelay = await startImdsRelay({ address: { kind: 'vsock', cid: VSOCK_CID_ANY, port: PairPort.Imds }, client });
+    log.info({ upstream: config.imdsRelay.upstream, port: PairPort.Imds }, 'IMDS relay listening');
+  }
   await runtime.start();
   return {
     runtime,
@@ -69,6 +79,7 @@ export async function startOuter(config: SideConfig): Promise<OuterHandle> {
       await runtime.shutdown();
       await egressRelay?.stop();
       await audit?.stop();
+      await imdsRelay?.close();
       await status.close();
     },
   };

@@ -5,6 +5,9 @@ Usage:
   enclaver-proxy --config FILE --check          validate and print the normalized config
   enclaver-proxy schema [--write]               print the config JSON Schema (--write: also
                                                 regenerate schema/ and docs/config.md)
+  enclaver-proxy attestation verify FILE [--root PEM] [--at document|now|ISO]
+                 [--pcr N=HEX …] [--nonce HEX]
+                                                verify a Nitro attestation document
   enclaver-proxy --version [--verbose]
   enclaver-proxy --help
 
@@ -21,6 +24,9 @@ Options:
       --audit-log FILE    outer: append egress audit records to FILE (rotated by size)
       --hosts FILE        outer: names the egress relay resolves from FILE (/etc/hosts
                           format) before DNS; their addresses pass the private-address guard
+      --admin ADDR        admin endpoint of this side (the outer's under role local);
+                          'none' disables it (default tcp://127.0.0.1:9901 inner, :9902 outer)
+      --inner-admin ADDR  role local: the inner's admin endpoint
       --check             validate the config, print it normalized, exit
       --log-level LEVEL   fatal|error|warn|info|debug|trace|silent (or ENCLAVER_LOG_LEVEL)
   -h, --help              show this help

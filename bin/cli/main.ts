@@ -16,6 +16,7 @@ import { setLogLevel, setLogSide } from '../../shared/log/logger.js';
 import { runInner } from '../../proxy-inner/main.js';
 import { runOuter } from '../../proxy-outer/main.js';
 import { runLocal } from '../../proxy-outer/runtime/local.js';
+import { attestationCommand } from './attestation-command.js';
 import { HELP } from './help.js';
 import { schemaCommand } from './schema-command.js';
 
@@ -34,6 +35,8 @@ function usageError(message: string): number {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Subcommands with options of their own are dispatched before the proxy's options are parsed.
+  if (argv[0] === 'attestation') return attestationCommand(argv.slice(1));
   const dashdash = argv.indexOf('--');
   const own = dashdash === -1 ? argv : argv.slice(0, dashdash);
   const appArgv = dashdash === -1 ? undefined : argv.slice(dashdash + 1);
@@ -50,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
         role: { type: 'string' },
         publish: { type: 'string', short: 'p', multiple: true },
         'enclave-cid': { type: 'string' },
+        admin: { type: 'string' },
+        'inner-admin': { type: 'string' },
         check: { type: 'boolean' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -98,7 +103,17 @@ export async function main(argv: string[]): Promise<number> {
 
   let config;
   try {
-    config = loadConfig(values.config, { ...(role ? { role } : {}), publish, ...(appArgv ? { appArgv } : {}), ...(enclaveCid !== undefined ? { enclaveCid } : {}) });
+    const admin = (v: string | undefined) => (v === undefined ? {} : { value: v === 'none' ? null : v });
+    const outerAdmin = admin(values.admin);
+    const innerAdmin = admin(values['inner-admin']);
+    config = loadConfig(values.config, {
+      ...(role ? { role } : {}),
+      publish,
+      ...(appArgv ? { appArgv } : {}),
+      ...(enclaveCid !== undefined ? { enclaveCid } : {}),
+      ...('value' in outerAdmin ? { admin: outerAdmin.value } : {}),
+      ...('value' in innerAdmin ? { innerAdmin: innerAdmin.value } : {}),
+    });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`enclaver-proxy: invalid config\n${err.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);

@@ -10,6 +10,8 @@ export interface AppEnvironmentInputs {
   allProxyUrl?: string;
   /** Extra variables from config (`app.env`), which win over everything else. */
   configured: Record<string, string>;
+  /** AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_ENDPOINT_URL_KMS, AWS_REGION for the inner AWS services. */
+  aws?: Record<string, string>;
 }
 
 export const NO_PROXY = 'localhost,127.0.0.1,::1';
@@ -28,5 +30,5 @@ export function appEnvironment(base: NodeJS.ProcessEnv, inputs: AppEnvironmentIn
   }
   env.NO_PROXY = NO_PROXY;
   env.no_proxy = NO_PROXY;
-  return { ...env, ...inputs.configured };
+  return { ...env, ...inputs.aws, ...inputs.configured };
 }

@@ -56,6 +56,12 @@ export function resolveProgram(program: string, cwd: string, envPath: string | u
   throw new AppStartError('app_not_found', `app command "${program}" not found on PATH`, 127, { program, PATH: envPath });
 }
 
+/** Check that the app can be started at all; throws AppStartError naming what is wrong. */
+export function preflightApp(app: AppConfig, envPath: string | undefined): string {
+  if (!fs.existsSync(app.cwd)) throw new AppStartError('app_cwd_missing', `app working directory ${app.cwd} does not exist`, 126, { cwd: app.cwd });
+  return resolveProgram(app.argv[0]!, app.cwd, envPath);
+}
+
 export class AppSupervisor {
   private child: ChildProcess | undefined;
   private exitPromise: Promise<AppExit> | undefined;
@@ -70,8 +76,7 @@ export class AppSupervisor {
   /** Spawn the app; throws AppStartError when it cannot be started at all. */
   start(): number {
     const [program, ...args] = this.app.argv;
-    if (!fs.existsSync(this.app.cwd)) throw new AppStartError('app_cwd_missing', `app working directory ${this.app.cwd} does not exist`, 126, { cwd: this.app.cwd });
-    const resolved = resolveProgram(program!, this.app.cwd, this.env.PATH);
+    const resolved = preflightApp(this.app, this.env.PATH);
     const child = spawn(resolved, args, { cwd: this.app.cwd, env: this.env, stdio: 'inherit', detached: true, argv0: program });
     this.child = child;
     this.exitPromise = new Promise<AppExit>((resolve) => {

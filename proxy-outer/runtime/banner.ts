@@ -28,6 +28,9 @@ export function bannerLines(config: LocalConfig): string[] {
   } else {
     lines.push('  egress proxy for the app: none configured (add an egress listener to the inner side)');
   }
+  const aws = config.inner.listeners.filter((l) => l.kms || l.imds || l.attestationApi)
+    .map((l) => `${l.kms ? 'KMS proxy' : l.imds ? 'IMDS' : 'attestation API'} ${url(l.address, false)}`);
+  if (aws.length) lines.push(`  AWS for the app: ${aws.join('  ')}${config.outer.imdsRelay ? `  (credentials relayed from ${config.outer.imdsRelay.upstream})` : ''}`);
   const admins = [['outer', config.outer.admin], ['inner', config.inner.admin]].filter(([, a]) => a).map(([side, a]) => `${side} ${url(a as Address, false)}metrics`);
   if (admins.length) lines.push(`  admin: ${admins.join('  ')}`);
   return lines;

@@ -10,6 +10,15 @@ function side(c: SideConfig): Record<string, unknown> {
     ...(c.vsock.emulationDir || c.vsock.cid ? { vsock: { ...(c.vsock.emulationDir ? { emulation_dir: c.vsock.emulationDir } : {}), ...(c.vsock.cid ? { cid: c.vsock.cid } : {}) } } : {}),
     drain_timeout_ms: c.drainTimeoutMs,
     ...(c.role === 'outer' ? { enclave: { cid: c.enclave.cid, exit_with_app: c.enclave.exitWithApp } } : {}),
+    ...(c.role === 'inner' && c.listeners.some((l) => l.kms || l.imds || l.attestationApi) ? {
+      nsm: {
+        mode: c.nsm.mode,
+        simulator_pcrs: Object.fromEntries([...c.nsm.simulatorPcrs].map(([i, v]) => [i, v.toString('hex')])),
+        ...(c.nsm.simulatorRootCertificatePath ? { simulator_root_certificate_path: c.nsm.simulatorRootCertificatePath } : {}),
+      },
+      aws: { ...(c.aws.region ? { region: c.aws.region } : {}), credential_refresh_margin_ms: c.aws.credentialRefreshMarginMs },
+    } : {}),
+    ...(c.imdsRelay ? { imds_relay: { upstream: c.imdsRelay.upstream, token_ttl_s: c.imdsRelay.tokenTtlSeconds, timeout_ms: c.imdsRelay.timeoutMs } } : {}),
     ...(c.app ? { app: { argv: c.app.argv, cwd: c.app.cwd, env: c.app.env, stop_timeout_ms: c.app.stopTimeoutMs } } : {}),
     listeners: c.listeners.map((l) => ({
       name: l.name,
@@ -30,6 +39,16 @@ function side(c: SideConfig): Record<string, unknown> {
       idle_timeout_ms: l.idleTimeoutMs,
       access_log: l.accessLog,
       ...(l.tls ? { tls: { certificate: l.tls.certificate, private_key: l.tls.privateKey } } : {}),
+      ...(l.kms ? { kms: {
+        ...(l.kms.endpoint ? { endpoint: l.kms.endpoint } : {}),
+        ...(Object.keys(l.kms.endpoints).length ? { endpoints: l.kms.endpoints } : {}),
+        ...(l.kms.egressProxy ? { egress_proxy: l.kms.egressProxy } : {}),
+        ...(l.kms.caFile ? { ca_file: l.kms.caFile } : {}),
+        attestation_reuse_ms: l.kms.attestationReuseMs,
+        max_body_bytes: l.kms.maxBodyBytes,
+      } } : {}),
+      ...(l.imds ? { imds: {} } : {}),
+      ...(l.attestationApi ? { attestation_api: {} } : {}),
     })),
     ...(c.egressRelay ? {
       egress_relay: {

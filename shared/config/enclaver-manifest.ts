@@ -11,6 +11,9 @@
  *   egress.allow / deny      → inner `egress` listener with the same entries (same meaning:
  *                              `*`, `**`, IPs, CIDRs, deny wins) and the outer's egress relay
  *   egress.proxy_port        → its address tcp://127.0.0.1:PORT (default 10000)
+ *   kms_proxy.listen_port P  → inner `kms` listener on tcp://127.0.0.1:P (endpoints kept per
+ *                              region), plus the outer `imds_relay` its credentials come from
+ *   api.listen_port P        → inner `attestation_api` listener on tcp://127.0.0.1:P
  */
 import { ConfigError } from '../errors/index.js';
 import { ConfigSource } from './source.js';
@@ -91,9 +94,6 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
   const m = source.data as any;
   const ingress: { listen_port: number; tls?: { key_file: string; cert_file: string } }[] = m.ingress ?? [];
 
-  for (const [key, what] of [['kms_proxy', 'KMS proxy'], ['api', 'attestation API']] as const) {
-    if (m[key] !== undefined) problems.push(source.problem([key], `the ${what} section is recognised but this build cannot run it yet`));
-  }
   const ports = new Set(ingress.map((i) => i.listen_port));
   ingress.forEach((i, n) => {
     if (i.listen_port >= 17000 && i.listen_port <= 17009) problems.push(source.problem(['ingress', n, 'listen_port'], `port ${i.listen_port} is reserved for the pair's own vsock channels (17000-17009)`));
@@ -112,6 +112,14 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
   if (problems.length) throw new ConfigError(problems);
 
   const cid = opts.enclaveCid ?? 16;
+  const awsListeners = [
+    ...(m.kms_proxy ? [{ name: 'kms-proxy', address: `tcp://127.0.0.1:${m.kms_proxy.listen_port}`, kms: {
+      ...(m.kms_proxy.endpoints ? { endpoints: m.kms_proxy.endpoints } : {}),
+      // As in Enclaver, KMS calls leave the enclave through the egress proxy (and its allowlist).
+      ...(m.egress ? { egress_proxy: `http://127.0.0.1:${m.egress.proxy_port ?? 10000}` } : {}),
+    } }] : []),
+    ...(m.api ? [{ name: 'api', address: `tcp://127.0.0.1:${m.api.listen_port}`, attestation_api: {} }] : []),
+  ];
   const inner = {
     ...(opts.appArgv ? { app: { command: opts.appArgv } } : {}),
     listeners: [
@@ -123,6 +131,7 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
         ...(i.tls ? { tls: { certificate: i.tls.cert_file, private_key: i.tls.key_file } } : {}),
       })),
       ...(m.egress ? [{ name: 'egress', address: `tcp://127.0.0.1:${m.egress.proxy_port ?? 10000}`, egress: { allow: m.egress.allow ?? [], deny: m.egress.deny ?? [] } }] : []),
+      ...awsListeners,
     ],
     clusters: ingress.map((i) => ({ name: `app-${i.listen_port}`, endpoints: [`tcp://127.0.0.1:${i.listen_port}`] })),
   };
@@ -130,6 +139,7 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
   const outer = {
     enclave: { cid },
     ...(m.egress ? { egress_relay: {} } : {}),
+    ...(m.kms_proxy ? { imds_relay: {} } : {}),
     listeners: ingress.map((i) => {
       const pub = opts.publish.find((p) => p.enclavePort === i.listen_port);
       const host = pub?.host ?? defaultHost;

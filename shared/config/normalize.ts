@@ -5,12 +5,12 @@
  */
 import path from 'node:path';
 import { AddressError, ConfigError, type ConfigProblem } from '../errors/index.js';
-import { parseAddress, formatAddress, type Address } from '../transport/address.js';
+import { parseAddress, formatAddress, isLoopbackHost, type Address } from '../transport/address.js';
 import { parseDuration } from '../util/duration.js';
 import { isReservedPort, RESERVED_PORT_MIN, RESERVED_PORT_MAX } from '../wire/ports.js';
 import type { ConfigSource, PathSegment } from './source.js';
 import { defaultEgressRelay, normalizeAudit, normalizeEgressListener, normalizeEgressRelay } from './egress.js';
-import type { AppConfig, ClusterConfig, Config, ListenerConfig, LocalConfig, Role, SideConfig } from './types.js';
+import type { AppConfig, ClusterConfig, Config, ImdsRelayConfig, KmsListenerConfig, ListenerConfig, LocalConfig, NsmConfig, Role, SideConfig } from './types.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the raw document is schema-validated JSON */
 type Raw = any;
@@ -22,6 +22,15 @@ const DEFAULT_IDLE_TIMEOUT = '1h';
 const DEFAULT_DRAIN_TIMEOUT = '15s';
 const DEFAULT_STOP_TIMEOUT = '10s';
 const DEFAULT_MAX_CONNECTIONS = 10000;
+const DEFAULT_CREDENTIAL_REFRESH_MARGIN = '5m';
+const DEFAULT_IMDS_UPSTREAM = 'http://169.254.169.254';
+const DEFAULT_IMDS_TOKEN_TTL = '6h';
+const DEFAULT_IMDS_TIMEOUT = '2s';
+const DEFAULT_KMS_MAX_BODY_BYTES = 65536;
+const MAX_ATTESTATION_REUSE_MS = 5 * 60_000;
+/** The listener kinds; a listener has exactly one. */
+const LISTENER_KINDS = ['cluster', 'egress', 'kms', 'imds', 'attestation_api'] as const;
+const INNER_ONLY_KINDS = ['egress', 'kms', 'imds', 'attestation_api'] as const;
 
 class Collector {
   readonly problems: ConfigProblem[] = [];
@@ -86,10 +95,16 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
       if (other && !(address.kind === 'tcp' && address.port === 0)) c.add([...p, 'address'], `${key} is already used by listener "${other}"`);
       bound.set(key, rl.name);
     }
-    if (rl.cluster !== undefined && rl.egress !== undefined) c.add(p, 'a listener has one kind: `cluster` (TCP proxy) or `egress`, not both');
-    else if (rl.cluster === undefined && rl.egress === undefined) c.add(p, 'a listener needs a kind: set `cluster` (TCP proxy) or `egress` (egress proxy, inner)');
-    else if (rl.egress !== undefined && role !== 'inner') c.add([...p, 'egress'], 'egress policy is decided inside the enclave: `egress` listeners belong to the inner side (the outer has `egress_relay`)');
-    else if (rl.cluster !== undefined && !clusters.has(rl.cluster)) c.add([...p, 'cluster'], `unknown cluster "${rl.cluster}"${clusters.size ? ` (defined: ${[...clusters.keys()].join(', ')})` : ' (no clusters are defined)'}`);
+    const kinds = LISTENER_KINDS.filter((k) => rl[k] !== undefined);
+    if (kinds.length === 0) c.add(p, 'a listener needs a kind: set `cluster` (TCP proxy), `egress`, `kms`, `imds` or `attestation_api`');
+    if (kinds.length > 1) c.add(p, `a listener has exactly one kind, this one has ${kinds.join(' and ')}`);
+    for (const kind of INNER_ONLY_KINDS) {
+      if (rl[kind] === undefined) continue;
+      if (role !== 'inner') c.add([...p, kind], `\`${kind}\` listeners run inside the enclave: only the inner side has them`);
+      // These serve the app only: anything beyond loopback would hand credentials and plaintexts out.
+      if (address && !(address.kind === 'unix' || (address.kind === 'tcp' && isLoopbackHost(address.host)))) c.add([...p, 'address'], `a ${kind} listener must listen on loopback (tcp://127.0.0.1:PORT) or a unix:// socket`);
+    }
+    if (rl.cluster !== undefined && !clusters.has(rl.cluster)) c.add([...p, 'cluster'], `unknown cluster "${rl.cluster}"${clusters.size ? ` (defined: ${[...clusters.keys()].join(', ')})` : ' (no clusters are defined)'}`);
     if (rl.tls && role !== 'inner') c.add([...p, 'tls'], 'TLS is terminated inside the enclave: `tls` is only allowed on inner listeners');
     if (!address) return;
     listeners.push({
@@ -102,8 +117,13 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
       idleTimeoutMs: parseDuration(rl.idle_timeout ?? DEFAULT_IDLE_TIMEOUT),
       accessLog: rl.access_log === true,
       ...(rl.tls ? { tls: { certificate: path.resolve(configDir, rl.tls.certificate), privateKey: path.resolve(configDir, rl.tls.private_key) } } : {}),
+      ...(rl.kms ? { kms: kmsListener(c, rl.kms, [...p, 'kms'], configDir) } : {}),
+      ...(rl.imds ? { imds: {} } : {}),
+      ...(rl.attestation_api ? { attestationApi: {} } : {}),
     });
   });
+  if (role === 'outer' && (raw.nsm || raw.aws)) c.add([...base, raw.nsm ? 'nsm' : 'aws'], `\`${raw.nsm ? 'nsm' : 'aws'}\` belongs to the inner side`);
+  if (role === 'inner' && raw.imds_relay) c.add([...base, 'imds_relay'], '`imds_relay` belongs to the outer side (it talks to the host\'s IMDS)');
 
   let app: AppConfig | undefined;
   if (raw.app) {
@@ -131,7 +151,37 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
     egressRelay,
     audit: normalizeAudit(raw.audit, configDir),
     enclave: { cid: raw.enclave?.cid ?? DEFAULT_ENCLAVE_CID, exitWithApp: raw.enclave?.exit_with_app ?? true },
+    nsm: nsmConfig(raw.nsm, configDir),
+    aws: { region: raw.aws?.region, credentialRefreshMarginMs: parseDuration(raw.aws?.credential_refresh_margin ?? DEFAULT_CREDENTIAL_REFRESH_MARGIN) },
+    imdsRelay: raw.imds_relay ? imdsRelayConfig(c, raw.imds_relay, [...base, 'imds_relay']) : undefined,
   };
+}
+
+function kmsListener(c: Collector, raw: Raw, p: PathSegment[], configDir: string): KmsListenerConfig {
+  const attestationReuseMs = parseDuration(raw.attestation_reuse ?? 0);
+  if (attestationReuseMs > MAX_ATTESTATION_REUSE_MS) c.add([...p, 'attestation_reuse'], 'attestation documents may be reused for at most 5m');
+  if (raw.endpoint && raw.endpoints) c.add(p, 'set `endpoint` (every region) or `endpoints` (per region), not both');
+  return {
+    endpoint: raw.endpoint,
+    endpoints: raw.endpoints ?? {},
+    egressProxy: raw.egress_proxy,
+    caFile: raw.ca_file ? path.resolve(configDir, raw.ca_file) : undefined,
+    attestationReuseMs,
+    maxBodyBytes: raw.max_body_bytes ?? DEFAULT_KMS_MAX_BODY_BYTES,
+  };
+}
+
+function nsmConfig(raw: Raw, configDir: string): NsmConfig {
+  const pcrs = new Map<number, Buffer>();
+  for (const [index, hex] of Object.entries((raw?.simulator?.pcrs ?? {}) as Record<string, string>)) pcrs.set(Number(index), Buffer.from(hex, 'hex'));
+  const rootPath = raw?.simulator?.root_certificate_path;
+  return { mode: raw?.mode ?? 'auto', simulatorPcrs: pcrs, simulatorRootCertificatePath: rootPath ? path.resolve(configDir, rootPath) : undefined };
+}
+
+function imdsRelayConfig(c: Collector, raw: Raw, p: PathSegment[]): ImdsRelayConfig {
+  const ttlMs = parseDuration(raw.token_ttl ?? DEFAULT_IMDS_TOKEN_TTL);
+  if (ttlMs < 1000 || ttlMs > 21600_000) c.add([...p, 'token_ttl'], 'IMDS grants session tokens of 1s to 6h');
+  return { upstream: raw.upstream ?? DEFAULT_IMDS_UPSTREAM, tokenTtlSeconds: Math.round(ttlMs / 1000), timeoutMs: parseDuration(raw.timeout ?? DEFAULT_IMDS_TIMEOUT) };
 }
 
 /** TCP ports the two sides of a local pair would both bind on one machine. */

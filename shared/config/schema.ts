@@ -21,9 +21,23 @@ const address = (description: string) => ({
   description: `${description} URI: tcp://HOST:PORT, unix:///PATH or vsock://CID:PORT (CID: a number, any, parent).`,
 });
 
+const kmsListener = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'Inner only: the attested KMS proxy (loopback HTTP; the app gets AWS_ENDPOINT_URL_KMS). Decrypt, GenerateDataKey, GenerateDataKeyPair, GenerateRandom and DeriveSharedSecret get this enclave\'s attestation as `Recipient` and come back with their plaintext; every other action passes through. Requests are re-signed with the instance role\'s credentials (IMDS relay).',
+  properties: {
+    endpoint: { type: 'string', pattern: '^https?://', description: 'KMS endpoint URL for every region (default https://kms.<region>.amazonaws.com).' },
+    endpoints: { type: 'object', additionalProperties: { type: 'string' }, description: 'KMS endpoint per region: region → URL or HOST[:PORT] (Enclaver\'s kms_proxy.endpoints).' },
+    egress_proxy: { type: 'string', pattern: '^http://', description: 'HTTP proxy the KMS connection is tunnelled through with CONNECT, normally the inner egress listener (http://127.0.0.1:10000), so the egress allowlist governs KMS too. Direct when absent.' },
+    ca_file: { type: 'string', description: 'Extra PEM CA trusted for the KMS endpoint (a private endpoint or a test emulator).' },
+    attestation_reuse: { ...duration('Reuse an attestation document for this long instead of asking the NSM on every call (at most 5m); 0 asks every time.', '0s') },
+    max_body_bytes: { type: 'integer', minimum: 1024, maximum: 1048576, default: 65536, description: 'Largest request body accepted; larger ones get a 400.' },
+  },
+};
+
 const listener = {
   type: 'object',
-  description: 'Where connections are accepted and what is done with them. A listener has exactly one kind: `cluster` (TCP proxy) or `egress` (the app\'s egress proxy, inner only).',
+  description: 'Where connections are accepted and what is done with them. A listener has exactly one kind: `cluster` (TCP proxy), `egress` (the app\'s egress proxy), `kms` (KMS proxy), `imds` (instance metadata for the app) or `attestation_api`.',
   additionalProperties: false,
   required: ['name', 'address'],
   properties: {
@@ -31,6 +45,15 @@ const listener = {
     address: address('Address to listen on.'),
     cluster: { type: 'string', description: 'TCP proxy: forward every connection, byte for byte, to this cluster.' },
     egress: egressListenerSchema,
+    kms: kmsListener,
+    imds: {
+      type: 'object', additionalProperties: false, properties: {},
+      description: 'Inner only: an IMDSv2-compatible endpoint for the app (it gets AWS_EC2_METADATA_SERVICE_ENDPOINT): session tokens, the role and its credentials (relayed and refreshed before Expiration), the region and the identity document. Other paths are refused.',
+    },
+    attestation_api: {
+      type: 'object', additionalProperties: false, properties: {},
+      description: 'Inner only: Enclaver-compatible POST /v1/attestation with optional JSON {nonce, user_data (base64), public_key (PEM)}; answers the COSE_Sign1 document as application/cbor, or {"document": base64} with Accept: application/json or ?format=json.',
+    },
     proxy_protocol: { type: 'string', enum: ['v2'], description: 'Expect a PROXY protocol v2 header from each peer (the outer sends one on the vsock leg) and take the client address from it. Connections without one are refused.' },
     max_connections: { type: 'integer', minimum: 1, default: 10000, description: 'Connections held at once; further ones are closed at accept and counted as rejected.' },
     idle_timeout: duration('Close a proxied connection after this long with no byte in either direction; 0 disables.', '1h'),
@@ -116,6 +139,42 @@ const side = {
     },
     egress_relay: egressRelaySchema,
     audit: auditSchema,
+    nsm: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Inner only: the Nitro Secure Module that signs attestation documents.',
+      properties: {
+        mode: { type: 'string', enum: ['auto', 'device', 'simulator'], default: 'auto', description: 'auto: /dev/nsm when present, else the simulator (announced at startup). device: fail without /dev/nsm. simulator: always simulate.' },
+        simulator: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'The simulator used off Nitro: documents signed by a throw-away CA generated at startup.',
+          properties: {
+            pcrs: { type: 'object', propertyNames: { pattern: '^([0-9]|[12][0-9]|3[01])$' }, additionalProperties: { type: 'string', pattern: '^([0-9a-fA-F]{96})$' }, description: 'PCR index → 96 hex digits (SHA-384); unset PCRs 0-15 read as zeros.' },
+            root_certificate_path: { type: 'string', description: 'Write the throw-away root certificate (PEM) here at startup, for verifiers to pin.' },
+          },
+        },
+      },
+    },
+    aws: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Inner only: how the KMS proxy and IMDS endpoint reach AWS.',
+      properties: {
+        region: { type: 'string', pattern: '^[a-z0-9-]+$', description: 'AWS region (default: asked of IMDS through the relay). Also given to the app as AWS_REGION.' },
+        credential_refresh_margin: duration('Refresh the relayed role credentials this long before their Expiration.', '5m'),
+      },
+    },
+    imds_relay: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Outer only: relay the instance metadata the enclave\'s SDKs need (role credentials, region, identity document) over vsock port 17004, speaking IMDSv2 to the host. Nothing else is relayed.',
+      properties: {
+        upstream: { type: 'string', pattern: '^http://', default: 'http://169.254.169.254', description: 'The instance metadata service.' },
+        token_ttl: duration('TTL asked for IMDSv2 session tokens (1s-6h); a token is reused until shortly before it expires.', '6h'),
+        timeout: duration('Give up on an IMDS request after this long.', '2s'),
+      },
+    },
     listeners: { type: 'array', items: listener, default: [], description: 'Listeners of this side.' },
     clusters: { type: 'array', items: cluster, default: [], description: 'Clusters of this side.' },
   },

@@ -16,6 +16,37 @@ export interface ListenerConfig {
   idleTimeoutMs: number;
   accessLog: boolean;
   tls?: { certificate: string; privateKey: string };
+  kms?: KmsListenerConfig;
+  imds?: Record<string, never>;
+  attestationApi?: Record<string, never>;
+}
+
+export interface KmsListenerConfig {
+  endpoint: string | undefined;
+  /** region → endpoint URL. */
+  endpoints: Record<string, string>;
+  egressProxy: string | undefined;
+  caFile: string | undefined;
+  attestationReuseMs: number;
+  maxBodyBytes: number;
+}
+
+export interface NsmConfig {
+  mode: 'auto' | 'device' | 'simulator';
+  /** PCR index → 48 bytes. */
+  simulatorPcrs: Map<number, Buffer>;
+  simulatorRootCertificatePath: string | undefined;
+}
+
+export interface AwsConfig {
+  region: string | undefined;
+  credentialRefreshMarginMs: number;
+}
+
+export interface ImdsRelayConfig {
+  upstream: string;
+  tokenTtlSeconds: number;
+  timeoutMs: number;
 }
 
 export interface ClusterConfig {
@@ -49,6 +80,10 @@ export interface SideConfig {
   /** Audit stream settings, when configured (the outer collects whenever it relays egress). */
   audit: AuditConfig | undefined;
   enclave: { cid: number; exitWithApp: boolean };
+  nsm: NsmConfig;
+  aws: AwsConfig;
+  /** Outer: the IMDS relay on vsock port 17004, when enabled. */
+  imdsRelay: ImdsRelayConfig | undefined;
 }
 
 export interface LocalConfig {

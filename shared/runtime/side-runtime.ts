@@ -42,11 +42,21 @@ export class SideRuntime {
     this.started = true;
   }
 
-  /** Stop accepting everywhere, drain until the configured deadline, close the admin endpoint. */
-  async shutdown(): Promise<void> {
+  /** Stop accepting on every listener; open connections continue. */
+  async stopAccepting(): Promise<void> {
     await Promise.all(this.listeners.map((l) => l.stopAccepting()));
+  }
+
+  /** Wait for open connections until the configured drain timeout, then close what is left. */
+  async drain(): Promise<void> {
     const deadline = Date.now() + this.config.drainTimeoutMs;
     await Promise.all(this.listeners.map((l) => l.drain(deadline)));
+  }
+
+  /** The whole graceful shutdown: stop accepting, drain, close the admin endpoint. */
+  async shutdown(): Promise<void> {
+    await this.stopAccepting();
+    await this.drain();
     await this.admin.close();
   }
 }
