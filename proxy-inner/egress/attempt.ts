@@ -20,6 +20,8 @@ export interface Outcome {
   bytesUp: number;
   bytesDown: number;
   closedBy: string | null;
+  /** OS error name when the exchange ended by an error rather than cleanly. */
+  closeError?: string | null;
 }
 
 const connections = new WeakMap<net.Socket, { ctx: ConnectionContext; attempts: number }>();
@@ -80,6 +82,7 @@ export class Attempt {
       bytes_up: o.bytesUp,
       bytes_down: o.bytesDown,
       closed_by: o.closedBy,
+      close_error: o.closeError ?? null,
     });
   }
 
@@ -89,8 +92,8 @@ export class Attempt {
 
   finishTunnel(result: PumpResult, destIp: string | null, rule: string | null): void {
     this.finish({
-      decision: 'allow', reason: result.error ? `tunnel_${result.error.code.toLowerCase()}` : 'allowed_by_rule', rule, destIp,
-      bytesUp: result.bytesUp, bytesDown: result.bytesDown, closedBy: result.closedBy,
+      decision: 'allow', reason: 'allowed_by_rule', rule, destIp,
+      bytesUp: result.bytesUp, bytesDown: result.bytesDown, closedBy: result.closedBy, closeError: result.error?.code ?? null,
     });
   }
 }

@@ -11,6 +11,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { errnoOf } from '../../shared/errors/index.js';
 import { parseAuthority, DestinationError, formatDestination, type Destination } from '../../shared/egress/destination.js';
 import { Attempt } from './attempt.js';
 import type { EgressContext } from './context.js';
@@ -140,14 +141,15 @@ export function httpForwarder(ctx: EgressContext): (req: http.IncomingMessage, r
       }
       if (res.headersSent) res.destroy();
       else refuse(res, 502);
-      attempt.finish({ decision: 'error', reason: 'upstream_failed', rule, destIp, bytesUp, bytesDown, closedBy: 'upstream' });
+      attempt.finish({ decision: 'error', reason: 'upstream_failed', rule, destIp, bytesUp, bytesDown, closedBy: 'upstream', closeError: errnoOf(err) ?? 'EIO' });
     });
     upstreamReq.on('response', (up) => {
       res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardableHeaders(up.rawHeaders));
       up.on('data', (c: Buffer) => { bytesDown += c.length; });
       up.pipe(res);
       up.on('end', () => attempt.finish({ decision: 'allow', reason: 'allowed_by_rule', rule, destIp, bytesUp, bytesDown, closedBy: 'upstream' }));
-      up.on('aborted', () => attempt.finish({ decision: 'allow', reason: 'upstream_aborted', rule, destIp, bytesUp, bytesDown, closedBy: 'upstream' }));
+      // The destination closed before the response was complete.
+      up.on('aborted', () => attempt.finish({ decision: 'allow', reason: 'allowed_by_rule', rule, destIp, bytesUp, bytesDown, closedBy: 'upstream', closeError: 'ECONNRESET' }));
     });
     req.on('data', (c: Buffer) => { bytesUp += c.length; });
     res.on('close', () => {

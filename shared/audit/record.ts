@@ -34,6 +34,8 @@ export interface EgressAuditRecord {
   bytes_down: number;
   /** Who ended the exchange: downstream, upstream, aborted, idle_timeout; null if it never opened. */
   closed_by: string | null;
+  /** How the exchange broke, when it did not end cleanly (`ECONNRESET`, `EPIPE`, …). */
+  close_error: string | null;
 }
 
 /** Stands in the stream for records the inner's bounded buffer could not hold. */

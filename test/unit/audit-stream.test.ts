@@ -19,7 +19,7 @@ function record(n: number): EgressAuditRecord {
   return {
     type: 'egress', ts, end_ts: ts, duration_ms: 0, conn_id: `c${n}`, listener: 'egress', proto: 'http_connect', src: '127.0.0.1:1',
     dest_host: 'example.com', dest_port: 443, dest_ip: null, sni: null, decision: 'deny', rule: null, reason: 'not_in_allow_list',
-    bytes_up: 0, bytes_down: 0, closed_by: null,
+    bytes_up: 0, bytes_down: 0, closed_by: null, close_error: null,
   };
 }
 
