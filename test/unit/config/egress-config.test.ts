@@ -1,0 +1,144 @@
+/**
+ * The egress parts of the config: the `egress` listener kind, `egress_relay`, `audit`, the
+ * outer's --audit-log/--hosts flags, and the mapping of an Enclaver manifest's `egress` section.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { applyEgressFlags, parseSize } from '../../../shared/config/egress.js';
+import { loadConfigSource, type LoadOptions } from '../../../shared/config/load.js';
+import { ConfigSource } from '../../../shared/config/source.js';
+import type { LocalConfig, SideConfig } from '../../../shared/config/types.js';
+import { decide } from '../../../shared/egress/policy.js';
+import { parseAuthority } from '../../../shared/egress/destination.js';
+import { ConfigError, formatProblem } from '../../../shared/errors/index.js';
+import { formatAddress } from '../../../shared/transport/address.js';
+
+function load(text: string, opts: LoadOptions = {}) {
+  return loadConfigSource(ConfigSource.parse('proxy.yaml', text), opts);
+}
+
+function problems(text: string, opts: LoadOptions = {}): string[] {
+  try {
+    load(text, opts);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err.problems.map(formatProblem);
+  }
+  assert.fail('config was accepted');
+}
+
+const INNER = `role: inner
+listeners:
+  - name: egress
+    address: tcp://127.0.0.1:10000
+    egress:
+      allow: ["kms.*.amazonaws.com:443", "10.0.0.0/8:5432"]
+      deny: ["169.254.0.0/16"]
+`;
+
+describe('egress config', () => {
+  test('an egress listener gets its compiled policy and defaults', () => {
+    const c = load(INNER) as SideConfig;
+    const e = c.listeners[0]!.egress!;
+    assert.deepEqual(e.protocols, ['http_connect', 'http', 'socks5']);
+    assert.equal(e.requireSniMatch, false);
+    assert.deepEqual([e.handshakeTimeoutMs, e.connectTimeoutMs], [15000, 10000]);
+    assert.ok(decide(e.policy, parseAuthority('kms.eu-west-1.amazonaws.com:443')).allowed);
+    assert.ok(!decide(e.policy, parseAuthority('kms.eu-west-1.amazonaws.com:80')).allowed);
+  });
+
+  test('a bad policy entry is reported at its YAML line and path', () => {
+    const ps = problems(INNER.replace('"10.0.0.0/8:5432"', '"10.0.0.0/33"'));
+    assert.equal(ps.length, 1);
+    assert.match(ps[0]!, /^proxy\.yaml:6:\d+: listeners\[0\]\.egress\.allow\[1\]: "10\.0\.0\.0\/33": not a valid address or CIDR/);
+  });
+
+  test('egress belongs inside: on the outer it is an error, as is egress_relay on the inner', () => {
+    const outer = problems(INNER.replace('role: inner', 'role: outer'));
+    assert.ok(outer.some((p) => /listeners\[0\]\.egress: `egress` listeners run inside the enclave/.test(p)), outer.join('\n'));
+    const inner = problems(`${INNER}egress_relay: {}\n`);
+    assert.ok(inner.some((p) => /egress_relay: `egress_relay` belongs to the outer side/.test(p)), inner.join('\n'));
+  });
+
+  test('an egress listener must stay on loopback, and has one kind', () => {
+    const ps = problems(INNER.replace('tcp://127.0.0.1:10000', 'tcp://0.0.0.0:10000'));
+    assert.ok(ps.some((p) => /a egress listener must listen on loopback/.test(p)), ps.join('\n'));
+    const both = problems(INNER.replace('    egress:\n', '    cluster: x\n    egress:\n'));
+    assert.ok(both.some((p) => /exactly one kind, this one has cluster and egress/.test(p)), both.join('\n'));
+  });
+
+  test('egress_relay and audit on the outer', () => {
+    const c = load(`role: outer
+egress_relay:
+  connect_timeout: 2s
+  hosts_file: hosts
+  allow_private: [10.0.0.0/8, "fd00::/8"]
+  upstream_proxy: { url: "http://proxy.corp:3128", hosts: ["**.corp.example"] }
+audit:
+  file: /var/log/audit.log
+  max_size: 10MiB
+  keep: 2
+`) as SideConfig;
+    const r = c.egressRelay!;
+    assert.equal(r.connectTimeoutMs, 2000);
+    assert.equal(r.hostsFile, path.resolve('hosts'));
+    assert.ok(Array.isArray(r.allowPrivate) && r.allowPrivate.length === 2);
+    assert.equal(r.upstreamProxy!.url, 'http://proxy.corp:3128');
+    assert.deepEqual(r.upstreamProxy!.hosts!.map((h) => h.text), ['**.corp.example']);
+    assert.deepEqual(c.audit, { bufferRecords: 10000, stdout: false, file: { path: '/var/log/audit.log', maxBytes: 10 * 1024 * 1024, keep: 2, fsync: false } });
+    const bad = problems('role: outer\negress_relay:\n  allow_private: [not-a-cidr]\n  upstream_proxy: { url: "http://user:pw@proxy:3128" }\n');
+    assert.ok(bad.some((p) => /egress_relay\.allow_private\[0\]: "not-a-cidr" is not an IP address or CIDR/.test(p)), bad.join('\n'));
+    assert.ok(bad.some((p) => /egress_relay\.upstream_proxy\.url: .*credentials are not supported/.test(p)), bad.join('\n'));
+  });
+
+  test('a local pair whose inner has an egress listener gets the relay without asking', () => {
+    const c = load(`role: local\nouter: {}\ninner:\n${INNER.split('\n').slice(1).map((l) => `  ${l}`).join('\n')}`) as LocalConfig;
+    assert.ok(c.outer.egressRelay);
+    assert.equal(c.outer.egressRelay.allowPrivate, false);
+  });
+
+  test('--hosts enables the relay; --audit-log writes to a file and keeps stdout for logs', () => {
+    const outer = load('role: outer\n') as SideConfig;
+    assert.equal(outer.egressRelay, undefined);
+    applyEgressFlags(outer, { hosts: 'h.txt', auditLog: 'a.log' });
+    assert.equal(outer.egressRelay!.hostsFile, path.resolve('h.txt'));
+    assert.deepEqual(outer.audit, { bufferRecords: 10000, stdout: false, file: { path: path.resolve('a.log'), maxBytes: parseSize('100MiB'), keep: 5, fsync: false } });
+  });
+
+  test('sizes', () => {
+    assert.deepEqual(['0', '512', '1KiB', '100MiB', '2GiB'].map(parseSize), [0, 512, 1024, 100 * 2 ** 20, 2 * 2 ** 30]);
+    assert.throws(() => parseSize('1MB'));
+  });
+});
+
+describe('Enclaver manifest egress', () => {
+  const MANIFEST = `version: v1
+name: "test"
+target: "app:enclave"
+sources: { app: "registry.example/app:latest" }
+egress:
+  allow: [kms.*.amazonaws.com, "**.s3.amazonaws.com", 169.254.169.254]
+  deny: [admin.s3.amazonaws.com]
+  proxy_port: 9000
+kms_proxy: { listen_port: 9999 }
+`;
+
+  test('allow/deny become the inner egress listener unchanged, on proxy_port; KMS goes through it', () => {
+    const inner = load(MANIFEST, { role: 'inner', appArgv: ['/app'] }) as SideConfig;
+    const l = inner.listeners.find((x) => x.egress)!;
+    assert.equal(formatAddress(l.address), 'tcp://127.0.0.1:9000');
+    assert.deepEqual(l.egress!.policy.allow.map((r) => r.text), ['kms.*.amazonaws.com', '**.s3.amazonaws.com', '169.254.169.254']);
+    assert.deepEqual(l.egress!.policy.deny.map((r) => r.text), ['admin.s3.amazonaws.com']);
+    // Enclaver's meaning: no port = any port, `**` needs at least one label, deny wins.
+    const judge = (a: string) => decide(l.egress!.policy, parseAuthority(a)).allowed;
+    assert.deepEqual(['kms.us-east-1.amazonaws.com:8443', 'x.s3.amazonaws.com:443', 's3.amazonaws.com:443', 'admin.s3.amazonaws.com:443', '169.254.169.254:80'].map(judge), [true, true, false, false, true]);
+    assert.equal(inner.listeners.find((x) => x.kms)!.kms!.egressProxy, 'http://127.0.0.1:9000');
+  });
+
+  test('the outer gets the egress relay', () => {
+    const outer = load(MANIFEST, { role: 'outer' }) as SideConfig;
+    assert.ok(outer.egressRelay);
+    assert.ok(outer.listeners.every((l) => !l.egress));
+  });
+});
