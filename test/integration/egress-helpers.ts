@@ -1,14 +1,13 @@
 /** Shared pieces of the egress integration tests: the pair as processes, a cert, real clients. */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { CLI } from '../helpers/paths.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const CLI = path.resolve(here, '..', '..', 'bin', 'enclaver-proxy.js');
+export { freePort } from '../helpers/ports.js';
+export { tempDir } from '../helpers/process.js';
 
 export interface Side {
   proc: ChildProcess;
@@ -18,10 +17,6 @@ export interface Side {
   port(listener: string): number;
   output: () => string;
   stop(signal?: NodeJS.Signals): Promise<void>;
-}
-
-export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
 /**
@@ -130,12 +125,3 @@ export async function waitForPort(port: number, limitMs = 10_000): Promise<void>
   }
 }
 
-/** A port that was free a moment ago, for programs that cannot be told to pick one. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (probe.address() as net.AddressInfo).port;
-      probe.close(() => resolve(p));
-    });
-  });
-}

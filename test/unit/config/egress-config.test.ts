@@ -5,28 +5,14 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { configProblems, loadText } from '../../helpers/config.js';
 import { applyEgressFlags, parseSize } from '../../../shared/config/egress.js';
-import { loadConfigSource, type LoadOptions } from '../../../shared/config/load.js';
-import { ConfigSource } from '../../../shared/config/source.js';
 import type { LocalConfig, SideConfig } from '../../../shared/config/types.js';
 import { decide } from '../../../shared/egress/policy.js';
 import { parseAuthority } from '../../../shared/egress/destination.js';
-import { ConfigError, formatProblem } from '../../../shared/errors/index.js';
 import { formatAddress } from '../../../shared/transport/address.js';
 
-function load(text: string, opts: LoadOptions = {}) {
-  return loadConfigSource(ConfigSource.parse('proxy.yaml', text), opts);
-}
 
-function problems(text: string, opts: LoadOptions = {}): string[] {
-  try {
-    load(text, opts);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError);
-    return err.problems.map(formatProblem);
-  }
-  assert.fail('config was accepted');
-}
 
 const INNER = `role: inner
 listeners:
@@ -39,7 +25,7 @@ listeners:
 
 describe('egress config', () => {
   test('an egress listener gets its compiled policy and defaults', () => {
-    const c = load(INNER) as SideConfig;
+    const c = loadText(INNER) as SideConfig;
     const e = c.listeners[0]!.egress!;
     assert.deepEqual(e.protocols, ['http_connect', 'http', 'socks5']);
     assert.equal(e.requireSniMatch, false);
@@ -49,27 +35,27 @@ describe('egress config', () => {
   });
 
   test('a bad policy entry is reported at its YAML line and path', () => {
-    const ps = problems(INNER.replace('"10.0.0.0/8:5432"', '"10.0.0.0/33"'));
+    const ps = configProblems(INNER.replace('"10.0.0.0/8:5432"', '"10.0.0.0/33"'));
     assert.equal(ps.length, 1);
     assert.match(ps[0]!, /^proxy\.yaml:6:\d+: listeners\[0\]\.egress\.allow\[1\]: "10\.0\.0\.0\/33": not a valid address or CIDR/);
   });
 
   test('egress belongs inside: on the outer it is an error, as is egress_relay on the inner', () => {
-    const outer = problems(INNER.replace('role: inner', 'role: outer'));
+    const outer = configProblems(INNER.replace('role: inner', 'role: outer'));
     assert.ok(outer.some((p) => /listeners\[0\]\.egress: `egress` listeners run inside the enclave/.test(p)), outer.join('\n'));
-    const inner = problems(`${INNER}egress_relay: {}\n`);
+    const inner = configProblems(`${INNER}egress_relay: {}\n`);
     assert.ok(inner.some((p) => /egress_relay: `egress_relay` belongs to the outer side/.test(p)), inner.join('\n'));
   });
 
   test('an egress listener must stay on loopback, and has one kind', () => {
-    const ps = problems(INNER.replace('tcp://127.0.0.1:10000', 'tcp://0.0.0.0:10000'));
+    const ps = configProblems(INNER.replace('tcp://127.0.0.1:10000', 'tcp://0.0.0.0:10000'));
     assert.ok(ps.some((p) => /a egress listener must listen on loopback/.test(p)), ps.join('\n'));
-    const both = problems(INNER.replace('    egress:\n', '    cluster: x\n    egress:\n'));
+    const both = configProblems(INNER.replace('    egress:\n', '    cluster: x\n    egress:\n'));
     assert.ok(both.some((p) => /exactly one kind, this one has cluster and egress/.test(p)), both.join('\n'));
   });
 
   test('egress_relay and audit on the outer', () => {
-    const c = load(`role: outer
+    const c = loadText(`role: outer
 egress_relay:
   connect_timeout: 2s
   hosts_file: hosts
@@ -87,19 +73,19 @@ audit:
     assert.equal(r.upstreamProxy!.url, 'http://proxy.corp:3128');
     assert.deepEqual(r.upstreamProxy!.hosts!.map((h) => h.text), ['**.corp.example']);
     assert.deepEqual(c.audit, { bufferRecords: 10000, stdout: false, file: { path: '/var/log/audit.log', maxBytes: 10 * 1024 * 1024, keep: 2, fsync: false } });
-    const bad = problems('role: outer\negress_relay:\n  allow_private: [not-a-cidr]\n  upstream_proxy: { url: "http://user:pw@proxy:3128" }\n');
+    const bad = configProblems('role: outer\negress_relay:\n  allow_private: [not-a-cidr]\n  upstream_proxy: { url: "http://user:pw@proxy:3128" }\n');
     assert.ok(bad.some((p) => /egress_relay\.allow_private\[0\]: "not-a-cidr" is not an IP address or CIDR/.test(p)), bad.join('\n'));
     assert.ok(bad.some((p) => /egress_relay\.upstream_proxy\.url: .*credentials are not supported/.test(p)), bad.join('\n'));
   });
 
   test('a local pair whose inner has an egress listener gets the relay without asking', () => {
-    const c = load(`role: local\nouter: {}\ninner:\n${INNER.split('\n').slice(1).map((l) => `  ${l}`).join('\n')}`) as LocalConfig;
+    const c = loadText(`role: local\nouter: {}\ninner:\n${INNER.split('\n').slice(1).map((l) => `  ${l}`).join('\n')}`) as LocalConfig;
     assert.ok(c.outer.egressRelay);
     assert.equal(c.outer.egressRelay.allowPrivate, false);
   });
 
   test('--hosts enables the relay; --audit-log writes to a file and keeps stdout for logs', () => {
-    const outer = load('role: outer\n') as SideConfig;
+    const outer = loadText('role: outer\n') as SideConfig;
     assert.equal(outer.egressRelay, undefined);
     applyEgressFlags(outer, { hosts: 'h.txt', auditLog: 'a.log' });
     assert.equal(outer.egressRelay!.hostsFile, path.resolve('h.txt'));
@@ -125,7 +111,7 @@ kms_proxy: { listen_port: 9999 }
 `;
 
   test('allow/deny become the inner egress listener unchanged, on proxy_port; KMS goes through it', () => {
-    const inner = load(MANIFEST, { role: 'inner', appArgv: ['/app'] }) as SideConfig;
+    const inner = loadText(MANIFEST, { role: 'inner', appArgv: ['/app'] }) as SideConfig;
     const l = inner.listeners.find((x) => x.egress)!;
     assert.equal(formatAddress(l.address), 'tcp://127.0.0.1:9000');
     assert.deepEqual(l.egress!.policy.allow.map((r) => r.text), ['kms.*.amazonaws.com', '**.s3.amazonaws.com', '169.254.169.254']);
@@ -137,7 +123,7 @@ kms_proxy: { listen_port: 9999 }
   });
 
   test('the outer gets the egress relay', () => {
-    const outer = load(MANIFEST, { role: 'outer' }) as SideConfig;
+    const outer = loadText(MANIFEST, { role: 'outer' }) as SideConfig;
     assert.ok(outer.egressRelay);
     assert.ok(outer.listeners.every((l) => !l.egress));
   });
