@@ -10,7 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
-import { ProxyAgent, fetch as undiciFetch } from 'undici';
+import { EnvHttpProxyAgent, ProxyAgent, fetch as undiciFetch } from 'undici';
 import { egressListener, makeCert, readAudit, run, startSide, tempDir, waitFor, type AuditLine, type Side } from './egress-helpers.js';
 
 const NAMES = ['allowed.test', 'denied.test', 'default.test', 'internal.test', 'other.test'];
@@ -177,7 +177,7 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', { timeout
     assert.equal(denied.stdout, '403');
   });
 
-  test("Node's undici ProxyAgent tunnels through CONNECT", async () => {
+  test("Node's undici ProxyAgent and EnvHttpProxyAgent tunnel through CONNECT", async () => {
     const agent = new ProxyAgent({ uri: `http://127.0.0.1:${proxyPort}`, requestTls: { ca: fs.readFileSync(certPath, 'utf8') } });
     try {
       const res = await undiciFetch(`https://other.test:${tlsPort}/u`, { dispatcher: agent });
@@ -191,6 +191,15 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', { timeout
     assert.equal(a.decision, 'allow');
     const d = await auditFor('default.test', 'http_connect', 1);
     assert.deepEqual([d.decision, d.reason], ['deny', 'not_in_allow_list']);
+    // EnvHttpProxyAgent: what HTTP(S)_PROXY in the app's environment gives an undici user.
+    const proxy = `http://127.0.0.1:${proxyPort}`;
+    const env = new EnvHttpProxyAgent({ httpProxy: proxy, httpsProxy: proxy, noProxy: '', requestTls: { ca: fs.readFileSync(certPath, 'utf8') } });
+    try {
+      const res = await undiciFetch(`https://other.test:${tlsPort}/env`, { dispatcher: env });
+      assert.equal(await res.text(), `hello other.test:${tlsPort} GET /env 0`);
+    } finally {
+      await env.close();
+    }
   });
 
   test("Python's urllib honours HTTPS_PROXY", async () => {
@@ -266,9 +275,9 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', { timeout
   });
 
   test('every attempt of the run is in the audit log exactly once, in sequence', async () => {
-    // 1 + 1 + 1 + 1 CONNECT, 4 malformed, 2 SOCKS5, 3 absolute-form, 2 undici, 1 urllib,
+    // 1 + 1 + 1 + 1 CONNECT, 4 malformed, 2 SOCKS5, 3 absolute-form, 3 undici, 1 urllib,
     // 4 hostile SOCKS5 that reached a decision (2 protocol errors and no-method are audited too), 2 SNI.
-    const want = 16 + 6 + 2;
+    const want = 17 + 6 + 2;
     await waitFor('audit to settle', () => readAudit(auditFile).length >= want).catch(() => {});
     const lines = readAudit(auditFile);
     assert.equal(lines.length, want, lines.map((l) => `${l.proto} ${l.dest_host} ${l.reason}`).join('\n'));

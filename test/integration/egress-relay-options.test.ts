@@ -64,6 +64,26 @@ test('the outer guard refuses loopback answers of the system resolver, unless th
   assert.deepEqual([a.decision, a.dest_ip], ['allow', '127.0.0.1']);
 });
 
+test('IPv6 destinations, by literal and by a name that resolves to IPv6', async () => {
+  const v6 = http.createServer((req, res) => res.end(`v6 ${req.headers.host}${req.url}`));
+  await new Promise<void>((r) => v6.listen(0, '::1', r));
+  const port = (v6.address() as net.AddressInfo).port;
+  try {
+    const hostsFile = path.join(dir, 'hosts-v6');
+    fs.writeFileSync(hostsFile, '::1 six.test\n');
+    const p = await pair('v6', { allow_private: ['::1/128'], hosts_file: hostsFile }, { allow: ['::1', 'six.test'] });
+    const byLiteral = await curl(p.port, `http://[::1]:${port}/lit`);
+    assert.equal(byLiteral.stdout, `v6 [::1]:${port}/lit 200`);
+    const byName = await run('curl', ['-sS', '-w', ' %{http_code}', '--socks5-hostname', `127.0.0.1:${p.port}`, `http://six.test:${port}/name`]);
+    assert.equal(byName.stdout, `v6 six.test:${port}/name 200`);
+    const [lit, name] = [await lastAudit(p.audit, 1), await lastAudit(p.audit, 2)];
+    assert.deepEqual([lit.dest_host, lit.dest_ip, name.dest_host, name.dest_ip, name.proto], ['::1', '::1', 'six.test', '::1', 'socks5']);
+  } finally {
+    v6.closeAllConnections();
+    v6.close();
+  }
+});
+
 const hasTinyproxy = spawnSync('tinyproxy', ['-v']).error === undefined;
 
 test('an upstream HTTP CONNECT proxy (tinyproxy) carries the tunnel', { skip: hasTinyproxy ? false : 'tinyproxy is not installed on this machine (.ci/run installs it)' }, async () => {
