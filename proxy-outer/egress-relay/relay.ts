@@ -24,6 +24,8 @@ import { Resolver, ResolveError } from './resolver.js';
 import { connectThroughProxy, UpstreamProxyError, type UpstreamProxy } from './upstream-proxy.js';
 
 const log = logger('egress-relay');
+/** Tunnels held at once (each is two sockets); beyond it the inner's connection is closed at accept. */
+const MAX_TUNNELS = 20_000;
 
 export interface EgressRelayOptions {
   /** vsock://any:17002 in production. */
@@ -82,7 +84,13 @@ export class EgressRelay {
   }
 
   async start(): Promise<void> {
-    this.listening = await listen(this.opts.address, (s) => { this.accept(s).catch((err: unknown) => { log.error({ err: messageOf(err) }, 'relay connection failed unexpectedly'); s.destroy(); }); });
+    const accept = (s: net.Socket) => {
+      this.accept(s).catch((err: unknown) => { log.error({ err: messageOf(err) }, 'relay connection failed unexpectedly'); s.destroy(); });
+    };
+    this.listening = await listen(this.opts.address, accept, {
+      maxConnections: MAX_TUNNELS,
+      onDrop: () => log.warn({ limit: MAX_TUNNELS }, 'egress tunnel refused: the relay holds its maximum of tunnels'),
+    });
     log.info({ address: this.listening.bound, upstream_proxy: this.opts.upstreamProxy ? `${this.opts.upstreamProxy.kind}://${this.opts.upstreamProxy.host}:${this.opts.upstreamProxy.port}` : undefined }, 'egress relay listening');
   }
 

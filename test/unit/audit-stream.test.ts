@@ -32,49 +32,60 @@ test('records buffered while the collector is away are delivered in order; overf
   const address = parseAddress(`unix://${dir}/audit.sock`);
   const file = path.join(dir, 'audit.log');
   const sender = new AuditSender({ address, maxBuffered: 3, retryMinMs: 10, retryMaxMs: 20 });
-  sender.start();
-  for (let i = 1; i <= 10; i++) sender.emit(record(i));
-  assert.deepEqual([sender.stats().buffered, sender.stats().droppedTotal], [3, 7]);
+  const collectors: AuditCollector[] = [];
+  const collector = () => {
+    const c = new AuditCollector({ address, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
+    collectors.push(c);
+    return c;
+  };
+  try {
+    sender.start();
+    for (let i = 1; i <= 10; i++) sender.emit(record(i));
+    assert.deepEqual([sender.stats().buffered, sender.stats().droppedTotal], [3, 7]);
 
-  const collector = new AuditCollector({ address, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
-  await collector.start();
-  await sender.drained();
-  for (let i = 11; i <= 12; i++) sender.emit(record(i));
-  await sender.drained();
-  const got = lines(file);
-  assert.deepEqual(got.map((l) => l.seq), [1, 2, 3, 4, 5, 6]);
-  assert.deepEqual(got.map((l) => l.conn_id ?? l.type), ['c1', 'c2', 'c3', 'audit_dropped', 'c11', 'c12']);
-  assert.equal(got[3]!.count, 7);
-  assert.ok(got.every((l) => l.boot_id === sender.bootId));
+    const first = collector();
+    await first.start();
+    await sender.drained();
+    for (let i = 11; i <= 12; i++) sender.emit(record(i));
+    await sender.drained();
+    const got = lines(file);
+    assert.deepEqual(got.map((l) => l.seq), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(got.map((l) => l.conn_id ?? l.type), ['c1', 'c2', 'c3', 'audit_dropped', 'c11', 'c12']);
+    assert.equal(got[3]!.count, 7);
+    assert.ok(got.every((l) => l.boot_id === sender.bootId));
 
-  // A new collector on the same file recognises what it already has when the sender repeats it.
-  await collector.stop();
-  for (let i = 13; i <= 14; i++) sender.emit(record(i));
-  const again = new AuditCollector({ address, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
-  await again.start();
-  await sender.drained();
-  assert.deepEqual(lines(file).map((l) => l.seq), [1, 2, 3, 4, 5, 6, 7, 8]);
-  sender.stop();
-  await again.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
+    // A new collector on the same file recognises what it already has when the sender repeats it.
+    await first.stop();
+    for (let i = 13; i <= 14; i++) sender.emit(record(i));
+    await collector().start();
+    await sender.drained();
+    assert.deepEqual(lines(file).map((l) => l.seq), [1, 2, 3, 4, 5, 6, 7, 8]);
+  } finally {
+    sender.stop();
+    for (const c of collectors) await c.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
-test('a collector that lost its state acknowledges repeated records without writing them twice', async () => {
+test('stdout gets exactly the lines the file gets', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-'));
   const address = parseAddress(`unix://${dir}/audit.sock`);
   const file = path.join(dir, 'audit.log');
-  const stdout: string[] = [];
-  const collector = new AuditCollector({ address, stdout: true, writeStdout: (l) => stdout.push(l), file: { path: file, maxBytes: 0, keep: 0 } });
-  await collector.start();
+  let stdout = '';
+  const collector = new AuditCollector({ address, stdout: true, writeStdout: (l) => { stdout += l; }, file: { path: file, maxBytes: 0, keep: 0 } });
   const sender = new AuditSender({ address, maxBuffered: 100, retryMinMs: 10, retryMaxMs: 20 });
-  sender.start();
-  for (let i = 1; i <= 5; i++) sender.emit(record(i));
-  await sender.drained();
-  assert.equal(stdout.length, 5);
-  assert.deepEqual(JSON.parse(stdout[4]!).seq, 5);
-  sender.stop();
-  await collector.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    await collector.start();
+    sender.start();
+    for (let i = 1; i <= 5; i++) sender.emit(record(i));
+    await sender.drained();
+    assert.equal(stdout, fs.readFileSync(file, 'utf8'));
+    assert.deepEqual(stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq), [1, 2, 3, 4, 5]);
+  } finally {
+    sender.stop();
+    await collector.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the file rotates by size and keeps the configured number of old files', () => {
