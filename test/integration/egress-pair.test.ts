@@ -137,6 +137,21 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', { timeout
     assert.deepEqual(internalBytes, [0]);
   });
 
+  test('bytes pipelined behind a refused CONNECT are never processed (RFC 9931)', async () => {
+    const before = httpConnections;
+    const s = net.connect(proxyPort, '127.0.0.1');
+    s.on('error', () => {});
+    let got = '';
+    s.on('data', (c: Buffer) => { got += c.toString(); });
+    const closed = new Promise<void>((r) => s.once('close', () => r()));
+    await new Promise<void>((r) => s.once('connect', () => r()));
+    s.write(`CONNECT denied.test:${tlsPort} HTTP/1.1\r\nHost: denied.test:${tlsPort}\r\n\r\nGET http://allowed.test:${httpPort}/smuggled HTTP/1.1\r\nHost: allowed.test:${httpPort}\r\n\r\n`);
+    await closed;
+    assert.equal(got.match(/HTTP\/1\.1 /g)?.length, 1, got);
+    assert.match(got, /^HTTP\/1\.1 403 /);
+    assert.equal(httpConnections, before, 'the pipelined request never reached a server');
+  });
+
   test('malformed CONNECT targets are refused with 400 and never reach the relay', async () => {
     for (const target of ['allowed.test', 'allowed.test:0443', 'user@allowed.test:443', '127.1:80']) {
       const r = await run('curl', ['-sS', '-v', '-x', `http://127.0.0.1:${proxyPort}`, '--request-target', target, '-X', 'CONNECT', '-H', 'Host:', `http://allowed.test:${tlsPort}/`]);
@@ -275,9 +290,9 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', { timeout
   });
 
   test('every attempt of the run is in the audit log exactly once, in sequence', async () => {
-    // 1 + 1 + 1 + 1 CONNECT, 4 malformed, 2 SOCKS5, 3 absolute-form, 3 undici, 1 urllib,
+    // 1 + 1 + 1 + 1 CONNECT, 1 pipelined, 4 malformed, 2 SOCKS5, 3 absolute-form, 3 undici, 1 urllib,
     // 4 hostile SOCKS5 that reached a decision (2 protocol errors and no-method are audited too), 2 SNI.
-    const want = 17 + 6 + 2;
+    const want = 18 + 6 + 2;
     await waitFor('audit to settle', () => readAudit(auditFile).length >= want).catch(() => {});
     const lines = readAudit(auditFile);
     assert.equal(lines.length, want, lines.map((l) => `${l.proto} ${l.dest_host} ${l.reason}`).join('\n'));
