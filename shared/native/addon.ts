@@ -32,7 +32,10 @@ export interface NativePumpSettings {
 }
 
 export interface NativePumpStart {
-  /** Both fds belong to the pump from the call on, even if it throws. */
+  /**
+   * Both fds belong to the pump from the call on, also when it throws a NativeError; only a
+   * TypeError (malformed options) leaves them with the caller.
+   */
   downstreamFd: number;
   upstreamFd: number;
   headUp?: Buffer;
@@ -122,7 +125,8 @@ function typed(raw: RawAddon, addonPath: string): NativeAddon {
     closeFd: (fd) => rethrowTyped(() => raw.closeFd(fd)),
     vsockListen: (cid, port, backlog) => rethrowTyped(() => raw.vsockListen(cid, port, backlog)),
     vsockConnect: (cid, port, timeoutMs, callback) => rethrowTyped(() => raw.vsockConnect(cid, port, timeoutMs,
-      (err, fd) => callback(err == null ? null : toNativeError(err) as NativeError, fd))),
+      // A non-function goes through as is, for the addon to reject.
+      typeof callback === 'function' ? (err, fd) => callback(err == null ? null : toNativeError(err) as NativeError, fd) : callback)),
     vsockConnectCancel: (token) => rethrowTyped(() => raw.vsockConnectCancel(token)),
     vsockLocalCid: () => rethrowTyped(() => raw.vsockLocalCid()),
     vsockSocketSupported: () => rethrowTyped(() => raw.vsockSocketSupported()),

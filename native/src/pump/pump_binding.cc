@@ -108,37 +108,36 @@ void PumpEngine::EnsureStarted(Napi::Env env) {
 }
 
 // pumpStart({downstreamFd, upstreamFd, headUp?, headDown?, idleTimeoutMs?, splice?}, callback) → id.
-// The pump owns both fds from this call on, even when it throws.
+// Malformed arguments throw a TypeError and leave the fds alone. Past validation the pump owns
+// both fds, also when it then fails (and throws the syscall error).
 Napi::Value PumpEngine::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) ThrowArgumentError(env, "pumpStart(options, callback): options must be an object");
   if (!info[1].IsFunction()) ThrowArgumentError(env, "pumpStart(options, callback): callback must be a function");
   Napi::Object o = info[0].As<Napi::Object>();
-  Napi::Value down = o.Get("downstreamFd");
-  Napi::Value up = o.Get("upstreamFd");
   auto fd_of = [](Napi::Value v) -> int {
     if (!v.IsNumber()) return -1;
     double d = v.As<Napi::Number>().DoubleValue();
     return d >= 0 && d <= 0x7fffffff && std::floor(d) == d ? static_cast<int>(d) : -1;
   };
   Connection::Options options;
-  options.downstream_fd = fd_of(down);
-  options.upstream_fd = fd_of(up);
+  options.downstream_fd = fd_of(o.Get("downstreamFd"));
+  options.upstream_fd = fd_of(o.Get("upstreamFd"));
+  if (options.downstream_fd < 0 || options.upstream_fd < 0) {
+    ThrowArgumentError(env, "pumpStart: downstreamFd and upstreamFd must be non-negative integers");
+  }
+  if (options.downstream_fd == options.upstream_fd) ThrowArgumentError(env, "pumpStart: the two fds must differ");
+  options.head_up = HeadOption(o, "headUp");
+  options.head_down = HeadOption(o, "headDown");
+  Napi::Value idle = o.Get("idleTimeoutMs");
+  if (!idle.IsUndefined()) {
+    if (!idle.IsNumber()) ThrowArgumentError(env, "pumpStart: idleTimeoutMs must be a number");
+    double ms = idle.As<Napi::Number>().DoubleValue();
+    options.idle_timeout_ms = ms > 0 ? static_cast<int64_t>(ms) : 0;
+  }
+  Napi::Value splice = o.Get("splice");
+  options.splice = splice.IsUndefined() ? true : splice.ToBoolean().Value();
   try {
-    if (options.downstream_fd < 0 || options.upstream_fd < 0) {
-      ThrowArgumentError(env, "pumpStart: downstreamFd and upstreamFd must be non-negative integers");
-    }
-    if (options.downstream_fd == options.upstream_fd) ThrowArgumentError(env, "pumpStart: the two fds must differ");
-    options.head_up = HeadOption(o, "headUp");
-    options.head_down = HeadOption(o, "headDown");
-    Napi::Value idle = o.Get("idleTimeoutMs");
-    if (!idle.IsUndefined()) {
-      if (!idle.IsNumber()) ThrowArgumentError(env, "pumpStart: idleTimeoutMs must be a number");
-      double ms = idle.As<Napi::Number>().DoubleValue();
-      options.idle_timeout_ms = ms > 0 ? static_cast<int64_t>(ms) : 0;
-    }
-    Napi::Value splice = o.Get("splice");
-    options.splice = splice.IsUndefined() ? true : splice.ToBoolean().Value();
     // The pump depends on non-blocking fds (SPLICE_F_NONBLOCK covers only the pipe side).
     for (int fd : {options.downstream_fd, options.upstream_fd}) {
       int flags = fcntl(fd, F_GETFL);
