@@ -32,7 +32,9 @@ function wantsPretty(): boolean {
 function build(): Logger {
   const options = {
     level: initialLevel(),
-    base: { pid: process.pid, side: process.env.ENCLAVER_SIDE ?? undefined },
+    base: { pid: process.pid },
+    // A mixin rather than a binding: module-level child loggers exist before the side is known.
+    mixin: () => (side ? { side } : {}),
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
@@ -44,7 +46,14 @@ function build(): Logger {
   return pino(options, pino.destination({ dest: 1, sync: true }));
 }
 
+let side: string | undefined = process.env.ENCLAVER_SIDE || undefined;
+
 export const rootLogger: Logger = build();
+
+/** Which side of the pair this process is; added to every log line. */
+export function setLogSide(value: 'inner' | 'outer'): void {
+  side = value;
+}
 
 export function logger(component: string, bindings: Record<string, unknown> = {}): Logger {
   return rootLogger.child({ component, ...bindings });

@@ -7,6 +7,10 @@ import type net from 'node:net';
 import { errnoOf, messageOf } from '../errors/index.js';
 import type { CloseCause, Pump, PumpEnd, PumpError, PumpOptions, PumpResult, PumpSession } from './types.js';
 
+function isTcp(socket: net.Socket): boolean {
+  return (socket as unknown as { _handle?: { constructor?: { name?: string } } })._handle?.constructor?.name === 'TCP';
+}
+
 function forward(from: net.Socket, to: net.Socket, count: (n: number) => void): void {
   from.on('data', (chunk: Buffer) => {
     count(chunk.length);
@@ -38,16 +42,22 @@ export const jsPump: Pump = {
       error ??= { side, code, message: messageOf(err) };
       note(side);
       const other = side === 'downstream' ? upstream : downstream;
-      // A reset on one leg becomes a reset on the other, so the far peer learns it was not a clean end.
-      if (code === 'ECONNRESET' && typeof other.resetAndDestroy === 'function' && !other.destroyed) other.resetAndDestroy();
+      // A reset on one leg becomes a reset on the other where the transport has resets (TCP), so
+      // the far peer learns it was not a clean end; Unix and vsock legs can only be closed.
+      if (code === 'ECONNRESET' && isTcp(other) && !other.destroyed) other.resetAndDestroy();
       else other.destroy();
     };
     downstream.on('error', onError('downstream'));
     upstream.on('error', onError('upstream'));
 
     // Half-close: FIN from one side becomes shutdown(SHUT_WR) on the other once its bytes are written.
-    downstream.on('end', () => { note('downstream'); upstream.end(); });
-    upstream.on('end', () => { note('upstream'); downstream.end(); });
+    // A paused net.Socket still emits 'end' when EOF arrives with nothing buffered, so a FIN that
+    // came during the handshake may already be behind us: that side is then ended from the start.
+    const onEnd = (side: PumpEnd, other: net.Socket) => () => { note(side); other.end(); };
+    if (downstream.readableEnded) process.nextTick(onEnd('downstream', upstream));
+    else downstream.on('end', onEnd('downstream', upstream));
+    if (upstream.readableEnded) process.nextTick(onEnd('upstream', downstream));
+    else upstream.on('end', onEnd('upstream', downstream));
 
     let closed = 0;
     const onLegClosed = (side: PumpEnd, leg: net.Socket, other: net.Socket) => () => {

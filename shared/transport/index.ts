@@ -97,10 +97,12 @@ function adoptServer(server: net.Server, addr: Address, display: string, opts: L
     address: boundAddress,
     bound,
     server,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
+    // Resolves once no new connection can arrive; connections already accepted are the caller's
+    // (server.close's own callback would wait for every one of them to end).
+    close: async () => {
+      server.close();
       if (socketPath) fs.rmSync(socketPath, { force: true });
-    }),
+    },
   };
 }
 

@@ -19,9 +19,15 @@ export interface VsockSettings {
 export const ENV_EMULATION_DIR = 'ENCLAVER_VSOCK_EMULATION_DIR';
 export const ENV_LOCAL_CID = 'ENCLAVER_VSOCK_CID';
 
+/** The local CID set by the environment (the local pair sets it for its inner child). */
+export function envLocalCid(): number | undefined {
+  const v = process.env[ENV_LOCAL_CID];
+  return v && /^[0-9]+$/.test(v) ? Number(v) : undefined;
+}
+
 let settings: VsockSettings = {
   emulationDir: process.env[ENV_EMULATION_DIR] || undefined,
-  localCid: process.env[ENV_LOCAL_CID] ? Number(process.env[ENV_LOCAL_CID]) : VSOCK_CID_PARENT,
+  localCid: envLocalCid() ?? VSOCK_CID_PARENT,
 };
 
 export function configureVsock(next: Partial<VsockSettings>): void {

@@ -1,0 +1,36 @@
+export const HELP = `enclaver-proxy — sidecar proxy pair for AWS Nitro Enclaves
+
+Usage:
+  enclaver-proxy --config FILE [options] [-- APP [ARGS…]]
+  enclaver-proxy --config FILE --check          validate and print the normalized config
+  enclaver-proxy schema [--write]               print the config JSON Schema (--write: also
+                                                regenerate schema/ and docs/config.md)
+  enclaver-proxy attestation verify FILE [--root PEM] [--at document|now|ISO]
+                 [--pcr N=HEX …] [--nonce HEX]
+                                                verify a Nitro attestation document
+  enclaver-proxy --version [--verbose]
+  enclaver-proxy --help
+
+Runs whatever the config declares: role inner (in the enclave), outer (on the parent
+instance) or local (both on this machine over emulated vsock, for development).
+
+Options:
+  -c, --config FILE       proxy.yaml, or an Enclaver manifest (enclaver.yaml)
+      --role ROLE         inner | outer | local; required for Enclaver manifests
+  -p, --publish [IP:]HOST_PORT:ENCLAVE_PORT
+                          manifest ingress: where the outer listens for an enclave port
+                          (repeatable; the docker convention)
+      --enclave-cid CID   manifest: the enclave's CID (default 16)
+      --check             validate the config, print it normalized, exit
+      --log-level LEVEL   fatal|error|warn|info|debug|trace|silent (or ENCLAVER_LOG_LEVEL)
+  -h, --help              show this help
+  -V, --version           show the version
+
+  -- APP [ARGS…]          the app the inner proxy starts and supervises (roles inner, local)
+
+Environment:
+  ENCLAVER_LOG_FORMAT=json|pretty   log format (default: pretty on a terminal, else JSON lines)
+  ENCLAVER_VSOCK_EMULATION_DIR=DIR  emulate vsock with Unix sockets in DIR
+
+Exit status: the app's exit code when the pair supervises one; 2 for usage or config errors.
+`;

@@ -1,0 +1,127 @@
+/**
+ * Starts the app, forwards stop signals to it, and reports how it ended.
+ *
+ * The app gets its own process group (it is a session leader), so a terminal's Ctrl-C reaches the
+ * inner only and the inner decides what the app receives; stopping signals the whole group, so
+ * helpers the app forked do not outlive it. Node reaps the direct child itself.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ProxyError } from '../../shared/errors/index.js';
+import type { AppConfig } from '../../shared/config/types.js';
+import { logger } from '../../shared/log/logger.js';
+
+const log = logger('app');
+
+export interface AppExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export class AppStartError extends ProxyError {
+  /** The exit code a shell would give: 127 not found, 126 not executable. */
+  readonly exitCode: number;
+  constructor(code: string, message: string, exitCode: number, context: Record<string, unknown>) {
+    super(code, message, context);
+    this.exitCode = exitCode;
+  }
+}
+
+/** Resolve the program like execvp would, so a missing binary is reported before anything starts. */
+export function resolveProgram(program: string, cwd: string, envPath: string | undefined): string {
+  const check = (candidate: string): string | undefined => {
+    try {
+      const st = fs.statSync(candidate);
+      if (!st.isFile()) return undefined;
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EACCES') {
+        throw new AppStartError('app_not_executable', `app command "${program}" is not executable (${candidate})`, 126, { program, path: candidate });
+      }
+      return undefined;
+    }
+  };
+  if (program.includes('/')) {
+    const full = path.resolve(cwd, program);
+    const found = check(full);
+    if (!found) throw new AppStartError('app_not_found', `app command "${program}" not found (${full} does not exist)`, 127, { program, path: full });
+    return found;
+  }
+  for (const dir of (envPath ?? '').split(':').filter(Boolean)) {
+    const found = check(path.join(dir, program));
+    if (found) return found;
+  }
+  throw new AppStartError('app_not_found', `app command "${program}" not found on PATH`, 127, { program, PATH: envPath });
+}
+
+/** Check that the app can be started at all; throws AppStartError naming what is wrong. */
+export function preflightApp(app: AppConfig, envPath: string | undefined): string {
+  if (!fs.existsSync(app.cwd)) throw new AppStartError('app_cwd_missing', `app working directory ${app.cwd} does not exist`, 126, { cwd: app.cwd });
+  return resolveProgram(app.argv[0]!, app.cwd, envPath);
+}
+
+export class AppSupervisor {
+  private child: ChildProcess | undefined;
+  private exitPromise: Promise<AppExit> | undefined;
+  private readonly app: AppConfig;
+  private readonly env: Record<string, string>;
+
+  constructor(app: AppConfig, env: Record<string, string>) {
+    this.app = app;
+    this.env = env;
+  }
+
+  /** Spawn the app; throws AppStartError when it cannot be started at all. */
+  start(): number {
+    const [program, ...args] = this.app.argv;
+    const resolved = preflightApp(this.app, this.env.PATH);
+    const child = spawn(resolved, args, { cwd: this.app.cwd, env: this.env, stdio: 'inherit', detached: true, argv0: program });
+    this.child = child;
+    this.exitPromise = new Promise<AppExit>((resolve) => {
+      child.once('error', (err) => {
+        log.error({ err: err.message }, 'app failed');
+        resolve({ code: 126, signal: null });
+      });
+      child.once('exit', (code, signal) => {
+        this.killGroup('SIGTERM');
+        resolve({ code, signal });
+      });
+    });
+    log.info({ pid: child.pid, argv: this.app.argv, cwd: this.app.cwd }, 'app started');
+    return child.pid!;
+  }
+
+  get exited(): Promise<AppExit> {
+    if (!this.exitPromise) throw new Error('app not started');
+    return this.exitPromise;
+  }
+
+  private killGroup(signal: NodeJS.Signals): void {
+    if (this.child?.pid === undefined) return;
+    try {
+      process.kill(-this.child.pid, signal);
+    } catch {
+      // The group is already gone.
+    }
+  }
+
+  /** Forward `signal`; escalate to SIGKILL after the stop timeout. Resolves when the app is gone. */
+  async stop(signal: NodeJS.Signals): Promise<AppExit> {
+    const exited = this.exited;
+    log.info({ signal, timeout_ms: this.app.stopTimeoutMs }, 'stopping app');
+    this.killGroup(signal);
+    let timer: NodeJS.Timeout | undefined;
+    const killed = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        log.warn({ timeout_ms: this.app.stopTimeoutMs }, 'app did not stop in time; sending SIGKILL');
+        this.killGroup('SIGKILL');
+        resolve();
+      }, this.app.stopTimeoutMs);
+    });
+    await Promise.race([exited, killed]);
+    clearTimeout(timer);
+    return exited;
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * A throw-away certificate chain shaped like AWS's: root → intermediate → short-lived leaf,
+ * P-384 keys, ecdsa-with-SHA384, the leaf a non-CA with digitalSignature. It exists only to sign
+ * simulated attestation documents; nothing it signs is worth anything off this machine.
+ */
+import crypto from 'node:crypto';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+import {
+  AlgorithmIdentifier, AttributeTypeAndValue, AttributeValue, BasicConstraints, Certificate, Extension, Extensions,
+  KeyUsage, KeyUsageFlags, Name, RelativeDistinguishedName, SubjectPublicKeyInfo, TBSCertificate, Validity, Version,
+  id_ce_basicConstraints, id_ce_keyUsage,
+} from '@peculiar/asn1-x509';
+
+const ECDSA_WITH_SHA384 = '1.2.840.10045.4.3.3';
+const OID_COMMON_NAME = '2.5.4.3';
+const OID_ORGANIZATION = '2.5.4.10';
+
+export interface Issued {
+  der: Buffer;
+  privateKey: crypto.KeyObject;
+  subject: Name;
+}
+
+function name(commonName: string): Name {
+  const attr = (type: string, text: string) => new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: text }) })]);
+  return new Name([attr(OID_ORGANIZATION, 'enclaver-proxy NSM simulator (not AWS)'), attr(OID_COMMON_NAME, commonName)]);
+}
+
+function extension(extnID: string, value: BasicConstraints | KeyUsage): Extension {
+  return new Extension({ extnID, critical: true, extnValue: new OctetString(AsnConvert.serialize(value)) });
+}
+
+/** A positive 16-byte serial (top bit clear, so DER needs no sign byte). */
+function serialNumber(): ArrayBuffer {
+  const serial = crypto.randomBytes(16);
+  serial[0] = serial[0]! & 0x7f | 0x01;
+  return new Uint8Array(serial).buffer;
+}
+
+export interface IssueOptions {
+  commonName: string;
+  validFrom: Date;
+  validTo: Date;
+  /** undefined for a leaf; the number of CAs allowed below for a CA. */
+  pathLen?: number;
+  issuer?: Issued;
+}
+
+export function issueCertificate(opts: IssueOptions): Issued {
+  const { publicKey, privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const subject = name(opts.commonName);
+  const isCa = opts.pathLen !== undefined;
+  const algorithm = new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA384 });
+  const tbs = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: serialNumber(),
+    signature: algorithm,
+    issuer: opts.issuer?.subject ?? subject,
+    validity: new Validity({ notBefore: opts.validFrom, notAfter: opts.validTo }),
+    subject,
+    subjectPublicKeyInfo: AsnConvert.parse(publicKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo),
+    extensions: new Extensions([
+      extension(id_ce_basicConstraints, new BasicConstraints(isCa ? { cA: true, pathLenConstraint: opts.pathLen } : { cA: false })),
+      extension(id_ce_keyUsage, new KeyUsage(isCa ? KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign : KeyUsageFlags.digitalSignature)),
+    ]),
+  });
+  const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
+  const signature = crypto.sign('sha384', tbsDer, { key: opts.issuer?.privateKey ?? privateKey, dsaEncoding: 'der' });
+  const cert = new Certificate({ tbsCertificate: tbs, signatureAlgorithm: algorithm, signatureValue: new Uint8Array(signature).buffer });
+  return { der: Buffer.from(AsnConvert.serialize(cert)), privateKey, subject };
+}
+
+export function toPem(der: Buffer): string {
+  return new crypto.X509Certificate(der).toString();
+}

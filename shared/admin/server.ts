@@ -1,0 +1,72 @@
+/**
+ * The admin endpoint of each side: `/live` (the process answers), `/ready` (every readiness
+ * check passes) and `/metrics` (Prometheus). Loopback by default; it exposes no control action.
+ */
+import http from 'node:http';
+import type net from 'node:net';
+import { logger } from '../log/logger.js';
+import { registry } from '../metrics/registry.js';
+import { listen, formatAddress, type Address, type Listening } from '../transport/index.js';
+
+const log = logger('admin');
+
+export type ReadinessCheck = () => { ready: boolean; detail: string };
+
+export class AdminServer {
+  private readonly checks = new Map<string, ReadinessCheck>();
+  private listening: Listening | undefined;
+  private readonly server = http.createServer((req, res) => void this.handle(req, res));
+
+  addReadinessCheck(name: string, check: ReadinessCheck): void {
+    this.checks.set(name, check);
+  }
+
+  readiness(): { ready: boolean; checks: Record<string, { ready: boolean; detail: string }> } {
+    const checks = Object.fromEntries([...this.checks].map(([name, check]) => [name, check()]));
+    return { ready: Object.values(checks).every((c) => c.ready), checks };
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    const path = (req.url ?? '/').split('?')[0];
+    switch (path) {
+      case '/live':
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('live\n');
+        return;
+      case '/ready': {
+        const r = this.readiness();
+        res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(r)}\n`);
+        return;
+      }
+      case '/metrics': {
+        try {
+          const body = await registry.metrics();
+          res.writeHead(200, { 'content-type': registry.contentType }).end(body);
+        } catch (err) {
+          log.error({ err }, 'collecting metrics failed');
+          res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n');
+        }
+        return;
+      }
+      default:
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /live, /ready or /metrics\n');
+    }
+  }
+
+  async start(address: Address): Promise<Listening> {
+    this.listening = await listen(address, (socket: net.Socket) => {
+      socket.resume();
+      this.server.emit('connection', socket);
+    });
+    log.info({ address: formatAddress(this.listening.address) }, 'admin endpoint listening');
+    return this.listening;
+  }
+
+  async close(): Promise<void> {
+    await this.listening?.close();
+    this.server.closeAllConnections();
+  }
+}

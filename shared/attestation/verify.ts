@@ -1,0 +1,165 @@
+/**
+ * Verification of a Nitro attestation document (docs/attestation_process.md §3):
+ * ES384 COSE signature by the leaf, chain [leaf, cabundle[n-1] … cabundle[1]] anchored at a
+ * pinned root, every certificate valid at the chosen instant, then the caller's PCR and nonce
+ * expectations. Each refusal is an AttestationError whose code names what failed.
+ */
+import crypto from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { BasicConstraints, Certificate, KeyUsage, KeyUsageFlags, id_ce_basicConstraints, id_ce_keyUsage } from '@peculiar/asn1-x509';
+import { AWS_NITRO_ROOT_G1_PEM } from './aws-root.js';
+import { decodeCoseSign1, verifyCoseSignature } from './cose.js';
+import { type AttestationDocument, parseAttestationDocument } from './document.js';
+import { AttestationError } from './errors.js';
+
+/** The instant certificates must be valid at: the document's own timestamp, now, or a given date. */
+export type ValidityInstant = 'document' | 'now' | Date;
+
+export interface VerifyOptions {
+  /** PEM or DER of the trusted root; the AWS Nitro G1 root by default. */
+  root?: string | Buffer;
+  at?: ValidityInstant;
+  /** PCR index → expected value (bytes or hex, case-insensitive). */
+  expectedPcrs?: Map<number, Buffer | string>;
+  expectedNonce?: Buffer;
+}
+
+export interface VerifiedAttestation {
+  document: AttestationDocument;
+  tagged: boolean;
+  /** The instant the chain was checked at. */
+  checkedAt: Date;
+}
+
+function toX509(der: Buffer, what: string): crypto.X509Certificate {
+  try {
+    return new crypto.X509Certificate(der);
+  } catch (err) {
+    throw new AttestationError('malformed', `${what} is not a valid X.509 certificate: ${(err as Error).message}`, { what });
+  }
+}
+
+function rootDer(root: string | Buffer): Buffer {
+  return toX509(typeof root === 'string' ? Buffer.from(root) : root, 'the pinned root').raw;
+}
+
+interface CaProfile { ca: boolean; pathLen: number | undefined; keyUsage: number | undefined }
+
+/**
+ * Results that depend only on certificate bytes — a parsed profile, "this DER is signed by that
+ * DER" — are remembered by SHA-256: the same root, intermediates and (for hours) leaf come back
+ * in every document, and re-parsing and re-verifying them was most of the cost. Validity, which
+ * depends on the instant, is always checked afresh.
+ */
+const MEMO_LIMIT = 256;
+const profiles = new Map<string, CaProfile>();
+const verifiedLinks = new Set<string>();
+
+function fingerprint(der: Buffer): string {
+  return crypto.createHash('sha256').update(der).digest('hex');
+}
+
+/** Bounded by starting over: a verifier that sees more distinct certificates than this gains nothing. */
+function remember<T>(memo: Map<string, T> | Set<string>, key: string, value?: T): void {
+  if (memo.size >= MEMO_LIMIT) memo.clear();
+  if (memo instanceof Map) memo.set(key, value as T);
+  else memo.add(key);
+}
+
+/** basicConstraints and keyUsage, which Node's X509Certificate does not expose in full. */
+function caProfile(der: Buffer, what: string): CaProfile {
+  const key = fingerprint(der);
+  const known = profiles.get(key);
+  if (known) return known;
+  const profile = parseCaProfile(der, what);
+  remember(profiles, key, profile);
+  return profile;
+}
+
+function parseCaProfile(der: Buffer, what: string): CaProfile {
+  const cert = AsnConvert.parse(der, Certificate);
+  const profile: CaProfile = { ca: false, pathLen: undefined, keyUsage: undefined };
+  for (const ext of cert.tbsCertificate.extensions ?? []) {
+    const value = ext.extnValue.buffer;
+    if (ext.extnID === id_ce_basicConstraints) {
+      const bc = AsnConvert.parse(value, BasicConstraints);
+      profile.ca = bc.cA;
+      profile.pathLen = bc.pathLenConstraint;
+    } else if (ext.extnID === id_ce_keyUsage) {
+      profile.keyUsage = AsnConvert.parse(value, KeyUsage).toNumber();
+    }
+  }
+  if (profile.keyUsage === undefined) throw new AttestationError('chain_invalid', `${what} has no keyUsage extension`, { certificate: what });
+  return profile;
+}
+
+function checkValidity(cert: crypto.X509Certificate, what: string, at: Date): void {
+  const notBefore = new Date(cert.validFrom);
+  const notAfter = new Date(cert.validTo);
+  const context = { certificate: what, subject: cert.subject, notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(), at: at.toISOString() };
+  if (at < notBefore) throw new AttestationError('not_yet_valid', `${what} is not valid before ${notBefore.toISOString()} (checked at ${at.toISOString()})`, context);
+  if (at > notAfter) throw new AttestationError('expired', `${what} expired at ${notAfter.toISOString()} (checked at ${at.toISOString()})`, context);
+}
+
+function chainBroken(names: string[], i: number, cert: crypto.X509Certificate): AttestationError {
+  return new AttestationError('chain_invalid', `${names[i]} is not signed by ${i + 1 < names.length ? names[i + 1] : 'itself'}`, { certificate: names[i], subject: cert.subject });
+}
+
+function checkChain(doc: AttestationDocument, pinnedRoot: Buffer, at: Date): void {
+  if (!doc.cabundle[0]!.equals(pinnedRoot)) {
+    const rootSha256 = fingerprint(doc.cabundle[0]!);
+    throw new AttestationError('wrong_root', `the document chains to a root (SHA-256 ${rootSha256}) that is not the pinned root`, { rootSha256 });
+  }
+  // Leaf first, then the intermediates from the one nearest the leaf up to the root.
+  const ders = [doc.certificate, ...doc.cabundle.slice(1).reverse(), pinnedRoot];
+  const names = ['leaf certificate', ...doc.cabundle.slice(1).map((_, i) => `cabundle[${doc.cabundle.length - 1 - i}]`), 'root certificate'];
+  const certs = ders.map((der, i) => toX509(der, names[i]!));
+  for (let i = 0; i < certs.length; i++) {
+    const cert = certs[i]!;
+    const issuer = certs[i + 1] ?? cert;
+    const link = `${fingerprint(ders[i]!)}<${fingerprint(ders[i + 1] ?? ders[i]!)}`;
+    if (!verifiedLinks.has(link)) {
+      if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) throw chainBroken(names, i, cert);
+      remember(verifiedLinks, link);
+    }
+    const profile = caProfile(ders[i]!, names[i]!);
+    if (i === 0) {
+      if (profile.ca) throw new AttestationError('chain_invalid', 'the leaf certificate is a CA', { certificate: names[i] });
+      if ((profile.keyUsage! & KeyUsageFlags.digitalSignature) === 0) throw new AttestationError('chain_invalid', 'the leaf certificate may not sign (no digitalSignature key usage)', { certificate: names[i] });
+    } else {
+      if (!profile.ca || (profile.keyUsage! & KeyUsageFlags.keyCertSign) === 0) throw new AttestationError('chain_invalid', `${names[i]} is not a CA allowed to sign certificates`, { certificate: names[i] });
+      // pathLen counts the CAs that may follow below this one; the leaf is not one of them.
+      const casBelow = i - 1;
+      if (profile.pathLen !== undefined && casBelow > profile.pathLen) throw new AttestationError('chain_invalid', `${names[i]} allows ${profile.pathLen} CAs below it, the chain has ${casBelow}`, { certificate: names[i] });
+    }
+    checkValidity(cert, names[i]!, at);
+  }
+}
+
+function pcrBytes(expected: Buffer | string, index: number): Buffer {
+  if (Buffer.isBuffer(expected)) return expected;
+  if (!/^([0-9a-fA-F]{2})+$/.test(expected)) throw new AttestationError('malformed', `expected PCR${index} is not hex`, { index });
+  return Buffer.from(expected, 'hex');
+}
+
+export function verifyAttestation(bytes: Uint8Array, options: VerifyOptions = {}): VerifiedAttestation {
+  const cose = decodeCoseSign1(bytes);
+  const document = parseAttestationDocument(cose.payload);
+  const leaf = toX509(document.certificate, 'leaf certificate');
+  if (!verifyCoseSignature(cose, leaf.publicKey)) throw new AttestationError('bad_signature', 'the COSE signature does not verify with the leaf certificate\'s key', { moduleId: document.moduleId });
+
+  const at = options.at ?? 'document';
+  const checkedAt = at === 'document' ? new Date(document.timestamp) : at === 'now' ? new Date() : at;
+  checkChain(document, rootDer(options.root ?? AWS_NITRO_ROOT_G1_PEM), checkedAt);
+
+  for (const [index, expected] of options.expectedPcrs ?? []) {
+    const actual = document.pcrs.get(index);
+    if (!actual) throw new AttestationError('pcr_missing', `the document has no PCR${index}`, { index });
+    const want = pcrBytes(expected, index);
+    if (!actual.equals(want)) throw new AttestationError('pcr_mismatch', `PCR${index} mismatch: document has ${actual.toString('hex')}, expected ${want.toString('hex')}`, { index, actual: actual.toString('hex'), expected: want.toString('hex') });
+  }
+  if (options.expectedNonce && !(document.nonce && document.nonce.equals(options.expectedNonce))) {
+    throw new AttestationError('nonce_mismatch', document.nonce ? 'the document\'s nonce differs from the expected one' : 'the document carries no nonce', { actual: document.nonce?.toString('hex') ?? null, expected: options.expectedNonce.toString('hex') });
+  }
+  return { document, tagged: cose.tagged, checkedAt };
+}

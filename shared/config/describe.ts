@@ -1,0 +1,56 @@
+/** The normalized config as plain data, for `--check` output and for tests to compare. */
+import { formatAddress } from '../transport/address.js';
+import type { Config, SideConfig } from './types.js';
+
+function side(c: SideConfig): Record<string, unknown> {
+  return {
+    role: c.role,
+    admin: c.admin ? formatAddress(c.admin) : null,
+    ...(c.vsock.emulationDir || c.vsock.cid ? { vsock: { ...(c.vsock.emulationDir ? { emulation_dir: c.vsock.emulationDir } : {}), ...(c.vsock.cid ? { cid: c.vsock.cid } : {}) } } : {}),
+    drain_timeout_ms: c.drainTimeoutMs,
+    ...(c.role === 'outer' ? { enclave: { cid: c.enclave.cid, exit_with_app: c.enclave.exitWithApp } } : {}),
+    ...(c.role === 'inner' && c.listeners.some((l) => l.kms || l.imds || l.attestationApi) ? {
+      nsm: {
+        mode: c.nsm.mode,
+        simulator_pcrs: Object.fromEntries([...c.nsm.simulatorPcrs].map(([i, v]) => [i, v.toString('hex')])),
+        ...(c.nsm.simulatorRootCertificatePath ? { simulator_root_certificate_path: c.nsm.simulatorRootCertificatePath } : {}),
+      },
+      aws: { ...(c.aws.region ? { region: c.aws.region } : {}), credential_refresh_margin_ms: c.aws.credentialRefreshMarginMs },
+    } : {}),
+    ...(c.imdsRelay ? { imds_relay: { upstream: c.imdsRelay.upstream, token_ttl_s: c.imdsRelay.tokenTtlSeconds, timeout_ms: c.imdsRelay.timeoutMs } } : {}),
+    ...(c.app ? { app: { argv: c.app.argv, cwd: c.app.cwd, env: c.app.env, stop_timeout_ms: c.app.stopTimeoutMs } } : {}),
+    listeners: c.listeners.map((l) => ({
+      name: l.name,
+      address: formatAddress(l.address),
+      ...(l.cluster ? { cluster: l.cluster } : {}),
+      proxy_protocol: l.expectProxyProtocol ? 'v2' : 'none',
+      max_connections: l.maxConnections,
+      idle_timeout_ms: l.idleTimeoutMs,
+      access_log: l.accessLog,
+      ...(l.tls ? { tls: { certificate: l.tls.certificate, private_key: l.tls.privateKey } } : {}),
+      ...(l.kms ? { kms: {
+        ...(l.kms.endpoint ? { endpoint: l.kms.endpoint } : {}),
+        ...(Object.keys(l.kms.endpoints).length ? { endpoints: l.kms.endpoints } : {}),
+        ...(l.kms.egressProxy ? { egress_proxy: l.kms.egressProxy } : {}),
+        ...(l.kms.caFile ? { ca_file: l.kms.caFile } : {}),
+        attestation_reuse_ms: l.kms.attestationReuseMs,
+        max_body_bytes: l.kms.maxBodyBytes,
+      } } : {}),
+      ...(l.imds ? { imds: {} } : {}),
+      ...(l.attestationApi ? { attestation_api: {} } : {}),
+    })),
+    clusters: [...c.clusters.values()].map((cl) => ({
+      name: cl.name,
+      endpoints: cl.endpoints.map(formatAddress),
+      connect_timeout_ms: cl.connectTimeoutMs,
+      proxy_protocol: cl.sendProxyProtocol ? 'v2' : 'none',
+    })),
+  };
+}
+
+export function describeConfig(config: Config): Record<string, unknown> {
+  if (config.role === 'local') {
+    return { role: 'local', ...(config.runtimeDir ? { runtime_dir: config.runtimeDir } : {}), outer: side(config.outer), inner: side(config.inner) };
+  }
+  return side(config);
+}

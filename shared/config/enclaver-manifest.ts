@@ -1,0 +1,153 @@
+/**
+ * Enclaver's `enclaver.yaml`, accepted as a config so Enclaver users can switch: the manifest is
+ * validated as strictly as Enclaver does (unknown fields are errors) and translated into the
+ * side configs this proxy runs. `--role` picks the side.
+ *
+ * Mapping (Enclaver → here):
+ *   ingress[].listen_port P  → outer tcp listener on P (or its -p HOST_PORT) → vsock://CID:P with
+ *                              PROXY v2 → inner vsock://any:P → app at tcp://127.0.0.1:P
+ *   ingress[].tls            → TLS terminated on the inner listener with the manifest's files
+ *                              (Enclaver ignored these paths; they are honoured here)
+ *   kms_proxy.listen_port P  → inner `kms` listener on tcp://127.0.0.1:P (endpoints kept per
+ *                              region), plus the outer `imds_relay` its credentials come from
+ *   api.listen_port P        → inner `attestation_api` listener on tcp://127.0.0.1:P
+ */
+import { ConfigError } from '../errors/index.js';
+import { ConfigSource } from './source.js';
+import { validateAgainst } from './validate.js';
+
+const port = { type: 'integer', minimum: 1, maximum: 65535 };
+
+export const manifestSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  title: 'Enclaver manifest (enclaver.yaml)',
+  type: 'object',
+  additionalProperties: false,
+  required: ['version', 'name', 'target', 'sources'],
+  properties: {
+    version: { type: 'string', description: 'Manifest version (v1).' },
+    name: { type: 'string', description: 'Informational name.' },
+    target: { type: 'string', description: 'Image tag of the release image (used by the builder).' },
+    sources: {
+      type: 'object', additionalProperties: false, required: ['app'],
+      properties: {
+        app: { type: 'string' }, supervisor: { type: 'string' }, wrapper: { type: 'string' }, odyn: { type: 'string' }, sleeve: { type: 'string' },
+      },
+    },
+    signature: {
+      type: 'object', additionalProperties: false, required: ['certificate', 'key'],
+      properties: { certificate: { type: 'string' }, key: { type: 'string' } },
+    },
+    defaults: {
+      type: 'object', additionalProperties: false,
+      properties: { cpu_count: { type: 'integer', minimum: 1 }, memory_mb: { type: 'integer', minimum: 64 } },
+    },
+    ingress: {
+      type: 'array',
+      items: {
+        type: 'object', additionalProperties: false, required: ['listen_port'],
+        properties: {
+          listen_port: port,
+          tls: { type: 'object', additionalProperties: false, required: ['key_file', 'cert_file'], properties: { key_file: { type: 'string' }, cert_file: { type: 'string' } } },
+        },
+      },
+    },
+    egress: {
+      type: 'object', additionalProperties: false,
+      properties: { allow: { type: 'array', items: { type: 'string' } }, deny: { type: 'array', items: { type: 'string' } }, proxy_port: port },
+    },
+    kms_proxy: {
+      type: 'object', additionalProperties: false, required: ['listen_port'],
+      properties: { listen_port: port, endpoints: { type: 'object', additionalProperties: { type: 'string' } } },
+    },
+    api: { type: 'object', additionalProperties: false, required: ['listen_port'], properties: { listen_port: port } },
+  },
+} as const;
+
+export interface Publish {
+  /** Host address the outer binds (default 127.0.0.1 in local mode, 0.0.0.0 as outer). */
+  host?: string;
+  hostPort: number;
+  enclavePort: number;
+}
+
+export interface ManifestOptions {
+  role: 'inner' | 'outer' | 'local';
+  publish: Publish[];
+  /** The app command (after `--`), for the inner and local roles. */
+  appArgv: string[] | undefined;
+  enclaveCid: number | undefined;
+}
+
+/** A top-level mapping without `role` but with `version` is taken for an Enclaver manifest. */
+export function looksLikeManifest(data: unknown): boolean {
+  return !!data && typeof data === 'object' && !('role' in data) && 'version' in data;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- schema-validated manifest */
+export function translateManifest(source: ConfigSource, opts: ManifestOptions): ConfigSource {
+  const problems = validateAgainst(manifestSchema, source);
+  if (problems.length) throw new ConfigError(problems);
+  const m = source.data as any;
+  const ingress: { listen_port: number; tls?: { key_file: string; cert_file: string } }[] = m.ingress ?? [];
+
+  for (const [key, what] of [['egress', 'egress proxy']] as const) {
+    if (m[key] !== undefined) problems.push(source.problem([key], `the ${what} section is recognised but this build cannot run it yet`));
+  }
+  const ports = new Set(ingress.map((i) => i.listen_port));
+  ingress.forEach((i, n) => {
+    if (i.listen_port >= 17000 && i.listen_port <= 17009) problems.push(source.problem(['ingress', n, 'listen_port'], `port ${i.listen_port} is reserved for the pair's own vsock channels (17000-17009)`));
+  });
+  opts.publish.forEach((p) => {
+    if (!ports.has(p.enclavePort)) problems.push({ file: source.file, path: 'ingress', message: `-p ${p.hostPort}:${p.enclavePort}: the manifest has no ingress with listen_port ${p.enclavePort}` });
+  });
+  if (opts.role === 'local') {
+    ingress.forEach((i, n) => {
+      const pub = opts.publish.find((p) => p.enclavePort === i.listen_port);
+      if ((pub?.hostPort ?? i.listen_port) === i.listen_port && (pub?.host ?? '127.0.0.1') === '127.0.0.1') {
+        problems.push(source.problem(['ingress', n, 'listen_port'], `in local mode the app listens on 127.0.0.1:${i.listen_port} itself; publish the ingress on another host port, e.g. -p ${i.listen_port + 10000}:${i.listen_port}`));
+      }
+    });
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  const cid = opts.enclaveCid ?? 16;
+  const awsListeners = [
+    ...(m.kms_proxy ? [{ name: 'kms-proxy', address: `tcp://127.0.0.1:${m.kms_proxy.listen_port}`, kms: m.kms_proxy.endpoints ? { endpoints: m.kms_proxy.endpoints } : {} }] : []),
+    ...(m.api ? [{ name: 'api', address: `tcp://127.0.0.1:${m.api.listen_port}`, attestation_api: {} }] : []),
+  ];
+  const inner = {
+    ...(opts.appArgv ? { app: { command: opts.appArgv } } : {}),
+    listeners: [...ingress.map((i) => ({
+      name: `ingress-${i.listen_port}`,
+      address: `vsock://any:${i.listen_port}`,
+      proxy_protocol: 'v2',
+      cluster: `app-${i.listen_port}`,
+      ...(i.tls ? { tls: { certificate: i.tls.cert_file, private_key: i.tls.key_file } } : {}),
+    })), ...awsListeners],
+    clusters: ingress.map((i) => ({ name: `app-${i.listen_port}`, endpoints: [`tcp://127.0.0.1:${i.listen_port}`] })),
+  };
+  const defaultHost = opts.role === 'local' ? '127.0.0.1' : '0.0.0.0';
+  const outer = {
+    enclave: { cid },
+    ...(m.kms_proxy ? { imds_relay: {} } : {}),
+    listeners: ingress.map((i) => {
+      const pub = opts.publish.find((p) => p.enclavePort === i.listen_port);
+      const host = pub?.host ?? defaultHost;
+      return { name: `ingress-${i.listen_port}`, address: `tcp://${host.includes(':') ? `[${host}]` : host}:${pub?.hostPort ?? i.listen_port}`, cluster: `enclave-${i.listen_port}` };
+    }),
+    clusters: ingress.map((i) => ({ name: `enclave-${i.listen_port}`, endpoints: [`vsock://${cid}:${i.listen_port}`], proxy_protocol: 'v2' })),
+  };
+  const doc = opts.role === 'local' ? { role: 'local', outer, inner } : opts.role === 'inner' ? { role: 'inner', ...inner } : { role: 'outer', ...outer };
+  return ConfigSource.synthetic(`${source.file} (as ${opts.role})`, doc);
+}
+
+/** `-p [IP:]HOST_PORT:ENCLAVE_PORT`, the docker convention. */
+export function parsePublish(text: string): Publish {
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[0-9.]+):)?([0-9]{1,5}):([0-9]{1,5})$/.exec(text);
+  if (!m) throw new Error(`-p ${text}: expected [IP:]HOST_PORT:ENCLAVE_PORT, e.g. -p 18001:8001`);
+  const hostPort = Number(m[2]);
+  const enclavePort = Number(m[3]);
+  for (const p of [hostPort, enclavePort]) if (p < 1 || p > 65535) throw new Error(`-p ${text}: port ${p} is out of range (1-65535)`);
+  return { ...(m[1] ? { host: m[1].replace(/^\[|\]$/g, '') } : {}), hostPort, enclavePort };
+}

@@ -1,0 +1,91 @@
+/** The normalized config: what the rest of the code reads. Defaults applied, addresses parsed. */
+import type { Address } from '../transport/address.js';
+
+export type Role = 'inner' | 'outer';
+
+export interface ListenerConfig {
+  name: string;
+  address: Address;
+  /** TCP proxy kind: the cluster connections are forwarded to. */
+  cluster?: string;
+  expectProxyProtocol: boolean;
+  maxConnections: number;
+  idleTimeoutMs: number;
+  accessLog: boolean;
+  tls?: { certificate: string; privateKey: string };
+  kms?: KmsListenerConfig;
+  imds?: Record<string, never>;
+  attestationApi?: Record<string, never>;
+}
+
+export interface KmsListenerConfig {
+  endpoint: string | undefined;
+  /** region → endpoint URL. */
+  endpoints: Record<string, string>;
+  egressProxy: string | undefined;
+  caFile: string | undefined;
+  attestationReuseMs: number;
+  maxBodyBytes: number;
+}
+
+export interface NsmConfig {
+  mode: 'auto' | 'device' | 'simulator';
+  /** PCR index → 48 bytes. */
+  simulatorPcrs: Map<number, Buffer>;
+  simulatorRootCertificatePath: string | undefined;
+}
+
+export interface AwsConfig {
+  region: string | undefined;
+  credentialRefreshMarginMs: number;
+}
+
+export interface ImdsRelayConfig {
+  upstream: string;
+  tokenTtlSeconds: number;
+  timeoutMs: number;
+}
+
+export interface ClusterConfig {
+  name: string;
+  endpoints: Address[];
+  connectTimeoutMs: number;
+  sendProxyProtocol: boolean;
+}
+
+export interface AppConfig {
+  /** argv; a string command becomes ['/bin/sh', '-c', command]. */
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+  stopTimeoutMs: number;
+}
+
+export interface SideConfig {
+  role: Role;
+  /** The file the config came from (for messages), or a description such as "enclaver.yaml (inner)". */
+  source: string;
+  logLevel: string | undefined;
+  admin: Address | null;
+  vsock: { emulationDir: string | undefined; cid: number | undefined };
+  drainTimeoutMs: number;
+  listeners: ListenerConfig[];
+  clusters: Map<string, ClusterConfig>;
+  app: AppConfig | undefined;
+  enclave: { cid: number; exitWithApp: boolean };
+  nsm: NsmConfig;
+  aws: AwsConfig;
+  /** Outer: the IMDS relay on vsock port 17004, when enabled. */
+  imdsRelay: ImdsRelayConfig | undefined;
+}
+
+export interface LocalConfig {
+  role: 'local';
+  source: string;
+  logLevel: string | undefined;
+  runtimeDir: string | undefined;
+  outer: SideConfig;
+  inner: SideConfig;
+}
+
+export type Config = SideConfig | LocalConfig;

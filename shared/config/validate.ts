@@ -1,0 +1,102 @@
+/**
+ * JSON Schema validation (ajv) with messages a person can act on: which file and line, which
+ * YAML path, what was expected there.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ConfigProblem } from '../errors/index.js';
+import type { ConfigSource, PathSegment } from './source.js';
+
+const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true });
+const compiled = new WeakMap<object, ValidateFunction>();
+
+function validatorFor(schema: object): ValidateFunction {
+  let v = compiled.get(schema);
+  if (!v) {
+    v = ajv.compile(schema);
+    compiled.set(schema, v);
+  }
+  return v;
+}
+
+function pointerToPath(pointer: string): PathSegment[] {
+  if (!pointer) return [];
+  return pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')).map((s) => (/^[0-9]+$/.test(s) ? Number(s) : s));
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function valueAt(data: unknown, path: PathSegment[]): unknown {
+  let v: unknown = data;
+  for (const seg of path) v = v && typeof v === 'object' ? (v as Record<string | number, unknown>)[seg] : undefined;
+  return v;
+}
+
+function schemaAt(schema: object, schemaPath: string): Record<string, unknown> | undefined {
+  // "#/properties/listeners/items/properties/x/type" → the subschema owning the failed keyword.
+  const parts = schemaPath.replace(/^#\//, '').split('/').slice(0, -1);
+  let s: unknown = schema;
+  for (const p of parts) s = s && typeof s === 'object' ? (s as Record<string, unknown>)[p] : undefined;
+  return s as Record<string, unknown> | undefined;
+}
+
+function message(err: ErrorObject, data: unknown, path: PathSegment[], schema: object): { text: string; key?: string } {
+  const value = valueAt(data, path);
+  switch (err.keyword) {
+    case 'additionalProperties': {
+      const key = String(err.params.additionalProperty);
+      const owner = schemaAt(schema, err.schemaPath);
+      const known = owner && typeof owner.properties === 'object' ? Object.keys(owner.properties as object) : [];
+      return { text: `unknown key "${key}"${known.length ? ` (expected one of: ${known.join(', ')})` : ''}`, key };
+    }
+    case 'required':
+      return { text: `missing required key "${String(err.params.missingProperty)}"` };
+    case 'type':
+      return { text: `expected ${String(err.params.type).replace(',', ' or ')}, got ${describeType(value)}` };
+    case 'enum':
+      return { text: `expected one of: ${(err.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}; got ${describeType(value)}` };
+    case 'pattern': {
+      const owner = schemaAt(schema, err.schemaPath);
+      const isDuration = typeof owner?.description === 'string' && owner.description.includes('Duration');
+      return { text: isDuration ? `"${String(value)}" is not a duration (use e.g. 250ms, 5s, 2m, 1h)` : `"${String(value)}" does not match ${String(err.params.pattern)}` };
+    }
+    case 'minimum':
+    case 'maximum':
+      return { text: `${String(value)} is ${err.keyword === 'minimum' ? 'below the minimum' : 'above the maximum'} of ${String(err.params.limit)}` };
+    case 'minItems':
+      return { text: `expected at least ${String(err.params.limit)} item(s)` };
+    case 'minLength':
+      return { text: 'must not be empty' };
+    case 'oneOf':
+      return { text: `expected ${String(schemaAt(schema, err.schemaPath)?.description ?? 'a different form').replace(/\.$/, '').toLowerCase()}, got ${describeType(value)}` };
+    default:
+      return { text: err.message ?? `failed ${err.keyword}` };
+  }
+}
+
+export function validateAgainst(schema: object, source: ConfigSource, basePath: PathSegment[] = []): ConfigProblem[] {
+  const validate = validatorFor(schema);
+  const data = basePath.length ? valueAt(source.data, basePath) : source.data;
+  if (validate(data)) return [];
+  const errors = validate.errors ?? [];
+  // Errors under a oneOf branch are noise once the oneOf itself is reported.
+  const oneOfPaths = new Set(errors.filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath));
+  const problems: ConfigProblem[] = [];
+  const seen = new Set<string>();
+  for (const err of errors) {
+    if (err.keyword !== 'oneOf' && oneOfPaths.has(err.instancePath)) continue;
+    if (err.keyword === 'if') continue;
+    const path = [...basePath, ...pointerToPath(err.instancePath)];
+    const { text, key } = message(err, data, pointerToPath(err.instancePath), schema);
+    const p = source.problem(path, text, key);
+    const id = `${p.path}|${p.message}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    problems.push(p);
+  }
+  return problems;
+}

@@ -1,0 +1,102 @@
+/**
+ * A listening socket with its connections: accept (with a connection limit), per-listener
+ * metrics, and graceful drain: stop accepting, let open connections finish until a deadline,
+ * then abort what is left.
+ */
+import type net from 'node:net';
+import { logger } from '../log/logger.js';
+import { listenerMetrics, type ListenerMetrics } from '../metrics/registry.js';
+import { listen, formatAddress, type Address, type Listening } from '../transport/index.js';
+import { nextConnId } from '../util/conn-id.js';
+import type { ConnectionHandler } from './types.js';
+
+export interface ListenerOptions {
+  name: string;
+  address: Address;
+  maxConnections: number;
+  handler: ConnectionHandler;
+}
+
+export class Listener {
+  readonly name: string;
+  private readonly opts: ListenerOptions;
+  private readonly log;
+  private readonly metrics: ListenerMetrics;
+  private listening: Listening | undefined;
+  private readonly active = new Map<net.Socket, { abort: AbortController; done: Promise<void> }>();
+
+  constructor(opts: ListenerOptions) {
+    this.opts = opts;
+    this.name = opts.name;
+    this.log = logger('listener', { listener: opts.name });
+    this.metrics = listenerMetrics(opts.name);
+  }
+
+  /** The bound address (an ephemeral TCP port resolved). */
+  get address(): Address {
+    return this.listening?.address ?? this.opts.address;
+  }
+
+  get activeConnections(): number {
+    return this.active.size;
+  }
+
+  async start(): Promise<void> {
+    this.listening = await listen(this.opts.address, (socket) => this.accept(socket), {
+      maxConnections: this.opts.maxConnections,
+      onDrop: () => {
+        this.metrics.rejected('max_connections');
+        this.log.warn({ limit: this.opts.maxConnections }, 'connection refused: listener is at max_connections');
+      },
+    });
+    this.log.info({ address: formatAddress(this.listening.address) }, 'listening');
+  }
+
+  private accept(socket: net.Socket): void {
+    const id = nextConnId();
+    const abort = new AbortController();
+    const started = Date.now();
+    this.metrics.accepted();
+    // Errors are reported by the handler's outcome; this only keeps a late one from crashing us.
+    socket.on('error', () => {});
+    const done = this.opts.handler(socket, {
+      id,
+      listener: this.name,
+      log: this.log.child({ conn_id: id }),
+      metrics: this.metrics,
+      signal: abort.signal,
+    }).then(
+      (o) => this.metrics.closed(o.bytesIn, o.bytesOut, Date.now() - started),
+      (err) => {
+        // A handler must not reject; if one does, the bug is logged and the connection closed.
+        this.log.error({ err }, 'connection handler failed');
+        this.metrics.closed(0, 0, Date.now() - started);
+        socket.destroy();
+      },
+    ).finally(() => this.active.delete(socket));
+    this.active.set(socket, { abort, done });
+  }
+
+  /** Stop accepting; open connections continue. */
+  async stopAccepting(): Promise<void> {
+    await this.listening?.close();
+    this.listening = undefined;
+  }
+
+  /** Wait for open connections until `deadline` (epoch ms), then abort the rest. */
+  async drain(deadline: number): Promise<void> {
+    const pending = [...this.active.values()];
+    if (pending.length === 0) return;
+    this.log.info({ connections: pending.length, timeout_ms: Math.max(0, deadline - Date.now()) }, 'draining connections');
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now())); });
+    const result = await Promise.race([Promise.all(pending.map((p) => p.done)).then(() => 'drained' as const), timedOut]);
+    clearTimeout(timer);
+    if (result === 'timeout') {
+      const left = [...this.active.values()];
+      this.log.warn({ connections: left.length }, 'drain timeout: closing remaining connections');
+      for (const p of left) p.abort.abort();
+      await Promise.all(left.map((p) => p.done));
+    }
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * One side of the pair as a running thing: admin endpoint, listeners, and graceful shutdown.
+ * The inner and outer add their own parts (app supervisor, status collector) around it.
+ */
+import { AdminServer } from '../admin/server.js';
+import type { ListenerConfig, SideConfig } from '../config/types.js';
+import { Listener } from '../listener/listener.js';
+import type { ConnectionHandler } from '../listener/types.js';
+import { logger } from '../log/logger.js';
+import { VSOCK_CID_PARENT } from '../transport/address.js';
+import { configureVsock, envLocalCid, vsockSettings } from '../transport/vsock.js';
+
+export const DEFAULT_INNER_CID = 16;
+
+/** Builds the handler of one listener; each side maps listener kinds to its modules. */
+export type ListenerKinds = (listener: ListenerConfig) => ConnectionHandler;
+
+export class SideRuntime {
+  readonly config: SideConfig;
+  readonly admin = new AdminServer();
+  readonly listeners: Listener[];
+  private readonly log;
+  private started = false;
+
+  constructor(config: SideConfig, kinds: ListenerKinds) {
+    this.config = config;
+    this.log = logger(config.role);
+    // Vsock settings come first: listeners below may be on vsock addresses.
+    configureVsock({
+      emulationDir: config.vsock.emulationDir ?? vsockSettings().emulationDir,
+      localCid: config.vsock.cid ?? envLocalCid() ?? (config.role === 'inner' ? DEFAULT_INNER_CID : VSOCK_CID_PARENT),
+    });
+    this.listeners = config.listeners.map((l) => new Listener({ name: l.name, address: l.address, maxConnections: l.maxConnections, handler: kinds(l) }));
+    this.admin.addReadinessCheck('listeners', () => ({ ready: this.started, detail: this.started ? `${this.listeners.length} listening` : 'starting' }));
+  }
+
+  async start(): Promise<void> {
+    const emulation = vsockSettings().emulationDir;
+    if (emulation) this.log.warn({ dir: emulation, cid: vsockSettings().localCid }, 'vsock is EMULATED by Unix sockets (development mode)');
+    if (this.config.admin) await this.admin.start(this.config.admin);
+    for (const l of this.listeners) await l.start();
+    this.started = true;
+  }
+
+  /** Stop accepting on every listener; open connections continue. */
+  async stopAccepting(): Promise<void> {
+    await Promise.all(this.listeners.map((l) => l.stopAccepting()));
+  }
+
+  /** Wait for open connections until the configured drain timeout, then close what is left. */
+  async drain(): Promise<void> {
+    const deadline = Date.now() + this.config.drainTimeoutMs;
+    await Promise.all(this.listeners.map((l) => l.drain(deadline)));
+  }
+
+  /** The whole graceful shutdown: stop accepting, drain, close the admin endpoint. */
+  async shutdown(): Promise<void> {
+    await this.stopAccepting();
+    await this.drain();
+    await this.admin.close();
+  }
+}

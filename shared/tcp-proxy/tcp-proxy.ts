@@ -1,0 +1,125 @@
+/**
+ * The TCP proxy listener kind (both sides): accept → [PROXY v2 header in] → connect the cluster
+ * → [PROXY v2 header out] → [TLS termination, inner only] → pump.
+ *
+ * The outer's ingress (TCP → vsock) and the inner's ingress (vsock → app) are both this, differing
+ * only in config: the outer's cluster sends a PROXY header, the inner's listener expects one.
+ */
+import type net from 'node:net';
+import tls from 'node:tls';
+import fs from 'node:fs';
+import { errnoOf, messageOf, ProxyError } from '../errors/index.js';
+import type { ClusterConfig, ListenerConfig } from '../config/types.js';
+import { connectCluster } from '../cluster/connect.js';
+import type { ConnectionContext, ConnectionHandler, ConnectionOutcome } from '../listener/types.js';
+import { encodeProxyHeader, MAX_HEADER_BYTES, parseProxyHeader, type Endpoint } from '../proxy-protocol/v2.js';
+import { activePump, jsPump, type Pump } from '../pump/index.js';
+import { prependedSocket } from '../util/prepended-socket.js';
+import { readPrefix } from '../util/read-prefix.js';
+
+const PROXY_HEADER_TIMEOUT_MS = 5000;
+const TLS_HANDSHAKE_TIMEOUT_MS = 15_000;
+
+export interface TcpProxyOptions {
+  listener: ListenerConfig;
+  cluster: ClusterConfig;
+}
+
+function peerOf(socket: net.Socket): Endpoint | undefined {
+  return socket.remoteAddress && socket.remotePort !== undefined ? { address: socket.remoteAddress, port: socket.remotePort } : undefined;
+}
+
+function localOf(socket: net.Socket): Endpoint | undefined {
+  return socket.localAddress && socket.localPort !== undefined ? { address: socket.localAddress, port: socket.localPort } : undefined;
+}
+
+function describe(e: Endpoint | undefined): string | undefined {
+  return e ? (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`) : undefined;
+}
+
+function loadTlsContext(listener: ListenerConfig): tls.SecureContext | undefined {
+  if (!listener.tls) return undefined;
+  return tls.createSecureContext({ cert: fs.readFileSync(listener.tls.certificate), key: fs.readFileSync(listener.tls.privateKey), minVersion: 'TLSv1.2' });
+}
+
+/** Server-side TLS over an accepted socket; resolves with the plaintext side once the handshake is done. */
+function terminateTls(socket: net.Socket, context: tls.SecureContext, head: Buffer): Promise<tls.TLSSocket> {
+  const secure = new tls.TLSSocket(head.length > 0 ? prependedSocket(socket, head) : socket, { isServer: true, secureContext: context });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { secure.destroy(); reject(new ProxyError('tls_handshake_timeout', `no TLS handshake within ${TLS_HANDSHAKE_TIMEOUT_MS} ms`)); }, TLS_HANDSHAKE_TIMEOUT_MS);
+    secure.once('secure', () => { clearTimeout(timer); secure.pause(); resolve(secure); });
+    secure.once('error', (err) => { clearTimeout(timer); reject(new ProxyError('tls_handshake_failed', `TLS handshake failed: ${messageOf(err)}`, {}, { cause: err })); });
+    socket.resume();
+  });
+}
+
+export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
+  const { listener, cluster } = opts;
+  // Read once at startup: a missing or bad key must stop the process before it listens.
+  const tlsContext = loadTlsContext(listener);
+
+  return async (socket: net.Socket, ctx: ConnectionContext): Promise<ConnectionOutcome> => {
+    let client = peerOf(socket);
+    let head: Buffer = Buffer.alloc(0);
+    const fail = (reason: string, err: unknown): ConnectionOutcome => {
+      const code = err instanceof ProxyError ? err.code : errnoOf(err) ?? 'error';
+      ctx.metrics.error(code);
+      ctx.log.warn({ client: describe(client), reason, code, error: messageOf(err) }, 'connection not proxied');
+      socket.destroy();
+      return { bytesIn: 0, bytesOut: 0 };
+    };
+
+    if (listener.expectProxyProtocol) {
+      try {
+        const { value, rest } = await readPrefix(socket, parseProxyHeader, { timeoutMs: PROXY_HEADER_TIMEOUT_MS, maxBytes: MAX_HEADER_BYTES, what: 'PROXY v2 header' });
+        if ('source' in value) client = value.source;
+        head = rest;
+      } catch (err) {
+        ctx.metrics.rejected('proxy_protocol');
+        return fail('bad PROXY protocol header', err);
+      }
+    }
+
+    let downstream: net.Socket = socket;
+    let pump: Pump = activePump();
+    if (tlsContext) {
+      try {
+        downstream = await terminateTls(socket, tlsContext, head);
+        head = Buffer.alloc(0);
+        // Decrypted bytes exist only in JS; the kernel pump cannot carry them.
+        pump = jsPump;
+      } catch (err) {
+        ctx.metrics.rejected('tls');
+        return fail('TLS handshake', err);
+      }
+    }
+
+    let upstream: net.Socket;
+    let endpoint: string;
+    try {
+      ({ socket: upstream, endpoint } = await connectCluster(cluster, ctx.signal));
+    } catch (err) {
+      return fail(`cannot reach cluster ${cluster.name}`, err);
+    }
+    upstream.on('error', () => {});
+    if (socket.destroyed) {
+      upstream.destroy();
+      return fail('client went away while connecting upstream', new ProxyError('client_gone', 'client closed before the upstream connection was ready'));
+    }
+
+    const headUp = cluster.sendProxyProtocol ? Buffer.concat([encodeProxyHeader(client, localOf(socket)), head]) : head;
+    const session = pump.run(downstream, upstream, { headUp, idleTimeoutMs: listener.idleTimeoutMs });
+    const onAbort = () => session.abort('drain deadline');
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const result = await session.done;
+    ctx.signal.removeEventListener('abort', onAbort);
+
+    // The PROXY header is ours, not the client's: it does not count as client bytes.
+    const bytesIn = result.bytesUp - (cluster.sendProxyProtocol ? headUp.length - head.length : 0);
+    if (result.error) ctx.metrics.error(result.error.code);
+    const line = { client: describe(client), upstream: endpoint, bytes_in: bytesIn, bytes_out: result.bytesDown, duration_ms: result.durationMs, closed_by: result.closedBy, ...(result.error ? { error: result.error.code, error_side: result.error.side } : {}) };
+    if (listener.accessLog) ctx.log.info(line, 'connection closed');
+    else ctx.log.debug(line, 'connection closed');
+    return { bytesIn, bytesOut: result.bytesDown };
+  };
+}

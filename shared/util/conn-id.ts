@@ -1,0 +1,13 @@
+/**
+ * Connection ids: a short per-process boot id plus a counter, so ids from a restarted process
+ * never collide with earlier ones in logs and audit records.
+ */
+import { randomBytes } from 'node:crypto';
+
+const boot = randomBytes(3).toString('hex');
+let counter = 0;
+
+export function nextConnId(): string {
+  counter += 1;
+  return `${boot}-${counter}`;
+}

@@ -1,0 +1,172 @@
+/**
+ * The ingress path end to end through the real CLI: client → outer (TCP) → emulated vsock →
+ * inner → app, with the app started and supervised by the inner proxy.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { transfer } from '../helpers/hash-client.js';
+import { metricValue, startPair, type Pair } from '../helpers/pair.js';
+import { FIXTURES, ROOT } from '../helpers/paths.js';
+import { freePorts } from '../helpers/ports.js';
+import { runCli, tempDir } from '../helpers/process.js';
+
+const exec = promisify(execFile);
+const HASH_APP = path.join(FIXTURES, 'apps/hash-app.mjs');
+const MiB = 1024 * 1024;
+
+async function until(pred: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('ingress through the local pair (hash app)', () => {
+  let pair: Pair;
+  before(async () => {
+    pair = await startPair({ app: [process.execPath, HASH_APP], readyLine: /hash-app listening/ });
+  });
+  after(async () => {
+    await pair?.stop();
+  });
+
+  test('256 MiB each way arrive intact (SHA-256 checked at both ends)', async () => {
+    const r = await transfer(pair.ingressPort, { up: 256 * MiB, down: 256 * MiB, seed: 7n });
+    assert.equal(r.bytesReceived, 256 * MiB + 32);
+    assert.ok(r.upIntact, 'the app saw exactly what the client sent');
+    assert.ok(r.downIntact, 'the client saw exactly what the app sent');
+  });
+
+  test('a client that half-closes still gets the whole response', async () => {
+    // The app answers its digest only after the client's FIN has crossed both proxies.
+    const r = await transfer(pair.ingressPort, { up: 3 * MiB + 17, down: 5 * MiB + 3, seed: 11n });
+    assert.ok(r.upIntact);
+    assert.ok(r.downIntact);
+  });
+
+  test('zero bytes each way', async () => {
+    const r = await transfer(pair.ingressPort, { up: 0, down: 0, seed: 13n });
+    assert.ok(r.upIntact && r.downIntact);
+  });
+
+  test('1,000 concurrent connections are all answered', async () => {
+    const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => transfer(pair.ingressPort, { up: 1000 + i, down: 2000 + i, seed: BigInt(100 + i) })));
+    assert.equal(results.filter((r) => r.upIntact && r.downIntact).length, 1000);
+    await until(async () => metricValue(await pair.metrics('outer'), 'enclaver_connections_active{listener="web"}') === 0, 'outer active connections back to 0');
+    await until(async () => metricValue(await pair.metrics('inner'), 'enclaver_connections_active{listener="web"}') === 0, 'inner active connections back to 0');
+  });
+
+  test('a client reset mid-stream closes only its own connection', async () => {
+    const bystander = transfer(pair.ingressPort, { up: 8 * MiB, down: 8 * MiB, seed: 21n, chunk: 64 * 1024, paceMs: 2 });
+    const victim = net.connect({ host: '127.0.0.1', port: pair.ingressPort });
+    await new Promise<void>((resolve) => victim.once('connect', () => resolve()));
+    const victimPort = victim.localPort;
+    const header = Buffer.alloc(16);
+    header.writeBigUInt64BE(BigInt(64 * MiB), 0);
+    victim.write(header);
+    victim.write(Buffer.alloc(MiB));
+    await new Promise<void>((resolve) => victim.once('data', () => resolve()));
+    victim.resetAndDestroy();
+    const r = await bystander;
+    assert.ok(r.upIntact && r.downIntact, 'the other connection is untouched');
+    // The inner side logged the reset connection, with the real client address from PROXY v2.
+    const rec = await pair.proc.waitFor((x) => x.msg === 'connection closed' && x.side === 'inner' && typeof x.error === 'string', 10_000, 'inner log of the reset connection');
+    assert.equal(rec.error_side, 'downstream');
+    assert.match(String(rec.client), new RegExp(`^127\\.0\\.0\\.1:${victimPort}$`));
+    // And the pair still serves.
+    const again = await transfer(pair.ingressPort, { up: 10, down: 10, seed: 23n });
+    assert.ok(again.upIntact && again.downIntact);
+  });
+
+  test('metrics count connections and bytes per listener', async () => {
+    const text = await pair.metrics('outer');
+    assert.ok((metricValue(text, 'enclaver_connections_total{listener="web"}') ?? 0) >= 1000);
+    assert.ok((metricValue(text, 'enclaver_bytes_total{listener="web",direction="in"}') ?? 0) >= 256 * MiB);
+    assert.ok((metricValue(text, 'enclaver_bytes_total{listener="web",direction="out"}') ?? 0) >= 256 * MiB);
+  });
+});
+
+describe('curl through the local pair', () => {
+  test('curl gets the demo app answer, and the inner logs the real client', async () => {
+    const pair = await startPair({ app: [process.execPath, path.join(ROOT, 'configs/demo/app.mjs')], readyLine: /demo app listening/ });
+    try {
+      const { stdout } = await exec('curl', ['-sS', '--max-time', '10', `http://127.0.0.1:${pair.ingressPort}/hello?x=1`]);
+      const body = JSON.parse(stdout) as { message: string; path: string };
+      assert.equal(body.message, 'Hello from inside the enclave');
+      assert.equal(body.path, '/hello?x=1');
+      const rec = await pair.proc.waitFor((r) => r.msg === 'connection closed' && r.side === 'inner');
+      assert.match(String(rec.client), /^127\.0\.0\.1:\d+$/);
+      assert.notEqual(String(rec.client), `127.0.0.1:${pair.ingressPort}`);
+    } finally {
+      const r = await pair.stop('SIGINT');
+      assert.equal(r.code, 0, 'Ctrl-C stops the pair cleanly with the app\'s exit code');
+    }
+  });
+});
+
+describe('app supervision', () => {
+  test('the app\'s exit code is the pair\'s exit code, even when it exits at once', async () => {
+    const quick = await runPairToExit({ EXIT_CODE: '3' });
+    assert.equal(quick.code, 3);
+    const rec = quick.records.find((r) => r.msg === 'app exited right after starting');
+    assert.ok(rec, 'the inner says the app exited right after starting');
+    assert.equal(rec.code, 3);
+  });
+
+  test('a missing app binary is a precise error and exit code 127, before the app side listens', async () => {
+    const missing = await runPairToExit({}, ['/nonexistent/bin/app', '--flag']);
+    assert.equal(missing.code, 127);
+    const rec = missing.records.find((r) => r.msg === 'app could not be started');
+    assert.match(String(rec?.err), /app command "\/nonexistent\/bin\/app" not found/);
+    assert.equal(missing.records.some((r) => r.side === 'inner' && r.msg === 'listening'), false, 'the inner opened no listener');
+  });
+
+  test('SIGTERM drains in-flight connections before stopping the app', async () => {
+    const pair = await startPair({ app: [process.execPath, HASH_APP], appEnv: { STOP_CODE: '5' }, readyLine: /hash-app listening/ });
+    let connected!: () => void;
+    const isConnected = new Promise<void>((r) => { connected = r; });
+    // A transfer paced to last well over a second, started before the signal.
+    const slow = transfer(pair.ingressPort, { up: 2 * MiB, down: MiB, seed: 31n, chunk: 64 * 1024, paceMs: 40, onConnected: () => connected() });
+    await isConnected;
+    await new Promise((r) => setTimeout(r, 200));
+    const stopping = pair.stop('SIGTERM');
+    // New connections are refused once the listener closed…
+    await until(() => new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort });
+      s.once('error', () => resolve(true));
+      s.once('connect', () => { s.destroy(); resolve(false); });
+    }), 'ingress refusing new connections');
+    // …while the one in flight completes intact.
+    const r = await slow;
+    assert.ok(r.upIntact && r.downIntact, 'the in-flight transfer completed during drain');
+    const exit = await stopping;
+    assert.equal(exit.code, 5, 'exit code is the app\'s (it exits 5 on SIGTERM)');
+    assert.equal(fs.existsSync(path.join(pair.dir, 'run', 'vsock', `16_${20000 + (pair.appPort % 10000)}.sock`)), false, 'emulated vsock sockets are removed');
+  });
+});
+
+/** A pair whose app ends by itself: returns the pair's exit code and its log records. */
+async function runPairToExit(appEnv: Record<string, string>, app = [process.execPath, HASH_APP]): Promise<{ code: number | null; records: Record<string, unknown>[] }> {
+  const [a, b, c, d] = await freePorts(4);
+  const dir = tempDir();
+  const file = path.join(dir, 'exit.yaml');
+  fs.writeFileSync(file, `role: local
+outer:
+  admin: { address: tcp://127.0.0.1:${a} }
+  listeners: [{ name: web, address: tcp://127.0.0.1:${b}, cluster: e }]
+  clusters: [{ name: e, endpoints: [vsock://16:${(c! % 1000) + 30000}], proxy_protocol: v2 }]
+inner:
+  admin: { address: tcp://127.0.0.1:${d} }
+  app: { command: ${JSON.stringify(app)}, env: ${JSON.stringify(appEnv)} }
+`);
+  const p = runCli(['--config', file]);
+  const { code } = await p.exited;
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { code, records: p.records() };
+}
