@@ -40,11 +40,22 @@ Options:
   --seconds S          iperf3 seconds per bulk trial (default 5)
   --tunnels N          idle tunnels for the memory test (default 10000; 0 skips it)
   --only a,b           only these paths
+  --workloads a,b      only these of: bulk, latency, connections, memory (default: all)
   --pipe-sizes a,b     also measure pair-native bulk throughput with these pipe sizes (bytes)
   --json FILE          write the results as JSON
   --svg FILE           where to write the chart (default benchmarks/results/bench.svg)
   -h, --help
 `;
+
+const WORKLOADS = ['bulk', 'latency', 'connections', 'memory'] as const;
+type Workload = (typeof WORKLOADS)[number];
+
+function parseWorkloads(text: string | undefined): Set<Workload> {
+  if (text === undefined) return new Set(WORKLOADS);
+  const names = text.split(',').map((w) => w.trim());
+  for (const n of names) if (!(WORKLOADS as readonly string[]).includes(n)) throw new Error(`unknown workload "${n}" (${WORKLOADS.join(', ')})`);
+  return new Set(names as Workload[]);
+}
 
 interface Settings {
   trials: number;
@@ -57,6 +68,7 @@ interface Settings {
   connRateMs: number;
   connRateConcurrency: number;
   only: string[] | null;
+  workloads: Set<Workload>;
   pipeSizes: number[];
   json: string | undefined;
   svg: string;
@@ -75,7 +87,7 @@ function parseSettings(argv: string[]): Settings | null {
     strict: true,
     options: {
       quick: { type: 'boolean' }, trials: { type: 'string' }, seconds: { type: 'string' }, tunnels: { type: 'string' },
-      only: { type: 'string' }, 'pipe-sizes': { type: 'string' }, json: { type: 'string' }, svg: { type: 'string' },
+      only: { type: 'string' }, workloads: { type: 'string' }, 'pipe-sizes': { type: 'string' }, json: { type: 'string' }, svg: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -91,6 +103,7 @@ function parseSettings(argv: string[]): Settings | null {
     connRateMs: quick ? 1000 : 3000,
     connRateConcurrency: 32,
     only: values.only ? values.only.split(',').map((s) => s.trim()) : null,
+    workloads: parseWorkloads(values.workloads),
     pipeSizes: values['pipe-sizes'] ? values['pipe-sizes'].split(',').map((s) => positive(s.trim(), 'pipe-sizes', 0)) : [],
     json: values.json,
     svg: values.svg ?? path.join(HERE, '..', '..', 'benchmarks', 'results', 'bench.svg'),
@@ -150,7 +163,7 @@ function finish(r: PathResult): PathResult {
 async function measurePaths(running: RunningPath[], s: Settings): Promise<PathResult[]> {
   const results = new Map(running.map((p) => [p.name, emptyResult(p.name)]));
   // Trials are interleaved across paths, so a slow drift of the machine hits every path alike.
-  for (let t = 1; t <= s.trials; t++) {
+  for (let t = 1; t <= s.trials && s.workloads.has('bulk'); t++) {
     for (const p of running) {
       if (p.bulkPort === undefined) continue;
       const r = await runBulk(p, s.seconds);
@@ -159,7 +172,7 @@ async function measurePaths(running: RunningPath[], s: Settings): Promise<PathRe
       log(`bulk ${t}/${s.trials} ${p.name}: ${r.gbps.toFixed(2)} Gbit/s, ${r.cpuSecondsPerGB.toFixed(3)} CPU s/GB`);
     }
   }
-  for (let t = 1; t <= s.trials; t++) {
+  for (let t = 1; t <= s.trials && s.workloads.has('latency'); t++) {
     for (const p of running) {
       const r = await runLatency(p.echoPort, s.latencyIterations, s.latencyWarmup);
       results.get(p.name)!.trials.p50_us.push(r.p50us);
@@ -167,7 +180,7 @@ async function measurePaths(running: RunningPath[], s: Settings): Promise<PathRe
       log(`latency ${t}/${s.trials} ${p.name}: p50 ${r.p50us.toFixed(1)} µs, p99 ${r.p99us.toFixed(1)} µs`);
     }
   }
-  for (let t = 1; t <= s.trials; t++) {
+  for (let t = 1; t <= s.trials && s.workloads.has('connections'); t++) {
     for (const p of running) {
       const r = await runConnRate(p.echoPort, s.connRateMs, s.connRateConcurrency);
       results.get(p.name)!.trials.conns_per_s.push(r.connsPerSecond);
@@ -236,7 +249,7 @@ async function main(argv: string[]): Promise<number> {
       running.push(await d.start(targets, { workDir, nofile }));
     }
     report.results = await measurePaths(running, s);
-    if (s.tunnels > 0) {
+    if (s.tunnels > 0 && s.workloads.has('memory')) {
       for (const p of running.filter((r) => r.name.startsWith('pair-'))) {
         const m: IdleTunnelsResult = await runIdleTunnels(p, s.tunnels, nofile);
         log(`idle tunnels ${p.name}: ${m.tunnels} open, KiB/tunnel ${m.processes.map((x) => x.kibPerTunnel.toFixed(2)).join(' / ')}, fds back: ${m.fdsReturned}`);

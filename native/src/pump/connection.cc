@@ -65,6 +65,20 @@ void Connection::OnEvents(int end, uint32_t events) {
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ends_[end].writable = true;
 }
 
+static_assert(Connection::kBaseInterest == (EPOLLIN | EPOLLRDHUP | EPOLLET), "epoll flag values");
+
+void Connection::UpdateInterest(PumpContext& ctx) {
+  for (Endpoint& e : ends_) {
+    uint32_t wanted = kBaseInterest | (e.writable ? 0u : static_cast<uint32_t>(EPOLLOUT));
+    if (wanted == e.interest) continue;
+    epoll_event ev{};
+    ev.events = wanted;
+    ev.data.ptr = &tags_[&e - ends_];
+    // EPOLL_CTL_MOD re-checks readiness: a socket that drained meanwhile still reports EPOLLOUT.
+    if (epoll_ctl(ctx.epoll_fd, EPOLL_CTL_MOD, e.fd, &ev) == 0) e.interest = wanted;
+  }
+}
+
 bool Connection::Advance(PumpContext& ctx) {
   if (ended_) return true;
   Step up = Move(dirs_[0], ctx);
@@ -73,6 +87,7 @@ bool Connection::Advance(PumpContext& ctx) {
     Close(ctx);
     return true;
   }
+  UpdateInterest(ctx);
   return false;
 }
 

@@ -81,8 +81,13 @@ class Connection {
 
   // Starts the clocks (duration, idle timeout) when the pump thread takes the connection.
   void Begin(int64_t now_ms) { started_ms_ = last_activity_ms_ = now_ms; }
+  // The epoll interest an end starts with (see UpdateInterest).
+  static constexpr uint32_t kBaseInterest = 0x001 /* EPOLLIN */ | 0x2000 /* EPOLLRDHUP */ | (1u << 31) /* EPOLLET */;
   // Records readiness reported by epoll for one end.
   void OnEvents(int end, uint32_t events);
+  // Asks epoll for writability only on ends that are waiting for it. Writable interest left on
+  // costs a wake-up each time the peer consumes data (Unix sockets signal every freed buffer).
+  void UpdateInterest(PumpContext& ctx);
   // Moves bytes until both directions are blocked or the connection is over; true once over.
   bool Advance(PumpContext& ctx);
   // Ends the connection now for a reason outside the sockets (abort, idle timeout).
@@ -94,7 +99,8 @@ class Connection {
   struct Endpoint {
     int fd = -1;
     bool readable = true;  // optimistic until a read says EAGAIN
-    bool writable = true;
+    bool writable = true;  // until a write says EAGAIN
+    uint32_t interest = kBaseInterest;  // what epoll currently watches for
   };
 
   struct Direction {

@@ -156,10 +156,10 @@ void Reactor::Register(std::unique_ptr<Connection> owned, PumpContext& ctx) {
   connections_.emplace(c->id(), std::move(owned));
   if (c->has_idle_timeout()) idle_watched_++;
   for (int end = 0; end < 2; end++) {
-    // Edge-triggered, both directions at once: readiness is cached in the connection, so
-    // no epoll_ctl is needed as a connection alternates between reading and writing.
+    // Edge-triggered: readiness is cached in the connection, which adds EPOLLOUT only while
+    // an end is full (Connection::UpdateInterest).
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.events = Connection::kBaseInterest;
     ev.data.ptr = c->tag(end);
     if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd(end), &ev) < 0) {
       c->Fail(end, errno, ctx);
