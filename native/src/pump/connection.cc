@@ -36,18 +36,15 @@ CloseCause CauseOf(int end) {
 Connection::Connection(Options options) : id_(options.id), idle_timeout_ms_(options.idle_timeout_ms) {
   ends_[kDownstreamEnd].fd = options.downstream_fd;
   ends_[kUpstreamEnd].fd = options.upstream_fd;
-  Direction& up = dirs_[0];
-  up.src = kDownstreamEnd;
-  up.dst = kUpstreamEnd;
-  up.pending = std::move(options.head_up);
-  up.splice = options.splice;
-  up.bytes = &outcome_.bytes_up;
-  Direction& down = dirs_[1];
-  down.src = kUpstreamEnd;
-  down.dst = kDownstreamEnd;
-  down.pending = std::move(options.head_down);
-  down.splice = options.splice;
-  down.bytes = &outcome_.bytes_down;
+  auto init = [&options](Direction& d, int src, std::string head, uint64_t* bytes) {
+    d.src = src;
+    d.dst = src == kDownstreamEnd ? kUpstreamEnd : kDownstreamEnd;
+    d.pending = std::move(head);
+    d.splice = options.splice;
+    d.bytes = bytes;
+  };
+  init(dirs_[0], kDownstreamEnd, std::move(options.head_up), &outcome_.bytes_up);
+  init(dirs_[1], kUpstreamEnd, std::move(options.head_down), &outcome_.bytes_down);
   tags_[kDownstreamEnd] = Tag{this, kDownstreamEnd};
   tags_[kUpstreamEnd] = Tag{this, kUpstreamEnd};
 }
