@@ -3,10 +3,12 @@
  * argument and error handling, its splice and copy paths, and errno naming.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { NativeError, errnoName, loadNativeAddon, nativeAddonStatus, type NativeAddon, type NativePumpOutcome } from '../../shared/native/addon.js';
 import { rawSocketPair } from '../helpers/socket-fds.js';
 
@@ -161,5 +163,33 @@ describe('native addon', { skip }, () => {
     x.peer.destroy();
     y.peer.destroy();
     await outcomeP;
+  });
+
+  it('copies instead of splicing once the pipe page budget is spent (fresh process, budget 0)', () => {
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const script = `
+      const { loadNativeAddon } = await import(${JSON.stringify(path.join(here, '..', '..', 'shared', 'native', 'addon.js'))});
+      const { rawSocketPair } = await import(${JSON.stringify(path.join(here, '..', 'helpers', 'socket-fds.js'))});
+      const a = loadNativeAddon();
+      a.pumpConfigure({ pipeBudgetPages: 0 });
+      const x = await rawSocketPair(a);
+      const y = await rawSocketPair(a);
+      const done = new Promise((resolve) => a.pumpStart({ downstreamFd: x.fd, upstreamFd: y.fd }, resolve));
+      let got = 0;
+      y.peer.on('data', (d) => { got += d.length; });
+      y.peer.once('end', () => y.peer.end());
+      x.peer.end(Buffer.alloc(1 << 20, 1));
+      x.peer.resume();
+      const outcome = await done;
+      console.log(JSON.stringify({ outcome, got, stats: a.pumpStats() }));
+      x.peer.destroy(); y.peer.destroy();`;
+    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as {
+      outcome: NativePumpOutcome; got: number; stats: { budgetCopies: number; pipePages: number };
+    };
+    assert.equal(out.outcome.bytesUp, 1 << 20);
+    assert.equal(out.got, 1 << 20);
+    assert.equal(out.outcome.copied, true);
+    assert.ok(out.stats.budgetCopies > 0);
+    assert.equal(out.stats.pipePages, 0);
   });
 });
