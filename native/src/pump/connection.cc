@@ -16,6 +16,12 @@ namespace {
 // pipe side non-blocking, which is why both sockets are O_NONBLOCK as well.
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 
+// Reads below this size count as "small" (request/response traffic). They are copied: a read and
+// a write cost fewer calls than splicing in, splicing out and a third splice to learn the socket
+// is empty, and a short read proves the socket drained. A read that fills this size starts a
+// burst, which is spliced.
+constexpr size_t kSmallChunk = 16 * 1024;
+
 // What splice(2) answers for fds it cannot serve (no splice support in that file type, kTLS
 // control records). Nothing was consumed, so copying from here on is safe.
 bool IsSpliceRefusal(int err) {
@@ -59,6 +65,7 @@ Connection::~Connection() {
 void Connection::OnEvents(int end, uint32_t events) {
   // Errors and hang-ups mark both flags: the next read or write reports what happened.
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ends_[end].readable = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ends_[end].hup = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ends_[end].writable = true;
 }
 
@@ -159,33 +166,41 @@ Connection::Step Connection::Move(Direction& d, PumpContext& ctx) {
 // Returns false with *stop set when the direction cannot go on.
 bool Connection::Fill(Direction& d, PumpContext& ctx, Step* stop) {
   Endpoint& src = ends_[d.src];
-  if (d.splice && (d.has_pipe || AcquirePipe(d, ctx))) {
-    ssize_t n = splice(src.fd, nullptr, d.pipe.write_fd, nullptr, d.pipe.capacity, kSpliceFlags);
-    if (n > 0) {
-      d.in_pipe = static_cast<size_t>(n);
-      Touch(ctx);
-      return true;
+  bool fallback = !d.splice;
+  if (d.splice && !d.small) {
+    if (d.has_pipe || AcquirePipe(d, ctx)) {
+      ssize_t n = splice(src.fd, nullptr, d.pipe.write_fd, nullptr, d.pipe.capacity, kSpliceFlags);
+      if (n > 0) {
+        d.in_pipe = static_cast<size_t>(n);
+        d.small = static_cast<size_t>(n) < kSmallChunk;
+        Touch(ctx);
+        return true;
+      }
+      if (n == 0) {
+        SourceEnded(d);
+        return true;
+      }
+      int err = errno;
+      if (err == EINTR) return true;
+      if (err == EAGAIN) {
+        // The pipe is empty, so it is the source that has nothing. (A short splice proves
+        // nothing: it may have run out of pipe slots, one per packet, before bytes.)
+        src.readable = false;
+        return true;
+      }
+      if (IsSpliceRefusal(err)) {
+        d.splice = false;
+        ctx.counters.splice_refused++;
+        return true;
+      }
+      *stop = Failed(d.src, err);
+      return false;
     }
-    if (n == 0) {
-      SourceEnded(d);
-      return true;
-    }
-    int err = errno;
-    if (err == EINTR) return true;
-    if (err == EAGAIN) {
-      src.readable = false;  // the pipe is empty, so it is the source that has nothing
-      return true;
-    }
-    if (IsSpliceRefusal(err)) {
-      d.splice = false;
-      ctx.counters.splice_refused++;
-      return true;
-    }
-    *stop = Failed(d.src, err);
-    return false;
+    fallback = true;  // no pipe within the page budget
   }
 
-  ssize_t n = read(src.fd, ctx.scratch, ctx.scratch_size);
+  size_t want = fallback ? ctx.scratch_size : kSmallChunk;
+  ssize_t n = read(src.fd, ctx.scratch, want);
   if (n == 0) {
     SourceEnded(d);
     return true;
@@ -200,7 +215,11 @@ bool Connection::Fill(Direction& d, PumpContext& ctx, Step* stop) {
     *stop = Failed(d.src, err);
     return false;
   }
-  outcome_.copied = true;
+  // A short read emptied the socket: the next byte brings a new edge (unless the peer is closing,
+  // when the end of stream must still be read).
+  if (static_cast<size_t>(n) < want && !src.hup) src.readable = false;
+  if (!fallback && static_cast<size_t>(n) == want) d.small = false;
+  if (fallback) outcome_.copied = true;
   Touch(ctx);
   Endpoint& dst = ends_[d.dst];
   ssize_t w;

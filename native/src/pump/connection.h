@@ -27,7 +27,7 @@ struct PumpOutcome {
   CloseCause closed_by = CloseCause::kAborted;
   int error_end = -1;  // kDownstreamEnd / kUpstreamEnd, or -1 for a clean end
   int error_errno = 0;
-  bool copied = false;  // some bytes took the read/write path instead of splice
+  bool copied = false;  // some bytes were copied because splice was refused or no pipe fit the budget
   int64_t duration_ms = 0;
 };
 
@@ -100,6 +100,7 @@ class Connection {
     int fd = -1;
     bool readable = true;  // optimistic until a read says EAGAIN
     bool writable = true;  // until a write says EAGAIN
+    bool hup = false;      // the peer closed or failed: read until a read says so, never trust a short one
     uint32_t interest = kBaseInterest;  // what epoll currently watches for
   };
 
@@ -113,7 +114,8 @@ class Connection {
     size_t pending_offset = 0;
     bool eof = false;   // source reached end of stream
     bool shut = false;  // shutdown(dst, SHUT_WR) done
-    bool splice = true;
+    bool splice = true;   // false: splice refused, copy for good
+    bool small = true;    // recent reads were small: copy them (see Fill)
     uint64_t* bytes = nullptr;
   };
 
