@@ -22,6 +22,9 @@ Options:
                           manifest ingress: where the outer listens for an enclave port
                           (repeatable; the docker convention)
       --enclave-cid CID   manifest: the enclave's CID (default 16)
+      --admin ADDR        admin endpoint of this side (the outer's under role local);
+                          'none' disables it (default tcp://127.0.0.1:9901 inner, :9902 outer)
+      --inner-admin ADDR  role local: the inner's admin endpoint
       --check             validate the config, print it normalized, exit
       --log-level LEVEL   fatal|error|warn|info|debug|trace|silent (or ENCLAVER_LOG_LEVEL)
   -h, --help              show this help

@@ -55,6 +55,8 @@ export async function main(argv: string[]): Promise<number> {
         role: { type: 'string' },
         publish: { type: 'string', short: 'p', multiple: true },
         'enclave-cid': { type: 'string' },
+        admin: { type: 'string' },
+        'inner-admin': { type: 'string' },
         check: { type: 'boolean' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -101,7 +103,17 @@ export async function main(argv: string[]): Promise<number> {
 
   let config;
   try {
-    config = loadConfig(values.config, { ...(role ? { role } : {}), publish, ...(appArgv ? { appArgv } : {}), ...(enclaveCid !== undefined ? { enclaveCid } : {}) });
+    const admin = (v: string | undefined) => (v === undefined ? {} : { value: v === 'none' ? null : v });
+    const outerAdmin = admin(values.admin);
+    const innerAdmin = admin(values['inner-admin']);
+    config = loadConfig(values.config, {
+      ...(role ? { role } : {}),
+      publish,
+      ...(appArgv ? { appArgv } : {}),
+      ...(enclaveCid !== undefined ? { enclaveCid } : {}),
+      ...('value' in outerAdmin ? { admin: outerAdmin.value } : {}),
+      ...('value' in innerAdmin ? { innerAdmin: innerAdmin.value } : {}),
+    });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`enclaver-proxy: invalid config\n${err.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);

@@ -17,6 +17,26 @@ export interface LoadOptions {
   publish?: Publish[];
   appArgv?: string[];
   enclaveCid?: number;
+  /** `--admin`: this side's admin address (the outer's under role local); null disables it. */
+  admin?: string | null;
+  /** `--inner-admin`: the inner's admin address under role local; null disables it. */
+  innerAdmin?: string | null;
+}
+
+/** Admin addresses from the command line replace the file's, before validation sees them. */
+function applyAdminOverrides(source: ConfigSource, opts: LoadOptions): void {
+  /* eslint-disable @typescript-eslint/no-explicit-any -- raw document, validated right after */
+  const doc = source.data as any;
+  const set = (side: any, address: string | null | undefined) => {
+    if (address !== undefined && side && typeof side === 'object') side.admin = { ...(side.admin ?? {}), address };
+  };
+  if (doc.role === 'local') {
+    set(doc.outer, opts.admin);
+    set(doc.inner, opts.innerAdmin);
+  } else {
+    if (opts.innerAdmin !== undefined) throw new ConfigError([{ file: source.file, path: '', message: '--inner-admin applies to role local; use --admin for a single side' }]);
+    set(doc, opts.admin);
+  }
 }
 
 export function loadConfigSource(source: ConfigSource, opts: LoadOptions = {}): Config {
@@ -29,6 +49,7 @@ export function loadConfigSource(source: ConfigSource, opts: LoadOptions = {}): 
     const role = (source.data as { role?: unknown }).role;
     if (opts.role && role !== opts.role) throw new ConfigError([{ file: source.file, ...source.locate(['role']), path: 'role', message: `--role ${opts.role} contradicts role: ${String(role)} in the file` }]);
   }
+  applyAdminOverrides(src, opts);
   const problems = validateAgainst(configSchema, src);
   if (problems.length) throw new ConfigError(problems);
   const config = normalize(src);

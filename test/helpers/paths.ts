@@ -5,4 +5,3 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const CLI = path.join(ROOT, 'dist/bin/enclaver-proxy.js');
 export const FIXTURES = path.join(ROOT, 'test/fixtures');
-export const VECTORS = path.resolve(ROOT, '../shared/vectors');

@@ -30,7 +30,13 @@ async function until(pred: () => Promise<boolean> | boolean, what: string, timeo
 describe('ingress through the local pair (hash app)', () => {
   let pair: Pair;
   before(async () => {
-    pair = await startPair({ app: [process.execPath, HASH_APP], readyLine: /hash-app listening/ });
+    pair = await startPair({
+      app: [process.execPath, HASH_APP],
+      readyLine: /hash-app listening/,
+      // A second ingress whose enclave side does not exist: the "vsock peer is gone" case.
+      outerListenerExtra: '    - { name: nowhere, address: "tcp://127.0.0.1:0", cluster: nowhere }',
+      outerExtra: '    - { name: nowhere, endpoints: ["vsock://16:29999"], connect_timeout: 1s }',
+    });
   });
   after(async () => {
     await pair?.stop();
@@ -82,6 +88,25 @@ describe('ingress through the local pair (hash app)', () => {
     // And the pair still serves.
     const again = await transfer(pair.ingressPort, { up: 10, down: 10, seed: 23n });
     assert.ok(again.upIntact && again.downIntact);
+  });
+
+  test('a vsock peer that is gone: the client is closed, the error logged, other listeners unaffected', async () => {
+    const rec = pair.proc.records().find((r) => r.msg === 'listening' && r.listener === 'nowhere');
+    const port = Number(String(rec?.address).split(':').pop());
+    const got = await new Promise<{ bytes: number; error?: string }>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      let bytes = 0;
+      s.on('data', (d: Buffer) => { bytes += d.length; });
+      s.on('error', (e) => resolve({ bytes, error: e.message }));
+      s.on('close', () => resolve({ bytes }));
+    });
+    assert.equal(got.bytes, 0);
+    const warn = await pair.proc.waitFor((r) => r.msg === 'connection not proxied' && r.listener === 'nowhere');
+    assert.equal(warn.reason, 'cannot reach cluster nowhere');
+    assert.match(String(warn.error), /connect vsock:\/\/16:29999: no peer is listening on this vsock port/);
+    const r = await transfer(pair.ingressPort, { up: 100, down: 100, seed: 41n });
+    assert.ok(r.upIntact && r.downIntact);
+    assert.equal(metricValue(await pair.metrics('outer'), 'enclaver_errors_total{listener="nowhere",code="connect_econnreset"}'), 1);
   });
 
   test('metrics count connections and bytes per listener', async () => {

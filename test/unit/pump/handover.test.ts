@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { activePump, jsPump, type Pump } from '../../shared/pump/index.js';
-import { readPrefix } from '../../shared/util/read-prefix.js';
+import { activePump, jsPump, type Pump } from '../../../shared/pump/index.js';
+import { readPrefix } from '../../../shared/util/read-prefix.js';
 
 async function socketPair(): Promise<[net.Socket, net.Socket, () => void]> {
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatAddress, parseAddress } from '../../shared/transport/address.js';
-import { AddressError } from '../../shared/errors/index.js';
+import { formatAddress, parseAddress } from '../../../shared/transport/address.js';
+import { AddressError } from '../../../shared/errors/index.js';
 
 test('addresses parse into their kinds', () => {
   assert.deepEqual(parseAddress('tcp://127.0.0.1:10000'), { kind: 'tcp', host: '127.0.0.1', port: 10000 });

@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConfigSource } from '../../shared/config/source.js';
-import { loadConfigSource, type LoadOptions } from '../../shared/config/load.js';
-import type { LocalConfig, SideConfig } from '../../shared/config/types.js';
-import { ConfigError, formatProblem } from '../../shared/errors/index.js';
+import { ConfigSource } from '../../../shared/config/source.js';
+import { loadConfigSource, type LoadOptions } from '../../../shared/config/load.js';
+import type { LocalConfig, SideConfig } from '../../../shared/config/types.js';
+import { ConfigError, formatProblem } from '../../../shared/errors/index.js';
 
 function load(text: string, opts: LoadOptions = {}) {
   return loadConfigSource(ConfigSource.parse('proxy.yaml', text), opts);
