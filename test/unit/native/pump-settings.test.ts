@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_PIPE_SIZE, choosePumpSettings, readPipeLimits, type PipeLimits } from '../../shared/native/pump-settings.js';
+import { DEFAULT_PIPE_SIZE, choosePumpSettings, readPipeLimits, type PipeLimits } from '../../../shared/native/pump-settings.js';
 
 const defaults: PipeLimits = { pipeMaxSize: 1048576, pipeUserPagesSoft: 16384, pipeUserPagesHard: 0, exemptFromPipeLimits: false };
 

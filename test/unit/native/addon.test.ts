@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { NativeError, errnoName, loadNativeAddon, nativeAddonStatus, type NativeAddon, type NativePumpOutcome } from '../../shared/native/addon.js';
-import { rawSocketPair } from '../helpers/socket-fds.js';
+import { NativeError, errnoName, loadNativeAddon, nativeAddonStatus, type NativeAddon, type NativePumpOutcome } from '../../../shared/native/addon.js';
+import { rawSocketPair } from '../../helpers/socket-fds.js';
 
 const addon = loadNativeAddon();
 const status = nativeAddonStatus();
@@ -172,8 +172,8 @@ describe('native addon', { skip }, () => {
   it('copies instead of splicing once the pipe page budget is spent (fresh process, budget 0)', () => {
     const here = path.dirname(fileURLToPath(import.meta.url));
     const script = `
-      const { loadNativeAddon } = await import(${JSON.stringify(path.join(here, '..', '..', 'shared', 'native', 'addon.js'))});
-      const { rawSocketPair } = await import(${JSON.stringify(path.join(here, '..', 'helpers', 'socket-fds.js'))});
+      const { loadNativeAddon } = await import(${JSON.stringify(path.join(here, '..', '..', '..', 'shared', 'native', 'addon.js'))});
+      const { rawSocketPair } = await import(${JSON.stringify(path.join(here, '..', '..', 'helpers', 'socket-fds.js'))});
       const a = loadNativeAddon();
       a.pumpConfigure({ pipeBudgetPages: 0 });
       const x = await rawSocketPair(a);

@@ -1,11 +1,11 @@
 /** The benchmark's arithmetic and reports (no process is started here). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { median, percentile } from '../../benchmarks/lib/stats.js';
-import { renderChart } from '../../benchmarks/report/chart.js';
-import { renderTables } from '../../benchmarks/report/table.js';
-import { checkTargets } from '../../benchmarks/report/targets.js';
-import type { BenchmarkReport, PathResult } from '../../benchmarks/report/types.js';
+import { median, percentile } from '../../../benchmarks/lib/stats.js';
+import { renderChart } from '../../../benchmarks/report/chart.js';
+import { renderTables } from '../../../benchmarks/report/table.js';
+import { checkTargets } from '../../../benchmarks/report/targets.js';
+import type { BenchmarkReport, PathResult } from '../../../benchmarks/report/types.js';
 
 function result(name: string, gbps: number, cpu: number | null, p50: number): PathResult {
   return { name, gbps, cpu_s_per_gb: cpu, p50_us: p50, p99_us: p50 * 2, conns_per_s: 1000, trials: { gbps: [gbps], cpu_s_per_gb: cpu === null ? [] : [cpu], p50_us: [p50], p99_us: [p50 * 2], conns_per_s: [1000] } };

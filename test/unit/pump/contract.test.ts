@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { Pump } from '../../shared/pump/index.js';
-import { closed, openFdCount, receive, send, sha256Of, startPair, type PairHarness } from '../helpers/pump-harness.js';
-import { pumpsUnderTest } from '../helpers/pumps.js';
+import type { Pump } from '../../../shared/pump/index.js';
+import { closed, openFdCount, receive, send, sha256Of, startPair, type PairHarness } from '../../helpers/pump-harness.js';
+import { pumpsUnderTest } from '../../helpers/pumps.js';
 
 const MiB = 1 << 20;
 
