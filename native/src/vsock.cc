@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
-// clang-format off: vm_sockets.h needs sys/socket.h first.
+// After sys/socket.h, which it relies on.
 #include <linux/vm_sockets.h>
 
 #include <cerrno>

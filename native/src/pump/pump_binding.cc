@@ -82,14 +82,11 @@ Napi::Value PumpEngine::Configure(const Napi::CallbackInfo& info) {
 void PumpEngine::EnsureStarted(Napi::Env env) {
   if (stopped_) throw Napi::Error::New(env, "the pump has been shut down");
   if (started_) return;
-  tsfn_ = Tsfn::New(env, "enclaver-pump-completion", 0, 1, this);
-  tsfn_.Unref(env);  // only active connections keep the process alive
-  // Registered after the thread-safe function, so it runs before Node tears that down: the
-  // pump threads are joined while they can still post.
-  napi_add_env_cleanup_hook(env, StopOnTeardown, this);
-  // Each thread gets its share of the page budget.
+  // Threads first: if one cannot start, nothing else has been set up and a later call retries.
+  // They receive no connection (so post nothing) before this function returns.
   ReactorSettings per_thread = settings_;
-  per_thread.pipe_budget_pages = settings_.pipe_budget_pages / thread_count_;
+  per_thread.pipe_budget_pages = settings_.pipe_budget_pages / thread_count_;  // each thread its share
+  std::vector<std::unique_ptr<Reactor>> reactors;
   for (size_t i = 0; i < thread_count_; i++) {
     auto reactor = std::make_unique<Reactor>(per_thread, &counters_, [this](uint64_t id, const PumpOutcome& outcome) {
       // Reactor thread. A closing function (environment teardown) refuses the call; then
@@ -98,12 +95,15 @@ void PumpEngine::EnsureStarted(Napi::Env env) {
       if (tsfn_.NonBlockingCall(completion) != napi_ok) delete completion;
     });
     int err = reactor->Start();
-    if (err != 0) {
-      reactors_.clear();
-      ThrowSyscallError(env, "pump thread start", err);
-    }
-    reactors_.push_back(std::move(reactor));
+    if (err != 0) ThrowSyscallError(env, "pump thread start", err);  // `reactors` joins the started ones
+    reactors.push_back(std::move(reactor));
   }
+  tsfn_ = Tsfn::New(env, "enclaver-pump-completion", 0, 1, this);
+  tsfn_.Unref(env);  // only active connections keep the process alive
+  // Registered after the thread-safe function, so it runs before Node tears that down: the
+  // pump threads are joined while they can still post.
+  napi_add_env_cleanup_hook(env, StopOnTeardown, this);
+  reactors_ = std::move(reactors);
   started_ = true;
 }
 
