@@ -11,7 +11,30 @@ if (process.platform !== 'linux') {
   console.warn(`enclaver-proxy: native addon skipped on ${process.platform} (Linux only); the JS pump will be used`);
   process.exit(0);
 }
-const r = spawnSync('node-gyp', ['rebuild'], { cwd: here, stdio: 'inherit', shell: process.platform === 'win32' });
+
+// npm tells lifecycle scripts where its bundled node-gyp is; outside npm, use the one next to
+// this node's npm, else whatever is on PATH.
+function nodeGypCommand() {
+  const candidates = [
+    process.env.npm_config_node_gyp,
+    join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+  ];
+  for (const script of candidates) {
+    if (script && existsSync(script)) return [process.execPath, [script]];
+  }
+  return ['node-gyp', []];
+}
+
+// Build against the headers of the node that runs us when they are installed next to it (official
+// tarballs and distro packages ship them), so no header download is needed.
+function nodedirArgs() {
+  if (process.env.npm_config_nodedir) return [];
+  const prefix = join(dirname(process.execPath), '..');
+  return existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
+}
+
+const [command, prefix] = nodeGypCommand();
+const r = spawnSync(command, [...prefix, 'rebuild', ...nodedirArgs()], { cwd: here, stdio: 'inherit' });
 if (r.status !== 0) {
   console.warn('enclaver-proxy: native addon build failed; the JS pump will be used (see the output above)');
 }

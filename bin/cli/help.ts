@@ -8,6 +8,7 @@ Usage:
   enclaver-proxy attestation verify FILE [--root PEM] [--at document|now|ISO]
                  [--pcr N=HEX …] [--nonce HEX]
                                                 verify a Nitro attestation document
+  enclaver-proxy doctor [--json]                addon, pump, splice, pipe limits, vsock and CID
   enclaver-proxy --version [--verbose]
   enclaver-proxy --help
 
@@ -37,6 +38,9 @@ Options:
 Environment:
   ENCLAVER_LOG_FORMAT=json|pretty   log format (default: pretty on a terminal, else JSON lines)
   ENCLAVER_VSOCK_EMULATION_DIR=DIR  emulate vsock with Unix sockets in DIR
+  ENCLAVER_NATIVE=0                 run without the native addon (JS pump, no real vsock)
+  ENCLAVER_PUMP_PIPE_SIZE=BYTES     native pump pipe size (default 256 KiB)
+  ENCLAVER_PUMP_THREADS=N           native pump threads (default: half the cores, 1–4)
 
 Exit status: the app's exit code when the pair supervises one; 2 for usage or config errors.
 `;

@@ -16,7 +16,9 @@ import { setLogLevel, setLogSide } from '../../shared/log/logger.js';
 import { runInner } from '../../proxy-inner/main.js';
 import { runOuter } from '../../proxy-outer/main.js';
 import { runLocal } from '../../proxy-outer/runtime/local.js';
+import { describePump } from '../../shared/pump/index.js';
 import { attestationCommand } from './attestation-command.js';
+import { doctorCommand } from './doctor-command.js';
 import { HELP } from './help.js';
 import { schemaCommand } from './schema-command.js';
 
@@ -37,6 +39,7 @@ function usageError(message: string): number {
 export async function main(argv: string[]): Promise<number> {
   // Subcommands with options of their own are dispatched before the proxy's options are parsed.
   if (argv[0] === 'attestation') return attestationCommand(argv.slice(1));
+  if (argv[0] === 'doctor') return doctorCommand(argv.slice(1));
   const dashdash = argv.indexOf('--');
   const own = dashdash === -1 ? argv : argv.slice(0, dashdash);
   const appArgv = dashdash === -1 ? undefined : argv.slice(dashdash + 1);
@@ -77,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (values.version) {
     process.stdout.write(`enclaver-proxy ${version()}\n`);
-    if (values.verbose) process.stdout.write(`node ${process.version} (${process.platform}-${process.arch})\npump: js\n`);
+    if (values.verbose) process.stdout.write(`node ${process.version} (${process.platform}-${process.arch})\npump: ${describePump().summary}\n`);
     return 0;
   }
   const command = positionals[0];

@@ -4,8 +4,7 @@
  * device cannot be used and the caller falls back to the simulator, loudly.
  */
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from '../../shared/native/addon.js';
 import { NSM_MAX_RESPONSE_BYTES, NsmError } from './codec.js';
 import type { NsmTransport } from './nsm.js';
 
@@ -14,14 +13,12 @@ export const NSM_DEVICE_PATH = '/dev/nsm';
 export type NsmIoctl = (fd: number, request: Buffer, maxResponse: number) => Buffer;
 
 /**
- * The addon's ioctl entry point, or null when the addon is not built. Loaded defensively by path
- * until shared/native/addon.ts (owned by the native work) is available to every module.
+ * The addon's ioctl entry point (failures throw a NativeError named by errno), or null when the
+ * addon is not built or is disabled with ENCLAVER_NATIVE=0.
  */
 export function loadNsmIoctl(): NsmIoctl | null {
-  const addonPath = fileURLToPath(new URL('../../../native/build/Release/enclaver_native.node', import.meta.url));
-  if (!fs.existsSync(addonPath)) return null;
-  const addon = createRequire(import.meta.url)(addonPath) as { nsmIoctl?: unknown };
-  return typeof addon.nsmIoctl === 'function' ? (addon.nsmIoctl as NsmIoctl) : null;
+  const addon = loadNativeAddon();
+  return addon ? (fd, request, maxResponse) => addon.nsmIoctl(fd, request, maxResponse) : null;
 }
 
 export class NsmDevice implements NsmTransport {

@@ -103,22 +103,14 @@ export function encodeProxyHeader(source: Endpoint | undefined, destination: End
     return header;
   }
   header[12] = 0x21; // v2, PROXY
-  if (net.isIPv4(src.address)) {
-    header[13] = 0x11;
-    header.writeUInt16BE(12, 14);
-    const body = Buffer.alloc(12);
-    ipBytes(src.address, 4).copy(body, 0);
-    ipBytes(dst.address, 4).copy(body, 4);
-    body.writeUInt16BE(src.port, 8);
-    body.writeUInt16BE(dst.port, 10);
-    return Buffer.concat([header, body]);
-  }
-  header[13] = 0x21;
-  header.writeUInt16BE(36, 14);
-  const body = Buffer.alloc(36);
-  ipBytes(src.address, 6).copy(body, 0);
-  ipBytes(dst.address, 6).copy(body, 16);
-  body.writeUInt16BE(src.port, 32);
-  body.writeUInt16BE(dst.port, 34);
+  const family = net.isIPv4(src.address) ? 4 : 6;
+  const ipLen = family === 4 ? 4 : 16;
+  header[13] = family === 4 ? 0x11 : 0x21;
+  header.writeUInt16BE(ipLen * 2 + 4, 14);
+  const body = Buffer.alloc(ipLen * 2 + 4);
+  ipBytes(src.address, family).copy(body, 0);
+  ipBytes(dst.address, family).copy(body, ipLen);
+  body.writeUInt16BE(src.port, ipLen * 2);
+  body.writeUInt16BE(dst.port, ipLen * 2 + 2);
   return Buffer.concat([header, body]);
 }

@@ -7,6 +7,7 @@ import type { ListenerConfig, SideConfig } from '../config/types.js';
 import { Listener } from '../listener/listener.js';
 import type { ConnectionHandler } from '../listener/types.js';
 import { logger } from '../log/logger.js';
+import { describePump } from '../pump/index.js';
 import { VSOCK_CID_PARENT } from '../transport/address.js';
 import { configureVsock, envLocalCid, vsockSettings } from '../transport/vsock.js';
 
@@ -37,6 +38,9 @@ export class SideRuntime {
   async start(): Promise<void> {
     const emulation = vsockSettings().emulationDir;
     if (emulation) this.log.warn({ dir: emulation, cid: vsockSettings().localCid }, 'vsock is EMULATED by Unix sockets (development mode)');
+    // Once per process: which pump moves the pass-through bytes, and why that one.
+    const pump = describePump();
+    this.log.info({ pump: pump.kind }, pump.summary);
     if (this.config.admin) await this.admin.start(this.config.admin);
     for (const l of this.listeners) await l.start();
     this.started = true;

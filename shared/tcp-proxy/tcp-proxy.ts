@@ -60,6 +60,9 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
 
   return async (socket: net.Socket, ctx: ConnectionContext): Promise<ConnectionOutcome> => {
     let client = peerOf(socket);
+    // Where the client connected to: this socket's address, or the original one from a received
+    // PROXY header (a Unix/vsock leg has no IP address of its own to report).
+    let destination = localOf(socket);
     let head: Buffer = Buffer.alloc(0);
     const fail = (reason: string, err: unknown): ConnectionOutcome => {
       const code = err instanceof ProxyError ? err.code : errnoOf(err) ?? 'error';
@@ -72,7 +75,10 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     if (listener.expectProxyProtocol) {
       try {
         const { value, rest } = await readPrefix(socket, parseProxyHeader, { timeoutMs: PROXY_HEADER_TIMEOUT_MS, maxBytes: MAX_HEADER_BYTES, what: 'PROXY v2 header' });
-        if ('source' in value) client = value.source;
+        if ('source' in value) {
+          client = value.source;
+          destination = value.destination;
+        }
         head = rest;
       } catch (err) {
         ctx.metrics.rejected('proxy_protocol');
@@ -107,7 +113,7 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
       return fail('client went away while connecting upstream', new ProxyError('client_gone', 'client closed before the upstream connection was ready'));
     }
 
-    const headUp = cluster.sendProxyProtocol ? Buffer.concat([encodeProxyHeader(client, localOf(socket)), head]) : head;
+    const headUp = cluster.sendProxyProtocol ? Buffer.concat([encodeProxyHeader(client, destination), head]) : head;
     const session = pump.run(downstream, upstream, { headUp, idleTimeoutMs: listener.idleTimeoutMs });
     const onAbort = () => session.abort('drain deadline');
     ctx.signal.addEventListener('abort', onAbort, { once: true });

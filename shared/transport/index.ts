@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { TransportError, errnoOf, messageOf } from '../errors/index.js';
 import { type Address, formatAddress } from './address.js';
+import { connectVsock, listenVsock, type VsockAddress } from './native-vsock.js';
 import { emulatedPath, vsockSettings } from './vsock.js';
 
 export { parseAddress, formatAddress, type Address } from './address.js';
@@ -31,24 +32,20 @@ export interface ConnectOptions {
   signal?: AbortSignal;
 }
 
-function vsockUnavailable(op: 'listen' | 'connect', addr: Address): TransportError {
-  return new TransportError(op, formatAddress(addr),
-    'real AF_VSOCK is not available in this build (it needs the native addon); set vsock emulation ' +
-    '(config `vsock.emulation_dir` or ENCLAVER_VSOCK_EMULATION_DIR) for local runs', 'EAFNOSUPPORT');
+/** The address if it is vsock with emulation off: AF_VSOCK proper, opened by the native addon. */
+function realVsock(addr: Address): VsockAddress | undefined {
+  return addr.kind === 'vsock' && !vsockSettings().emulationDir ? addr : undefined;
 }
 
-/** Translate an address into what `net` can open, or throw if it cannot. */
-function netTarget(op: 'listen' | 'connect', addr: Address): { path: string } | { host: string; port: number } {
+/** Translate an address into what `net` can open (vsock under emulation: its Unix socket). */
+function netTarget(addr: Address, emulationDir: string | undefined): { path: string } | { host: string; port: number } {
   switch (addr.kind) {
     case 'tcp':
       return { host: addr.host, port: addr.port };
     case 'unix':
       return { path: addr.path };
-    case 'vsock': {
-      const s = vsockSettings();
-      if (!s.emulationDir) throw vsockUnavailable(op, addr);
-      return { path: emulatedPath(s.emulationDir, addr.cid, addr.port, s.localCid) };
-    }
+    case 'vsock':
+      return { path: emulatedPath(emulationDir ?? '', addr.cid, addr.port, vsockSettings().localCid) };
   }
 }
 
@@ -64,14 +61,19 @@ async function clearStaleSocket(path: string, display: string): Promise<void> {
   fs.rmSync(path, { force: true });
 }
 
+// pauseOnConnect: the bytes of a pass-through leg are for the pump, not for a JS 'data' handler.
+const SERVER_OPTIONS: net.ServerOpts = { allowHalfOpen: true, pauseOnConnect: true, noDelay: true };
+
 export async function listen(addr: Address, onConnection: (socket: net.Socket) => void, opts: ListenOptions = {}): Promise<Listening> {
   const display = formatAddress(addr);
-  const target = netTarget('listen', addr);
+  const vsock = realVsock(addr);
+  if (vsock) {
+    const server = await listenVsock(vsock, onConnection, { backlog: opts.backlog ?? 511, serverOptions: SERVER_OPTIONS });
+    return adoptServer(server, addr, display, opts, undefined);
+  }
+  const target = netTarget(addr, vsockSettings().emulationDir);
   if ('path' in target) await clearStaleSocket(target.path, display);
-  // pauseOnConnect: the bytes of a pass-through leg are for the pump, not for a JS 'data' handler.
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, onConnection);
-  if (opts.maxConnections !== undefined) server.maxConnections = opts.maxConnections;
-  if (opts.onDrop) server.on('drop', opts.onDrop);
+  const server = net.createServer(SERVER_OPTIONS, onConnection);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(new TransportError('listen', display, messageOf(err), errnoOf(err), err));
     server.once('error', onError);
@@ -79,6 +81,13 @@ export async function listen(addr: Address, onConnection: (socket: net.Socket) =
     if ('path' in target) server.listen({ path: target.path, backlog: opts.backlog ?? 511 }, done);
     else server.listen({ host: target.host, port: target.port, backlog: opts.backlog ?? 511 }, done);
   });
+  return adoptServer(server, addr, display, opts, 'path' in target ? target.path : undefined);
+}
+
+/** The Listening record of a server that is already listening. */
+function adoptServer(server: net.Server, addr: Address, display: string, opts: ListenOptions, socketPath: string | undefined): Listening {
+  if (opts.maxConnections !== undefined) server.maxConnections = opts.maxConnections;
+  if (opts.onDrop) server.on('drop', opts.onDrop);
   // Accept errors (EMFILE, …) must never take the process down; they are per-attempt failures.
   server.on('error', () => {});
   const a = server.address();
@@ -92,19 +101,16 @@ export async function listen(addr: Address, onConnection: (socket: net.Socket) =
     // (server.close's own callback would wait for every one of them to end).
     close: async () => {
       server.close();
-      if ('path' in target) fs.rmSync(target.path, { force: true });
+      if (socketPath) fs.rmSync(socketPath, { force: true });
     },
   };
 }
 
 export function connect(addr: Address, opts: ConnectOptions): Promise<net.Socket> {
+  const vsock = realVsock(addr);
+  if (vsock) return connectVsock(vsock, opts);
   const display = formatAddress(addr);
-  let target: ReturnType<typeof netTarget>;
-  try {
-    target = netTarget('connect', addr);
-  } catch (err) {
-    return Promise.reject(err);
-  }
+  const target = netTarget(addr, vsockSettings().emulationDir);
   return new Promise((resolve, reject) => {
     const socket = 'path' in target
       ? net.connect({ path: target.path, allowHalfOpen: true })

@@ -18,6 +18,8 @@ export interface PairOptions {
   outerListenerExtra?: string;
   /** Wait for this line on stdout (the app saying it listens) before resolving. */
   readyLine?: RegExp;
+  /** Send a PROXY v2 header to the app too (the optional app leg). */
+  appProxyProtocol?: boolean;
   env?: Record<string, string>;
 }
 
@@ -66,6 +68,7 @@ ${opts.innerListenerExtra ?? ''}
   clusters:
     - name: app
       endpoints: [tcp://127.0.0.1:${appPort}]
+${opts.appProxyProtocol ? '      proxy_protocol: v2' : ''}
 ${opts.innerExtra ?? ''}
 `;
   const configFile = path.join(dir, 'pair.yaml');

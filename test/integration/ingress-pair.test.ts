@@ -135,6 +135,29 @@ describe('curl through the local pair', () => {
   });
 });
 
+describe('PROXY protocol v2 on the app leg (optional)', () => {
+  test('the app receives the real client address, then the client\'s bytes', async () => {
+    const pair = await startPair({ app: [process.execPath, path.join(FIXTURES, 'apps/proxy-v2-app.mjs')], appProxyProtocol: true, readyLine: /proxy-v2-app listening/ });
+    try {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort }, () => s.write('hello'));
+        let out = '';
+        s.on('data', (d: Buffer) => { out += d.toString(); });
+        s.on('end', () => resolve(out));
+        s.on('error', reject);
+      });
+      const body = JSON.parse(answer) as { command: number; family: number; source: { address: string; port: number }; after: string };
+      assert.equal(body.command, 1, 'PROXY command, not LOCAL');
+      assert.equal(body.family, 0x11);
+      assert.equal(body.source.address, '127.0.0.1');
+      assert.notEqual(body.source.port, pair.ingressPort);
+      assert.equal(body.after, 'hello');
+    } finally {
+      await pair.stop();
+    }
+  });
+});
+
 describe('app supervision', () => {
   test('the app\'s exit code is the pair\'s exit code, even when it exits at once', async () => {
     const quick = await runPairToExit({ EXIT_CODE: '3' });

@@ -1,0 +1,57 @@
+// The JS face of the pump: pumpConfigure / pumpStart / pumpAbort / pumpStats / spliceProbe.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "pump/connection.h"
+#include "pump/reactor.h"
+
+namespace enclaver {
+
+struct PumpCompletion {
+  uint64_t id;
+  PumpOutcome outcome;
+};
+
+class PumpEngine {
+ public:
+  explicit PumpEngine(Napi::Env env);
+  ~PumpEngine();
+  PumpEngine(const PumpEngine&) = delete;
+  PumpEngine& operator=(const PumpEngine&) = delete;
+
+  Napi::Value Configure(const Napi::CallbackInfo& info);
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value Abort(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+
+ private:
+  static void CallJs(Napi::Env env, Napi::Function unused, PumpEngine* engine, PumpCompletion* completion);
+  using Tsfn = Napi::TypedThreadSafeFunction<PumpEngine, PumpCompletion, &PumpEngine::CallJs>;
+
+  void EnsureStarted(Napi::Env env);
+  void Deliver(Napi::Env env, PumpCompletion* completion);
+  static void StopOnTeardown(void* engine);
+  void StopReactors();
+
+  napi_env env_;
+  ReactorSettings settings_;
+  size_t thread_count_ = 1;
+  bool started_ = false;
+  bool stopped_ = false;
+  PumpCounters counters_;
+  std::vector<std::unique_ptr<Reactor>> reactors_;
+  Tsfn tsfn_;
+  uint64_t next_id_ = 1;
+  size_t active_ = 0;
+  std::unordered_map<uint64_t, Napi::FunctionReference> callbacks_;  // main thread only
+};
+
+void RegisterPumpFunctions(Napi::Env env, Napi::Object exports);
+
+}  // namespace enclaver

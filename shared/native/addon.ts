@@ -1,0 +1,185 @@
+/**
+ * The native addon (native/, built by node-gyp at `npm install`): AF_VSOCK sockets, the splice(2)
+ * pump and the NSM ioctl. Optional by design: where it did not build (another OS, no toolchain)
+ * `loadNativeAddon()` returns null and every caller has a JavaScript path.
+ *
+ * Everything the addon throws for a failed system call reaches callers as a `NativeError` named by
+ * errno. This module logs nothing: startup code reports what was loaded (see `describePump()`).
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { messageOf } from '../errors/index.js';
+import { toNativeError, type NativeError } from './native-error.js';
+
+export { NativeError, errnoName, errnoMessage } from './native-error.js';
+
+/** Set to `0` to run without the addon (the JS pump; no real vsock). Used by tests and `pair-js`. */
+export const ENV_NATIVE = 'ENCLAVER_NATIVE';
+
+const ADDON_RELATIVE_PATH = path.join('native', 'build', 'Release', 'enclaver_native.node');
+
+export interface NativePumpSettings {
+  /** Pump threads, each with its own epoll set and pipe pool. */
+  threads: number;
+  /** Capacity asked of F_SETPIPE_SZ for each pipe. */
+  pipeSize: number;
+  /** Ceiling on the pages of all pipes the pump owns (pipe-user-pages-soft accounting). */
+  pipeBudgetPages: number;
+  /** Empty pipes kept open per thread for reuse. */
+  maxIdlePipes: number;
+}
+
+export interface NativePumpStart {
+  /**
+   * Both fds belong to the pump from the call on, also when it throws a NativeError; only a
+   * TypeError (malformed options) leaves them with the caller.
+   */
+  downstreamFd: number;
+  upstreamFd: number;
+  headUp?: Buffer;
+  headDown?: Buffer;
+  idleTimeoutMs?: number;
+  /** false: read/write copy only (to exercise the fallback path). */
+  splice?: boolean;
+}
+
+export interface NativePumpOutcome {
+  bytesUp: number;
+  bytesDown: number;
+  closedBy: 'downstream' | 'upstream' | 'aborted' | 'idle_timeout';
+  errorSide?: 'downstream' | 'upstream';
+  errno?: number;
+  /** Some bytes went through the copy path (splice refused, or the pipe budget was spent). */
+  copied: boolean;
+  durationMs: number;
+}
+
+export interface NativePumpStats {
+  running: boolean;
+  threads: number;
+  active: number;
+  pipeSizeWanted: number;
+  /** Capacity the kernel actually gave the most recent pipe (0 before the first). */
+  pipeCapacity: number;
+  pipeBudgetPages: number;
+  pipePages: number;
+  idlePipes: number;
+  spliceRefused: number;
+  budgetCopies: number;
+}
+
+export interface NativeAddon {
+  /** Where the addon was loaded from. */
+  readonly path: string;
+  /** A close-on-exec duplicate owned by the caller. */
+  dupFd(fd: number): number;
+  closeFd(fd: number): void;
+  /** A bound, listening, non-blocking AF_VSOCK socket owned by the caller. */
+  vsockListen(cid: number, port: number, backlog: number): number;
+  /**
+   * Starts a non-blocking connect; the callback runs once, later, with the connected fd (owned by
+   * the caller) or the error. Returns a token for `vsockConnectCancel`. Throws for errors the
+   * kernel reports at once.
+   */
+  vsockConnect(cid: number, port: number, timeoutMs: number, callback: (err: NativeError | null, fd?: number) => void): number;
+  /** Abandons a pending connect (its fd is closed, its callback never runs). */
+  vsockConnectCancel(token: number): boolean;
+  vsockLocalCid(): number;
+  vsockSocketSupported(): boolean;
+  vsockAddress(fd: number, peer: boolean): { cid: number; port: number };
+  /** ioctl(fd, NSM_IOCTL_RAW) with one CBOR request; returns the response bytes. */
+  nsmIoctl(fd: number, request: Buffer, maxResponse: number): Buffer;
+  /** Only before the first `pumpStart`. */
+  pumpConfigure(settings: Partial<NativePumpSettings>): void;
+  pumpStart(options: NativePumpStart, onDone: (outcome: NativePumpOutcome) => void): number;
+  /** The connection's callback still runs once, with closedBy "aborted". */
+  pumpAbort(id: number): boolean;
+  pumpStats(): NativePumpStats;
+  spliceProbe(): { supported: boolean; errno?: number };
+}
+
+export type NativeAddonStatus =
+  | { loaded: true; path: string }
+  | { loaded: false; reason: 'disabled' | 'not_built' | 'load_failed' | 'unsupported_platform'; detail: string };
+
+/** The module as the addon exports it: the same functions, raw errors and all. */
+type RawAddon = Omit<NativeAddon, 'path' | 'vsockConnect'> & {
+  vsockConnect(cid: number, port: number, timeoutMs: number, callback: (err: unknown, fd?: number) => void): number;
+};
+
+function rethrowTyped<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    throw toNativeError(err);
+  }
+}
+
+/** Every addon function, wrapped so that raw syscall errors reach callers as NativeErrors. */
+function typed(raw: RawAddon, addonPath: string): NativeAddon {
+  return {
+    path: addonPath,
+    dupFd: (fd) => rethrowTyped(() => raw.dupFd(fd)),
+    closeFd: (fd) => rethrowTyped(() => raw.closeFd(fd)),
+    vsockListen: (cid, port, backlog) => rethrowTyped(() => raw.vsockListen(cid, port, backlog)),
+    vsockConnect: (cid, port, timeoutMs, callback) => rethrowTyped(() => raw.vsockConnect(cid, port, timeoutMs,
+      // A non-function goes through as is, for the addon to reject.
+      typeof callback === 'function' ? (err, fd) => callback(err == null ? null : toNativeError(err) as NativeError, fd) : callback)),
+    vsockConnectCancel: (token) => rethrowTyped(() => raw.vsockConnectCancel(token)),
+    vsockLocalCid: () => rethrowTyped(() => raw.vsockLocalCid()),
+    vsockSocketSupported: () => rethrowTyped(() => raw.vsockSocketSupported()),
+    vsockAddress: (fd, peer) => rethrowTyped(() => raw.vsockAddress(fd, peer)),
+    nsmIoctl: (fd, request, maxResponse) => rethrowTyped(() => raw.nsmIoctl(fd, request, maxResponse)),
+    pumpConfigure: (settings) => rethrowTyped(() => raw.pumpConfigure(settings)),
+    pumpStart: (options, onDone) => rethrowTyped(() => raw.pumpStart(options, onDone)),
+    pumpAbort: (id) => rethrowTyped(() => raw.pumpAbort(id)),
+    pumpStats: () => rethrowTyped(() => raw.pumpStats()),
+    spliceProbe: () => rethrowTyped(() => raw.spliceProbe()),
+  };
+}
+
+/** The package root: the nearest directory above this module that holds package.json. */
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return dir;
+}
+
+let cached: { addon: NativeAddon | null; status: NativeAddonStatus } | undefined;
+
+function load(): { addon: NativeAddon | null; status: NativeAddonStatus } {
+  if (process.env[ENV_NATIVE] === '0') {
+    return { addon: null, status: { loaded: false, reason: 'disabled', detail: `${ENV_NATIVE}=0` } };
+  }
+  if (process.platform !== 'linux') {
+    return { addon: null, status: { loaded: false, reason: 'unsupported_platform', detail: `the native addon is Linux-only (this is ${process.platform})` } };
+  }
+  const addonPath = path.join(packageRoot(), ADDON_RELATIVE_PATH);
+  if (!fs.existsSync(addonPath)) {
+    return { addon: null, status: { loaded: false, reason: 'not_built', detail: `${addonPath} does not exist (the build at npm install failed or was skipped)` } };
+  }
+  try {
+    const raw = createRequire(import.meta.url)(addonPath) as RawAddon;
+    return { addon: typed(raw, addonPath), status: { loaded: true, path: addonPath } };
+  } catch (err) {
+    return { addon: null, status: { loaded: false, reason: 'load_failed', detail: `${addonPath}: ${messageOf(err)}` } };
+  }
+}
+
+/** The addon, or null when it is disabled, missing or unloadable. Cached; logs nothing. */
+export function loadNativeAddon(): NativeAddon | null {
+  cached ??= load();
+  return cached.addon;
+}
+
+/** Why the addon is (not) in use, for startup messages and `enclaver-proxy doctor`. */
+export function nativeAddonStatus(): NativeAddonStatus {
+  cached ??= load();
+  return cached.status;
+}
