@@ -4,6 +4,7 @@
  * tinyproxy as a plain one-hop CONNECT proxy and against no proxy at all, in one run.
  *
  *   npm run bench:egress [-- --mib 512 --runs 5 --handshakes 2000 --concurrency 16]
+ *   ENCLAVER_NATIVE=0 npm run bench:egress     # the same with the JavaScript pump
  *
  * Every figure is the median of `--runs` runs. Throughput is one tunnel downloading `--mib` MiB
  * from a loopback server (the bytes cross the pair once each way in user space with the JS
@@ -17,6 +18,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { describePump } from '../shared/pump/index.js';
 import { egressListener, freePort, readAudit, startSide, tempDir, waitForPort, type Side } from '../test/integration/egress-helpers.js';
 
 const { values } = parseArgs({
@@ -165,7 +167,9 @@ async function main(): Promise<void> {
     }
     const pair = results[results.length - 1]!;
     const tp = results.find((r) => r.name.startsWith('tinyproxy'));
-    process.stdout.write(`\nEgress CONNECT benchmark: ${MIB} MiB per tunnel, ${HANDSHAKES} handshakes at concurrency ${CONCURRENCY}, median of ${RUNS} runs\n\n`);
+    process.stdout.write(`\nEgress CONNECT benchmark: ${MIB} MiB per tunnel, ${HANDSHAKES} handshakes at concurrency ${CONCURRENCY}, median of ${RUNS} runs\n`);
+    // The pair's processes pick their pump the same way this process does.
+    process.stdout.write(`pump: ${describePump().summary}\n\n`);
     process.stdout.write('| path | throughput MiB/s | handshakes/s |\n|---|---:|---:|\n');
     for (const r of results) process.stdout.write(`| ${r.name} | ${r.mibps.toFixed(0)} | ${r.hps.toFixed(0)} |\n`);
     if (tp) process.stdout.write(`\npair / tinyproxy: throughput ${(pair.mibps / tp.mibps).toFixed(2)}x, handshakes ${(pair.hps / tp.hps).toFixed(2)}x\n`);
