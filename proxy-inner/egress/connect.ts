@@ -58,11 +58,6 @@ export async function handleConnect(ctx: EgressContext, req: http.IncomingMessag
     attempt.finishRefused(opened);
     return;
   }
-  if (client.destroyed) {
-    opened.socket.destroy();
-    attempt.finish({ decision: 'allow', reason: 'client_gone', rule: opened.rule, destIp: opened.destIp, bytesUp: 0, bytesDown: 0, closedBy: 'downstream' });
-    return;
-  }
   await runTunnel(ctx, attempt, client, opened, head, () => {
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   });

@@ -40,7 +40,17 @@ async function checkSni(ctx: EgressContext, client: net.Socket, head: Buffer, at
   return canonical === host.text ? { ok: true, sni: canonical, buffered } : { ok: false, sni: canonical, reason: 'sni_mismatch' };
 }
 
+/** The app went away while the outer was connecting: close the tunnel it asked for. */
+function clientGone(client: net.Socket, attempt: Attempt, opened: Opened): boolean {
+  if (!client.destroyed) return false;
+  opened.socket.destroy();
+  attempt.finish({ decision: 'allow', reason: 'client_gone', rule: opened.rule, destIp: opened.destIp, bytesUp: 0, bytesDown: 0, closedBy: 'downstream' });
+  return true;
+}
+
 export async function runTunnel(ctx: EgressContext, attempt: Attempt, client: net.Socket, opened: Opened, head: Buffer, acceptClient: () => void): Promise<void> {
+  // A pump given an already-closed socket would wait for a close that has happened.
+  if (clientGone(client, attempt, opened)) return;
   acceptClient();
   let headUp = head;
   if (ctx.requireSniMatch) {
@@ -53,6 +63,7 @@ export async function runTunnel(ctx: EgressContext, attempt: Attempt, client: ne
       return;
     }
     headUp = verdict.buffered;
+    if (clientGone(client, attempt, opened)) return;
   }
   const result = await activePump().run(client, opened.socket, { headUp, headDown: opened.headDown, idleTimeoutMs: ctx.idleTimeoutMs }).done;
   attempt.finishTunnel(result, opened.destIp, opened.rule);

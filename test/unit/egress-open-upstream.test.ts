@@ -7,48 +7,28 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseAuthority } from '../../shared/egress/destination.js';
 import { compilePolicy } from '../../shared/egress/policy.js';
-import { encodeEgressAnswer, parseEgressRequest, type EgressAnswer, type EgressRequest } from '../../shared/egress/relay-frames.js';
+import type { EgressAnswer } from '../../shared/egress/relay-frames.js';
 import { parseAddress } from '../../shared/transport/index.js';
-import { FrameDecoder } from '../../shared/wire/frame.js';
 import { isRefusal, openUpstream, type Refusal } from '../../proxy-inner/egress/open-upstream.js';
+import { startRelayStub, type RelayStub } from '../helpers/relay-stub.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-stub-'));
-const sockPath = path.join(dir, 'relay.sock');
-let answerFor: (req: EgressRequest) => { answer: EgressAnswer | null; after?: Buffer } = () => ({ answer: null });
-const seen: EgressRequest[] = [];
-let server: net.Server;
+let stub: RelayStub;
 
-before(async () => {
-  server = net.createServer((s) => {
-    const decoder = new FrameDecoder();
-    s.on('error', () => {});
-    s.on('data', (c: Buffer) => {
-      for (const f of decoder.push(c)) {
-        const req = parseEgressRequest(f);
-        seen.push(req);
-        const { answer, after: extra } = answerFor(req);
-        if (answer === null) { s.destroy(); return; }
-        s.write(Buffer.concat([encodeEgressAnswer(answer), extra ?? Buffer.alloc(0)]));
-        if (!answer.ok) s.end();
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(sockPath, r));
-});
+before(async () => { stub = await startRelayStub(dir); });
 
-after(() => {
-  server.close();
+after(async () => {
+  await stub.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
 const ctx = {
   policy: compilePolicy({ allow: ['**', '0.0.0.0/0', '::/0'], deny: ['10.0.0.0/8', 'blocked.example'] }),
-  relay: { address: parseAddress(`unix://${sockPath}`), timeoutMs: 2000 },
+  relay: { address: parseAddress(`unix://${path.join(dir, 'relay.sock')}`), timeoutMs: 2000 },
 };
 
 async function refusal(dest: string): Promise<Refusal> {
@@ -69,7 +49,7 @@ test('relay error codes map to the HTTP status and SOCKS5 reply of each failure'
     ['something_new', ['error', 'upstream_unreachable', 502, 0x03]],
   ];
   for (const [code, want] of cases) {
-    answerFor = () => ({ answer: { ok: false, code, message: 'stub' } as EgressAnswer });
+    stub.answerWith(() => ({ answer: { ok: false, code, message: 'stub' } as EgressAnswer }));
     const r = await refusal('ok.example:443');
     assert.deepEqual([r.decision, r.reason, r.status, r.socksReply], want, code);
     assert.equal(r.rule, '**', 'the allowing rule is kept for the audit record');
@@ -77,7 +57,7 @@ test('relay error codes map to the HTTP status and SOCKS5 reply of each failure'
 });
 
 test('no relay, or a relay that hangs up, is a 502 with relay_unavailable', async () => {
-  answerFor = () => ({ answer: null });
+  stub.answerWith(() => ({ answer: null }));
   const r = await refusal('ok.example:443');
   assert.deepEqual([r.reason, r.status, r.socksReply], ['relay_unavailable', 502, 0x01]);
   const gone = await openUpstream({ ...ctx, relay: { address: parseAddress(`unix://${dir}/nobody.sock`), timeoutMs: 500 } }, parseAuthority('ok.example:443'), 'c2');
@@ -86,22 +66,22 @@ test('no relay, or a relay that hangs up, is a 502 with relay_unavailable', asyn
 
 test('the reported address is validated and checked against deny CIDRs, disguises included', async () => {
   for (const [address, reason] of [['10.1.2.3', 'resolved_address_denied'], ['::ffff:10.1.2.3', 'resolved_address_denied'], ['64:ff9b::a01:203', 'resolved_address_denied'], ['not-an-ip', 'relay_bad_address'], ['0x0a.1', 'relay_bad_address']] as const) {
-    answerFor = () => ({ answer: { ok: true, address } });
+    stub.answerWith(() => ({ answer: { ok: true, address } }));
     const r = await refusal('ok.example:443');
     assert.equal(r.reason, reason, address);
   }
 });
 
 test('a refused destination never reaches the relay; an accepted one keeps the bytes behind the answer', async () => {
-  seen.length = 0;
+  stub.seen.length = 0;
   const denied = await refusal('blocked.example:443');
   assert.deepEqual([denied.reason, denied.status, denied.rule], ['denied_by_rule', 403, 'blocked.example']);
-  assert.equal(seen.length, 0);
-  answerFor = () => ({ answer: { ok: true, address: '93.184.216.34' }, after: Buffer.from('220 smtp ready\r\n') });
+  assert.equal(stub.seen.length, 0);
+  stub.answerWith(() => ({ answer: { ok: true, address: '93.184.216.34' }, after: Buffer.from('220 smtp ready\r\n') }));
   const opened = await openUpstream(ctx, parseAuthority('MAIL.Example.:25'), 'c3');
   assert.ok(!isRefusal(opened));
   assert.equal(opened.destIp, '93.184.216.34');
   assert.equal(opened.headDown.toString(), '220 smtp ready\r\n');
-  assert.deepEqual(seen[0], { host: 'mail.example', port: 25, conn_id: 'c3' }, 'the relay gets the canonical host');
+  assert.deepEqual(stub.seen[0], { host: 'mail.example', port: 25, conn_id: 'c3' }, 'the relay gets the canonical host');
   opened.socket.destroy();
 });

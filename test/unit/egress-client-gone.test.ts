@@ -1,0 +1,91 @@
+/**
+ * Clients that go away while the outer is still connecting (CONNECT or SOCKS5): the tunnel the
+ * relay then opens must be closed and audited, never left to a pump that waits for a close that
+ * already happened. A client that hangs up is noticed by the pump's first read; a connection the
+ * proxy itself destroyed meanwhile (drain deadline at shutdown) never reaches the pump at all.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { EgressAuditRecord } from '../../shared/audit/record.js';
+import { compilePolicy } from '../../shared/egress/policy.js';
+import { Listener } from '../../shared/listener/listener.js';
+import { parseAddress } from '../../shared/transport/index.js';
+import { egressProxy } from '../../proxy-inner/egress/egress-proxy.js';
+import { startRelayStub, type RelayStub } from '../helpers/relay-stub.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'client-gone-'));
+let stub: RelayStub;
+let listener: Listener;
+const records: EgressAuditRecord[] = [];
+
+before(async () => {
+  stub = await startRelayStub(dir);
+  // The relay answers only after the app has already gone.
+  stub.answerWith(() => ({ answer: { ok: true, address: '93.184.216.34' }, delayMs: 150 }));
+  listener = new Listener({
+    name: 'egress',
+    address: parseAddress('tcp://127.0.0.1:0'),
+    maxConnections: 100,
+    handler: egressProxy({
+      listener: 'egress', protocols: ['http_connect', 'socks5'], policy: compilePolicy({ allow: ['**'] }),
+      relay: parseAddress(`unix://${stub.path}`), audit: (r) => records.push(r),
+      requireSniMatch: false, connectTimeoutMs: 2000, handshakeTimeoutMs: 2000, idleTimeoutMs: 0,
+    }),
+  });
+  await listener.start();
+});
+
+after(async () => {
+  await listener.stopAccepting();
+  await stub.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function askAndLeave(bytes: Buffer): Promise<void> {
+  const addr = listener.address;
+  assert.ok(addr.kind === 'tcp');
+  const s = net.connect(addr.port, '127.0.0.1');
+  s.on('error', () => {});
+  await new Promise<void>((r) => s.once('connect', () => r()));
+  s.write(bytes);
+  await new Promise((r) => setTimeout(r, 30));
+  s.destroy();
+}
+
+async function until(pred: () => boolean): Promise<void> {
+  for (let i = 0; i < 400 && !pred(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(pred());
+}
+
+test('clients that hang up before the answer: the tunnel is closed and audited', async () => {
+  records.length = 0;
+  await askAndLeave(Buffer.from('CONNECT far.example:443 HTTP/1.1\r\nHost: far.example:443\r\n\r\n'));
+  await askAndLeave(Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 3, 11]), Buffer.from('far.example'), Buffer.from([1, 187])]));
+  await until(() => records.length === 2);
+  assert.deepEqual(records.map((r) => [r.proto, r.decision, r.closed_by, r.bytes_up, r.dest_ip]), [
+    ['http_connect', 'allow', 'downstream', 0, '93.184.216.34'],
+    ['socks5', 'allow', 'downstream', 0, '93.184.216.34'],
+  ]);
+  await until(() => stub.connections.length === 2 && stub.connections.every((c) => c.destroyed));
+  assert.equal(listener.activeConnections, 0);
+});
+
+test('a connection destroyed by the drain deadline while the outer connects: client_gone', async () => {
+  records.length = 0;
+  const addr = listener.address;
+  assert.ok(addr.kind === 'tcp');
+  const s = net.connect(addr.port, '127.0.0.1');
+  s.on('error', () => {});
+  await new Promise<void>((r) => s.once('connect', () => r()));
+  s.write('CONNECT far.example:443 HTTP/1.1\r\nHost: far.example:443\r\n\r\n');
+  await until(() => stub.seen.length === 3);
+  await listener.drain(Date.now());
+  await until(() => records.length === 1);
+  assert.deepEqual([records[0]!.reason, records[0]!.closed_by], ['client_gone', 'downstream']);
+  await until(() => stub.connections.length === 3 && stub.connections[2]!.destroyed);
+  s.destroy();
+});
