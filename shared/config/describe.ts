@@ -60,8 +60,7 @@ function side(c: SideConfig): Record<string, unknown> {
       },
     } : {}),
     ...(c.audit ? {
-      audit: {
-        buffer_records: c.audit.bufferRecords,
+      audit: c.role === 'inner' ? { buffer_records: c.audit.bufferRecords } : {
         stdout: c.audit.stdout,
         ...(c.audit.file ? { file: c.audit.file.path, max_size_bytes: c.audit.file.maxBytes, keep: c.audit.file.keep, fsync: c.audit.file.fsync } : {}),
       },

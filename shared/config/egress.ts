@@ -157,8 +157,14 @@ export function parseSize(value: string | number): number {
   return Number(value.slice(0, value.length - (m[1]?.length ?? 0))) * SIZE_UNITS[m[1] ?? 'B']!;
 }
 
-export function normalizeAudit(raw: Raw | undefined, configDir: string): AuditConfig | undefined {
+const OUTER_AUDIT_KEYS = ['stdout', 'file', 'max_size', 'keep', 'fsync'];
+
+export function normalizeAudit(add: Problem, raw: Raw | undefined, base: PathSegment[], role: 'inner' | 'outer', configDir: string): AuditConfig | undefined {
   if (raw === undefined) return undefined;
+  // The inner only buffers records; the outer writes them. A key on the wrong side would be ignored.
+  for (const key of role === 'inner' ? OUTER_AUDIT_KEYS : ['buffer_records']) {
+    if (raw[key] !== undefined) add([...base, key], `\`audit.${key}\` is a setting of the ${role === 'inner' ? 'outer' : 'inner'} side`);
+  }
   const file = raw.file ? { path: path.resolve(configDir, raw.file), maxBytes: parseSize(raw.max_size ?? '100MiB'), keep: raw.keep ?? 5, fsync: raw.fsync === true } : undefined;
   return { bufferRecords: raw.buffer_records ?? 10000, stdout: raw.stdout ?? file === undefined, file };
 }

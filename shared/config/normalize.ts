@@ -149,7 +149,7 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
     clusters,
     app,
     egressRelay,
-    audit: normalizeAudit(raw.audit, configDir),
+    audit: normalizeAudit((q, m) => c.add(q, m), raw.audit, [...base, 'audit'], role, configDir),
     enclave: { cid: raw.enclave?.cid ?? DEFAULT_ENCLAVE_CID, exitWithApp: raw.enclave?.exit_with_app ?? true },
     nsm: nsmConfig(raw.nsm, configDir),
     aws: { region: raw.aws?.region, credentialRefreshMarginMs: parseDuration(raw.aws?.credential_refresh_margin ?? DEFAULT_CREDENTIAL_REFRESH_MARGIN) },

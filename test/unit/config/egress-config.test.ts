@@ -78,6 +78,13 @@ audit:
     assert.ok(bad.some((p) => /egress_relay\.upstream_proxy\.url: .*credentials are not supported/.test(p)), bad.join('\n'));
   });
 
+  test('audit keys on the wrong side are errors', () => {
+    const inner = configProblems(`${INNER}audit: { file: /tmp/a.log }\n`);
+    assert.ok(inner.some((p) => /audit\.file: `audit\.file` is a setting of the outer side/.test(p)), inner.join('\n'));
+    const outer = configProblems('role: outer\naudit: { buffer_records: 5 }\n');
+    assert.ok(outer.some((p) => /audit\.buffer_records: `audit\.buffer_records` is a setting of the inner side/.test(p)), outer.join('\n'));
+  });
+
   test('a local pair whose inner has an egress listener gets the relay without asking', () => {
     const c = loadText(`role: local\nouter: {}\ninner:\n${INNER.split('\n').slice(1).map((l) => `  ${l}`).join('\n')}`) as LocalConfig;
     assert.ok(c.outer.egressRelay);
