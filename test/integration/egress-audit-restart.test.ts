@@ -100,3 +100,39 @@ test('an outer restart mid-stream loses no audit record and duplicates none', as
   };
   assert.deepEqual(count(lines.map((l) => [String(l.dest_host), String(l.reason)])), count(expected));
 });
+
+test('records beyond the inner buffer while the outer is away become one audit_dropped record', async () => {
+  const dropDir = path.join(dir, 'drop');
+  const dropVsock = path.join(dropDir, 'vsock');
+  fs.mkdirSync(dropVsock, { recursive: true });
+  const dropAudit = path.join(dropDir, 'audit.log');
+  const config = { egress_relay: { hosts_file: hostsFile }, audit: { file: dropAudit } };
+  let o: Side | undefined = await startSide('outer', config, dropVsock);
+  const i = await startSide('inner', { audit: { buffer_records: 3 }, ...egressListener({ protocols: ['http'], allow: [], deny: [] }) }, dropVsock);
+  try {
+    const port = i.port('egress');
+    const attempt = (n: number) => run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${port}`, `http://app.test:${serverPort}/${n}`]);
+    assert.equal((await attempt(1)).stdout, '403');
+    await waitFor('first record', () => readAudit(dropAudit).length === 1);
+    await o.stop('SIGKILL');
+    o = undefined;
+    // Three records fit in the buffer (four if the first one's acknowledgement was lost with the
+    // outer); the rest are dropped and counted.
+    for (let n = 2; n <= 9; n++) assert.equal((await attempt(n)).stdout, '403');
+    o = await startSide('outer', config, dropVsock);
+    await waitFor('the drop notice', () => readAudit(dropAudit).some((l) => l.type === 'audit_dropped'));
+    const before = readAudit(dropAudit).length;
+    assert.equal((await attempt(10)).stdout, '403');
+    await waitFor('the last record', () => readAudit(dropAudit).length === before + 1);
+    const lines = readAudit(dropAudit);
+    assert.deepEqual(lines.map((l) => l.seq), lines.map((_, k) => k + 1), 'no gap, no duplicate');
+    const dropped = lines.filter((l) => l.type === 'audit_dropped');
+    assert.equal(dropped.length, 1);
+    assert.ok(lines.indexOf(dropped[0]!) >= 3 && lines.indexOf(dropped[0]!) === lines.length - 2, 'in place of the records it stands for');
+    // Every attempt is either a line of its own or inside the count.
+    assert.equal(lines.filter((l) => l.type === 'egress').length + (dropped[0]!.count as number), 10);
+  } finally {
+    await i.stop();
+    await o?.stop();
+  }
+});
