@@ -26,12 +26,14 @@ export interface Outcome {
 
 const connections = new WeakMap<net.Socket, { ctx: ConnectionContext; attempts: number }>();
 
-/** The listener's context of each accepted socket, for the handlers that only get the socket. */
-export const connIdOf = Object.assign((socket: net.Socket): ConnectionContext | undefined => connections.get(socket)?.ctx, {
-  register(socket: net.Socket, ctx: ConnectionContext): void {
-    connections.set(socket, { ctx, attempts: 0 });
-  },
-});
+/** Remember the listener's context of an accepted socket, for handlers that only get the socket. */
+export function registerConnection(socket: net.Socket, ctx: ConnectionContext): void {
+  connections.set(socket, { ctx, attempts: 0 });
+}
+
+export function connectionOf(socket: net.Socket): ConnectionContext | undefined {
+  return connections.get(socket)?.ctx;
+}
 
 /** The connection id for the first attempt on a socket, `<id>.<n>` for later keep-alive requests. */
 function attemptId(socket: net.Socket): string {

@@ -1,12 +1,11 @@
 /** What every protocol handler of one egress listener needs, built once per listener. */
+import type { EgressProto } from '../../shared/audit/record.js';
 import type { AuditSink } from './attempt.js';
 import type { UpstreamContext } from './open-upstream.js';
 
-export type EgressProtocol = 'http_connect' | 'http' | 'socks5';
-
 export interface EgressContext {
   listener: string;
-  protocols: ReadonlySet<EgressProtocol>;
+  protocols: ReadonlySet<EgressProto>;
   upstream: UpstreamContext;
   audit: AuditSink;
   /** Peek each tunnel's TLS ClientHello and refuse an SNI other than the CONNECT/SOCKS host. */

@@ -9,16 +9,17 @@ import { messageOf } from '../../shared/errors/index.js';
 import type { ConnectionContext, ConnectionHandler } from '../../shared/listener/types.js';
 import type { EgressPolicy } from '../../shared/egress/policy.js';
 import type { Address } from '../../shared/transport/index.js';
-import { connIdOf, type AuditSink } from './attempt.js';
+import { connectionOf, registerConnection, type AuditSink } from './attempt.js';
 import { handleConnect } from './connect.js';
-import type { EgressContext, EgressProtocol } from './context.js';
+import type { EgressProto } from '../../shared/audit/record.js';
+import type { EgressContext } from './context.js';
 import { httpForwarder } from './http-forward.js';
 import { handleSocks5 } from './socks5.js';
 import { sniffProtocol } from './sniff.js';
 
 export interface EgressProxyOptions {
   listener: string;
-  protocols: readonly EgressProtocol[];
+  protocols: readonly EgressProto[];
   policy: EgressPolicy;
   /** The outer relay (vsock://parent:17002 in production). */
   relay: Address;
@@ -51,7 +52,7 @@ export function egressProxy(opts: EgressProxyOptions): ConnectionHandler {
     socket.destroy();
   };
   server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    handleConnect(ctx, req, socket, head).catch(failed(socket, connIdOf(socket)!.log));
+    handleConnect(ctx, req, socket, head).catch(failed(socket, connectionOf(socket)!.log));
   });
   server.on('request', httpForwarder(ctx));
   server.on('clientError', (_err: Error, socket: net.Socket) => {
@@ -65,7 +66,7 @@ export function egressProxy(opts: EgressProxyOptions): ConnectionHandler {
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const abort = () => socket.destroy();
     cctx.signal.addEventListener('abort', abort, { once: true });
-    connIdOf.register(socket, cctx);
+    registerConnection(socket, cctx);
     try {
       const kind = wantsSocks && wantsHttp ? await sniffProtocol(socket, ctx.handshakeTimeoutMs) : wantsSocks ? 'socks5' : 'http';
       if (kind === 'socks5') {
