@@ -144,7 +144,16 @@ export function httpForwarder(ctx: EgressContext): (req: http.IncomingMessage, r
       attempt.finish({ decision: 'error', reason: 'upstream_failed', rule, destIp, bytesUp, bytesDown, closedBy: 'upstream', closeError: errnoOf(err) ?? 'EIO' });
     });
     upstreamReq.on('response', (up) => {
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardableHeaders(up.rawHeaders));
+      try {
+        res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardableHeaders(up.rawHeaders));
+      } catch (err) {
+        // Node's writer is stricter than its parser about some header bytes: never let a
+        // destination's response throw in here (it would take the process down).
+        up.destroy();
+        refuse(res, 502);
+        attempt.finish({ decision: 'error', reason: 'upstream_bad_response', rule, destIp, bytesUp, bytesDown, closedBy: 'upstream', closeError: errnoOf(err) ?? 'EPROTO' });
+        return;
+      }
       up.on('data', (c: Buffer) => { bytesDown += c.length; });
       up.pipe(res);
       up.on('end', () => attempt.finish({ decision: 'allow', reason: 'allowed_by_rule', rule, destIp, bytesUp, bytesDown, closedBy: 'upstream' }));
