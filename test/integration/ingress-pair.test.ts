@@ -140,7 +140,7 @@ describe('PROXY protocol v2 on the app leg (optional)', () => {
     const pair = await startPair({ app: [process.execPath, path.join(FIXTURES, 'apps/proxy-v2-app.mjs')], appProxyProtocol: true, readyLine: /proxy-v2-app listening/ });
     try {
       const answer = await new Promise<string>((resolve, reject) => {
-        const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort }, () => s.write('hello'));
+        const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort, allowHalfOpen: true }, () => s.end('hello'));
         let out = '';
         s.on('data', (d: Buffer) => { out += d.toString(); });
         s.on('end', () => resolve(out));
