@@ -2,6 +2,7 @@
  * Enclaver manifests: validated as strictly as Enclaver does, translated into the two sides.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parsePublish } from '../../../shared/config/enclaver-manifest.js';
 import { loadConfigSource, type LoadOptions } from '../../../shared/config/load.js';
@@ -9,6 +10,7 @@ import { ConfigSource } from '../../../shared/config/source.js';
 import type { LocalConfig, SideConfig } from '../../../shared/config/types.js';
 import { ConfigError, formatProblem } from '../../../shared/errors/index.js';
 import { formatAddress } from '../../../shared/transport/address.js';
+import { ROOT } from '../../helpers/paths.js';
 
 const MANIFEST = `version: v1
 name: "test"
@@ -38,6 +40,21 @@ function problems(text: string, opts: LoadOptions): string[] {
 }
 
 describe('Enclaver manifest translation', () => {
+  test('the no-fly-list manifest (configs/) runs as both sides: ingress, egress allowlist, KMS proxy', () => {
+    const file = path.join(ROOT, 'configs/enclaver-no-fly-list.yaml');
+    const local = loadConfigSource(ConfigSource.read(file), { role: 'local', publish: [parsePublish('18001:8001')] }) as LocalConfig;
+    const egress = local.inner.listeners.find((l) => l.egress)!;
+    assert.equal(formatAddress(egress.address), 'tcp://127.0.0.1:10000', "Enclaver's default proxy_port");
+    assert.deepEqual(egress.egress!.policy.allow.map((r) => r.text), ['kms.*.amazonaws.com', 's3.amazonaws.com', '169.254.169.254'], 'patterns carried over unchanged');
+    const kms = local.inner.listeners.find((l) => l.kms)!;
+    assert.equal(formatAddress(kms.address), 'tcp://127.0.0.1:9999');
+    assert.equal(kms.kms!.egressProxy, 'http://127.0.0.1:10000', 'KMS goes out through the egress allowlist');
+    assert.ok(local.outer.egressRelay, 'the outer relays egress');
+    assert.ok(local.outer.imdsRelay, 'the outer relays IMDS credentials for the KMS proxy');
+    assert.deepEqual(local.outer.listeners.map((l) => formatAddress(l.address)), ['tcp://127.0.0.1:18001']);
+  });
+
+
   test('as outer: each ingress port becomes a TCP listener → vsock cluster with PROXY v2', () => {
     const c = load(MANIFEST, { role: 'outer', enclaveCid: 21 }) as SideConfig;
     assert.equal(c.role, 'outer');
