@@ -19,7 +19,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { describePump } from '../shared/pump/index.js';
-import { egressListener, freePort, readAudit, startSide, tempDir, waitForPort, type Side } from '../test/integration/egress-helpers.js';
+import { egressListener, freePort, readAudit, startSide, tempDir, waitForPort, type Side } from '../test/helpers/egress.js';
 
 const { values } = parseArgs({
   options: {

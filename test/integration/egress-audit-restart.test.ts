@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { egressListener, readAudit, run, startSide, tempDir, waitFor, type Side } from './egress-helpers.js';
+import { egressListener, readAudit, run, startSide, tempDir, waitFor, type Side } from '../helpers/egress.js';
 
 const dir = tempDir('egress-restart-');
 const vsockDir = path.join(dir, 'vsock');

@@ -10,7 +10,7 @@ import https from 'node:https';
 import type net from 'node:net';
 import path from 'node:path';
 import { runCli, tempDir } from '../helpers/process.js';
-import { makeCert, readAudit } from './egress-helpers.js';
+import { makeCert, readAudit } from '../helpers/egress.js';
 
 const dir = tempDir('egress-app-');
 after(() => fs.rmSync(dir, { recursive: true, force: true }));

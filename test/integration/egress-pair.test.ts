@@ -11,7 +11,7 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { EnvHttpProxyAgent, ProxyAgent, fetch as undiciFetch } from 'undici';
-import { egressListener, makeCert, readAudit, run, startSide, tempDir, waitFor, type AuditLine, type Side } from './egress-helpers.js';
+import { egressListener, makeCert, readAudit, run, startSide, tempDir, waitFor, type AuditLine, type Side } from '../helpers/egress.js';
 
 const NAMES = ['allowed.test', 'denied.test', 'default.test', 'internal.test', 'other.test'];
 

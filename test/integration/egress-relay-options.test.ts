@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { egressListener, freePort, readAudit, run, startSide, tempDir, waitFor, waitForPort, type AuditLine, type Side } from './egress-helpers.js';
+import { egressListener, freePort, readAudit, run, startSide, tempDir, waitFor, waitForPort, type AuditLine, type Side } from '../helpers/egress.js';
 
 const dir = tempDir('egress-relay-');
 const sides: Side[] = [];

@@ -4,10 +4,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { CLI } from '../helpers/paths.js';
+import { CLI } from './paths.js';
 
-export { freePort } from '../helpers/ports.js';
-export { tempDir } from '../helpers/process.js';
+export { freePort } from './ports.js';
+export { tempDir } from './process.js';
 
 export interface Side {
   proc: ChildProcess;

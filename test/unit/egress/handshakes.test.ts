@@ -7,9 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
-import { parseGreeting, parseRequest, SocksError } from '../../proxy-inner/egress/socks5.js';
-import { ClientHelloError, parseClientHelloSni } from '../../proxy-inner/egress/sni.js';
-import type { PrefixParse } from '../../shared/util/read-prefix.js';
+import { parseGreeting, parseRequest, SocksError } from '../../../proxy-inner/egress/socks5.js';
+import { ClientHelloError, parseClientHelloSni } from '../../../proxy-inner/egress/sni.js';
+import type { PrefixParse } from '../../../shared/util/read-prefix.js';
 
 /** Feed a parser one byte at a time: it must ask for more until the last byte, then finish. */
 function byteByByte<T>(parse: (b: Buffer) => PrefixParse<T>, bytes: Buffer): T {

@@ -6,9 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DestinationError, canonicalHost, parseAuthority } from '../../shared/egress/destination.js';
-import { compilePolicy, decide, decideConnected, PolicyRuleError } from '../../shared/egress/policy.js';
-import { embeddedIPv4, formatIp, isNonPublic, parseIPv4Any, parseIPv6 } from '../../shared/egress/ip.js';
+import { DestinationError, canonicalHost, parseAuthority } from '../../../shared/egress/destination.js';
+import { compilePolicy, decide, decideConnected, PolicyRuleError } from '../../../shared/egress/policy.js';
+import { embeddedIPv4, formatIp, isNonPublic, parseIPv4Any, parseIPv6 } from '../../../shared/egress/ip.js';
 
 type Expect = 'allow' | 'deny' | 'malformed';
 interface Row {

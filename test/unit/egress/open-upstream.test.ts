@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseAuthority } from '../../shared/egress/destination.js';
-import { compilePolicy } from '../../shared/egress/policy.js';
-import type { EgressAnswer } from '../../shared/egress/relay-frames.js';
-import { parseAddress } from '../../shared/transport/index.js';
-import { isRefusal, openUpstream, type Refusal } from '../../proxy-inner/egress/open-upstream.js';
-import { startRelayStub, type RelayStub } from '../helpers/relay-stub.js';
+import { parseAuthority } from '../../../shared/egress/destination.js';
+import { compilePolicy } from '../../../shared/egress/policy.js';
+import type { EgressAnswer } from '../../../shared/egress/relay-frames.js';
+import { parseAddress } from '../../../shared/transport/index.js';
+import { isRefusal, openUpstream, type Refusal } from '../../../proxy-inner/egress/open-upstream.js';
+import { startRelayStub, type RelayStub } from '../../helpers/relay-stub.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-stub-'));
 let stub: RelayStub;

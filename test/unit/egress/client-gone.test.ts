@@ -10,12 +10,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { EgressAuditRecord } from '../../shared/audit/record.js';
-import { compilePolicy } from '../../shared/egress/policy.js';
-import { Listener } from '../../shared/listener/listener.js';
-import { parseAddress } from '../../shared/transport/index.js';
-import { egressProxy } from '../../proxy-inner/egress/egress-proxy.js';
-import { startRelayStub, type RelayStub } from '../helpers/relay-stub.js';
+import type { EgressAuditRecord } from '../../../shared/audit/record.js';
+import { compilePolicy } from '../../../shared/egress/policy.js';
+import { Listener } from '../../../shared/listener/listener.js';
+import { parseAddress } from '../../../shared/transport/index.js';
+import { egressProxy } from '../../../proxy-inner/egress/egress-proxy.js';
+import { startRelayStub, type RelayStub } from '../../helpers/relay-stub.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'client-gone-'));
 let stub: RelayStub;

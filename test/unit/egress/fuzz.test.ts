@@ -6,13 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ProxyError } from '../../shared/errors/index.js';
-import { canonicalHost, parseAuthority } from '../../shared/egress/destination.js';
-import { parseEgressAnswer, parseEgressRequest } from '../../shared/egress/relay-frames.js';
-import { parseAuditAck, parseAuditRecord } from '../../shared/audit/stream.js';
-import { FrameType, encodeFrame, parseFrame } from '../../shared/wire/frame.js';
-import { parseGreeting, parseRequest } from '../../proxy-inner/egress/socks5.js';
-import { parseClientHelloSni } from '../../proxy-inner/egress/sni.js';
+import { ProxyError } from '../../../shared/errors/index.js';
+import { canonicalHost, parseAuthority } from '../../../shared/egress/destination.js';
+import { parseEgressAnswer, parseEgressRequest } from '../../../shared/egress/relay-frames.js';
+import { parseAuditAck, parseAuditRecord } from '../../../shared/audit/stream.js';
+import { FrameType, encodeFrame, parseFrame } from '../../../shared/wire/frame.js';
+import { parseGreeting, parseRequest } from '../../../proxy-inner/egress/socks5.js';
+import { parseClientHelloSni } from '../../../proxy-inner/egress/sni.js';
 
 function typedOrOk(fn: () => unknown): void {
   try {

@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { EgressAuditRecord } from '../../shared/audit/record.js';
-import { parseAddress } from '../../shared/transport/index.js';
-import { AuditSender } from '../../proxy-inner/audit/sender.js';
-import { AuditCollector } from '../../proxy-outer/audit/collector.js';
-import { RotatingFile } from '../../proxy-outer/audit/file-sink.js';
+import type { EgressAuditRecord } from '../../../shared/audit/record.js';
+import { parseAddress } from '../../../shared/transport/index.js';
+import { AuditSender } from '../../../proxy-inner/audit/sender.js';
+import { AuditCollector } from '../../../proxy-outer/audit/collector.js';
+import { RotatingFile } from '../../../proxy-outer/audit/file-sink.js';
 
 function record(n: number): EgressAuditRecord {
   const ts = new Date().toISOString();
