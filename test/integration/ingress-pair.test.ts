@@ -159,6 +159,39 @@ describe('PROXY protocol v2 on the app leg (optional)', () => {
 });
 
 describe('app supervision', () => {
+  test('the app gets the egress proxy environment (both spellings) and none of the proxy\'s own settings', async () => {
+    const pair = await startPair({
+      app: [process.execPath, path.join(FIXTURES, 'apps/env-app.mjs')],
+      appEnv: { DEMO_SETTING: 'from-config' },
+      innerListenerExtra: '    - { name: egress, address: "tcp://127.0.0.1:0", egress: { allow: ["example.com:443"] } }',
+      readyLine: /env-app listening/,
+      env: { ENCLAVER_SOMETHING: 'secret-to-the-proxy', http_proxy: 'http://outer-machine-proxy:3128' },
+    });
+    try {
+      const env = JSON.parse(await new Promise<string>((resolve, reject) => {
+        const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort });
+        let out = '';
+        s.on('data', (d: Buffer) => { out += d.toString(); });
+        s.on('end', () => resolve(out));
+        s.on('error', reject);
+      })) as Record<string, string>;
+      const bound = pair.proc.records().find((r) => r.msg === 'listening' && r.listener === 'egress' && r.side === 'inner');
+      const hostPort = String(bound?.address).replace('tcp://', '');
+      assert.equal(env.HTTP_PROXY, `http://${hostPort}`);
+      assert.equal(env.HTTPS_PROXY, `http://${hostPort}`);
+      assert.equal(env.http_proxy, `http://${hostPort}`, 'the egress proxy replaces whatever proxy the machine had');
+      assert.equal(env.https_proxy, `http://${hostPort}`);
+      assert.equal(env.ALL_PROXY, `socks5h://${hostPort}`, 'ALL_PROXY is SOCKS5 with remote name resolution');
+      assert.equal(env.all_proxy, `socks5h://${hostPort}`);
+      assert.equal(env.NO_PROXY, 'localhost,127.0.0.1,::1');
+      assert.equal(env.no_proxy, 'localhost,127.0.0.1,::1');
+      assert.equal(env.DEMO_SETTING, 'from-config');
+      assert.equal(Object.keys(env).some((k) => k.startsWith('ENCLAVER_')), false, 'no ENCLAVER_* variable leaks to the app');
+    } finally {
+      await pair.stop();
+    }
+  });
+
   test('the app\'s exit code is the pair\'s exit code, even when it exits at once', async () => {
     const quick = await runPairToExit({ EXIT_CODE: '3' });
     assert.equal(quick.code, 3);
