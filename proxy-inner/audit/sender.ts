@@ -14,7 +14,8 @@ import { messageOf } from '../../shared/errors/index.js';
 import { logger } from '../../shared/log/logger.js';
 import type { AuditRecord } from '../../shared/audit/record.js';
 import { encodeAuditRecord, parseAuditAck } from '../../shared/audit/stream.js';
-import { connect, formatAddress, type Address } from '../../shared/transport/index.js';
+import { formatAddress, type Address } from '../../shared/transport/index.js';
+import { Redialer } from '../../shared/transport/redial.js';
 import { FrameDecoder, FrameType } from '../../shared/wire/frame.js';
 
 const log = logger('audit-sender');
@@ -49,31 +50,30 @@ export class AuditSender {
   private ackedSeq = 0;
   private droppedTotal = 0;
   private drop: { count: number; first: string; last: string } | null = null;
-  private socket: net.Socket | null = null;
+  private readonly channel: Redialer;
   /** Highest seq written to the current connection. */
   private sentSeq = 0;
-  private retryMs: number;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private stopped = true;
   private waiters: Array<() => void> = [];
 
   constructor(opts: AuditSenderOptions) {
     this.opts = { connectTimeoutMs: 2000, retryMinMs: 100, retryMaxMs: 2000, ...opts };
-    this.retryMs = this.opts.retryMinMs;
+    this.channel = new Redialer({
+      ...this.opts,
+      what: 'audit collector',
+      log,
+      onConnected: (socket) => this.onConnected(socket),
+      onLost: () => log.warn({ unacknowledged: this.buffer.length }, 'audit stream lost; reconnecting'),
+    });
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    void this.dial();
+    this.channel.start();
   }
 
   /** Stop reconnecting and close the stream; unacknowledged records are abandoned. */
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
-    this.socket?.destroy();
-    this.socket = null;
+    this.channel.stop();
+    this.channel.socket?.destroy();
   }
 
   emit(record: AuditRecord): void {
@@ -88,7 +88,7 @@ export class AuditSender {
   }
 
   stats(): AuditSenderStats {
-    return { buffered: this.buffer.length, droppedTotal: this.droppedTotal, lastSeq: this.nextSeq - 1, ackedSeq: this.ackedSeq, connected: this.socket !== null };
+    return { buffered: this.buffer.length, droppedTotal: this.droppedTotal, lastSeq: this.nextSeq - 1, ackedSeq: this.ackedSeq, connected: this.channel.socket !== null };
   }
 
   /** Resolves once every record emitted so far is acknowledged (shutdown, tests). */
@@ -113,7 +113,7 @@ export class AuditSender {
   }
 
   private sendPending(): void {
-    const s = this.socket;
+    const s = this.channel.socket;
     if (!s) return;
     for (const p of this.buffer) {
       if (p.seq <= this.sentSeq) continue;
@@ -136,20 +136,8 @@ export class AuditSender {
     }
   }
 
-  private async dial(): Promise<void> {
-    if (this.stopped) return;
-    let socket: net.Socket;
-    try {
-      socket = await connect(this.opts.address, { timeoutMs: this.opts.connectTimeoutMs });
-    } catch (err) {
-      log.debug({ err: messageOf(err), retry_ms: this.retryMs }, 'audit collector not reachable');
-      this.retryLater();
-      return;
-    }
-    if (this.stopped) { socket.destroy(); return; }
+  private onConnected(socket: net.Socket): void {
     log.info({ address: formatAddress(this.opts.address), unacknowledged: this.buffer.length }, 'audit stream connected');
-    this.retryMs = this.opts.retryMinMs;
-    this.socket = socket;
     this.sentSeq = this.ackedSeq;
     const decoder = new FrameDecoder();
     socket.on('data', (chunk: Buffer) => {
@@ -164,23 +152,7 @@ export class AuditSender {
         socket.destroy();
       }
     });
-    socket.on('error', () => {});
-    socket.once('close', () => {
-      if (this.socket === socket) this.socket = null;
-      if (!this.stopped) {
-        log.warn({ unacknowledged: this.buffer.length }, 'audit stream lost; reconnecting');
-        this.retryLater();
-      }
-    });
     socket.resume();
     this.sendPending();
-  }
-
-  private retryLater(): void {
-    if (this.stopped) return;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => void this.dial(), this.retryMs);
-    this.retryTimer.unref();
-    this.retryMs = Math.min(this.retryMs * 2, this.opts.retryMaxMs);
   }
 }
