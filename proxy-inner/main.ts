@@ -4,8 +4,11 @@
  */
 import type { SideConfig } from '../shared/config/types.js';
 import { messageOf } from '../shared/errors/index.js';
-import { logger } from '../shared/log/logger.js';
-import { SideRuntime } from '../shared/runtime/side-runtime.js';
+import { addLogTap, logger } from '../shared/log/logger.js';
+import { configureSideVsock, SideRuntime } from '../shared/runtime/side-runtime.js';
+import { vsockSettings } from '../shared/transport/vsock.js';
+import { LogForwarder } from './logs/forwarder.js';
+import { MetricsExporter } from './metrics-export/exporter.js';
 import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf } from '../shared/wire/status.js';
 import { appEnvironment } from './app/environment.js';
@@ -30,8 +33,30 @@ export interface InnerOptions {
 }
 
 export async function runInner(config: SideConfig, opts: InnerOptions = {}): Promise<number> {
+  configureSideVsock(config);
+  // The log channel starts first, so the lines that explain a failed start reach the outer too.
+  const logs = startLogForwarding(config);
   const reporter = new StatusReporter();
   reporter.start();
+  const exitCode = await superviseInner(config, opts, reporter, logs);
+  await logs?.stop();
+  return exitCode;
+}
+
+/** Forward log lines to the outer unless the config says otherwise; by default only on real vsock. */
+function startLogForwarding(config: SideConfig): LogForwarder | undefined {
+  if (!(config.logs.forward ?? vsockSettings().emulationDir === undefined)) return undefined;
+  const logs = new LogForwarder({ maxBufferedBytes: config.logs.bufferBytes });
+  addLogTap((line) => logs.write(line.trimEnd()));
+  logs.start();
+  return logs;
+}
+
+function appOutputLine(stream: 'stdout' | 'stderr', line: string): string {
+  return JSON.stringify({ level: 'info', time: new Date().toISOString(), side: 'inner', component: 'app', stream, msg: line });
+}
+
+async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: StatusReporter, logs: LogForwarder | undefined): Promise<number> {
   try {
     // A missing binary is reported before any socket opens, like a config error.
     if (config.app) preflightApp(config.app, process.env.PATH);
@@ -48,6 +73,9 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
     : undefined;
   let runtime: SideRuntime;
   let aws: InnerAws | null = null;
+  const metricsExport = new MetricsExporter();
+  // Metrics for the parent are an aid, not a duty: an enclave that cannot offer them still runs.
+  await metricsExport.start().catch((err: unknown) => log.warn({ err: messageOf(err) }, 'metrics export to the outer unavailable'));
   try {
     aws = innerAws(config);
     runtime = new SideRuntime(config, innerListenerKinds(config, { aws, audit: (r) => { countEgress(r); audit?.emit(r); } }));
@@ -58,6 +86,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
     await runtime.start();
   } catch (err) {
     await aws?.close();
+    await metricsExport.close();
     audit?.stop();
     log.fatal({ err: messageOf(err) }, 'inner proxy could not start');
     reporter.report({ state: 'fatal', error: messageOf(err), code: 1 });
@@ -77,7 +106,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
     const urls = appProxyUrls(config, (name) => runtime.listeners.find((l) => l.name === name)?.address);
     const app = new AppSupervisor(config.app, appEnvironment(process.env, {
       configured: config.app.env, egressProxyUrl: urls.http, allProxyUrl: urls.all, aws: awsAppEnvironment(config, runtime.listeners, await aws?.regionForApp()),
-    }));
+    }), logs ? (stream, line) => logs.write(appOutputLine(stream, line)) : undefined);
     let pid: number;
     try {
       pid = app.start();
@@ -87,6 +116,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
       reporter.report({ state: 'fatal', error: messageOf(err), code });
       await runtime.shutdown();
       await aws?.close();
+      await metricsExport.close();
       await flushAudit(audit);
       await reporter.stop();
       unhook();
@@ -115,6 +145,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
   }
   await runtime.shutdown();
   await aws?.close();
+  await metricsExport.close();
   await flushAudit(audit);
   await reporter.stop();
   unhook();

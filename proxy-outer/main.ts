@@ -15,6 +15,8 @@ import { EgressRelay } from './egress-relay/relay.js';
 import { parseUpstreamProxy } from './egress-relay/upstream-proxy.js';
 import { outerListenerKinds } from './listeners.js';
 import { StatusCollector } from './status/collector.js';
+import { enclaveMetricsRoute } from './enclave-metrics/fetch.js';
+import { LogCollector } from './logs/collector.js';
 import { Imdsv2Client } from './imds-relay/imdsv2-client.js';
 import { startImdsRelay } from './imds-relay/relay-server.js';
 import { VSOCK_CID_ANY } from '../shared/transport/address.js';
@@ -59,6 +61,9 @@ export async function startOuter(config: SideConfig): Promise<OuterHandle> {
     detail: status.latest ? status.latest.state : 'no status from the enclave yet',
   }));
   await status.start();
+  const logs = new LogCollector();
+  await logs.start();
+  runtime.admin.addRoute('/enclave/metrics', enclaveMetricsRoute(config.enclave.cid));
   const { egressRelay, audit } = egressParts(config);
   // The audit collector first: the inner may send records as soon as a tunnel is refused.
   await audit?.start();
@@ -81,6 +86,7 @@ export async function startOuter(config: SideConfig): Promise<OuterHandle> {
       await audit?.stop();
       await imdsRelay?.close();
       await status.close();
+      await logs.close();
     },
   };
 }

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { ProxyError } from '../../shared/errors/index.js';
 import type { AppConfig } from '../../shared/config/types.js';
 import { logger } from '../../shared/log/logger.js';
+import { LineSplitter } from '../../shared/util/line-splitter.js';
 
 const log = logger('app');
 
@@ -68,17 +69,39 @@ export class AppSupervisor {
   private readonly app: AppConfig;
   private readonly env: Record<string, string>;
 
-  constructor(app: AppConfig, env: Record<string, string>) {
+  private readonly onOutput: ((stream: 'stdout' | 'stderr', line: string) => void) | undefined;
+
+  /**
+   * `onOutput`, when given, receives each line the app writes (for the log channel); the lines
+   * still reach this process's stdout/stderr. Without it the app inherits them directly.
+   */
+  constructor(app: AppConfig, env: Record<string, string>, onOutput?: (stream: 'stdout' | 'stderr', line: string) => void) {
     this.app = app;
     this.env = env;
+    this.onOutput = onOutput;
+  }
+
+  private tee(child: ChildProcess): void {
+    for (const name of ['stdout', 'stderr'] as const) {
+      const from = child[name];
+      if (!from) continue;
+      const splitter = new LineSplitter();
+      const to = process[name];
+      from.on('data', (chunk: Buffer) => {
+        to.write(chunk);
+        for (const line of splitter.push(chunk)) this.onOutput!(name, line);
+      });
+      from.on('end', () => { for (const line of splitter.end()) this.onOutput!(name, line); });
+    }
   }
 
   /** Spawn the app; throws AppStartError when it cannot be started at all. */
   start(): number {
     const [program, ...args] = this.app.argv;
     const resolved = preflightApp(this.app, this.env.PATH);
-    const child = spawn(resolved, args, { cwd: this.app.cwd, env: this.env, stdio: 'inherit', detached: true, argv0: program });
+    const child = spawn(resolved, args, { cwd: this.app.cwd, env: this.env, stdio: this.onOutput ? ['inherit', 'pipe', 'pipe'] : 'inherit', detached: true, argv0: program });
     this.child = child;
+    if (this.onOutput) this.tee(child);
     this.exitPromise = new Promise<AppExit>((resolve) => {
       child.once('error', (err) => {
         log.error({ err: err.message }, 'app failed');

@@ -11,14 +11,21 @@ import { listen, formatAddress, type Address, type Listening } from '../transpor
 const log = logger('admin');
 
 export type ReadinessCheck = () => { ready: boolean; detail: string };
+export type AdminRoute = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
 
 export class AdminServer {
   private readonly checks = new Map<string, ReadinessCheck>();
+  private readonly routes = new Map<string, AdminRoute>();
   private listening: Listening | undefined;
   private readonly server = http.createServer((req, res) => void this.handle(req, res));
 
   addReadinessCheck(name: string, check: ReadinessCheck): void {
     this.checks.set(name, check);
+  }
+
+  /** A read-only GET endpoint a side adds (the outer's /enclave/metrics). */
+  addRoute(path: string, route: AdminRoute): void {
+    this.routes.set(path, route);
   }
 
   readiness(): { ready: boolean; checks: Record<string, { ready: boolean; detail: string }> } {
@@ -51,8 +58,14 @@ export class AdminServer {
         }
         return;
       }
-      default:
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /live, /ready or /metrics\n');
+      default: {
+        const route = this.routes.get(path ?? '');
+        if (route) {
+          await route(req, res);
+          return;
+        }
+        res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try ${['/live', '/ready', '/metrics', ...this.routes.keys()].join(', ')}\n`);
+      }
     }
   }
 

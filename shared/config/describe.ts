@@ -9,6 +9,7 @@ function side(c: SideConfig): Record<string, unknown> {
     admin: c.admin ? formatAddress(c.admin) : null,
     ...(c.vsock.emulationDir || c.vsock.cid ? { vsock: { ...(c.vsock.emulationDir ? { emulation_dir: c.vsock.emulationDir } : {}), ...(c.vsock.cid ? { cid: c.vsock.cid } : {}) } } : {}),
     drain_timeout_ms: c.drainTimeoutMs,
+    ...(c.role === 'inner' ? { logs: { forward: c.logs.forward ?? 'auto', buffer_bytes: c.logs.bufferBytes } } : {}),
     ...(c.role === 'outer' ? { enclave: { cid: c.enclave.cid, exit_with_app: c.enclave.exitWithApp } } : {}),
     ...(c.role === 'inner' && c.listeners.some((l) => l.kms || l.imds || l.attestationApi) ? {
       nsm: {

@@ -22,6 +22,7 @@ const DEFAULT_IDLE_TIMEOUT = '1h';
 const DEFAULT_DRAIN_TIMEOUT = '15s';
 const DEFAULT_STOP_TIMEOUT = '10s';
 const DEFAULT_MAX_CONNECTIONS = 10000;
+const DEFAULT_LOG_BUFFER_BYTES = 1024 * 1024;
 const DEFAULT_CREDENTIAL_REFRESH_MARGIN = '5m';
 const DEFAULT_IMDS_UPSTREAM = 'http://169.254.169.254';
 const DEFAULT_IMDS_TOKEN_TTL = '6h';
@@ -61,6 +62,7 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
 
   if (role === 'outer' && raw.app) c.add([...base, 'app'], '`app` belongs to the inner side (the app runs inside the enclave)');
   if (role === 'inner' && raw.enclave) c.add([...base, 'enclave'], '`enclave` belongs to the outer side');
+  if (role === 'outer' && raw.logs) c.add([...base, 'logs'], '`logs` belongs to the inner side (the outer receives what the inner forwards)');
 
   const clusters = new Map<string, ClusterConfig>();
   (raw.clusters ?? []).forEach((rc: Raw, i: number) => {
@@ -145,6 +147,7 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
     admin,
     vsock: { emulationDir: raw.vsock?.emulation_dir ? path.resolve(configDir, raw.vsock.emulation_dir) : undefined, cid: raw.vsock?.cid },
     drainTimeoutMs: parseDuration(raw.shutdown?.drain_timeout ?? DEFAULT_DRAIN_TIMEOUT),
+    logs: { forward: raw.logs?.forward, bufferBytes: raw.logs?.buffer_bytes ?? DEFAULT_LOG_BUFFER_BYTES },
     listeners,
     clusters,
     app,

@@ -105,6 +105,15 @@ const side = {
         cid: { type: 'integer', minimum: 3, maximum: 4294967294, description: 'This side\'s CID under emulation (default 3 on the outer, 16 in the enclave).' },
       },
     },
+    logs: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Inner only: the enclave\'s log lines (the inner\'s own and the app\'s stdout/stderr) carried to the outer over vsock 17001, which writes them to its stdout. Inside Nitro, stdout only reaches a debug-mode console.',
+      properties: {
+        forward: { type: 'boolean', default: 'on with real vsock, off under emulation (the local pair shares one terminal)', description: 'Forward log lines to the outer.' },
+        buffer_bytes: { type: 'integer', minimum: 4096, default: 1048576, description: 'Lines kept while the outer is unreachable; past it the oldest are dropped and the drop is reported in the stream.' },
+      },
+    },
     shutdown: {
       type: 'object',
       additionalProperties: false,

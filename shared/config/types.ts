@@ -72,6 +72,8 @@ export interface SideConfig {
   admin: Address | null;
   vsock: { emulationDir: string | undefined; cid: number | undefined };
   drainTimeoutMs: number;
+  /** Inner: forward log lines to the outer; undefined = decide by transport (real vsock: yes). */
+  logs: { forward: boolean | undefined; bufferBytes: number };
   listeners: ListenerConfig[];
   clusters: Map<string, ClusterConfig>;
   app: AppConfig | undefined;

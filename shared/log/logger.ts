@@ -39,11 +39,24 @@ function build(): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  if (wantsPretty()) {
-    return pino(options, pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
-  }
   // Synchronous writes: a proxy that crashes must not lose the line that explains why.
-  return pino(options, pino.destination({ dest: 1, sync: true }));
+  const out = wantsPretty()
+    ? pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+    : pino.destination({ dest: 1, sync: true });
+  return pino(options, {
+    write(line: string) {
+      out.write(line);
+      for (const tap of taps) tap(line);
+    },
+  });
+}
+
+/** Receivers of every JSON log line as written (the inner forwards them to the outer). */
+const taps = new Set<(line: string) => void>();
+
+export function addLogTap(tap: (line: string) => void): () => void {
+  taps.add(tap);
+  return () => taps.delete(tap);
 }
 
 let side: string | undefined = process.env.ENCLAVER_SIDE || undefined;

@@ -13,6 +13,18 @@ import { configureVsock, envLocalCid, vsockSettings } from '../transport/vsock.j
 
 export const DEFAULT_INNER_CID = 16;
 
+/**
+ * Where this side's vsock addresses lead: emulation directory and local CID from config, else from
+ * the environment (the local pair sets it for its inner child), else the defaults. Call it before
+ * opening any vsock connection; repeating it is harmless.
+ */
+export function configureSideVsock(config: SideConfig): void {
+  configureVsock({
+    emulationDir: config.vsock.emulationDir ?? vsockSettings().emulationDir,
+    localCid: config.vsock.cid ?? envLocalCid() ?? (config.role === 'inner' ? DEFAULT_INNER_CID : VSOCK_CID_PARENT),
+  });
+}
+
 /** Builds the handler of one listener; each side maps listener kinds to its modules. */
 export type ListenerKinds = (listener: ListenerConfig) => ConnectionHandler;
 
@@ -27,10 +39,7 @@ export class SideRuntime {
     this.config = config;
     this.log = logger(config.role);
     // Vsock settings come first: listeners below may be on vsock addresses.
-    configureVsock({
-      emulationDir: config.vsock.emulationDir ?? vsockSettings().emulationDir,
-      localCid: config.vsock.cid ?? envLocalCid() ?? (config.role === 'inner' ? DEFAULT_INNER_CID : VSOCK_CID_PARENT),
-    });
+    configureSideVsock(config);
     this.listeners = config.listeners.map((l) => new Listener({ name: l.name, address: l.address, maxConnections: l.maxConnections, handler: kinds(l) }));
     this.admin.addReadinessCheck('listeners', () => ({ ready: this.started, detail: this.started ? `${this.listeners.length} listening` : 'starting' }));
   }

@@ -26,6 +26,8 @@ export enum FrameType {
   AuditAck = 7,
   ImdsRequest = 8,
   ImdsResponse = 9,
+  MetricsRequest = 10,
+  MetricsResponse = 11,
 }
 
 export interface Frame {

@@ -5,13 +5,15 @@
 export const RESERVED_PORT_MIN = 17000;
 export const RESERVED_PORT_MAX = 17009;
 
-/** The outer listens on all of these; the inner dials them on the parent (CID 3). */
+/** The outer listens on these and the inner dials them on the parent (CID 3), except Metrics. */
 export const PairPort = {
   Status: 17000,
   Logs: 17001,
   Egress: 17002,
   Audit: 17003,
   Imds: 17004,
+  /** The inner listens here: the outer fetches the enclave's Prometheus metrics. */
+  Metrics: 17005,
 } as const;
 
 export function isReservedPort(port: number): boolean {

@@ -1,0 +1,102 @@
+/**
+ * Carries the enclave's log lines (the inner's own JSON lines and the app's output) to the outer
+ * over vsock://parent:17001: inside a Nitro enclave stdout only reaches the console of a debug-mode
+ * enclave, so without this an operator is blind.
+ *
+ * Best effort, by design: lines wait in a byte-bounded buffer while the outer is unreachable; when
+ * it overflows the oldest lines go and the next delivery starts with one line saying how many. The
+ * audit stream, not this, is the channel with delivery guarantees.
+ */
+import type net from 'node:net';
+import { logger } from '../../shared/log/logger.js';
+import { VSOCK_CID_PARENT } from '../../shared/transport/address.js';
+import { Redialer } from '../../shared/transport/redial.js';
+import { encodeFrame, FrameType } from '../../shared/wire/frame.js';
+import { PairPort } from '../../shared/wire/ports.js';
+
+const log = logger('logs');
+/** Lines per frame are bounded by bytes so a frame stays far below the wire limit. */
+const FRAME_BYTES = 64 * 1024;
+
+export interface LogForwarderOptions {
+  maxBufferedBytes: number;
+}
+
+export class LogForwarder {
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private dropped = 0;
+  private scheduled = false;
+  private readonly maxBufferedBytes: number;
+  private readonly channel = new Redialer({
+    address: { kind: 'vsock', cid: VSOCK_CID_PARENT, port: PairPort.Logs },
+    what: 'log channel',
+    log,
+    onConnected: (socket: net.Socket) => {
+      socket.on('data', () => {});
+      socket.on('drain', () => this.flush());
+      socket.resume();
+      this.flush();
+    },
+  });
+
+  constructor(opts: LogForwarderOptions) {
+    this.maxBufferedBytes = opts.maxBufferedBytes;
+  }
+
+  start(): void {
+    this.channel.start();
+  }
+
+  /** Queue one line (without its newline). */
+  write(line: string): void {
+    this.pending.push(line);
+    this.pendingBytes += line.length;
+    while (this.pendingBytes > this.maxBufferedBytes && this.pending.length > 1) {
+      this.pendingBytes -= this.pending.shift()!.length;
+      this.dropped += 1;
+    }
+    if (!this.scheduled) {
+      // Coalesce a burst of lines into a few frames.
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  private flush(): void {
+    const socket = this.channel.socket;
+    if (!socket || socket.destroyed || socket.writableNeedDrain) return;
+    if (this.dropped > 0) {
+      const notice = JSON.stringify({ level: 'warn', time: new Date().toISOString(), side: 'inner', component: 'logs', dropped: this.dropped, msg: `${this.dropped} log lines were dropped while the outer was unreachable` });
+      this.dropped = 0;
+      this.pending.unshift(notice);
+      this.pendingBytes += notice.length;
+    }
+    while (this.pending.length > 0) {
+      const lines: string[] = [];
+      let bytes = 0;
+      while (this.pending.length > 0 && (lines.length === 0 || bytes + this.pending[0]!.length <= FRAME_BYTES)) {
+        const line = this.pending.shift()!;
+        bytes += line.length;
+        lines.push(line);
+      }
+      this.pendingBytes -= bytes;
+      if (!socket.write(encodeFrame(FrameType.Log, { lines }))) return;
+    }
+  }
+
+  async stop(timeoutMs = 1000): Promise<void> {
+    this.flush();
+    this.channel.stop();
+    const socket = this.channel.socket;
+    if (!socket || socket.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, timeoutMs);
+      socket.end(() => { clearTimeout(t); resolve(); });
+    });
+    socket.destroy();
+  }
+}
