@@ -88,8 +88,9 @@ export class InnerAws {
     }
   }
 
-  kmsRequestListener(kms: KmsProxySettings): http.RequestListener {
-    // One RSA key per process, whatever the number of KMS listeners.
+  /** A KMS client as this enclave: attested, re-signed with the role's credentials. */
+  kmsProxy(kms: KmsProxySettings): KmsProxy {
+    // One RSA key per process, whatever the number of KMS users.
     this.recipientKey ??= new RecipientKey();
     const upstream = new KmsUpstream({ proxyUrl: kms.egressProxy, ca: kms.ca });
     this.upstreams.push(upstream);
@@ -98,7 +99,11 @@ export class InnerAws {
       endpointFor: (region) => kmsEndpointFor(kms, region), maxBodyBytes: kms.maxBodyBytes, upstream, recipientKey: this.recipientKey, attestation,
       credentials: async () => (await this.credentials.get()).credentials,
       region: () => this.region(),
-    }).requestListener;
+    });
+  }
+
+  kmsRequestListener(kms: KmsProxySettings): http.RequestListener {
+    return this.kmsProxy(kms).requestListener;
   }
 
   imdsRequestListener(): http.RequestListener {

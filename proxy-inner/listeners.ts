@@ -10,17 +10,21 @@ import { InnerAws } from './aws-services.js';
 import { parseAddress } from '../shared/transport/index.js';
 import type { AuditSink } from './egress/attempt.js';
 import { egressProxy } from './egress/egress-proxy.js';
+import type { TlsIdentities } from './tls/tls-identities.js';
 
 export interface InnerServices {
   /** KMS proxy, IMDS endpoint and attestation API, when a listener needs them. */
   aws: InnerAws | null;
+  /** TLS identities of terminating listeners (PEM files or KMS-sealed keys). */
+  tls: TlsIdentities;
   /** Where egress listeners send their audit records. */
   audit: AuditSink;
 }
 
 /** The AWS services, when some listener needs them (KMS proxy, IMDS endpoint, attestation API). */
 export function innerAws(config: SideConfig): InnerAws | null {
-  if (!config.listeners.some((l) => l.kms || l.imds || l.attestationApi)) return null;
+  const sealedTlsKey = (l: ListenerConfig) => l.tls !== undefined && 'kmsCiphertext' in l.tls.privateKey;
+  if (!config.listeners.some((l) => l.kms || l.imds || l.attestationApi || sealedTlsKey(l))) return null;
   return new InnerAws({
     nsm: {
       mode: config.nsm.mode,
@@ -32,9 +36,12 @@ export function innerAws(config: SideConfig): InnerAws | null {
   });
 }
 
-export function innerListenerKinds(config: SideConfig, { aws, audit }: InnerServices): (l: ListenerConfig) => ConnectionHandler {
+export function innerListenerKinds(config: SideConfig, { aws, audit, tls }: InnerServices): (l: ListenerConfig) => ConnectionHandler {
   return (l) => {
-    if (l.cluster !== undefined) return tcpProxy({ listener: l, cluster: config.clusters.get(l.cluster)! });
+    if (l.cluster !== undefined) {
+      const identity = tls.sourceFor(l);
+      return tcpProxy({ listener: l, cluster: config.clusters.get(l.cluster)!, ...(identity ? { tls: identity } : {}) });
+    }
     if (l.egress !== undefined) {
       return egressProxy({
         listener: l.name,

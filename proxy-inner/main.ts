@@ -22,6 +22,7 @@ import { auditStreamMetrics, countEgress } from './egress/metrics.js';
 import type { InnerAws } from './aws-services.js';
 import { awsAppEnvironment } from './app/aws-environment.js';
 import { StatusReporter } from './status/reporter.js';
+import { TlsIdentities } from './tls/tls-identities.js';
 
 const log = logger('inner');
 /** How long shutdown waits for the outer to acknowledge the last audit records. */
@@ -71,20 +72,25 @@ async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: 
   const audit = config.listeners.some((l) => l.egress !== undefined)
     ? new AuditSender({ address: parseAddress(`vsock://parent:${PairPort.Audit}`), maxBuffered: config.audit?.bufferRecords ?? 10_000 })
     : undefined;
-  let runtime: SideRuntime;
+  let runtime: SideRuntime | undefined;
   let aws: InnerAws | null = null;
   const metricsExport = new MetricsExporter();
   // Metrics for the parent are an aid, not a duty: an enclave that cannot offer them still runs.
   await metricsExport.start().catch((err: unknown) => log.warn({ err: messageOf(err) }, 'metrics export to the outer unavailable'));
   try {
     aws = innerAws(config);
-    runtime = new SideRuntime(config, innerListenerKinds(config, { aws, audit: (r) => { countEgress(r); audit?.emit(r); } }));
+    const tls = new TlsIdentities(aws);
+    runtime = new SideRuntime(config, innerListenerKinds(config, { aws, tls, audit: (r) => { countEgress(r); audit?.emit(r); } }));
     if (audit) {
       auditStreamMetrics(() => audit.stats());
       audit.start();
     }
     await runtime.start();
+    // Sealed TLS keys need the listeners (egress) up; a key KMS will not open is fatal now.
+    const sealed = await tls.ready();
+    if (sealed > 0) log.info({ keys: sealed }, 'TLS keys decrypted inside the enclave (attested KMS)');
   } catch (err) {
+    await runtime?.shutdown();
     await aws?.close();
     await metricsExport.close();
     audit?.stop();

@@ -24,11 +24,32 @@ export interface Outcome {
   closeError?: string | null;
 }
 
-const connections = new WeakMap<net.Socket, { ctx: ConnectionContext; attempts: number }>();
+interface ConnectionState {
+  ctx: ConnectionContext;
+  attempts: number;
+  /** Attempts not finished yet: a tunnel outlives its JS socket when the native pump carries it. */
+  open: number;
+  settled: (() => void)[];
+  /** Payload bytes of the connection's tunnel, exact from the pump (the socket's own counters stop at the hand-over). */
+  tunnel: { up: number; down: number } | null;
+}
+
+const connections = new WeakMap<net.Socket, ConnectionState>();
 
 /** Remember the listener's context of an accepted socket, for handlers that only get the socket. */
 export function registerConnection(socket: net.Socket, ctx: ConnectionContext): void {
-  connections.set(socket, { ctx, attempts: 0 });
+  connections.set(socket, { ctx, attempts: 0, open: 0, settled: [], tunnel: null });
+}
+
+/** Resolves once every attempt on the connection has finished (and been audited). */
+export function connectionSettled(socket: net.Socket): Promise<void> {
+  const c = connections.get(socket);
+  if (!c || c.open === 0) return Promise.resolve();
+  return new Promise((resolve) => c.settled.push(resolve));
+}
+
+export function tunnelBytesOf(socket: net.Socket): { up: number; down: number } | null {
+  return connections.get(socket)?.tunnel ?? null;
 }
 
 export function connectionOf(socket: net.Socket): ConnectionContext | undefined {
@@ -56,14 +77,24 @@ export class Attempt {
   sni: string | null = null;
   private finished = false;
 
+  private readonly connection: ConnectionState | undefined;
+
   constructor(private readonly sink: AuditSink, private readonly listener: string, readonly proto: EgressProto, client: net.Socket) {
     this.connId = attemptId(client);
     this.src = socketSource(client);
+    this.connection = connections.get(client);
+    if (this.connection) this.connection.open += 1;
   }
 
   finish(o: Outcome): void {
     if (this.finished) return;
     this.finished = true;
+    this.emit(o);
+    const c = this.connection;
+    if (c && --c.open === 0) for (const resolve of c.settled.splice(0)) resolve();
+  }
+
+  private emit(o: Outcome): void {
     const end = new Date();
     this.sink({
       type: 'egress',
@@ -93,6 +124,7 @@ export class Attempt {
   }
 
   finishTunnel(result: PumpResult, destIp: string | null, rule: string | null): void {
+    if (this.connection) this.connection.tunnel = { up: result.bytesUp, down: result.bytesDown };
     this.finish({
       decision: 'allow', reason: 'allowed_by_rule', rule, destIp,
       bytesUp: result.bytesUp, bytesDown: result.bytesDown, closedBy: result.closedBy, closeError: result.error?.code ?? null,

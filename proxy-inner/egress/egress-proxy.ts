@@ -9,7 +9,7 @@ import { messageOf } from '../../shared/errors/index.js';
 import type { ConnectionContext, ConnectionHandler } from '../../shared/listener/types.js';
 import type { EgressPolicy } from '../../shared/egress/policy.js';
 import type { Address } from '../../shared/transport/index.js';
-import { connectionOf, registerConnection, type AuditSink } from './attempt.js';
+import { connectionOf, connectionSettled, registerConnection, tunnelBytesOf, type AuditSink } from './attempt.js';
 import { handleConnect } from './connect.js';
 import type { EgressProto } from '../../shared/audit/record.js';
 import type { EgressContext } from './context.js';
@@ -81,7 +81,11 @@ export function egressProxy(opts: EgressProxyOptions): ConnectionHandler {
       socket.destroy();
     }
     await closed;
+    // With the native pump the socket closes at the hand-over while the tunnel goes on: the
+    // connection lasts until its last attempt is finished.
+    await connectionSettled(socket);
     cctx.signal.removeEventListener('abort', abort);
-    return { bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten };
+    const tunnel = tunnelBytesOf(socket);
+    return tunnel ? { bytesIn: tunnel.up, bytesOut: tunnel.down } : { bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten };
   };
 }

@@ -6,7 +6,7 @@ import type net from 'node:net';
 import { canonicalHost, DestinationError } from '../../shared/egress/destination.js';
 import { activePump } from '../../shared/pump/index.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
-import type { Attempt } from './attempt.js';
+import { connectionOf, type Attempt } from './attempt.js';
 import type { EgressContext } from './context.js';
 import type { Opened } from './open-upstream.js';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHelloSni } from './sni.js';
@@ -65,6 +65,12 @@ export async function runTunnel(ctx: EgressContext, attempt: Attempt, client: ne
     headUp = verdict.buffered;
     if (clientGone(client, attempt, opened)) return;
   }
-  const result = await activePump().run(client, opened.socket, { headUp, headDown: opened.headDown, idleTimeoutMs: ctx.idleTimeoutMs }).done;
+  // Drain's deadline reaches the tunnel through the pump: the JS socket may be gone by then.
+  const signal = connectionOf(client)?.signal;
+  const session = activePump().run(client, opened.socket, { headUp, headDown: opened.headDown, idleTimeoutMs: ctx.idleTimeoutMs });
+  const abort = () => session.abort('drain deadline');
+  signal?.addEventListener('abort', abort, { once: true });
+  const result = await session.done;
+  signal?.removeEventListener('abort', abort);
   attempt.finishTunnel(result, opened.destIp, opened.rule);
 }

@@ -19,6 +19,8 @@ export interface CachedCredentials {
   role: string;
   document: ImdsCredentialsDocument;
   credentials: AwsCredentials;
+  /** When they were fetched (on the cache's clock). */
+  fetchedAt: number;
 }
 
 export interface CredentialCacheOptions {
@@ -61,11 +63,21 @@ export class CredentialCache {
     if (!isImdsCredentialsDocument(document) || document.Code !== 'Success') {
       throw new CredentialsUnavailableError('imds_credentials_invalid', `IMDS returned no usable credentials for role ${role}`, { role, code: (document as { Code?: unknown })?.Code });
     }
-    return { role, document, credentials: credentialsFromImds(document) };
+    return { role, document, credentials: credentialsFromImds(document), fetchedAt: this.now() };
+  }
+
+  /**
+   * When to replace credentials: `marginMs` before they expire, or halfway through their
+   * remaining life when that is shorter than the margin (otherwise short-lived credentials would
+   * be refetched on every use and by a timer that fires at once, in a loop).
+   */
+  private refreshAt(c: CachedCredentials): number {
+    const expiry = c.credentials.expiration!.getTime();
+    return expiry - Math.min(this.marginMs, Math.max(0, expiry - c.fetchedAt) / 2);
   }
 
   private isFresh(c: CachedCredentials): boolean {
-    return c.credentials.expiration!.getTime() - this.marginMs > this.now();
+    return this.refreshAt(c) > this.now();
   }
 
   private isValid(c: CachedCredentials): boolean {
@@ -86,7 +98,7 @@ export class CredentialCache {
   private schedule(c: CachedCredentials): void {
     if (this.timer) clearTimeout(this.timer);
     if (this.closed) return;
-    const delay = Math.max(0, c.credentials.expiration!.getTime() - this.marginMs - this.now());
+    const delay = Math.max(0, this.refreshAt(c) - this.now());
     // A timer past 2^31 ms fires at once in Node; such lifetimes are refreshed on demand instead.
     if (delay > 0x7fffffff) return;
     this.timer = setTimeout(() => {

@@ -107,7 +107,18 @@ export class KmsProxy {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, setAction: (a: string) => void): Promise<Outcome> {
     const body = await this.readRequest(req);
     const target = req.headers['x-amz-target'];
-    const action = kmsActionOf(typeof target === 'string' ? target : undefined);
+    const { response, outcome } = await this.call(typeof target === 'string' ? target : undefined, body, setAction);
+    passThrough(res, response);
+    return outcome;
+  }
+
+  /**
+   * One KMS call as the enclave makes it: attested actions get this enclave's Recipient and come
+   * back with their plaintext in the SDK's field; the rest pass through. Used by the HTTP listener
+   * and by the inner itself (TLS private keys sealed with KMS).
+   */
+  async call(target: string | undefined, body: Buffer, setAction: (a: string) => void = () => {}): Promise<{ response: UpstreamResponse; outcome: Outcome }> {
+    const action = kmsActionOf(target);
     if (!action) throw new KmsProxyError(400, 'UnknownOperationException', 'kms_target', `X-Amz-Target "${String(target ?? '')}" is not a KMS action (TrentService.<Action>)`);
     setAction(action);
 
@@ -125,17 +136,11 @@ export class KmsProxy {
 
     const region = await this.opts.region();
     const endpoint = this.opts.endpointFor(region);
-    const headers = await signKmsRequest({ endpoint, region, target: target as string, body: forwarded, credentials: await this.opts.credentials() });
+    const headers = await signKmsRequest({ endpoint, region, target: target!, body: forwarded, credentials: await this.opts.credentials() });
     const upstream = await this.opts.upstream.post(endpoint, headers, forwarded);
 
-    if (upstream.status !== 200) {
-      passThrough(res, upstream);
-      return 'kms_error';
-    }
-    if (!attested) {
-      passThrough(res, upstream);
-      return 'passed_through';
-    }
+    if (upstream.status !== 200) return { response: upstream, outcome: 'kms_error' };
+    if (!attested) return { response: upstream, outcome: 'passed_through' };
     const answer = parseJsonObject(upstream.body, `KMS's ${action} response`);
     if (typeof answer.CiphertextForRecipient !== 'string') {
       throw new KmsProxyError(502, 'EnclaverProxyUpstreamException', 'kms_no_recipient_ciphertext', `KMS answered ${action} without CiphertextForRecipient`);
@@ -144,7 +149,6 @@ export class KmsProxy {
     delete answer.CiphertextForRecipient;
     answer[attested] = plaintext.toString('base64');
     plaintext.fill(0);
-    passThrough(res, { ...upstream, body: Buffer.from(JSON.stringify(answer)) });
-    return 'attested';
+    return { response: { ...upstream, body: Buffer.from(JSON.stringify(answer)) }, outcome: 'attested' };
   }
 }

@@ -1,7 +1,16 @@
 /** The normalized config as plain data, for `--check` output and for tests to compare. */
 import { formatAddress } from '../transport/address.js';
 import { formatCidr } from '../egress/ip.js';
-import type { Config, SideConfig } from './types.js';
+import type { Config, KmsListenerConfig, SideConfig } from './types.js';
+
+function kmsSettings(k: KmsListenerConfig): Record<string, unknown> {
+  return {
+    ...(k.endpoint ? { endpoint: k.endpoint } : {}),
+    ...(Object.keys(k.endpoints).length ? { endpoints: k.endpoints } : {}),
+    ...(k.egressProxy ? { egress_proxy: k.egressProxy } : {}),
+    ...(k.caFile ? { ca_file: k.caFile } : {}),
+  };
+}
 
 function side(c: SideConfig): Record<string, unknown> {
   return {
@@ -39,15 +48,8 @@ function side(c: SideConfig): Record<string, unknown> {
       max_connections: l.maxConnections,
       idle_timeout_ms: l.idleTimeoutMs,
       access_log: l.accessLog,
-      ...(l.tls ? { tls: { certificate: l.tls.certificate, private_key: l.tls.privateKey } } : {}),
-      ...(l.kms ? { kms: {
-        ...(l.kms.endpoint ? { endpoint: l.kms.endpoint } : {}),
-        ...(Object.keys(l.kms.endpoints).length ? { endpoints: l.kms.endpoints } : {}),
-        ...(l.kms.egressProxy ? { egress_proxy: l.kms.egressProxy } : {}),
-        ...(l.kms.caFile ? { ca_file: l.kms.caFile } : {}),
-        attestation_reuse_ms: l.kms.attestationReuseMs,
-        max_body_bytes: l.kms.maxBodyBytes,
-      } } : {}),
+      ...(l.tls ? { tls: { certificate: l.tls.certificate, private_key: 'file' in l.tls.privateKey ? l.tls.privateKey.file : { kms_ciphertext: l.tls.privateKey.kmsCiphertext, kms: kmsSettings(l.tls.privateKey.kms) } } } : {}),
+      ...(l.kms ? { kms: { ...kmsSettings(l.kms), attestation_reuse_ms: l.kms.attestationReuseMs, max_body_bytes: l.kms.maxBodyBytes } } : {}),
       ...(l.imds ? { imds: {} } : {}),
       ...(l.attestationApi ? { attestation_api: {} } : {}),
     })),

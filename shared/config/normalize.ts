@@ -10,7 +10,7 @@ import { parseDuration } from '../util/duration.js';
 import { isReservedPort, RESERVED_PORT_MIN, RESERVED_PORT_MAX } from '../wire/ports.js';
 import type { ConfigSource, PathSegment } from './source.js';
 import { defaultEgressRelay, normalizeAudit, normalizeEgressListener, normalizeEgressRelay } from './egress.js';
-import type { AppConfig, ClusterConfig, Config, ImdsRelayConfig, KmsListenerConfig, ListenerConfig, LocalConfig, NsmConfig, Role, SideConfig } from './types.js';
+import type { AppConfig, ClusterConfig, Config, ImdsRelayConfig, KmsListenerConfig, ListenerConfig, LocalConfig, NsmConfig, Role, SideConfig, TlsPrivateKey } from './types.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the raw document is schema-validated JSON */
 type Raw = any;
@@ -118,7 +118,7 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
       maxConnections: rl.max_connections ?? DEFAULT_MAX_CONNECTIONS,
       idleTimeoutMs: parseDuration(rl.idle_timeout ?? DEFAULT_IDLE_TIMEOUT),
       accessLog: rl.access_log === true,
-      ...(rl.tls ? { tls: { certificate: path.resolve(configDir, rl.tls.certificate), privateKey: path.resolve(configDir, rl.tls.private_key) } } : {}),
+      ...(rl.tls ? { tls: { certificate: path.resolve(configDir, rl.tls.certificate), privateKey: tlsPrivateKey(c, rl.tls.private_key, [...p, 'tls', 'private_key'], configDir) } } : {}),
       ...(rl.kms ? { kms: kmsListener(c, rl.kms, [...p, 'kms'], configDir) } : {}),
       ...(rl.imds ? { imds: {} } : {}),
       ...(rl.attestation_api ? { attestationApi: {} } : {}),
@@ -158,6 +158,11 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
     aws: { region: raw.aws?.region, credentialRefreshMarginMs: parseDuration(raw.aws?.credential_refresh_margin ?? DEFAULT_CREDENTIAL_REFRESH_MARGIN) },
     imdsRelay: raw.imds_relay ? imdsRelayConfig(c, raw.imds_relay, [...base, 'imds_relay']) : undefined,
   };
+}
+
+function tlsPrivateKey(c: Collector, raw: Raw, p: PathSegment[], configDir: string): TlsPrivateKey {
+  if (typeof raw === 'string') return { file: path.resolve(configDir, raw) };
+  return { kmsCiphertext: path.resolve(configDir, raw.kms_ciphertext), kms: kmsListener(c, raw.kms ?? {}, [...p, 'kms'], configDir) };
 }
 
 function kmsListener(c: Collector, raw: Raw, p: PathSegment[], configDir: string): KmsListenerConfig {

@@ -65,7 +65,31 @@ const listener = {
       description: 'Terminate TLS on this listener (inside the enclave) before forwarding plaintext to the cluster.',
       properties: {
         certificate: { type: 'string', description: 'PEM certificate chain file.' },
-        private_key: { type: 'string', description: 'PEM private key file.' },
+        private_key: {
+          description: 'The private key: a PEM file, or `{kms_ciphertext: FILE}` — a key sealed with KMS (`aws kms encrypt`), decrypted at startup by an attested Decrypt so that the plaintext key exists only in the enclave\'s memory.',
+          oneOf: [
+            { type: 'string' },
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['kms_ciphertext'],
+              properties: {
+                kms_ciphertext: { type: 'string', description: 'File holding the KMS CiphertextBlob of the PEM (or DER PKCS#8) key, binary or base64.' },
+                kms: {
+                  type: 'object',
+                  additionalProperties: false,
+                  description: 'Where and how to reach KMS (as for a `kms` listener).',
+                  properties: {
+                    endpoint: kmsListener.properties.endpoint,
+                    endpoints: kmsListener.properties.endpoints,
+                    egress_proxy: kmsListener.properties.egress_proxy,
+                    ca_file: kmsListener.properties.ca_file,
+                  },
+                },
+              },
+            },
+          ],
+        },
       },
     },
   },

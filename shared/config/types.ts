@@ -15,11 +15,14 @@ export interface ListenerConfig {
   maxConnections: number;
   idleTimeoutMs: number;
   accessLog: boolean;
-  tls?: { certificate: string; privateKey: string };
+  tls?: { certificate: string; privateKey: TlsPrivateKey };
   kms?: KmsListenerConfig;
   imds?: Record<string, never>;
   attestationApi?: Record<string, never>;
 }
+
+/** A PEM file, or a key sealed with KMS and decrypted inside the enclave at startup. */
+export type TlsPrivateKey = { file: string } | { kmsCiphertext: string; kms: KmsListenerConfig };
 
 export interface KmsListenerConfig {
   endpoint: string | undefined;

@@ -20,9 +20,14 @@ import { readPrefix } from '../util/read-prefix.js';
 const PROXY_HEADER_TIMEOUT_MS = 5000;
 const TLS_HANDSHAKE_TIMEOUT_MS = 15_000;
 
+/** The TLS identity of a terminating listener; awaited per connection (it may still be loading). */
+export type TlsContextSource = () => Promise<tls.SecureContext>;
+
 export interface TcpProxyOptions {
   listener: ListenerConfig;
   cluster: ClusterConfig;
+  /** Terminate TLS with this identity (inner listeners with `tls`). */
+  tls?: TlsContextSource;
 }
 
 function peerOf(socket: net.Socket): Endpoint | undefined {
@@ -37,9 +42,10 @@ function describe(e: Endpoint | undefined): string | undefined {
   return e ? (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`) : undefined;
 }
 
-function loadTlsContext(listener: ListenerConfig): tls.SecureContext | undefined {
-  if (!listener.tls) return undefined;
-  return tls.createSecureContext({ cert: fs.readFileSync(listener.tls.certificate), key: fs.readFileSync(listener.tls.privateKey), minVersion: 'TLSv1.2' });
+/** A TLS identity from PEM files, read now: a missing or bad key stops the process before it listens. */
+export function tlsContextFromFiles(certificate: string, privateKey: string): TlsContextSource {
+  const context = tls.createSecureContext({ cert: fs.readFileSync(certificate), key: fs.readFileSync(privateKey), minVersion: 'TLSv1.2' });
+  return () => Promise.resolve(context);
 }
 
 /** Server-side TLS over an accepted socket; resolves with the plaintext side once the handshake is done. */
@@ -54,9 +60,7 @@ function terminateTls(socket: net.Socket, context: tls.SecureContext, head: Buff
 }
 
 export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
-  const { listener, cluster } = opts;
-  // Read once at startup: a missing or bad key must stop the process before it listens.
-  const tlsContext = loadTlsContext(listener);
+  const { listener, cluster, tls: tlsContext } = opts;
 
   return async (socket: net.Socket, ctx: ConnectionContext): Promise<ConnectionOutcome> => {
     let client = peerOf(socket);
@@ -90,7 +94,7 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     let pump: Pump = activePump();
     if (tlsContext) {
       try {
-        downstream = await terminateTls(socket, tlsContext, head);
+        downstream = await terminateTls(socket, await tlsContext(), head);
         head = Buffer.alloc(0);
         // Decrypted bytes exist only in JS; the kernel pump cannot carry them.
         pump = jsPump;

@@ -11,6 +11,9 @@ import { emulatedPath, vsockSettings } from './vsock.js';
 
 export { parseAddress, formatAddress, type Address } from './address.js';
 
+/** Accept queue length asked of the kernel (which caps it at net.core.somaxconn). */
+const DEFAULT_BACKLOG = 4096;
+
 export interface ListenOptions {
   backlog?: number;
   /** Node's `server.maxConnections`: connections beyond it are closed at once and reported to `onDrop`. */
@@ -68,7 +71,7 @@ export async function listen(addr: Address, onConnection: (socket: net.Socket) =
   const display = formatAddress(addr);
   const vsock = realVsock(addr);
   if (vsock) {
-    const server = await listenVsock(vsock, onConnection, { backlog: opts.backlog ?? 511, serverOptions: SERVER_OPTIONS });
+    const server = await listenVsock(vsock, onConnection, { backlog: opts.backlog ?? DEFAULT_BACKLOG, serverOptions: SERVER_OPTIONS });
     return adoptServer(server, addr, display, opts, undefined);
   }
   const target = netTarget(addr, vsockSettings().emulationDir);
@@ -78,8 +81,8 @@ export async function listen(addr: Address, onConnection: (socket: net.Socket) =
     const onError = (err: Error) => reject(new TransportError('listen', display, messageOf(err), errnoOf(err), err));
     server.once('error', onError);
     const done = () => { server.off('error', onError); resolve(); };
-    if ('path' in target) server.listen({ path: target.path, backlog: opts.backlog ?? 511 }, done);
-    else server.listen({ host: target.host, port: target.port, backlog: opts.backlog ?? 511 }, done);
+    if ('path' in target) server.listen({ path: target.path, backlog: opts.backlog ?? DEFAULT_BACKLOG }, done);
+    else server.listen({ host: target.host, port: target.port, backlog: opts.backlog ?? DEFAULT_BACKLOG }, done);
   });
   return adoptServer(server, addr, display, opts, 'path' in target ? target.path : undefined);
 }
@@ -106,11 +109,12 @@ function adoptServer(server: net.Server, addr: Address, display: string, opts: L
   };
 }
 
-export function connect(addr: Address, opts: ConnectOptions): Promise<net.Socket> {
-  const vsock = realVsock(addr);
-  if (vsock) return connectVsock(vsock, opts);
+/** A Unix socket whose accept queue is full refuses at once with EAGAIN; it is worth waiting for. */
+const BACKLOG_FULL_RETRY_MS = [2, 5, 10, 20, 50, 100];
+
+function connectOnce(addr: Address, target: { path: string } | { host: string; port: number }, deadline: number, signal: AbortSignal | undefined): Promise<net.Socket> {
   const display = formatAddress(addr);
-  const target = netTarget(addr, vsockSettings().emulationDir);
+  const timeoutMs = Math.max(0, deadline - Date.now());
   return new Promise((resolve, reject) => {
     const socket = 'path' in target
       ? net.connect({ path: target.path, allowHalfOpen: true })
@@ -123,7 +127,7 @@ export function connect(addr: Address, opts: ConnectOptions): Promise<net.Socket
       socket.destroy();
       reject(err);
     };
-    const timer = setTimeout(() => fail(new TransportError('connect', display, `timed out after ${opts.timeoutMs} ms`, 'ETIMEDOUT')), opts.timeoutMs);
+    const timer = setTimeout(() => fail(new TransportError('connect', display, `timed out after ${timeoutMs} ms`, 'ETIMEDOUT')), timeoutMs);
     const onAbort = () => fail(new TransportError('connect', display, 'aborted', 'ECANCELED'));
     const onError = (err: Error) => {
       const errno = errnoOf(err);
@@ -133,10 +137,10 @@ export function connect(addr: Address, opts: ConnectOptions): Promise<net.Socket
     };
     const cleanup = () => {
       clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
       socket.off('error', onError);
     };
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('error', onError);
     socket.once('connect', () => {
       if (settled) return;
@@ -145,4 +149,23 @@ export function connect(addr: Address, opts: ConnectOptions): Promise<net.Socket
       resolve(socket);
     });
   });
+}
+
+export async function connect(addr: Address, opts: ConnectOptions): Promise<net.Socket> {
+  const vsock = realVsock(addr);
+  if (vsock) return connectVsock(vsock, opts);
+  const target = netTarget(addr, vsockSettings().emulationDir);
+  const deadline = Date.now() + opts.timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await connectOnce(addr, target, deadline, opts.signal);
+    } catch (err) {
+      // A burst of connections can fill a Unix listener's accept queue; TCP would queue the SYN
+      // instead. Wait a little and try again until the connect timeout.
+      const retryIn = BACKLOG_FULL_RETRY_MS[Math.min(attempt, BACKLOG_FULL_RETRY_MS.length - 1)]!;
+      const full = err instanceof TransportError && err.errno === 'EAGAIN' && 'path' in target;
+      if (!full || opts.signal?.aborted || Date.now() + retryIn >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, retryIn));
+    }
+  }
 }

@@ -82,6 +82,11 @@ export class KmsEmulator {
     return keyId;
   }
 
+  /** The CiphertextBlob `aws kms encrypt` would give for this key (what an operator stores). */
+  encrypt(keyId: string, plaintext: Buffer): Buffer {
+    return this.encryptBlob(this.key(keyId), plaintext);
+  }
+
   /** The public half of an ECC key, as KMS GetPublicKey would return it (SPKI DER). */
   publicKeyOf(keyId: string): Buffer {
     return crypto.createPublicKey(this.key(keyId).agreementKey!).export({ type: 'spki', format: 'der' });

@@ -69,7 +69,7 @@ describe('Enclaver manifest translation', () => {
     const c = load(MANIFEST, { role: 'inner', appArgv: ['/app/server'] }) as SideConfig;
     assert.deepEqual(c.listeners.map((l) => formatAddress(l.address)), ['vsock://any:8001', 'vsock://any:8443']);
     assert.ok(c.listeners.every((l) => l.expectProxyProtocol));
-    assert.deepEqual(c.listeners[1]!.tls, { certificate: '/etc/tls/cert.pem', privateKey: '/etc/tls/key.pem' });
+    assert.deepEqual(c.listeners[1]!.tls, { certificate: '/etc/tls/cert.pem', privateKey: { file: '/etc/tls/key.pem' } });
     assert.deepEqual(c.clusters.get(c.listeners[0]!.cluster!)!.endpoints.map(formatAddress), ['tcp://127.0.0.1:8001']);
     assert.deepEqual(c.app!.argv, ['/app/server']);
   });
