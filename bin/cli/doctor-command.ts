@@ -12,17 +12,24 @@ splices our sockets, the pipe size in use against fs.pipe-max-size and fs.pipe-u
 and whether AF_VSOCK is available with this machine's CID.
 
 Options:
-  --json    print the report as JSON
+  --json      print the report as JSON
+  -h, --help  show this help
 `;
 
 export function doctorCommand(argv: string[]): number {
-  let json: boolean;
+  let values: { json?: boolean; help?: boolean };
   try {
-    json = parseArgs({ args: argv, options: { json: { type: 'boolean' } }, strict: true, allowPositionals: false }).values.json === true;
+    const options = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
   } catch (err) {
     process.stderr.write(`enclaver-proxy doctor: ${(err as Error).message}\n\n${DOCTOR_USAGE}`);
     return 2;
   }
+  if (values.help) {
+    process.stdout.write(DOCTOR_USAGE);
+    return 0;
+  }
+  const json = values.json === true;
   const report = doctorReport();
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDoctorReport(report)}\n`);
   return 0;

@@ -72,7 +72,10 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
 /** Run the CLI to completion (for --check, --help, bad configs). */
 export async function runCliToEnd(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const p = runCli(args, opts);
+  // 'close', not 'exit': output can still be on its way when the process has exited.
+  const closed = new Promise<void>((resolve) => p.child.once('close', () => resolve()));
   const { code } = await p.exited;
+  await closed;
   return { code, stdout: p.stdout(), stderr: p.stderr() };
 }
 
