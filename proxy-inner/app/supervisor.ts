@@ -4,6 +4,16 @@
  * The app gets its own process group (it is a session leader), so a terminal's Ctrl-C reaches the
  * inner only and the inner decides what the app receives; stopping signals the whole group, so
  * helpers the app forked do not outlive it. Node reaps the direct child itself.
+ *
+ * An inner that dies without stopping the app (SIGKILL, a crash) must not leave it running on its
+ * port. Beside the app runs a guard, `sh -c 'cat >/dev/null; kill -s KILL -- -PGID'`, whose stdin is a
+ * pipe from this process: whenever this process ends, however it ends, the kernel closes the pipe,
+ * `cat` returns and the guard kills the app's whole group, forks included. Chosen over
+ * PR_SET_PDEATHSIG (Node cannot run code between fork and exec, so that needs an exec shim such as
+ * `setpriv`, which kills the app but not what it forked) and over a parent-side kill (a dead parent
+ * kills nothing). The guard costs a shell and a `cat`, has its own session (a terminal's Ctrl-C does
+ * not stop it) and exits with the group. Not started when this process is PID 1 (in a Nitro
+ * enclave, or a container): then its death ends everything anyway.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -63,8 +73,24 @@ export function preflightApp(app: AppConfig, envPath: string | undefined): strin
   return resolveProgram(app.argv[0]!, app.cwd, envPath);
 }
 
+/** Starts the guard that kills process group `pgid` once this process is gone (see the header). */
+function startOrphanGuard(pgid: number): ChildProcess | undefined {
+  if (process.pid === 1) return undefined;
+  const guard = spawn('/bin/sh', ['-c', 'cat >/dev/null; kill -s KILL -- "-$1" 2>/dev/null', 'enclaver-orphan-guard', String(pgid)], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+    detached: true,
+  });
+  guard.once('error', (err) => log.warn({ err: err.message }, 'no orphan guard (/bin/sh): the app would outlive this process if it were killed'));
+  guard.stdin!.on('error', () => {});
+  // Neither the guard nor its pipe keeps this process alive; they only matter when it is gone.
+  guard.unref();
+  (guard.stdin as unknown as { unref(): void }).unref();
+  return guard;
+}
+
 export class AppSupervisor {
   private child: ChildProcess | undefined;
+  private guard: ChildProcess | undefined;
   private exitPromise: Promise<AppExit> | undefined;
   private readonly app: AppConfig;
   private readonly env: Record<string, string>;
@@ -101,6 +127,7 @@ export class AppSupervisor {
     const resolved = preflightApp(this.app, this.env.PATH);
     const child = spawn(resolved, args, { cwd: this.app.cwd, env: this.env, stdio: this.onOutput ? ['inherit', 'pipe', 'pipe'] : 'inherit', detached: true, argv0: program });
     this.child = child;
+    if (child.pid !== undefined) this.guard = startOrphanGuard(child.pid);
     if (this.onOutput) this.tee(child);
     this.exitPromise = new Promise<AppExit>((resolve) => {
       child.once('error', (err) => {
@@ -109,6 +136,8 @@ export class AppSupervisor {
       });
       child.once('exit', (code, signal) => {
         this.killGroup('SIGTERM');
+        // The app is gone: the guard may go too (it kills what is left of the group as it leaves).
+        this.guard?.stdin?.end();
         resolve({ code, signal });
       });
     });

@@ -56,7 +56,9 @@ export function loadConfigSource(source: ConfigSource, opts: LoadOptions = {}): 
   if (opts.appArgv) {
     const inner = config.role === 'local' ? config.inner : config.role === 'inner' ? config : undefined;
     if (!inner) throw new ConfigError([{ file: source.file, path: '', message: 'an app command after -- needs role inner or local' }]);
-    if (!looksLikeManifest(source.data)) inner.app = { argv: opts.appArgv, env: inner.app?.env ?? {}, cwd: inner.app?.cwd ?? process.cwd(), stopTimeoutMs: inner.app?.stopTimeoutMs ?? 10_000 };
+    // An app typed on the command line runs where it was typed, like any command: `-- python3 -m
+    // http.server` serves the caller's folder, not the config's.
+    inner.app = { argv: opts.appArgv, env: inner.app?.env ?? {}, cwd: process.cwd(), stopTimeoutMs: inner.app?.stopTimeoutMs ?? 10_000 };
   }
   return config;
 }
