@@ -4,7 +4,7 @@
  */
 import type { SideConfig } from '../shared/config/types.js';
 import { messageOf } from '../shared/errors/index.js';
-import { addLogTap, logger } from '../shared/log/logger.js';
+import { addLogTap, logger, logsAreJson } from '../shared/log/logger.js';
 import { configureSideVsock, SideRuntime } from '../shared/runtime/side-runtime.js';
 import { vsockSettings } from '../shared/transport/vsock.js';
 import { LogForwarder } from './logs/forwarder.js';
@@ -51,10 +51,6 @@ function startLogForwarding(config: SideConfig): LogForwarder | undefined {
   addLogTap((line) => logs.write(line.trimEnd()));
   logs.start();
   return logs;
-}
-
-function appOutputLine(stream: 'stdout' | 'stderr', line: string): string {
-  return JSON.stringify({ level: 'info', time: new Date().toISOString(), side: 'inner', component: 'app', stream, msg: line });
 }
 
 async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: StatusReporter, logs: LogForwarder | undefined): Promise<number> {
@@ -112,7 +108,7 @@ async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: 
     const urls = appProxyUrls(config, (name) => runtime.listeners.find((l) => l.name === name)?.address);
     const app = new AppSupervisor(config.app, appEnvironment(process.env, {
       configured: config.app.env, egressProxyUrl: urls.http, allProxyUrl: urls.all, aws: awsAppEnvironment(config, runtime.listeners, await aws?.regionForApp()),
-    }), logs ? (stream, line) => logs.write(appOutputLine(stream, line)) : undefined);
+    }), logs || logsAreJson() ? 'lines' : 'inherit');
     let pid: number;
     try {
       pid = app.start();

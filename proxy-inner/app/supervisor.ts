@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ProxyError } from '../../shared/errors/index.js';
 import type { AppConfig } from '../../shared/config/types.js';
-import { logger } from '../../shared/log/logger.js';
+import { logger, writeAppOutput } from '../../shared/log/logger.js';
 import { LineSplitter } from '../../shared/util/line-splitter.js';
 
 const log = logger('app');
@@ -88,6 +88,13 @@ function startOrphanGuard(pgid: number): ChildProcess | undefined {
   return guard;
 }
 
+/**
+ * Where the app's stdout and stderr go: `inherit`, straight to this process's (a terminal: the app
+ * sees a TTY, its colours and prompts work), or `lines`, read line by line and logged (JSON logs,
+ * or lines forwarded to the outer).
+ */
+export type AppOutput = 'inherit' | 'lines';
+
 export class AppSupervisor {
   private child: ChildProcess | undefined;
   private guard: ChildProcess | undefined;
@@ -95,29 +102,22 @@ export class AppSupervisor {
   private readonly app: AppConfig;
   private readonly env: Record<string, string>;
 
-  private readonly onOutput: ((stream: 'stdout' | 'stderr', line: string) => void) | undefined;
+  private readonly output: AppOutput;
 
-  /**
-   * `onOutput`, when given, receives each line the app writes (for the log channel); the lines
-   * still reach this process's stdout/stderr. Without it the app inherits them directly.
-   */
-  constructor(app: AppConfig, env: Record<string, string>, onOutput?: (stream: 'stdout' | 'stderr', line: string) => void) {
+  constructor(app: AppConfig, env: Record<string, string>, output: AppOutput) {
     this.app = app;
     this.env = env;
-    this.onOutput = onOutput;
+    this.output = output;
   }
 
-  private tee(child: ChildProcess): void {
+  /** Each line the app writes becomes one `writeAppOutput` call (a JSON record when logs are JSON). */
+  private captureLines(child: ChildProcess): void {
     for (const name of ['stdout', 'stderr'] as const) {
       const from = child[name];
       if (!from) continue;
       const splitter = new LineSplitter();
-      const to = process[name];
-      from.on('data', (chunk: Buffer) => {
-        to.write(chunk);
-        for (const line of splitter.push(chunk)) this.onOutput!(name, line);
-      });
-      from.on('end', () => { for (const line of splitter.end()) this.onOutput!(name, line); });
+      from.on('data', (chunk: Buffer) => { for (const line of splitter.push(chunk)) writeAppOutput(name, line); });
+      from.on('end', () => { for (const line of splitter.end()) writeAppOutput(name, line); });
     }
   }
 
@@ -125,10 +125,10 @@ export class AppSupervisor {
   start(): number {
     const [program, ...args] = this.app.argv;
     const resolved = preflightApp(this.app, this.env.PATH);
-    const child = spawn(resolved, args, { cwd: this.app.cwd, env: this.env, stdio: this.onOutput ? ['inherit', 'pipe', 'pipe'] : 'inherit', detached: true, argv0: program });
+    const child = spawn(resolved, args, { cwd: this.app.cwd, env: this.env, stdio: this.output === 'lines' ? ['inherit', 'pipe', 'pipe'] : 'inherit', detached: true, argv0: program });
     this.child = child;
     if (child.pid !== undefined) this.guard = startOrphanGuard(child.pid);
-    if (this.onOutput) this.tee(child);
+    if (this.output === 'lines') this.captureLines(child);
     this.exitPromise = new Promise<AppExit>((resolve) => {
       child.once('error', (err) => {
         log.error({ err: err.message }, 'app failed');

@@ -3,6 +3,11 @@
  *
  * Every module takes a child logger with a `component` field rather than creating its own, so
  * that level, format and redaction are decided in exactly one place.
+ *
+ * On a terminal each event is one line (`[time] LEVEL side/component: message {other fields}`):
+ * pino-pretty's default puts every field on a line of its own, which made a warning 9 lines long.
+ * The supervised app's output goes through here too (`writeAppOutput`), so that with JSON logs
+ * every line on stdout is JSON and `enclaver-proxy … | jq` reads all of it.
  */
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 import pretty from 'pino-pretty';
@@ -29,6 +34,22 @@ function wantsPretty(): boolean {
   return process.stdout.isTTY === true;
 }
 
+const prettyMode = wantsPretty();
+
+function prettyStream() {
+  return pretty({
+    sync: true,
+    colorize: process.stdout.isTTY === true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    singleLine: true,
+    messageFormat: '{if side}{side}/{end}{component}: {msg}',
+    ignore: 'pid,hostname,side,component',
+  });
+}
+
+// Synchronous writes: a proxy that crashes must not lose the line that explains why.
+const out = prettyMode ? prettyStream() : pino.destination({ dest: 1, sync: true });
+
 function build(): Logger {
   const options = {
     level: initialLevel(),
@@ -39,10 +60,6 @@ function build(): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  // Synchronous writes: a proxy that crashes must not lose the line that explains why.
-  const out = wantsPretty()
-    ? pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
-    : pino.destination({ dest: 1, sync: true });
   return pino(options, {
     write(line: string) {
       out.write(line);
@@ -74,4 +91,24 @@ export function logger(component: string, bindings: Record<string, unknown> = {}
 
 export function setLogLevel(level: LevelWithSilent): void {
   rootLogger.level = level;
+}
+
+/** Whether log lines are JSON (for machines: stdout is not a terminal, or ENCLAVER_LOG_FORMAT=json). */
+export function logsAreJson(): boolean {
+  return !prettyMode;
+}
+
+/**
+ * One line the supervised app wrote. With JSON logs it becomes a record of its own
+ * (`"component":"app","stream":"stdout"`, the line in `msg`); on a terminal it is printed as the
+ * app wrote it. The log level does not apply: the app's output is the app's, not the proxy's. Taps
+ * (the log channel to the outer) get the record either way.
+ */
+export function writeAppOutput(stream: 'stdout' | 'stderr', line: string): void {
+  const record = `${JSON.stringify({
+    level: 'info', time: new Date().toISOString(), pid: process.pid, ...(side ? { side } : {}), component: 'app', stream, msg: line,
+  })}\n`;
+  if (prettyMode) process[stream].write(`${line}\n`);
+  else out.write(record);
+  for (const tap of taps) tap(record);
 }
