@@ -3,6 +3,7 @@
  * Any problem anywhere ends in one ConfigError listing every problem found, before any socket
  * is opened.
  */
+import { annotateAddressKeys } from './address-keys.js';
 import { ConfigError } from '../errors/index.js';
 import { configSchema } from './schema.js';
 import { ConfigSource } from './source.js';
@@ -60,6 +61,7 @@ export function loadConfigSource(source: ConfigSource, opts: LoadOptions = {}): 
     // http.server` serves the caller's folder, not the config's.
     inner.app = { argv: opts.appArgv, env: inner.app?.env ?? {}, cwd: process.cwd(), stopTimeoutMs: inner.app?.stopTimeoutMs ?? 10_000 };
   }
+  annotateAddressKeys(config, source.data, looksLikeManifest(source.data));
   return config;
 }
 

@@ -19,6 +19,8 @@ export interface ListenerConfig {
   kms?: KmsListenerConfig;
   imds?: Record<string, never>;
   attestationApi?: Record<string, never>;
+  /** Where the config sets `address` (`listeners[2].address`, `egress.proxy_port`, a flag), for messages. */
+  addressKey?: string;
 }
 
 /** A PEM file, or a key sealed with KMS and decrypted inside the enclave at startup. */
@@ -73,6 +75,8 @@ export interface SideConfig {
   source: string;
   logLevel: string | undefined;
   admin: Address | null;
+  /** Where the admin address is set (`admin.address or --admin ADDR`), for messages. */
+  adminAddressKey?: string;
   vsock: { emulationDir: string | undefined; cid: number | undefined };
   drainTimeoutMs: number;
   /** Inner: forward log lines to the outer; undefined = decide by transport (real vsock: yes). */

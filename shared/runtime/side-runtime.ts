@@ -8,7 +8,8 @@ import { Listener } from '../listener/listener.js';
 import type { ConnectionHandler } from '../listener/types.js';
 import { logger } from '../log/logger.js';
 import { describePump } from '../pump/index.js';
-import { VSOCK_CID_PARENT } from '../transport/address.js';
+import { errnoOf, ProxyError, TransportError } from '../errors/index.js';
+import { formatAddress, VSOCK_CID_PARENT, type Address } from '../transport/address.js';
 import { configureVsock, envLocalCid, vsockSettings } from '../transport/vsock.js';
 
 export const DEFAULT_INNER_CID = 16;
@@ -24,6 +25,28 @@ export function configureSideVsock(config: SideConfig): void {
     localCid: config.vsock.cid ?? envLocalCid() ?? (config.role === 'inner' ? DEFAULT_INNER_CID : VSOCK_CID_PARENT),
   });
 }
+
+/**
+ * Binds, and when the address is taken or not allowed, says which listener, which address and which
+ * config key or flag moves it: "listen EADDRINUSE 127.0.0.1:10000" alone named none of them.
+ */
+async function bindOrExplain(bind: () => Promise<unknown>, what: string, address: Address, key: string | undefined): Promise<void> {
+  try {
+    await bind();
+  } catch (err) {
+    const errno = err instanceof TransportError ? err.errno : errnoOf(err);
+    const why = BIND_ERRORS[errno ?? ''];
+    if (!why) throw err;
+    const fix = key ? `change ${key}` : 'change its address in the config';
+    throw new ProxyError(`listen_${errno!.toLowerCase()}`, `${what} cannot listen on ${formatAddress(address)}: ${why}; ${fix}`, { address: formatAddress(address), errno, key }, { cause: err });
+  }
+}
+
+const BIND_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'the address is in use (another process, or another listener of this config, is bound to it)',
+  EACCES: 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)',
+  EADDRNOTAVAIL: 'no interface of this machine has that address',
+};
 
 /** Builds the handler of one listener; each side maps listener kinds to its modules. */
 export type ListenerKinds = (listener: ListenerConfig) => ConnectionHandler;
@@ -50,8 +73,12 @@ export class SideRuntime {
     // Once per process: which pump moves the pass-through bytes, and why that one.
     const pump = describePump();
     this.log.info({ pump: pump.kind }, pump.summary);
-    if (this.config.admin) await this.admin.start(this.config.admin);
-    for (const l of this.listeners) await l.start();
+    const admin = this.config.admin;
+    if (admin) await bindOrExplain(() => this.admin.start(admin), 'the admin endpoint', admin, this.config.adminAddressKey);
+    for (const [i, l] of this.listeners.entries()) {
+      const configured = this.config.listeners[i]!;
+      await bindOrExplain(() => l.start(), `listener "${configured.name}"`, configured.address, configured.addressKey);
+    }
     this.started = true;
   }
 
