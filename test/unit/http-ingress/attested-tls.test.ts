@@ -164,6 +164,13 @@ describe('attested TLS on an HTTP listener', () => {
     }
   });
 
+  test('Node apps get the client as the package export enclaver-proxy/attested-client', async () => {
+    // A variable specifier: resolved by Node at run time through package.json "exports" (self-reference).
+    const specifier = 'enclaver-proxy/attested-client';
+    const lib = await import(specifier) as Record<string, unknown>;
+    for (const name of ['attestedConnector', 'attestedHttpsAgent', 'verifyAttestedPeer', 'AttestationError']) assert.equal(typeof lib[name], 'function', name);
+  });
+
   test('the endpoint wants a nonce, answers only GET, and rate-limits', async () => {
     const limited = await startIngress({
       clusters: new Map(), tls: () => identity.secureContext(),
