@@ -1,7 +1,9 @@
 // Builds the native addon when the toolchain allows it. A failed build never fails `npm install`:
-// the proxy then runs on its JavaScript pump and says so once at startup.
+// the proxy then runs on its JavaScript pump and says so once at startup. node-gyp's ~50 lines go
+// to native/build.log, not to the terminal: `npm install` prints one line, and the log's path
+// when the build failed.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,8 +35,14 @@ function nodedirArgs() {
   return existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
 }
 
+const logFile = join(here, 'build.log');
+const log = openSync(logFile, 'w');
 const [command, prefix] = nodeGypCommand();
-const r = spawnSync(command, [...prefix, 'rebuild', ...nodedirArgs()], { cwd: here, stdio: 'inherit' });
-if (r.status !== 0) {
-  console.warn('enclaver-proxy: native addon build failed; the JS pump will be used (see the output above)');
+const r = spawnSync(command, [...prefix, 'rebuild', ...nodedirArgs()], { cwd: here, stdio: ['ignore', log, log] });
+closeSync(log);
+if (r.status === 0) {
+  console.log(`enclaver-proxy: native addon built for node ${process.version} (splice pump, vsock)`);
+} else {
+  const why = r.error ? r.error.message : `node-gyp exited with ${r.status ?? r.signal}`;
+  console.warn(`enclaver-proxy: native addon build failed (${why}); the JS pump will be used. Build log: ${logFile}`);
 }
