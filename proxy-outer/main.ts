@@ -41,7 +41,7 @@ function egressParts(config: OuterConfig): { egressRelay: EgressRelay | undefine
     idleTimeoutMs: r.idleTimeoutMs,
     hosts: r.hostsFile ? loadHostsFile(r.hostsFile) : undefined,
     guard: { allowPrivate: r.allowPrivate },
-    upstreamProxy: r.upstreamProxy && { ...r.upstreamProxy.url, hosts: r.upstreamProxy.hosts },
+    upstreamProxy: r.upstreamProxy,
   });
   const a = config.audit;
   const audit = egressRelay || a

@@ -8,15 +8,15 @@ import { PolicyRuleError, parseRule, type Rule } from '../egress/policy.js';
 import { parseCidr, type IpCidr } from '../egress/ip.js';
 import type { PathSegment } from './source.js';
 import {
-  at, boolean, custom, duration, fillFields, file, integer, isObject, keyOf, list, object, objectSchema, optional, readFields, refine, required,
-  size, string, Unreadable, type ObjectOf, type ReadContext, type Spec, type Static,
+  at, boolean, custom, describedAs, duration, fillFields, file, integer, isObject, keyOf, object, objectSchema, optional, readFields, refine, required,
+  size, Unreadable, type ObjectOf, type ReadContext, type Spec, type Static,
 } from './spec.js';
 
 export const EGRESS_PROTOCOLS: readonly EgressProto[] = ['http_connect', 'http', 'socks5'];
 
 /** Egress rule entries (allow/deny syntax), compiled; a bad entry is reported at its own index. */
-function rules(list: 'allow' | 'deny', description: string): Spec<Rule[]> {
-  return custom({ type: 'array', items: { type: 'string' }, default: [], description }, (raw, p, ctx) => {
+function rules(list: 'allow' | 'deny', description: string, def: [] | undefined = []): Spec<Rule[]> {
+  return custom({ type: 'array', items: { type: 'string' }, ...(def ? { default: def } : {}), description }, (raw, p, ctx) => {
     const out: Rule[] = [];
     (Array.isArray(raw) ? raw : []).forEach((text: unknown, i) => {
       if (typeof text !== 'string') return;
@@ -28,7 +28,7 @@ function rules(list: 'allow' | 'deny', description: string): Spec<Rule[]> {
       }
     });
     return out;
-  }, (raw) => raw ?? []);
+  }, (raw) => raw ?? def);
 }
 
 const protocols = custom<EgressProto[]>({
@@ -91,10 +91,10 @@ const upstreamProxyUrl = custom<UpstreamProxyUrl>(
   },
 );
 
-const upstreamProxy = optional(object('Open tunnels through a corporate proxy instead of connecting directly.', {
+const upstreamProxy = optional(refine(object('Open tunnels through a corporate proxy instead of connecting directly.', {
   url: required(upstreamProxyUrl),
-  hosts: optional(rules('allow', 'Only destinations matching these entries (egress rule syntax) use the proxy; all when absent.')),
-}));
+  hosts: optional(rules('allow', 'Only destinations matching these entries (egress rule syntax) use the proxy; all when absent.', undefined)),
+}), ({ url, hosts }) => ({ ...url, hosts })));
 
 export const egressRelaySpec = optional(object('Outer: the egress relay on vsock port 17002 that opens the inner\'s tunnels. The inner decides policy; this side resolves names, refuses non-public addresses (defence in depth) and connects.', {
   connectTimeoutMs: at('connect_timeout', duration('Deadline to resolve and connect to a destination.', '5s')),
@@ -110,7 +110,7 @@ const innerAuditFields = {
   bufferRecords: integer({ minimum: 1, default: 10000, description: 'Inner: records kept until the outer acknowledges them; beyond this they are dropped and reported in an `audit_dropped` record.' }),
 };
 const outerAuditFields = {
-  stdout: boolean({ description: 'Outer: write audit lines to stdout (default true unless `file` is set).' }),
+  stdout: describedAs(boolean({ description: 'Outer: write audit lines to stdout (default true unless `file` is set).' }), { default: true }),
   file: file('Outer: append audit lines to this file. Also --audit-log FILE.'),
   maxSize: size('Outer: rotate the file before it grows past this size (bytes, or with B/KiB/MiB/GiB); 0 disables rotation.', '100MiB'),
   keep: integer({ minimum: 0, default: 5, description: 'Outer: rotated files kept (file.1 … file.N).' }),
