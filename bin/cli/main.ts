@@ -132,13 +132,12 @@ export async function main(argv: string[]): Promise<number> {
   const opts = await loadOptions(values, appArgv);
   if (typeof opts === 'string') return usageError(opts);
 
-  const { checkConfigSource, loadConfigSource } = await import('../../shared/config/load.js');
+  const { loadWithNotices } = await import('../../shared/config/load.js');
   const { ConfigSource } = await import('../../shared/config/source.js');
   const { ConfigError, formatProblem } = await import('../../shared/errors/index.js');
   let loaded;
   try {
-    const source = ConfigSource.read(values.config);
-    loaded = values.check ? checkConfigSource(source, opts) : { config: loadConfigSource(source, opts), document: undefined };
+    loaded = loadWithNotices(ConfigSource.read(values.config), opts);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`enclaver-proxy: invalid config\n${err.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
@@ -146,11 +145,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const { config, document } = loaded;
+  const { config, notices } = loaded;
+  for (const notice of notices) process.stderr.write(`enclaver-proxy: notice: ${notice}\n`);
 
-  if (document) {
+  if (values.check) {
     const { stringify } = await import('yaml');
-    process.stdout.write(stringify(document));
+    process.stdout.write(stringify(loaded.document()));
     process.stderr.write(`${values.config}: config OK\n`);
     return 0;
   }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors/index.js';
 import { configSchema } from './schema.js';
 import { ConfigSource } from './source.js';
-import { looksLikeManifest, translateManifest, type Publish } from './enclaver-manifest.js';
+import { looksLikeManifest, manifestNotices, translateManifest, type Publish } from './enclaver-manifest.js';
 import { effectiveDocument, normalize } from './normalize.js';
 import { isObject } from './spec.js';
 import { validateAgainst } from './validate.js';
@@ -126,12 +126,20 @@ export function loadConfigSource(source: ConfigSource, opts: LoadOptions = {}): 
   return config;
 }
 
-/** `--check`: the config, and the document it came from with every default written out. */
-export function checkConfigSource(source: ConfigSource, opts: LoadOptions = {}): { config: Config; document: Record<string, unknown> } {
+export interface Loaded {
+  config: Config;
+  /** Things the user should know that are not errors (manifest keys this command does not use). */
+  notices: string[];
+  /** The document as it runs, every default written out, paths absolute (`--check` prints it). */
+  document(): Record<string, unknown>;
+}
+
+/** What the CLI needs: the config, its notices, and the effective document for `--check`. */
+export function loadWithNotices(source: ConfigSource, opts: LoadOptions = {}): Loaded {
   const src = prepare(source, opts);
   const { config, problems } = problemsOf(src);
   if (problems.length) throw new ConfigError(problems);
-  return { config, document: effectiveDocument(src) };
+  return { config, notices: looksLikeManifest(source.data) ? manifestNotices(source) : [], document: () => effectiveDocument(src) };
 }
 
 export function loadConfig(file: string, opts: LoadOptions = {}): Config {
