@@ -17,7 +17,9 @@ import { AppStartError, AppSupervisor, preflightApp, type AppExit } from './app/
 import { innerAws, innerListenerKinds, needsAws } from './listeners.js';
 import { parseAddress } from '../shared/transport/index.js';
 import { PairPort } from '../shared/wire/ports.js';
-import { AuditSender } from './audit/sender.js';
+import { AuditEvidence } from './audit/evidence.js';
+import { AuditSender, DEFAULT_CHECKPOINT } from './audit/sender.js';
+import type { Nsm } from './nsm/nsm.js';
 import { appProxyUrls } from './egress/app-proxy-url.js';
 import { auditStreamMetrics, countEgress } from './egress/metrics.js';
 import type { InnerAws } from './aws-services.js';
@@ -76,11 +78,6 @@ async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter:
   } catch (err) {
     return fatal(err, 'app could not be started');
   }
-  // One audit stream per process, shared by every egress listener; only dialled when one exists.
-  const audit = config.listeners.some((l) => l.kind === 'egress')
-    ? new AuditSender({ address: parseAddress(`vsock://parent:${PairPort.Audit}`), maxBuffered: config.audit.bufferRecords })
-    : undefined;
-  if (audit) closers.add('audit stream', () => flushAudit(audit));
   const metricsExport = new MetricsExporter();
   closers.add('metrics export', () => metricsExport.close());
   // Metrics for the parent are an aid, not a duty: an enclave that cannot offer them still runs.
@@ -90,6 +87,8 @@ async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter:
   const awsServices = () => (aws ??= innerAws(config));
   let runtime: SideRuntime<InnerConfig>;
   try {
+    const audit = auditSender(config, () => awsServices().nsm);
+    if (audit) closers.add('audit stream', () => flushAudit(audit));
     const tls = new TlsIdentities(needsAws(config) ? awsServices() : null);
     runtime = new SideRuntime(config, innerListenerKinds({ aws: awsServices, tls, audit: (r) => { countEgress(r); audit?.emit(r); } }));
     closers.add('listeners', () => runtime.shutdown());
@@ -150,9 +149,26 @@ async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter:
   return exitCode;
 }
 
-/** Give the outer a moment to acknowledge the last records (the drain's own attempts included). */
-async function flushAudit(audit: AuditSender | undefined): Promise<void> {
-  if (!audit) return;
+/**
+ * One audit stream per process, shared by every egress listener; only when one exists. Its key is
+ * attested by the same NSM as the rest (one simulator per process: one root to pin).
+ */
+function auditSender(config: InnerConfig, nsm: () => Nsm): AuditSender | undefined {
+  if (!config.listeners.some((l) => l.kind === 'egress')) return undefined;
+  return new AuditSender({
+    address: parseAddress(`vsock://parent:${PairPort.Audit}`),
+    maxBuffered: config.audit.bufferRecords,
+    evidence: new AuditEvidence(nsm()),
+    checkpoint: DEFAULT_CHECKPOINT,
+  });
+}
+
+/**
+ * Close the boot's stream (a closing checkpoint) and give the outer a moment to acknowledge the
+ * last records (the drain's own attempts included).
+ */
+async function flushAudit(audit: AuditSender): Promise<void> {
+  audit.close();
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = await Promise.race([audit.drained().then(() => false), new Promise<boolean>((r) => { timer = setTimeout(() => r(true), AUDIT_FLUSH_MS); })]);
   clearTimeout(timer);

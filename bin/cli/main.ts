@@ -25,6 +25,7 @@ type Command = (argv: string[]) => number | Promise<number>;
 /** Subcommands with options of their own: each module is loaded only when its command runs. */
 const COMMANDS: Record<string, () => Promise<Command>> = {
   attestation: async () => (await import('./attestation-command.js')).attestationCommand,
+  audit: async () => (await import('./audit-command.js')).auditCommand,
   doctor: async () => (await import('./doctor-command.js')).doctorCommand,
   'describe-eif': async () => (await import('./describe-eif-command.js')).describeEifCommand,
   measure: async () => (await import('./measure-command.js')).measureCommand,
