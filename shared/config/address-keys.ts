@@ -4,9 +4,23 @@
  * sets a listener at `listeners[N].address` (`inner.`/`outer.` under role local); an Enclaver
  * manifest at `egress.proxy_port`, `ingress[N].listen_port` (the outer's through `-p`),
  * `kms_proxy.listen_port` or `api.listen_port`; the admin endpoint at `admin.address` or a flag.
- * Computed after normalizing, from the listener names, so no other part of the config code changes.
+ * Computed after normalizing, from the listener names, and kept beside the config (a WeakMap keyed by
+ * the normalized objects) so that no config type or spec carries it.
  */
-import type { Config, SideConfig } from './types.js';
+import type { Config, ListenerConfig, SideConfig } from './types.js';
+
+const listenerKeys = new WeakMap<object, string>();
+const adminKeys = new WeakMap<object, string>();
+
+/** Where the config sets this listener's address (`listeners[2].address`, `egress.proxy_port`, a flag). */
+export function addressKeyOf(listener: ListenerConfig | object): string | undefined {
+  return listenerKeys.get(listener);
+}
+
+/** Where the admin address of this side is set (`admin.address or --admin ADDR`). */
+export function adminAddressKeyOf(side: SideConfig | object): string | undefined {
+  return adminKeys.get(side);
+}
 
 type Side = 'inner' | 'outer' | undefined;
 
@@ -30,13 +44,13 @@ function annotateSide(side: SideConfig, sideName: Side, data: Record<string, unk
   for (const listener of side.listeners) {
     const index = rawListeners.findIndex((l) => l?.name === listener.name);
     const key = manifest ? manifestKey(listener.name, sideName, data) : index >= 0 ? `${prefix}listeners[${index}].address` : undefined;
-    if (key) listener.addressKey = key;
+    if (key) listenerKeys.set(listener, key);
   }
   const flag = local && sideName === 'inner' ? '--inner-admin ADDR' : '--admin ADDR';
-  side.adminAddressKey = manifest ? flag : `${prefix}admin.address or ${flag}`;
+  adminKeys.set(side, manifest ? flag : `${prefix}admin.address or ${flag}`);
 }
 
-/** Fills `addressKey` on every listener and `adminAddressKey` on every side of `config`. */
+/** Records where every listener's and every side's admin address of `config` is set. */
 export function annotateAddressKeys(config: Config, data: unknown, manifest: boolean): void {
   const doc = (data && typeof data === 'object' ? data : {}) as Record<string, unknown>;
   if (config.role === 'local') {
