@@ -14,6 +14,7 @@ import { AuditCollector } from './audit/collector.js';
 import { loadHostsFile } from './egress-relay/hosts-file.js';
 import { EgressRelay } from './egress-relay/relay.js';
 import { outerListenerKinds } from './listeners.js';
+import { registerOuterMetrics, setEnclaveState } from './metrics.js';
 import { StatusCollector } from './status/collector.js';
 import { enclaveMetricsRoute } from './enclave-metrics/fetch.js';
 import { LogCollector } from './logs/collector.js';
@@ -59,7 +60,11 @@ export async function startOuter(config: OuterConfig): Promise<OuterHandle> {
   try {
     const runtime = new SideRuntime(config, outerListenerKinds());
     const status = new StatusCollector();
-    status.on('status', (s: EnclaveStatus) => log.info({ enclave_status: s }, `enclave ${s.state}`));
+    registerOuterMetrics();
+    status.on('status', (s: EnclaveStatus) => {
+      setEnclaveState(s);
+      log.info({ enclave_status: s }, `enclave ${s.state}`);
+    });
     runtime.admin.addReadinessCheck('enclave', () => ({
       ready: status.latest?.state === 'running',
       detail: status.latest ? status.latest.state : 'no status from the enclave yet',

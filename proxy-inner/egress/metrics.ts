@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge } from 'prom-client';
 import type { EgressAuditRecord } from '../../shared/audit/record.js';
-import { registry } from '../../shared/metrics/registry.js';
+import { DIRECTIONS, registry } from '../../shared/metrics/registry.js';
 import type { AuditSenderStats } from '../audit/sender.js';
 
 const attempts = new Counter({
@@ -16,15 +16,15 @@ const attempts = new Counter({
 
 const bytes = new Counter({
   name: 'enclaver_egress_bytes_total',
-  help: 'Bytes through egress tunnels and forwarded requests, by listener and direction (up = app to destination).',
+  help: 'Bytes through egress tunnels and forwarded requests, by listener and direction (client_to_upstream: from the app, upstream_to_client: to it).',
   labelNames: ['listener', 'direction'] as const,
   registers: [registry],
 });
 
 export function countEgress(r: EgressAuditRecord): void {
   attempts.inc({ listener: r.listener, proto: r.proto, decision: r.decision, reason: r.reason });
-  if (r.bytes_up) bytes.inc({ listener: r.listener, direction: 'up' }, r.bytes_up);
-  if (r.bytes_down) bytes.inc({ listener: r.listener, direction: 'down' }, r.bytes_down);
+  if (r.bytes_up) bytes.inc({ listener: r.listener, direction: DIRECTIONS.up }, r.bytes_up);
+  if (r.bytes_down) bytes.inc({ listener: r.listener, direction: DIRECTIONS.down }, r.bytes_down);
 }
 
 /** Audit stream health: records waiting for the outer, and records lost to a full buffer. */
@@ -33,8 +33,14 @@ export function auditStreamMetrics(stats: () => AuditSenderStats): void {
     name: 'enclaver_audit_unacknowledged', help: 'Audit records held by the inner until the outer acknowledges them.', registers: [registry],
     collect() { this.set(stats().buffered); },
   });
-  new Gauge({
-    name: 'enclaver_audit_dropped', help: 'Audit records dropped because the buffer was full since start (each reported in an audit_dropped record).', registers: [registry],
-    collect() { this.set(stats().droppedTotal); },
+  // A counter that follows the sender's own running total: each scrape adds what was dropped since the last one.
+  let reported = 0;
+  new Counter({
+    name: 'enclaver_audit_dropped_total', help: 'Audit records dropped because the buffer was full (each drop is reported in an audit_dropped record).', registers: [registry],
+    collect() {
+      const total = stats().droppedTotal;
+      if (total > reported) this.inc(total - reported);
+      reported = total;
+    },
   });
 }

@@ -66,7 +66,9 @@ export async function runTunnel(ctx: EgressContext, attempt: Attempt, client: ne
     if (clientGone(client, attempt, opened)) return;
   }
   // Drain's deadline reaches the tunnel through the pump: the JS socket may be gone by then.
-  const signal = connectionOf(client)?.signal;
+  const connection = connectionOf(client);
+  const signal = connection?.signal;
+  connection?.established();
   const session = activePump().run(client, opened.socket, { headUp, headDown: opened.headDown, idleTimeoutMs: ctx.idleTimeoutMs });
   const abort = () => session.abort('drain deadline');
   signal?.addEventListener('abort', abort, { once: true });

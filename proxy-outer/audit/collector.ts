@@ -7,6 +7,7 @@
  */
 import type net from 'node:net';
 import { messageOf } from '../../shared/errors/index.js';
+import { auditCollectorMetrics } from '../metrics.js';
 import { logger } from '../../shared/log/logger.js';
 import { auditLine, encodeAuditAck, parseAuditRecord } from '../../shared/audit/stream.js';
 import { listen, type Address, type Listening } from '../../shared/transport/index.js';
@@ -66,10 +67,12 @@ export class AuditCollector {
       const lines: string[] = [];
       const advanced = new Map<string, number>();
       let ack: { boot_id: string; seq: number } | undefined;
+      let received = 0;
       try {
         for (const frame of decoder.push(chunk)) {
           if (frame.type !== FrameType.AuditRecord) continue;
           const env = parseAuditRecord(frame);
+          received += 1;
           const last = advanced.get(env.boot_id) ?? this.written.get(env.boot_id) ?? 0;
           if (env.seq > last) {
             lines.push(auditLine(env));
@@ -85,12 +88,18 @@ export class AuditCollector {
       } catch (err) {
         // A malformed stream, or a file that cannot be written: stop acknowledging so that the
         // inner keeps the records, and let it reconnect.
+        auditCollectorMetrics.received(received);
+        auditCollectorMetrics.sinkError();
         log.error({ err: messageOf(err) }, 'audit stream failed; closing it so the inner keeps its records');
         socket.destroy();
         return;
       }
       for (const [boot, seq] of advanced) this.written.set(boot, seq);
       this.linesWritten += lines.length;
+      auditCollectorMetrics.received(received);
+      auditCollectorMetrics.written(lines.length);
+      // One ack covers every record of the chunk: all of them are written now, or were before.
+      auditCollectorMetrics.acknowledged(received);
       if (ack) socket.write(encodeAuditAck(ack));
     });
     socket.resume();

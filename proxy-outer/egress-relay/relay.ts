@@ -21,6 +21,7 @@ import { parseFrame } from '../../shared/wire/frame.js';
 import { AddressGuard, type GuardOptions } from './guard.js';
 import type { HostsMap } from './hosts-file.js';
 import { Resolver, ResolveError } from './resolver.js';
+import { relayMetrics } from '../metrics.js';
 import { connectThroughProxy, UpstreamProxyError, type UpstreamProxy } from './upstream-proxy.js';
 
 const log = logger('egress-relay');
@@ -115,6 +116,7 @@ export class EgressRelay {
       return;
     }
     let upstream: { socket: net.Socket; address: string | null; headDown: Buffer };
+    const asked = Date.now();
     try {
       upstream = await this.open(req);
     } catch (err) {
@@ -122,16 +124,20 @@ export class EgressRelay {
         : err instanceof ResolveError ? 'resolve_failed'
           : err instanceof UpstreamProxyError ? (err.timedOut ? 'connect_timeout' : 'upstream_proxy_failed')
             : err instanceof DestinationError ? 'bad_request' : 'unreachable';
+      relayMetrics.answered(code, Date.now() - asked);
       log.info({ conn_id: req.conn_id, host: req.host, port: req.port, code, err: messageOf(err) }, 'egress tunnel refused');
       this.answer(inner, { ok: false, code, message: messageOf(err) });
       return;
     }
     this.pending.delete(inner);
     if (inner.destroyed) { upstream.socket.destroy(); return; }
+    relayMetrics.answered('connected', Date.now() - asked);
     inner.write(encodeEgressAnswer({ ok: true, address: upstream.address }));
     const session = activePump().run(inner, upstream.socket, { headUp: rest, headDown: upstream.headDown, idleTimeoutMs: this.opts.idleTimeoutMs ?? 0 });
     this.sessions.add(session);
+    relayMetrics.opened();
     const result = await session.done;
+    relayMetrics.closed();
     this.sessions.delete(session);
     log.debug({ conn_id: req.conn_id, host: req.host, port: req.port, address: upstream.address, bytes_up: result.bytesUp, bytes_down: result.bytesDown, closed_by: result.closedBy }, 'egress tunnel closed');
   }

@@ -65,6 +65,7 @@ export class Listener {
       log: this.log.child({ conn_id: id }),
       metrics: this.metrics,
       signal: abort.signal,
+      established: () => this.metrics.established(Date.now() - started),
     }).then(
       (o) => this.metrics.closed(o.bytesIn, o.bytesOut, Date.now() - started),
       (err) => {

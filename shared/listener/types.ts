@@ -14,6 +14,8 @@ export interface ConnectionContext {
   metrics: ListenerMetrics;
   /** Aborted when the drain deadline passes during shutdown: finish or close now. */
   signal: AbortSignal;
+  /** Call when the connection is set up and bytes start to flow upstream: records the handshake time. */
+  established(): void;
 }
 
 export interface ConnectionOutcome {

@@ -1,11 +1,34 @@
 /**
  * Prometheus metrics of one process (prom-client). Listener metrics are labelled by listener
  * name, so every listener kind reports the same series and dashboards need no per-kind queries.
+ *
+ * Naming follows Prometheus' conventions, checked by `promtool check metrics` in the tests
+ * (test/integration/metrics-naming.test.ts): one `enclaver_` prefix (prom-client's own
+ * `process_*`/`nodejs_*` names get it once, not `enclaver_process_process_*`), counters end in
+ * `_total` and nothing else does, base units in the name (`_seconds`, `_bytes`), and HELP texts
+ * list only label values the code emits. Byte directions are named once for every metric:
+ * `client_to_upstream` (from whoever connected to the listener, towards where it forwards) and
+ * `upstream_to_client`.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'enclaver_process_' });
+collectDefaultMetrics({ register: registry, prefix: 'enclaver_' });
+// prom-client also exports the active handles/requests/resources as gauges named `…_total`, a
+// counter's suffix; the same values are there without the suffix.
+for (const metric of registry.getMetricsAsArray()) {
+  if (metric.name.endsWith('_total') && metric instanceof Gauge) registry.removeSingleMetric(metric.name);
+}
+
+/** The direction label's values, for every byte counter. */
+export const DIRECTIONS = { up: 'client_to_upstream', down: 'upstream_to_client' } as const;
+
+/** Connection lifetimes and set-up times: sub-millisecond on loopback up to long-lived tunnels. */
+const CONNECTION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600];
+const HANDSHAKE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Why a listener refused a connection before proxying it (ListenerMetrics.rejected). */
+export type RejectReason = 'max_connections' | 'proxy_protocol' | 'tls';
 
 export const connectionsTotal = new Counter({
   name: 'enclaver_connections_total', help: 'Connections accepted, by listener.', labelNames: ['listener'] as const, registers: [registry],
@@ -14,43 +37,72 @@ export const connectionsActive = new Gauge({
   name: 'enclaver_connections_active', help: 'Connections open now, by listener.', labelNames: ['listener'] as const, registers: [registry],
 });
 export const connectionsRejected = new Counter({
-  name: 'enclaver_connections_rejected_total', help: 'Connections refused before proxying, by listener and reason (limit, proxy_protocol, …).', labelNames: ['listener', 'reason'] as const, registers: [registry],
+  name: 'enclaver_connections_rejected_total',
+  help: 'Connections refused before proxying, by listener and reason (max_connections, proxy_protocol, tls).',
+  labelNames: ['listener', 'reason'] as const,
+  registers: [registry],
 });
 export const bytesTotal = new Counter({
-  name: 'enclaver_bytes_total', help: 'Bytes proxied, by listener and direction (in = client to upstream, out = upstream to client).', labelNames: ['listener', 'direction'] as const, registers: [registry],
+  name: 'enclaver_bytes_total',
+  help: 'Bytes proxied, by listener and direction (client_to_upstream, upstream_to_client).',
+  labelNames: ['listener', 'direction'] as const,
+  registers: [registry],
 });
 export const errorsTotal = new Counter({
-  name: 'enclaver_errors_total', help: 'Connection errors, by listener and error code (connect_econnrefused, connect_etimedout, ECONNRESET, …).', labelNames: ['listener', 'code'] as const, registers: [registry],
+  name: 'enclaver_errors_total',
+  help: 'Connections that ended in an error, by listener and error code (the code of the failed step, e.g. connect_econnrefused).',
+  labelNames: ['listener', 'code'] as const,
+  registers: [registry],
 });
-export const connectionDuration = new Counter({
-  name: 'enclaver_connection_seconds_total', help: 'Summed lifetime of closed connections, by listener.', labelNames: ['listener'] as const, registers: [registry],
+export const connectionDuration = new Histogram({
+  name: 'enclaver_connection_duration_seconds',
+  help: 'Lifetime of closed connections, from accept to close, by listener.',
+  labelNames: ['listener'] as const,
+  buckets: CONNECTION_BUCKETS,
+  registers: [registry],
+});
+export const handshakeDuration = new Histogram({
+  name: 'enclaver_handshake_duration_seconds',
+  help: 'Time from accept until bytes flow to the upstream (PROXY header, TLS handshake, proxy handshake, policy, upstream connect), by listener.',
+  labelNames: ['listener'] as const,
+  buckets: HANDSHAKE_BUCKETS,
+  registers: [registry],
 });
 
 /** The handles one listener uses, bound to its label once. */
 export interface ListenerMetrics {
   accepted(): void;
+  /** The connection is set up and bytes flow to the upstream, `ms` after it was accepted. */
+  established(ms: number): void;
   closed(bytesIn: number, bytesOut: number, durationMs: number): void;
-  rejected(reason: string): void;
+  rejected(reason: RejectReason): void;
   error(code: string): void;
 }
 
 export function listenerMetrics(listener: string): ListenerMetrics {
   const labels = { listener };
+  const up = bytesTotal.labels({ listener, direction: DIRECTIONS.up });
+  const down = bytesTotal.labels({ listener, direction: DIRECTIONS.down });
+  const duration = connectionDuration.labels(labels);
+  const handshake = handshakeDuration.labels(labels);
   // Touch every series so a listener shows up in /metrics before its first connection.
   connectionsTotal.inc(labels, 0);
   connectionsActive.set(labels, 0);
-  bytesTotal.inc({ listener, direction: 'in' }, 0);
-  bytesTotal.inc({ listener, direction: 'out' }, 0);
+  up.inc(0);
+  down.inc(0);
   return {
     accepted() {
       connectionsTotal.inc(labels);
       connectionsActive.inc(labels);
     },
+    established(ms) {
+      handshake.observe(ms / 1000);
+    },
     closed(bytesIn, bytesOut, durationMs) {
       connectionsActive.dec(labels);
-      bytesTotal.inc({ listener, direction: 'in' }, bytesIn);
-      bytesTotal.inc({ listener, direction: 'out' }, bytesOut);
-      connectionDuration.inc(labels, durationMs / 1000);
+      up.inc(bytesIn);
+      down.inc(bytesOut);
+      duration.observe(durationMs / 1000);
     },
     rejected(reason) {
       connectionsRejected.inc({ listener, reason });

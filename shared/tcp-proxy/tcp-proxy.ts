@@ -118,6 +118,7 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     }
 
     const headUp = cluster.sendProxyProtocol ? Buffer.concat([encodeProxyHeader(client, destination), head]) : head;
+    ctx.established();
     const session = pump.run(downstream, upstream, { headUp, idleTimeoutMs: listener.idleTimeoutMs });
     const onAbort = () => session.abort('drain deadline');
     ctx.signal.addEventListener('abort', onAbort, { once: true });

@@ -284,9 +284,9 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', { timeout
     assert.equal(metric('listener="egress",proto="http_connect",decision="deny",reason="denied_by_rule"'), fromAudit('http_connect', 'deny', 'denied_by_rule'));
     assert.equal(metric('listener="egress",proto="http_connect",decision="deny",reason="resolved_address_denied"'), 1);
     assert.equal(metric('listener="egress",proto="socks5",decision="allow",reason="allowed_by_rule"'), fromAudit('socks5', 'allow', 'allowed_by_rule'));
-    assert.match(text, /^enclaver_egress_bytes_total\{listener="egress",direction="down"\} [1-9][0-9]*$/m);
+    assert.match(text, /^enclaver_egress_bytes_total\{listener="egress",direction="upstream_to_client"\} [1-9][0-9]*$/m);
     assert.match(text, /^enclaver_audit_unacknowledged 0$/m);
-    assert.match(text, /^enclaver_audit_dropped 0$/m);
+    assert.match(text, /^enclaver_audit_dropped_total 0$/m);
   });
 
   test('every attempt of the run is in the audit log exactly once, in sequence', async () => {

@@ -112,8 +112,8 @@ describe('ingress through the local pair (hash app)', () => {
   test('metrics count connections and bytes per listener', async () => {
     const text = await pair.metrics('outer');
     assert.ok((metricValue(text, 'enclaver_connections_total{listener="web"}') ?? 0) >= 1000);
-    assert.ok((metricValue(text, 'enclaver_bytes_total{listener="web",direction="in"}') ?? 0) >= 256 * MiB);
-    assert.ok((metricValue(text, 'enclaver_bytes_total{listener="web",direction="out"}') ?? 0) >= 256 * MiB);
+    assert.ok((metricValue(text, 'enclaver_bytes_total{listener="web",direction="client_to_upstream"}') ?? 0) >= 256 * MiB);
+    assert.ok((metricValue(text, 'enclaver_bytes_total{listener="web",direction="upstream_to_client"}') ?? 0) >= 256 * MiB);
   });
 });
 
