@@ -143,6 +143,7 @@ export function loadWithNotices(source: ConfigSource, opts: LoadOptions = {}): L
   const src = prepare(source, opts);
   const { config, problems } = problemsOf(src);
   if (problems.length) throw new ConfigError(problems);
+  annotateAddressKeys(config, source.data, looksLikeManifest(source.data));
   return { config, notices: looksLikeManifest(source.data) ? manifestNotices(source) : [], document: () => effectiveDocument(src) };
 }
 
