@@ -39,13 +39,14 @@ async function bindOrExplain(bind: () => Promise<unknown>, what: string, address
     const why = BIND_ERRORS[errno ?? ''];
     if (!why) throw err;
     const fix = key ? `change ${key}` : 'change its address in the config';
-    throw new ProxyError(`listen_${errno!.toLowerCase()}`, `${what} cannot listen on ${formatAddress(address)}: ${why}; ${fix}`, { address: formatAddress(address), errno, key }, { cause: err });
+    const message = `${what} cannot listen on ${formatAddress(address)}: ${why} (${errno}); ${fix}`;
+    throw new ProxyError(`listen_${errno!.toLowerCase()}`, message, { address: formatAddress(address), errno, key }, { cause: err });
   }
 }
 
 const BIND_ERRORS: Record<string, string> = {
-  EADDRINUSE: 'the address is in use (another process, or another listener of this config, is bound to it)',
-  EACCES: 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)',
+  EADDRINUSE: 'the address is in use by another process or by another listener of this config',
+  EACCES: 'permission denied, ports below 1024 need root or CAP_NET_BIND_SERVICE',
   EADDRNOTAVAIL: 'no interface of this machine has that address',
 };
 

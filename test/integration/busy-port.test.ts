@@ -64,7 +64,7 @@ inner:
     const r = await runCliToEnd(['--config', config]);
     assert.notEqual(r.code, 0);
     assert.equal(fatalMessage(r.stdout),
-      `listener "app-egress" cannot listen on tcp://127.0.0.1:${busyPort}: the address is in use (another process, or another listener of this config, is bound to it); change inner.listeners[1].address`);
+      `listener "app-egress" cannot listen on tcp://127.0.0.1:${busyPort}: the address is in use by another process or by another listener of this config (EADDRINUSE); change inner.listeners[1].address`);
   });
 
   test('Enclaver manifest: egress.proxy_port (inner) and -p for an ingress (outer)', async () => {
