@@ -15,6 +15,7 @@ import { errnoName, type FastBatch, type FastClosed, type NativeAddon } from '..
 import { socketFromFd } from '../native/fd-socket.js';
 import type { Logger } from '../log/logger.js';
 import type { ListenerMetrics } from '../metrics/registry.js';
+import { configureNativePump } from '../pump/native-pump.js';
 import { listenNative, nativeEndpoint, type Address } from '../transport/index.js';
 import { nextConnId } from '../util/conn-id.js';
 import type { PassThroughPlan } from './types.js';
@@ -69,6 +70,8 @@ export class FastAccept {
   private pumped = 0;
   /** Handed-back connections still counted against max_connections by the pump threads. */
   private handedBackOpen = 0;
+  /** Pump threads that have not reported the stop yet. */
+  private threadsAccepting: number;
   private stopped = false;
   private closed = false;
   private onStopped: (() => void) | undefined;
@@ -88,6 +91,8 @@ export class FastAccept {
     this.address = address;
     this.unlink = unlink;
     const { plan } = opts;
+    // The same pump threads as the JS path's native pump: configured once, whoever starts them.
+    configureNativePump(opts.addon);
     this.handle = opts.addon.fastListen({
       listenFd: fd,
       endpoint,
@@ -98,6 +103,7 @@ export class FastAccept {
       connectTimeoutMs: plan.connectTimeoutMs,
       headerTimeoutMs: HEADER_WAIT_MS,
     }, (batch) => this.onBatch(batch));
+    this.threadsAccepting = opts.addon.pumpStats().threads;
   }
 
   /** Connections open on the fast path (handed-back ones are the Listener's own). */
@@ -105,7 +111,7 @@ export class FastAccept {
     return this.pumped;
   }
 
-  /** Stop accepting; resolves once the listening socket is closed. */
+  /** Stop accepting; resolves once the listening socket is closed and all it accepted is reported. */
   stop(): Promise<void> {
     if (this.stopped) return Promise.resolve();
     const done = new Promise<void>((resolve) => { this.onStopped = resolve; });
@@ -139,7 +145,7 @@ export class FastAccept {
       this.handedBackOpen++;
       this.opts.adopt(handedBack(f.fd, f.head), () => this.release());
     }
-    if (batch.stopped) {
+    if (batch.stopped && --this.threadsAccepting === 0) {
       this.stopped = true;
       this.onStopped?.();
     }

@@ -66,17 +66,25 @@ export class Listener {
         return;
       }
     }
-    this.listening = await listen(this.opts.address, (socket) => this.accept(socket), {
-      maxConnections: this.opts.maxConnections,
-      onDrop: () => {
-        this.metrics.rejected('max_connections');
-        this.log.warn({ limit: this.opts.maxConnections }, 'connection refused: listener is at max_connections');
-      },
-    });
+    this.listening = await listen(this.opts.address, (socket) => this.acceptWithinLimit(socket));
     this.log.info({ address: formatAddress(this.listening.address) }, 'listening');
   }
 
-  /** Runs the handler on one connection; `release` (fast path) when it has ended. */
+  /**
+   * The limit counts connections until they end, wherever their bytes move. (Node's own
+   * server.maxConnections stops counting a socket once the pump takes its fd over.)
+   */
+  private acceptWithinLimit(socket: net.Socket): void {
+    if (this.opts.maxConnections > 0 && this.activeConnections >= this.opts.maxConnections) {
+      this.metrics.rejected('max_connections');
+      this.log.warn({ limit: this.opts.maxConnections }, 'connection refused: listener is at max_connections');
+      socket.destroy();
+      return;
+    }
+    this.accept(socket);
+  }
+
+  /** Runs the handler on one connection; `release` (fast path: counted there) when it has ended. */
   private accept(socket: net.Socket, release?: () => void): void {
     const id = nextConnId();
     const abort = new AbortController();

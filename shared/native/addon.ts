@@ -104,7 +104,7 @@ export interface NativeAddon {
   fastBindUnix(path: string, backlog: number): number;
   /** Starts a fast-path listener on the pump threads; `onBatch` runs on the main thread. */
   fastListen(options: FastListenOptions, onBatch: (batch: FastBatch) => void): number;
-  /** Stop accepting; a batch with `stopped` follows. */
+  /** Stop accepting; each pump thread then reports `stopped`. */
   fastStop(handle: number): void;
   /** End every connection of the listener now (each is reported, closedBy aborted). */
   fastAbortAll(handle: number): void;
@@ -156,7 +156,10 @@ export interface FastBatch {
   accepted: number;
   /** Refused at max_connections. */
   rejected: number;
-  /** The listening socket is closed. */
+  /**
+   * One pump thread stopped accepting (everything it accepted is reported by now); once every
+   * thread (`pumpStats().threads`) has said so, the listening socket is closed.
+   */
   stopped: boolean;
   closed: FastClosed[];
   fallbacks: FastFallback[];

@@ -199,11 +199,10 @@ bool FastListener::TryAcquire() {
   return true;
 }
 
-bool FastListener::ThreadStopped() {
-  if (threads_accepting_.fetch_sub(1) != 1) return false;
+void FastListener::ThreadStopped() {
+  if (threads_accepting_.fetch_sub(1) != 1) return;
   close(config_.listen_fd);
   config_.listen_fd = -1;
-  return true;
 }
 
 Acceptor::Acceptor(std::shared_ptr<FastListener> listener, Reactor& reactor)
@@ -237,7 +236,8 @@ void Acceptor::StopAccepting(PumpContext& ctx) {
   if (!accepting_) return;
   accepting_ = false;
   Watch(false);
-  if (listener_->ThreadStopped()) batch_->stopped = true;
+  listener_->ThreadStopped();
+  batch_->stopped = true;
 }
 
 void Acceptor::AbortAll(PumpContext& ctx) {

@@ -71,7 +71,9 @@ struct FallbackRecord {
 struct FastBatch {
   uint32_t accepted = 0;  // connections that started pumping
   uint32_t rejected = 0;  // refused at max_connections
-  bool stopped = false;   // the listening socket is closed: nothing more will be accepted
+  // This pump thread stopped accepting; everything it accepted before is in this batch or an
+  // earlier one. Once every thread has said so, the listening socket is closed.
+  bool stopped = false;
   std::vector<ClosedRecord> closed;
   std::vector<FallbackRecord> fallbacks;
   bool empty() const { return accepted == 0 && rejected == 0 && !stopped && closed.empty() && fallbacks.empty(); }
@@ -92,8 +94,8 @@ class FastListener {
   // Counts a new connection; false when max_connections are open.
   bool TryAcquire();
   void Release() { active_.fetch_sub(1, std::memory_order_relaxed); }
-  // A pump thread stopped accepting; true for the last one, which has closed the listening fd.
-  bool ThreadStopped();
+  // A pump thread stopped accepting; the last one closes the listening fd.
+  void ThreadStopped();
   bool Post(std::unique_ptr<FastBatch>& batch) { return deliver_(batch); }
 
  private:

@@ -241,7 +241,7 @@ void ForEachAcceptor(FastHandle& handle, Fn fn) {
   }
 }
 
-// fastStop(handle): stop accepting; a batch with `stopped` follows once the socket is closed.
+// fastStop(handle): stop accepting; each pump thread then sends a batch with `stopped`.
 Napi::Value FastStop(const Napi::CallbackInfo& info) {
   FastHandle& handle = HandleArgument(info);
   if (!handle.stopping) {
