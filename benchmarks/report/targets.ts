@@ -56,12 +56,18 @@ export function checkTargets(results: PathResult[], memory: IdleTunnelsResult[])
   const connsHaproxy = figure(results, 'haproxy-2hop', 'conns_per_s');
   checks.push(connsNative === null || connsHaproxy === null || connsHaproxy === 0
     ? { target: 'new connections/s: pair-native ≥ 1.0× haproxy-2hop', wanted: '≥ 1.0×', measured: 'n/a', met: null }
-    : { target: 'new connections/s: pair-native ≥ 1.0× haproxy-2hop', wanted: '≥ 1.0×', measured: `${(connsNative / connsHaproxy).toFixed(2)}×`, met: connsNative >= connsHaproxy });
+    : {
+      target: 'new connections/s: pair-native ≥ 1.0× haproxy-2hop', wanted: '≥ 1.0×',
+      measured: `${(connsNative / connsHaproxy).toFixed(2)}×`, met: connsNative >= connsHaproxy,
+    });
   const p99Native = figure(results, 'pair-native', 'conn_p99_us');
   const p99Haproxy = figure(results, 'haproxy-2hop', 'conn_p99_us');
   checks.push(p99Native === null || p99Haproxy === null
     ? { target: 'fresh-connection request p99: pair-native ≤ haproxy-2hop', wanted: '≤', measured: 'n/a', met: null }
-    : { target: 'fresh-connection request p99: pair-native ≤ haproxy-2hop', wanted: `≤ ${p99Haproxy.toFixed(0)} µs`, measured: `${p99Native.toFixed(0)} µs`, met: p99Native <= p99Haproxy });
+    : {
+      target: 'fresh-connection request p99: pair-native ≤ haproxy-2hop', wanted: `≤ ${p99Haproxy.toFixed(0)} µs`,
+      measured: `${p99Native.toFixed(0)} µs`, met: p99Native <= p99Haproxy,
+    });
 
   const mem = memory.find((m) => m.path === 'pair-native');
   if (mem) {

@@ -11,7 +11,7 @@
  * ENCLAVER_FASTPATH=0 turns it off (the JS path then accepts every connection).
  */
 import net from 'node:net';
-import { errnoName, type FastBatch, type FastClosed, type NativeAddon } from '../native/addon.js';
+import { errnoName, type FastBatch, type FastClosed, type FastEndpoint, type NativeAddon } from '../native/addon.js';
 import { socketFromFd } from '../native/fd-socket.js';
 import type { Logger } from '../log/logger.js';
 import type { ListenerMetrics } from '../metrics/registry.js';
@@ -86,7 +86,7 @@ export class FastAccept {
     return new FastAccept(opts, listening.address, listening.fd, endpoint, listening.unlink);
   }
 
-  private constructor(opts: FastAcceptOptions, address: Address, fd: number, endpoint: NonNullable<ReturnType<typeof nativeEndpoint>>, unlink: () => void) {
+  private constructor(opts: FastAcceptOptions, address: Address, fd: number, endpoint: FastEndpoint, unlink: () => void) {
     this.opts = opts;
     this.address = address;
     this.unlink = unlink;
@@ -159,7 +159,8 @@ export class FastAccept {
     const error = c.errno !== undefined && c.errorSide !== undefined ? { code: errnoName(c.errno), side: c.errorSide } : undefined;
     if (error) metrics.error(error.code);
     plan.closed(log, {
-      connId: nextConnId(), client: c.client, bytesIn: c.bytesIn, bytesOut: c.bytesOut, durationMs: c.durationMs, closedBy: c.closedBy, ...(error ? { error } : {}),
+      connId: nextConnId(), client: c.client, bytesIn: c.bytesIn, bytesOut: c.bytesOut, durationMs: c.durationMs, closedBy: c.closedBy,
+      ...(error ? { error } : {}),
     });
   }
 

@@ -193,7 +193,9 @@ Napi::Value FastListen(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   FastListenerConfig config;
   Napi::Value fd = o.Get("listenFd");
-  if (!fd.IsNumber() || fd.As<Napi::Number>().Int32Value() < 0) ThrowArgumentError(env, "fastListen: listenFd must be a non-negative integer");
+  if (!fd.IsNumber() || fd.As<Napi::Number>().Int32Value() < 0) {
+    ThrowArgumentError(env, "fastListen: listenFd must be a non-negative integer");
+  }
   config.endpoint = EndpointOption(env, o.Get("endpoint"));
   config.expect_proxy = o.Get("expectProxy").ToBoolean().Value();
   config.send_proxy = o.Get("sendProxy").ToBoolean().Value();
