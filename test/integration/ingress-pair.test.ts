@@ -17,6 +17,7 @@ import { runCli, tempDir } from '../helpers/process.js';
 
 const exec = promisify(execFile);
 const HASH_APP = path.join(FIXTURES, 'apps/hash-app.mjs');
+const LATE_APP = path.join(FIXTURES, 'apps/late-listen-app.mjs');
 const MiB = 1024 * 1024;
 
 async function until(pred: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -175,6 +176,35 @@ for (const accept of ACCEPT_PATHS) {
         assert.equal(body.source.address, '127.0.0.1');
         assert.notEqual(body.source.port, pair.ingressPort);
         assert.equal(body.after, 'hello');
+      } finally {
+        await pair.stop();
+      }
+    });
+  });
+
+  describe(`an app that is not listening yet (${accept.name})`, { skip }, () => {
+    test('a client that arrives before the app listens is held and served once it does; /ready follows the app', async () => {
+      const pair = await startPair({
+        env: accept.env, app: [process.execPath, LATE_APP], readyLine: /late-listen-app waiting/, appClusterExtra: '      connect_timeout: 120s',
+      });
+      try {
+        const ready = async (side: 'inner' | 'outer') => (await fetch(`http://127.0.0.1:${side === 'inner' ? pair.innerAdmin : pair.outerAdmin}/ready`)).status;
+        assert.equal(await ready('inner'), 503, 'the inner is not ready while the app does not accept');
+        assert.equal(await ready('outer'), 503, 'nor is the outer');
+        const appPid = Number(/late-listen-app waiting pid=(\d+)/.exec(pair.proc.stdout())![1]);
+        const answer = await new Promise<string>((resolve, reject) => {
+          const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort, allowHalfOpen: true }, () => {
+            s.end('early');
+            process.kill(appPid, 'SIGUSR2');  // now the app binds its port
+          });
+          let out = '';
+          s.on('data', (d: Buffer) => { out += d.toString(); });
+          s.on('end', () => resolve(out));
+          s.on('error', reject);
+        });
+        assert.equal(answer, 'EARLY');
+        await until(async () => (await ready('inner')) === 200, 'inner /ready once the app accepts');
+        await until(async () => (await ready('outer')) === 200, 'outer /ready once the app accepts');
       } finally {
         await pair.stop();
       }
