@@ -47,11 +47,13 @@ function whenEnded(s: net.Socket, answer: (data: Buffer) => void): void {
 let seq = 0;
 async function proxyListener(upstreamPort: number, opts: { expectProxy?: boolean; sendProxy?: boolean; maxConnections?: number } = {}): Promise<{ l: Listener; port: number; name: string }> {
   const name = `pt-${process.pid}-${++seq}`;
+  const cluster: ClusterConfig = {
+    name: 'up', endpoints: [{ kind: 'tcp', host: '127.0.0.1', port: upstreamPort }], connectTimeoutMs: 5000, sendProxyProtocol: opts.sendProxy ?? false,
+  };
   const listener: ListenerConfig = {
-    name, address: { kind: 'tcp', host: '127.0.0.1', port: 0 }, cluster: 'up', expectProxyProtocol: opts.expectProxy ?? false,
+    kind: 'tcp_proxy', name, address: { kind: 'tcp', host: '127.0.0.1', port: 0 }, cluster, tls: undefined, expectProxyProtocol: opts.expectProxy ?? false,
     maxConnections: opts.maxConnections ?? 100, idleTimeoutMs: 0, accessLog: true,
   };
-  const cluster: ClusterConfig = { name: 'up', endpoints: [{ kind: 'tcp', host: '127.0.0.1', port: upstreamPort }], connectTimeoutMs: 5000, sendProxyProtocol: opts.sendProxy ?? false };
   const l = new Listener({ name, address: listener.address, maxConnections: listener.maxConnections, handler: tcpProxy({ listener, cluster }) });
   await l.start();
   return { l, port: (l.address as { port: number }).port, name };
