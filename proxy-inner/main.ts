@@ -17,7 +17,9 @@ import { innerAws, innerListenerKinds, innerNsmOptions } from './listeners.js';
 import { parseAddress } from '../shared/transport/index.js';
 import { PairPort } from '../shared/wire/ports.js';
 import { AuditEvidence } from './audit/evidence.js';
-import { AuditSender, DEFAULT_CHECKPOINT } from './audit/sender.js';
+import { AuditSender } from './audit/sender.js';
+import { DEFAULT_AUDIT_CHECKPOINT } from '../shared/config/egress.js';
+import { parseDuration } from '../shared/util/duration.js';
 import { openNsm } from './nsm/index.js';
 import { appProxyUrls } from './egress/app-proxy-url.js';
 import { auditStreamMetrics, countEgress } from './egress/metrics.js';
@@ -171,7 +173,7 @@ function auditSender(config: SideConfig, aws: InnerAws | null): AuditSender | un
     address: parseAddress(`vsock://parent:${PairPort.Audit}`),
     maxBuffered: config.audit?.bufferRecords ?? 10_000,
     evidence: new AuditEvidence(nsm),
-    checkpoint: DEFAULT_CHECKPOINT,
+    checkpoint: config.audit?.checkpoint ?? { records: DEFAULT_AUDIT_CHECKPOINT.records, intervalMs: parseDuration(DEFAULT_AUDIT_CHECKPOINT.interval) },
   });
 }
 

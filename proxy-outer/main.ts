@@ -10,6 +10,7 @@ import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf, type EnclaveStatus } from '../shared/wire/status.js';
 import { parseAddress } from '../shared/transport/index.js';
 import { AuditCollector } from './audit/collector.js';
+import { SyslogSink } from './audit/syslog-sink.js';
 import { loadHostsFile } from './egress-relay/hosts-file.js';
 import { EgressRelay } from './egress-relay/relay.js';
 import { parseUpstreamProxy } from './egress-relay/upstream-proxy.js';
@@ -46,7 +47,10 @@ function egressParts(config: SideConfig): { egressRelay: EgressRelay | undefined
   });
   const a = config.audit;
   const audit = egressRelay || a
-    ? new AuditCollector({ address: parseAddress(`vsock://any:${PairPort.Audit}`), stdout: a?.stdout ?? true, file: a?.file })
+    ? new AuditCollector({
+      address: parseAddress(`vsock://any:${PairPort.Audit}`), enclaveCid: config.enclave.cid, stdout: a?.stdout ?? true, file: a?.file,
+      sinks: a?.syslog ? [new SyslogSink(a.syslog)] : [],
+    })
     : undefined;
   return { egressRelay, audit };
 }
@@ -54,14 +58,14 @@ function egressParts(config: SideConfig): { egressRelay: EgressRelay | undefined
 /** Start the outer's parts; the caller decides when to stop (signal, enclave exit, local child). */
 export async function startOuter(config: SideConfig): Promise<OuterHandle> {
   const runtime = new SideRuntime(config, outerListenerKinds(config));
-  const status = new StatusCollector();
+  const status = new StatusCollector({ enclaveCid: config.enclave.cid });
   status.on('status', (s: EnclaveStatus) => log.info({ enclave_status: s }, `enclave ${s.state}`));
   runtime.admin.addReadinessCheck('enclave', () => ({
     ready: status.latest?.state === 'running',
     detail: status.latest ? status.latest.state : 'no status from the enclave yet',
   }));
   await status.start();
-  const logs = new LogCollector();
+  const logs = new LogCollector({ enclaveCid: config.enclave.cid });
   await logs.start();
   runtime.admin.addRoute('/enclave/metrics', enclaveMetricsRoute(config.enclave.cid));
   const { egressRelay, audit } = egressParts(config);

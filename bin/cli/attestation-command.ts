@@ -4,9 +4,9 @@
  * attests. Exit 0 when it verifies, 1 with the named failure when it does not, 2 on usage errors.
  */
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import { AttestationError } from '../../shared/attestation/errors.js';
 import { type ValidityInstant, verifyAttestation } from '../../shared/attestation/verify.js';
+import { parsePcrFlags, usageReporter, verifyArguments, VERIFY_FAILED } from './verify-flags.js';
 
 export const ATTESTATION_USAGE = `Usage: enclaver-proxy attestation verify FILE [options]
 
@@ -21,13 +21,7 @@ Options:
   --nonce HEX         expect this nonce
 `;
 
-const USAGE_ERROR = 2;
-const FAILED = 1;
-
-function usage(message: string): number {
-  process.stderr.write(`enclaver-proxy attestation: ${message}\n\n${ATTESTATION_USAGE}`);
-  return USAGE_ERROR;
-}
+const usage = usageReporter('attestation', ATTESTATION_USAGE);
 
 /** Raw CBOR starts with an array (0x84) or tag 18 (0xd2); anything else is tried as base64. */
 function documentBytes(raw: Buffer): Buffer {
@@ -44,33 +38,17 @@ function parseAt(text: string | undefined): ValidityInstant | null {
 }
 
 export function attestationCommand(args: string[]): number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: { root: { type: 'string' }, at: { type: 'string' }, pcr: { type: 'string', multiple: true }, nonce: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    });
-  } catch (err) {
-    return usage((err as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(ATTESTATION_USAGE);
-    return 0;
-  }
-  if (positionals[0] !== 'verify') return usage(positionals[0] ? `unknown subcommand "${positionals[0]}"` : 'missing subcommand: verify');
-  const file = positionals[1];
-  if (!file || positionals.length > 2) return usage('give exactly one FILE');
+  const parsed = verifyArguments('attestation', ATTESTATION_USAGE, args, {
+    root: { type: 'string' }, at: { type: 'string' }, pcr: { type: 'string', multiple: true }, nonce: { type: 'string' },
+  });
+  if ('exit' in parsed) return parsed.exit;
+  const { values, files } = parsed;
+  const file = files[0];
+  if (!file || files.length > 1) return usage('give exactly one FILE');
   const at = parseAt(values.at);
   if (!at) return usage(`--at must be document, now or an ISO date, not "${values.at}"`);
-  const expectedPcrs = new Map<number, string>();
-  for (const spec of values.pcr ?? []) {
-    const m = /^([0-9]{1,2})=([0-9a-fA-F]+)$/.exec(spec);
-    if (!m || Number(m[1]) > 31 || m[2]!.length % 2 !== 0) return usage(`--pcr ${spec}: expected N=HEX with N in 0..31`);
-    expectedPcrs.set(Number(m[1]), m[2]!);
-  }
+  const expectedPcrs = parsePcrFlags(values.pcr);
+  if ('error' in expectedPcrs) return usage(expectedPcrs.error);
   if (values.nonce !== undefined && !/^([0-9a-fA-F]{2})+$/.test(values.nonce)) return usage('--nonce must be hex');
 
   let bytes: Buffer;
@@ -102,6 +80,6 @@ export function attestationCommand(args: string[]): number {
   } catch (err) {
     if (!(err instanceof AttestationError)) throw err;
     process.stderr.write(`attestation verify: ${err.code}: ${err.message}\n`);
-    return FAILED;
+    return VERIFY_FAILED;
   }
 }

@@ -63,9 +63,18 @@ function side(c: SideConfig): Record<string, unknown> {
       },
     } : {}),
     ...(c.audit ? {
-      audit: c.role === 'inner' ? { buffer_records: c.audit.bufferRecords } : {
+      audit: c.role === 'inner' ? {
+        buffer_records: c.audit.bufferRecords,
+        checkpoint: { records: c.audit.checkpoint.records, interval_ms: c.audit.checkpoint.intervalMs },
+      } : {
         stdout: c.audit.stdout,
         ...(c.audit.file ? { file: c.audit.file.path, max_size_bytes: c.audit.file.maxBytes, keep: c.audit.file.keep, fsync: c.audit.file.fsync } : {}),
+        ...(c.audit.syslog ? {
+          syslog: {
+            address: formatAddress(c.audit.syslog.address), facility: c.audit.syslog.facility, app_name: c.audit.syslog.appName,
+            ...(c.audit.syslog.transport.kind === 'tls' ? { tls: { ca_pinned: c.audit.syslog.transport.ca !== undefined, server_name: c.audit.syslog.transport.serverName ?? null } } : {}),
+          },
+        } : {}),
       },
     } : {}),
     clusters: [...c.clusters.values()].map((cl) => ({

@@ -3,8 +3,12 @@
  * (outer) and the `audit` section (both sides). Schema fragments and their normalization live
  * together here so that schema.ts and normalize.ts only wire them in.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { EgressProto } from '../audit/record.js';
+import { SYSLOG_FACILITIES, type SyslogFacility, type SyslogTransport } from '../audit/syslog.js';
+import { messageOf } from '../errors/index.js';
+import { parseAddress, type Address } from '../transport/address.js';
 import { PolicyRuleError, parseRule, type EgressPolicy, type Rule } from '../egress/policy.js';
 import { parseCidr, type IpCidr } from '../egress/ip.js';
 import { parseDuration, DURATION_PATTERN } from '../util/duration.js';
@@ -70,6 +74,35 @@ export const auditSchema = {
     max_size: { type: ['string', 'integer'], pattern: SIZE_PATTERN, default: '100MiB', description: 'Outer: rotate the file before it grows past this size (bytes, or with B/KiB/MiB/GiB); 0 disables rotation.' },
     keep: { type: 'integer', minimum: 0, default: 5, description: 'Outer: rotated files kept (file.1 … file.N).' },
     fsync: { type: 'boolean', default: false, description: 'Outer: fdatasync after every write (survives a host crash; slower).' },
+    checkpoint: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Inner: signed checkpoints of the hash-chained log (docs/audit.md); one more closes the log at shutdown.',
+      properties: {
+        records: { type: 'integer', minimum: 1, default: 1000, description: 'A checkpoint after this many records.' },
+        interval: duration('A checkpoint this long after the last one, when records came since.', '60s'),
+      },
+    },
+    syslog: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['address'],
+      description: 'Outer: also forward audit lines to syslog (RFC 5424 over TCP, octet-counted; a record is acknowledged once syslog has it).',
+      properties: {
+        address: { type: 'string', pattern: '^tcp://', description: 'tcp://HOST:PORT of the syslog server.' },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'Use TLS (RFC 5425).',
+          properties: {
+            ca: { type: 'string', description: 'PEM file of the CA that signed the server\'s certificate (system CAs otherwise).' },
+            server_name: { type: 'string', description: 'Name the certificate must carry (the address\'s host otherwise).' },
+          },
+        },
+        facility: { type: 'string', enum: Object.keys(SYSLOG_FACILITIES), default: 'local0', description: 'Syslog facility of the messages (severity is info).' },
+        app_name: { type: 'string', pattern: '^[!-~]{1,48}$', default: 'enclaver-proxy', description: 'APP-NAME of the messages.' },
+      },
+    },
   },
 };
 
@@ -89,10 +122,19 @@ export interface EgressRelayConfig {
   upstreamProxy: { url: string; hosts: Rule[] | undefined } | undefined;
 }
 
+export interface SyslogConfig {
+  address: Extract<Address, { kind: 'tcp' }>;
+  transport: SyslogTransport;
+  facility: SyslogFacility;
+  appName: string;
+}
+
 export interface AuditConfig {
   bufferRecords: number;
+  checkpoint: { records: number; intervalMs: number };
   stdout: boolean;
   file: { path: string; maxBytes: number; keep: number; fsync: boolean } | undefined;
+  syslog: SyslogConfig | undefined;
 }
 
 export type Problem = (path: PathSegment[], message: string) => void;
@@ -157,16 +199,57 @@ export function parseSize(value: string | number): number {
   return Number(value.slice(0, value.length - (m[1]?.length ?? 0))) * SIZE_UNITS[m[1] ?? 'B']!;
 }
 
-const OUTER_AUDIT_KEYS = ['stdout', 'file', 'max_size', 'keep', 'fsync'];
+const OUTER_AUDIT_KEYS = ['stdout', 'file', 'max_size', 'keep', 'fsync', 'syslog'];
+const INNER_AUDIT_KEYS = ['buffer_records', 'checkpoint'];
+export const DEFAULT_AUDIT_CHECKPOINT = { records: 1000, interval: '60s' } as const;
+
+function normalizeSyslog(add: Problem, raw: Raw | undefined, base: PathSegment[], configDir: string): SyslogConfig | undefined {
+  if (raw === undefined) return undefined;
+  let address: Address;
+  try {
+    address = parseAddress(raw.address);
+  } catch (err) {
+    add([...base, 'address'], messageOf(err));
+    return undefined;
+  }
+  if (address.kind !== 'tcp') {
+    add([...base, 'address'], 'syslog is reached over TCP: tcp://HOST:PORT');
+    return undefined;
+  }
+  const tls = raw.tls as { ca?: string; server_name?: string } | undefined;
+  let ca: string | undefined;
+  if (tls?.ca !== undefined) {
+    try {
+      ca = fs.readFileSync(path.resolve(configDir, tls.ca), 'utf8');
+    } catch (err) {
+      add([...base, 'tls', 'ca'], `cannot read the CA file: ${messageOf(err)}`);
+    }
+  }
+  return {
+    address,
+    transport: tls ? { kind: 'tls', ca, serverName: tls.server_name } : { kind: 'tcp' },
+    facility: raw.facility ?? 'local0',
+    appName: raw.app_name ?? 'enclaver-proxy',
+  };
+}
 
 export function normalizeAudit(add: Problem, raw: Raw | undefined, base: PathSegment[], role: 'inner' | 'outer', configDir: string): AuditConfig | undefined {
   if (raw === undefined) return undefined;
   // The inner only buffers records; the outer writes them. A key on the wrong side would be ignored.
-  for (const key of role === 'inner' ? OUTER_AUDIT_KEYS : ['buffer_records']) {
+  for (const key of role === 'inner' ? OUTER_AUDIT_KEYS : INNER_AUDIT_KEYS) {
     if (raw[key] !== undefined) add([...base, key], `\`audit.${key}\` is a setting of the ${role === 'inner' ? 'outer' : 'inner'} side`);
   }
   const file = raw.file ? { path: path.resolve(configDir, raw.file), maxBytes: parseSize(raw.max_size ?? '100MiB'), keep: raw.keep ?? 5, fsync: raw.fsync === true } : undefined;
-  return { bufferRecords: raw.buffer_records ?? 10000, stdout: raw.stdout ?? file === undefined, file };
+  return {
+    bufferRecords: raw.buffer_records ?? 10000,
+    checkpoint: {
+      records: raw.checkpoint?.records ?? DEFAULT_AUDIT_CHECKPOINT.records,
+      intervalMs: parseDuration(raw.checkpoint?.interval ?? DEFAULT_AUDIT_CHECKPOINT.interval),
+    },
+    stdout: raw.stdout ?? file === undefined,
+    file,
+    syslog: role === 'outer' ? normalizeSyslog(add, raw.syslog, [...base, 'syslog'], configDir) : undefined,
+  };
 }
 
 /** An egress relay with every default, for a local pair or an outer given --hosts. */
@@ -190,6 +273,8 @@ export function applyEgressFlags(outer: { egressRelay: EgressRelayConfig | undef
     const current = outer.audit;
     outer.audit = {
       bufferRecords: current?.bufferRecords ?? 10000,
+      checkpoint: current?.checkpoint ?? { records: DEFAULT_AUDIT_CHECKPOINT.records, intervalMs: parseDuration(DEFAULT_AUDIT_CHECKPOINT.interval) },
+      syslog: current?.syslog,
       // Without an audit section the flag means "to this file" (stdout keeps the process logs).
       stdout: current ? current.stdout : false,
       file: { path: path.resolve(flags.auditLog), maxBytes: current?.file?.maxBytes ?? parseSize('100MiB'), keep: current?.file?.keep ?? 5, fsync: current?.file?.fsync ?? false },

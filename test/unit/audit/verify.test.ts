@@ -37,7 +37,7 @@ function record(n: number): EgressAuditRecord {
 async function writeBoot(file: string, records: number, opts: { maxBuffered?: number; collectorLate?: boolean } = {}): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-sock-'));
   const address = parseAddress(`unix://${dir}/audit.sock`);
-  const collector = new AuditCollector({ address, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
+  const collector = new AuditCollector({ address, enclaveCid: 16, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
   const sender = new AuditSender({ address, maxBuffered: opts.maxBuffered ?? 1000, retryMinMs: 5, retryMaxMs: 10, evidence: new AuditEvidence(nsm), checkpoint: { records: 4, intervalMs: 3_600_000 } });
   try {
     if (!opts.collectorLate) await collector.start();
