@@ -3,8 +3,9 @@
  * each line verbatim to its sinks (stdout, a rotating file, syslog) and acknowledges a record
  * only once every sink has it.
  *
- * Only the enclave's CID may connect, one stream at a time, and a stream carries one boot
- * (shared/wire/frame-server.ts): a second connection cannot slip records in beside the enclave's.
+ * Only the enclave's CID may connect (shared/wire/frame-server.ts), a stream carries one boot, and
+ * a boot has one live stream: a second connection that names a boot whose stream is open is
+ * refused, so it cannot slip records in beside the enclave's.
  * Duplicates (records sent again after a reconnect) are recognised per boot by their `seq` and
  * only acknowledged. After an outer restart the file's last line tells where the stream stood.
  */
@@ -13,9 +14,9 @@ import { messageOf } from '../../shared/errors/index.js';
 import { logger } from '../../shared/log/logger.js';
 import { auditLine, encodeAuditAck, parseAuditRecord, type AuditAck } from '../../shared/audit/stream.js';
 import type { Address } from '../../shared/transport/index.js';
-import type { Peer } from '../../shared/transport/peer.js';
-import { FrameError, FrameType, type Frame } from '../../shared/wire/frame.js';
-import { serveFrames, type FrameConnection, type FrameServer } from '../../shared/wire/frame-server.js';
+import { describePeer, type Peer } from '../../shared/transport/peer.js';
+import { FrameError, FrameType } from '../../shared/wire/frame.js';
+import { serveFrames, type FrameConnection, type FrameHandler, type FrameServer } from '../../shared/wire/frame-server.js';
 import { RotatingFile, type RotatingFileOptions } from './file-sink.js';
 
 const log = logger('audit-collector');
@@ -53,6 +54,8 @@ export class AuditCollector {
   private readonly syncSinks: AuditSink[] = [];
   /** Settles when every asynchronous sink has all lines handed to it so far (acks wait for it). */
   private delivered: Promise<void> = Promise.resolve();
+  /** The open stream of each boot. */
+  private readonly liveStreams = new Map<string, net.Socket>();
   /** Lines written since start (duplicates excluded). */
   linesWritten = 0;
 
@@ -75,7 +78,7 @@ export class AuditCollector {
       address: this.opts.address,
       log,
       peerCid: this.opts.enclaveCid,
-      exclusive: true,
+      exclusive: false,
       accept: (conn) => this.accept(conn),
       ...(this.opts.identify ? { identify: this.opts.identify } : {}),
     });
@@ -91,9 +94,24 @@ export class AuditCollector {
     this.file = undefined;
   }
 
-  private accept({ socket }: FrameConnection): { frames(frames: Frame[]): void } {
+  private accept({ socket, peer }: FrameConnection): FrameHandler {
     let streamBoot: string | undefined;
+    /** The first record names the stream's boot; a boot already streaming refuses a second. */
+    const claim = (bootId: string): boolean => {
+      const live = this.liveStreams.get(bootId);
+      if (live && live !== socket) {
+        log.warn({ peer: describePeer(peer), boot_id: bootId }, 'audit stream: connection refused: this boot\'s stream is already open');
+        socket.destroy();
+        return false;
+      }
+      streamBoot = bootId;
+      this.liveStreams.set(bootId, socket);
+      return true;
+    };
     return {
+      ended: () => {
+        if (streamBoot !== undefined && this.liveStreams.get(streamBoot) === socket) this.liveStreams.delete(streamBoot);
+      },
       frames: (frames) => {
         // One write per read, not per record: a burst of attempts costs one syscall here.
         const lines: string[] = [];
@@ -102,7 +120,7 @@ export class AuditCollector {
         for (const frame of frames) {
           if (frame.type !== FrameType.AuditRecord) continue;
           const env = parseAuditRecord(frame);
-          streamBoot ??= env.boot_id;
+          if (streamBoot === undefined && !claim(env.boot_id)) return;
           if (env.boot_id !== streamBoot) throw new FrameError('frame_invalid', 'audit stream: a second boot_id on one stream', { boot_id: env.boot_id });
           const last = advanced.get(env.boot_id) ?? this.written.get(env.boot_id) ?? 0;
           if (env.seq > last) {

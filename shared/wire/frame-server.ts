@@ -4,10 +4,11 @@
  * frames are malformed without touching the others.
  *
  * Peer rules (issue 9): a connection from any other vsock CID than the channel's is refused and
- * logged (shared/transport/peer.ts). An `exclusive` channel is one stream per boot: while a
+ * logged (shared/transport/peer.ts). An `exclusive` channel takes one stream at a time: while a
  * connection is open a second one is refused and logged, so a process that reaches the port
- * cannot slip records or a fake `exited` status in beside the enclave's own stream. The inner
- * only redials after its connection closed, so it never needs two.
+ * cannot slip a fake `exited` status in beside the enclave's own stream (the audit collector
+ * applies the same rule per boot, on the stream's first record). The inner only redials after
+ * its connection closed, so it never needs two.
  */
 import type net from 'node:net';
 import { messageOf } from '../errors/index.js';
@@ -24,7 +25,8 @@ export interface FrameConnection {
 export interface FrameHandler {
   /** The frames decoded from one read, in order; throwing closes this connection. */
   frames(frames: Frame[]): void;
-  closed?(): void;
+  /** The stream is over: the peer ended it, or it closed (called once). */
+  ended?(): void;
 }
 
 export interface FrameChannel {
@@ -63,14 +65,18 @@ export async function serveFrames(channel: FrameChannel): Promise<FrameServer> {
     const handler = channel.accept({ socket, peer });
     const decoder = new FrameDecoder();
     // The slot frees when the peer ends its side: its next stream may arrive before our 'close'.
-    socket.on('end', () => {
+    let over = false;
+    const end = () => {
+      if (over) return;
+      over = true;
       open.delete(socket);
+      handler.ended?.();
+    };
+    socket.on('end', () => {
+      end();
       socket.end();
     });
-    socket.once('close', () => {
-      open.delete(socket);
-      handler.closed?.();
-    });
+    socket.once('close', end);
     socket.on('data', (chunk: Buffer) => {
       try {
         handler.frames(decoder.push(chunk));

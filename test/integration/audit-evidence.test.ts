@@ -125,6 +125,17 @@ test('a run with an outer killed mid-stream verifies; tampered copies are named'
     assert.equal(res.code, 1, `${tag}: ${res.stdout}`);
     assert.match(res.stdout, want, tag);
   }
+
+  // Two rotated files swapped (renamed into each other's place).
+  const swapDir = path.join(dir, 'swapped');
+  fs.mkdirSync(swapDir);
+  for (const f of files) fs.copyFileSync(f, path.join(swapDir, path.basename(f)));
+  fs.renameSync(path.join(swapDir, 'audit.log.1'), path.join(swapDir, 'tmp'));
+  fs.renameSync(path.join(swapDir, 'audit.log.2'), path.join(swapDir, 'audit.log.1'));
+  fs.renameSync(path.join(swapDir, 'tmp'), path.join(swapDir, 'audit.log.2'));
+  const swapped = await verify(fs.readdirSync(swapDir).map((n) => path.join(swapDir, n)), r);
+  assert.equal(swapped.code, 1, swapped.stdout);
+  assert.match(swapped.stdout, /FAIL: reordered: .*audit\.log\.2:1/);
 });
 
 /**
