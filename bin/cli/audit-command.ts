@@ -51,11 +51,11 @@ function report(result: AuditVerifyResult, json: boolean): void {
 }
 
 export function auditCommand(args: string[]): number {
-  const parsed = verifyArguments('audit', AUDIT_USAGE, args, {
+  const parsed = verifyArguments('audit', AUDIT_USAGE, args, ['verify'], {
     root: { type: 'string' }, pcr: { type: 'string', multiple: true }, running: { type: 'boolean' }, json: { type: 'boolean' },
   });
   if ('exit' in parsed) return parsed.exit;
-  const { values, files: names } = parsed;
+  const { values, operands: names } = parsed;
   if (names.length === 0) return usage('give at least one FILE');
   const expectedPcrs = parsePcrFlags(values.pcr);
   if ('error' in expectedPcrs) return usage(expectedPcrs.error);

@@ -29,11 +29,13 @@ export function parsePcrFlags(specs: string[] | undefined): Map<number, string> 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 /**
- * `<command> verify FILE… [options]`: the options parsed (strict), `--help` answered, the
- * subcommand checked. Returns the values and files, or the exit code to end with.
+ * `<command> SUBCOMMAND OPERAND… [options]` for the verifying commands: the options parsed
+ * (strict), `--help` answered, the subcommand checked against the ones the command has.
+ * Returns the values, subcommand and operands, or the exit code to end with.
  */
-export function verifyArguments<O extends Options>(command: string, usageText: string, args: string[], options: O):
-  { values: ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>['values'] & { help?: boolean }; files: string[] } | { exit: number } {
+export function verifyArguments<O extends Options, S extends string>(command: string, usageText: string, args: string[], subcommands: readonly S[], options: O):
+  | { values: ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>['values']; subcommand: S; operands: string[] }
+  | { exit: number } {
   const usage = usageReporter(command, usageText);
   let parsed;
   try {
@@ -46,6 +48,9 @@ export function verifyArguments<O extends Options>(command: string, usageText: s
     process.stdout.write(usageText);
     return { exit: 0 };
   }
-  if (positionals[0] !== 'verify') return { exit: usage(positionals[0] ? `unknown subcommand "${positionals[0]}"` : 'missing subcommand: verify') };
-  return { values: values as never, files: positionals.slice(1) };
+  const sub = positionals[0];
+  if (!subcommands.includes(sub as S)) {
+    return { exit: usage(sub ? `unknown subcommand "${sub}"` : `missing subcommand: ${subcommands.join(' or ')}`) };
+  }
+  return { values: values as never, subcommand: sub as S, operands: positionals.slice(1) };
 }
