@@ -86,8 +86,10 @@ export class AuditSender {
 
   start(): void {
     this.channel.start();
-    this.checkpointTimer = setInterval(() => this.checkpointIfNew(), this.opts.checkpoint.intervalMs);
-    this.checkpointTimer.unref();
+    if (this.opts.checkpoint.intervalMs > 0) {
+      this.checkpointTimer = setInterval(() => this.checkpointIfNew(), this.opts.checkpoint.intervalMs);
+      this.checkpointTimer.unref();
+    }
   }
 
   /**

@@ -80,7 +80,7 @@ export const auditSchema = {
       description: 'Inner: signed checkpoints of the hash-chained log (docs/audit.md); one more closes the log at shutdown.',
       properties: {
         records: { type: 'integer', minimum: 1, default: 1000, description: 'A checkpoint after this many records.' },
-        interval: duration('A checkpoint this long after the last one, when records came since.', '60s'),
+        interval: duration('A checkpoint this often when records came since the last one; 0: by count only.', '60s'),
       },
     },
     syslog: {
