@@ -77,7 +77,7 @@ async function closeInner(inner: Side, r: Run): Promise<void> {
 }
 
 test('a run with an outer killed mid-stream verifies; tampered copies are named', async () => {
-  const r = setUp('main', { max_size: '8KiB', keep: 50 });
+  const r = setUp('main', { max_size: '8KiB', keep: 50 }, { audit: { checkpoint: { records: 7 } } });
   let outer: Side | undefined = await startSide('outer', r.outerConfig, r.vsockDir);
   const inner = await startSide('inner', r.innerConfig, r.vsockDir);
   try {
@@ -102,6 +102,8 @@ test('a run with an outer killed mid-stream verifies; tampered copies are named'
   assert.match(ok.stdout, /^audit verify: PASS$/m);
   assert.match(ok.stdout, /^egress attempts: 30 \(allowed 14, denied 16, error 0\)$/m);
   assert.match(ok.stdout, /^boots: 1,/m);
+  // audit.checkpoint.records: 7 → a signed checkpoint every 7 lines, then the closing one.
+  assert.ok(Number(/checkpoints: ([0-9]+)/.exec(ok.stdout)?.[1]) >= 5, ok.stdout);
 
   const wrongPcr = await verify(files, r, ['--pcr', `0=${'00'.repeat(48)}`]);
   assert.equal(wrongPcr.code, 1);
