@@ -43,17 +43,7 @@ export function innerListenerKinds(config: SideConfig, { aws, audit, tls }: Inne
       return tcpProxy({ listener: l, cluster: config.clusters.get(l.cluster)!, ...(identity ? { tls: identity } : {}) });
     }
     if (l.egress !== undefined) {
-      return egressProxy({
-        listener: l.name,
-        protocols: l.egress.protocols,
-        policy: l.egress.policy,
-        relay: parseAddress(`vsock://parent:${PairPort.Egress}`),
-        audit,
-        requireSniMatch: l.egress.requireSniMatch,
-        connectTimeoutMs: l.egress.connectTimeoutMs,
-        handshakeTimeoutMs: l.egress.handshakeTimeoutMs,
-        idleTimeoutMs: l.idleTimeoutMs,
-      });
+      return egressProxy({ name: l.name, idleTimeoutMs: l.idleTimeoutMs, egress: l.egress }, { relay: parseAddress(`vsock://parent:${PairPort.Egress}`), audit });
     }
     if (aws && l.kms) {
       const k = l.kms;

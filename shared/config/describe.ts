@@ -42,6 +42,8 @@ function side(c: SideConfig): Record<string, unknown> {
           require_sni_match: l.egress.requireSniMatch,
           handshake_timeout_ms: l.egress.handshakeTimeoutMs,
           connect_timeout_ms: l.egress.connectTimeoutMs,
+          keep_alive_timeout_ms: l.egress.keepAliveTimeoutMs,
+          max_headers: l.egress.maxHeaders,
         },
       } : {}),
       proxy_protocol: l.expectProxyProtocol ? 'v2' : 'none',

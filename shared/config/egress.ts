@@ -33,6 +33,11 @@ export const egressListenerSchema = {
     require_sni_match: { type: 'boolean', default: false, description: 'Peek the TLS ClientHello of each tunnel and refuse an SNI other than the requested host (domain fronting).' },
     handshake_timeout: duration('Deadline for a client\'s request headers, SOCKS5 handshake or ClientHello.', '15s'),
     connect_timeout: duration('Deadline for the outer to resolve and connect.', '10s'),
+    keep_alive_timeout: duration('Absolute-form HTTP: close a client connection idle this long after a response (the next request head must be complete by then).', '5s'),
+    max_headers: {
+      type: 'integer', minimum: 1, maximum: 1000, default: 100,
+      description: 'Header fields a request may carry (Envoy 100, HAProxy 101); beyond it the request is refused with 431.',
+    },
   },
 };
 
@@ -79,6 +84,8 @@ export interface EgressListenerConfig {
   requireSniMatch: boolean;
   handshakeTimeoutMs: number;
   connectTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxHeaders: number;
 }
 
 export interface EgressRelayConfig {
@@ -120,6 +127,8 @@ export function normalizeEgressListener(add: Problem, raw: Raw, base: PathSegmen
     requireSniMatch: raw.require_sni_match === true,
     handshakeTimeoutMs: parseDuration(raw.handshake_timeout ?? '15s'),
     connectTimeoutMs: parseDuration(raw.connect_timeout ?? '10s'),
+    keepAliveTimeoutMs: parseDuration(raw.keep_alive_timeout ?? '5s'),
+    maxHeaders: raw.max_headers ?? 100,
   };
 }
 

@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { normalizeEgressListener } from '../../shared/config/egress.js';
+import type { EgressListenerSlice } from '../../proxy-inner/egress/context.js';
 import { CLI } from './paths.js';
 
 export { freePort } from './ports.js';
@@ -125,3 +127,15 @@ export async function waitForPort(port: number, limitMs = 10_000): Promise<void>
   }
 }
 
+
+/**
+ * An egress listener's config slice from raw YAML-shaped keys (`allow`, `protocols`,
+ * `handshake_timeout`…), normalised by the real config code, for tests that build the kind
+ * in-process.
+ */
+export function egressSlice(raw: Record<string, unknown>, idleTimeoutMs = 0): EgressListenerSlice {
+  const problems: string[] = [];
+  const egress = normalizeEgressListener((p, m) => problems.push(`${p.join('.')}: ${m}`), raw, []);
+  if (problems.length > 0) throw new Error(problems.join('\n'));
+  return { name: 'egress', idleTimeoutMs, egress };
+}
