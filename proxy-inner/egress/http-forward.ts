@@ -100,17 +100,22 @@ class RelayAgent extends http.Agent {
 }
 
 /** The request of this connection whose body is being read: a parser error now is its end. */
-interface Reading { attempt: Attempt; refuse(status: RefusalStatus): void }
+interface Reading { req: http.IncomingMessage; refuse(status: RefusalStatus): void }
 
 /** Serve absolute-form HTTP on `conn` until it closes; the first head is already in the socket. */
 export function forwardHttp(ctx: EgressContext, conn: EgressConnection): void {
   const { maxHeaders, keepAliveTimeoutMs, handshakeTimeoutMs } = ctx.listener.egress;
-  const server = http.createServer({ maxHeaderSize: MAX_HEAD_BYTES, requestTimeout: 0, keepAliveTimeout: keepAliveTimeoutMs });
+  // No Host check by Node (it would answer 400 unaudited): Host is regenerated from the target anyway.
+  const server = http.createServer({ maxHeaderSize: MAX_HEAD_BYTES, requestTimeout: 0, keepAliveTimeout: keepAliveTimeoutMs, requireHostHeader: false });
   // One more than the limit, so that a request over it is seen (Node truncates silently).
   server.maxHeadersCount = maxHeaders + 1;
   let agent: RelayAgent | undefined;
   let reading: Reading | null = null;
+  /** Responses not finished yet (pipelined requests are answered in order). */
+  let answering = 0;
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    answering += 1;
+    res.once('close', () => { answering -= 1; });
     const attempt = new Attempt(ctx.deps.audit, conn, 'http');
     if (!ctx.protocols.has('http')) return void (refuse(res, 405, 'protocol_disabled'), attempt.finishDenied('protocol_disabled'));
     if (req.rawHeaders.length / 2 > maxHeaders) {
@@ -136,8 +141,7 @@ export function forwardHttp(ctx: EgressContext, conn: EgressConnection): void {
       agent = a;
       conn.socket.once('close', () => a.destroy());
     }
-    reading = { attempt, refuse: forwardRequest(agent, attempt, target, req, res) };
-    req.once('end', () => { if (reading?.attempt === attempt) reading = null; });
+    reading = { req, refuse: forwardRequest(agent, attempt, target, req, res) };
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
     const code = err.code ?? '';
@@ -145,13 +149,16 @@ export function forwardHttp(ctx: EgressContext, conn: EgressConnection): void {
     // as client_gone when its response closes.
     if (!code.startsWith('HPE_')) { socket.destroy(); return; }
     const status: RefusalStatus = code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    const r = reading;
+    // The parser marks a request complete as soon as its body is read, before 'end' is emitted.
+    const r = reading !== null && !reading.req.complete ? reading : null;
     reading = null;
     if (r) {
       r.refuse(status);
     } else {
       new Attempt(ctx.deps.audit, conn, 'http').finishDenied('http_protocol_error');
-      if (socket.writable) {
+      // Behind a pipelined request still being answered, a 400 would land in front of its
+      // response: the connection just ends (that request then ends as client_gone).
+      if (socket.writable && answering === 0) {
         const body = refusalBody(status, 'http_protocol_error');
         socket.write(`HTTP/1.1 ${status} ${statusText(status)}\r\nContent-Type: text/plain\r\n${REASON_HEADER}: http_protocol_error\r\n`
           + `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);

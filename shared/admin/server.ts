@@ -8,7 +8,7 @@
  */
 import http from 'node:http';
 import type net from 'node:net';
-import { DEFAULT_HTTP_DEADLINES, serveHttpConnection } from '../listener/http-kind.js';
+import { DEFAULT_HTTP_DEADLINES, serveHttpConnection, type HttpDeadlines } from '../listener/http-kind.js';
 import { logger } from '../log/logger.js';
 import { registry } from '../metrics/registry.js';
 import { listen, formatAddress, type Address, type Listening } from '../transport/index.js';
@@ -26,6 +26,8 @@ export class AdminServer {
   private readonly routes = new Map<string, AdminRoute>();
   private listening: Listening | undefined;
   private readonly open = new Set<net.Socket>();
+
+  constructor(private readonly deadlines: HttpDeadlines = DEFAULT_HTTP_DEADLINES) {}
 
   addReadinessCheck(name: string, check: ReadinessCheck): void {
     this.checks.set(name, check);
@@ -82,8 +84,8 @@ export class AdminServer {
       socket.on('error', () => {});
       this.open.add(socket);
       socket.once('close', () => this.open.delete(socket));
-      const server = http.createServer({ keepAliveTimeout: DEFAULT_HTTP_DEADLINES.keepAliveMs, requestTimeout: 0 }, (req, res) => void this.handle(req, res));
-      serveHttpConnection(server, socket, DEFAULT_HTTP_DEADLINES);
+      const server = http.createServer({ keepAliveTimeout: this.deadlines.keepAliveMs, requestTimeout: 0 }, (req, res) => void this.handle(req, res));
+      serveHttpConnection(server, socket, this.deadlines);
     }, {
       maxConnections: MAX_ADMIN_CONNECTIONS,
       onDrop: () => log.warn({ limit: MAX_ADMIN_CONNECTIONS }, 'admin connection refused: too many open connections'),

@@ -30,7 +30,9 @@ export function startSide(role: 'outer' | 'inner', config: Record<string, unknow
   const file = path.join(vsockDir, '..', `${role}-${Math.random().toString(36).slice(2)}.yaml`);
   const doc = { role, admin: { address: null }, vsock: { emulation_dir: vsockDir, cid: role === 'outer' ? 3 : 16 }, ...(role === 'outer' ? { enclave: { exit_with_app: false } } : {}), ...config };
   fs.writeFileSync(file, stringify(doc));
-  const proc = spawn(process.execPath, [CLI, '--config', file], {
+  // ENCLAVER_SIDE_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR": profile both sides (npm run bench:egress).
+  const nodeArgs = (process.env.ENCLAVER_SIDE_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const proc = spawn(process.execPath, [...nodeArgs, CLI, '--config', file], {
     env: { ...process.env, ENCLAVER_LOG_FORMAT: 'json', ENCLAVER_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
