@@ -9,6 +9,7 @@
  * refused on the way leaves exactly one audit record.
  */
 import { messageOf } from '../../shared/errors/index.js';
+import { logger } from '../../shared/log/logger.js';
 import type { ConnectionHandler } from '../../shared/listener/types.js';
 import { PrefixError, readPrefix, type PrefixParse } from '../../shared/util/read-prefix.js';
 import { Attempt, handshakeFailure } from './attempt.js';
@@ -79,6 +80,14 @@ async function serve(ctx: EgressContext, conn: EgressConnection, parseFirst: (bu
 export function egressProxy(listener: EgressListenerSlice, deps: EgressDeps): ConnectionHandler {
   const ctx = egressContext(listener, deps);
   const parseFirst = firstMessageParser(ctx);
+  // Said once at load: what the parent's guard will let through besides public addresses.
+  const ranges = listener.egress.policy.allow.filter((r) => r.kind === 'cidr').map((r) => r.text);
+  logger('egress', { listener: listener.name }).info({
+    explicit_ranges: ranges,
+    parent_host: listener.egress.policy.allow.some((r) => r.kind === 'name' && r.labels.join('.') === 'host'),
+  }, ranges.length > 0
+    ? 'the parent\'s guard lets tunnels reach non-public addresses only inside these explicitly allowed ranges; a name resolving to any other non-public address is refused (outer_guard_refused)'
+    : 'no address ranges allowed explicitly: the parent\'s guard refuses every non-public address (outer_guard_refused)');
   return async (socket, cctx) => {
     const conn = new EgressConnection(socket, cctx);
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));

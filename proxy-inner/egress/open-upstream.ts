@@ -7,7 +7,7 @@ import type net from 'node:net';
 import { ProxyError } from '../../shared/errors/index.js';
 import { formatIp, parseIPv4Strict, parseIPv6, type IpAddress } from '../../shared/egress/ip.js';
 import type { Destination } from '../../shared/egress/destination.js';
-import { decide, decideConnected } from '../../shared/egress/policy.js';
+import { decide, decideConnected, explicitRanges } from '../../shared/egress/policy.js';
 import type { AuditDecision, EgressReason } from '../../shared/audit/record.js';
 import type { EgressContext } from './context.js';
 import type { RefusalStatus } from './http-answers.js';
@@ -79,7 +79,7 @@ export async function openUpstream(ctx: EgressContext, dest: Destination, connId
   if (!first.allowed) return { decision: 'deny', reason: first.reason, rule: first.rule, status: 403, socksReply: SocksReply.NotAllowed, destIp: null };
   let tunnel;
   try {
-    tunnel = await dialRelay(ctx.deps.relay, connectTimeoutMs, { host: dest.host.text, port: dest.port, conn_id: connId });
+    tunnel = await dialRelay(ctx.deps.relay, connectTimeoutMs, { host: dest.host.text, port: dest.port, conn_id: connId, allow_ranges: explicitRanges(policy, dest) });
   } catch (err) {
     if (err instanceof RelayError) return { ...relayRefusal(err.failure), rule: first.rule };
     throw err;
