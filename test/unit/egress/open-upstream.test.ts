@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseAuthority } from '../../../shared/egress/destination.js';
+import { formatCidr } from '../../../shared/egress/ip.js';
 import type { EgressAnswer } from '../../../shared/egress/relay-frames.js';
 import { parseAddress } from '../../../shared/transport/index.js';
 import { isRefusal, openUpstream, type Refusal } from '../../../proxy-inner/egress/open-upstream.js';
@@ -83,6 +84,8 @@ test('a refused destination never reaches the relay; an accepted one keeps the b
   assert.ok(!isRefusal(opened));
   assert.equal(opened.destIp, '93.184.216.34');
   assert.equal(opened.headDown.toString(), '220 smtp ready\r\n');
-  assert.deepEqual(stub.seen[0], { host: 'mail.example', port: 25, conn_id: 'c3' }, 'the relay gets the canonical host');
+  const seen = stub.seen[0]!;
+  assert.deepEqual({ ...seen, allow_ranges: seen.allow_ranges.map(formatCidr) }, { host: 'mail.example', port: 25, conn_id: 'c3', allow_ranges: ['0.0.0.0/0', '::/0'] },
+    'the relay gets the canonical host and the ranges the policy allows explicitly');
   opened.socket.destroy();
 });
