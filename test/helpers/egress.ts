@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { normalizeEgressListener } from '../../shared/config/egress.js';
+import { egressListenerSpec } from '../../shared/config/egress.js';
 import type { EgressListenerSlice } from '../../proxy-inner/egress/context.js';
 import { CLI } from './paths.js';
 
@@ -143,7 +143,12 @@ export async function waitForPort(port: number, limitMs = 10_000): Promise<void>
  */
 export function egressSlice(raw: Record<string, unknown>, idleTimeoutMs = 0): EgressListenerSlice {
   const problems: string[] = [];
-  const egress = normalizeEgressListener((p, m) => problems.push(`${p.join('.')}: ${m}`), raw, []);
+  const filled = egressListenerSpec.fill(raw, { configDir: process.cwd(), role: 'inner' });
+  const egress = egressListenerSpec.read(filled, [], {
+    configDir: process.cwd(), role: 'inner', clusters: new Map(),
+    problem: (p, m) => problems.push(`${p.join('.')}: ${m}`),
+    claim: () => undefined,
+  });
   if (problems.length > 0) throw new Error(problems.join('\n'));
   return { name: 'egress', idleTimeoutMs, egress };
 }
