@@ -66,7 +66,9 @@ export function parseEgressRequest(frame: Frame): EgressRequest {
   const p = expectType(frame, FrameType.EgressRequest);
   const { v, host, port, conn_id, allow_ranges } = p;
   if (v !== undefined && v !== 1 && v !== EGRESS_REQUEST_VERSION) {
-    throw new FrameError('frame_version', `egress request version ${String(v)} is not 1 or ${EGRESS_REQUEST_VERSION}`, { version: v });
+    // The value is the peer's: only a number is echoed (anything else may not even stringify).
+    const shown = typeof v === 'number' ? String(v) : `of type ${typeof v}`;
+    throw new FrameError('frame_version', `egress request version ${shown} is not 1 or ${EGRESS_REQUEST_VERSION}`, { version: shown });
   }
   if (typeof host !== 'string' || host.length === 0 || host.length > 300) throw invalid('egress request', 'host');
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw invalid('egress request', 'port');
