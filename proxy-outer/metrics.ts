@@ -49,11 +49,11 @@ const auditAcknowledged = new Counter({
   name: 'enclaver_audit_records_acknowledged_total', help: 'Audit records acknowledged to the inner (written, or known to be written already).', registers: [],
 });
 const auditWritten = new Counter({
-  name: 'enclaver_audit_records_written_total', help: 'Audit records written to the audit sinks (stdout and/or the file), each once.', registers: [],
+  name: 'enclaver_audit_records_written_total', help: 'Audit records handed to the audit sinks (stdout, file, syslog), each once.', registers: [],
 });
 const auditSinkErrors = new Counter({
   name: 'enclaver_audit_sink_errors_total',
-  help: 'Audit streams closed because records could not be written or the stream was malformed (the inner keeps and re-sends them).',
+  help: 'Writes of audit records to a sink (file, stdout, syslog) that failed; nothing is acknowledged, so the inner keeps and re-sends them.',
   registers: [],
 });
 

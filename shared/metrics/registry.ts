@@ -63,7 +63,7 @@ export const connectionDuration = new Histogram({
 });
 export const handshakeDuration = new Histogram({
   name: 'enclaver_handshake_duration_seconds',
-  help: 'Time from accept until bytes flow to the upstream (PROXY header, TLS handshake, proxy handshake, policy, upstream connect), by listener.',
+  help: 'Time from accept until bytes flow to the upstream (PROXY header, TLS handshake, proxy handshake, policy, upstream connect), by listener; not observed for connections the native fast path carries whole.',
   labelNames: ['listener'] as const,
   buckets: HANDSHAKE_BUCKETS,
   registers: [registry],
