@@ -113,8 +113,8 @@ for (const mode of ['fast', 'js'] as const) {
       assert.equal(rec.closed_by, 'downstream');
       assert.equal(await metric(`enclaver_connections_total{listener="${name}"}`), 1);
       assert.equal(await metric(`enclaver_connections_active{listener="${name}"}`), 0);
-      assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="in"}`), 5);
-      assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="out"}`), 5);
+      assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="client_to_upstream"}`), 5);
+      assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="upstream_to_client"}`), 5);
       up.server.close();
     });
 
