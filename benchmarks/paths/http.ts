@@ -137,7 +137,7 @@ function haproxyHttpPath(tls: boolean): HttpPathDefinition {
       const socket = path.join(ctx.workDir, `${name}.sock`);
       const pem = path.join(ctx.workDir, `${name}.pem`);
       fs.writeFileSync(pem, ctx.tlsPem);
-      const global = 'global\n  nbthread 1\n  tune.pipesize 262144\n  maxconn 100000\n';
+      const global = 'global\n  nbthread 1\n  tune.pipesize 262144\n';
       const defaults = (mode: string) => `defaults\n  mode ${mode}\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n  timeout http-keep-alive 1h\n`;
       const outerCfg = `${global}${defaults('tcp')}  option splice-auto\nfrontend hop\n  bind 127.0.0.1:${entry}\n  default_backend next\nbackend next\n  server next unix@${socket} send-proxy-v2\n`;
       const innerCfg = `${global}${defaults('http')}  option http-keep-alive\nfrontend web\n  bind unix@${socket} accept-proxy${tls ? ` ssl crt ${pem}` : ''}\n`
