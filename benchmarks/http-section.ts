@@ -22,6 +22,8 @@ const HTTP_APP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'childr
 export interface HttpSettings {
   trials: number;
   seconds: number;
+  /** Load each path this long before measuring: Node's JIT needs thousands of requests to warm up. */
+  warmupSeconds: number;
   connections: number;
   only: string[] | null;
 }
@@ -126,6 +128,10 @@ export async function runHttpSection(s: HttpSettings, workDir: string, nofile: n
       }
       paths.push(await d.start({ workDir, nofile, appPort: app.port, tlsPem: pem }));
     }
+    for (const p of paths) {
+      const w = await runHttpLoad(p.url, s.warmupSeconds, s.connections);
+      log(`http warm-up ${p.name}: ${w.requestsPerSecond.toFixed(0)} req/s (not counted)`);
+    }
     report.loadavg = (await import('node:os')).loadavg().map((x) => Math.round(x * 100) / 100);
     const results = new Map(paths.map((p) => [p.name, { name: p.name, requests_per_s: null, p99_us: null, cpu_us_per_request: null, trials: { requests_per_s: [], p99_us: [], cpu_us_per_request: [], errors: [] } } as HttpPathResult]));
     for (let t = 1; t <= s.trials; t++) {
@@ -154,7 +160,8 @@ export async function runHttpSection(s: HttpSettings, workDir: string, nofile: n
 export function renderHttpTable(r: HttpSectionReport): string {
   if (r.results.length === 0) return `HTTP (L7): skipped (${r.skipped.map((x) => `${x.name}: ${x.reason}`).join('; ')})`;
   const lines = [
-    `HTTP/1.1 keep-alive (wrk -t1 -c${r.settings.connections}, ${r.settings.seconds} s × ${r.settings.trials} trials, medians; app: ${r.app}; load average ${r.loadavg.join(' ')})`,
+    `HTTP/1.1 keep-alive (wrk -t1 -c${r.settings.connections}, ${r.settings.warmupSeconds} s warm-up, then ${r.settings.seconds} s × ${r.settings.trials} trials, medians;`
+      + ` app: ${r.app}; load average ${r.loadavg.join(' ')})`,
     '| path | req/s | p99 ms | proxy CPU µs/req |',
     '|---|---:|---:|---:|',
     ...r.results.map((x) => `| ${x.name} | ${x.requests_per_s?.toFixed(0) ?? '-'} | ${x.p99_us !== null ? (x.p99_us / 1000).toFixed(2) : '-'} | ${x.cpu_us_per_request?.toFixed(1) ?? '-'} |`),

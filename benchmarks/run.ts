@@ -45,6 +45,7 @@ Options:
   --only a,b           only these paths
   --workloads a,b      only these of: bulk, latency, connections, memory, http (default: all)
   --http-connections N wrk connections for the http section (default 32)
+  --http-warmup S      seconds of load per http path before measuring (default 10, quick 5)
   --pipe-sizes a,b     also measure pair-native bulk throughput with these pipe sizes (bytes)
   --json FILE          write the results as JSON
   --svg FILE           where to write the chart (default benchmarks/results/bench.svg)
@@ -75,6 +76,7 @@ interface Settings {
   workloads: Set<Workload>;
   pipeSizes: number[];
   httpConnections: number;
+  httpWarmup: number;
   json: string | undefined;
   svg: string;
 }
@@ -92,7 +94,7 @@ function parseSettings(argv: string[]): Settings | null {
     strict: true,
     options: {
       quick: { type: 'boolean' }, trials: { type: 'string' }, seconds: { type: 'string' }, tunnels: { type: 'string' },
-      only: { type: 'string' }, workloads: { type: 'string' }, 'pipe-sizes': { type: 'string' }, 'http-connections': { type: 'string' }, json: { type: 'string' }, svg: { type: 'string' },
+      only: { type: 'string' }, workloads: { type: 'string' }, 'pipe-sizes': { type: 'string' }, 'http-connections': { type: 'string' }, 'http-warmup': { type: 'string' }, json: { type: 'string' }, svg: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -111,6 +113,7 @@ function parseSettings(argv: string[]): Settings | null {
     workloads: parseWorkloads(values.workloads),
     pipeSizes: values['pipe-sizes'] ? values['pipe-sizes'].split(',').map((s) => positive(s.trim(), 'pipe-sizes', 0)) : [],
     httpConnections: positive(values['http-connections'], 'http-connections', 32),
+    httpWarmup: positive(values['http-warmup'], 'http-warmup', quick ? 5 : 10, true),
     json: values.json,
     svg: values.svg ?? path.join(HERE, '..', '..', 'benchmarks', 'results', 'bench.svg'),
   };
@@ -269,7 +272,7 @@ async function main(argv: string[]): Promise<number> {
     report.pipe_sizes = await measurePipeSizes(targets, s, workDir, nofile);
     for (const server of servers) await stop(server);
     if (s.workloads.has('http')) {
-      http = await runHttpSection({ trials: s.trials, seconds: s.seconds, connections: s.httpConnections, only: s.only }, workDir, nofile);
+      http = await runHttpSection({ trials: s.trials, seconds: s.seconds, warmupSeconds: s.httpWarmup, connections: s.httpConnections, only: s.only }, workDir, nofile);
       report.http = http;
     }
     report.targets = checkTargets(report.results, report.memory);

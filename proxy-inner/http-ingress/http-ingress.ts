@@ -294,9 +294,6 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
         ctx.metrics.rejected('tls');
         return fail('TLS handshake', err);
       }
-    } else if (head.length > 0) {
-      // Bytes the PROXY header parse read past: the HTTP parser must see them first.
-      socket.unshift(head);
     }
     const clientLabel = clientAddress === undefined ? undefined : clientAddress.includes(':') ? `[${clientAddress}]:${clientPort}` : `${clientAddress}:${clientPort}`;
     const facts: ConnectionFacts = { client: { address: clientAddress, proto }, clientLabel, ctx };
@@ -314,6 +311,10 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
         return;
       }
       server.emit('connection', conn);
+      // Bytes the PROXY header parse read past (TLS took them above). Node's parser reads the socket's
+      // handle directly, so bytes pushed back into the JS stream (unshift) would never reach it: they
+      // are handed to its 'data' listener instead, before any further byte is read.
+      if (!opts.tls && head.length > 0) conn.emit('data', head);
       conn.resume();
     });
   };
