@@ -310,11 +310,9 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
         serveHttp2(conn, facts);
         return;
       }
+      // Bytes the PROXY header parse read past (TLS took them above): the HTTP parser must see them first.
+      if (!opts.tls && head.length > 0) conn.unshift(head);
       server.emit('connection', conn);
-      // Bytes the PROXY header parse read past (TLS took them above). Node's parser reads the socket's
-      // handle directly, so bytes pushed back into the JS stream (unshift) would never reach it: they
-      // are handed to its 'data' listener instead, before any further byte is read.
-      if (!opts.tls && head.length > 0) conn.emit('data', head);
       conn.resume();
     });
   };

@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
 import { addLogTap } from '../../../shared/log/logger.js';
+import { encodeProxyHeader } from '../../../shared/proxy-protocol/v2.js';
 import { cluster, firstStatus, rawExchange, startIngress, TEST_LIMITS, type Ingress } from '../../helpers/http-ingress.js';
 import { selfSignedLoopbackCertificate } from '../../helpers/tls.js';
 
@@ -341,6 +342,24 @@ describe('HTTP/2 on a TLS HTTP listener (ALPN h2), forwarded to the app as HTTP/
       seen.forEach((s, i) => { assert.equal(s.url, `/stream/${i}`); assert.equal(s.bodyBytes, 100_000 + i); });
     } finally {
       session.close();
+    }
+  });
+});
+
+describe('HTTP listener behind the outer (PROXY v2)', () => {
+  test('a request in the same segment as the PROXY header is parsed; the client address is the header\'s', async () => {
+    const app = await startApp('pp');
+    const ingress = await startIngress({ clusters: new Map([['app', cluster('app', app.port)]]), defaultCluster: 'app', expectProxyProtocol: true });
+    try {
+      const header = encodeProxyHeader({ address: '203.0.113.7', port: 40000 }, { address: '10.0.0.1', port: 443 });
+      const { text } = await rawExchange(ingress.port, Buffer.concat([header, Buffer.from('GET /same-segment HTTP/1.1\r\nHost: pp.test\r\nConnection: close\r\n\r\n')]));
+      assert.equal(firstStatus(text), 200, text);
+      const seen = JSON.parse(text.slice(text.indexOf('{'), text.lastIndexOf('}') + 1)) as Seen;
+      assert.equal(seen.url, '/same-segment');
+      assert.equal(seen.headers['x-forwarded-for'], '203.0.113.7');
+    } finally {
+      await ingress.close();
+      await app.close();
     }
   });
 });
