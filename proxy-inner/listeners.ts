@@ -5,9 +5,8 @@ import { httpListenerKind } from '../shared/listener/http-kind.js';
 import type { ConnectionHandler } from '../shared/listener/types.js';
 import { tcpProxy } from '../shared/tcp-proxy/tcp-proxy.js';
 import { PairPort } from '../shared/wire/ports.js';
-import { VSOCK_CID_PARENT } from '../shared/transport/address.js';
 import { InnerAws } from './aws-services.js';
-import { parseAddress } from '../shared/transport/index.js';
+import { parentChannel } from '../shared/transport/vsock.js';
 import type { AuditSink } from './egress/attempt.js';
 import { egressProxy } from './egress/egress-proxy.js';
 import type { TlsIdentities } from './tls/tls-identities.js';
@@ -30,7 +29,7 @@ export function innerAws(config: SideConfig): InnerAws | null {
       mode: config.nsm.mode,
       simulator: { pcrs: config.nsm.simulatorPcrs, rootCertificatePath: config.nsm.simulatorRootCertificatePath },
     },
-    imdsRelay: { kind: 'vsock', cid: VSOCK_CID_PARENT, port: PairPort.Imds },
+    imdsRelay: parentChannel(PairPort.Imds),
     region: config.aws.region,
     credentialRefreshMarginMs: config.aws.credentialRefreshMarginMs,
   });
@@ -47,7 +46,7 @@ export function innerListenerKinds(config: SideConfig, { aws, audit, tls }: Inne
         listener: l.name,
         protocols: l.egress.protocols,
         policy: l.egress.policy,
-        relay: parseAddress(`vsock://parent:${PairPort.Egress}`),
+        relay: parentChannel(PairPort.Egress),
         audit,
         requireSniMatch: l.egress.requireSniMatch,
         connectTimeoutMs: l.egress.connectTimeoutMs,

@@ -6,7 +6,7 @@ import type { SideConfig } from '../shared/config/types.js';
 import { messageOf } from '../shared/errors/index.js';
 import { addLogTap, logger } from '../shared/log/logger.js';
 import { configureSideVsock, SideRuntime } from '../shared/runtime/side-runtime.js';
-import { vsockSettings } from '../shared/transport/vsock.js';
+import { parentChannel, vsockSettings } from '../shared/transport/vsock.js';
 import { LogForwarder } from './logs/forwarder.js';
 import { MetricsExporter } from './metrics-export/exporter.js';
 import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
@@ -14,7 +14,6 @@ import { exitCodeOf } from '../shared/wire/status.js';
 import { appEnvironment } from './app/environment.js';
 import { AppStartError, AppSupervisor, preflightApp, type AppExit } from './app/supervisor.js';
 import { innerAws, innerListenerKinds } from './listeners.js';
-import { parseAddress } from '../shared/transport/index.js';
 import { PairPort } from '../shared/wire/ports.js';
 import { AuditSender } from './audit/sender.js';
 import { appProxyUrls } from './egress/app-proxy-url.js';
@@ -70,7 +69,7 @@ async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: 
   }
   // One audit stream per process, shared by every egress listener; only dialled when one exists.
   const audit = config.listeners.some((l) => l.egress !== undefined)
-    ? new AuditSender({ address: parseAddress(`vsock://parent:${PairPort.Audit}`), maxBuffered: config.audit?.bufferRecords ?? 10_000 })
+    ? new AuditSender({ address: parentChannel(PairPort.Audit), maxBuffered: config.audit?.bufferRecords ?? 10_000 })
     : undefined;
   let runtime: SideRuntime | undefined;
   let aws: InnerAws | null = null;

@@ -99,7 +99,8 @@ export async function main(argv: string[]): Promise<number> {
   let enclaveCid: number | undefined;
   if (values['enclave-cid'] !== undefined) {
     enclaveCid = Number(values['enclave-cid']);
-    if (!/^[0-9]+$/.test(values['enclave-cid']) || enclaveCid < 3) return usageError(`--enclave-cid must be a number of at least 3, not "${values['enclave-cid']}"`);
+    // 1 is the vsock loopback transport (tests in a VM); 0 and 2 are never an enclave.
+    if (!/^[0-9]+$/.test(values['enclave-cid']) || enclaveCid === 0 || enclaveCid === 2) return usageError(`--enclave-cid must be 1 or a number of at least 3, not "${values['enclave-cid']}"`);
   }
   const logLevel = values['log-level'];
   if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) return usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);

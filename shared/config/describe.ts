@@ -16,7 +16,11 @@ function side(c: SideConfig): Record<string, unknown> {
   return {
     role: c.role,
     admin: c.admin ? formatAddress(c.admin) : null,
-    ...(c.vsock.emulationDir || c.vsock.cid ? { vsock: { ...(c.vsock.emulationDir ? { emulation_dir: c.vsock.emulationDir } : {}), ...(c.vsock.cid ? { cid: c.vsock.cid } : {}) } } : {}),
+    ...(c.vsock.emulationDir || c.vsock.cid || c.vsock.parentCid ? { vsock: {
+      ...(c.vsock.emulationDir ? { emulation_dir: c.vsock.emulationDir } : {}),
+      ...(c.vsock.cid ? { cid: c.vsock.cid } : {}),
+      ...(c.vsock.parentCid ? { parent_cid: c.vsock.parentCid } : {}),
+    } } : {}),
     drain_timeout_ms: c.drainTimeoutMs,
     ...(c.role === 'inner' ? { logs: { forward: c.logs.forward ?? 'auto', buffer_bytes: c.logs.bufferBytes } } : {}),
     ...(c.role === 'outer' ? { enclave: { cid: c.enclave.cid, exit_with_app: c.enclave.exitWithApp } } : {}),

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { AddressError, ConfigError, type ConfigProblem } from '../errors/index.js';
-import { parseAddress, formatAddress, isLoopbackHost, type Address } from '../transport/address.js';
+import { parseAddress, formatAddress, isLoopbackHost, VSOCK_CID_HOST, type Address } from '../transport/address.js';
 import { parseDuration } from '../util/duration.js';
 import { isReservedPort, RESERVED_PORT_MIN, RESERVED_PORT_MAX } from '../wire/ports.js';
 import type { ConfigSource, PathSegment } from './source.js';
@@ -62,6 +62,10 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
 
   if (role === 'outer' && raw.app) c.add([...base, 'app'], '`app` belongs to the inner side (the app runs inside the enclave)');
   if (role === 'inner' && raw.enclave) c.add([...base, 'enclave'], '`enclave` belongs to the outer side');
+  if (role === 'outer' && raw.vsock?.parent_cid !== undefined) c.add([...base, 'vsock', 'parent_cid'], '`vsock.parent_cid` belongs to the inner side (the outer is the parent); the outer names the enclave with `enclave.cid`');
+  for (const [section, key] of [['vsock', 'cid'], ['vsock', 'parent_cid'], ['enclave', 'cid']] as const) {
+    if (raw[section]?.[key] === VSOCK_CID_HOST) c.add([...base, section, key], `CID ${VSOCK_CID_HOST} is the hypervisor host, never a side of the pair; use 3 for the parent on Nitro, 1 for a vsock loopback transport`);
+  }
   if (role === 'outer' && raw.logs) c.add([...base, 'logs'], '`logs` belongs to the inner side (the outer receives what the inner forwards)');
 
   const clusters = new Map<string, ClusterConfig>();
@@ -145,7 +149,7 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
     source: c.source.file,
     logLevel: undefined,
     admin,
-    vsock: { emulationDir: raw.vsock?.emulation_dir ? path.resolve(configDir, raw.vsock.emulation_dir) : undefined, cid: raw.vsock?.cid },
+    vsock: { emulationDir: raw.vsock?.emulation_dir ? path.resolve(configDir, raw.vsock.emulation_dir) : undefined, cid: raw.vsock?.cid, parentCid: raw.vsock?.parent_cid },
     drainTimeoutMs: parseDuration(raw.shutdown?.drain_timeout ?? DEFAULT_DRAIN_TIMEOUT),
     logs: { forward: raw.logs?.forward, bufferBytes: raw.logs?.buffer_bytes ?? DEFAULT_LOG_BUFFER_BYTES },
     listeners,

@@ -126,7 +126,8 @@ const side = {
       description: 'How vsock addresses are opened.',
       properties: {
         emulation_dir: { type: 'string', description: 'Emulate vsock with Unix sockets <dir>/<cid>_<port>.sock (development, tests). Also ENCLAVER_VSOCK_EMULATION_DIR.' },
-        cid: { type: 'integer', minimum: 3, maximum: 4294967294, description: 'This side\'s CID under emulation (default 3 on the outer, 16 in the enclave).' },
+        cid: { type: 'integer', minimum: 1, maximum: 4294967294, description: 'This side\'s CID under emulation (default 3 on the outer, 16 in the enclave). Not 2 (the hypervisor host).' },
+        parent_cid: { type: 'integer', minimum: 1, maximum: 4294967294, default: 3, description: 'Inner: the CID the inner dials for its channels to the outer (status, logs, egress relay, audit, IMDS). 3 on Nitro; 1 on a vsock loopback transport (tests in a VM). Also ENCLAVER_VSOCK_PARENT_CID.' },
       },
     },
     logs: {
@@ -166,7 +167,7 @@ const side = {
       additionalProperties: false,
       description: 'Outer only: the enclave this outer proxy serves.',
       properties: {
-        cid: { type: 'integer', minimum: 3, maximum: 4294967294, default: 16, description: 'The enclave\'s CID.' },
+        cid: { type: 'integer', minimum: 1, maximum: 4294967294, default: 16, description: 'The enclave\'s CID (1: the vsock loopback transport, for tests in a VM; never 2, the hypervisor host).' },
         exit_with_app: { type: 'boolean', default: true, description: 'Exit when the enclave reports that its app exited, with the app\'s exit code.' },
       },
     },

@@ -73,7 +73,8 @@ export interface SideConfig {
   source: string;
   logLevel: string | undefined;
   admin: Address | null;
-  vsock: { emulationDir: string | undefined; cid: number | undefined };
+  /** parentCid: the CID the inner dials for the pair's channels; undefined = environment, else 3. */
+  vsock: { emulationDir: string | undefined; cid: number | undefined; parentCid: number | undefined };
   drainTimeoutMs: number;
   /** Inner: forward log lines to the outer; undefined = decide by transport (real vsock: yes). */
   logs: { forward: boolean | undefined; bufferBytes: number };

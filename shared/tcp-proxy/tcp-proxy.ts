@@ -127,6 +127,7 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     // The PROXY header is ours, not the client's: it does not count as client bytes.
     const bytesIn = result.bytesUp - (cluster.sendProxyProtocol ? headUp.length - head.length : 0);
     if (result.error) ctx.metrics.error(result.error.code);
+    ctx.metrics.pumped(result.path);
     const line = { client: describe(client), upstream: endpoint, bytes_in: bytesIn, bytes_out: result.bytesDown, duration_ms: result.durationMs, closed_by: result.closedBy, ...(result.error ? { error: result.error.code, error_side: result.error.side } : {}) };
     if (listener.accessLog) ctx.log.info(line, 'connection closed');
     else ctx.log.debug(line, 'connection closed');
