@@ -8,6 +8,9 @@ Usage:
   enclaver-proxy attestation verify FILE [--root PEM] [--at document|now|ISO]
                  [--pcr N=HEX …] [--nonce HEX]
                                                 verify a Nitro attestation document
+  enclaver-proxy describe-eif FILE [--json]     an EIF's header, sections, CRC, PCRs, signature
+  enclaver-proxy measure EIF [--json|--kms-policy]
+                                                its PCRs (recomputed), or a KMS policy condition
   enclaver-proxy doctor [--json]                addon, pump, splice, pipe limits, vsock and CID
   enclaver-proxy --version [--verbose]
   enclaver-proxy --help

@@ -18,8 +18,10 @@ import { runOuter } from '../../proxy-outer/main.js';
 import { runLocal } from '../../proxy-outer/runtime/local.js';
 import { describePump } from '../../shared/pump/index.js';
 import { attestationCommand } from './attestation-command.js';
+import { describeEifCommand } from './describe-eif-command.js';
 import { doctorCommand } from './doctor-command.js';
 import { HELP } from './help.js';
+import { measureCommand } from './measure-command.js';
 import { schemaCommand } from './schema-command.js';
 
 const USAGE_ERROR = 2;
@@ -40,6 +42,8 @@ export async function main(argv: string[]): Promise<number> {
   // Subcommands with options of their own are dispatched before the proxy's options are parsed.
   if (argv[0] === 'attestation') return attestationCommand(argv.slice(1));
   if (argv[0] === 'doctor') return doctorCommand(argv.slice(1));
+  if (argv[0] === 'describe-eif') return describeEifCommand(argv.slice(1));
+  if (argv[0] === 'measure') return measureCommand(argv.slice(1));
   const dashdash = argv.indexOf('--');
   const own = dashdash === -1 ? argv : argv.slice(0, dashdash);
   const appArgv = dashdash === -1 ? undefined : argv.slice(dashdash + 1);
