@@ -22,6 +22,9 @@ import type { InnerAws } from './aws-services.js';
 import { awsAppEnvironment } from './app/aws-environment.js';
 import { StatusReporter } from './status/reporter.js';
 import { TlsIdentities } from './tls/tls-identities.js';
+import { runBootstrap, type Bootstrapped } from './bootstrap/bootstrap.js';
+import { BootstrapError } from './bootstrap/errors.js';
+import type { InitDuties } from './bootstrap/init-duties.js';
 
 const log = logger('inner');
 /** How long shutdown waits for the outer to acknowledge the last audit records. */
@@ -38,7 +41,19 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
   const logs = startLogForwarding(config);
   const reporter = new StatusReporter();
   reporter.start();
-  const exitCode = await superviseInner(config, opts, reporter, logs);
+  // Before any listener: an enclave boots with lo down, and 127.0.0.1 is where the app and we meet.
+  let bootstrapped: Bootstrapped | undefined;
+  try {
+    bootstrapped = runBootstrap(config);
+  } catch (err) {
+    log.fatal({ err: messageOf(err), step: err instanceof BootstrapError ? err.step : undefined }, 'enclave bootstrap failed');
+    reporter.report({ state: 'fatal', error: messageOf(err), code: 1 });
+    await reporter.stop();
+    await logs?.stop();
+    return 1;
+  }
+  const exitCode = await superviseInner(config, opts, reporter, logs, bootstrapped?.duties);
+  await bootstrapped?.stop();
   await logs?.stop();
   return exitCode;
 }
@@ -56,7 +71,7 @@ function appOutputLine(stream: 'stdout' | 'stderr', line: string): string {
   return JSON.stringify({ level: 'info', time: new Date().toISOString(), side: 'inner', component: 'app', stream, msg: line });
 }
 
-async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: StatusReporter, logs: LogForwarder | undefined): Promise<number> {
+async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: StatusReporter, logs: LogForwarder | undefined, duties: InitDuties | undefined): Promise<number> {
   try {
     // A missing binary is reported before any socket opens, like a config error.
     if (config.app) preflightApp(config.app, process.env.PATH);
@@ -128,6 +143,9 @@ async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: 
       return code;
     }
     const started = Date.now();
+    // Node waits for the app itself; the orphan reaper must never take its exit status.
+    duties?.protect(pid);
+    duties?.forwardTo(pid);
     reporter.report({ state: 'running', pid });
     runtime.admin.addReadinessCheck('app', () => ({ ready: true, detail: `pid ${pid}` }));
     const first = await Promise.race([app.exited.then((e) => ({ kind: 'exit' as const, e })), stopped.then(() => ({ kind: 'stop' as const }))]);

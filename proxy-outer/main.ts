@@ -15,6 +15,8 @@ import { EgressRelay } from './egress-relay/relay.js';
 import { parseUpstreamProxy } from './egress-relay/upstream-proxy.js';
 import { outerListenerKinds } from './listeners.js';
 import { StatusCollector } from './status/collector.js';
+import { EnclaveSupervisor } from './enclave/supervisor.js';
+import { startClockServer } from './clock/server.js';
 import { enclaveMetricsRoute } from './enclave-metrics/fetch.js';
 import { LogCollector } from './logs/collector.js';
 import { Imdsv2Client } from './imds-relay/imdsv2-client.js';
@@ -61,6 +63,7 @@ export async function startOuter(config: SideConfig): Promise<OuterHandle> {
     detail: status.latest ? status.latest.state : 'no status from the enclave yet',
   }));
   await status.start();
+  const clock = await startClockServer();
   const logs = new LogCollector();
   await logs.start();
   runtime.admin.addRoute('/enclave/metrics', enclaveMetricsRoute(config.enclave.cid));
@@ -86,6 +89,7 @@ export async function startOuter(config: SideConfig): Promise<OuterHandle> {
       await audit?.stop();
       await imdsRelay?.close();
       await status.close();
+      await clock.close();
       await logs.close();
     },
   };
@@ -99,15 +103,43 @@ export async function runOuter(config: SideConfig): Promise<number> {
     log.fatal({ err: messageOf(err) }, 'outer proxy could not start');
     return 1;
   }
-  const code = await new Promise<number>((resolve) => {
-    const unhook = onShutdownSignal(() => { unhook(); resolve(0); });
+  // One shutdown signal for every phase: launching, waiting for the inner, running.
+  let stopSignal: NodeJS.Signals | undefined;
+  let unhook: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => { unhook = onShutdownSignal((signal) => { stopSignal = signal; resolve(); }); });
+  // The collectors listen before the enclave boots, so its first status and log lines are not lost.
+  const launch = config.enclave.launch;
+  const supervisor = launch ? new EnclaveSupervisor({ ...launch, cid: config.enclave.cid }) : undefined;
+  if (supervisor) {
+    try {
+      // A signal during run-enclave takes effect once nitro-cli answers: the enclave is then terminated.
+      await supervisor.start();
+      await Promise.race([supervisor.waitForInner(outer.status), stopped]);
+    } catch (err) {
+      log.fatal({ err: messageOf(err) }, 'the enclave could not be started');
+      unhook();
+      await supervisor.terminate();
+      await outer.shutdown();
+      return 1;
+    }
+  }
+  const code = stopSignal ? 0 : await new Promise<number>((resolve) => {
+    void stopped.then(() => resolve(0));
     if (config.enclave.exitWithApp) {
       outer.status.on('status', (s) => {
         const c = exitCodeOf(s, SIGNAL_NUMBERS);
-        if (c !== undefined) { unhook(); resolve(c); }
+        if (c !== undefined) resolve(c);
       });
     }
+    // The enclave's status connection closes with it; what it said before that is the verdict.
+    void supervisor?.gone.then(() => outer.status.idle()).then(() => {
+      const c = outer.status.latest && exitCodeOf(outer.status.latest, SIGNAL_NUMBERS);
+      if (c === undefined) log.error({ enclave_id: supervisor.enclaveId }, 'the enclave ended without reporting its app\'s exit');
+      resolve(c ?? 1);
+    });
   });
+  unhook();
+  await supervisor?.terminate();
   await outer.shutdown();
   log.info({ exit_code: code }, 'outer proxy stopped');
   return code;

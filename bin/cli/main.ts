@@ -20,6 +20,7 @@ import { describePump } from '../../shared/pump/index.js';
 import { attestationCommand } from './attestation-command.js';
 import { describeEifCommand } from './describe-eif-command.js';
 import { doctorCommand } from './doctor-command.js';
+import { runCommand } from './run-command.js';
 import { HELP } from './help.js';
 import { measureCommand } from './measure-command.js';
 import { schemaCommand } from './schema-command.js';
@@ -44,6 +45,7 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'doctor') return doctorCommand(argv.slice(1));
   if (argv[0] === 'describe-eif') return describeEifCommand(argv.slice(1));
   if (argv[0] === 'measure') return measureCommand(argv.slice(1));
+  if (argv[0] === 'run') return runCommand(argv.slice(1));
   const dashdash = argv.indexOf('--');
   const own = dashdash === -1 ? argv : argv.slice(0, dashdash);
   const appArgv = dashdash === -1 ? undefined : argv.slice(dashdash + 1);

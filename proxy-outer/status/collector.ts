@@ -15,10 +15,17 @@ const log = logger('status');
 export class StatusCollector extends EventEmitter<{ status: [EnclaveStatus] }> {
   private listening: Listening | undefined;
   latest: EnclaveStatus | undefined;
+  private openChannels = 0;
+  private idleWaiters: (() => void)[] = [];
 
   async start(): Promise<void> {
     this.listening = await listen({ kind: 'vsock', cid: VSOCK_CID_ANY, port: PairPort.Status }, (socket) => {
       const decoder = new FrameDecoder();
+      this.openChannels += 1;
+      socket.once('close', () => {
+        this.openChannels -= 1;
+        if (this.openChannels === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      });
       socket.on('error', () => {});
       socket.on('end', () => socket.end());
       socket.on('data', (chunk: Buffer) => {
@@ -42,6 +49,14 @@ export class StatusCollector extends EventEmitter<{ status: [EnclaveStatus] }> {
       });
       socket.resume();
     });
+  }
+
+  /**
+   * Resolves once no status connection is open: after an enclave is gone, its last status has
+   * either been read by then or was never sent.
+   */
+  idle(): Promise<void> {
+    return this.openChannels === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   async close(): Promise<void> {

@@ -23,7 +23,10 @@ function side(c: SideConfig): Record<string, unknown> {
     } } : {}),
     drain_timeout_ms: c.drainTimeoutMs,
     ...(c.role === 'inner' ? { logs: { forward: c.logs.forward ?? 'auto', buffer_bytes: c.logs.bufferBytes } } : {}),
-    ...(c.role === 'outer' ? { enclave: { cid: c.enclave.cid, exit_with_app: c.enclave.exitWithApp } } : {}),
+    ...(c.role === 'outer' ? { enclave: { cid: c.enclave.cid, exit_with_app: c.enclave.exitWithApp, ...(c.enclave.launch ? {
+      eif: c.enclave.launch.eif, cpu_count: c.enclave.launch.cpuCount, memory_mib: c.enclave.launch.memoryMib, debug_mode: c.enclave.launch.debugMode,
+      ready_timeout_ms: c.enclave.launch.readyTimeoutMs, watch_interval_ms: c.enclave.launch.watchIntervalMs,
+    } : {}) } } : {}),
     ...(c.role === 'inner' && c.listeners.some((l) => l.kms || l.imds || l.attestationApi) ? {
       nsm: {
         mode: c.nsm.mode,

@@ -17,6 +17,12 @@ type Raw = any;
 
 export const DEFAULT_ADMIN: Record<Role, string> = { inner: 'tcp://127.0.0.1:9901', outer: 'tcp://127.0.0.1:9902' };
 export const DEFAULT_ENCLAVE_CID = 16;
+const DEFAULT_ENCLAVE_CPUS = 2;
+const DEFAULT_ENCLAVE_MEMORY_MIB = 1024;
+const DEFAULT_READY_TIMEOUT = '5m';
+const DEFAULT_CLOCK_SYNC_INTERVAL = '1m';
+const DEFAULT_CLOCK_MAX_STEP = '5s';
+const DEFAULT_WATCH_INTERVAL = '5s';
 const DEFAULT_CONNECT_TIMEOUT = '5s';
 const DEFAULT_IDLE_TIMEOUT = '1h';
 const DEFAULT_DRAIN_TIMEOUT = '15s';
@@ -62,6 +68,7 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
 
   if (role === 'outer' && raw.app) c.add([...base, 'app'], '`app` belongs to the inner side (the app runs inside the enclave)');
   if (role === 'inner' && raw.enclave) c.add([...base, 'enclave'], '`enclave` belongs to the outer side');
+  if (role === 'outer' && raw.bootstrap) c.add([...base, 'bootstrap'], '`bootstrap` belongs to the inner side (it prepares the enclave)');
   if (role === 'outer' && raw.vsock?.parent_cid !== undefined) c.add([...base, 'vsock', 'parent_cid'], '`vsock.parent_cid` belongs to the inner side (the outer is the parent); the outer names the enclave with `enclave.cid`');
   for (const [section, key] of [['vsock', 'cid'], ['vsock', 'parent_cid'], ['enclave', 'cid']] as const) {
     if (raw[section]?.[key] === VSOCK_CID_HOST) c.add([...base, section, key], `CID ${VSOCK_CID_HOST} is the hypervisor host, never a side of the pair; use 3 for the parent on Nitro, 1 for a vsock loopback transport`);
@@ -157,10 +164,40 @@ function normalizeSide(c: Collector, raw: Raw, base: PathSegment[], role: Role):
     app,
     egressRelay,
     audit: normalizeAudit((q, m) => c.add(q, m), raw.audit, [...base, 'audit'], role, configDir),
-    enclave: { cid: raw.enclave?.cid ?? DEFAULT_ENCLAVE_CID, exitWithApp: raw.enclave?.exit_with_app ?? true },
+    enclave: enclaveConfig(c, raw.enclave, [...base, 'enclave'], configDir),
     nsm: nsmConfig(raw.nsm, configDir),
+    bootstrap: {
+      mode: raw.bootstrap?.mode ?? 'auto',
+      clockSyncIntervalMs: parseDuration(raw.bootstrap?.clock_sync_interval ?? DEFAULT_CLOCK_SYNC_INTERVAL),
+      clockMaxStepMs: parseDuration(raw.bootstrap?.clock_max_step ?? DEFAULT_CLOCK_MAX_STEP),
+    },
     aws: { region: raw.aws?.region, credentialRefreshMarginMs: parseDuration(raw.aws?.credential_refresh_margin ?? DEFAULT_CREDENTIAL_REFRESH_MARGIN) },
     imdsRelay: raw.imds_relay ? imdsRelayConfig(c, raw.imds_relay, [...base, 'imds_relay']) : undefined,
+  };
+}
+
+const LAUNCH_ONLY_KEYS = ['cpu_count', 'memory_mib', 'debug_mode', 'ready_timeout', 'watch_interval'] as const;
+
+/** The outer's enclave: its CID, and how to launch it when `eif` is set (the supervisor). */
+function enclaveConfig(c: Collector, raw: Raw, p: PathSegment[], configDir: string): SideConfig['enclave'] {
+  const cid = raw?.cid ?? DEFAULT_ENCLAVE_CID;
+  if (raw?.eif === undefined) {
+    for (const key of LAUNCH_ONLY_KEYS) {
+      if (raw?.[key] !== undefined) c.add([...p, key], `\`${key}\` only applies when the outer launches the enclave: set \`enclave.eif\` too (or drop it)`);
+    }
+    return { cid, exitWithApp: raw?.exit_with_app ?? true, launch: undefined };
+  }
+  return {
+    cid,
+    exitWithApp: raw.exit_with_app ?? true,
+    launch: {
+      eif: path.resolve(configDir, raw.eif),
+      cpuCount: raw.cpu_count ?? DEFAULT_ENCLAVE_CPUS,
+      memoryMib: raw.memory_mib ?? DEFAULT_ENCLAVE_MEMORY_MIB,
+      debugMode: raw.debug_mode ?? false,
+      readyTimeoutMs: parseDuration(raw.ready_timeout ?? DEFAULT_READY_TIMEOUT),
+      watchIntervalMs: parseDuration(raw.watch_interval ?? DEFAULT_WATCH_INTERVAL),
+    },
   };
 }
 

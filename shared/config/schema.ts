@@ -169,6 +169,22 @@ const side = {
       properties: {
         cid: { type: 'integer', minimum: 1, maximum: 4294967294, default: 16, description: 'The enclave\'s CID (1: the vsock loopback transport, for tests in a VM; never 2, the hypervisor host).' },
         exit_with_app: { type: 'boolean', default: true, description: 'Exit when the enclave reports that its app exited, with the app\'s exit code.' },
+        eif: { type: 'string', description: 'Launch this enclave image with `nitro-cli run-enclave` (found on PATH) and supervise it: console in debug mode, terminate on stop, exit with the app\'s code. Without it the enclave is started by someone else.' },
+        cpu_count: { type: 'integer', minimum: 1, default: 2, description: 'With `eif`: vCPUs for the enclave (from the allocator\'s pool, /etc/nitro_enclaves/allocator.yaml).' },
+        memory_mib: { type: 'integer', minimum: 64, default: 1024, description: 'With `eif`: memory for the enclave in MiB (hugepages reserved by the allocator); at least the EIF\'s size plus what the app needs.' },
+        debug_mode: { type: 'boolean', default: false, description: 'With `eif`: launch in debug mode and stream the enclave\'s console into the logs. Debug-mode attestation documents carry all-zero PCRs: never for production.' },
+        ready_timeout: duration('With `eif`: fail when the inner proxy has not reported on the status channel this long after the launch.', '5m'),
+        watch_interval: duration('With `eif`: how often `nitro-cli describe-enclaves` is asked whether the enclave still runs.', '5s'),
+      },
+    },
+    bootstrap: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Inner only: what the inner does as the enclave\'s entrypoint before any listener opens: bring lo up, seed the kernel RNG from the NSM, reap orphans and forward signals (PID-1 duties), keep the clock in step with the parent\'s. A failed step stops the inner.',
+      properties: {
+        mode: { type: 'string', enum: ['auto', 'on', 'off'], default: 'auto', description: 'auto: on when the inner is PID 1 or /dev/nsm exists (inside Nitro); ENCLAVER_BOOTSTRAP=on|off decides for auto.' },
+        clock_sync_interval: duration('How often the enclave\'s clock is compared with the parent\'s (vsock 17006) and stepped when off by more than 250 ms; 0s disables it.', '1m'),
+        clock_max_step: duration('Largest single clock step: the parent is untrusted, so a lying parent can only drag the clock this far per sync (real drift is seconds a week).', '5s'),
       },
     },
     egress_relay: egressRelaySchema,

@@ -67,6 +67,25 @@ export interface AppConfig {
   stopTimeoutMs: number;
 }
 
+/** Inner: what the inner does as the enclave's entrypoint (proxy-inner/bootstrap/). */
+export interface BootstrapConfig {
+  /** auto: when PID 1 or /dev/nsm exists. */
+  mode: 'auto' | 'on' | 'off';
+  /** 0: no clock sync. */
+  clockSyncIntervalMs: number;
+  clockMaxStepMs: number;
+}
+
+/** `nitro-cli run-enclave` settings of an outer that launches its enclave. */
+export interface EnclaveLaunchConfig {
+  eif: string;
+  cpuCount: number;
+  memoryMib: number;
+  debugMode: boolean;
+  readyTimeoutMs: number;
+  watchIntervalMs: number;
+}
+
 export interface SideConfig {
   role: Role;
   /** The file the config came from (for messages), or a description such as "enclaver.yaml (inner)". */
@@ -85,8 +104,10 @@ export interface SideConfig {
   egressRelay: EgressRelayConfig | undefined;
   /** Audit stream settings, when configured (the outer collects whenever it relays egress). */
   audit: AuditConfig | undefined;
-  enclave: { cid: number; exitWithApp: boolean };
+  /** Outer: the enclave's CID; `launch` when this outer starts and supervises it (`enclave.eif`). */
+  enclave: { cid: number; exitWithApp: boolean; launch: EnclaveLaunchConfig | undefined };
   nsm: NsmConfig;
+  bootstrap: BootstrapConfig;
   aws: AwsConfig;
   /** Outer: the IMDS relay on vsock port 17004, when enabled. */
   imdsRelay: ImdsRelayConfig | undefined;

@@ -92,10 +92,16 @@ export async function bootGuest(opts: BootOptions): Promise<BootResult> {
     if (qemu.pid !== undefined) process.kill(qemu.pid, 'SIGKILL');
   }, opts.timeoutMs);
   const killOnExit = () => { if (qemu.pid !== undefined && qemu.exitCode === null) process.kill(qemu.pid, 'SIGKILL'); };
+  // Ctrl-C or a CI timeout stops the guest too: QEMU never outlives the harness.
+  const onSignal = (signal: NodeJS.Signals) => { killOnExit(); process.exit(128 + (signal === 'SIGINT' ? 2 : 15)); };
   process.once('exit', killOnExit);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const qemuCode = await new Promise<number | null>((resolve) => qemu.once('close', (code) => resolve(code)));
   clearTimeout(timer);
   process.removeListener('exit', killOnExit);
+  process.removeListener('SIGINT', onSignal);
+  process.removeListener('SIGTERM', onSignal);
   const durationMs = Date.now() - started;
   if (timedOut) return { kind: 'timed_out', durationMs };
   const file = path.join(runDir, 'exit-code');

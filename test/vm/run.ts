@@ -102,4 +102,6 @@ async function main(): Promise<number> {
   }
 }
 
-process.exitCode = await main();
+// `node --test dist/test/` also runs every .js under test/ (Node's default patterns): only the npm
+// script boots the guest, never the unit-test run (the test runner sets NODE_TEST_CONTEXT).
+if (process.env.NODE_TEST_CONTEXT === undefined) process.exitCode = await main();
