@@ -15,6 +15,7 @@ import type { Logger } from '../../shared/log/logger.js';
 import { registry } from '../../shared/metrics/registry.js';
 import { connect } from '../../shared/transport/index.js';
 import { parentChannel } from '../../shared/transport/vsock.js';
+import { recordClockOffset } from '../../shared/util/clock-skew.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
 import { encodeFrame, FrameType, MAX_PAYLOAD, parseFrame } from '../../shared/wire/frame.js';
 import { PairPort } from '../../shared/wire/ports.js';
@@ -66,13 +67,6 @@ export interface ClockSyncOptions {
   log: Logger;
 }
 
-let lastOffsetMs: number | undefined;
-
-/** The offset found by the last sync (parent minus enclave), for messages about clock skew. */
-export function lastClockOffsetMs(): number | undefined {
-  return lastOffsetMs;
-}
-
 export class ClockSync {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
@@ -88,7 +82,7 @@ export class ClockSync {
       this.opts.log.warn({ err: messageOf(err) }, 'clock sync with the parent failed; will try again');
       return { stepMs: 0 };
     }
-    lastOffsetMs = sample.offsetMs;
+    recordClockOffset(sample.offsetMs);
     offsetGauge.set(sample.offsetMs / 1000);
     const step = plannedStep(sample, this.opts.maxStepMs);
     if (!step) {

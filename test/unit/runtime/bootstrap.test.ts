@@ -15,6 +15,7 @@ import { ClockSync, MAX_RTT_MS, plannedStep, TOLERANCE_MS } from '../../../proxy
 import { startInitDuties, zombieChildren, type InitDuties } from '../../../proxy-inner/bootstrap/init-duties.js';
 import { startClockServer } from '../../../proxy-outer/clock/server.js';
 import { logger } from '../../../shared/log/logger.js';
+import { clockSkewHint, recordClockOffset } from '../../../shared/util/clock-skew.js';
 import { loadNativeAddon } from '../../../shared/native/addon.js';
 import type { Listening } from '../../../shared/transport/index.js';
 import { configureVsock, vsockSettings } from '../../../shared/transport/vsock.js';
@@ -93,6 +94,18 @@ describe('bootstrap: init duties (orphans, signals)', { skip: noAddon }, () => {
     const [code] = await new Promise<[number | null]>((resolve) => app.once('exit', (c) => resolve([c])));
     assert.equal(code, 0);
     assert.equal(fs.readFileSync(mark, 'utf8').trim(), 'hup');
+  });
+});
+
+describe('clock skew in error messages', () => {
+  it('a certificate that failed on time (even as the cause of another error) says what the clock reads and the last offset', () => {
+    const tlsFailure = Object.assign(new Error('fetch failed'), { cause: Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' }) });
+    const at = new Date('2026-11-30T12:00:00.000Z');
+    recordClockOffset(-4321);
+    assert.equal(clockSkewHint(tlsFailure, at), ' (this failed on time: this clock reads 2026-11-30T12:00:00.000Z, the parent\'s clock was -4321 ms ' +
+      'from this one at the last sync; a skewed clock makes valid certificates look expired or not yet valid: see bootstrap.clock_sync_interval)');
+    assert.match(clockSkewHint({ code: 'not_yet_valid' }, at), /this failed on time/);
+    assert.equal(clockSkewHint(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }), at), '');
   });
 });
 

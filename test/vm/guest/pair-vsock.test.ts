@@ -21,7 +21,7 @@ import { transfer } from '../../helpers/hash-client.js';
 import { metricValue } from '../../helpers/pair.js';
 import { FIXTURES } from '../../helpers/paths.js';
 import { freePorts } from '../../helpers/ports.js';
-import { runCli, tempDir, type Proc } from '../../helpers/process.js';
+import { runCli, runCliToEnd, tempDir, type Proc } from '../../helpers/process.js';
 import { vsockLoopbackUnavailable } from '../../helpers/vsock-loopback.js';
 
 const unavailable = await vsockLoopbackUnavailable();
@@ -124,6 +124,13 @@ describe('the pair over real AF_VSOCK (loopback transport, both sides CID 1)', {
   it('the log channel: the inner\'s own lines come out of the outer', async () => {
     const r = await outer.waitFor((x) => x.side === 'inner' && x.msg === 'listening', SETTLE_MS, 'a forwarded inner log line');
     assert.equal(r.side, 'inner');
+  });
+
+  it('doctor: the native pump splices a real vsock pair (loopback transport)', { skip: noSplice }, async () => {
+    const r = await runCliToEnd(['doctor', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { spliceByTransport: { vsock: unknown } };
+    assert.deepEqual(report.spliceByTransport.vsock, { result: 'checked', path: 'splice', bytes: 512 * 1024 });
   });
 
   it('the metrics channel: the outer serves the inner\'s metrics at /enclave/metrics', async () => {
