@@ -13,6 +13,7 @@ import type { BootstrapConfig, SideConfig } from '../../shared/config/types.js';
 import { logger } from '../../shared/log/logger.js';
 import { loadNativeAddon } from '../../shared/native/addon.js';
 import { NSM_DEVICE_PATH } from '../nsm/device.js';
+import { innerNsmOptions } from '../listeners.js';
 import { openNsm } from '../nsm/index.js';
 import { ClockSync } from './clock-sync.js';
 import { seedKernelRng } from './entropy.js';
@@ -50,7 +51,7 @@ export function runBootstrap(config: SideConfig): Bootstrapped | undefined {
   log.info({ why: decision.why }, 'bootstrapping the enclave');
   const wasDown = bringLoopbackUp();
   log.info({ was_down: wasDown }, 'loopback interface lo is up');
-  const { nsm, simulator } = openNsm({ mode: config.nsm.mode, simulator: { pcrs: config.nsm.simulatorPcrs, rootCertificatePath: config.nsm.simulatorRootCertificatePath } });
+  const { nsm, simulator } = openNsm(innerNsmOptions(config));
   const credited = seedKernelRng(nsm);
   log.info({ bytes: credited, source: simulator ? 'NSM SIMULATOR (not a real entropy source)' : 'NSM' }, 'kernel RNG seeded');
   const duties = startInitDuties(log, { isPid1: process.pid === 1 });
