@@ -58,6 +58,8 @@ async function pumpThrough(pump: Pump, addr: () => Address): Promise<TransportSp
       second.b.on('data', (d: Buffer) => { n += d.length; });
       second.b.once('end', () => { second.b.end(); resolve(n); });
       second.b.once('error', reject);
+      // Accepted sockets start paused (listeners hand them to the pump); this end reads them itself.
+      second.b.resume();
     });
     first.a.on('data', () => {});
     first.a.on('error', () => {});

@@ -6,6 +6,7 @@
  * code as the outer's, and each nitro-cli failure as one message with its fix.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -70,9 +71,21 @@ function outer(s: Setup): Proc {
   return p;
 }
 
+/** Terminates, through the double, every enclave a test left running (an outer killed mid-test). */
+function terminateLeftovers(dir: string): void {
+  const env = { ...process.env, NITRO_CLI_DOUBLE_STATE: path.join(dir, 'nitro') };
+  const listed = spawnSync(path.join(DOUBLE_DIR, 'nitro-cli'), ['describe-enclaves'], { env, encoding: 'utf8' });
+  for (const e of (JSON.parse(listed.stdout || '[]') as { EnclaveID: string }[])) {
+    spawnSync(path.join(DOUBLE_DIR, 'nitro-cli'), ['terminate-enclave', '--enclave-id', e.EnclaveID], { env });
+  }
+}
+
 after(async () => {
   for (const p of started) await p.stop('SIGKILL');
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  for (const d of dirs) {
+    terminateLeftovers(d);
+    fs.rmSync(d, { recursive: true, force: true });
+  }
 });
 
 describe('enclave supervisor (outer + nitro-cli test double)', { timeout: 180_000 }, () => {
