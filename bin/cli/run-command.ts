@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { parsePublish, type Publish } from '../../shared/config/enclaver-manifest.js';
 import { loadConfig } from '../../shared/config/load.js';
-import type { SideConfig } from '../../shared/config/types.js';
+import type { OuterConfig } from '../../shared/config/types.js';
 import { ConfigError, formatProblem, messageOf } from '../../shared/errors/index.js';
 import { logger, setLogSide } from '../../shared/log/logger.js';
 import { runOuter } from '../../proxy-outer/main.js';
@@ -134,13 +134,13 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
   }
 
-  let config: SideConfig;
+  let config: OuterConfig;
   try {
     config = loadConfig(release.manifest, {
       role: 'outer', publish,
       ...(enclaveCid !== undefined ? { enclaveCid } : {}),
       ...(values.admin !== undefined ? { admin: values.admin === 'none' ? null : values.admin } : {}),
-    }) as SideConfig;
+    }) as OuterConfig;
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`enclaver-proxy: invalid manifest\n${err.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);

@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include "addon_state.h"
+#include "fastpath/fastpath_binding.h"
 #include "fd.h"
 #include "nsm.h"
 #include "pump/pump_binding.h"
@@ -37,6 +38,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterNsmFunctions(env, exports);
   RegisterPumpFunctions(env, exports);
   RegisterSystemFunctions(env, exports);
+  RegisterFastPathFunctions(env, exports);
   return exports;
 }
 

@@ -9,11 +9,10 @@
  * exists (inside a Nitro enclave). ENCLAVER_BOOTSTRAP=on|off decides for `auto`.
  */
 import fs from 'node:fs';
-import type { BootstrapConfig, SideConfig } from '../../shared/config/types.js';
+import type { BootstrapConfig, InnerConfig } from '../../shared/config/types.js';
 import { logger } from '../../shared/log/logger.js';
 import { loadNativeAddon } from '../../shared/native/addon.js';
 import { NSM_DEVICE_PATH } from '../nsm/device.js';
-import { innerNsmOptions } from '../listeners.js';
 import { openNsm } from '../nsm/index.js';
 import { ClockSync } from './clock-sync.js';
 import { seedKernelRng } from './entropy.js';
@@ -41,7 +40,7 @@ export function bootstrapDecision(mode: BootstrapConfig['mode'], env = process.e
 }
 
 /** Runs every step or throws the BootstrapError of the first that fails. */
-export function runBootstrap(config: SideConfig): Bootstrapped | undefined {
+export function runBootstrap(config: InnerConfig): Bootstrapped | undefined {
   const b = config.bootstrap;
   const decision = bootstrapDecision(b.mode);
   if (!decision.run) {
@@ -51,7 +50,7 @@ export function runBootstrap(config: SideConfig): Bootstrapped | undefined {
   log.info({ why: decision.why }, 'bootstrapping the enclave');
   const wasDown = bringLoopbackUp();
   log.info({ was_down: wasDown }, 'loopback interface lo is up');
-  const { nsm, simulator } = openNsm(innerNsmOptions(config));
+  const { nsm, simulator } = openNsm(config.nsm);
   const credited = seedKernelRng(nsm);
   log.info({ bytes: credited, source: simulator ? 'NSM SIMULATOR (not a real entropy source)' : 'NSM' }, 'kernel RNG seeded');
   const duties = startInitDuties(log, { isPid1: process.pid === 1 });

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import type { SideConfig } from '../../../shared/config/types.js';
+import type { InnerConfig, OuterConfig } from '../../../shared/config/types.js';
 import { configureSideVsock } from '../../../shared/runtime/side-runtime.js';
 import { configureVsock, parentChannel, vsockSettings } from '../../../shared/transport/vsock.js';
 import { configProblems, loadText } from '../../helpers/config.js';
@@ -16,7 +16,7 @@ describe('vsock.parent_cid and CID 1', () => {
   after(() => configureVsock(saved));
 
   it('defaults to 3 (the parent on Nitro) when neither config nor environment says', () => {
-    const c = loadText(INNER) as SideConfig;
+    const c = loadText(INNER) as InnerConfig;
     assert.equal(c.vsock.parentCid, undefined);
     configureSideVsock(c);
     assert.deepEqual(parentChannel(17000), process.env.ENCLAVER_VSOCK_PARENT_CID
@@ -25,14 +25,14 @@ describe('vsock.parent_cid and CID 1', () => {
   });
 
   it('parent_cid: 1 makes every channel of the inner dial CID 1', () => {
-    const c = loadText(`${INNER}vsock: { parent_cid: 1 }\n`) as SideConfig;
+    const c = loadText(`${INNER}vsock: { parent_cid: 1 }\n`) as InnerConfig;
     assert.equal(c.vsock.parentCid, 1);
     configureSideVsock(c);
     for (const port of [17000, 17001, 17002, 17003, 17004]) assert.deepEqual(parentChannel(port), { kind: 'vsock', cid: 1, port });
   });
 
   it('the outer accepts enclave.cid 1 (both sides on one loopback transport)', () => {
-    const c = loadText('role: outer\nenclave: { cid: 1 }\nlisteners: []\n') as SideConfig;
+    const c = loadText('role: outer\nenclave: { cid: 1 }\nlisteners: []\n') as OuterConfig;
     assert.equal(c.enclave.cid, 1);
   });
 
