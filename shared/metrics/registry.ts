@@ -11,6 +11,7 @@
  * `upstream_to_client`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PumpPath } from '../pump/types.js';
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'enclaver_' });
@@ -69,6 +70,12 @@ export const handshakeDuration = new Histogram({
   registers: [registry],
 });
 
+export const pumpedTotal = new Counter({
+  name: 'enclaver_pumped_connections_total',
+  help: 'Pass-through connections by listener and how their bytes moved: splice (zero-copy), copy (native read/write fallback), js (JavaScript streams), none (failed before pumping).',
+  labelNames: ['listener', 'path'] as const, registers: [registry],
+});
+
 /** The handles one listener uses, bound to its label once. */
 export interface ListenerMetrics {
   accepted(): void;
@@ -77,6 +84,8 @@ export interface ListenerMetrics {
   closed(bytesIn: number, bytesOut: number, durationMs: number): void;
   rejected(reason: RejectReason): void;
   error(code: string): void;
+  /** A pass-through connection ended; `path` says whether it was spliced or copied. */
+  pumped(path: PumpPath): void;
 }
 
 export function listenerMetrics(listener: string): ListenerMetrics {
@@ -109,6 +118,9 @@ export function listenerMetrics(listener: string): ListenerMetrics {
     },
     error(code) {
       errorsTotal.inc({ listener, code });
+    },
+    pumped(path) {
+      pumpedTotal.inc({ listener, path });
     },
   };
 }

@@ -11,7 +11,7 @@ import { logger } from '../log/logger.js';
 import { describePump } from '../pump/index.js';
 import { errnoOf, ProxyError, TransportError } from '../errors/index.js';
 import { formatAddress, VSOCK_CID_PARENT, type Address } from '../transport/address.js';
-import { configureVsock, envLocalCid, vsockSettings } from '../transport/vsock.js';
+import { configureVsock, envLocalCid, envParentCid, vsockSettings } from '../transport/vsock.js';
 
 export const DEFAULT_INNER_CID = 16;
 
@@ -24,6 +24,7 @@ export function configureSideVsock(config: SideConfig): void {
   configureVsock({
     emulationDir: config.vsock.emulationDir ?? vsockSettings().emulationDir,
     localCid: config.vsock.cid ?? envLocalCid() ?? (config.role === 'inner' ? DEFAULT_INNER_CID : VSOCK_CID_PARENT),
+    parentCid: config.vsock.parentCid ?? envParentCid() ?? VSOCK_CID_PARENT,
   });
 }
 
