@@ -8,6 +8,8 @@ Usage:
   enclaver-proxy attestation verify FILE [--root PEM] [--at document|now|ISO]
                  [--pcr N=HEX …] [--nonce HEX]
                                                 verify a Nitro attestation document
+  enclaver-proxy build -f enclaver.yaml [--out DIR] [--blobs DIR] …
+                                                app image → EIF + PCRs + release image (no daemon)
   enclaver-proxy describe-eif FILE [--json]     an EIF's header, sections, CRC, PCRs, signature
   enclaver-proxy measure EIF [--json|--kms-policy]
                                                 its PCRs (recomputed), or a KMS policy condition
