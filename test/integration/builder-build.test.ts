@@ -5,7 +5,6 @@
  * byte-identical rebuilds. The EIF's ramdisks are read back with GNU cpio, never with our code.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,22 +12,11 @@ import { after, before, describe, it } from 'node:test';
 import { makeStandInBlobs } from '../helpers/blobs.js';
 import { readEifIndependently } from '../helpers/eif-independent.js';
 import { cpioList, eifSection, fakeRuntimeDir, run, skopeoCopy, umociImage, unpackCpio } from '../helpers/images.js';
-import { CLI } from '../helpers/paths.js';
+import { cli } from '../helpers/cli-async.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
 
 const tools = ['umoci', 'skopeo', 'cpio'].filter((t) => { try { run('which', [t]); return false; } catch { return true; } });
 const skip = tools.length ? `${tools.join(', ')} not installed` : false;
-
-export function cli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 function manifest(dir: string, app: string, extra = ''): string {
   const file = path.join(dir, 'enclaver.yaml');
