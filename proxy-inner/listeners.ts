@@ -7,6 +7,7 @@ import { tcpProxy } from '../shared/tcp-proxy/tcp-proxy.js';
 import { PairPort } from '../shared/wire/ports.js';
 import { VSOCK_CID_PARENT } from '../shared/transport/address.js';
 import { InnerAws } from './aws-services.js';
+import type { OpenNsmOptions } from './nsm/index.js';
 import { parseAddress } from '../shared/transport/index.js';
 import type { AuditSink } from './egress/attempt.js';
 import { egressProxy } from './egress/egress-proxy.js';
@@ -26,14 +27,15 @@ export function innerAws(config: SideConfig): InnerAws | null {
   const sealedTlsKey = (l: ListenerConfig) => l.tls !== undefined && 'kmsCiphertext' in l.tls.privateKey;
   if (!config.listeners.some((l) => l.kms || l.imds || l.attestationApi || sealedTlsKey(l))) return null;
   return new InnerAws({
-    nsm: {
-      mode: config.nsm.mode,
-      simulator: { pcrs: config.nsm.simulatorPcrs, rootCertificatePath: config.nsm.simulatorRootCertificatePath },
-    },
+    nsm: innerNsmOptions(config),
     imdsRelay: { kind: 'vsock', cid: VSOCK_CID_PARENT, port: PairPort.Imds },
     region: config.aws.region,
     credentialRefreshMarginMs: config.aws.credentialRefreshMarginMs,
   });
+}
+
+export function innerNsmOptions(config: SideConfig): OpenNsmOptions {
+  return { mode: config.nsm.mode, simulator: { pcrs: config.nsm.simulatorPcrs, rootCertificatePath: config.nsm.simulatorRootCertificatePath } };
 }
 
 export function innerListenerKinds(config: SideConfig, { aws, audit, tls }: InnerServices): (l: ListenerConfig) => ConnectionHandler {

@@ -13,10 +13,12 @@ import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf } from '../shared/wire/status.js';
 import { appEnvironment } from './app/environment.js';
 import { AppStartError, AppSupervisor, preflightApp, type AppExit } from './app/supervisor.js';
-import { innerAws, innerListenerKinds } from './listeners.js';
+import { innerAws, innerListenerKinds, innerNsmOptions } from './listeners.js';
 import { parseAddress } from '../shared/transport/index.js';
 import { PairPort } from '../shared/wire/ports.js';
-import { AuditSender } from './audit/sender.js';
+import { AuditEvidence } from './audit/evidence.js';
+import { AuditSender, DEFAULT_CHECKPOINT } from './audit/sender.js';
+import { openNsm } from './nsm/index.js';
 import { appProxyUrls } from './egress/app-proxy-url.js';
 import { auditStreamMetrics, countEgress } from './egress/metrics.js';
 import type { InnerAws } from './aws-services.js';
@@ -68,22 +70,21 @@ async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: 
     await reporter.stop();
     return code;
   }
-  // One audit stream per process, shared by every egress listener; only dialled when one exists.
-  const audit = config.listeners.some((l) => l.egress !== undefined)
-    ? new AuditSender({ address: parseAddress(`vsock://parent:${PairPort.Audit}`), maxBuffered: config.audit?.bufferRecords ?? 10_000 })
-    : undefined;
   let runtime: SideRuntime | undefined;
   let aws: InnerAws | null = null;
+  let audit: AuditSender | undefined;
   const metricsExport = new MetricsExporter();
   // Metrics for the parent are an aid, not a duty: an enclave that cannot offer them still runs.
   await metricsExport.start().catch((err: unknown) => log.warn({ err: messageOf(err) }, 'metrics export to the outer unavailable'));
   try {
     aws = innerAws(config);
+    audit = auditSender(config, aws);
     const tls = new TlsIdentities(aws);
-    runtime = new SideRuntime(config, innerListenerKinds(config, { aws, tls, audit: (r) => { countEgress(r); audit?.emit(r); } }));
-    if (audit) {
-      auditStreamMetrics(() => audit.stats());
-      audit.start();
+    const sender = audit;
+    runtime = new SideRuntime(config, innerListenerKinds(config, { aws, tls, audit: (r) => { countEgress(r); sender?.emit(r); } }));
+    if (sender) {
+      auditStreamMetrics(() => sender.stats());
+      sender.start();
     }
     await runtime.start();
     // Sealed TLS keys need the listeners (egress) up; a key KMS will not open is fatal now.
@@ -159,9 +160,28 @@ async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: 
   return exitCode;
 }
 
-/** Give the outer a moment to acknowledge the last records (the drain's own attempts included). */
+/**
+ * One audit stream per process, shared by every egress listener; only when one exists. Its key is
+ * attested by the same NSM as the rest (one simulator per process: one root to pin).
+ */
+function auditSender(config: SideConfig, aws: InnerAws | null): AuditSender | undefined {
+  if (!config.listeners.some((l) => l.egress !== undefined)) return undefined;
+  const nsm = aws?.nsm ?? openNsm(innerNsmOptions(config)).nsm;
+  return new AuditSender({
+    address: parseAddress(`vsock://parent:${PairPort.Audit}`),
+    maxBuffered: config.audit?.bufferRecords ?? 10_000,
+    evidence: new AuditEvidence(nsm),
+    checkpoint: DEFAULT_CHECKPOINT,
+  });
+}
+
+/**
+ * Close the boot's stream (a closing checkpoint) and give the outer a moment to acknowledge the
+ * last records (the drain's own attempts included).
+ */
 async function flushAudit(audit: AuditSender | undefined): Promise<void> {
   if (!audit) return;
+  audit.close();
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = await Promise.race([audit.drained().then(() => false), new Promise<boolean>((r) => { timer = setTimeout(() => r(true), AUDIT_FLUSH_MS); })]);
   clearTimeout(timer);

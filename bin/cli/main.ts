@@ -18,6 +18,7 @@ import { runOuter } from '../../proxy-outer/main.js';
 import { runLocal } from '../../proxy-outer/runtime/local.js';
 import { describePump } from '../../shared/pump/index.js';
 import { attestationCommand } from './attestation-command.js';
+import { auditCommand } from './audit-command.js';
 import { buildCommand } from './build-command.js';
 import { describeEifCommand } from './describe-eif-command.js';
 import { doctorCommand } from './doctor-command.js';
@@ -42,6 +43,7 @@ function usageError(message: string): number {
 export async function main(argv: string[]): Promise<number> {
   // Subcommands with options of their own are dispatched before the proxy's options are parsed.
   if (argv[0] === 'attestation') return attestationCommand(argv.slice(1));
+  if (argv[0] === 'audit') return auditCommand(argv.slice(1));
   if (argv[0] === 'doctor') return doctorCommand(argv.slice(1));
   if (argv[0] === 'build') return buildCommand(argv.slice(1), { packageRoot: PACKAGE_ROOT, version: version() });
   if (argv[0] === 'describe-eif') return describeEifCommand(argv.slice(1));

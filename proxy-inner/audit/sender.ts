@@ -7,16 +7,21 @@
  * stream, so a reader sees exactly where and how many records are missing — never a silent gap.
  * Dropping rather than blocking is deliberate: blocking would stop the enclave's egress whenever
  * the untrusted parent stops reading, which hands the parent a switch over the app.
+ *
+ * Every kept record is hash-chained to the one before it here, inside the enclave; the boot's
+ * attestation is line 1, and a signed checkpoint follows every `checkpoint.records` records, every
+ * `checkpoint.intervalMs` (when anything is new) and at `close()` (shared/audit/chain.ts).
  */
-import { randomUUID } from 'node:crypto';
 import type net from 'node:net';
 import { messageOf } from '../../shared/errors/index.js';
 import { logger } from '../../shared/log/logger.js';
+import { chainLine, GENESIS_PREV, lineHash, type AuditCheckpointRecord } from '../../shared/audit/chain.js';
 import type { AuditRecord } from '../../shared/audit/record.js';
 import { encodeAuditRecord, parseAuditAck } from '../../shared/audit/stream.js';
 import { formatAddress, type Address } from '../../shared/transport/index.js';
 import { Redialer } from '../../shared/transport/redial.js';
 import { FrameDecoder, FrameType } from '../../shared/wire/frame.js';
+import type { AuditEvidence } from './evidence.js';
 
 const log = logger('audit-sender');
 
@@ -25,11 +30,18 @@ export interface AuditSenderOptions {
   address: Address;
   /** Records kept while unacknowledged; beyond it new records are dropped and counted. */
   maxBuffered: number;
+  /** The boot's attested checkpoint key. */
+  evidence: AuditEvidence;
+  /** A signed checkpoint after this many chained records, and at this interval when anything is new. */
+  checkpoint: { records: number; intervalMs: number };
   connectTimeoutMs?: number;
   /** Reconnect backoff bounds. */
   retryMinMs?: number;
   retryMaxMs?: number;
 }
+
+/** A checkpoint per 1,000 records or per minute with news: a signature costs about 1 ms. */
+export const DEFAULT_CHECKPOINT = { records: 1000, intervalMs: 60_000 } as const;
 
 interface Pending { seq: number; frame: Buffer }
 
@@ -43,10 +55,17 @@ export interface AuditSenderStats {
 }
 
 export class AuditSender {
-  readonly bootId: string = randomUUID();
+  readonly bootId: string;
   private readonly opts: Required<AuditSenderOptions>;
   private buffer: Pending[] = [];
   private nextSeq = 1;
+  /** Hash of the last chained line. */
+  private head = GENESIS_PREV;
+  /** First seq not yet covered by a checkpoint. */
+  private uncheckpointedFrom = 1;
+  private checkpointDue = false;
+  private closed = false;
+  private checkpointTimer: NodeJS.Timeout | undefined;
   private ackedSeq = 0;
   private droppedTotal = 0;
   private drop: { count: number; first: string; last: string } | null = null;
@@ -57,6 +76,8 @@ export class AuditSender {
 
   constructor(opts: AuditSenderOptions) {
     this.opts = { connectTimeoutMs: 2000, retryMinMs: 100, retryMaxMs: 2000, ...opts };
+    this.bootId = opts.evidence.bootId;
+    this.chain(opts.evidence.bootRecord);
     this.channel = new Redialer({
       ...this.opts,
       what: 'audit collector',
@@ -68,15 +89,34 @@ export class AuditSender {
 
   start(): void {
     this.channel.start();
+    this.checkpointTimer = setInterval(() => this.checkpointIfNew(), this.opts.checkpoint.intervalMs);
+    this.checkpointTimer.unref();
+  }
+
+  /**
+   * End this boot's stream with a closing checkpoint (shutdown). It is appended even into a full
+   * buffer: it is the one line that proves the tail is complete. Later records are refused.
+   */
+  close(): void {
+    if (this.closed) return;
+    clearInterval(this.checkpointTimer);
+    this.flushDropNotice({ force: true });
+    this.appendCheckpoint(true);
+    this.closed = true;
   }
 
   /** Stop reconnecting and close the stream; unacknowledged records are abandoned. */
   stop(): void {
+    clearInterval(this.checkpointTimer);
     this.channel.stop();
     this.channel.socket?.destroy();
   }
 
   emit(record: AuditRecord): void {
+    if (this.closed) {
+      log.warn({ type: record.type }, 'audit record after the closing checkpoint; not recorded');
+      return;
+    }
     const now = new Date().toISOString();
     this.flushDropNotice();
     if (this.drop !== null || this.buffer.length >= this.opts.maxBuffered) {
@@ -98,14 +138,45 @@ export class AuditSender {
   }
 
   private enqueue(record: AuditRecord): void {
-    const seq = this.nextSeq++;
-    this.buffer.push({ seq, frame: encodeAuditRecord({ boot_id: this.bootId, seq, record }) });
+    this.chain(record);
+    if (this.nextSeq - this.uncheckpointedFrom >= this.opts.checkpoint.records) this.checkpointDue = true;
+    this.flushCheckpoint();
     this.sendPending();
   }
 
-  /** Put the drop notice into the stream as soon as there is room for it. */
-  private flushDropNotice(): void {
-    if (this.drop === null || this.buffer.length >= this.opts.maxBuffered) return;
+  /** The record's line, linked to the one before; kept until acknowledged. */
+  private chain(record: AuditRecord | AuditCheckpointRecord | AuditEvidence['bootRecord'], sign = false): void {
+    const seq = this.nextSeq++;
+    const unsigned = chainLine({ seq, boot_id: this.bootId, prev: this.head }, record);
+    const line = sign ? this.opts.evidence.sign(unsigned) : unsigned;
+    this.head = lineHash(line);
+    this.buffer.push({ seq, frame: encodeAuditRecord({ boot_id: this.bootId, seq, line }) });
+  }
+
+  private appendCheckpoint(closing: boolean): void {
+    const first = this.uncheckpointedFrom;
+    const last = this.nextSeq - 1;
+    this.chain({ type: 'audit_checkpoint', ts: new Date().toISOString(), first_seq: first, last_seq: last, closing }, true);
+    this.uncheckpointedFrom = this.nextSeq;
+    this.checkpointDue = false;
+    this.sendPending();
+  }
+
+  private checkpointIfNew(): void {
+    if (this.closed || this.nextSeq === this.uncheckpointedFrom) return;
+    this.checkpointDue = true;
+    this.flushCheckpoint();
+  }
+
+  /** A due checkpoint waits for room like any record (after a pending drop notice). */
+  private flushCheckpoint(): void {
+    if (!this.checkpointDue || this.closed || this.drop !== null || this.buffer.length >= this.opts.maxBuffered) return;
+    this.appendCheckpoint(false);
+  }
+
+  /** Put the drop notice into the stream as soon as there is room for it (or now, at close). */
+  private flushDropNotice({ force = false } = {}): void {
+    if (this.drop === null || (!force && this.buffer.length >= this.opts.maxBuffered)) return;
     const { count, first, last } = this.drop;
     this.drop = null;
     log.warn({ count }, 'audit records were dropped because the outer did not acknowledge in time');
@@ -129,6 +200,7 @@ export class AuditSender {
     while (i < this.buffer.length && this.buffer[i]!.seq <= seq) i++;
     this.buffer.splice(0, i);
     this.flushDropNotice();
+    this.flushCheckpoint();
     if (this.buffer.length === 0 && this.drop === null) {
       const w = this.waiters;
       this.waiters = [];

@@ -1,7 +1,9 @@
 /**
  * Audit records: one per egress attempt, allowed and denied alike, plus an explicit record for any
- * records the inner had to drop. The outer writes each as one JSON line, prefixed by the stream's
- * `seq` and `boot_id` (shared/audit/stream.ts) so that a reader can prove there is no gap.
+ * records the inner had to drop. The inner turns each into one JSON line that starts with the
+ * stream's `seq`, `boot_id` and the hash of the previous line (shared/audit/chain.ts), so that a
+ * reader can prove there is no gap; the evidence records that make the chain checkable (the boot's
+ * attestation, signed checkpoints) are defined there too.
  */
 export type EgressProto = 'http_connect' | 'http' | 'socks5';
 

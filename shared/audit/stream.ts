@@ -1,20 +1,24 @@
 /**
  * The audit stream between inner and outer (vsock port 17003; docs/wire-protocol.md).
  *
- * The inner numbers every record it keeps (`seq`, from 1, per `boot_id`) and sends AuditRecord
- * frames; the outer writes them and answers AuditAck frames naming the highest `seq` it has
- * written. The inner keeps every record until it is acknowledged and sends all unacknowledged
- * records again on each new connection, so an outer restart loses nothing (the outer drops the
- * duplicates it can recognise). Delivery is at-least-once; gaps are impossible by construction
+ * The inner numbers every record it keeps (`seq`, from 1, per `boot_id`), turns it into its final
+ * JSON line (hash-chained, shared/audit/chain.ts) and sends AuditRecord frames; the outer writes
+ * each line verbatim (it must not re-serialise: the chain is over the exact bytes) and answers
+ * AuditAck frames naming the highest `seq` it has written. The inner keeps every record until it
+ * is acknowledged and sends all unacknowledged records again on each new connection, so an outer
+ * restart loses nothing (the outer drops the duplicates it can recognise). Delivery is at-least-once; gaps are impossible by construction
  * and drops are reported by an `audit_dropped` record.
  */
 import { FrameError, FrameType, encodeFrame, type Frame } from '../wire/frame.js';
-import type { AuditRecord } from './record.js';
+
+/** A line is one JSON object; a longer one is a hostile or broken sender. */
+const MAX_LINE_BYTES = 64 * 1024;
 
 export interface AuditEnvelope {
   boot_id: string;
   seq: number;
-  record: AuditRecord;
+  /** The record's line as the inner built it, without the newline. */
+  line: string;
 }
 
 export interface AuditAck {
@@ -40,11 +44,12 @@ function checkBootSeq(p: Record<string, unknown>, what: string): { boot_id: stri
 export function parseAuditRecord(frame: Frame): AuditEnvelope {
   if (frame.type !== FrameType.AuditRecord) throw new FrameError('frame_unexpected', `expected an AuditRecord frame, got type ${frame.type}`, { type: frame.type });
   const { boot_id, seq } = checkBootSeq(frame.payload, 'audit record');
-  const record = frame.payload.record;
-  if (record === null || typeof record !== 'object' || Array.isArray(record)) throw new FrameError('frame_invalid', 'audit record: bad record', {});
-  const type = (record as { type?: unknown }).type;
-  if (type !== 'egress' && type !== 'audit_dropped') throw new FrameError('frame_invalid', 'audit record: unknown record type', {});
-  return { boot_id, seq, record: record as AuditRecord };
+  const line = frame.payload.line;
+  // One record, one line: an embedded newline would let a sender split it into two.
+  if (typeof line !== 'string' || line.length > MAX_LINE_BYTES || !line.startsWith('{') || /[\r\n]/.test(line)) {
+    throw new FrameError('frame_invalid', 'audit record: bad line', {});
+  }
+  return { boot_id, seq, line };
 }
 
 export function parseAuditAck(frame: Frame): AuditAck {
@@ -52,7 +57,7 @@ export function parseAuditAck(frame: Frame): AuditAck {
   return checkBootSeq(frame.payload, 'audit ack');
 }
 
-/** The line the outer writes: stream position first, then the record's own fields. */
+/** The line the outer writes: exactly the inner's bytes. */
 export function auditLine(env: AuditEnvelope): string {
-  return `${JSON.stringify({ seq: env.seq, boot_id: env.boot_id, ...env.record })}\n`;
+  return `${env.line}\n`;
 }

@@ -96,9 +96,15 @@ export async function makeCert(dir: string, names: string[]): Promise<{ key: str
 
 export interface AuditLine { seq: number; boot_id: string; type: string; [k: string]: unknown }
 
-export function readAudit(file: string): AuditLine[] {
+/** Every line of an audit file, the evidence (audit_boot, audit_checkpoint) included. */
+export function readAuditLines(file: string): AuditLine[] {
   if (!fs.existsSync(file)) return [];
   return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as AuditLine);
+}
+
+/** The records about egress attempts (egress, audit_dropped), without the chain's evidence lines. */
+export function readAudit(file: string): AuditLine[] {
+  return readAuditLines(file).filter((l) => l.type === 'egress' || l.type === 'audit_dropped');
 }
 
 /** Poll until `pred` holds (bounded: this waits for the system, it does not measure it). */

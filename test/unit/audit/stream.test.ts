@@ -10,7 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type { EgressAuditRecord } from '../../../shared/audit/record.js';
 import { parseAddress } from '../../../shared/transport/index.js';
-import { AuditSender } from '../../../proxy-inner/audit/sender.js';
+import { AuditEvidence } from '../../../proxy-inner/audit/evidence.js';
+import { AuditSender, DEFAULT_CHECKPOINT } from '../../../proxy-inner/audit/sender.js';
+import { Nsm } from '../../../proxy-inner/nsm/nsm.js';
+import { NsmSimulator } from '../../../proxy-inner/nsm/simulator.js';
 import { AuditCollector } from '../../../proxy-outer/audit/collector.js';
 import { RotatingFile } from '../../../proxy-outer/audit/file-sink.js';
 
@@ -23,6 +26,9 @@ function record(n: number): EgressAuditRecord {
   };
 }
 
+const nsm = new Nsm(new NsmSimulator());
+const evidence = () => new AuditEvidence(nsm);
+
 function lines(file: string): Array<Record<string, unknown>> {
   return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
@@ -31,7 +37,7 @@ test('records buffered while the collector is away are delivered in order; overf
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-'));
   const address = parseAddress(`unix://${dir}/audit.sock`);
   const file = path.join(dir, 'audit.log');
-  const sender = new AuditSender({ address, maxBuffered: 3, retryMinMs: 10, retryMaxMs: 20 });
+  const sender = new AuditSender({ address, maxBuffered: 3, retryMinMs: 10, retryMaxMs: 20, evidence: evidence(), checkpoint: DEFAULT_CHECKPOINT });
   const collectors: AuditCollector[] = [];
   const collector = () => {
     const c = new AuditCollector({ address, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
@@ -41,7 +47,8 @@ test('records buffered while the collector is away are delivered in order; overf
   try {
     sender.start();
     for (let i = 1; i <= 10; i++) sender.emit(record(i));
-    assert.deepEqual([sender.stats().buffered, sender.stats().droppedTotal], [3, 7]);
+    // The boot's attestation record is line 1 and holds a place in the buffer like any record.
+    assert.deepEqual([sender.stats().buffered, sender.stats().droppedTotal], [3, 8]);
 
     const first = collector();
     await first.start();
@@ -50,8 +57,8 @@ test('records buffered while the collector is away are delivered in order; overf
     await sender.drained();
     const got = lines(file);
     assert.deepEqual(got.map((l) => l.seq), [1, 2, 3, 4, 5, 6]);
-    assert.deepEqual(got.map((l) => l.conn_id ?? l.type), ['c1', 'c2', 'c3', 'audit_dropped', 'c11', 'c12']);
-    assert.equal(got[3]!.count, 7);
+    assert.deepEqual(got.map((l) => l.conn_id ?? l.type), ['audit_boot', 'c1', 'c2', 'audit_dropped', 'c11', 'c12']);
+    assert.equal(got[3]!.count, 8);
     assert.ok(got.every((l) => l.boot_id === sender.bootId));
 
     // A new collector on the same file recognises what it already has when the sender repeats it.
@@ -73,14 +80,14 @@ test('stdout gets exactly the lines the file gets', async () => {
   const file = path.join(dir, 'audit.log');
   let stdout = '';
   const collector = new AuditCollector({ address, stdout: true, writeStdout: (l) => { stdout += l; }, file: { path: file, maxBytes: 0, keep: 0 } });
-  const sender = new AuditSender({ address, maxBuffered: 100, retryMinMs: 10, retryMaxMs: 20 });
+  const sender = new AuditSender({ address, maxBuffered: 100, retryMinMs: 10, retryMaxMs: 20, evidence: evidence(), checkpoint: DEFAULT_CHECKPOINT });
   try {
     await collector.start();
     sender.start();
     for (let i = 1; i <= 5; i++) sender.emit(record(i));
     await sender.drained();
     assert.equal(stdout, fs.readFileSync(file, 'utf8'));
-    assert.deepEqual(stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq), [1, 2, 3, 4, 5]);
+    assert.deepEqual(stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq), [1, 2, 3, 4, 5, 6]);
   } finally {
     sender.stop();
     await collector.stop();

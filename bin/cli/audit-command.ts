@@ -1,0 +1,99 @@
+/**
+ * `enclaver-proxy audit verify FILE… [--pcr N=HEX …] [--root PEM] [--running] [--json]`: prove
+ * an egress audit log from the files alone (shared/audit/verify.ts). Exit 0 when every boot
+ * verifies, 1 naming the first bad record, 2 on usage errors.
+ */
+import fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import { verifyAuditLog, type AuditSummary, type AuditVerifyResult } from '../../shared/audit/verify.js';
+
+export const AUDIT_USAGE = `Usage: enclaver-proxy audit verify FILE… [options]
+
+Verifies egress audit logs written by the outer (rotated files in any order: audit.log*):
+each boot's attestation (signature, certificate chain, the PCRs you expect), the hash link
+of every record to the one before, every checkpoint's signature, sequence continuity across
+files and boots, and a closing checkpoint at the end of each boot. Names the first bad record.
+
+Options:
+  --pcr N=HEX         expect PCR N to equal HEX in every boot's attestation (repeatable)
+  --root PEM          trust this attestation root instead of the AWS Nitro Enclaves root G1
+                      (the NSM simulator's root off Nitro: nsm.simulator.root_certificate_path)
+  --running           the newest boot may still be running: records after its last
+                      checkpoint are reported as unproven instead of failing
+  --json              print the result as JSON
+`;
+
+const USAGE_ERROR = 2;
+const FAILED = 1;
+
+function usage(message: string): number {
+  process.stderr.write(`enclaver-proxy audit: ${message}\n\n${AUDIT_USAGE}`);
+  return USAGE_ERROR;
+}
+
+function summaryText(s: AuditSummary): string {
+  const out = [
+    `boots: ${s.boots.length}, lines: ${s.lines}, checkpoints: ${s.checkpoints}`,
+    `egress attempts: ${s.egress.allow + s.egress.deny + s.egress.error} (allowed ${s.egress.allow}, denied ${s.egress.deny}, error ${s.egress.error})`,
+    `dropped by the enclave (counted): ${s.dropped} in ${s.dropNotices} audit_dropped record(s)`,
+    `time range: ${s.from ?? '-'} … ${s.to ?? '-'}`,
+  ];
+  for (const b of s.boots) {
+    const tail = b.closed ? 'closed' : `still open, ${b.unproven} record(s) after the last checkpoint unproven`;
+    out.push(`boot ${b.bootId}: ${b.records} lines, nsm ${b.nsm}, PCR0 ${b.pcrs[0] ?? '-'}, ${tail}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+function report(result: AuditVerifyResult, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
+  if (result.ok) process.stdout.write(`audit verify: PASS\n${summaryText(result.summary)}`);
+  else {
+    process.stdout.write(`audit verify: FAIL: ${result.failure.kind}: ${result.failure.message}\n${summaryText(result.summary)}`);
+  }
+}
+
+export function auditCommand(args: string[]): number {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        root: { type: 'string' }, pcr: { type: 'string', multiple: true }, running: { type: 'boolean' }, json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(AUDIT_USAGE);
+    return 0;
+  }
+  if (positionals[0] !== 'verify') return usage(positionals[0] ? `unknown subcommand "${positionals[0]}"` : 'missing subcommand: verify');
+  const names = positionals.slice(1);
+  if (names.length === 0) return usage('give at least one FILE');
+  const expectedPcrs = new Map<number, string>();
+  for (const spec of values.pcr ?? []) {
+    const m = /^([0-9]{1,2})=([0-9a-fA-F]+)$/.exec(spec);
+    if (!m || Number(m[1]) > 31 || m[2]!.length % 2 !== 0) return usage(`--pcr ${spec}: expected N=HEX with N in 0..31`);
+    expectedPcrs.set(Number(m[1]), m[2]!);
+  }
+  let files;
+  let root: string | undefined;
+  try {
+    files = names.map((name) => ({ name, text: fs.readFileSync(name, 'utf8') }));
+    root = values.root === undefined ? undefined : fs.readFileSync(values.root, 'utf8');
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+  const result = verifyAuditLog(files, { expectedPcrs, running: values.running === true, ...(root ? { root } : {}) });
+  report(result, values.json === true);
+  return result.ok ? 0 : FAILED;
+}
