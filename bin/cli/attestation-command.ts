@@ -2,13 +2,20 @@
  * `enclaver-proxy attestation verify FILE [--root PEM] [--at document|now|ISO] [--pcr N=HEX …]
  * [--nonce HEX]`: verify a Nitro attestation document (raw CBOR or base64) and print what it
  * attests. Exit 0 when it verifies, 1 with the named failure when it does not, 2 on usage errors.
+ *
+ * `enclaver-proxy attestation check https://HOST[:PORT] --pcr N=HEX … [--root PEM]`: the same
+ * verdict for a live attested-TLS listener: connect, fetch a fresh document over that connection,
+ * verify it, and require that it binds this connection's TLS key (shared/attestation/attested-tls.ts).
  */
 import fs from 'node:fs';
+import tls from 'node:tls';
 import { parseArgs } from 'node:util';
+import { verifyAttestedPeer } from '../../shared/attestation/attested-tls.js';
 import { AttestationError } from '../../shared/attestation/errors.js';
 import { type ValidityInstant, verifyAttestation } from '../../shared/attestation/verify.js';
 
 export const ATTESTATION_USAGE = `Usage: enclaver-proxy attestation verify FILE [options]
+       enclaver-proxy attestation check https://HOST[:PORT] --pcr N=HEX [options]
 
 Verifies a Nitro Enclaves attestation document (COSE_Sign1, raw CBOR or base64; FILE - reads
 stdin): the ES384 signature, the certificate chain up to the pinned root, every certificate's
@@ -18,7 +25,11 @@ Options:
   --root PEM          trust this root certificate instead of the AWS Nitro Enclaves root G1
   --at WHEN           document (default: the document's own timestamp), now, or an ISO date
   --pcr N=HEX         expect PCR N to equal HEX (repeatable)
-  --nonce HEX         expect this nonce
+  --nonce HEX         expect this nonce (verify only; check always sends a fresh random one)
+
+check connects to an attested TLS listener (tls.certificate: attested), fetches a document with a
+fresh nonce over that same connection, verifies it as above, and requires that its user_data binds
+the TLS key of this connection: a parent (or anyone) terminating TLS with its own key fails.
 `;
 
 const USAGE_ERROR = 2;
@@ -43,7 +54,7 @@ function parseAt(text: string | undefined): ValidityInstant | null {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-export function attestationCommand(args: string[]): number {
+export function attestationCommand(args: string[]): number | Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -60,9 +71,7 @@ export function attestationCommand(args: string[]): number {
     process.stdout.write(ATTESTATION_USAGE);
     return 0;
   }
-  if (positionals[0] !== 'verify') return usage(positionals[0] ? `unknown subcommand "${positionals[0]}"` : 'missing subcommand: verify');
-  const file = positionals[1];
-  if (!file || positionals.length > 2) return usage('give exactly one FILE');
+  if (positionals[0] !== 'verify' && positionals[0] !== 'check') return usage(positionals[0] ? `unknown subcommand "${positionals[0]}"` : 'missing subcommand: verify or check');
   const at = parseAt(values.at);
   if (!at) return usage(`--at must be document, now or an ISO date, not "${values.at}"`);
   const expectedPcrs = new Map<number, string>();
@@ -71,6 +80,9 @@ export function attestationCommand(args: string[]): number {
     if (!m || Number(m[1]) > 31 || m[2]!.length % 2 !== 0) return usage(`--pcr ${spec}: expected N=HEX with N in 0..31`);
     expectedPcrs.set(Number(m[1]), m[2]!);
   }
+  if (positionals[0] === 'check') return checkCommand(positionals.slice(1), { at, expectedPcrs, root: values.root, nonce: values.nonce });
+  const file = positionals[1];
+  if (!file || positionals.length > 2) return usage('give exactly one FILE');
   if (values.nonce !== undefined && !/^([0-9a-fA-F]{2})+$/.test(values.nonce)) return usage('--nonce must be hex');
 
   let bytes: Buffer;
@@ -103,5 +115,61 @@ export function attestationCommand(args: string[]): number {
     if (!(err instanceof AttestationError)) throw err;
     process.stderr.write(`attestation verify: ${err.code}: ${err.message}\n`);
     return FAILED;
+  }
+}
+
+interface CheckSettings { at: ValidityInstant; expectedPcrs: Map<number, string>; root: string | undefined; nonce: string | undefined }
+
+function openTls(url: URL): Promise<tls.TLSSocket> {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve, reject) => {
+    // The certificate is self-signed: its trust is the attestation checked next, not a CA.
+    const socket = tls.connect({ host, port: Number(url.port || 443), servername: /^[\d.]+$|:/.test(host) ? undefined : host, rejectUnauthorized: false });
+    socket.once('secureConnect', () => { socket.off('error', reject); resolve(socket); });
+    socket.once('error', reject);
+  });
+}
+
+async function checkCommand(args: string[], s: CheckSettings): Promise<number> {
+  if (args.length !== 1) return usage('give exactly one https://HOST[:PORT]');
+  let url: URL;
+  try {
+    url = new URL(args[0]!);
+  } catch {
+    return usage(`not a URL: ${args[0]}`);
+  }
+  if (url.protocol !== 'https:') return usage('attestation check needs an https:// URL');
+  if (s.expectedPcrs.size === 0) return usage('give at least one --pcr N=HEX: a check that expects no PCRs proves nothing');
+  if (s.nonce !== undefined) return usage('--nonce is for verify; check sends a fresh random nonce itself');
+  let root: string | undefined;
+  try {
+    root = s.root === undefined ? undefined : fs.readFileSync(s.root, 'utf8');
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+  let socket: tls.TLSSocket;
+  try {
+    socket = await openTls(url);
+  } catch (err) {
+    process.stderr.write(`attestation check: FAIL connect: ${(err as Error).message}\n`);
+    return FAILED;
+  }
+  try {
+    const peer = await verifyAttestedPeer(socket, url.host, { pcrs: s.expectedPcrs, at: s.at, ...(root ? { root } : {}) });
+    process.stdout.write(`${JSON.stringify({
+      verdict: 'pass',
+      url: url.origin,
+      tls_spki_sha256: peer.spkiSha256,
+      module_id: peer.document.moduleId,
+      timestamp: new Date(peer.document.timestamp).toISOString(),
+      pcrs: Object.fromEntries([...s.expectedPcrs.keys()].map((i) => [i, peer.document.pcrs.get(i)!.toString('hex')])),
+    }, null, 2)}\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof AttestationError)) throw err;
+    process.stderr.write(`attestation check: FAIL ${err.code}: ${err.message}\n`);
+    return FAILED;
+  } finally {
+    socket.destroy();
   }
 }

@@ -14,7 +14,13 @@ export type AttestationFailure =
   | 'not_yet_valid'
   | 'pcr_mismatch'
   | 'pcr_missing'
-  | 'nonce_mismatch';
+  | 'nonce_mismatch'
+  /** Attested TLS: the document binds no TLS key (no user_data in the expected form). */
+  | 'binding_missing'
+  /** Attested TLS: the document binds a key other than this TLS connection's (a man in the middle). */
+  | 'binding_mismatch'
+  /** Attested TLS: no document could be fetched over the connection (status, framing, timeout). */
+  | 'fetch_failed';
 
 export class AttestationError extends ProxyError {
   declare readonly code: AttestationFailure;

@@ -49,7 +49,7 @@ export function tlsContextFromFiles(certificate: string, privateKey: string): Tl
 }
 
 /** Server-side TLS over an accepted socket; resolves with the plaintext side once the handshake is done. */
-function terminateTls(socket: net.Socket, context: tls.SecureContext, head: Buffer): Promise<tls.TLSSocket> {
+export function terminateTls(socket: net.Socket, context: tls.SecureContext, head: Buffer): Promise<tls.TLSSocket> {
   const secure = new tls.TLSSocket(head.length > 0 ? prependedSocket(socket, head) : socket, { isServer: true, secureContext: context });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { secure.destroy(); reject(new ProxyError('tls_handshake_timeout', `no TLS handshake within ${TLS_HANDSHAKE_TIMEOUT_MS} ms`)); }, TLS_HANDSHAKE_TIMEOUT_MS);
