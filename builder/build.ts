@@ -8,7 +8,8 @@
  *   3. add the inner runtime (/opt/enclaver-proxy), the manifest (/etc/enclaver/enclaver.yaml)
  *      and the inner config generated from it (/etc/enclaver/proxy.yaml: the app's
  *      ENTRYPOINT+CMD, ENV and WORKDIR), all measured into PCR2;
- *   4. write the EIF (cmd = the inner, which starts first and supervises the app) and its PCRs.
+ *   4. write the EIF (cmd = the inner, which starts first and supervises the app) and its PCRs;
+ *   5. write the release image (outer runtime + the EIF + the manifest), layout and archive.
  * Every output is written under a temporary name and renamed at the end: a failed build leaves
  * nothing at the output paths.
  */
@@ -31,6 +32,7 @@ import { applyLayers, type LayerProgress } from './image/layers.js';
 import type { ResolvedImage } from './image/model.js';
 import { resolveImage } from './image/resolve.js';
 import { INIT_MOUNT_POINTS } from './ramdisk/app.js';
+import { writeReleaseImage, type ReleaseResult } from './oci/release.js';
 import { innerArgv, runtimeBundle } from './runtime-bundle.js';
 
 export const ENCLAVE_CONFIG_DIR = 'etc/enclaver';
@@ -103,6 +105,8 @@ export interface BuildOptions {
   progress?: LayerProgress;
   /** Replaces sources.app (e.g. a local archive of the same image). */
   image?: string;
+  /** Skip the release image (EIF and PCRs only). */
+  noRelease?: boolean;
 }
 
 export interface BuildResult {
@@ -111,6 +115,7 @@ export interface BuildResult {
   pcrs: Pcrs;
   image: ResolvedImage;
   manifest: Manifest;
+  release: ReleaseResult | undefined;
   stats: { entries: number; bytes: number; eifBytes: bigint };
 }
 
@@ -163,7 +168,18 @@ export async function buildEif(opts: BuildOptions): Promise<BuildResult> {
       ...(manifest.defaults.memoryMb !== undefined ? { defaultMemoryBytes: BigInt(manifest.defaults.memoryMb) * 1024n * 1024n } : {}),
       ...(manifest.defaults.cpuCount !== undefined ? { defaultCpus: BigInt(manifest.defaults.cpuCount) } : {}),
     });
-    return { eifPath: result.eifPath, pcrsPath: result.pcrsPath, pcrs: result.pcrs, image, manifest, stats: { ...tree.stats, eifBytes: result.bytes } };
+    let release: ReleaseResult | undefined;
+    if (!opts.noRelease) {
+      try {
+        release = await writeReleaseImage({ outDir: opts.outDir, eifPath: result.eifPath, manifestText: manifest.text, bundle, arch, target: manifest.target, sourceDateEpoch: epoch });
+      } catch (err) {
+        // All or nothing: an EIF without the release image it was built for is not a result.
+        await fs.promises.rm(result.eifPath, { force: true });
+        await fs.promises.rm(result.pcrsPath, { force: true });
+        throw err;
+      }
+    }
+    return { eifPath: result.eifPath, pcrsPath: result.pcrsPath, pcrs: result.pcrs, image, manifest, release, stats: { ...tree.stats, eifBytes: result.bytes } };
   } finally {
     await tree.close();
   }

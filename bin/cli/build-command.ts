@@ -24,6 +24,7 @@ Options:
       --arch ARCH        x86_64 (default) or aarch64
       --node FILE        the Node.js binary to put in the enclave (default: this one)
       --runtime-dir DIR  a pinned runtime: DIR/bin/node and DIR/lib/ (loader and libraries)
+      --no-release       write the EIF and its PCRs only, not the release image
       --json             print the result as JSON
 Environment:
   SOURCE_DATE_EPOCH      the build time recorded in the EIF metadata (default: 0)
@@ -50,13 +51,15 @@ function progressBar(): LayerProgress | undefined {
 
 export function printResult(r: BuildResult, json: boolean): void {
   if (json) {
-    process.stdout.write(`${JSON.stringify({ Eif: r.eifPath, PcrsFile: r.pcrsPath, Image: r.image.text, ImageConfig: r.image.configDigest, Measurements: r.pcrs }, null, 2)}\n`);
+    const release = r.release ? { Layout: `oci:${r.release.layoutDir}:${r.release.ref}`, Archive: r.release.archivePath, Digest: r.release.manifestDigest } : null;
+    process.stdout.write(`${JSON.stringify({ Eif: r.eifPath, PcrsFile: r.pcrsPath, Image: r.image.text, ImageConfig: r.image.configDigest, Measurements: r.pcrs, Release: release }, null, 2)}\n`);
     return;
   }
   const lines = [
     `Built ${r.eifPath} (${human(Number(r.stats.eifBytes))}) from ${r.image.text}`,
     ...Object.entries(r.pcrs).map(([k, v]) => `${k}: ${v}`),
     `PCRs written to ${r.pcrsPath}`,
+    ...(r.release ? [`Release image: oci:${r.release.layoutDir}:${r.release.ref} and oci-archive:${r.release.archivePath} (${r.release.manifestDigest})`] : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -77,6 +80,7 @@ export async function buildCommand(args: string[], env: { packageRoot: string; v
         node: { type: 'string' },
         'runtime-dir': { type: 'string' },
         json: { type: 'boolean' },
+        'no-release': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -105,6 +109,7 @@ export async function buildCommand(args: string[], env: { packageRoot: string; v
       ...(v.blobs ? { blobs: v.blobs } : {}),
       ...(v.node ? { node: v.node } : {}),
       ...(v['runtime-dir'] ? { runtimeDir: v['runtime-dir'] } : {}),
+      ...(v['no-release'] ? { noRelease: true } : {}),
       ...(progress ? { progress } : {}),
     });
     if (progress) process.stderr.write('\r\x1b[2K');
