@@ -1,71 +1,65 @@
-/** Listener kinds of the inner side: config → the module that handles its connections. */
+/**
+ * Listener kinds of the inner side: config → the module that handles its connections. The switch
+ * is over the `kind` of the normalized listener (a discriminated union), and exhaustive: a new
+ * kind does not compile until it has a handler here.
+ */
 import fs from 'node:fs';
-import type { ListenerConfig, SideConfig } from '../shared/config/types.js';
+import type { InnerConfig, InnerListenerConfig, KmsEndpointConfig } from '../shared/config/types.js';
 import { httpListenerKind } from '../shared/listener/http-kind.js';
 import type { ConnectionHandler } from '../shared/listener/types.js';
 import { tcpProxy } from '../shared/tcp-proxy/tcp-proxy.js';
 import { PairPort } from '../shared/wire/ports.js';
-import { VSOCK_CID_PARENT } from '../shared/transport/address.js';
-import { InnerAws } from './aws-services.js';
-import type { OpenNsmOptions } from './nsm/index.js';
-import { parseAddress } from '../shared/transport/index.js';
+import { parseAddress, VSOCK_CID_PARENT } from '../shared/transport/address.js';
+import { InnerAws, type KmsProxySettings } from './aws-services.js';
 import type { AuditSink } from './egress/attempt.js';
 import { egressProxy } from './egress/egress-proxy.js';
 import type { TlsIdentities } from './tls/tls-identities.js';
 
 export interface InnerServices {
-  /** KMS proxy, IMDS endpoint and attestation API, when a listener needs them. */
-  aws: InnerAws | null;
+  /** KMS proxy, IMDS endpoint and attestation API; built on first use (see `innerAws`). */
+  aws: () => InnerAws;
   /** TLS identities of terminating listeners (PEM files or KMS-sealed keys). */
   tls: TlsIdentities;
   /** Where egress listeners send their audit records. */
   audit: AuditSink;
 }
 
-/** The AWS services, when some listener needs them (KMS proxy, IMDS endpoint, attestation API). */
-export function innerAws(config: SideConfig): InnerAws | null {
-  const sealedTlsKey = (l: ListenerConfig) => l.tls !== undefined && 'kmsCiphertext' in l.tls.privateKey;
-  if (!config.listeners.some((l) => l.kms || l.imds || l.attestationApi || sealedTlsKey(l))) return null;
-  return new InnerAws({
-    nsm: innerNsmOptions(config),
-    imdsRelay: { kind: 'vsock', cid: VSOCK_CID_PARENT, port: PairPort.Imds },
-    region: config.aws.region,
-    credentialRefreshMarginMs: config.aws.credentialRefreshMarginMs,
-  });
+/** Which listeners need the AWS services (NSM, IMDS relay): the AWS kinds and KMS-sealed TLS keys. */
+export function needsAws(config: InnerConfig): boolean {
+  return config.listeners.some((l) => l.kind === 'kms' || l.kind === 'imds' || l.kind === 'attestation_api'
+    || (l.kind === 'tcp_proxy' && l.tls !== undefined && 'kmsCiphertext' in l.tls.privateKey));
 }
 
-export function innerNsmOptions(config: SideConfig): OpenNsmOptions {
-  return { mode: config.nsm.mode, simulator: { pcrs: config.nsm.simulatorPcrs, rootCertificatePath: config.nsm.simulatorRootCertificatePath } };
+/** The AWS services of this inner: its `nsm` and `aws` sections, and the outer's IMDS relay. */
+export function innerAws(config: InnerConfig): InnerAws {
+  return new InnerAws({ nsm: config.nsm, imdsRelay: { kind: 'vsock', cid: VSOCK_CID_PARENT, port: PairPort.Imds }, ...config.aws });
 }
 
-export function innerListenerKinds(config: SideConfig, { aws, audit, tls }: InnerServices): (l: ListenerConfig) => ConnectionHandler {
+/** The KMS settings of a listener or sealed key, with its extra CA read from the file. */
+export function kmsSettings(kms: KmsEndpointConfig & Pick<KmsProxySettings, 'attestationReuseMs' | 'maxBodyBytes'>): KmsProxySettings {
+  return { ...kms, ...(kms.caFile ? { ca: fs.readFileSync(kms.caFile, 'utf8') } : {}) };
+}
+
+export function innerListenerKinds({ aws, audit, tls }: InnerServices): (l: InnerListenerConfig) => ConnectionHandler {
   return (l) => {
-    if (l.cluster !== undefined) {
-      const identity = tls.sourceFor(l);
-      return tcpProxy({ listener: l, cluster: config.clusters.get(l.cluster)!, ...(identity ? { tls: identity } : {}) });
+    switch (l.kind) {
+      case 'tcp_proxy': {
+        const identity = tls.sourceFor(l);
+        return tcpProxy({ listener: l, cluster: l.cluster, ...(identity ? { tls: identity } : {}) });
+      }
+      case 'egress':
+        return egressProxy({ ...l.egress, listener: l.name, relay: parseAddress(`vsock://parent:${PairPort.Egress}`), audit, idleTimeoutMs: l.idleTimeoutMs });
+      case 'kms':
+        return httpListenerKind(aws().kmsRequestListener(kmsSettings(l.kms)));
+      case 'imds':
+        return httpListenerKind(aws().imdsRequestListener());
+      case 'attestation_api':
+        return httpListenerKind(aws().attestationRequestListener());
+      default: {
+        // Every kind has an arm above: `l` is `never` here, and a new kind fails to compile.
+        const unhandled: never = l;
+        return unhandled;
+      }
     }
-    if (l.egress !== undefined) {
-      return egressProxy({
-        listener: l.name,
-        protocols: l.egress.protocols,
-        policy: l.egress.policy,
-        relay: parseAddress(`vsock://parent:${PairPort.Egress}`),
-        audit,
-        requireSniMatch: l.egress.requireSniMatch,
-        connectTimeoutMs: l.egress.connectTimeoutMs,
-        handshakeTimeoutMs: l.egress.handshakeTimeoutMs,
-        idleTimeoutMs: l.idleTimeoutMs,
-      });
-    }
-    if (aws && l.kms) {
-      const k = l.kms;
-      return httpListenerKind(aws.kmsRequestListener({
-        endpoint: k.endpoint, endpoints: k.endpoints, egressProxy: k.egressProxy, attestationReuseMs: k.attestationReuseMs, maxBodyBytes: k.maxBodyBytes,
-        ...(k.caFile ? { ca: fs.readFileSync(k.caFile, 'utf8') } : {}),
-      }));
-    }
-    if (aws && l.imds) return httpListenerKind(aws.imdsRequestListener());
-    if (aws && l.attestationApi) return httpListenerKind(aws.attestationRequestListener());
-    throw new Error(`listener ${l.name} has no kind`);
   };
 }

@@ -2,9 +2,10 @@
  * The inner proxy: listeners inside the enclave, the supervised app, and the status channel to
  * the outer. Returns the exit code the process should end with (the app's, as a shell reports it).
  */
-import type { SideConfig } from '../shared/config/types.js';
+import type { InnerConfig } from '../shared/config/types.js';
 import { messageOf } from '../shared/errors/index.js';
 import { addLogTap, logger } from '../shared/log/logger.js';
+import { Closers } from '../shared/runtime/closers.js';
 import { configureSideVsock, SideRuntime } from '../shared/runtime/side-runtime.js';
 import { vsockSettings } from '../shared/transport/vsock.js';
 import { LogForwarder } from './logs/forwarder.js';
@@ -13,12 +14,12 @@ import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf } from '../shared/wire/status.js';
 import { appEnvironment } from './app/environment.js';
 import { AppStartError, AppSupervisor, preflightApp, type AppExit } from './app/supervisor.js';
-import { innerAws, innerListenerKinds, innerNsmOptions } from './listeners.js';
+import { innerAws, innerListenerKinds, needsAws } from './listeners.js';
 import { parseAddress } from '../shared/transport/index.js';
 import { PairPort } from '../shared/wire/ports.js';
 import { AuditEvidence } from './audit/evidence.js';
 import { AuditSender, DEFAULT_CHECKPOINT } from './audit/sender.js';
-import { openNsm } from './nsm/index.js';
+import type { Nsm } from './nsm/nsm.js';
 import { appProxyUrls } from './egress/app-proxy-url.js';
 import { auditStreamMetrics, countEgress } from './egress/metrics.js';
 import type { InnerAws } from './aws-services.js';
@@ -35,7 +36,7 @@ export interface InnerOptions {
   lifeline?: NodeJS.ReadableStream;
 }
 
-export async function runInner(config: SideConfig, opts: InnerOptions = {}): Promise<number> {
+export async function runInner(config: InnerConfig, opts: InnerOptions = {}): Promise<number> {
   configureSideVsock(config);
   // The log channel starts first, so the lines that explain a failed start reach the outer too.
   const logs = startLogForwarding(config);
@@ -47,7 +48,7 @@ export async function runInner(config: SideConfig, opts: InnerOptions = {}): Pro
 }
 
 /** Forward log lines to the outer unless the config says otherwise; by default only on real vsock. */
-function startLogForwarding(config: SideConfig): LogForwarder | undefined {
+function startLogForwarding(config: InnerConfig): LogForwarder | undefined {
   if (!(config.logs.forward ?? vsockSettings().emulationDir === undefined)) return undefined;
   const logs = new LogForwarder({ maxBufferedBytes: config.logs.bufferBytes });
   addLogTap((line) => logs.write(line.trimEnd()));
@@ -59,52 +60,54 @@ function appOutputLine(stream: 'stdout' | 'stderr', line: string): string {
   return JSON.stringify({ level: 'info', time: new Date().toISOString(), side: 'inner', component: 'app', stream, msg: line });
 }
 
-async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: StatusReporter, logs: LogForwarder | undefined): Promise<number> {
+async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter: StatusReporter, logs: LogForwarder | undefined): Promise<number> {
+  // Everything opened below is closed by this one stack, newest first: on a normal stop and on a
+  // start that failed part way alike.
+  const closers = new Closers(log);
+  closers.add('status reporter', () => reporter.stop());
+  const fatal = async (err: unknown, what: string): Promise<number> => {
+    const code = err instanceof AppStartError ? err.exitCode : 1;
+    log.fatal({ err: messageOf(err) }, what);
+    reporter.report({ state: 'fatal', error: messageOf(err), code });
+    await closers.closeAll();
+    return code;
+  };
   try {
     // A missing binary is reported before any socket opens, like a config error.
     if (config.app) preflightApp(config.app, process.env.PATH);
   } catch (err) {
-    const code = err instanceof AppStartError ? err.exitCode : 1;
-    log.fatal({ err: messageOf(err) }, 'app could not be started');
-    reporter.report({ state: 'fatal', error: messageOf(err), code });
-    await reporter.stop();
-    return code;
+    return fatal(err, 'app could not be started');
   }
-  let runtime: SideRuntime | undefined;
-  let aws: InnerAws | null = null;
-  let audit: AuditSender | undefined;
   const metricsExport = new MetricsExporter();
+  closers.add('metrics export', () => metricsExport.close());
   // Metrics for the parent are an aid, not a duty: an enclave that cannot offer them still runs.
   await metricsExport.start().catch((err: unknown) => log.warn({ err: messageOf(err) }, 'metrics export to the outer unavailable'));
+  let aws: InnerAws | undefined;
+  closers.add('AWS services', () => aws?.close());
+  const awsServices = () => (aws ??= innerAws(config));
+  let runtime: SideRuntime<InnerConfig>;
   try {
-    aws = innerAws(config);
-    audit = auditSender(config, aws);
-    const tls = new TlsIdentities(aws);
-    const sender = audit;
-    runtime = new SideRuntime(config, innerListenerKinds(config, { aws, tls, audit: (r) => { countEgress(r); sender?.emit(r); } }));
-    if (sender) {
-      auditStreamMetrics(() => sender.stats());
-      sender.start();
+    const audit = auditSender(config, () => awsServices().nsm);
+    if (audit) closers.add('audit stream', () => flushAudit(audit));
+    const tls = new TlsIdentities(needsAws(config) ? awsServices() : null);
+    runtime = new SideRuntime(config, innerListenerKinds({ aws: awsServices, tls, audit: (r) => { countEgress(r); audit?.emit(r); } }));
+    closers.add('listeners', () => runtime.shutdown());
+    if (audit) {
+      auditStreamMetrics(() => audit.stats());
+      audit.start();
     }
     await runtime.start();
     // Sealed TLS keys need the listeners (egress) up; a key KMS will not open is fatal now.
     const sealed = await tls.ready();
     if (sealed > 0) log.info({ keys: sealed }, 'TLS keys decrypted inside the enclave (attested KMS)');
   } catch (err) {
-    await runtime?.shutdown();
-    await aws?.close();
-    await metricsExport.close();
-    audit?.stop();
-    log.fatal({ err: messageOf(err) }, 'inner proxy could not start');
-    reporter.report({ state: 'fatal', error: messageOf(err), code: 1 });
-    await reporter.stop();
-    return 1;
+    return fatal(err, 'inner proxy could not start');
   }
 
   let stopRequested: NodeJS.Signals | undefined;
   let wake: () => void = () => {};
   const stopped = new Promise<void>((resolve) => { wake = resolve; });
-  const unhook = onShutdownSignal((signal) => { stopRequested = signal; wake(); });
+  closers.add('signal handlers', onShutdownSignal((signal) => { stopRequested = signal; wake(); }));
   opts.lifeline?.on('end', () => { if (!stopRequested) { log.warn('the outer went away; shutting down'); stopRequested = 'SIGTERM'; wake(); } });
   opts.lifeline?.resume();
 
@@ -118,16 +121,7 @@ async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: 
     try {
       pid = app.start();
     } catch (err) {
-      const code = err instanceof AppStartError ? err.exitCode : 1;
-      log.fatal({ err: messageOf(err) }, 'app could not be started');
-      reporter.report({ state: 'fatal', error: messageOf(err), code });
-      await runtime.shutdown();
-      await aws?.close();
-      await metricsExport.close();
-      await flushAudit(audit);
-      await reporter.stop();
-      unhook();
-      return code;
+      return fatal(err, 'app could not be started');
     }
     const started = Date.now();
     reporter.report({ state: 'running', pid });
@@ -150,12 +144,7 @@ async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: 
   } else {
     await stopped;
   }
-  await runtime.shutdown();
-  await aws?.close();
-  await metricsExport.close();
-  await flushAudit(audit);
-  await reporter.stop();
-  unhook();
+  await closers.closeAll();
   log.info({ exit_code: exitCode }, 'inner proxy stopped');
   return exitCode;
 }
@@ -164,13 +153,12 @@ async function superviseInner(config: SideConfig, opts: InnerOptions, reporter: 
  * One audit stream per process, shared by every egress listener; only when one exists. Its key is
  * attested by the same NSM as the rest (one simulator per process: one root to pin).
  */
-function auditSender(config: SideConfig, aws: InnerAws | null): AuditSender | undefined {
-  if (!config.listeners.some((l) => l.egress !== undefined)) return undefined;
-  const nsm = aws?.nsm ?? openNsm(innerNsmOptions(config)).nsm;
+function auditSender(config: InnerConfig, nsm: () => Nsm): AuditSender | undefined {
+  if (!config.listeners.some((l) => l.kind === 'egress')) return undefined;
   return new AuditSender({
     address: parseAddress(`vsock://parent:${PairPort.Audit}`),
-    maxBuffered: config.audit?.bufferRecords ?? 10_000,
-    evidence: new AuditEvidence(nsm),
+    maxBuffered: config.audit.bufferRecords,
+    evidence: new AuditEvidence(nsm()),
     checkpoint: DEFAULT_CHECKPOINT,
   });
 }
@@ -179,8 +167,7 @@ function auditSender(config: SideConfig, aws: InnerAws | null): AuditSender | un
  * Close the boot's stream (a closing checkpoint) and give the outer a moment to acknowledge the
  * last records (the drain's own attempts included).
  */
-async function flushAudit(audit: AuditSender | undefined): Promise<void> {
-  if (!audit) return;
+async function flushAudit(audit: AuditSender): Promise<void> {
   audit.close();
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = await Promise.race([audit.drained().then(() => false), new Promise<boolean>((r) => { timer = setTimeout(() => r(true), AUDIT_FLUSH_MS); })]);

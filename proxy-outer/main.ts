@@ -2,9 +2,10 @@
  * The outer proxy on the parent instance: ingress listeners into the enclave and the collectors
  * of what the enclave reports. Returns the exit code the process should end with.
  */
-import type { SideConfig } from '../shared/config/types.js';
+import type { OuterConfig } from '../shared/config/types.js';
 import { messageOf } from '../shared/errors/index.js';
 import { logger } from '../shared/log/logger.js';
+import { Closers } from '../shared/runtime/closers.js';
 import { SideRuntime } from '../shared/runtime/side-runtime.js';
 import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf, type EnclaveStatus } from '../shared/wire/status.js';
@@ -12,7 +13,6 @@ import { parseAddress } from '../shared/transport/index.js';
 import { AuditCollector } from './audit/collector.js';
 import { loadHostsFile } from './egress-relay/hosts-file.js';
 import { EgressRelay } from './egress-relay/relay.js';
-import { parseUpstreamProxy } from './egress-relay/upstream-proxy.js';
 import { outerListenerKinds } from './listeners.js';
 import { StatusCollector } from './status/collector.js';
 import { enclaveMetricsRoute } from './enclave-metrics/fetch.js';
@@ -20,13 +20,12 @@ import { LogCollector } from './logs/collector.js';
 import { Imdsv2Client } from './imds-relay/imdsv2-client.js';
 import { startImdsRelay } from './imds-relay/relay-server.js';
 import { VSOCK_CID_ANY } from '../shared/transport/address.js';
-import type { Listening } from '../shared/transport/index.js';
 import { PairPort } from '../shared/wire/ports.js';
 
 const log = logger('outer');
 
 export interface OuterHandle {
-  runtime: SideRuntime;
+  runtime: SideRuntime<OuterConfig>;
   status: StatusCollector;
   egressRelay: EgressRelay | undefined;
   audit: AuditCollector | undefined;
@@ -34,7 +33,7 @@ export interface OuterHandle {
 }
 
 /** The egress relay when configured, and the audit collector whenever there is egress or `audit`. */
-function egressParts(config: SideConfig): { egressRelay: EgressRelay | undefined; audit: AuditCollector | undefined } {
+function egressParts(config: OuterConfig): { egressRelay: EgressRelay | undefined; audit: AuditCollector | undefined } {
   const r = config.egressRelay;
   const egressRelay = r && new EgressRelay({
     address: parseAddress(`vsock://any:${PairPort.Egress}`),
@@ -42,7 +41,7 @@ function egressParts(config: SideConfig): { egressRelay: EgressRelay | undefined
     idleTimeoutMs: r.idleTimeoutMs,
     hosts: r.hostsFile ? loadHostsFile(r.hostsFile) : undefined,
     guard: { allowPrivate: r.allowPrivate },
-    upstreamProxy: r.upstreamProxy && { ...parseUpstreamProxy(r.upstreamProxy.url, { file: config.source, path: 'egress_relay.upstream_proxy.url' }), hosts: r.upstreamProxy.hosts },
+    upstreamProxy: r.upstreamProxy,
   });
   const a = config.audit;
   const audit = egressRelay || a
@@ -51,47 +50,53 @@ function egressParts(config: SideConfig): { egressRelay: EgressRelay | undefined
   return { egressRelay, audit };
 }
 
-/** Start the outer's parts; the caller decides when to stop (signal, enclave exit, local child). */
-export async function startOuter(config: SideConfig): Promise<OuterHandle> {
-  const runtime = new SideRuntime(config, outerListenerKinds(config));
-  const status = new StatusCollector();
-  status.on('status', (s: EnclaveStatus) => log.info({ enclave_status: s }, `enclave ${s.state}`));
-  runtime.admin.addReadinessCheck('enclave', () => ({
-    ready: status.latest?.state === 'running',
-    detail: status.latest ? status.latest.state : 'no status from the enclave yet',
-  }));
-  await status.start();
-  const logs = new LogCollector();
-  await logs.start();
-  runtime.admin.addRoute('/enclave/metrics', enclaveMetricsRoute(config.enclave.cid));
-  const { egressRelay, audit } = egressParts(config);
-  // The audit collector first: the inner may send records as soon as a tunnel is refused.
-  await audit?.start();
-  await egressRelay?.start();
-  let imdsRelay: Listening | undefined;
-  if (config.imdsRelay) {
-    const client = new Imdsv2Client({ endpoint: config.imdsRelay.upstream, tokenTtlSeconds: config.imdsRelay.tokenTtlSeconds, timeoutMs: config.imdsRelay.timeoutMs });
-    imdsRelay = await startImdsRelay({ address: { kind: 'vsock', cid: VSOCK_CID_ANY, port: PairPort.Imds }, client });
-    log.info({ upstream: config.imdsRelay.upstream, port: PairPort.Imds }, 'IMDS relay listening');
+/**
+ * Start the outer's parts; the caller decides when to stop (signal, enclave exit, local child).
+ * A start that fails part way closes what it opened before the error is passed on.
+ */
+export async function startOuter(config: OuterConfig): Promise<OuterHandle> {
+  const closers = new Closers(log);
+  try {
+    const runtime = new SideRuntime(config, outerListenerKinds());
+    const status = new StatusCollector();
+    status.on('status', (s: EnclaveStatus) => log.info({ enclave_status: s }, `enclave ${s.state}`));
+    runtime.admin.addReadinessCheck('enclave', () => ({
+      ready: status.latest?.state === 'running',
+      detail: status.latest ? status.latest.state : 'no status from the enclave yet',
+    }));
+    closers.add('status channel', () => status.close());
+    await status.start();
+    const logs = new LogCollector();
+    closers.add('log channel', () => logs.close());
+    await logs.start();
+    runtime.admin.addRoute('/enclave/metrics', enclaveMetricsRoute(config.enclave.cid));
+    const { egressRelay, audit } = egressParts(config);
+    // The audit collector first: the inner may send records as soon as a tunnel is refused.
+    if (audit) {
+      closers.add('audit collector', () => audit.stop());
+      await audit.start();
+    }
+    if (egressRelay) {
+      closers.add('egress relay', () => egressRelay.stop());
+      await egressRelay.start();
+    }
+    const imds = config.imdsRelay;
+    if (imds) {
+      const client = new Imdsv2Client({ endpoint: imds.upstream, tokenTtlSeconds: imds.tokenTtlSeconds, timeoutMs: imds.timeoutMs });
+      const imdsRelay = await startImdsRelay({ address: { kind: 'vsock', cid: VSOCK_CID_ANY, port: PairPort.Imds }, client });
+      closers.add('IMDS relay', () => imdsRelay.close());
+      log.info({ upstream: imds.upstream, port: PairPort.Imds }, 'IMDS relay listening');
+    }
+    closers.add('listeners', () => runtime.shutdown());
+    await runtime.start();
+    return { runtime, status, egressRelay, audit, shutdown: () => closers.closeAll() };
+  } catch (err) {
+    await closers.closeAll();
+    throw err;
   }
-  await runtime.start();
-  return {
-    runtime,
-    status,
-    egressRelay,
-    audit,
-    async shutdown() {
-      await runtime.shutdown();
-      await egressRelay?.stop();
-      await audit?.stop();
-      await imdsRelay?.close();
-      await status.close();
-      await logs.close();
-    },
-  };
 }
 
-export async function runOuter(config: SideConfig): Promise<number> {
+export async function runOuter(config: OuterConfig): Promise<number> {
   let outer: OuterHandle;
   try {
     outer = await startOuter(config);

@@ -8,13 +8,10 @@ Usage:
   enclaver-proxy attestation verify FILE [--root PEM] [--at document|now|ISO]
                  [--pcr N=HEX …] [--nonce HEX]
                                                 verify a Nitro attestation document
-<<<<<<< HEAD
-  enclaver-proxy build -f enclaver.yaml [--out DIR] [--blobs DIR] …
-                                                app image → EIF + PCRs + release image (no daemon)
-=======
   enclaver-proxy audit verify FILE… [--pcr N=HEX …] [--root PEM] [--running] [--json]
                                                 prove an egress audit log (docs/audit.md)
->>>>>>> main
+  enclaver-proxy build -f enclaver.yaml [--out DIR] [--blobs DIR] …
+                                                app image → EIF + PCRs + release image (no daemon)
   enclaver-proxy describe-eif FILE [--json]     an EIF's header, sections, CRC, PCRs, signature
   enclaver-proxy measure EIF [--json|--kms-policy]
                                                 its PCRs (recomputed), or a KMS policy condition

@@ -1,35 +1,39 @@
 /**
  * Command-line entry: parse arguments, load the config, run the role it declares.
  * Config and usage errors print a precise message and exit 2 before any socket is opened.
+ *
+ * Every module a command needs is imported when that command runs (`import()`), not at start:
+ * `--version` loads nothing but this file, a config check loads the config code, and only a
+ * running side loads its data plane. Start-up time is what a user and a supervisor wait for.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { stringify } from 'yaml';
-import { ConfigError, formatProblem } from '../../shared/errors/index.js';
-import { describeConfig } from '../../shared/config/describe.js';
-import { parsePublish, type Publish } from '../../shared/config/enclaver-manifest.js';
-import { applyEgressFlags } from '../../shared/config/egress.js';
-import { loadConfig } from '../../shared/config/load.js';
-import { setLogLevel, setLogSide } from '../../shared/log/logger.js';
-import { runInner } from '../../proxy-inner/main.js';
-import { runOuter } from '../../proxy-outer/main.js';
-import { runLocal } from '../../proxy-outer/runtime/local.js';
-import { describePump } from '../../shared/pump/index.js';
-import { attestationCommand } from './attestation-command.js';
-import { auditCommand } from './audit-command.js';
-import { buildCommand } from './build-command.js';
-import { describeEifCommand } from './describe-eif-command.js';
-import { doctorCommand } from './doctor-command.js';
-import { HELP } from './help.js';
-import { measureCommand } from './measure-command.js';
-import { schemaCommand } from './schema-command.js';
+import type { LoadOptions } from '../../shared/config/load.js';
+import type { Publish } from '../../shared/config/enclaver-manifest.js';
+import type { LogLevel } from '../../shared/config/schema.js';
 
 const USAGE_ERROR = 2;
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** The same list as the config's `log.level` (shared/config/schema.ts), kept here so --help costs no import. */
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+type Command = (argv: string[]) => number | Promise<number>;
+
+/** Subcommands with options of their own: each module is loaded only when its command runs. */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  attestation: async () => (await import('./attestation-command.js')).attestationCommand,
+  audit: async () => (await import('./audit-command.js')).auditCommand,
+  build: async () => {
+    const { buildCommand } = await import('./build-command.js');
+    return (args) => buildCommand(args, { packageRoot: PACKAGE_ROOT, version: version() });
+  },
+  doctor: async () => (await import('./doctor-command.js')).doctorCommand,
+  'describe-eif': async () => (await import('./describe-eif-command.js')).describeEifCommand,
+  measure: async () => (await import('./measure-command.js')).measureCommand,
+};
 
 function version(): string {
   return (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -40,14 +44,65 @@ function usageError(message: string): number {
   return USAGE_ERROR;
 }
 
+function parseProxyArgs(own: string[]) {
+  return parseArgs({
+    args: own,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      role: { type: 'string' },
+      publish: { type: 'string', short: 'p', multiple: true },
+      'enclave-cid': { type: 'string' },
+      admin: { type: 'string' },
+      'inner-admin': { type: 'string' },
+      check: { type: 'boolean' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'V' },
+      verbose: { type: 'boolean' },
+      write: { type: 'boolean' },
+      'local-inner': { type: 'boolean' },
+      'audit-log': { type: 'string' },
+      hosts: { type: 'string' },
+    },
+  });
+}
+
+type ProxyValues = ReturnType<typeof parseProxyArgs>['values'];
+
+/** The command-line overrides of the config, checked for form; where they apply is the loader's to say. */
+async function loadOptions(values: ProxyValues, appArgv: string[] | undefined): Promise<LoadOptions | string> {
+  const role = values.role;
+  if (role !== undefined && role !== 'inner' && role !== 'outer' && role !== 'local') return `--role must be inner, outer or local, not "${role}"`;
+  let publish: Publish[] = [];
+  if (values.publish?.length) {
+    const { parsePublish } = await import('../../shared/config/enclaver-manifest.js');
+    try {
+      publish = values.publish.map(parsePublish);
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+  const cid = values['enclave-cid'];
+  if (cid !== undefined && (!/^[0-9]+$/.test(cid) || Number(cid) < 3)) return `--enclave-cid must be a number of at least 3, not "${cid}"`;
+  const admin = (v: string | undefined) => (v === 'none' ? null : v);
+  return {
+    ...(role ? { role } : {}),
+    publish,
+    ...(appArgv ? { appArgv } : {}),
+    ...(cid !== undefined ? { enclaveCid: Number(cid) } : {}),
+    ...(values.admin !== undefined ? { admin: admin(values.admin) } : {}),
+    ...(values['inner-admin'] !== undefined ? { innerAdmin: admin(values['inner-admin']) } : {}),
+    ...(values.hosts !== undefined ? { hosts: values.hosts } : {}),
+    ...(values['audit-log'] !== undefined ? { auditLog: values['audit-log'] } : {}),
+  };
+}
+
 export async function main(argv: string[]): Promise<number> {
   // Subcommands with options of their own are dispatched before the proxy's options are parsed.
-  if (argv[0] === 'attestation') return attestationCommand(argv.slice(1));
-  if (argv[0] === 'audit') return auditCommand(argv.slice(1));
-  if (argv[0] === 'doctor') return doctorCommand(argv.slice(1));
-  if (argv[0] === 'build') return buildCommand(argv.slice(1), { packageRoot: PACKAGE_ROOT, version: version() });
-  if (argv[0] === 'describe-eif') return describeEifCommand(argv.slice(1));
-  if (argv[0] === 'measure') return measureCommand(argv.slice(1));
+  const command = argv[0] !== undefined ? COMMANDS[argv[0]] : undefined;
+  if (command) return (await command())(argv.slice(1));
   const dashdash = argv.indexOf('--');
   const own = dashdash === -1 ? argv : argv.slice(0, dashdash);
   const appArgv = dashdash === -1 ? undefined : argv.slice(dashdash + 1);
@@ -55,76 +110,39 @@ export async function main(argv: string[]): Promise<number> {
 
   let parsed;
   try {
-    parsed = parseArgs({
-      args: own,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        role: { type: 'string' },
-        publish: { type: 'string', short: 'p', multiple: true },
-        'enclave-cid': { type: 'string' },
-        admin: { type: 'string' },
-        'inner-admin': { type: 'string' },
-        check: { type: 'boolean' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'V' },
-        verbose: { type: 'boolean' },
-        write: { type: 'boolean' },
-        'local-inner': { type: 'boolean' },
-        'audit-log': { type: 'string' },
-        hosts: { type: 'string' },
-      },
-    });
+    parsed = parseProxyArgs(own);
   } catch (err) {
     return usageError((err as Error).message);
   }
   const { values, positionals } = parsed;
 
   if (values.help) {
-    process.stdout.write(HELP);
+    process.stdout.write((await import('./help.js')).HELP);
     return 0;
   }
   if (values.version) {
     process.stdout.write(`enclaver-proxy ${version()}\n`);
-    if (values.verbose) process.stdout.write(`node ${process.version} (${process.platform}-${process.arch})\npump: ${describePump().summary}\n`);
+    if (values.verbose) {
+      const { describePump } = await import('../../shared/pump/index.js');
+      process.stdout.write(`node ${process.version} (${process.platform}-${process.arch})\npump: ${describePump().summary}\n`);
+    }
     return 0;
   }
-  const command = positionals[0];
-  if (command === 'schema') return schemaCommand({ write: values.write === true, root: PACKAGE_ROOT });
-  if (command !== undefined) return usageError(`unknown command "${command}"`);
+  const positional = positionals[0];
+  if (positional === 'schema') return (await import('./schema-command.js')).schemaCommand({ write: values.write === true, root: PACKAGE_ROOT });
+  if (positional !== undefined) return usageError(`unknown command "${positional}"`);
   if (!values.config) return usageError('--config FILE is required (see configs/ for examples)');
-
-  const role = values.role;
-  if (role !== undefined && role !== 'inner' && role !== 'outer' && role !== 'local') return usageError(`--role must be inner, outer or local, not "${role}"`);
-  let publish: Publish[] = [];
-  try {
-    publish = (values.publish ?? []).map(parsePublish);
-  } catch (err) {
-    return usageError((err as Error).message);
-  }
-  let enclaveCid: number | undefined;
-  if (values['enclave-cid'] !== undefined) {
-    enclaveCid = Number(values['enclave-cid']);
-    if (!/^[0-9]+$/.test(values['enclave-cid']) || enclaveCid < 3) return usageError(`--enclave-cid must be a number of at least 3, not "${values['enclave-cid']}"`);
-  }
   const logLevel = values['log-level'];
   if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) return usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const opts = await loadOptions(values, appArgv);
+  if (typeof opts === 'string') return usageError(opts);
 
-  let config;
+  const { loadWithNotices } = await import('../../shared/config/load.js');
+  const { ConfigSource } = await import('../../shared/config/source.js');
+  const { ConfigError, formatProblem } = await import('../../shared/errors/index.js');
+  let loaded;
   try {
-    const admin = (v: string | undefined) => (v === undefined ? {} : { value: v === 'none' ? null : v });
-    const outerAdmin = admin(values.admin);
-    const innerAdmin = admin(values['inner-admin']);
-    config = loadConfig(values.config, {
-      ...(role ? { role } : {}),
-      publish,
-      ...(appArgv ? { appArgv } : {}),
-      ...(enclaveCid !== undefined ? { enclaveCid } : {}),
-      ...('value' in outerAdmin ? { admin: outerAdmin.value } : {}),
-      ...('value' in innerAdmin ? { innerAdmin: innerAdmin.value } : {}),
-    });
+    loaded = loadWithNotices(ConfigSource.read(values.config), opts);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`enclaver-proxy: invalid config\n${err.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
@@ -132,35 +150,34 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-
-  if (values['audit-log'] !== undefined || values.hosts !== undefined) {
-    if (config.role === 'inner') return usageError('--audit-log and --hosts belong to the outer side (role outer or local)');
-    applyEgressFlags(config.role === 'local' ? config.outer : config, { auditLog: values['audit-log'], hosts: values.hosts });
-  }
+  const { config, notices } = loaded;
+  for (const notice of notices) process.stderr.write(`enclaver-proxy: notice: ${notice}\n`);
 
   if (values.check) {
-    process.stdout.write(stringify(describeConfig(config)));
+    const { stringify } = await import('yaml');
+    process.stdout.write(stringify(loaded.document()));
     process.stderr.write(`${values.config}: config OK\n`);
     return 0;
   }
 
-  const level = logLevel ?? config.logLevel;
-  if (level) setLogLevel(level as (typeof LOG_LEVELS)[number]);
+  const { setLogLevel, setLogSide } = await import('../../shared/log/logger.js');
+  const level = (logLevel as LogLevel | undefined) ?? config.logLevel;
+  if (level) setLogLevel(level);
 
   if (values['local-inner']) {
     if (config.role !== 'local') return usageError('--local-inner is internal to role local');
     setLogSide('inner');
-    return runInner(config.inner, { lifeline: process.stdin });
+    return (await import('../../proxy-inner/main.js')).runInner(config.inner, { lifeline: process.stdin });
   }
   switch (config.role) {
     case 'inner':
       setLogSide('inner');
-      return runInner(config);
+      return (await import('../../proxy-inner/main.js')).runInner(config);
     case 'outer':
       setLogSide('outer');
-      return runOuter(config);
+      return (await import('../../proxy-outer/main.js')).runOuter(config);
     case 'local':
       setLogSide('outer');
-      return runLocal(config, { script: process.argv[1]!, argv });
+      return (await import('../../proxy-outer/runtime/local.js')).runLocal(config, { script: process.argv[1] ?? '', argv });
   }
 }

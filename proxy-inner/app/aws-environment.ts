@@ -2,7 +2,7 @@
  * What the app's AWS SDK needs to use the inner AWS services unmodified: the IMDS endpoint for
  * credentials and region, the KMS endpoint override, and the region when the config fixes it.
  */
-import type { SideConfig } from '../../shared/config/types.js';
+import type { InnerConfig } from '../../shared/config/types.js';
 import type { Address } from '../../shared/transport/address.js';
 
 function httpUrl(a: Address): string | undefined {
@@ -14,11 +14,11 @@ function httpUrl(a: Address): string | undefined {
  * `listeners` are the started ones, whose addresses carry the real port when 0 was configured;
  * `region` is the configured one or what IMDS said.
  */
-export function awsAppEnvironment(config: SideConfig, listeners: { name: string; address: Address }[], region: string | undefined): Record<string, string> {
+export function awsAppEnvironment(config: InnerConfig, listeners: { name: string; address: Address }[], region: string | undefined): Record<string, string> {
   const env: Record<string, string> = {};
   const bound = (name: string) => listeners.find((l) => l.name === name)?.address;
-  const imds = config.listeners.find((l) => l.imds);
-  const kms = config.listeners.find((l) => l.kms);
+  const imds = config.listeners.find((l) => l.kind === 'imds');
+  const kms = config.listeners.find((l) => l.kind === 'kms');
   const imdsUrl = imds && httpUrl(bound(imds.name) ?? imds.address);
   const kmsUrl = kms && httpUrl(bound(kms.name) ?? kms.address);
   if (imdsUrl) env.AWS_EC2_METADATA_SERVICE_ENDPOINT = imdsUrl;

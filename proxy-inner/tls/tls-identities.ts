@@ -4,10 +4,10 @@
  * listeners are up (the KMS call may need the egress listener), and `ready()` makes any failure
  * fatal at startup rather than at the first client.
  */
-import fs from 'node:fs';
-import type { ListenerConfig } from '../../shared/config/types.js';
+import type { ListenerOf } from '../../shared/config/types.js';
 import { tlsContextFromFiles, type TlsContextSource } from '../../shared/tcp-proxy/tcp-proxy.js';
 import type { InnerAws } from '../aws-services.js';
+import { kmsSettings } from '../listeners.js';
 import { unsealTlsContext } from './kms-private-key.js';
 
 export class TlsIdentities {
@@ -15,17 +15,14 @@ export class TlsIdentities {
 
   constructor(private readonly aws: InnerAws | null) {}
 
-  sourceFor(listener: ListenerConfig): TlsContextSource | undefined {
+  sourceFor(listener: ListenerOf<'tcp_proxy'>): TlsContextSource | undefined {
     const t = listener.tls;
     if (!t) return undefined;
     const key = t.privateKey;
     if ('file' in key) return tlsContextFromFiles(t.certificate, key.file);
     const aws = this.aws;
     if (!aws) throw new Error(`listener ${listener.name}: a KMS-sealed key needs the inner's AWS services`);
-    const kms = aws.kmsProxy({
-      endpoint: key.kms.endpoint, endpoints: key.kms.endpoints, egressProxy: key.kms.egressProxy,
-      ...(key.kms.caFile ? { ca: fs.readFileSync(key.kms.caFile, 'utf8') } : {}),
-    });
+    const kms = aws.kmsProxy(kmsSettings(key.kms));
     let loading: ReturnType<TlsContextSource> | undefined;
     const source: TlsContextSource = () => (loading ??= unsealTlsContext(kms, t.certificate, key.kmsCiphertext));
     this.sealed.push(source);

@@ -47,13 +47,11 @@ export async function runLocal(config: LocalConfig, opts: LocalOptions): Promise
   const ownsRuntimeDir = config.runtimeDir === undefined;
   const emulationDir = path.join(runtimeDir, 'vsock');
   fs.mkdirSync(emulationDir, { recursive: true, mode: 0o700 });
-  config.outer.vsock.emulationDir = emulationDir;
-  config.inner.vsock.emulationDir = emulationDir;
   printBanner(config);
 
   let outer: OuterHandle;
   try {
-    outer = await startOuter(config.outer);
+    outer = await startOuter({ ...config.outer, vsock: { ...config.outer.vsock, emulationDir } });
   } catch (err) {
     log.fatal({ err: messageOf(err) }, 'outer proxy could not start');
     if (ownsRuntimeDir) fs.rmSync(runtimeDir, { recursive: true, force: true });
@@ -70,7 +68,7 @@ export async function runLocal(config: LocalConfig, opts: LocalOptions): Promise
     // Ingress closes first so no new work reaches an enclave that is stopping.
     void Promise.all(outer.runtime.listeners.map((l) => l.stopAccepting()));
     inner.kill('SIGTERM');
-    const innerBudget = (config.inner.app?.stopTimeoutMs ?? 0) + config.inner.drainTimeoutMs + INNER_STOP_SLACK_MS;
+    const innerBudget = (config.inner.app?.stopTimeoutMs ?? 0) + config.inner.shutdown.drainTimeoutMs + INNER_STOP_SLACK_MS;
     setTimeout(() => {
       log.warn({ timeout_ms: innerBudget }, 'inner proxy did not stop in time; killing it');
       inner.kill('SIGKILL');

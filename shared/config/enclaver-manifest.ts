@@ -82,6 +82,19 @@ export interface ManifestOptions {
   enclaveCid: number | undefined;
 }
 
+/** Manifest keys that describe the image, not the running pair: accepted, and said to be unused here. */
+const BUILD_ONLY_KEYS = ['target', 'sources', 'signature', 'defaults'] as const;
+
+/** One notice per build-only key the manifest sets (they would otherwise look honoured). */
+export function manifestNotices(source: ConfigSource): string[] {
+  const m = source.data as Record<string, unknown>;
+  return BUILD_ONLY_KEYS.filter((k) => m[k] !== undefined).map((k) => {
+    const at = source.locate([], k);
+    const where = at.line !== undefined ? `${source.file}:${at.line}` : source.file;
+    return `${where}: \`${k}\` is used only by \`enclaver-proxy build\` (the image it describes); running the pair ignores it`;
+  });
+}
+
 /** A top-level mapping without `role` but with `version` is taken for an Enclaver manifest. */
 export function looksLikeManifest(data: unknown): boolean {
   return !!data && typeof data === 'object' && !('role' in data) && 'version' in data;

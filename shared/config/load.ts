@@ -1,13 +1,16 @@
 /**
- * Loading a config: read → parse YAML → (translate an Enclaver manifest) → schema → semantics.
- * Any problem anywhere ends in one ConfigError listing every problem found, before any socket
- * is opened.
+ * Loading a config: read → parse YAML → (translate an Enclaver manifest) → command-line overrides
+ * → schema → semantics. Overrides change the document, before validation, in this one step; the
+ * normalized config is not changed after. Any problem anywhere ends in one ConfigError listing
+ * every problem found (schema and semantics in one pass), before any socket is opened.
  */
-import { ConfigError } from '../errors/index.js';
+import path from 'node:path';
+import { ConfigError, type ConfigProblem } from '../errors/index.js';
 import { configSchema } from './schema.js';
 import { ConfigSource } from './source.js';
-import { looksLikeManifest, translateManifest, type Publish } from './enclaver-manifest.js';
-import { normalize } from './normalize.js';
+import { looksLikeManifest, manifestNotices, translateManifest, type Publish } from './enclaver-manifest.js';
+import { effectiveDocument, normalize } from './normalize.js';
+import { isObject } from './spec.js';
 import { validateAgainst } from './validate.js';
 import type { Config } from './types.js';
 
@@ -15,50 +18,128 @@ export interface LoadOptions {
   /** Required for Enclaver manifests, which describe both sides; must match `role` otherwise. */
   role?: 'inner' | 'outer' | 'local';
   publish?: Publish[];
+  /** The app command given after `--`: it replaces the configured one and runs in the caller's directory. */
   appArgv?: string[];
   enclaveCid?: number;
   /** `--admin`: this side's admin address (the outer's under role local); null disables it. */
   admin?: string | null;
   /** `--inner-admin`: the inner's admin address under role local; null disables it. */
   innerAdmin?: string | null;
+  /** `--hosts FILE`: the outer relay's hosts file (turns the relay on). */
+  hosts?: string;
+  /** `--audit-log FILE`: the outer's audit file. */
+  auditLog?: string;
 }
 
-/** Admin addresses from the command line replace the file's, before validation sees them. */
-function applyAdminOverrides(source: ConfigSource, opts: LoadOptions): void {
-  /* eslint-disable @typescript-eslint/no-explicit-any -- raw document, validated right after */
-  const doc = source.data as any;
-  const set = (side: any, address: string | null | undefined) => {
-    if (address !== undefined && side && typeof side === 'object') side.admin = { ...(side.admin ?? {}), address };
-  };
+type Doc = Record<string, unknown>;
+
+function problemAt(source: ConfigSource, message: string): ConfigError {
+  return new ConfigError([{ file: source.file, path: '', message }]);
+}
+
+/** A copy of `doc` with `section` (a mapping) changed by `change`. */
+function withSection(doc: Doc, section: string, change: (s: Doc) => Doc): Doc {
+  return { ...doc, [section]: change(isObject(doc[section]) ? doc[section] : {}) };
+}
+
+/** The sides of a document that a side-specific override acts on, by role. */
+function sides(doc: Doc): { outer?: (change: (side: Doc) => Doc) => Doc; inner?: (change: (side: Doc) => Doc) => Doc } {
   if (doc.role === 'local') {
-    set(doc.outer, opts.admin);
-    set(doc.inner, opts.innerAdmin);
-  } else {
-    if (opts.innerAdmin !== undefined) throw new ConfigError([{ file: source.file, path: '', message: '--inner-admin applies to role local; use --admin for a single side' }]);
-    set(doc, opts.admin);
+    return { outer: (change) => withSection(doc, 'outer', change), inner: (change) => withSection(doc, 'inner', change) };
   }
+  if (doc.role === 'outer') return { outer: (change) => change(doc) };
+  if (doc.role === 'inner') return { inner: (change) => change(doc) };
+  return {};
 }
 
-export function loadConfigSource(source: ConfigSource, opts: LoadOptions = {}): Config {
+/**
+ * Every command-line override, applied to the document. An override the document has no place
+ * for is an error that says so, never silently ignored.
+ */
+function applyOverrides(source: ConfigSource, opts: LoadOptions, isManifest: boolean): ConfigSource {
+  let doc = { ...(source.data as Doc) };
+  const apply = (side: 'outer' | 'inner', flag: string, change: (s: Doc) => Doc) => {
+    const at = sides(doc)[side];
+    if (!at) throw problemAt(source, `${flag} belongs to the ${side} side (role ${side}${side === 'outer' ? ' or local' : ' or local'}), this config is role ${String(doc.role)}`);
+    doc = at(change);
+  };
+  const setAdmin = (address: string | null) => (s: Doc) => withSection(s, 'admin', (a) => ({ ...a, address }));
+  if (opts.admin !== undefined) {
+    if (doc.role === 'local') doc = withSection(doc, 'outer', setAdmin(opts.admin));
+    else doc = setAdmin(opts.admin)(doc);
+  }
+  if (opts.innerAdmin !== undefined) {
+    if (doc.role !== 'local') throw problemAt(source, '--inner-admin applies to role local; use --admin for a single side');
+    doc = withSection(doc, 'inner', setAdmin(opts.innerAdmin));
+  }
+  if (opts.hosts !== undefined) {
+    const hostsFile = path.resolve(opts.hosts);
+    apply('outer', '--hosts', (s) => withSection(s, 'egress_relay', (r) => ({ ...r, hosts_file: hostsFile })));
+  }
+  if (opts.auditLog !== undefined) {
+    const file = path.resolve(opts.auditLog);
+    // Without an audit section the flag means "to this file" (stdout keeps the process logs).
+    apply('outer', '--audit-log', (s) => ({ ...s, audit: isObject(s.audit) ? { ...s.audit, file } : { stdout: false, file } }));
+  }
+  if (opts.appArgv && !isManifest) {
+    const argv = opts.appArgv;
+    if (doc.role !== 'inner' && doc.role !== 'local') throw problemAt(source, 'an app command after -- needs role inner or local');
+    apply('inner', 'an app command after --', (s) => ({ ...s, app: isObject(s.app) ? { ...s.app, command: argv } : { command: argv, cwd: process.cwd() } }));
+  }
+  // A local pair whose inner has an egress listener gets the relay it needs without asking.
+  if (doc.role === 'local' && isObject(doc.inner) && Array.isArray(doc.inner.listeners)
+    && doc.inner.listeners.some((l) => isObject(l) && l.egress !== undefined) && isObject(doc.outer) && doc.outer.egress_relay === undefined) {
+    doc = withSection(doc, 'outer', (o) => ({ ...o, egress_relay: {} }));
+  }
+  return source.withData(doc);
+}
+
+/** The document as it will run: manifest translated, overrides applied. */
+function prepare(source: ConfigSource, opts: LoadOptions): ConfigSource {
+  const isManifest = looksLikeManifest(source.data);
   let src = source;
-  if (looksLikeManifest(source.data)) {
-    if (!opts.role) throw new ConfigError([{ file: source.file, path: '', message: 'this is an Enclaver manifest, which describes both sides: choose one with --role inner|outer|local' }]);
+  if (isManifest) {
+    if (!opts.role) throw problemAt(source, 'this is an Enclaver manifest, which describes both sides: choose one with --role inner|outer|local');
     src = translateManifest(source, { role: opts.role, publish: opts.publish ?? [], appArgv: opts.appArgv, enclaveCid: opts.enclaveCid });
   } else {
-    if (opts.publish?.length) throw new ConfigError([{ file: source.file, path: '', message: '-p/--publish applies to Enclaver manifests; in proxy.yaml set the outer listener addresses instead' }]);
+    if (opts.publish?.length) throw problemAt(source, '-p/--publish applies to Enclaver manifests; in proxy.yaml set the outer listener addresses instead');
+    if (opts.enclaveCid !== undefined) throw problemAt(source, '--enclave-cid applies to Enclaver manifests; in proxy.yaml set enclave.cid and the vsock://CID:PORT cluster endpoints');
     const role = (source.data as { role?: unknown }).role;
     if (opts.role && role !== opts.role) throw new ConfigError([{ file: source.file, ...source.locate(['role']), path: 'role', message: `--role ${opts.role} contradicts role: ${String(role)} in the file` }]);
   }
-  applyAdminOverrides(src, opts);
-  const problems = validateAgainst(configSchema, src);
+  return applyOverrides(src, opts, isManifest);
+}
+
+function problemsOf(src: ConfigSource): { config: Config; problems: ConfigProblem[] } {
+  const schemaProblems = validateAgainst(configSchema, src);
+  const role = (src.data as { role?: unknown }).role;
+  // Without a known role the sections cannot be read: the schema's problem says what to fix.
+  if (role !== 'inner' && role !== 'outer' && role !== 'local') throw new ConfigError(schemaProblems);
+  const { config, problems } = normalize(src);
+  const seen = new Set(schemaProblems.map((p) => `${p.path}|${p.message}`));
+  return { config, problems: [...schemaProblems, ...problems.filter((p) => !seen.has(`${p.path}|${p.message}`))] };
+}
+
+export function loadConfigSource(source: ConfigSource, opts: LoadOptions = {}): Config {
+  const { config, problems } = problemsOf(prepare(source, opts));
   if (problems.length) throw new ConfigError(problems);
-  const config = normalize(src);
-  if (opts.appArgv) {
-    const inner = config.role === 'local' ? config.inner : config.role === 'inner' ? config : undefined;
-    if (!inner) throw new ConfigError([{ file: source.file, path: '', message: 'an app command after -- needs role inner or local' }]);
-    if (!looksLikeManifest(source.data)) inner.app = { argv: opts.appArgv, env: inner.app?.env ?? {}, cwd: inner.app?.cwd ?? process.cwd(), stopTimeoutMs: inner.app?.stopTimeoutMs ?? 10_000 };
-  }
   return config;
+}
+
+export interface Loaded {
+  config: Config;
+  /** Things the user should know that are not errors (manifest keys this command does not use). */
+  notices: string[];
+  /** The document as it runs, every default written out, paths absolute (`--check` prints it). */
+  document(): Record<string, unknown>;
+}
+
+/** What the CLI needs: the config, its notices, and the effective document for `--check`. */
+export function loadWithNotices(source: ConfigSource, opts: LoadOptions = {}): Loaded {
+  const src = prepare(source, opts);
+  const { config, problems } = problemsOf(src);
+  if (problems.length) throw new ConfigError(problems);
+  return { config, notices: looksLikeManifest(source.data) ? manifestNotices(source) : [], document: () => effectiveDocument(src) };
 }
 
 export function loadConfig(file: string, opts: LoadOptions = {}): Config {

@@ -59,6 +59,14 @@ export class ConfigSource {
     return new ConfigSource(file, data, undefined, new LineCounter());
   }
 
+  /**
+   * The same file with a changed document (command-line overrides, a translated manifest keeps
+   * its own source): positions of the values that did not change are still found.
+   */
+  withData(data: unknown): ConfigSource {
+    return new ConfigSource(this.file, data, this.doc, this.lines);
+  }
+
   /** The position of the value at `path`, or of `key` inside the mapping at `path`. */
   locate(path: readonly PathSegment[], key?: string): { line?: number; column?: number } {
     if (!this.doc) return {};

@@ -1,103 +1,28 @@
-/** The normalized config: what the rest of the code reads. Defaults applied, addresses parsed. */
-import type { Address } from '../transport/address.js';
-import type { AuditConfig, EgressListenerConfig, EgressRelayConfig } from './egress.js';
+/**
+ * The normalized config: what the rest of the code reads. Defaults applied, addresses parsed,
+ * references resolved. The types come from the section specs; this file only names them.
+ */
+import type { LogLevel } from './schema.js';
+import type { InnerConfig, OuterConfig } from './side.js';
 
-export type Role = 'inner' | 'outer';
+export type { ClusterConfig } from './clusters.js';
+export type { EgressListenerConfig, EgressRelayConfig, InnerAuditConfig, OuterAuditConfig, UpstreamProxyUrl } from './egress.js';
+export type { KmsEndpointConfig, KmsListenerConfig, ListenerConfig, ListenerKind, ListenerOf, TlsConfig, TlsPrivateKey } from './listeners.js';
+export type { InnerConfig, InnerListenerConfig, OuterConfig, OuterListenerConfig, SideConfig } from './side.js';
+export type { Role } from './spec.js';
 
-export interface ListenerConfig {
-  name: string;
-  address: Address;
-  /** TCP proxy kind: the cluster connections are forwarded to. */
-  cluster?: string;
-  /** Egress proxy kind (inner). */
-  egress?: EgressListenerConfig;
-  expectProxyProtocol: boolean;
-  maxConnections: number;
-  idleTimeoutMs: number;
-  accessLog: boolean;
-  tls?: { certificate: string; privateKey: TlsPrivateKey };
-  kms?: KmsListenerConfig;
-  imds?: Record<string, never>;
-  attestationApi?: Record<string, never>;
-}
+export type AppConfig = NonNullable<InnerConfig['app']>;
+export type NsmConfig = InnerConfig['nsm'];
+export type ImdsRelayConfig = NonNullable<OuterConfig['imdsRelay']>;
 
-/** A PEM file, or a key sealed with KMS and decrypted inside the enclave at startup. */
-export type TlsPrivateKey = { file: string } | { kmsCiphertext: string; kms: KmsListenerConfig };
-
-export interface KmsListenerConfig {
-  endpoint: string | undefined;
-  /** region → endpoint URL. */
-  endpoints: Record<string, string>;
-  egressProxy: string | undefined;
-  caFile: string | undefined;
-  attestationReuseMs: number;
-  maxBodyBytes: number;
-}
-
-export interface NsmConfig {
-  mode: 'auto' | 'device' | 'simulator';
-  /** PCR index → 48 bytes. */
-  simulatorPcrs: Map<number, Buffer>;
-  simulatorRootCertificatePath: string | undefined;
-}
-
-export interface AwsConfig {
-  region: string | undefined;
-  credentialRefreshMarginMs: number;
-}
-
-export interface ImdsRelayConfig {
-  upstream: string;
-  tokenTtlSeconds: number;
-  timeoutMs: number;
-}
-
-export interface ClusterConfig {
-  name: string;
-  endpoints: Address[];
-  connectTimeoutMs: number;
-  sendProxyProtocol: boolean;
-}
-
-export interface AppConfig {
-  /** argv; a string command becomes ['/bin/sh', '-c', command]. */
-  argv: string[];
-  env: Record<string, string>;
-  cwd: string;
-  stopTimeoutMs: number;
-}
-
-export interface SideConfig {
-  role: Role;
-  /** The file the config came from (for messages), or a description such as "enclaver.yaml (inner)". */
-  source: string;
-  logLevel: string | undefined;
-  admin: Address | null;
-  vsock: { emulationDir: string | undefined; cid: number | undefined };
-  drainTimeoutMs: number;
-  /** Inner: forward log lines to the outer; undefined = decide by transport (real vsock: yes). */
-  logs: { forward: boolean | undefined; bufferBytes: number };
-  listeners: ListenerConfig[];
-  clusters: Map<string, ClusterConfig>;
-  app: AppConfig | undefined;
-  /** Outer: the egress relay on vsock port 17002, when configured. */
-  egressRelay: EgressRelayConfig | undefined;
-  /** Audit stream settings, when configured (the outer collects whenever it relays egress). */
-  audit: AuditConfig | undefined;
-  enclave: { cid: number; exitWithApp: boolean };
-  nsm: NsmConfig;
-  aws: AwsConfig;
-  /** Outer: the IMDS relay on vsock port 17004, when enabled. */
-  imdsRelay: ImdsRelayConfig | undefined;
-}
-
+/** A config as the process runs it: one side, or both (role local). */
 export interface LocalConfig {
   role: 'local';
   source: string;
-  logLevel: string | undefined;
+  logLevel: LogLevel | undefined;
   runtimeDir: string | undefined;
-  outer: SideConfig;
-  inner: SideConfig;
+  outer: OuterConfig;
+  inner: InnerConfig;
 }
 
-export type Config = SideConfig | LocalConfig;
+export type Config = ((InnerConfig | OuterConfig) & { logLevel: LogLevel | undefined }) | LocalConfig;

@@ -3,7 +3,7 @@
  * The inner and outer add their own parts (app supervisor, status collector) around it.
  */
 import { AdminServer } from '../admin/server.js';
-import type { ListenerConfig, SideConfig } from '../config/types.js';
+import type { SideConfig } from '../config/types.js';
 import { Listener } from '../listener/listener.js';
 import type { ConnectionHandler } from '../listener/types.js';
 import { logger } from '../log/logger.js';
@@ -26,21 +26,21 @@ export function configureSideVsock(config: SideConfig): void {
 }
 
 /** Builds the handler of one listener; each side maps listener kinds to its modules. */
-export type ListenerKinds = (listener: ListenerConfig) => ConnectionHandler;
+export type ListenerKinds<C extends SideConfig> = (listener: C['listeners'][number]) => ConnectionHandler;
 
-export class SideRuntime {
-  readonly config: SideConfig;
+export class SideRuntime<C extends SideConfig = SideConfig> {
+  readonly config: C;
   readonly admin = new AdminServer();
   readonly listeners: Listener[];
   private readonly log;
   private started = false;
 
-  constructor(config: SideConfig, kinds: ListenerKinds) {
+  constructor(config: C, kinds: ListenerKinds<C>) {
     this.config = config;
     this.log = logger(config.role);
     // Vsock settings come first: listeners below may be on vsock addresses.
     configureSideVsock(config);
-    this.listeners = config.listeners.map((l) => new Listener({ name: l.name, address: l.address, maxConnections: l.maxConnections, handler: kinds(l) }));
+    this.listeners = config.listeners.map((l: C['listeners'][number]) => new Listener({ name: l.name, address: l.address, maxConnections: l.maxConnections, handler: kinds(l) }));
     this.admin.addReadinessCheck('listeners', () => ({ ready: this.started, detail: this.started ? `${this.listeners.length} listening` : 'starting' }));
   }
 
@@ -50,7 +50,7 @@ export class SideRuntime {
     // Once per process: which pump moves the pass-through bytes, and why that one.
     const pump = describePump();
     this.log.info({ pump: pump.kind }, pump.summary);
-    if (this.config.admin) await this.admin.start(this.config.admin);
+    if (this.config.admin.address) await this.admin.start(this.config.admin.address);
     for (const l of this.listeners) await l.start();
     this.started = true;
   }
@@ -62,7 +62,7 @@ export class SideRuntime {
 
   /** Wait for open connections until the configured drain timeout, then close what is left. */
   async drain(): Promise<void> {
-    const deadline = Date.now() + this.config.drainTimeoutMs;
+    const deadline = Date.now() + this.config.shutdown.drainTimeoutMs;
     await Promise.all(this.listeners.map((l) => l.drain(deadline)));
   }
 

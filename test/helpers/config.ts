@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { loadConfigSource, type LoadOptions } from '../../shared/config/load.js';
 import { ConfigSource } from '../../shared/config/source.js';
-import type { Config } from '../../shared/config/types.js';
+import type { Config, ListenerConfig, ListenerKind, ListenerOf } from '../../shared/config/types.js';
 import { ConfigError, formatProblem } from '../../shared/errors/index.js';
 
 export function loadText(text: string, opts: LoadOptions = {}, file = 'proxy.yaml'): Config {
@@ -18,4 +18,11 @@ export function configProblems(text: string, opts: LoadOptions = {}, file = 'pro
     return err.problems.map(formatProblem);
   }
   assert.fail('config was accepted');
+}
+
+/** The first listener of a kind, narrowed to it (fails the test when there is none). */
+export function listenerOf<K extends ListenerKind>(side: { listeners: readonly ListenerConfig[] }, kind: K): ListenerOf<K> {
+  const l = side.listeners.find((x): x is ListenerOf<K> => x.kind === kind);
+  assert.ok(l, `no ${kind} listener`);
+  return l;
 }

@@ -53,12 +53,12 @@ inner:
     assert.match(fs.readFileSync(path.join(dir, 'err2'), 'utf8'), /403/);
     assert.match(fs.readFileSync(path.join(dir, 'env'), 'utf8'), /^http:\/\/127\.0\.0\.1:[0-9]+ socks5h:\/\/127\.0\.0\.1:[0-9]+\n$/);
     const lines = readAudit(path.join(dir, 'audit.log'));
-    assert.deepEqual(lines.map((l) => [l.seq, l.proto, l.dest_host, l.decision]), [
-      // seq 1 is the boot's attestation record (docs/audit.md).
-      [2, 'http_connect', 'api.test', 'allow'],
-      [3, 'http_connect', 'other.test', 'deny'],
-      [4, 'socks5', 'api.test', 'allow'],
-    ]);
+    // seq 1 is the boot's attestation record (docs/audit.md). A record is written when its
+    // attempt ends: a tunnel's after the refusal that followed it may be, so the order of the
+    // egress lines is not asserted, only that each is there once, with no gap in the sequence.
+    assert.deepEqual(lines.map((l) => l.seq).sort((a, b) => a - b), [2, 3, 4]);
+    const seen = lines.map((l) => `${String(l.proto)} ${String(l.dest_host)} ${String(l.decision)}`).sort();
+    assert.deepEqual(seen, ['http_connect api.test allow', 'http_connect other.test deny', 'socks5 api.test allow']);
   } finally {
     server.closeAllConnections();
     server.close();

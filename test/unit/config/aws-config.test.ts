@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { ConfigError } from '../../../shared/errors/index.js';
 import { loadConfigSource } from '../../../shared/config/load.js';
 import { ConfigSource } from '../../../shared/config/source.js';
-import type { LocalConfig, SideConfig } from '../../../shared/config/types.js';
+import type { InnerConfig, LocalConfig, OuterConfig } from '../../../shared/config/types.js';
+import { listenerOf } from '../../helpers/config.js';
 import { awsAppEnvironment } from '../../../proxy-inner/app/aws-environment.js';
 
 const PCR = 'ab'.repeat(48);
@@ -32,13 +33,12 @@ listeners:
   - { name: kms, address: "tcp://127.0.0.1:9999", kms: { egress_proxy: "http://127.0.0.1:10000", attestation_reuse: 30s } }
   - { name: imds, address: "tcp://127.0.0.1:9998", imds: {} }
   - { name: api, address: "unix:///run/api.sock", attestation_api: {} }
-`) as SideConfig;
-    assert.deepEqual(c.listeners[0]!.kms, { endpoint: undefined, endpoints: {}, egressProxy: 'http://127.0.0.1:10000', caFile: undefined, attestationReuseMs: 30_000, maxBodyBytes: 65536 });
-    assert.deepEqual(c.listeners[1]!.imds, {});
-    assert.deepEqual(c.listeners[2]!.attestationApi, {});
+`) as InnerConfig;
+    assert.deepEqual(listenerOf(c, 'kms').kms, { endpoint: undefined, endpoints: {}, egressProxy: 'http://127.0.0.1:10000', caFile: undefined, attestationReuseMs: 30_000, maxBodyBytes: 65536 });
+    assert.deepEqual(c.listeners.map((l) => l.kind), ['kms', 'imds', 'attestation_api']);
     assert.equal(c.nsm.mode, 'simulator');
-    assert.deepEqual(c.nsm.simulatorPcrs.get(0), Buffer.from(PCR, 'hex'));
-    assert.equal(c.nsm.simulatorRootCertificatePath, '/etc/root.pem');
+    assert.deepEqual(c.nsm.simulator.pcrs.get(0), Buffer.from(PCR, 'hex'));
+    assert.equal(c.nsm.simulator.rootCertificatePath, '/etc/root.pem');
     assert.deepEqual(c.aws, { region: 'eu-west-1', credentialRefreshMarginMs: 120_000 });
     assert.deepEqual(awsAppEnvironment(c, [{ name: 'kms', address: { kind: 'tcp', host: '127.0.0.1', port: 9999 } }], 'eu-west-1'), {
       AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://127.0.0.1:9998', AWS_ENDPOINT_URL_KMS: 'http://127.0.0.1:9999', AWS_REGION: 'eu-west-1', AWS_DEFAULT_REGION: 'eu-west-1',
@@ -46,9 +46,9 @@ listeners:
   });
 
   it('enables the outer IMDS relay with IMDSv2 defaults', () => {
-    const c = load('role: outer\nimds_relay: {}\n') as SideConfig;
+    const c = load('role: outer\nimds_relay: {}\n') as OuterConfig;
     assert.deepEqual(c.imdsRelay, { upstream: 'http://169.254.169.254', tokenTtlSeconds: 21600, timeoutMs: 2000 });
-    assert.equal((load('role: outer\n') as SideConfig).imdsRelay, undefined);
+    assert.equal((load('role: outer\n') as OuterConfig).imdsRelay, undefined);
   });
 
   it('refuses AWS listeners off loopback, on the outer, with two kinds, or with a bad PCR', () => {
@@ -71,10 +71,10 @@ kms_proxy: { listen_port: 9999, endpoints: { eu-west-1: kms-fips.eu-west-1.amazo
 api: { listen_port: 9000 }
 `;
     const local = load(manifest, 'local') as LocalConfig;
-    const kms = local.inner.listeners.find((l) => l.kms)!;
+    const kms = listenerOf(local.inner, 'kms');
     assert.equal(kms.address.kind === 'tcp' && kms.address.port, 9999);
-    assert.deepEqual(kms.kms!.endpoints, { 'eu-west-1': 'kms-fips.eu-west-1.amazonaws.com' });
-    const api = local.inner.listeners.find((l) => l.attestationApi)!;
+    assert.deepEqual(kms.kms.endpoints, { 'eu-west-1': 'kms-fips.eu-west-1.amazonaws.com' });
+    const api = listenerOf(local.inner, 'attestation_api');
     assert.equal(api.address.kind === 'tcp' && api.address.port, 9000);
     assert.ok(local.outer.imdsRelay, 'the outer relays the credentials the KMS proxy signs with');
   });

@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { configProblems, loadText } from '../../helpers/config.js';
-import { applyEgressFlags, parseSize } from '../../../shared/config/egress.js';
-import type { LocalConfig, SideConfig } from '../../../shared/config/types.js';
+import { parseSize } from '../../../shared/config/spec.js';
+import type { InnerConfig, LocalConfig, OuterConfig } from '../../../shared/config/types.js';
+import { listenerOf } from '../../helpers/config.js';
 import { decide } from '../../../shared/egress/policy.js';
 import { parseAuthority } from '../../../shared/egress/destination.js';
 import { formatAddress } from '../../../shared/transport/address.js';
@@ -25,8 +26,8 @@ listeners:
 
 describe('egress config', () => {
   test('an egress listener gets its compiled policy and defaults', () => {
-    const c = loadText(INNER) as SideConfig;
-    const e = c.listeners[0]!.egress!;
+    const c = loadText(INNER) as InnerConfig;
+    const e = listenerOf(c, 'egress').egress;
     assert.deepEqual(e.protocols, ['http_connect', 'http', 'socks5']);
     assert.equal(e.requireSniMatch, false);
     assert.deepEqual([e.handshakeTimeoutMs, e.connectTimeoutMs], [15000, 10000]);
@@ -65,14 +66,14 @@ audit:
   file: /var/log/audit.log
   max_size: 10MiB
   keep: 2
-`) as SideConfig;
+`) as OuterConfig;
     const r = c.egressRelay!;
     assert.equal(r.connectTimeoutMs, 2000);
     assert.equal(r.hostsFile, path.resolve('hosts'));
     assert.ok(Array.isArray(r.allowPrivate) && r.allowPrivate.length === 2);
     assert.equal(r.upstreamProxy!.url, 'http://proxy.corp:3128');
     assert.deepEqual(r.upstreamProxy!.hosts!.map((h) => h.text), ['**.corp.example']);
-    assert.deepEqual(c.audit, { bufferRecords: 10000, stdout: false, file: { path: '/var/log/audit.log', maxBytes: 10 * 1024 * 1024, keep: 2, fsync: false } });
+    assert.deepEqual(c.audit, { stdout: false, file: { path: '/var/log/audit.log', maxBytes: 10 * 1024 * 1024, keep: 2, fsync: false } });
     const bad = configProblems('role: outer\negress_relay:\n  allow_private: [not-a-cidr]\n  upstream_proxy: { url: "http://user:pw@proxy:3128" }\n');
     assert.ok(bad.some((p) => /egress_relay\.allow_private\[0\]: "not-a-cidr" is not an IP address or CIDR/.test(p)), bad.join('\n'));
     assert.ok(bad.some((p) => /egress_relay\.upstream_proxy\.url: .*credentials are not supported/.test(p)), bad.join('\n'));
@@ -92,11 +93,10 @@ audit:
   });
 
   test('--hosts enables the relay; --audit-log writes to a file and keeps stdout for logs', () => {
-    const outer = loadText('role: outer\n') as SideConfig;
-    assert.equal(outer.egressRelay, undefined);
-    applyEgressFlags(outer, { hosts: 'h.txt', auditLog: 'a.log' });
+    assert.equal((loadText('role: outer\n') as OuterConfig).egressRelay, undefined);
+    const outer = loadText('role: outer\n', { hosts: 'h.txt', auditLog: 'a.log' }) as OuterConfig;
     assert.equal(outer.egressRelay!.hostsFile, path.resolve('h.txt'));
-    assert.deepEqual(outer.audit, { bufferRecords: 10000, stdout: false, file: { path: path.resolve('a.log'), maxBytes: parseSize('100MiB'), keep: 5, fsync: false } });
+    assert.deepEqual(outer.audit, { stdout: false, file: { path: path.resolve('a.log'), maxBytes: parseSize('100MiB'), keep: 5, fsync: false } });
   });
 
   test('sizes', () => {
@@ -118,20 +118,20 @@ kms_proxy: { listen_port: 9999 }
 `;
 
   test('allow/deny become the inner egress listener unchanged, on proxy_port; KMS goes through it', () => {
-    const inner = loadText(MANIFEST, { role: 'inner', appArgv: ['/app'] }) as SideConfig;
-    const l = inner.listeners.find((x) => x.egress)!;
+    const inner = loadText(MANIFEST, { role: 'inner', appArgv: ['/app'] }) as InnerConfig;
+    const l = listenerOf(inner, 'egress');
     assert.equal(formatAddress(l.address), 'tcp://127.0.0.1:9000');
-    assert.deepEqual(l.egress!.policy.allow.map((r) => r.text), ['kms.*.amazonaws.com', '**.s3.amazonaws.com', '169.254.169.254']);
-    assert.deepEqual(l.egress!.policy.deny.map((r) => r.text), ['admin.s3.amazonaws.com']);
+    assert.deepEqual(l.egress.policy.allow.map((r) => r.text), ['kms.*.amazonaws.com', '**.s3.amazonaws.com', '169.254.169.254']);
+    assert.deepEqual(l.egress.policy.deny.map((r) => r.text), ['admin.s3.amazonaws.com']);
     // Enclaver's meaning: no port = any port, `**` needs at least one label, deny wins.
-    const judge = (a: string) => decide(l.egress!.policy, parseAuthority(a)).allowed;
+    const judge = (a: string) => decide(l.egress.policy, parseAuthority(a)).allowed;
     assert.deepEqual(['kms.us-east-1.amazonaws.com:8443', 'x.s3.amazonaws.com:443', 's3.amazonaws.com:443', 'admin.s3.amazonaws.com:443', '169.254.169.254:80'].map(judge), [true, true, false, false, true]);
-    assert.equal(inner.listeners.find((x) => x.kms)!.kms!.egressProxy, 'http://127.0.0.1:9000');
+    assert.equal(listenerOf(inner, 'kms').kms.egressProxy, 'http://127.0.0.1:9000');
   });
 
   test('the outer gets the egress relay', () => {
-    const outer = loadText(MANIFEST, { role: 'outer' }) as SideConfig;
+    const outer = loadText(MANIFEST, { role: 'outer' }) as OuterConfig;
     assert.ok(outer.egressRelay);
-    assert.ok(outer.listeners.every((l) => !l.egress));
+    assert.ok(outer.listeners.every((l) => l.kind === 'tcp_proxy'));
   });
 });

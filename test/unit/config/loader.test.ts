@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigSource } from '../../../shared/config/source.js';
 import { loadConfigSource, type LoadOptions } from '../../../shared/config/load.js';
-import type { LocalConfig, SideConfig } from '../../../shared/config/types.js';
+import type { InnerConfig, LocalConfig, OuterConfig } from '../../../shared/config/types.js';
 import { ConfigError, formatProblem } from '../../../shared/errors/index.js';
 
 function load(text: string, opts: LoadOptions = {}) {
@@ -38,29 +38,29 @@ clusters:
 
 describe('valid configs', () => {
   test('an inner config normalizes with defaults', () => {
-    const c = load(GOOD_INNER) as SideConfig;
+    const c = load(GOOD_INNER) as InnerConfig;
     assert.equal(c.role, 'inner');
-    assert.deepEqual(c.admin, { kind: 'tcp', host: '127.0.0.1', port: 9901 });
+    assert.deepEqual(c.admin.address, { kind: 'tcp', host: '127.0.0.1', port: 9901 });
     assert.deepEqual(c.listeners[0]!.address, { kind: 'vsock', cid: 0xffffffff, port: 8443 });
     assert.equal(c.listeners[0]!.expectProxyProtocol, true);
     assert.equal(c.listeners[0]!.maxConnections, 10000);
     assert.equal(c.listeners[0]!.idleTimeoutMs, 3_600_000);
     assert.equal(c.clusters.get('app')!.connectTimeoutMs, 250);
-    assert.equal(c.drainTimeoutMs, 15_000);
+    assert.equal(c.shutdown.drainTimeoutMs, 15_000);
   });
 
   test('the outer admin defaults to 9902 and admin: null disables it', () => {
-    assert.deepEqual((load('role: outer\n') as SideConfig).admin, { kind: 'tcp', host: '127.0.0.1', port: 9902 });
-    assert.equal((load('role: outer\nadmin: { address: null }\n') as SideConfig).admin, null);
+    assert.deepEqual((load('role: outer\n') as OuterConfig).admin.address, { kind: 'tcp', host: '127.0.0.1', port: 9902 });
+    assert.equal((load('role: outer\nadmin: { address: null }\n') as OuterConfig).admin.address, null);
   });
 
   test('a string app command runs through /bin/sh -c', () => {
-    const c = load('role: inner\napp: { command: "exec node app.js" }\n') as SideConfig;
+    const c = load('role: inner\napp: { command: "exec node app.js" }\n') as InnerConfig;
     assert.deepEqual(c.app!.argv, ['/bin/sh', '-c', 'exec node app.js']);
   });
 
   test('an app command after -- replaces the configured one', () => {
-    const c = load(GOOD_INNER, { appArgv: ['python3', '-m', 'http.server'] }) as SideConfig;
+    const c = load(GOOD_INNER, { appArgv: ['python3', '-m', 'http.server'] }) as InnerConfig;
     assert.deepEqual(c.app!.argv, ['python3', '-m', 'http.server']);
   });
 });
@@ -139,6 +139,6 @@ inner:
     assert.equal(c.outer.role, 'outer');
     assert.equal(c.inner.role, 'inner');
     assert.equal(c.outer.clusters.get('e')!.sendProxyProtocol, true);
-    assert.deepEqual(c.outer.admin, { kind: 'tcp', host: '127.0.0.1', port: 9902 });
+    assert.deepEqual(c.outer.admin.address, { kind: 'tcp', host: '127.0.0.1', port: 9902 });
   });
 });

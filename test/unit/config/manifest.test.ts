@@ -7,7 +7,8 @@ import { describe, test } from 'node:test';
 import { parsePublish } from '../../../shared/config/enclaver-manifest.js';
 import { loadConfigSource, type LoadOptions } from '../../../shared/config/load.js';
 import { ConfigSource } from '../../../shared/config/source.js';
-import type { LocalConfig, SideConfig } from '../../../shared/config/types.js';
+import type { InnerConfig, LocalConfig, OuterConfig } from '../../../shared/config/types.js';
+import { listenerOf } from '../../helpers/config.js';
 import { ConfigError, formatProblem } from '../../../shared/errors/index.js';
 import { formatAddress } from '../../../shared/transport/address.js';
 import { ROOT } from '../../helpers/paths.js';
@@ -43,12 +44,12 @@ describe('Enclaver manifest translation', () => {
   test('the no-fly-list manifest (configs/) runs as both sides: ingress, egress allowlist, KMS proxy', () => {
     const file = path.join(ROOT, 'configs/enclaver-no-fly-list.yaml');
     const local = loadConfigSource(ConfigSource.read(file), { role: 'local', publish: [parsePublish('18001:8001')] }) as LocalConfig;
-    const egress = local.inner.listeners.find((l) => l.egress)!;
+    const egress = listenerOf(local.inner, 'egress');
     assert.equal(formatAddress(egress.address), 'tcp://127.0.0.1:10000', "Enclaver's default proxy_port");
-    assert.deepEqual(egress.egress!.policy.allow.map((r) => r.text), ['kms.*.amazonaws.com', 's3.amazonaws.com', '169.254.169.254'], 'patterns carried over unchanged');
-    const kms = local.inner.listeners.find((l) => l.kms)!;
+    assert.deepEqual(egress.egress.policy.allow.map((r) => r.text), ['kms.*.amazonaws.com', 's3.amazonaws.com', '169.254.169.254'], 'patterns carried over unchanged');
+    const kms = listenerOf(local.inner, 'kms');
     assert.equal(formatAddress(kms.address), 'tcp://127.0.0.1:9999');
-    assert.equal(kms.kms!.egressProxy, 'http://127.0.0.1:10000', 'KMS goes out through the egress allowlist');
+    assert.equal(kms.kms.egressProxy, 'http://127.0.0.1:10000', 'KMS goes out through the egress allowlist');
     assert.ok(local.outer.egressRelay, 'the outer relays egress');
     assert.ok(local.outer.imdsRelay, 'the outer relays IMDS credentials for the KMS proxy');
     assert.deepEqual(local.outer.listeners.map((l) => formatAddress(l.address)), ['tcp://127.0.0.1:18001']);
@@ -56,21 +57,21 @@ describe('Enclaver manifest translation', () => {
 
 
   test('as outer: each ingress port becomes a TCP listener → vsock cluster with PROXY v2', () => {
-    const c = load(MANIFEST, { role: 'outer', enclaveCid: 21 }) as SideConfig;
+    const c = load(MANIFEST, { role: 'outer', enclaveCid: 21 }) as OuterConfig;
     assert.equal(c.role, 'outer');
     assert.deepEqual(c.listeners.map((l) => formatAddress(l.address)), ['tcp://0.0.0.0:8001', 'tcp://0.0.0.0:8443']);
-    const cl = c.clusters.get(c.listeners[1]!.cluster!)!;
+    const cl = c.listeners[1]!.cluster;
     assert.deepEqual(cl.endpoints.map(formatAddress), ['vsock://21:8443']);
     assert.equal(cl.sendProxyProtocol, true);
     assert.equal(c.enclave.cid, 21);
   });
 
   test('as inner: vsock listener expecting PROXY v2 → the app on the same port; TLS files honoured', () => {
-    const c = load(MANIFEST, { role: 'inner', appArgv: ['/app/server'] }) as SideConfig;
+    const c = load(MANIFEST, { role: 'inner', appArgv: ['/app/server'] }) as InnerConfig;
     assert.deepEqual(c.listeners.map((l) => formatAddress(l.address)), ['vsock://any:8001', 'vsock://any:8443']);
     assert.ok(c.listeners.every((l) => l.expectProxyProtocol));
-    assert.deepEqual(c.listeners[1]!.tls, { certificate: '/etc/tls/cert.pem', privateKey: { file: '/etc/tls/key.pem' } });
-    assert.deepEqual(c.clusters.get(c.listeners[0]!.cluster!)!.endpoints.map(formatAddress), ['tcp://127.0.0.1:8001']);
+    assert.deepEqual(listenerOf({ listeners: c.listeners.slice(1) }, 'tcp_proxy').tls, { certificate: '/etc/tls/cert.pem', privateKey: { file: '/etc/tls/key.pem' } });
+    assert.deepEqual(listenerOf(c, 'tcp_proxy').cluster.endpoints.map(formatAddress), ['tcp://127.0.0.1:8001']);
     assert.deepEqual(c.app!.argv, ['/app/server']);
   });
 
