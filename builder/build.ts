@@ -155,7 +155,7 @@ export async function buildEif(opts: BuildOptions): Promise<BuildResult> {
       imageVersion: image.configDigest,
       toolVersion: opts.toolVersion,
       kernelInfo: blobs.kernelInfo,
-      dockerInfo: { Id: image.configDigest, RepoTags: [image.text], Architecture: image.config.architecture, Os: image.config.os, Config: image.config.config ?? {} },
+      dockerInfo: { Id: image.configDigest, Architecture: image.config.architecture, Os: image.config.os, Config: image.config.config ?? {} },
       sourceDateEpoch: epoch,
     });
     const result = await assembleEif({

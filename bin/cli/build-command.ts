@@ -35,7 +35,7 @@ function human(n: number): string {
 }
 
 /** A one-line progress bar on a terminal; nothing when stderr is a pipe or file. */
-function progressBar(): LayerProgress | undefined {
+export function progressBar(): LayerProgress | undefined {
   if (!process.stderr.isTTY) return undefined;
   let last = 0;
   return ({ layer, layers, bytes, totalBytes }) => {

@@ -13,8 +13,9 @@ Usage:
   enclaver-proxy build -f enclaver.yaml [--out DIR] [--blobs DIR] …
                                                 app image → EIF + PCRs + release image (no daemon)
   enclaver-proxy describe-eif FILE [--json]     an EIF's header, sections, CRC, PCRs, signature
-  enclaver-proxy measure EIF [--json|--kms-policy]
-                                                its PCRs (recomputed), or a KMS policy condition
+  enclaver-proxy measure EIF|IMAGE [-f enclaver.yaml] [--json|--kms-policy]
+                                                PCRs (recomputed, or of IMAGE's build), or a KMS
+                                                policy condition
   enclaver-proxy doctor [--json]                addon, pump, splice, pipe limits, vsock and CID
   enclaver-proxy --version [--verbose]
   enclaver-proxy --help

@@ -32,7 +32,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   },
   doctor: async () => (await import('./doctor-command.js')).doctorCommand,
   'describe-eif': async () => (await import('./describe-eif-command.js')).describeEifCommand,
-  measure: async () => (await import('./measure-command.js')).measureCommand,
+  measure: async () => {
+    const { measureCommand } = await import('./measure-command.js');
+    return (args) => measureCommand(args, { packageRoot: PACKAGE_ROOT, version: version() });
+  },
 };
 
 function version(): string {

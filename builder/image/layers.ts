@@ -75,7 +75,10 @@ export async function applyLayers(image: ResolvedImage, tree: FlatTree, progress
       bytes += n;
       progress?.({ layer: layer.index + 1, layers: image.layers.length, bytes, totalBytes });
     };
-    const tarStream = counted(decompressed(counted(layer.open(), stored, onBytes), layer), plain, () => undefined);
+    // An uncompressed layer's blob digest is its diff_id: hash those bytes once, not twice.
+    const sameBytes = layer.digest !== undefined && layer.digest === layer.diffId;
+    const storedStream = counted(layer.open(), stored, onBytes);
+    const tarStream = sameBytes ? storedStream : counted(decompressed(storedStream, layer), plain, () => undefined);
     try {
       await tree.apply(readTar(tarStream), { name: layer.name, index: layer.index });
       for await (const _ of tarStream) { /* trailing blocks: part of the digest */ }
@@ -84,6 +87,6 @@ export async function applyLayers(image: ResolvedImage, tree: FlatTree, progress
       throw err;
     }
     checkLayerDigest(stored, layer.digest, 'blob digest', layer);
-    checkLayerDigest(plain, layer.diffId, 'uncompressed digest (diff_id)', layer);
+    if (!sameBytes) checkLayerDigest(plain, layer.diffId, 'uncompressed digest (diff_id)', layer);
   }
 }

@@ -88,7 +88,7 @@ describe('enclaver-proxy build', { skip }, () => {
     assert.match(proxyYaml, /address: vsock:\/\/any:8080/);
     assert.equal(fs.readFileSync(path.join(out, 'rootfs/app/new.txt'), 'utf8'), 'added by layer 2');
     assert.equal(fs.readlinkSync(path.join(out, 'rootfs/app/link')), 'server');
-    assert.deepEqual(fs.readdirSync(path.join(dir, 'out')).sort(), ['application.eif', 'application.pcrs.json'], 'no spool or temp file left');
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'out')).sort(), ['application.eif', 'application.pcrs.json', 'release', 'release.tar'], 'no spool or temp file left');
   });
 
   it('gives the same PCR2 from oci:, oci-archive:, docker-archive: and a registry (docker://127.0.0.1)', async (t) => {
@@ -119,6 +119,20 @@ describe('enclaver-proxy build', { skip }, () => {
     } finally {
       await registry?.stop();
     }
+  });
+
+  it('measure IMAGE prints the PCRs the build gives, and keeps nothing', async () => {
+    const dir = fs.mkdtempSync(path.join(work, 'm-'));
+    const file = manifest(dir, image);
+    const built = await cli(['build', '-f', file, '--out', path.join(dir, 'out'), '--blobs', blobs, '--runtime-dir', runtime, '--no-release', '--json']);
+    assert.equal(built.code, 0, built.stderr);
+    const pcrs = (JSON.parse(built.stdout) as { Measurements: Record<string, string> }).Measurements;
+    const measured = await cli(['measure', image, '-f', file, '--blobs', blobs, '--runtime-dir', runtime, '--kms-policy']);
+    assert.equal(measured.code, 0, measured.stderr);
+    const condition = (JSON.parse(measured.stdout) as { Condition: { StringEqualsIgnoreCase: Record<string, string> } }).Condition.StringEqualsIgnoreCase;
+    assert.equal(condition['kms:RecipientAttestation:PCR2'], pcrs.PCR2);
+    assert.equal(condition['kms:RecipientAttestation:PCR0'], pcrs.PCR0);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'out')).sort(), ['application.eif', 'application.pcrs.json'], '--no-release: no release image');
   });
 
   it('signs when the manifest has signature.certificate/key: PCR8 printed, describe-eif verifies', async () => {
