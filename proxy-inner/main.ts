@@ -18,7 +18,7 @@ import { innerAws, innerListenerKinds, needsAws } from './listeners.js';
 import { parseAddress } from '../shared/transport/index.js';
 import { PairPort } from '../shared/wire/ports.js';
 import { AuditEvidence } from './audit/evidence.js';
-import { AuditSender, DEFAULT_CHECKPOINT } from './audit/sender.js';
+import { AuditSender } from './audit/sender.js';
 import type { Nsm } from './nsm/nsm.js';
 import { appProxyUrls } from './egress/app-proxy-url.js';
 import { auditStreamMetrics, countEgress } from './egress/metrics.js';
@@ -159,7 +159,7 @@ function auditSender(config: InnerConfig, nsm: () => Nsm): AuditSender | undefin
     address: parseAddress(`vsock://parent:${PairPort.Audit}`),
     maxBuffered: config.audit.bufferRecords,
     evidence: new AuditEvidence(nsm()),
-    checkpoint: DEFAULT_CHECKPOINT,
+    checkpoint: config.audit.checkpoint,
   });
 }
 
