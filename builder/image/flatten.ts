@@ -62,6 +62,7 @@ function components(raw: string, layer: LayerContext): string[] {
 export class FlatTree {
   private readonly root: TreeNode & { kind: 'directory' } = { kind: 'directory', mode: 0o755, uid: 0, gid: 0, layer: -1, children: new Map() };
   private spoolSize = 0;
+  private readonly readBuffer = Buffer.allocUnsafe(SPOOL_READ);
   readonly stats = { entries: 0, bytes: 0, skipped: 0 };
 
   private constructor(private readonly spool: fs.FileHandle, readonly spoolPath: string) {}
@@ -199,14 +200,16 @@ export class FlatTree {
 
   private spooled(offset: number, size: number): () => AsyncIterable<Buffer> {
     const spool = this.spool;
+    const buffer = this.readBuffer;
     return async function* () {
       for (let done = 0; done < size;) {
         const n = Math.min(SPOOL_READ, size - done);
-        const buf = Buffer.allocUnsafe(n);
-        const { bytesRead } = await spool.read(buf, 0, n, offset + done);
+        const { bytesRead } = await spool.read(buffer, 0, n, offset + done);
         if (bytesRead === 0) throw new Error('spool ended early');
         done += bytesRead;
-        yield buf.subarray(0, bytesRead);
+        // One buffer for every read: the cpio writer copies each chunk before asking for the next,
+        // and not allocating a fresh MiB per read keeps the garbage collector out of the way.
+        yield buffer.subarray(0, bytesRead);
       }
     };
   }
