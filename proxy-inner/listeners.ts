@@ -48,7 +48,7 @@ export function innerListenerKinds({ aws, audit, tls }: InnerServices): (l: Inne
         return tcpProxy({ listener: l, cluster: l.cluster, ...(identity ? { tls: identity } : {}) });
       }
       case 'egress':
-        return egressProxy({ ...l.egress, listener: l.name, relay: parseAddress(`vsock://parent:${PairPort.Egress}`), audit, idleTimeoutMs: l.idleTimeoutMs });
+        return egressProxy({ name: l.name, idleTimeoutMs: l.idleTimeoutMs, egress: l.egress }, { relay: parseAddress(`vsock://parent:${PairPort.Egress}`), audit });
       case 'kms':
         return httpListenerKind(aws().kmsRequestListener(kmsSettings(l.kms)));
       case 'imds':

@@ -1,14 +1,22 @@
 /**
  * The admin endpoint of each side: `/live` (the process answers), `/ready` (every readiness
  * check passes) and `/metrics` (Prometheus). Loopback by default; it exposes no control action.
+ *
+ * A scraper needs one or two connections: beyond MAX_ADMIN_CONNECTIONS new ones are closed at
+ * accept, and every connection has the HTTP deadlines of shared/listener/http-kind.ts (a
+ * half-sent request is closed, not held for ever).
  */
 import http from 'node:http';
 import type net from 'node:net';
+import { DEFAULT_HTTP_DEADLINES, serveHttpConnection, type HttpDeadlines } from '../listener/http-kind.js';
 import { logger } from '../log/logger.js';
 import { registry } from '../metrics/registry.js';
 import { listen, formatAddress, type Address, type Listening } from '../transport/index.js';
 
 const log = logger('admin');
+
+/** Connections held at once; Prometheus keeps one per target. */
+export const MAX_ADMIN_CONNECTIONS = 64;
 
 export type ReadinessCheck = () => { ready: boolean; detail: string };
 export type AdminRoute = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
@@ -17,7 +25,9 @@ export class AdminServer {
   private readonly checks = new Map<string, ReadinessCheck>();
   private readonly routes = new Map<string, AdminRoute>();
   private listening: Listening | undefined;
-  private readonly server = http.createServer((req, res) => void this.handle(req, res));
+  private readonly open = new Set<net.Socket>();
+
+  constructor(private readonly deadlines: HttpDeadlines = DEFAULT_HTTP_DEADLINES) {}
 
   addReadinessCheck(name: string, check: ReadinessCheck): void {
     this.checks.set(name, check);
@@ -71,15 +81,22 @@ export class AdminServer {
 
   async start(address: Address): Promise<Listening> {
     this.listening = await listen(address, (socket: net.Socket) => {
-      socket.resume();
-      this.server.emit('connection', socket);
+      socket.on('error', () => {});
+      this.open.add(socket);
+      socket.once('close', () => this.open.delete(socket));
+      const server = http.createServer({ keepAliveTimeout: this.deadlines.keepAliveMs, requestTimeout: 0 }, (req, res) => void this.handle(req, res));
+      serveHttpConnection(server, socket, this.deadlines);
+    }, {
+      maxConnections: MAX_ADMIN_CONNECTIONS,
+      onDrop: () => log.warn({ limit: MAX_ADMIN_CONNECTIONS }, 'admin connection refused: too many open connections'),
     });
     log.info({ address: formatAddress(this.listening.address) }, 'admin endpoint listening');
     return this.listening;
   }
 
   async close(): Promise<void> {
-    await this.listening?.close();
-    this.server.closeAllConnections();
+    const closing = this.listening?.close();
+    for (const s of this.open) s.destroy();
+    await closing;
   }
 }
