@@ -61,7 +61,11 @@ function components(raw: string, layer: LayerContext): string[] {
 
 export class FlatTree {
   private readonly root: TreeNode & { kind: 'directory' } = { kind: 'directory', mode: 0o755, uid: 0, gid: 0, layer: -1, children: new Map() };
+  /** Bytes appended to the spool (`flushedSize` on disk, the rest in `writeBuffer`). */
   private spoolSize = 0;
+  private flushedSize = 0;
+  private buffered = 0;
+  private readonly writeBuffer = Buffer.allocUnsafe(8 * 1024 * 1024);
   private readonly readBuffer = Buffer.allocUnsafe(SPOOL_READ);
   readonly stats = { entries: 0, bytes: 0, skipped: 0 };
 
@@ -189,19 +193,38 @@ export class FlatTree {
     }
   }
 
+  /**
+   * Appends to the spool through one large buffer: layer bodies arrive in small pieces, and one
+   * write per piece would cost a thread-pool round trip each.
+   */
   private async writeSpool(chunk: Buffer): Promise<void> {
-    let done = 0;
-    while (done < chunk.length) {
-      const { bytesWritten } = await this.spool.write(chunk, done, chunk.length - done, this.spoolSize);
-      done += bytesWritten;
-      this.spoolSize += bytesWritten;
+    let from = 0;
+    while (from < chunk.length) {
+      const n = Math.min(chunk.length - from, this.writeBuffer.length - this.buffered);
+      chunk.copy(this.writeBuffer, this.buffered, from, from + n);
+      this.buffered += n;
+      this.spoolSize += n;
+      from += n;
+      if (this.buffered === this.writeBuffer.length) await this.flushSpool();
     }
+  }
+
+  private async flushSpool(): Promise<void> {
+    let done = 0;
+    while (done < this.buffered) {
+      const { bytesWritten } = await this.spool.write(this.writeBuffer, done, this.buffered - done, this.flushedSize + done);
+      done += bytesWritten;
+    }
+    this.flushedSize += this.buffered;
+    this.buffered = 0;
   }
 
   private spooled(offset: number, size: number): () => AsyncIterable<Buffer> {
     const spool = this.spool;
     const buffer = this.readBuffer;
+    const flushPending = () => (this.buffered > 0 ? this.flushSpool() : Promise.resolve());
     return async function* () {
+      await flushPending();
       for (let done = 0; done < size;) {
         const n = Math.min(SPOOL_READ, size - done);
         const { bytesRead } = await spool.read(buffer, 0, n, offset + done);
