@@ -17,6 +17,9 @@ Usage:
                                                 PCRs (recomputed, or of IMAGE's build), or a KMS
                                                 policy condition
   enclaver-proxy doctor [--json]                addon, pump, splice, pipe limits, vsock and CID
+  enclaver-proxy run [RELEASE_DIR|EIF] [-p HOST:ENCLAVE …] [--debug] [--verify-before-run PCRS.json]
+                                                launch the enclave with nitro-cli and run its outer
+                                                proxy (Enclaver's \`enclaver run\`; see run --help)
   enclaver-proxy --version [--verbose]
   enclaver-proxy --help
 

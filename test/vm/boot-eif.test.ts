@@ -16,12 +16,13 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { cli } from '../helpers/cli-async.js';
 import { readEifIndependently } from '../helpers/eif-independent.js';
-import { run, umociImage } from '../helpers/images.js';
+import { umociImage } from '../helpers/images.js';
 import { ROOT } from '../helpers/paths.js';
+import { guestKernel } from './kernel.js';
 
 const QEMU = 'qemu-system-x86_64';
-/** The runtime engineer's vsock harness caches the same kernel package here (test/vm). */
-const KERNEL_CACHE = path.join(ROOT, '.cache', 'vm', 'kernel');
+/** The vsock harness's cache (test/vm/run.ts): the same kernel serves both. */
+const VM_CACHE = path.join(ROOT, '.cache', 'vm');
 
 function have(cmd: string): boolean {
   try {
@@ -32,28 +33,13 @@ function have(cmd: string): boolean {
   }
 }
 
-/** Debian's kernel image, from the harness cache or downloaded there (apt-get download, not installed). */
+/** Debian's kernel image, from the vsock harness's cache (downloaded there on first use, not installed). */
 function debianKernel(): string | undefined {
-  const boot = path.join(KERNEL_CACHE, 'root', 'boot');
-  const find = () => (fs.existsSync(boot) ? fs.readdirSync(boot).find((f) => f.startsWith('vmlinuz-')) : undefined);
-  if (!find()) {
-    try {
-      fs.mkdirSync(KERNEL_CACHE, { recursive: true });
-      const depends = run('apt-cache', ['depends', 'linux-image-amd64']);
-      const pkg = /Depends:\s*(linux-image-[0-9][^\s]*-amd64)/.exec(depends)?.[1];
-      if (!pkg) return undefined;
-      run('apt-get', ['download', pkg], KERNEL_CACHE);
-      const deb = fs.readdirSync(KERNEL_CACHE).find((f) => f.endsWith('.deb'));
-      if (!deb) return undefined;
-      run('dpkg-deb', ['-x', deb, 'root'], KERNEL_CACHE);
-      fs.rmSync(path.join(KERNEL_CACHE, deb));
-      fs.writeFileSync(path.join(KERNEL_CACHE, '.unpacked'), `${pkg}\n`);
-    } catch {
-      return undefined;
-    }
+  try {
+    return guestKernel(path.resolve(process.env.ENCLAVER_VM_CACHE ?? VM_CACHE), () => undefined).vmlinuz;
+  } catch {
+    return undefined;
   }
-  const name = find();
-  return name ? path.join(boot, name) : undefined;
 }
 
 function skipReason(): string | false {
