@@ -32,7 +32,8 @@ const ECHO_SERVER = path.join(HERE, 'children', 'echo-server.js');
 const HELP = `Usage: npm run bench -- [options]
 
 Paths: direct, pair-native, pair-js, socat-2hop, haproxy-2hop (a path whose program is missing
-is skipped with the reason printed). Every figure is the median of --trials trials.
+is skipped with the reason printed); opt-in with --only: pair-native-js-accept (listeners accept
+in JS), pair-native-2threads (two pump threads). Every figure is the median of --trials trials.
 
 Options:
   --quick              shorter run: 3 trials of 2 s, 2000 idle tunnels
@@ -247,8 +248,11 @@ async function main(argv: string[]): Promise<number> {
   try {
     const { targets, servers } = await startServers(nofile);
     if (targets.bulkPort === undefined) report.skipped.push({ name: 'bulk throughput', reason: 'iperf3 is not installed (apt-get install iperf3)' });
+    // Variants of the pair for comparisons run only when named in --only.
+    const optIn = [pairPath({ native: true, fastPath: false, name: 'pair-native-js-accept' }), pairPath({ native: true, threads: 2, name: 'pair-native-2threads' })];
     const definitions: PathDefinition[] = [directPath, pairPath({ native: true }), pairPath({ native: false }), socatPath, haproxyPath]
-      .filter((d) => !s.only || s.only.includes(d.name));
+      .filter((d) => !s.only || s.only.includes(d.name))
+      .concat(optIn.filter((d) => s.only?.includes(d.name)));
     const running: RunningPath[] = [];
     for (const d of definitions) {
       const reason = d.unavailable();

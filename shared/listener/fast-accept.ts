@@ -13,7 +13,7 @@
 import net from 'node:net';
 import { errnoName, type FastBatch, type FastClosed, type FastEndpoint, type NativeAddon } from '../native/addon.js';
 import { socketFromFd } from '../native/fd-socket.js';
-import type { Logger } from '../log/logger.js';
+import { logBatch, type Logger } from '../log/logger.js';
 import type { ListenerMetrics } from '../metrics/registry.js';
 import { configureNativePump } from '../pump/native-pump.js';
 import { listenNative, nativeEndpoint, type Address } from '../transport/index.js';
@@ -139,7 +139,7 @@ export class FastAccept {
       metrics.rejected('max_connections');
       log.warn({ limit: this.opts.maxConnections }, 'connection refused: listener is at max_connections');
     }
-    for (const c of batch.closed) this.report(c);
+    if (batch.closed.length > 0) logBatch(() => { for (const c of batch.closed) this.report(c); });
     this.pumped -= batch.closed.length;
     for (const f of batch.fallbacks) {
       this.handedBackOpen++;

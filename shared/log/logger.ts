@@ -40,15 +40,43 @@ function build(): Logger {
     formatters: { level: (label: string) => ({ level: label }) },
   };
   // Synchronous writes: a proxy that crashes must not lose the line that explains why.
-  const out = wantsPretty()
+  const isPretty = wantsPretty();
+  const out = isPretty
     ? pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
     : pino.destination({ dest: 1, sync: true });
+  flushHeld = (text) => out.write(text);
   return pino(options, {
     write(line: string) {
-      out.write(line);
+      // JSON lines logged inside logBatch() leave in one write when it returns (pretty output
+      // formats line by line, so it is never held).
+      if (held && !isPretty) held.push(line);
+      else out.write(line);
       for (const tap of taps) tap(line);
     },
   });
+}
+
+let held: string[] | undefined;
+let flushHeld: ((text: string) => void) | undefined;
+
+/**
+ * Runs `fn` and writes every line it logged in one write(2) when it returns (still synchronously,
+ * so nothing is lost by a crash after it). For per-connection lines reported in batches (the
+ * fast path's access log): one system call per batch instead of one per connection.
+ */
+export function logBatch(fn: () => void): void {
+  if (held) {
+    fn();
+    return;
+  }
+  held = [];
+  try {
+    fn();
+  } finally {
+    const lines = held;
+    held = undefined;
+    if (lines.length > 0) flushHeld?.(lines.join(''));
+  }
 }
 
 /** Receivers of every JSON log line as written (the inner forwards them to the outer). */

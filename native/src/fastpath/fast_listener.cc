@@ -237,6 +237,11 @@ void Acceptor::StopAccepting(PumpContext& ctx) {
   accepting_ = false;
   Watch(false);
   listener_->ThreadStopped();
+  // Connections still being set up go to JS, which tracks and drains them like its own: after
+  // the stop, every connection of this thread is either pumping (and reported when it ends) or JS's.
+  std::vector<Dial*> dials;
+  for (auto& entry : dials_) dials.push_back(entry.first);
+  for (Dial* d : dials) HandBack(*d, ctx);
   batch_->stopped = true;
 }
 

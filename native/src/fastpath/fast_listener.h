@@ -115,6 +115,7 @@ class Acceptor : public ReactorTask {
   ~Acceptor() override;
 
   void Start(PumpContext& ctx);
+  // Stops accepting and hands the connections still being set up to JS.
   void StopAccepting(PumpContext& ctx);
   // Ends every connection of this thread now: dials are closed, pumped connections aborted.
   void AbortAll(PumpContext& ctx);

@@ -45,14 +45,16 @@ function whenEnded(s: net.Socket, answer: (data: Buffer) => void): void {
 }
 
 let seq = 0;
-async function proxyListener(upstreamPort: number, opts: { expectProxy?: boolean; sendProxy?: boolean; maxConnections?: number } = {}): Promise<{ l: Listener; port: number; name: string }> {
+interface ProxyListenerOptions { expectProxy?: boolean; sendProxy?: boolean; maxConnections?: number; idleTimeoutMs?: number }
+
+async function proxyListener(upstreamPort: number, opts: ProxyListenerOptions = {}): Promise<{ l: Listener; port: number; name: string }> {
   const name = `pt-${process.pid}-${++seq}`;
   const cluster: ClusterConfig = {
     name: 'up', endpoints: [{ kind: 'tcp', host: '127.0.0.1', port: upstreamPort }], connectTimeoutMs: 5000, sendProxyProtocol: opts.sendProxy ?? false,
   };
   const listener: ListenerConfig = {
     kind: 'tcp_proxy', name, address: { kind: 'tcp', host: '127.0.0.1', port: 0 }, cluster, tls: undefined, expectProxyProtocol: opts.expectProxy ?? false,
-    maxConnections: opts.maxConnections ?? 100, idleTimeoutMs: 0, accessLog: true,
+    maxConnections: opts.maxConnections ?? 100, idleTimeoutMs: opts.idleTimeoutMs ?? 0, accessLog: true,
   };
   const l = new Listener({ name, address: listener.address, maxConnections: listener.maxConnections, handler: tcpProxy({ listener, cluster }) });
   await l.start();
@@ -220,6 +222,17 @@ for (const mode of ['fast', 'js'] as const) {
       assert.equal(rec.error, 'ECONNRESET');
       assert.equal(rec.error_side, 'downstream');
       assert.equal(await metric(`enclaver_errors_total{listener="${name}",code="ECONNRESET"}`), 1);
+      up.server.close();
+    });
+
+    test('a connection with no traffic for idle_timeout is closed, and logged as such', async () => {
+      const up = await upstream(() => {});
+      const { l, name } = await proxyListener(up.port, { idleTimeoutMs: 100 });
+      const { port } = l.address as { port: number };
+      assert.equal(await closedWith(net.connect({ host: '127.0.0.1', port })), '');
+      await finish(l);
+      const rec = lines.find((r) => r.msg === 'connection closed' && r.listener === name)!;
+      assert.equal(rec.closed_by, 'idle_timeout');
       up.server.close();
     });
 
