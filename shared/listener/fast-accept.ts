@@ -102,6 +102,8 @@ export class FastAccept {
       idleTimeoutMs: plan.idleTimeoutMs,
       connectTimeoutMs: plan.connectTimeoutMs,
       headerTimeoutMs: HEADER_WAIT_MS,
+      // Decided at start: a log level changed later applies to new listeners.
+      records: plan.logsEveryConnection(opts.log),
     }, (batch) => this.onBatch(batch));
     this.threadsAccepting = opts.addon.pumpStats().threads;
   }
@@ -133,8 +135,11 @@ export class FastAccept {
 
   private onBatch(batch: FastBatch): void {
     const { metrics, log } = this.opts;
-    for (let i = 0; i < batch.accepted; i++) metrics.accepted();
+    if (batch.accepted > 0) metrics.accepted(batch.accepted);
     this.pumped += batch.accepted;
+    const { summed } = batch;
+    if (summed.count > 0) metrics.closed(summed.bytesIn, summed.bytesOut, summed.durationMs, summed.count);
+    this.pumped -= summed.count;
     for (let i = 0; i < batch.rejected; i++) {
       metrics.rejected('max_connections');
       log.warn({ limit: this.opts.maxConnections }, 'connection refused: listener is at max_connections');

@@ -51,6 +51,8 @@ export interface PassThroughPlan {
   sendProxyProtocol: boolean;
   idleTimeoutMs: number;
   connectTimeoutMs: number;
+  /** Whether `closed` writes anything for a connection that ended cleanly (else it is only counted). */
+  logsEveryConnection(log: Logger): boolean;
   /** Reports one connection that ended: the same line the handler writes for its own. */
   closed(log: Logger, connection: ClosedConnection): void;
 }

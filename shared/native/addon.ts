@@ -132,6 +132,8 @@ export interface FastListenOptions {
   connectTimeoutMs: number;
   /** How long the pump thread waits for a PROXY header before handing the connection to JS. */
   headerTimeoutMs: number;
+  /** false: connections that end without an error are reported only as sums (nobody logs them). */
+  records: boolean;
 }
 
 export interface FastClosed {
@@ -156,6 +158,8 @@ export interface FastBatch {
   accepted: number;
   /** Refused at max_connections. */
   rejected: number;
+  /** Connections that ended cleanly, summed (when records are off); `closed` has the others. */
+  summed: { count: number; bytesIn: number; bytesOut: number; durationMs: number };
   /**
    * One pump thread stopped accepting (everything it accepted is reported by now); once every
    * thread (`pumpStats().threads`) has said so, the listening socket is closed.

@@ -158,6 +158,7 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
       sendProxyProtocol: cluster.sendProxyProtocol,
       idleTimeoutMs: listener.idleTimeoutMs,
       connectTimeoutMs: cluster.connectTimeoutMs,
+      logsEveryConnection: (log) => log.isLevelEnabled(listener.accessLog ? 'info' : 'debug'),
       closed: (log, c) => logClosed(log, listener.accessLog, endpointText, c),
     };
   }

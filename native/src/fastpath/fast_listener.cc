@@ -368,9 +368,20 @@ void Acceptor::OnConnectionEnd(const Connection& connection, PumpContext& ctx) {
   auto it = sessions_.find(connection.id());
   if (it == sessions_.end()) return;
   const PumpOutcome& o = connection.outcome();
+  uint64_t bytes_in = o.bytes_up > it->second.header_bytes ? o.bytes_up - it->second.header_bytes : 0;
+  if (!listener_->config().records && o.error_end < 0) {
+    ClosedSummary& s = batch_->summed;
+    s.count++;
+    s.bytes_in += bytes_in;
+    s.bytes_out += o.bytes_down;
+    s.duration_ms += o.duration_ms;
+    sessions_.erase(it);
+    listener_->Release();
+    return;
+  }
   ClosedRecord r;
   r.client = std::move(it->second.client);
-  r.bytes_in = o.bytes_up > it->second.header_bytes ? o.bytes_up - it->second.header_bytes : 0;
+  r.bytes_in = bytes_in;
   r.bytes_out = o.bytes_down;
   r.duration_ms = o.duration_ms;
   r.closed_by = o.closed_by;
@@ -391,7 +402,7 @@ bool Acceptor::AfterEvents(PumpContext& ctx) {
   retired_.clear();
   if (batch_->empty()) return false;
   if (batch_started_ms_ < 0) batch_started_ms_ = ctx.now_ms;
-  bool urgent = batch_->stopped || !batch_->fallbacks.empty() || batch_->accepted + batch_->closed.size() >= kBatchMaxRecords;
+  bool urgent = batch_->stopped || !batch_->fallbacks.empty() || batch_->size() >= kBatchMaxRecords;
   if (!urgent && ctx.now_ms - batch_started_ms_ < kBatchWindowMs) return true;
   Flush();
   return false;

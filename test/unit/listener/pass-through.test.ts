@@ -45,7 +45,7 @@ function whenEnded(s: net.Socket, answer: (data: Buffer) => void): void {
 }
 
 let seq = 0;
-interface ProxyListenerOptions { expectProxy?: boolean; sendProxy?: boolean; maxConnections?: number; idleTimeoutMs?: number }
+interface ProxyListenerOptions { expectProxy?: boolean; sendProxy?: boolean; maxConnections?: number; idleTimeoutMs?: number; accessLog?: boolean }
 
 async function proxyListener(upstreamPort: number, opts: ProxyListenerOptions = {}): Promise<{ l: Listener; port: number; name: string }> {
   const name = `pt-${process.pid}-${++seq}`;
@@ -54,7 +54,7 @@ async function proxyListener(upstreamPort: number, opts: ProxyListenerOptions = 
   };
   const listener: ListenerConfig = {
     kind: 'tcp_proxy', name, address: { kind: 'tcp', host: '127.0.0.1', port: 0 }, cluster, tls: undefined, expectProxyProtocol: opts.expectProxy ?? false,
-    maxConnections: opts.maxConnections ?? 100, idleTimeoutMs: opts.idleTimeoutMs ?? 0, accessLog: true,
+    maxConnections: opts.maxConnections ?? 100, idleTimeoutMs: opts.idleTimeoutMs ?? 0, accessLog: opts.accessLog ?? true,
   };
   const l = new Listener({ name, address: listener.address, maxConnections: listener.maxConnections, handler: tcpProxy({ listener, cluster }) });
   await l.start();
@@ -117,6 +117,20 @@ for (const mode of ['fast', 'js'] as const) {
       assert.equal(await metric(`enclaver_connections_active{listener="${name}"}`), 0);
       assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="in"}`), 5);
       assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="out"}`), 5);
+      up.server.close();
+    });
+
+    test('without an access log, connections are only counted: the metrics still sum every byte', async () => {
+      const up = await upstream((s) => whenEnded(s, (d) => s.end(d.toString().repeat(2))));
+      const { l, port, name } = await proxyListener(up.port, { accessLog: false });
+      const answers = await Promise.all(['a', 'bb', 'ccc'].map((m) => exchange(port, m)));
+      assert.deepEqual(answers.map((a) => a.answer), ['aa', 'bbbb', 'cccccc']);
+      await finish(l);
+      assert.equal(lines.filter((r) => r.msg === 'connection closed' && r.listener === name).length, 0);
+      assert.equal(await metric(`enclaver_connections_total{listener="${name}"}`), 3);
+      assert.equal(await metric(`enclaver_connections_active{listener="${name}"}`), 0);
+      assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="in"}`), 6);
+      assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="out"}`), 12);
       up.server.close();
     });
 
