@@ -103,7 +103,7 @@ export class FastAccept {
       connectTimeoutMs: plan.connectTimeoutMs,
       headerTimeoutMs: HEADER_WAIT_MS,
       // Decided at start: a log level changed later applies to new listeners.
-      records: plan.logsEveryConnection(opts.log),
+      records: plan.logsEveryConnection(),
     }, (batch) => this.onBatch(batch));
     this.threadsAccepting = opts.addon.pumpStats().threads;
   }
@@ -159,11 +159,11 @@ export class FastAccept {
   }
 
   private report(c: FastClosed): void {
-    const { metrics, log, plan } = this.opts;
+    const { metrics, plan } = this.opts;
     metrics.closed(c.bytesIn, c.bytesOut, c.durationMs);
     const error = c.errno !== undefined && c.errorSide !== undefined ? { code: errnoName(c.errno), side: c.errorSide } : undefined;
     if (error) metrics.error(error.code);
-    plan.closed(log, {
+    plan.closed({
       connId: nextConnId(), client: c.client, bytesIn: c.bytesIn, bytesOut: c.bytesOut, durationMs: c.durationMs, closedBy: c.closedBy,
       ...(error ? { error } : {}),
     });

@@ -29,13 +29,13 @@ function wantsPretty(): boolean {
   return process.stdout.isTTY === true;
 }
 
-function build(): Logger {
+/** The logger, and a twin without the redaction pass for records whose every field is ours. */
+function build(): { logger: Logger; unredacted: Logger } {
   const options = {
     level: initialLevel(),
     base: { pid: process.pid },
     // A mixin rather than a binding: module-level child loggers exist before the side is known.
     mixin: () => (side ? { side } : {}),
-    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
@@ -45,7 +45,7 @@ function build(): Logger {
     ? pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
     : pino.destination({ dest: 1, sync: true });
   flushHeld = (text) => out.write(text);
-  return pino(options, {
+  const destination = {
     write(line: string) {
       // JSON lines logged inside logBatch() leave in one write when it returns (pretty output
       // formats line by line, so it is never held).
@@ -53,7 +53,11 @@ function build(): Logger {
       else out.write(line);
       for (const tap of taps) tap(line);
     },
-  });
+  };
+  return {
+    logger: pino({ ...options, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }, destination),
+    unredacted: pino(options, destination),
+  };
 }
 
 let held: string[] | undefined;
@@ -89,7 +93,8 @@ export function addLogTap(tap: (line: string) => void): () => void {
 
 let side: string | undefined = process.env.ENCLAVER_SIDE || undefined;
 
-export const rootLogger: Logger = build();
+const built = build();
+export const rootLogger: Logger = built.logger;
 
 /** Which side of the pair this process is; added to every log line. */
 export function setLogSide(value: 'inner' | 'outer'): void {
@@ -100,6 +105,16 @@ export function logger(component: string, bindings: Record<string, unknown> = {}
   return rootLogger.child({ component, ...bindings });
 }
 
+/**
+ * The same lines to the same place, without the redaction pass, which is most of the cost of a
+ * line (measured: ~7–15 µs against ~28–46 µs). Only for records built from our own numbers and
+ * addresses, never from anything a peer sent: the per-connection access log.
+ */
+export function unredactedLogger(component: string, bindings: Record<string, unknown> = {}): Logger {
+  return built.unredacted.child({ component, ...bindings });
+}
+
 export function setLogLevel(level: LevelWithSilent): void {
   rootLogger.level = level;
+  built.unredacted.level = level;
 }
