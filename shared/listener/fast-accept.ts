@@ -138,7 +138,11 @@ export class FastAccept {
     if (batch.accepted > 0) metrics.accepted(batch.accepted);
     this.pumped += batch.accepted;
     const { summed } = batch;
-    if (summed.count > 0) metrics.closed(summed.bytesIn, summed.bytesOut, summed.durationMs, summed.count);
+    if (summed.count > 0) {
+      metrics.closed(summed.bytesIn, summed.bytesOut, summed.durationMs, summed.count);
+      if (summed.count > summed.copied) metrics.pumped('splice', summed.count - summed.copied);
+      if (summed.copied > 0) metrics.pumped('copy', summed.copied);
+    }
     this.pumped -= summed.count;
     for (let i = 0; i < batch.rejected; i++) {
       metrics.rejected('max_connections');
@@ -161,6 +165,7 @@ export class FastAccept {
   private report(c: FastClosed): void {
     const { metrics, plan } = this.opts;
     metrics.closed(c.bytesIn, c.bytesOut, c.durationMs);
+    metrics.pumped(c.copied ? 'copy' : 'splice');
     const error = c.errno !== undefined && c.errorSide !== undefined ? { code: errnoName(c.errno), side: c.errorSide } : undefined;
     if (error) metrics.error(error.code);
     plan.closed({

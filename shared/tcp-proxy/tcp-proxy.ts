@@ -145,6 +145,7 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     // The PROXY header is ours, not the client's: it does not count as client bytes.
     const bytesIn = result.bytesUp - (cluster.sendProxyProtocol ? headUp.length - head.length : 0);
     if (result.error) ctx.metrics.error(result.error.code);
+    ctx.metrics.pumped(result.path);
     logClosed(accessLog, listener.accessLog, endpoint, {
       connId: ctx.id, client: describe(client), bytesIn, bytesOut: result.bytesDown, durationMs: result.durationMs, closedBy: result.closedBy,
       ...(result.error ? { error: { code: result.error.code, side: result.error.side } } : {}),

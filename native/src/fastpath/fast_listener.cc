@@ -375,6 +375,7 @@ void Acceptor::OnConnectionEnd(const Connection& connection, PumpContext& ctx) {
     s.bytes_in += bytes_in;
     s.bytes_out += o.bytes_down;
     s.duration_ms += o.duration_ms;
+    if (o.copied) s.copied++;
     sessions_.erase(it);
     listener_->Release();
     return;
@@ -387,6 +388,7 @@ void Acceptor::OnConnectionEnd(const Connection& connection, PumpContext& ctx) {
   r.closed_by = o.closed_by;
   r.error_end = o.error_end;
   r.error_errno = o.error_errno;
+  r.copied = o.copied;
   sessions_.erase(it);
   listener_->Release();
   batch_->closed.push_back(std::move(r));

@@ -64,6 +64,7 @@ struct ClosedRecord {
   CloseCause closed_by = CloseCause::kAborted;
   int error_end = -1;
   int error_errno = 0;
+  bool copied = false;  // some bytes went through the copy path instead of splice
 };
 
 struct FallbackRecord {
@@ -77,6 +78,7 @@ struct ClosedSummary {
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   int64_t duration_ms = 0;
+  uint32_t copied = 0;  // of `count`, connections some of whose bytes were copied, not spliced
 };
 
 struct FastBatch {

@@ -70,6 +70,7 @@ void Delivery::CallJs(Napi::Env env, Napi::Function callback, Delivery*, FastBat
   summed.Set("bytesIn", Napi::Number::New(env, static_cast<double>(batch->summed.bytes_in)));
   summed.Set("bytesOut", Napi::Number::New(env, static_cast<double>(batch->summed.bytes_out)));
   summed.Set("durationMs", Napi::Number::New(env, static_cast<double>(batch->summed.duration_ms)));
+  summed.Set("copied", Napi::Number::New(env, batch->summed.copied));
   out.Set("summed", summed);
   Napi::Array closed = Napi::Array::New(env, batch->closed.size());
   for (size_t i = 0; i < batch->closed.size(); i++) {
@@ -80,6 +81,7 @@ void Delivery::CallJs(Napi::Env env, Napi::Function callback, Delivery*, FastBat
     o.Set("bytesOut", Napi::Number::New(env, static_cast<double>(r.bytes_out)));
     o.Set("durationMs", Napi::Number::New(env, static_cast<double>(r.duration_ms)));
     o.Set("closedBy", Napi::String::New(env, CauseName(r.closed_by)));
+    o.Set("copied", Napi::Boolean::New(env, r.copied));
     if (r.error_end >= 0) {
       o.Set("errorSide", Napi::String::New(env, r.error_end == kDownstreamEnd ? "downstream" : "upstream"));
       o.Set("errno", Napi::Number::New(env, r.error_errno));

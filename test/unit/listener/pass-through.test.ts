@@ -25,6 +25,13 @@ async function metric(series: string): Promise<number | undefined> {
   return line ? Number(line.slice(series.length + 1)) : undefined;
 }
 
+/** Connections counted by how their bytes moved, over every path. */
+async function pumpedTotal(listener: string): Promise<number> {
+  let sum = 0;
+  for (const path of ['splice', 'copy', 'js']) sum += await metric(`enclaver_pumped_connections_total{listener="${listener}",path="${path}"}`) ?? 0;
+  return sum;
+}
+
 type Record = { [key: string]: unknown };
 const lines: Record[] = [];
 const removeTap = addLogTap((line) => lines.push(JSON.parse(line) as Record));
@@ -117,6 +124,7 @@ for (const mode of ['fast', 'js'] as const) {
       assert.equal(await metric(`enclaver_connections_active{listener="${name}"}`), 0);
       assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="in"}`), 5);
       assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="out"}`), 5);
+      assert.equal(await pumpedTotal(name), 1);
       up.server.close();
     });
 
@@ -131,6 +139,7 @@ for (const mode of ['fast', 'js'] as const) {
       assert.equal(await metric(`enclaver_connections_active{listener="${name}"}`), 0);
       assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="in"}`), 6);
       assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="out"}`), 12);
+      assert.equal(await pumpedTotal(name), 3);
       up.server.close();
     });
 
