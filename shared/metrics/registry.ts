@@ -78,14 +78,16 @@ export const pumpedTotal = new Counter({
 
 /** The handles one listener uses, bound to its label once. */
 export interface ListenerMetrics {
-  accepted(): void;
+  /** `count` connections at once (the fast path reports in batches). */
+  accepted(count?: number): void;
   /** The connection is set up and bytes flow to the upstream, `ms` after it was accepted. */
   established(ms: number): void;
-  closed(bytesIn: number, bytesOut: number, durationMs: number): void;
+  /** `count` connections that moved these bytes and lasted this long in total. */
+  closed(bytesIn: number, bytesOut: number, durationMs: number, count?: number): void;
   rejected(reason: RejectReason): void;
   error(code: string): void;
   /** A pass-through connection ended; `path` says whether it was spliced or copied. */
-  pumped(path: PumpPath): void;
+  pumped(path: PumpPath, count?: number): void;
 }
 
 export function listenerMetrics(listener: string): ListenerMetrics {
@@ -100,18 +102,20 @@ export function listenerMetrics(listener: string): ListenerMetrics {
   up.inc(0);
   down.inc(0);
   return {
-    accepted() {
-      connectionsTotal.inc(labels);
-      connectionsActive.inc(labels);
+    accepted(count = 1) {
+      connectionsTotal.inc(labels, count);
+      connectionsActive.inc(labels, count);
     },
     established(ms) {
       handshake.observe(ms / 1000);
     },
-    closed(bytesIn, bytesOut, durationMs) {
-      connectionsActive.dec(labels);
+    closed(bytesIn, bytesOut, durationMs, count = 1) {
+      connectionsActive.dec(labels, count);
       up.inc(bytesIn);
       down.inc(bytesOut);
-      duration.observe(durationMs / 1000);
+      // A batch reports its total time only: each of its connections is counted at the mean, so the
+      // histogram's count and sum stay exact while its buckets blur for batched (fast-path) lines.
+      for (let i = 0; i < count; i++) duration.observe(durationMs / count / 1000);
     },
     rejected(reason) {
       connectionsRejected.inc({ listener, reason });
@@ -119,8 +123,8 @@ export function listenerMetrics(listener: string): ListenerMetrics {
     error(code) {
       errorsTotal.inc({ listener, code });
     },
-    pumped(path) {
-      pumpedTotal.inc({ listener, path });
+    pumped(path, count = 1) {
+      pumpedTotal.inc({ listener, path }, count);
     },
   };
 }
