@@ -156,6 +156,7 @@ export class FastAccept {
   private report(c: FastClosed): void {
     const { metrics, log, plan } = this.opts;
     metrics.closed(c.bytesIn, c.bytesOut, c.durationMs);
+    metrics.pumped(c.copied ? 'copy' : 'splice');
     const error = c.errno !== undefined && c.errorSide !== undefined ? { code: errnoName(c.errno), side: c.errorSide } : undefined;
     if (error) metrics.error(error.code);
     plan.closed(log, {

@@ -157,6 +157,8 @@ export interface FastClosed {
   closedBy: NativePumpOutcome['closedBy'];
   errorSide?: 'downstream' | 'upstream';
   errno?: number;
+  /** Some bytes went through the copy path (splice refused, or the pipe budget was spent). */
+  copied: boolean;
 }
 
 /** A connection the fast path hands to JS (its dial failed, its header needs JS): the fd and what was read. */

@@ -371,6 +371,7 @@ void Acceptor::OnConnectionEnd(const Connection& connection, PumpContext& ctx) {
   r.closed_by = o.closed_by;
   r.error_end = o.error_end;
   r.error_errno = o.error_errno;
+  r.copied = o.copied;
   sessions_.erase(it);
   listener_->Release();
   batch_->closed.push_back(std::move(r));

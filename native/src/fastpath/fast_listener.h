@@ -61,6 +61,7 @@ struct ClosedRecord {
   CloseCause closed_by = CloseCause::kAborted;
   int error_end = -1;
   int error_errno = 0;
+  bool copied = false;  // some bytes went through the copy path (splice refused or no pipe budget)
 };
 
 struct FallbackRecord {

@@ -74,6 +74,7 @@ void Delivery::CallJs(Napi::Env env, Napi::Function callback, Delivery*, FastBat
     o.Set("bytesOut", Napi::Number::New(env, static_cast<double>(r.bytes_out)));
     o.Set("durationMs", Napi::Number::New(env, static_cast<double>(r.duration_ms)));
     o.Set("closedBy", Napi::String::New(env, CauseName(r.closed_by)));
+    o.Set("copied", Napi::Boolean::New(env, r.copied));
     if (r.error_end >= 0) {
       o.Set("errorSide", Napi::String::New(env, r.error_end == kDownstreamEnd ? "downstream" : "upstream"));
       o.Set("errno", Napi::Number::New(env, r.error_errno));
