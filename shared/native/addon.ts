@@ -146,6 +146,8 @@ export interface FastListenOptions {
   connectTimeoutMs: number;
   /** How long the pump thread waits for a PROXY header before handing the connection to JS. */
   headerTimeoutMs: number;
+  /** false: connections that end without an error are reported only as sums (nobody logs them). */
+  records: boolean;
 }
 
 export interface FastClosed {
@@ -157,7 +159,7 @@ export interface FastClosed {
   closedBy: NativePumpOutcome['closedBy'];
   errorSide?: 'downstream' | 'upstream';
   errno?: number;
-  /** Some bytes went through the copy path (splice refused, or the pipe budget was spent). */
+  /** Some bytes were copied (splice refused, or the pipe budget spent). */
   copied: boolean;
 }
 
@@ -172,6 +174,8 @@ export interface FastBatch {
   accepted: number;
   /** Refused at max_connections. */
   rejected: number;
+  /** Connections that ended cleanly, summed (when records are off); `closed` has the others. */
+  summed: { count: number; bytesIn: number; bytesOut: number; durationMs: number; copied: number };
   /**
    * One pump thread stopped accepting (everything it accepted is reported by now); once every
    * thread (`pumpStats().threads`) has said so, the listening socket is closed.
