@@ -10,9 +10,12 @@ Usage:
                                                 verify a Nitro attestation document
   enclaver-proxy audit verify FILE… [--pcr N=HEX …] [--root PEM] [--running] [--json]
                                                 prove an egress audit log (docs/audit.md)
+  enclaver-proxy build -f enclaver.yaml [--out DIR] [--blobs DIR] …
+                                                app image → EIF + PCRs + release image (no daemon)
   enclaver-proxy describe-eif FILE [--json]     an EIF's header, sections, CRC, PCRs, signature
-  enclaver-proxy measure EIF [--json|--kms-policy]
-                                                its PCRs (recomputed), or a KMS policy condition
+  enclaver-proxy measure EIF|IMAGE [-f enclaver.yaml] [--json|--kms-policy]
+                                                PCRs (recomputed, or of IMAGE's build), or a KMS
+                                                policy condition
   enclaver-proxy doctor [--json]                addon, pump, splice, pipe limits, vsock and CID
   enclaver-proxy run [RELEASE_DIR|EIF] [-p HOST:ENCLAVE …] [--debug] [--verify-before-run PCRS.json]
                                                 launch the enclave with nitro-cli and run its outer

@@ -26,9 +26,16 @@ type Command = (argv: string[]) => number | Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   attestation: async () => (await import('./attestation-command.js')).attestationCommand,
   audit: async () => (await import('./audit-command.js')).auditCommand,
+  build: async () => {
+    const { buildCommand } = await import('./build-command.js');
+    return (args) => buildCommand(args, { packageRoot: PACKAGE_ROOT, version: version() });
+  },
   doctor: async () => (await import('./doctor-command.js')).doctorCommand,
   'describe-eif': async () => (await import('./describe-eif-command.js')).describeEifCommand,
-  measure: async () => (await import('./measure-command.js')).measureCommand,
+  measure: async () => {
+    const { measureCommand } = await import('./measure-command.js');
+    return (args) => measureCommand(args, { packageRoot: PACKAGE_ROOT, version: version() });
+  },
   run: async () => (await import('./run-command.js')).runCommand,
 };
 

@@ -6,6 +6,59 @@
  * The metadata and signature sections are not measured.
  */
 import crypto from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+
+/** Chunks in flight to the hashing thread before `update` waits: bounds the memory it can hold. */
+const MAX_IN_FLIGHT = 4;
+
+/** SHA-384 on a worker thread, fed in order, with back-pressure (see hash-worker.ts). */
+class OffThreadSha384 {
+  private readonly worker = new Worker(new URL('./hash-worker.js', import.meta.url));
+  private inFlight = 0;
+  private waiting: (() => void) | undefined;
+  private result: ((digest: Buffer) => void) | undefined;
+  private failure: Error | undefined;
+
+  constructor() {
+    this.worker.on('message', (m: 'ack' | Uint8Array) => {
+      if (m === 'ack') {
+        this.inFlight--;
+        const wake = this.waiting;
+        this.waiting = undefined;
+        wake?.();
+      } else {
+        this.result?.(Buffer.from(m));
+      }
+    });
+    this.worker.on('error', (err) => {
+      this.failure = err;
+      this.waiting?.();
+    });
+  }
+
+  async update(chunk: Uint8Array): Promise<void> {
+    while (this.inFlight >= MAX_IN_FLIGHT && !this.failure) await new Promise<void>((resolve) => { this.waiting = resolve; });
+    if (this.failure) throw this.failure;
+    const copy = Uint8Array.prototype.slice.call(chunk) as Uint8Array;
+    this.inFlight++;
+    this.worker.postMessage(copy.buffer, [copy.buffer as ArrayBuffer]);
+  }
+
+  async digest(): Promise<Buffer> {
+    if (this.failure) throw this.failure;
+    const digest = new Promise<Buffer>((resolve) => { this.result = resolve; });
+    this.worker.postMessage('digest');
+    try {
+      return await digest;
+    } finally {
+      await this.worker.terminate();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
 
 export const PCR_BYTES = 48;
 
@@ -27,10 +80,11 @@ export function pcrOfBytes(data: Uint8Array): string {
 
 /**
  * Feeds each section's bytes, in file order, to the hashes it belongs to. Ramdisk 0 is the
- * bootstrap; later ramdisks are the app's.
+ * bootstrap; later ramdisks are the app's. PCR0's hash runs on a worker thread (it sees every
+ * measured byte); PCR1's and PCR2's run here. `finish` or `close` ends the thread.
  */
 export class PcrMeasurer {
-  private readonly image = crypto.createHash('sha384');
+  private readonly image = new OffThreadSha384();
   private readonly bootstrap = crypto.createHash('sha384');
   private readonly app = crypto.createHash('sha384');
   private ramdisksSeen = 0;
@@ -43,15 +97,15 @@ export class PcrMeasurer {
     else this.current = 'none';
   }
 
-  update(chunk: Uint8Array): void {
+  async update(chunk: Uint8Array): Promise<void> {
     switch (this.current) {
       case 'boot':
       case 'ramdisk0':
-        this.image.update(chunk);
+        await this.image.update(chunk);
         this.bootstrap.update(chunk);
         return;
       case 'app':
-        this.image.update(chunk);
+        await this.image.update(chunk);
         this.app.update(chunk);
         return;
       case 'none':
@@ -59,9 +113,14 @@ export class PcrMeasurer {
     }
   }
 
-  finish(signingCertificateDer?: Buffer): Pcrs {
+  /** Ends the hashing thread without a result (on failure). */
+  close(): Promise<void> {
+    return this.image.close();
+  }
+
+  async finish(signingCertificateDer?: Buffer): Promise<Pcrs> {
     const pcrs: Pcrs = {
-      PCR0: extendFromZero(this.image.digest()),
+      PCR0: extendFromZero(await this.image.digest()),
       PCR1: extendFromZero(this.bootstrap.digest()),
       PCR2: extendFromZero(this.app.digest()),
     };

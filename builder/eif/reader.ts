@@ -54,12 +54,12 @@ export async function readEif(path: string): Promise<EifDescription> {
   } catch (err) {
     throw new BuildError('eif_invalid', `${path}: cannot open the EIF (${(err as Error).message})`, { file: path }, { cause: err });
   }
+  const measurer = new PcrMeasurer();
   try {
     const { size: bytes } = await file.stat();
     const headerBytes = await readExactly(file, HEADER_BYTES, 0, 'the header', path);
     const header = decodeHeader(headerBytes, path);
     let crc = crc32(headerBytes.subarray(0, CRC_FIELD_OFFSET));
-    const measurer = new PcrMeasurer();
     const sections: EifSection[] = [];
     let metadata: unknown = null;
     let signatureBytes: Buffer | undefined;
@@ -84,7 +84,7 @@ export async function readEif(path: string): Promise<EifDescription> {
         if (bytesRead === 0) throw new BuildError('eif_invalid', `${path}: truncated inside section ${index}`, { file: path, index });
         const part = chunk.subarray(0, bytesRead);
         crc = crc32(part, crc);
-        measurer.update(part);
+        await measurer.update(part);
         if (keep) kept.push(Buffer.from(part));
         done += bytesRead;
       }
@@ -100,7 +100,7 @@ export async function readEif(path: string): Promise<EifDescription> {
     if (!sections.some((s) => s.kind === 'kernel')) throw new BuildError('eif_invalid', `${path}: no kernel section`, { file: path });
     if (!sections.some((s) => s.kind === 'ramdisk')) throw new BuildError('eif_invalid', `${path}: no ramdisk section`, { file: path });
     const signature = signatureBytes ? checkSignatureSection(signatureBytes, path) : undefined;
-    const pcrs = measurer.finish();
+    const pcrs = await measurer.finish();
     if (signature) pcrs.PCR8 = signature.pcr8;
     return {
       file: path,
@@ -114,6 +114,7 @@ export async function readEif(path: string): Promise<EifDescription> {
       signature: signature ? { ...signature, coversThisImage: signature.signedPcr0 === pcrs.PCR0 } : undefined,
     };
   } finally {
+    await measurer.close();
     await file.close();
   }
 }

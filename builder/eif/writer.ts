@@ -104,7 +104,7 @@ export class EifWriter implements ByteSink {
   private async flush(): Promise<void> {
     if (this.buffered === 0) return;
     const data = this.buffer.subarray(0, this.buffered);
-    this.measurer.update(data);
+    await this.measurer.update(data);
     if (this.open) this.open.crc = crc32(data, this.open.crc);
     let done = 0;
     while (done < data.length) {
@@ -123,7 +123,7 @@ export class EifWriter implements ByteSink {
   }
 
   async finish(signer?: EifSigner): Promise<EifResult> {
-    const pcrs = this.measurer.finish(signer ? certificateDer(signer.certificatePem) : undefined);
+    const pcrs = await this.measurer.finish(signer ? certificateDer(signer.certificatePem) : undefined);
     if (signer) await this.fixedSection(SectionType.signature, 'other', encodeSignatureSection(signer, pcrs.PCR0));
     const header = encodeHeader({
       version: EIF_VERSION,
@@ -144,6 +144,7 @@ export class EifWriter implements ByteSink {
 
   /** Close without finishing (the caller deletes the temp file). */
   async abort(): Promise<void> {
+    await this.measurer.close();
     await this.file.close().catch(() => undefined);
   }
 }

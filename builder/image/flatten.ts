@@ -1,0 +1,289 @@
+/**
+ * Layer flattening in bounded memory. Layers are applied in order onto an in-memory tree of
+ * metadata only; file contents go to one append-only spool file and nodes keep (offset, size),
+ * so memory grows with the number of paths, never with their bytes. The tree is then walked in
+ * byte order of paths for the app ramdisk, reading contents back from the spool.
+ *
+ * OCI whiteout rules (image-spec layer.md): `.wh.NAME` deletes NAME (and its subtree) as the
+ * lower layers left it; `.wh..wh..opq` hides everything lower layers put in its directory;
+ * entries of the same layer survive whatever the marker's position; markers are never emitted.
+ * A non-directory replacing a directory drops the subtree; a directory over a directory merges.
+ *
+ * Refused with an error naming the layer and path (`layer_path_unsafe`): `..` components,
+ * absolute link targets of hard links, a parent path that goes through a symlink leading outside
+ * the root, a hard link to something that is not a regular file already in the tree, whiteouts
+ * of nothing-names (`.wh.`, `.wh..`). Devices and FIFOs are skipped: AWS init mounts devtmpfs on
+ * /dev, and the initramfs needs no other device node.
+ */
+import fs from 'node:fs/promises';
+import { BuildError } from '../errors.js';
+import { comparePaths, type RootfsEntry } from '../ramdisk/app.js';
+import { fileRange } from './file-chunks.js';
+import type { TarEntry } from './tar-reader.js';
+
+export type BuilderAddition = { path: string; mode: number } & (
+  | { kind: 'file'; data: Buffer }
+  | { kind: 'disk-file'; source: string }
+  | { kind: 'directory' }
+  | { kind: 'symlink'; target: string }
+);
+
+const WHITEOUT = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+const SPOOL_READ = 1024 * 1024;
+const MAX_SYMLINK_HOPS = 40;
+
+interface NodeBase {
+  layer: number;
+  uid: number;
+  gid: number;
+}
+type TreeNode =
+  | (NodeBase & { kind: 'directory'; mode: number; children: Map<string, TreeNode> })
+  | (NodeBase & { kind: 'file'; mode: number; offset: number; size: number })
+  | (NodeBase & { kind: 'symlink'; target: string });
+
+export interface LayerContext {
+  /** How the error names the layer: "layer 2 (sha256:…) of docker://…". */
+  name: string;
+  index: number;
+}
+
+/** Split and check an entry path: relative, no `..`, no empty name. */
+function components(raw: string, layer: LayerContext): string[] {
+  const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
+  for (const p of parts) {
+    if (p === '..') throw new BuildError('layer_path_unsafe', `${layer.name}: entry "${raw}" has a ".." component`, { layer: layer.name, path: raw });
+    if (p.includes('\0')) throw new BuildError('layer_path_unsafe', `${layer.name}: entry "${raw}" contains NUL`, { layer: layer.name, path: raw });
+  }
+  return parts;
+}
+
+export class FlatTree {
+  private readonly root: TreeNode & { kind: 'directory' } = { kind: 'directory', mode: 0o755, uid: 0, gid: 0, layer: -1, children: new Map() };
+  /** Bytes appended to the spool (`flushedSize` on disk, the rest in `writeBuffer`). */
+  private spoolSize = 0;
+  private flushedSize = 0;
+  private buffered = 0;
+  private readonly writeBuffer = Buffer.allocUnsafe(8 * 1024 * 1024);
+  private readonly readBuffer = Buffer.allocUnsafe(SPOOL_READ);
+  readonly stats = { entries: 0, bytes: 0, skipped: 0 };
+
+  private constructor(private readonly spool: fs.FileHandle, readonly spoolPath: string) {}
+
+  static async create(spoolPath: string): Promise<FlatTree> {
+    return new FlatTree(await fs.open(spoolPath, 'w+', 0o600), spoolPath);
+  }
+
+  async close(): Promise<void> {
+    await this.spool.close().catch(() => undefined);
+    await fs.rm(this.spoolPath, { force: true });
+  }
+
+  /**
+   * The directory that holds `parts[..-1]`, following symlinks already in the tree (the way
+   * extracting a layer onto the lower ones would), confined to the root: a link that climbs
+   * above it is an escape. Missing directories are created (layers may omit parents).
+   */
+  private parentDir(parts: string[], layer: LayerContext, raw: string, create: boolean): (TreeNode & { kind: 'directory' }) | undefined {
+    let dir = this.root;
+    const stack: (TreeNode & { kind: 'directory' })[] = [];
+    const queue = parts.slice(0, -1);
+    let hops = 0;
+    while (queue.length > 0) {
+      const name = queue.shift()!;
+      if (name === '.' || name === '') continue;
+      if (name === '..') {
+        const up = stack.pop();
+        if (!up) throw new BuildError('layer_path_unsafe', `${layer.name}: entry "${raw}" goes through a symlink that leads outside the image root`, { layer: layer.name, path: raw });
+        dir = up;
+        continue;
+      }
+      let child = dir.children.get(name);
+      if (child?.kind === 'symlink') {
+        if (++hops > MAX_SYMLINK_HOPS) throw new BuildError('layer_path_unsafe', `${layer.name}: entry "${raw}": too many symlinks on its path`, { layer: layer.name, path: raw });
+        const target = child.target.split('/');
+        if (child.target.startsWith('/')) {
+          dir = this.root;
+          stack.length = 0;
+        }
+        queue.unshift(...target);
+        continue;
+      }
+      if (!child || child.kind !== 'directory') {
+        if (!create) return undefined;
+        child = { kind: 'directory', mode: 0o755, uid: 0, gid: 0, layer: layer.index, children: new Map() };
+        dir.children.set(name, child);
+      }
+      stack.push(dir);
+      dir = child;
+    }
+    return dir;
+  }
+
+  /** Removes what lower layers put at `node` (recursively); keeps this layer's own entries. */
+  private pruneLower(parent: Map<string, TreeNode>, name: string, layer: number): void {
+    const node = parent.get(name);
+    if (!node) return;
+    if (node.layer >= layer) {
+      if (node.kind === 'directory') for (const child of [...node.children.keys()]) this.pruneLower(node.children, child, layer);
+      return;
+    }
+    parent.delete(name);
+  }
+
+  async apply(entries: AsyncIterable<TarEntry>, layer: LayerContext): Promise<void> {
+    for await (const entry of entries) {
+      const h = entry.header;
+      const parts = components(h.path, layer);
+      if (parts.length === 0) {
+        if (h.type === 'directory') Object.assign(this.root, { mode: h.mode, uid: h.uid, gid: h.gid });
+        continue;
+      }
+      const base = parts[parts.length - 1]!;
+      if (base.startsWith(WHITEOUT)) {
+        const dir = this.parentDir(parts, layer, h.path, false);
+        if (base === OPAQUE) {
+          if (dir) for (const name of [...dir.children.keys()]) this.pruneLower(dir.children, name, layer.index);
+          continue;
+        }
+        const victim = base.slice(WHITEOUT.length);
+        if (victim === '' || victim === '.' || victim === '..') throw new BuildError('layer_path_unsafe', `${layer.name}: whiteout "${h.path}" names nothing`, { layer: layer.name, path: h.path });
+        if (dir) this.pruneLower(dir.children, victim, layer.index);
+        continue;
+      }
+      if (h.type === 'char' || h.type === 'block' || h.type === 'fifo' || h.type === 'other') {
+        this.stats.skipped++;
+        continue;
+      }
+      const dir = this.parentDir(parts, layer, h.path, true)!;
+      const existing = dir.children.get(base);
+      const owner = { layer: layer.index, uid: h.uid, gid: h.gid };
+      this.stats.entries++;
+      switch (h.type) {
+        case 'directory':
+          if (existing?.kind === 'directory') Object.assign(existing, { mode: h.mode, ...owner });
+          else dir.children.set(base, { kind: 'directory', mode: h.mode, ...owner, children: new Map() });
+          break;
+        case 'symlink':
+          dir.children.set(base, { kind: 'symlink', target: h.linkname, ...owner });
+          break;
+        case 'hardlink': {
+          const targetParts = h.linkname.startsWith('/') ? null : components(h.linkname, layer);
+          const targetDir = targetParts && targetParts.length > 0 ? this.parentDir(targetParts, layer, h.linkname, false) : undefined;
+          const target = targetDir?.children.get(targetParts![targetParts!.length - 1]!);
+          if (!target || target.kind !== 'file') {
+            throw new BuildError('layer_path_unsafe', `${layer.name}: hard link "${h.path}" → "${h.linkname}" does not point at a regular file earlier in the image`, { layer: layer.name, path: h.path, target: h.linkname });
+          }
+          dir.children.set(base, { kind: 'file', mode: target.mode, offset: target.offset, size: target.size, ...owner, uid: target.uid, gid: target.gid });
+          break;
+        }
+        case 'file': {
+          const offset = this.spoolSize;
+          let size = 0;
+          for await (const chunk of entry.body()) {
+            await this.writeSpool(chunk);
+            size += chunk.length;
+          }
+          this.stats.bytes += size;
+          dir.children.set(base, { kind: 'file', mode: h.mode, offset, size, ...owner });
+          break;
+        }
+      }
+    }
+  }
+
+  /**
+   * Appends to the spool through one large buffer: layer bodies arrive in small pieces, and one
+   * write per piece would cost a thread-pool round trip each.
+   */
+  private async writeSpool(chunk: Buffer): Promise<void> {
+    let from = 0;
+    while (from < chunk.length) {
+      const n = Math.min(chunk.length - from, this.writeBuffer.length - this.buffered);
+      chunk.copy(this.writeBuffer, this.buffered, from, from + n);
+      this.buffered += n;
+      this.spoolSize += n;
+      from += n;
+      if (this.buffered === this.writeBuffer.length) await this.flushSpool();
+    }
+  }
+
+  private async flushSpool(): Promise<void> {
+    let done = 0;
+    while (done < this.buffered) {
+      const { bytesWritten } = await this.spool.write(this.writeBuffer, done, this.buffered - done, this.flushedSize + done);
+      done += bytesWritten;
+    }
+    this.flushedSize += this.buffered;
+    this.buffered = 0;
+  }
+
+  private spooled(offset: number, size: number): () => AsyncIterable<Buffer> {
+    const spool = this.spool;
+    const buffer = this.readBuffer;
+    const flushPending = () => (this.buffered > 0 ? this.flushSpool() : Promise.resolve());
+    return async function* () {
+      await flushPending();
+      for (let done = 0; done < size;) {
+        const n = Math.min(SPOOL_READ, size - done);
+        const { bytesRead } = await spool.read(buffer, 0, n, offset + done);
+        if (bytesRead === 0) throw new Error('spool ended early');
+        done += bytesRead;
+        // One buffer for every read: the cpio writer copies each chunk before asking for the next,
+        // and not allocating a fresh MiB per read keeps the garbage collector out of the way.
+        yield buffer.subarray(0, bytesRead);
+      }
+    };
+  }
+
+  /**
+   * The builder's own additions (runtime, config), root-owned, replacing whatever the image has
+   * at those paths. Files come from memory or are streamed from disk into the spool.
+   */
+  async addEntries(entries: BuilderAddition[]): Promise<void> {
+    const layer = { name: 'builder additions', index: Number.MAX_SAFE_INTEGER };
+    for (const e of entries) {
+      const parts = components(e.path, layer);
+      const dir = this.parentDir(parts, layer, e.path, true)!;
+      const base = parts[parts.length - 1]!;
+      const owner = { layer: layer.index, uid: 0, gid: 0 };
+      if (e.kind === 'directory') dir.children.set(base, { kind: 'directory', mode: e.mode, ...owner, children: (dir.children.get(base) as { children?: Map<string, TreeNode> } | undefined)?.children ?? new Map() });
+      else if (e.kind === 'symlink') dir.children.set(base, { kind: 'symlink', target: e.target, ...owner });
+      else {
+        const offset = this.spoolSize;
+        if (e.kind === 'file') await this.writeSpool(e.data);
+        else for await (const chunk of fileRange(e.source)) await this.writeSpool(chunk);
+        dir.children.set(base, { kind: 'file', mode: e.mode, offset, size: this.spoolSize - offset, ...owner });
+      }
+    }
+  }
+
+  /** True when `path` exists in the tree (without following a final symlink). */
+  has(path: string): boolean {
+    const parts = path.split('/').filter(Boolean);
+    let node: TreeNode | undefined = this.root;
+    for (const p of parts) node = node?.kind === 'directory' ? node.children.get(p) : undefined;
+    return node !== undefined;
+  }
+
+  /** Every entry, parents before children, siblings in byte order of their full paths. */
+  *entries(): Generator<RootfsEntry> {
+    const walk = function* (this: FlatTree, dir: TreeNode & { kind: 'directory' }, prefix: string): Generator<RootfsEntry> {
+      const names = [...dir.children.keys()].map((n) => `${prefix}${n}`).sort(comparePaths);
+      // Sorting full paths keeps "a-b" before "a/…" consistently with comparePaths on the whole list.
+      for (const full of names) {
+        const node = dir.children.get(full.slice(prefix.length))!;
+        if (node.kind === 'directory') {
+          yield { kind: 'directory', path: full, mode: node.mode, uid: node.uid, gid: node.gid };
+          yield* walk.call(this, node, `${full}/`);
+        } else if (node.kind === 'symlink') {
+          yield { kind: 'symlink', path: full, target: node.target, uid: node.uid, gid: node.gid };
+        } else {
+          yield { kind: 'file', path: full, mode: node.mode, uid: node.uid, gid: node.gid, size: node.size, data: this.spooled(node.offset, node.size) };
+        }
+      }
+    };
+    yield* walk.call(this, this.root, '');
+  }
+}

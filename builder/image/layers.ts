@@ -1,0 +1,92 @@
+/**
+ * Reading an image's layers into the flattened tree, one streamed pass per layer:
+ * stored bytes → SHA-256 (the manifest digest) → decompress (gzip, zstd or none, by magic
+ * number) → SHA-256 (the config's diff_id) → tar entries → FlatTree. Both digests are checked
+ * when the layer ends; a mismatch or a truncated stream fails the build naming the layer.
+ */
+import crypto from 'node:crypto';
+import { Readable } from 'node:stream';
+import zlib from 'node:zlib';
+import { BuildError } from '../errors.js';
+import type { FlatTree } from './flatten.js';
+import type { ImageLayer, ResolvedImage } from './model.js';
+import { readTar, TarFormatError } from './tar-reader.js';
+
+export interface LayerProgress {
+  (event: { layer: number; layers: number; bytes: number; totalBytes: number | undefined }): void;
+}
+
+async function* counted(source: AsyncIterable<Buffer>, hash: crypto.Hash, onBytes: (n: number) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    hash.update(chunk);
+    onBytes(chunk.length);
+    yield chunk;
+  }
+}
+
+type Compression = 'gzip' | 'zstd' | 'none';
+
+function compressionOf(head: Buffer): Compression {
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  return 'none';
+}
+
+/** Peek at the first chunk to pick the decompressor, then stream everything through it. */
+async function* decompressed(source: AsyncIterable<Buffer>, layer: ImageLayer): AsyncGenerator<Buffer> {
+  const it = source[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) return;
+  const rest = (async function* () {
+    yield first.value;
+    for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+  })();
+  const kind = first.value.length >= 4 ? compressionOf(first.value) : 'none';
+  if (kind === 'none') {
+    yield* rest;
+    return;
+  }
+  const zstd = (zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream }).createZstdDecompress;
+  if (kind === 'zstd' && !zstd) throw new BuildError('layer_invalid', `${layer.name}: zstd-compressed layers need Node.js ≥ 22.15 (this is ${process.version})`, { layer: layer.name });
+  const inflate = kind === 'gzip' ? zlib.createGunzip() : zstd!();
+  const out = Readable.from(rest).pipe(inflate as unknown as NodeJS.WritableStream) as unknown as Readable;
+  try {
+    for await (const chunk of out) yield chunk as Buffer;
+  } catch (err) {
+    throw new BuildError('archive_truncated', `${layer.name}: ${kind} stream is corrupt or truncated (${(err as Error).message})`, { layer: layer.name }, { cause: err });
+  }
+}
+
+function checkLayerDigest(hash: crypto.Hash, expected: string | undefined, what: string, layer: ImageLayer): void {
+  if (expected === undefined) return;
+  const actual = `sha256:${hash.digest('hex')}`;
+  if (actual !== expected) {
+    throw new BuildError('digest_mismatch', `${layer.name}: ${what} is ${actual}, expected ${expected}`, { layer: layer.name, expected, actual });
+  }
+}
+
+export async function applyLayers(image: ResolvedImage, tree: FlatTree, progress?: LayerProgress): Promise<void> {
+  const totalBytes = image.layers.every((l) => l.size !== undefined) ? image.layers.reduce((a, l) => a + l.size!, 0) : undefined;
+  let bytes = 0;
+  for (const layer of image.layers) {
+    const stored = crypto.createHash('sha256');
+    const plain = crypto.createHash('sha256');
+    const onBytes = (n: number) => {
+      bytes += n;
+      progress?.({ layer: layer.index + 1, layers: image.layers.length, bytes, totalBytes });
+    };
+    // An uncompressed layer's blob digest is its diff_id: hash those bytes once, not twice.
+    const sameBytes = layer.digest !== undefined && layer.digest === layer.diffId;
+    const storedStream = counted(layer.open(), stored, onBytes);
+    const tarStream = sameBytes ? storedStream : counted(decompressed(storedStream, layer), plain, () => undefined);
+    try {
+      await tree.apply(readTar(tarStream), { name: layer.name, index: layer.index });
+      for await (const _ of tarStream) { /* trailing blocks: part of the digest */ }
+    } catch (err) {
+      if (err instanceof TarFormatError) throw new BuildError('archive_truncated', `${layer.name}: ${err.message}`, { layer: layer.name }, { cause: err });
+      throw err;
+    }
+    checkLayerDigest(stored, layer.digest, 'blob digest', layer);
+    if (!sameBytes) checkLayerDigest(plain, layer.diffId, 'uncompressed digest (diff_id)', layer);
+  }
+}
