@@ -2,12 +2,13 @@
  * Serves this process's Prometheus metrics to the outer on vsock://any:17005: the inner's admin
  * endpoint is on the enclave's loopback, which nothing outside the enclave can reach. The outer
  * asks with a MetricsRequest frame and gets the exposition text back in a MetricsResponse. Only
- * the parent (CID 3) may ask (shared/wire/frame-server.ts); scrapes may overlap, so it is not
+ * the parent (`vsock.parent_cid`, CID 3 on Nitro) may ask (shared/wire/frame-server.ts); scrapes may overlap, so it is not
  * an exclusive channel.
  */
 import { logger } from '../../shared/log/logger.js';
 import { registry } from '../../shared/metrics/registry.js';
-import { VSOCK_CID_ANY, VSOCK_CID_PARENT } from '../../shared/transport/address.js';
+import { VSOCK_CID_ANY } from '../../shared/transport/address.js';
+import { vsockSettings } from '../../shared/transport/vsock.js';
 import { encodeFrame, FrameType } from '../../shared/wire/frame.js';
 import { serveFrames, type FrameServer } from '../../shared/wire/frame-server.js';
 import { PairPort } from '../../shared/wire/ports.js';
@@ -22,7 +23,7 @@ export class MetricsExporter {
       what: 'metrics channel',
       address: { kind: 'vsock', cid: VSOCK_CID_ANY, port: PairPort.Metrics },
       log,
-      peerCid: VSOCK_CID_PARENT,
+      peerCid: vsockSettings().parentCid,
       exclusive: false,
       accept: ({ socket }) => ({
         frames: (frames) => {
