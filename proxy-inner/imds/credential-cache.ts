@@ -6,8 +6,8 @@
  * are still valid, and says so.
  */
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
-import { type AwsCredentials, type ImdsCredentialsDocument, credentialsFromImds, isImdsCredentialsDocument } from '../../shared/aws/credentials.js';
-import { IMDS_CREDENTIALS_PATH, IMDS_REGION_PATH } from '../../shared/aws/imds-relay-protocol.js';
+import { type AwsCredentials, type ImdsCredentialsDocument, credentialsFromImds, isImdsCredentialsDocument } from '../aws/credentials.js';
+import { IMDS_CREDENTIALS_PATH, IMDS_REGION_PATH } from '../../shared/wire/imds-relay.js';
 import { logger } from '../../shared/log/logger.js';
 import type { ImdsSource } from './relay-client.js';
 

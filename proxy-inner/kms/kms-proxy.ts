@@ -10,9 +10,9 @@
  */
 import type http from 'node:http';
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
-import type { AwsCredentials } from '../../shared/aws/credentials.js';
-import { KMS_CONTENT_TYPE, RECIPIENT_KEY_ENCRYPTION_ALGORITHM, type PlaintextField, attestedPlaintextField, kmsActionOf } from '../../shared/aws/kms-actions.js';
-import { signKmsRequest } from '../../shared/aws/sigv4.js';
+import type { AwsCredentials } from '../aws/credentials.js';
+import { KMS_CONTENT_TYPE, RECIPIENT_KEY_ENCRYPTION_ALGORITHM, type PlaintextField, attestedPlaintextField, kmsActionOf } from '../aws/kms-actions.js';
+import { signKmsRequest } from '../aws/sigv4.js';
 import { BodyTooLargeError, readBody, send } from '../../shared/util/http-service.js';
 import { logger } from '../../shared/log/logger.js';
 import type { AttestationSource } from './attestation-source.js';

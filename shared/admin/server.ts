@@ -69,10 +69,14 @@ export class AdminServer {
     }
   }
 
-  async start(address: Address): Promise<Listening> {
+  /** Listen on `address`, holding at most `maxConnections` connections (`admin.max_connections`). */
+  async start(address: Address, maxConnections: number): Promise<Listening> {
     this.listening = await listen(address, (socket: net.Socket) => {
       socket.resume();
       this.server.emit('connection', socket);
+    }, {
+      maxConnections,
+      onDrop: () => log.warn({ limit: maxConnections }, 'admin connection refused: too many open connections (admin.max_connections)'),
     });
     log.info({ address: formatAddress(this.listening.address) }, 'admin endpoint listening');
     return this.listening;

@@ -16,6 +16,7 @@
  *   api.listen_port P        → inner `attestation_api` listener on tcp://127.0.0.1:P
  */
 import { ConfigError } from '../errors/index.js';
+import { formatHostPort } from '../transport/address.js';
 import { ConfigSource } from './source.js';
 import { validateAgainst } from './validate.js';
 
@@ -156,7 +157,7 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
     listeners: ingress.map((i) => {
       const pub = opts.publish.find((p) => p.enclavePort === i.listen_port);
       const host = pub?.host ?? defaultHost;
-      return { name: `ingress-${i.listen_port}`, address: `tcp://${host.includes(':') ? `[${host}]` : host}:${pub?.hostPort ?? i.listen_port}`, cluster: `enclave-${i.listen_port}` };
+      return { name: `ingress-${i.listen_port}`, address: `tcp://${formatHostPort(host, pub?.hostPort ?? i.listen_port)}`, cluster: `enclave-${i.listen_port}` };
     }),
     clusters: ingress.map((i) => ({ name: `enclave-${i.listen_port}`, endpoints: [`vsock://${cid}:${i.listen_port}`], proxy_protocol: 'v2' })),
   };

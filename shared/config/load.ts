@@ -9,8 +9,9 @@ import { ConfigError, type ConfigProblem } from '../errors/index.js';
 import { configSchema } from './schema.js';
 import { ConfigSource } from './source.js';
 import { looksLikeManifest, manifestNotices, translateManifest, type Publish } from './enclaver-manifest.js';
-import { effectiveDocument, normalize } from './normalize.js';
-import { isObject } from './spec.js';
+import { effectiveDocument, normalize, type Normalized } from './normalize.js';
+import type { PathSegment } from './source.js';
+import { isObject, type FileReference } from './spec.js';
 import { validateAgainst } from './validate.js';
 import type { Config } from './types.js';
 
@@ -110,14 +111,14 @@ function prepare(source: ConfigSource, opts: LoadOptions): ConfigSource {
   return applyOverrides(src, opts, isManifest);
 }
 
-function problemsOf(src: ConfigSource): { config: Config; problems: ConfigProblem[] } {
+function problemsOf(src: ConfigSource): Normalized {
   const schemaProblems = validateAgainst(configSchema, src);
   const role = (src.data as { role?: unknown }).role;
   // Without a known role the sections cannot be read: the schema's problem says what to fix.
   if (role !== 'inner' && role !== 'outer' && role !== 'local') throw new ConfigError(schemaProblems);
-  const { config, problems } = normalize(src);
+  const { config, problems, references } = normalize(src);
   const seen = new Set(schemaProblems.map((p) => `${p.path}|${p.message}`));
-  return { config, problems: [...schemaProblems, ...problems.filter((p) => !seen.has(`${p.path}|${p.message}`))] };
+  return { config, references, problems: [...schemaProblems, ...problems.filter((p) => !seen.has(`${p.path}|${p.message}`))] };
 }
 
 export function loadConfigSource(source: ConfigSource, opts: LoadOptions = {}): Config {
@@ -132,16 +133,27 @@ export interface Loaded {
   notices: string[];
   /** The document as it runs, every default written out, paths absolute (`--check` prints it). */
   document(): Record<string, unknown>;
+  /** The files the config refers to (`--check` looks at each). */
+  references: FileReference[];
+  /** A problem located in the config file, for checks made after loading. */
+  problemAt(path: readonly PathSegment[], message: string): ConfigProblem;
 }
 
-/** What the CLI needs: the config, its notices, and the effective document for `--check`. */
-export function loadWithNotices(source: ConfigSource, opts: LoadOptions = {}): Loaded {
+/**
+ * What the CLI needs: the config, its notices, and the effective document for `--check`.
+ * `moreChecks` adds its problems to the config's own, so that one run reports all of them.
+ */
+export function loadWithNotices(source: ConfigSource, opts: LoadOptions = {}, moreChecks?: (loaded: Loaded) => ConfigProblem[]): Loaded {
   const src = prepare(source, opts);
-  const { config, problems } = problemsOf(src);
-  if (problems.length) throw new ConfigError(problems);
-  return { config, notices: looksLikeManifest(source.data) ? manifestNotices(source) : [], document: () => effectiveDocument(src) };
-}
-
-export function loadConfig(file: string, opts: LoadOptions = {}): Config {
-  return loadConfigSource(ConfigSource.read(file), opts);
+  const { config, problems, references } = problemsOf(src);
+  const loaded: Loaded = {
+    config,
+    notices: looksLikeManifest(source.data) ? manifestNotices(source) : [],
+    document: () => effectiveDocument(src),
+    references,
+    problemAt: (p, message) => src.problem(p, message),
+  };
+  const all = [...problems, ...(moreChecks?.(loaded) ?? [])];
+  if (all.length) throw new ConfigError(all);
+  return loaded;
 }

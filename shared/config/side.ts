@@ -29,9 +29,10 @@ const adminAddress = custom<Address | null>({
 const commonFields = {
   admin: object('Admin endpoint: GET /live, /ready, /metrics (Prometheus).', {
     address: adminAddress,
+    maxConnections: integer({ minimum: 1, maximum: 10000, default: 64, description: 'Connections held at once (a scraper needs one or two); further ones are closed at accept and logged.' }),
   }),
   vsock: object('How vsock addresses are opened.', {
-    emulationDir: file('Emulate vsock with Unix sockets <dir>/<cid>_<port>.sock (development, tests). Also ENCLAVER_VSOCK_EMULATION_DIR.'),
+    emulationDir: file('Emulate vsock with Unix sockets <dir>/<cid>_<port>.sock (development, tests). Also ENCLAVER_VSOCK_EMULATION_DIR.', 'directory'),
     cid: integer({ minimum: 3, maximum: 4294967294, description: 'This side\'s CID under emulation (default 3 on the outer, 16 in the enclave).' }),
   }),
   shutdown: object('Graceful shutdown on SIGTERM/SIGINT.', {
@@ -53,7 +54,7 @@ const appCommand = custom<string[] | undefined>({
 const appSpec = refine(object('Inner only: the application the inner proxy starts and supervises. It receives HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (and lower-case twins) pointing at the egress listener.', {
   argv: at('command', required(appCommand)),
   env: record(string({ description: 'Value.' }), { description: 'Extra environment variables for the app.' }),
-  cwd: describedAs(file('Working directory of the app (default: the config file\'s directory).'), {}),
+  cwd: file('Working directory of the app (default: the config file\'s directory).', 'directory'),
   stopTimeoutMs: at('stop_timeout', duration('After forwarding SIGTERM, wait this long before SIGKILL.', '10s')),
 }), (app, _p, ctx) => ({ ...app, cwd: app.cwd ?? path.resolve(ctx.configDir) }));
 
@@ -72,7 +73,7 @@ const innerFields = {
         description: 'PCR index → 96 hex digits (SHA-384); unset PCRs 0-15 read as zeros.',
       }), (pcrs) => new Map(Object.entries(pcrs).filter(([i, hex]) => new RegExp(PCR_INDEX).test(i) && /^[0-9a-fA-F]{96}$/.test(hex))
         .map(([i, hex]) => [Number(i), Buffer.from(hex, 'hex')]))),
-      rootCertificatePath: file('Write the throw-away root certificate (PEM) here at startup, for verifiers to pin.'),
+      rootCertificatePath: file('Write the throw-away root certificate (PEM) here at startup, for verifiers to pin.', 'write'),
     }),
   }),
   aws: object('Inner only: how the KMS proxy and IMDS endpoint reach AWS.', {
@@ -154,6 +155,7 @@ export interface SideSource {
   file: string;
   configDir: string;
   problem(path: readonly PathSegment[], message: string): void;
+  uses: ReadContext['uses'];
 }
 
 function claims(): ReadContext['claim'] {
@@ -169,7 +171,7 @@ function claims(): ReadContext['claim'] {
 /** Read one side; problems go to `source.problem`, and the result is only meaningful when there were none. */
 export function readSide(raw: unknown, base: PathSegment[], role: Role, source: SideSource): SideConfig {
   const doc = isObject(raw) ? raw : {};
-  const ctxBase = { configDir: source.configDir, role, problem: source.problem, claim: claims() };
+  const ctxBase = { configDir: source.configDir, role, problem: source.problem, uses: source.uses, claim: claims() };
   const own = role === 'inner' ? innerFields : outerFields;
   const theirs = role === 'inner' ? outerFields : innerFields;
   for (const key of Object.keys(doc)) {

@@ -50,7 +50,7 @@ export class SideRuntime<C extends SideConfig = SideConfig> {
     // Once per process: which pump moves the pass-through bytes, and why that one.
     const pump = describePump();
     this.log.info({ pump: pump.kind }, pump.summary);
-    if (this.config.admin.address) await this.admin.start(this.config.admin.address);
+    if (this.config.admin.address) await this.admin.start(this.config.admin.address, this.config.admin.maxConnections);
     for (const l of this.listeners) await l.start();
     this.started = true;
   }

@@ -76,10 +76,20 @@ export function parseAddress(input: string): Address {
   }
 }
 
+/** A host as it appears before `:PORT` in a URI or authority: IPv6 addresses in brackets. */
+export function uriHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** `HOST:PORT`, or `[IPV6]:PORT`: the one place this form is written. */
+export function formatHostPort(host: string, port: number): string {
+  return `${uriHost(host)}:${port}`;
+}
+
 export function formatAddress(a: Address): string {
   switch (a.kind) {
     case 'tcp':
-      return `tcp://${net.isIPv6(a.host) ? `[${a.host}]` : a.host}:${a.port}`;
+      return `tcp://${formatHostPort(a.host, a.port)}`;
     case 'unix':
       return `unix://${a.path}`;
     case 'vsock': {

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { doctorReport, formatDoctorReport } from '../../shared/native/doctor.js';
+import { doctorReport, formatDoctorReport } from '../../bin/cli/doctor.js';
 import { nativeAddonStatus } from '../../shared/native/addon.js';
 import { activePump, describePump } from '../../shared/pump/index.js';
 
