@@ -19,7 +19,8 @@ export async function connectCluster(cluster: ClusterConfig, signal?: AbortSigna
       if (signal?.aborted) break;
     }
   }
-  const last = failures[failures.length - 1]!;
+  const last = failures.at(-1);
+  if (!last) throw new TransportError('connect', `cluster ${cluster.name}`, 'no endpoint was tried');
   if (failures.length === 1) throw last;
   throw new TransportError('connect', `cluster ${cluster.name}`, `all ${failures.length} endpoints failed; last: ${last.message}`, last.errno, failures);
 }

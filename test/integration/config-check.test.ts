@@ -34,6 +34,7 @@ describe('--check prints a config that can be fed back', () => {
   }
 
   test('defaults are written out and relative paths made absolute', async () => {
+    fs.writeFileSync(path.join(dir, 'hosts.txt'), '');
     const file = writeConfig(dir, 'relative.yaml', 'role: outer\negress_relay: { hosts_file: hosts.txt }\n');
     const r = await runCliToEnd(['--config', file, '--check']);
     assert.equal(r.code, 0, r.stderr);
@@ -80,6 +81,7 @@ describe('overrides that do not apply are refused by name', () => {
   }
 
   test('--hosts and --audit-log on an outer land in its document', async () => {
+    fs.writeFileSync(path.join(dir, 'h.txt'), '');
     const file = writeConfig(dir, 'outer-flags.yaml', 'role: outer\n');
     const r = await runCliToEnd(['--config', file, '--check', '--hosts', 'h.txt', '--audit-log', 'a.log'], { cwd: dir });
     assert.equal(r.code, 0, r.stderr);
