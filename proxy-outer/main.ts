@@ -13,7 +13,7 @@ import { parseAddress } from '../shared/transport/index.js';
 import { AuditCollector } from './audit/collector.js';
 import { loadHostsFile } from './egress-relay/hosts-file.js';
 import { EgressRelay } from './egress-relay/relay.js';
-import { outerListenerKinds } from './listeners.js';
+import { outerListeners } from './listeners.js';
 import { StatusCollector } from './status/collector.js';
 import { enclaveMetricsRoute } from './enclave-metrics/fetch.js';
 import { LogCollector } from './logs/collector.js';
@@ -57,7 +57,7 @@ function egressParts(config: OuterConfig): { egressRelay: EgressRelay | undefine
 export async function startOuter(config: OuterConfig): Promise<OuterHandle> {
   const closers = new Closers(log);
   try {
-    const runtime = new SideRuntime(config, outerListenerKinds());
+    const runtime = new SideRuntime(config, outerListeners(config));
     const status = new StatusCollector();
     status.on('status', (s: EnclaveStatus) => log.info({ enclave_status: s }, `enclave ${s.state}`));
     runtime.admin.addReadinessCheck('enclave', () => ({

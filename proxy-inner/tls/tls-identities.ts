@@ -7,7 +7,7 @@
 import type { ListenerOf } from '../../shared/config/types.js';
 import { tlsContextFromFiles, type TlsContextSource } from '../../shared/tcp-proxy/tcp-proxy.js';
 import type { InnerAws } from '../aws-services.js';
-import { kmsSettings } from '../listeners.js';
+import { kmsSettings } from '../kms/settings.js';
 import { unsealTlsContext } from './kms-private-key.js';
 
 export class TlsIdentities {

@@ -25,8 +25,11 @@ export function configureSideVsock(config: SideConfig): void {
   });
 }
 
-/** Builds the handler of one listener; each side maps listener kinds to its modules. */
-export type ListenerKinds<C extends SideConfig> = (listener: C['listeners'][number]) => ConnectionHandler;
+/** A listener of a side with the handler of its kind (each side maps kinds to its modules). */
+export interface SideListener<C extends SideConfig> {
+  listener: C['listeners'][number];
+  handler: ConnectionHandler;
+}
 
 export class SideRuntime<C extends SideConfig = SideConfig> {
   readonly config: C;
@@ -35,12 +38,12 @@ export class SideRuntime<C extends SideConfig = SideConfig> {
   private readonly log;
   private started = false;
 
-  constructor(config: C, kinds: ListenerKinds<C>) {
+  constructor(config: C, listeners: readonly SideListener<C>[]) {
     this.config = config;
     this.log = logger(config.role);
     // Vsock settings come first: listeners below may be on vsock addresses.
     configureSideVsock(config);
-    this.listeners = config.listeners.map((l: C['listeners'][number]) => new Listener({ name: l.name, address: l.address, maxConnections: l.maxConnections, handler: kinds(l) }));
+    this.listeners = listeners.map(({ listener: l, handler }) => new Listener({ name: l.name, address: l.address, maxConnections: l.maxConnections, handler }));
     this.admin.addReadinessCheck('listeners', () => ({ ready: this.started, detail: this.started ? `${this.listeners.length} listening` : 'starting' }));
   }
 

@@ -9,7 +9,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import type { OuterConfig } from '../../shared/config/types.js';
 import { SideRuntime } from '../../shared/runtime/side-runtime.js';
-import { outerListenerKinds } from '../../proxy-outer/listeners.js';
+import { outerListeners } from '../../proxy-outer/listeners.js';
 import { configProblems, loadText } from '../helpers/config.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -39,7 +39,7 @@ test('the default is 64, and a configured limit is enforced at accept', async ()
   const port = await freePort();
   const config = loadText(`role: outer\nadmin: { address: "tcp://127.0.0.1:${port}", max_connections: 2 }\n`) as OuterConfig;
   assert.equal(config.admin.maxConnections, 2);
-  const runtime = new SideRuntime(config, outerListenerKinds());
+  const runtime = new SideRuntime(config, outerListeners(config));
   await runtime.start();
   try {
     const first = await open(port);
