@@ -162,12 +162,12 @@ async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter:
  */
 async function auditSender(config: InnerConfig, nsm: () => Promise<Nsm>): Promise<AuditSender | undefined> {
   if (!config.listeners.some((l) => l.kind === 'egress')) return undefined;
-  const [{ AuditSender, DEFAULT_CHECKPOINT }, { AuditEvidence }] = await Promise.all([import('./audit/sender.js'), import('./audit/evidence.js')]);
+  const [{ AuditSender }, { AuditEvidence }] = await Promise.all([import('./audit/sender.js'), import('./audit/evidence.js')]);
   return new AuditSender({
     address: parseAddress(`vsock://parent:${PairPort.Audit}`),
     maxBuffered: config.audit.bufferRecords,
     evidence: new AuditEvidence(await nsm()),
-    checkpoint: DEFAULT_CHECKPOINT,
+    checkpoint: config.audit.checkpoint,
   });
 }
 

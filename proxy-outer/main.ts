@@ -11,6 +11,7 @@ import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf, type EnclaveStatus } from '../shared/wire/status.js';
 import { parseAddress } from '../shared/transport/index.js';
 import { AuditCollector } from './audit/collector.js';
+import { SyslogSink } from './audit/syslog-sink.js';
 import { loadHostsFile } from './egress-relay/hosts-file.js';
 import { EgressRelay } from './egress-relay/relay.js';
 import { outerListeners } from './listeners.js';
@@ -45,7 +46,10 @@ function egressParts(config: OuterConfig): { egressRelay: EgressRelay | undefine
   });
   const a = config.audit;
   const audit = egressRelay || a
-    ? new AuditCollector({ address: parseAddress(`vsock://any:${PairPort.Audit}`), stdout: a?.stdout ?? true, file: a?.file })
+    ? new AuditCollector({
+      address: parseAddress(`vsock://any:${PairPort.Audit}`), enclaveCid: config.enclave.cid, stdout: a?.stdout ?? true, file: a?.file,
+      sinks: a?.syslog ? [new SyslogSink(a.syslog)] : [],
+    })
     : undefined;
   return { egressRelay, audit };
 }
@@ -58,7 +62,7 @@ export async function startOuter(config: OuterConfig): Promise<OuterHandle> {
   const closers = new Closers(log);
   try {
     const runtime = new SideRuntime(config, outerListeners(config));
-    const status = new StatusCollector();
+    const status = new StatusCollector({ enclaveCid: config.enclave.cid });
     status.on('status', (s: EnclaveStatus) => log.info({ enclave_status: s }, `enclave ${s.state}`));
     runtime.admin.addReadinessCheck('enclave', () => ({
       ready: status.latest?.state === 'running',
@@ -66,7 +70,7 @@ export async function startOuter(config: OuterConfig): Promise<OuterHandle> {
     }));
     closers.add('status channel', () => status.close());
     await status.start();
-    const logs = new LogCollector();
+    const logs = new LogCollector({ enclaveCid: config.enclave.cid });
     closers.add('log channel', () => logs.close());
     await logs.start();
     runtime.admin.addRoute('/enclave/metrics', enclaveMetricsRoute(config.enclave.cid));

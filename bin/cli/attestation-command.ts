@@ -9,10 +9,10 @@
  */
 import fs from 'node:fs';
 import tls from 'node:tls';
-import { parseArgs } from 'node:util';
 import { verifyAttestedPeer } from '../../shared/attestation/attested-tls.js';
 import { AttestationError } from '../../shared/attestation/errors.js';
 import { type ValidityInstant, verifyAttestation } from '../../shared/attestation/verify.js';
+import { parsePcrFlags, usageReporter, verifyArguments, VERIFY_FAILED } from './verify-flags.js';
 
 export const ATTESTATION_USAGE = `Usage: enclaver-proxy attestation verify FILE [options]
        enclaver-proxy attestation check https://HOST[:PORT] --pcr N=HEX [options]
@@ -32,13 +32,7 @@ fresh nonce over that same connection, verifies it as above, and requires that i
 the TLS key of this connection: a parent (or anyone) terminating TLS with its own key fails.
 `;
 
-const USAGE_ERROR = 2;
-const FAILED = 1;
-
-function usage(message: string): number {
-  process.stderr.write(`enclaver-proxy attestation: ${message}\n\n${ATTESTATION_USAGE}`);
-  return USAGE_ERROR;
-}
+const usage = usageReporter('attestation', ATTESTATION_USAGE);
 
 /** Raw CBOR starts with an array (0x84) or tag 18 (0xd2); anything else is tried as base64. */
 function documentBytes(raw: Buffer): Buffer {
@@ -55,34 +49,18 @@ function parseAt(text: string | undefined): ValidityInstant | null {
 }
 
 export function attestationCommand(args: string[]): number | Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: { root: { type: 'string' }, at: { type: 'string' }, pcr: { type: 'string', multiple: true }, nonce: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    });
-  } catch (err) {
-    return usage((err as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(ATTESTATION_USAGE);
-    return 0;
-  }
-  if (positionals[0] !== 'verify' && positionals[0] !== 'check') return usage(positionals[0] ? `unknown subcommand "${positionals[0]}"` : 'missing subcommand: verify or check');
+  const parsed = verifyArguments('attestation', ATTESTATION_USAGE, args, ['verify', 'check'], {
+    root: { type: 'string' }, at: { type: 'string' }, pcr: { type: 'string', multiple: true }, nonce: { type: 'string' },
+  });
+  if ('exit' in parsed) return parsed.exit;
+  const { values, subcommand, operands } = parsed;
   const at = parseAt(values.at);
   if (!at) return usage(`--at must be document, now or an ISO date, not "${values.at}"`);
-  const expectedPcrs = new Map<number, string>();
-  for (const spec of values.pcr ?? []) {
-    const m = /^([0-9]{1,2})=([0-9a-fA-F]+)$/.exec(spec);
-    if (!m || Number(m[1]) > 31 || m[2]!.length % 2 !== 0) return usage(`--pcr ${spec}: expected N=HEX with N in 0..31`);
-    expectedPcrs.set(Number(m[1]), m[2]!);
-  }
-  if (positionals[0] === 'check') return checkCommand(positionals.slice(1), { at, expectedPcrs, root: values.root, nonce: values.nonce });
-  const file = positionals[1];
-  if (!file || positionals.length > 2) return usage('give exactly one FILE');
+  const expectedPcrs = parsePcrFlags(values.pcr);
+  if ('error' in expectedPcrs) return usage(expectedPcrs.error);
+  if (subcommand === 'check') return checkCommand(operands, { at, expectedPcrs, root: values.root, nonce: values.nonce });
+  const file = operands[0];
+  if (!file || operands.length > 1) return usage('give exactly one FILE');
   if (values.nonce !== undefined && !/^([0-9a-fA-F]{2})+$/.test(values.nonce)) return usage('--nonce must be hex');
 
   let bytes: Buffer;
@@ -114,7 +92,7 @@ export function attestationCommand(args: string[]): number | Promise<number> {
   } catch (err) {
     if (!(err instanceof AttestationError)) throw err;
     process.stderr.write(`attestation verify: ${err.code}: ${err.message}\n`);
-    return FAILED;
+    return VERIFY_FAILED;
   }
 }
 
@@ -152,7 +130,7 @@ async function checkCommand(args: string[], s: CheckSettings): Promise<number> {
     socket = await openTls(url);
   } catch (err) {
     process.stderr.write(`attestation check: FAIL connect: ${(err as Error).message}\n`);
-    return FAILED;
+    return VERIFY_FAILED;
   }
   try {
     const peer = await verifyAttestedPeer(socket, url.host, { pcrs: s.expectedPcrs, at: s.at, ...(root ? { root } : {}) });
@@ -168,7 +146,7 @@ async function checkCommand(args: string[], s: CheckSettings): Promise<number> {
   } catch (err) {
     if (!(err instanceof AttestationError)) throw err;
     process.stderr.write(`attestation check: FAIL ${err.code}: ${err.message}\n`);
-    return FAILED;
+    return VERIFY_FAILED;
   } finally {
     socket.destroy();
   }

@@ -4,8 +4,8 @@
  * verifies, 1 naming the first bad record, 2 on usage errors.
  */
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import { verifyAuditLog, type AuditSummary, type AuditVerifyResult } from '../../shared/audit/verify.js';
+import { parsePcrFlags, usageReporter, verifyArguments, VERIFY_FAILED } from './verify-flags.js';
 
 export const AUDIT_USAGE = `Usage: enclaver-proxy audit verify FILE… [options]
 
@@ -23,13 +23,7 @@ Options:
   --json              print the result as JSON
 `;
 
-const USAGE_ERROR = 2;
-const FAILED = 1;
-
-function usage(message: string): number {
-  process.stderr.write(`enclaver-proxy audit: ${message}\n\n${AUDIT_USAGE}`);
-  return USAGE_ERROR;
-}
+const usage = usageReporter('audit', AUDIT_USAGE);
 
 function summaryText(s: AuditSummary): string {
   const out = [
@@ -57,34 +51,14 @@ function report(result: AuditVerifyResult, json: boolean): void {
 }
 
 export function auditCommand(args: string[]): number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        root: { type: 'string' }, pcr: { type: 'string', multiple: true }, running: { type: 'boolean' }, json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    return usage((err as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(AUDIT_USAGE);
-    return 0;
-  }
-  if (positionals[0] !== 'verify') return usage(positionals[0] ? `unknown subcommand "${positionals[0]}"` : 'missing subcommand: verify');
-  const names = positionals.slice(1);
+  const parsed = verifyArguments('audit', AUDIT_USAGE, args, ['verify'], {
+    root: { type: 'string' }, pcr: { type: 'string', multiple: true }, running: { type: 'boolean' }, json: { type: 'boolean' },
+  });
+  if ('exit' in parsed) return parsed.exit;
+  const { values, operands: names } = parsed;
   if (names.length === 0) return usage('give at least one FILE');
-  const expectedPcrs = new Map<number, string>();
-  for (const spec of values.pcr ?? []) {
-    const m = /^([0-9]{1,2})=([0-9a-fA-F]+)$/.exec(spec);
-    if (!m || Number(m[1]) > 31 || m[2]!.length % 2 !== 0) return usage(`--pcr ${spec}: expected N=HEX with N in 0..31`);
-    expectedPcrs.set(Number(m[1]), m[2]!);
-  }
+  const expectedPcrs = parsePcrFlags(values.pcr);
+  if ('error' in expectedPcrs) return usage(expectedPcrs.error);
   let files;
   let root: string | undefined;
   try {
@@ -95,5 +69,5 @@ export function auditCommand(args: string[]): number {
   }
   const result = verifyAuditLog(files, { expectedPcrs, running: values.running === true, ...(root ? { root } : {}) });
   report(result, values.json === true);
-  return result.ok ? 0 : FAILED;
+  return result.ok ? 0 : VERIFY_FAILED;
 }

@@ -40,9 +40,6 @@ export interface AuditSenderOptions {
   retryMaxMs?: number;
 }
 
-/** A checkpoint per 1,000 records or per minute with news: a signature costs about 1 ms. */
-export const DEFAULT_CHECKPOINT = { records: 1000, intervalMs: 60_000 } as const;
-
 interface Pending { seq: number; frame: Buffer }
 
 export interface AuditSenderStats {
@@ -89,8 +86,10 @@ export class AuditSender {
 
   start(): void {
     this.channel.start();
-    this.checkpointTimer = setInterval(() => this.checkpointIfNew(), this.opts.checkpoint.intervalMs);
-    this.checkpointTimer.unref();
+    if (this.opts.checkpoint.intervalMs > 0) {
+      this.checkpointTimer = setInterval(() => this.checkpointIfNew(), this.opts.checkpoint.intervalMs);
+      this.checkpointTimer.unref();
+    }
   }
 
   /**

@@ -88,15 +88,9 @@ export class LogForwarder {
     }
   }
 
-  async stop(timeoutMs = 1000): Promise<void> {
+  /** Send what is queued, stop reconnecting, and close once it left (bounded). */
+  stop(timeoutMs = 1000): Promise<void> {
     this.flush();
-    this.channel.stop();
-    const socket = this.channel.socket;
-    if (!socket || socket.destroyed) return;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, timeoutMs);
-      socket.end(() => { clearTimeout(t); resolve(); });
-    });
-    socket.destroy();
+    return this.channel.close(timeoutMs);
   }
 }

@@ -40,14 +40,7 @@ export class StatusReporter {
   }
 
   /** Stop reconnecting; let the final status leave (bounded) and close. */
-  async stop(timeoutMs = 1000): Promise<void> {
-    this.channel.stop();
-    const socket = this.channel.socket;
-    if (!socket || socket.destroyed) return;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, timeoutMs);
-      socket.end(() => { clearTimeout(t); resolve(); });
-    });
-    socket.destroy();
+  stop(timeoutMs = 1000): Promise<void> {
+    return this.channel.close(timeoutMs);
   }
 }

@@ -1,50 +1,54 @@
 /**
  * Receives the enclave's status on vsock://any:17000 and tells the outer runtime about each
- * change. Malformed frames close that connection only; the inner reconnects.
+ * change. Only the enclave's CID may connect, one stream at a time (shared/wire/frame-server.ts):
+ * a fake `exited` from anyone else would make a `role: outer` exit. Malformed frames close that
+ * connection only; the inner reconnects.
  */
 import { EventEmitter } from 'node:events';
 import { logger } from '../../shared/log/logger.js';
-import { listen, type Listening } from '../../shared/transport/index.js';
+import type { Address } from '../../shared/transport/index.js';
 import { VSOCK_CID_ANY } from '../../shared/transport/address.js';
-import { FrameDecoder, FrameType } from '../../shared/wire/frame.js';
+import { FrameType } from '../../shared/wire/frame.js';
+import { serveEnclaveStream, type FrameServer } from '../../shared/wire/frame-server.js';
 import { PairPort } from '../../shared/wire/ports.js';
 import { parseStatus, type EnclaveStatus } from '../../shared/wire/status.js';
 
 const log = logger('status');
 
+export interface StatusCollectorOptions {
+  /** The enclave's CID: the only peer accepted. */
+  enclaveCid: number;
+  /** vsock://any:17000 unless given (tests). */
+  address?: Address;
+}
+
 export class StatusCollector extends EventEmitter<{ status: [EnclaveStatus] }> {
-  private listening: Listening | undefined;
+  private server: FrameServer | undefined;
   latest: EnclaveStatus | undefined;
 
+  constructor(private readonly opts: StatusCollectorOptions) {
+    super();
+  }
+
   async start(): Promise<void> {
-    this.listening = await listen({ kind: 'vsock', cid: VSOCK_CID_ANY, port: PairPort.Status }, (socket) => {
-      const decoder = new FrameDecoder();
-      socket.on('error', () => {});
-      socket.on('end', () => socket.end());
-      socket.on('data', (chunk: Buffer) => {
-        let frames;
-        try {
-          frames = decoder.push(chunk);
-        } catch (err) {
-          log.warn({ err: (err as Error).message }, 'malformed frame on the status channel; closing it');
-          socket.destroy();
+    this.server = await serveEnclaveStream({
+      what: 'status channel',
+      address: this.opts.address ?? { kind: 'vsock', cid: VSOCK_CID_ANY, port: PairPort.Status },
+      log,
+      enclaveCid: this.opts.enclaveCid,
+      onFrame: (f) => {
+        const status = f.type === FrameType.Status ? parseStatus(f.payload) : undefined;
+        if (!status) {
+          log.warn({ type: f.type }, 'unexpected frame on the status channel; ignored');
           return;
         }
-        for (const f of frames) {
-          const status = f.type === FrameType.Status ? parseStatus(f.payload) : undefined;
-          if (!status) {
-            log.warn({ type: f.type }, 'unexpected frame on the status channel; ignored');
-            continue;
-          }
-          this.latest = status;
-          this.emit('status', status);
-        }
-      });
-      socket.resume();
+        this.latest = status;
+        this.emit('status', status);
+      },
     });
   }
 
   async close(): Promise<void> {
-    await this.listening?.close();
+    await this.server?.close();
   }
 }

@@ -3,13 +3,17 @@
  * (outer) and the `audit` section (both sides, different keys). Each is one spec (./spec.ts):
  * schema, normalized type and defaults come from the lines below.
  */
+import fs from 'node:fs';
 import type { EgressProto } from '../audit/record.js';
+import { SYSLOG_FACILITIES, type SyslogFacility, type SyslogTransport } from '../audit/syslog.js';
+import { messageOf } from '../errors/index.js';
+import type { Address } from '../transport/address.js';
 import { PolicyRuleError, parseRule, type Rule } from '../egress/policy.js';
 import { parseCidr, type IpCidr } from '../egress/ip.js';
 import type { PathSegment } from './source.js';
 import {
-  at, boolean, custom, describedAs, duration, fillFields, file, integer, isObject, keyOf, object, objectSchema, optional, readFields, refine, required,
-  size, Unreadable, type ObjectOf, type ReadContext, type Spec, type Static,
+  at, boolean, custom, describedAs, duration, fillFields, file, integer, isObject, keyOf, object, objectSchema, oneOfValues, optional, readAddress, readFields,
+  refine, required, size, string, Unreadable, type ObjectOf, type ReadContext, type Spec, type Static,
 } from './spec.js';
 
 export const EGRESS_PROTOCOLS: readonly EgressProto[] = ['http_connect', 'http', 'socks5'];
@@ -108,6 +112,10 @@ export type EgressRelayConfig = NonNullable<Static<typeof egressRelaySpec>>;
 // The inner only buffers records; the outer writes them. One `audit` key, two sets of settings.
 const innerAuditFields = {
   bufferRecords: integer({ minimum: 1, default: 10000, description: 'Inner: records kept until the outer acknowledges them; beyond this they are dropped and reported in an `audit_dropped` record.' }),
+  checkpoint: object('Inner: signed checkpoints of the hash-chained log (docs/audit.md); one more closes the log at shutdown.', {
+    records: integer({ minimum: 1, default: 1000, description: 'A checkpoint after this many records.' }),
+    intervalMs: at('interval', duration('A checkpoint this often when records came since the last one; 0: by count only.', '60s')),
+  }),
 };
 const outerAuditFields = {
   stdout: describedAs(boolean({ description: 'Outer: write audit lines to stdout (default true unless `file` is set).' }), { default: true }),
@@ -115,12 +123,47 @@ const outerAuditFields = {
   maxSize: size('Outer: rotate the file before it grows past this size (bytes, or with B/KiB/MiB/GiB); 0 disables rotation.', '100MiB'),
   keep: integer({ minimum: 0, default: 5, description: 'Outer: rotated files kept (file.1 … file.N).' }),
   fsync: boolean({ default: false, description: 'Outer: fdatasync after every write (survives a host crash; slower).' }),
+  syslog: optional(refine(object('Outer: also forward audit lines to syslog (RFC 5424 over TCP, octet-counted); a record is acknowledged once syslog has it.', {
+    address: required(custom<Extract<Address, { kind: 'tcp' }>>({ type: 'string', description: 'tcp://HOST:PORT of the syslog server.' }, (raw, p, ctx) => {
+      const a = readAddress(String(raw), p, ctx);
+      if (a.kind === 'tcp') return a;
+      ctx.problem(p, 'syslog is reached over TCP: tcp://HOST:PORT');
+      throw new Unreadable();
+    })),
+    tls: optional(object('Use TLS (RFC 5425).', {
+      ca: file('PEM file of the CA that signed the server\'s certificate (system CAs otherwise).'),
+      serverName: string({ description: 'Name the certificate must carry (the address\'s host otherwise).' }),
+    })),
+    facility: oneOfValues(Object.keys(SYSLOG_FACILITIES) as SyslogFacility[], { default: 'local0', description: 'Syslog facility of the messages (severity is info).' }),
+    appName: string({ pattern: '^[!-~]{1,48}$', default: 'enclaver-proxy', description: 'APP-NAME of the messages.' }),
+  }), ({ address, tls, facility, appName }, p, ctx): SyslogConfig => ({
+    address, facility, appName,
+    transport: tls ? { kind: 'tls', ca: tls.ca === undefined ? undefined : readCa(tls.ca, [...p, 'tls', 'ca'], ctx), serverName: tls.serverName } : { kind: 'tcp' },
+  }))),
 };
+
+export interface SyslogConfig {
+  address: Extract<Address, { kind: 'tcp' }>;
+  transport: SyslogTransport;
+  facility: SyslogFacility;
+  appName: string;
+}
+
+/** The CA's PEM text: the outer may drop privileges later, and a missing file is a config error. */
+function readCa(file: string, p: readonly PathSegment[], ctx: ReadContext): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    ctx.problem(p, `cannot read the CA file: ${messageOf(err)}`);
+    throw new Unreadable();
+  }
+}
 
 export type InnerAuditConfig = ObjectOf<typeof innerAuditFields>;
 export interface OuterAuditConfig {
   stdout: boolean;
   file: { path: string; maxBytes: number; keep: number; fsync: boolean } | undefined;
+  syslog: SyslogConfig | undefined;
 }
 
 function wrongSideKeys(raw: unknown, p: readonly PathSegment[], ctx: ReadContext, keys: string[], owner: string): void {
@@ -145,10 +188,10 @@ export const outerAuditSpec: Spec<OuterAuditConfig | undefined> = {
   schema: auditSchema,
   read(raw, p, ctx) {
     if (raw === undefined) return undefined;
-    wrongSideKeys(raw, p, ctx, ['buffer_records'], 'inner');
+    wrongSideKeys(raw, p, ctx, Object.entries(innerAuditFields).map(([name, spec]) => keyOf(name, spec)), 'inner');
     const a = readFields(outerAuditFields, raw, p, ctx);
     const written = a.file === undefined ? undefined : { path: a.file, maxBytes: a.maxSize, keep: a.keep, fsync: a.fsync };
-    return { stdout: a.stdout ?? written === undefined, file: written };
+    return { stdout: a.stdout ?? written === undefined, file: written, syslog: a.syslog };
   },
   fill: (raw, ctx) => (raw === undefined ? undefined : fillFields(outerAuditFields, raw, ctx)),
 };

@@ -1,8 +1,8 @@
 /**
- * A connection the inner keeps to one of the outer's channels (status, audit, logs): dial, and
- * after any failure or loss dial again with exponential backoff, until stopped. The outer may
- * start after the enclave, restart, or be slow; the channels' owners only see "connected" and
- * "lost" and decide what to (re)send.
+ * A connection kept to a peer that may come and go — the inner's channels to the outer (status,
+ * audit, logs), the outer's syslog sink: dial, and after any failure or loss dial again with
+ * exponential backoff, until stopped. The peer may start late, restart, or be slow; the owners
+ * only see "connected" and "lost" and decide what to (re)send.
  */
 import type net from 'node:net';
 import { messageOf } from '../errors/index.js';
@@ -21,6 +21,8 @@ export interface RedialOptions {
   onConnected(socket: net.Socket): void;
   /** The connection closed (not called after stop()). */
   onLost?(): void;
+  /** How to open the connection; `connect(address)` by default (the syslog sink adds TLS). */
+  dial?(timeoutMs: number): Promise<net.Socket>;
 }
 
 export class Redialer {
@@ -51,11 +53,25 @@ export class Redialer {
     clearTimeout(this.timer);
   }
 
+  /** Stop redialling and close the connection, letting what was written leave first (bounded). */
+  async close(timeoutMs: number): Promise<void> {
+    this.stop();
+    const socket = this.current;
+    if (!socket || socket.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, timeoutMs);
+      socket.end(() => { clearTimeout(t); resolve(); });
+    });
+    socket.destroy();
+  }
+
   private async dial(): Promise<void> {
     if (this.stopped) return;
     let socket: net.Socket;
     try {
-      socket = await connect(this.opts.address, { timeoutMs: this.opts.connectTimeoutMs });
+      socket = this.opts.dial
+        ? await this.opts.dial(this.opts.connectTimeoutMs)
+        : await connect(this.opts.address, { timeoutMs: this.opts.connectTimeoutMs });
     } catch (err) {
       this.opts.log.debug({ err: messageOf(err), retry_ms: this.retryMs }, `${this.opts.what} not reachable yet`);
       this.retryLater();

@@ -2,16 +2,19 @@
  * The audit log as evidence through the real pair (two CLI processes, emulated vsock, the NSM
  * simulator with a pinned PCR0): attempts before, during and after an outer killed with SIGKILL,
  * a clean stop of the inner (closing checkpoint), rotated files; then `enclaver-proxy audit
- * verify` must pass the files and name tampered copies. A second run overflows the inner's buffer
+ * verify` must pass the files and name tampered copies; a forged record sent on a second
+ * connection to the audit port is refused (issue 9). A second run overflows the inner's buffer
  * while the outer is away: the drop verifies as a counted drop.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
+import { encodeAuditRecord } from '../../shared/audit/stream.js';
 import { CLI } from '../helpers/paths.js';
+import { RSYSLOGD, startRsyslog } from '../helpers/rsyslog.js';
 import { egressListener, readAudit, readAuditLines, run, startSide, tempDir, waitFor, type Side } from '../helpers/egress.js';
 
 const PCR0 = '5e'.repeat(48);
@@ -74,13 +77,14 @@ async function closeInner(inner: Side, r: Run): Promise<void> {
 }
 
 test('a run with an outer killed mid-stream verifies; tampered copies are named', async () => {
-  const r = setUp('main', { max_size: '8KiB', keep: 50 });
+  const r = setUp('main', { max_size: '8KiB', keep: 50 }, { audit: { checkpoint: { records: 7 } } });
   let outer: Side | undefined = await startSide('outer', r.outerConfig, r.vsockDir);
   const inner = await startSide('inner', r.innerConfig, r.vsockDir);
   try {
     for (let n = 0; n < 20; n++) assert.equal(await attempt(inner, n % 2 ? 'blocked.test' : 'app.test', n), n % 2 ? '403' : '200');
     const attempts = () => orderedLines(auditFiles(r)).filter((l) => l.includes('"type":"egress"')).length;
     await waitFor('20 records', () => attempts() === 20);
+    await forgeFromSecondConnection(r);
     await outer.stop('SIGKILL');
     outer = undefined;
     for (let n = 20; n < 26; n++) assert.equal(await attempt(inner, 'blocked.test', n), '403');
@@ -98,6 +102,8 @@ test('a run with an outer killed mid-stream verifies; tampered copies are named'
   assert.match(ok.stdout, /^audit verify: PASS$/m);
   assert.match(ok.stdout, /^egress attempts: 30 \(allowed 14, denied 16, error 0\)$/m);
   assert.match(ok.stdout, /^boots: 1,/m);
+  // audit.checkpoint.records: 7 → a signed checkpoint every 7 lines, then the closing one.
+  assert.ok(Number(/checkpoints: ([0-9]+)/.exec(ok.stdout)?.[1]) >= 5, ok.stdout);
 
   const wrongPcr = await verify(files, r, ['--pcr', `0=${'00'.repeat(48)}`]);
   assert.equal(wrongPcr.code, 1);
@@ -121,15 +127,47 @@ test('a run with an outer killed mid-stream verifies; tampered copies are named'
     assert.equal(res.code, 1, `${tag}: ${res.stdout}`);
     assert.match(res.stdout, want, tag);
   }
+
+  // Two rotated files swapped (renamed into each other's place).
+  const swapDir = path.join(dir, 'swapped');
+  fs.mkdirSync(swapDir);
+  for (const f of files) fs.copyFileSync(f, path.join(swapDir, path.basename(f)));
+  fs.renameSync(path.join(swapDir, 'audit.log.1'), path.join(swapDir, 'tmp'));
+  fs.renameSync(path.join(swapDir, 'audit.log.2'), path.join(swapDir, 'audit.log.1'));
+  fs.renameSync(path.join(swapDir, 'tmp'), path.join(swapDir, 'audit.log.2'));
+  const swapped = await verify(fs.readdirSync(swapDir).map((n) => path.join(swapDir, n)), r);
+  assert.equal(swapped.code, 1, swapped.stdout);
+  assert.match(swapped.stdout, /FAIL: reordered: .*audit\.log\.2:1/);
 });
+
+/**
+ * Issue 9: another process reaches the audit port while the enclave's stream is open and sends a
+ * well-formed record of the live boot. The outer must close it unacknowledged (today it wrote it).
+ */
+async function forgeFromSecondConnection(r: Run): Promise<void> {
+  const last = orderedLines(auditFiles(r)).map((l) => JSON.parse(l) as { seq: number; boot_id: string }).at(-1)!;
+  const forger = net.connect({ path: path.join(r.vsockDir, '3_17003.sock') });
+  forger.on('error', () => {});
+  await new Promise<void>((resolve) => forger.once('connect', () => resolve()));
+  let answered = 0;
+  forger.on('data', (c: Buffer) => { answered += c.length; });
+  const closed = new Promise<void>((resolve) => forger.once('close', () => resolve()));
+  const line = JSON.stringify({ seq: last.seq + 1, boot_id: last.boot_id, prev: '0'.repeat(64), type: 'egress', dest_host: 'forged.test', decision: 'allow' });
+  forger.write(encodeAuditRecord({ boot_id: last.boot_id, seq: last.seq + 1, line }));
+  await closed;
+  assert.equal(answered, 0, 'the forged record was not acknowledged');
+  assert.ok(!orderedLines(auditFiles(r)).some((l) => l.includes('forged.test')), 'nor written');
+}
 
 function orderedLines(files: string[]): string[] {
   const rotation = (f: string) => Number(/\.([0-9]+)$/.exec(f)?.[1] ?? 0);
   return [...files].sort((a, b) => rotation(b) - rotation(a)).flatMap((f) => fs.readFileSync(f, 'utf8').trimEnd().split('\n'));
 }
 
-test('records dropped while the outer is away verify as a counted drop', async () => {
-  const r = setUp('drop', {}, { audit: { buffer_records: 4 } });
+test('records dropped while the outer is away verify as a counted drop, in the file and in syslog', async () => {
+  // The outer also forwards to a real rsyslogd from its config (audit.syslog), when installed.
+  const rsyslog = RSYSLOGD ? await startRsyslog(path.join(dir, 'drop-rsyslog')) : undefined;
+  const r = setUp('drop', rsyslog ? { syslog: { address: `tcp://127.0.0.1:${rsyslog.port}` } } : {}, { audit: { buffer_records: 4 } });
   let outer: Side | undefined = await startSide('outer', r.outerConfig, r.vsockDir);
   const inner = await startSide('inner', r.innerConfig, r.vsockDir);
   try {
@@ -141,9 +179,11 @@ test('records dropped while the outer is away verify as a counted drop', async (
     outer = await startSide('outer', r.outerConfig, r.vsockDir);
     await waitFor('the drop notice', () => readAudit(r.auditFile).some((l) => l.type === 'audit_dropped'));
     await closeInner(inner, r);
+    if (rsyslog) await waitFor('syslog to store every line', () => rsyslog.lines().length >= orderedLines(auditFiles(r)).length);
   } finally {
     await inner.stop();
     await outer?.stop();
+    await rsyslog?.stop();
   }
   const res = await verify(auditFiles(r), r);
   assert.equal(res.code, 0, res.stdout + res.stderr);
@@ -151,4 +191,10 @@ test('records dropped while the outer is away verify as a counted drop', async (
   const dropped = Number(/^dropped by the enclave \(counted\): ([0-9]+) in 1 audit_dropped/m.exec(res.stdout)?.[1]);
   assert.ok(dropped > 0, res.stdout);
   assert.equal(attempts + dropped, 13, res.stdout);
+  if (rsyslog) {
+    // Acknowledged means syslog had it: every line the file has, syslog has, and it verifies alone.
+    assert.deepEqual(rsyslog.lines(), orderedLines(auditFiles(r)));
+    const viaSyslog = await verify([rsyslog.outFile], r);
+    assert.equal(viaSyslog.code, 0, viaSyslog.stdout);
+  }
 });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { EgressAuditRecord } from '../../../shared/audit/record.js';
 import { parseAddress } from '../../../shared/transport/index.js';
 import { AuditEvidence } from '../../../proxy-inner/audit/evidence.js';
-import { AuditSender, DEFAULT_CHECKPOINT } from '../../../proxy-inner/audit/sender.js';
+import { AuditSender } from '../../../proxy-inner/audit/sender.js';
 import { Nsm } from '../../../proxy-inner/nsm/nsm.js';
 import { NsmSimulator } from '../../../proxy-inner/nsm/simulator.js';
 import { AuditCollector } from '../../../proxy-outer/audit/collector.js';
@@ -28,6 +28,7 @@ function record(n: number): EgressAuditRecord {
 
 const nsm = new Nsm(new NsmSimulator());
 const evidence = () => new AuditEvidence(nsm);
+const DEFAULT_CHECKPOINT = { records: 1000, intervalMs: 60_000 };
 
 function lines(file: string): Array<Record<string, unknown>> {
   return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -40,7 +41,7 @@ test('records buffered while the collector is away are delivered in order; overf
   const sender = new AuditSender({ address, maxBuffered: 3, retryMinMs: 10, retryMaxMs: 20, evidence: evidence(), checkpoint: DEFAULT_CHECKPOINT });
   const collectors: AuditCollector[] = [];
   const collector = () => {
-    const c = new AuditCollector({ address, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
+    const c = new AuditCollector({ address, enclaveCid: 16, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
     collectors.push(c);
     return c;
   };
@@ -79,7 +80,7 @@ test('stdout gets exactly the lines the file gets', async () => {
   const address = parseAddress(`unix://${dir}/audit.sock`);
   const file = path.join(dir, 'audit.log');
   let stdout = '';
-  const collector = new AuditCollector({ address, stdout: true, writeStdout: (l) => { stdout += l; }, file: { path: file, maxBytes: 0, keep: 0 } });
+  const collector = new AuditCollector({ address, enclaveCid: 16, stdout: true, writeStdout: (l) => { stdout += l; }, file: { path: file, maxBytes: 0, keep: 0 } });
   const sender = new AuditSender({ address, maxBuffered: 100, retryMinMs: 10, retryMaxMs: 20, evidence: evidence(), checkpoint: DEFAULT_CHECKPOINT });
   try {
     await collector.start();

@@ -37,7 +37,7 @@ function record(n: number): EgressAuditRecord {
 async function writeBoot(file: string, records: number, opts: { maxBuffered?: number; collectorLate?: boolean } = {}): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-sock-'));
   const address = parseAddress(`unix://${dir}/audit.sock`);
-  const collector = new AuditCollector({ address, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
+  const collector = new AuditCollector({ address, enclaveCid: 16, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
   const sender = new AuditSender({ address, maxBuffered: opts.maxBuffered ?? 1000, retryMinMs: 5, retryMaxMs: 10, evidence: new AuditEvidence(nsm), checkpoint: { records: 4, intervalMs: 3_600_000 } });
   try {
     if (!opts.collectorLate) await collector.start();
@@ -190,4 +190,30 @@ test('records dropped under overflow verify as a counted drop; two boots in one 
   assert.equal(r.summary.dropNotices, 1);
   // Every attempt is a line of its own or inside the count.
   assert.equal(r.summary.egress.allow + r.summary.egress.deny + r.summary.dropped, 14);
+});
+
+test('a quiet stream still gets a checkpoint at the interval', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-interval-'));
+  const address = parseAddress(`unix://${dir}/audit.sock`);
+  const file = path.join(dir, 'audit.log');
+  const collector = new AuditCollector({ address, enclaveCid: 16, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
+  const sender = new AuditSender({ address, maxBuffered: 100, retryMinMs: 5, retryMaxMs: 10, evidence: new AuditEvidence(nsm), checkpoint: { records: 1000, intervalMs: 20 } });
+  const lines = () => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trimEnd().split('\n').filter(Boolean) : []);
+  try {
+    await collector.start();
+    sender.start();
+    sender.emit(record(1));
+    sender.emit(record(2));
+    const until = Date.now() + 15_000;
+    while (!lines().some((l) => typeOf(l) === 'audit_checkpoint') && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    const got = lines();
+    assert.deepEqual(got.map(typeOf), ['audit_boot', 'egress', 'egress', 'audit_checkpoint']);
+    // Running, not closed: the tail after the checkpoint is empty, so nothing is unproven.
+    const r = verifyAuditLog([asFile(got)], { ...trusted, running: true });
+    assert.ok(r.ok && r.summary.boots[0]!.unproven === 0, JSON.stringify(r));
+  } finally {
+    sender.stop();
+    await collector.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -73,7 +73,7 @@ audit:
     assert.ok(Array.isArray(r.allowPrivate) && r.allowPrivate.length === 2);
     assert.equal(r.upstreamProxy!.url, 'http://proxy.corp:3128');
     assert.deepEqual(r.upstreamProxy!.hosts!.map((h) => h.text), ['**.corp.example']);
-    assert.deepEqual(c.audit, { stdout: false, file: { path: '/var/log/audit.log', maxBytes: 10 * 1024 * 1024, keep: 2, fsync: false } });
+    assert.deepEqual(c.audit, { stdout: false, file: { path: '/var/log/audit.log', maxBytes: 10 * 1024 * 1024, keep: 2, fsync: false }, syslog: undefined });
     const bad = configProblems('role: outer\negress_relay:\n  allow_private: [not-a-cidr]\n  upstream_proxy: { url: "http://user:pw@proxy:3128" }\n');
     assert.ok(bad.some((p) => /egress_relay\.allow_private\[0\]: "not-a-cidr" is not an IP address or CIDR/.test(p)), bad.join('\n'));
     assert.ok(bad.some((p) => /egress_relay\.upstream_proxy\.url: .*credentials are not supported/.test(p)), bad.join('\n'));
@@ -86,6 +86,22 @@ audit:
     assert.ok(outer.some((p) => /audit\.buffer_records: `audit\.buffer_records` is a setting of the inner side/.test(p)), outer.join('\n'));
   });
 
+  test('audit checkpoints on the inner, syslog on the outer', () => {
+    const inner = loadText(`${INNER}audit: { checkpoint: { records: 50, interval: 5s } }\n`) as InnerConfig;
+    assert.deepEqual(inner.audit.checkpoint, { records: 50, intervalMs: 5000 });
+    assert.deepEqual((loadText(INNER) as InnerConfig).audit.checkpoint, { records: 1000, intervalMs: 60_000 });
+    const outer = loadText('role: outer\naudit:\n  syslog: { address: "tcp://127.0.0.1:6514", tls: { server_name: siem.corp }, facility: auth }\n') as OuterConfig;
+    assert.deepEqual(outer.audit!.syslog, {
+      address: { kind: 'tcp', host: '127.0.0.1', port: 6514 }, transport: { kind: 'tls', ca: undefined, serverName: 'siem.corp' }, facility: 'auth', appName: 'enclaver-proxy',
+    });
+    const wrong = configProblems(`${INNER}audit: { syslog: { address: "tcp://127.0.0.1:514" } }\n`);
+    assert.ok(wrong.some((p) => /audit\.syslog: `audit\.syslog` is a setting of the outer side/.test(p)), wrong.join('\n'));
+    const unix = configProblems('role: outer\naudit: { syslog: { address: "unix:///dev/log" } }\n');
+    assert.ok(unix.some((p) => /audit\.syslog\.address/.test(p)), unix.join('\n'));
+    const noCa = configProblems('role: outer\naudit: { syslog: { address: "tcp://127.0.0.1:514", tls: { ca: /nonexistent/ca.pem } } }\n');
+    assert.ok(noCa.some((p) => /audit\.syslog\.tls\.ca: cannot read the CA file/.test(p)), noCa.join('\n'));
+  });
+
   test('a local pair whose inner has an egress listener gets the relay without asking', () => {
     const c = loadText(`role: local\nouter: {}\ninner:\n${INNER.split('\n').slice(1).map((l) => `  ${l}`).join('\n')}`) as LocalConfig;
     assert.ok(c.outer.egressRelay);
@@ -96,7 +112,7 @@ audit:
     assert.equal((loadText('role: outer\n') as OuterConfig).egressRelay, undefined);
     const outer = loadText('role: outer\n', { hosts: 'h.txt', auditLog: 'a.log' }) as OuterConfig;
     assert.equal(outer.egressRelay!.hostsFile, path.resolve('h.txt'));
-    assert.deepEqual(outer.audit, { stdout: false, file: { path: path.resolve('a.log'), maxBytes: parseSize('100MiB'), keep: 5, fsync: false } });
+    assert.deepEqual(outer.audit, { stdout: false, file: { path: path.resolve('a.log'), maxBytes: parseSize('100MiB'), keep: 5, fsync: false }, syslog: undefined });
   });
 
   test('sizes', () => {

@@ -22,7 +22,7 @@ test('lines written while the outer is unreachable arrive once it listens; overf
   await new Promise((r) => setTimeout(r, 150));
 
   let received = '';
-  const collector = new LogCollector((t) => { received += t; });
+  const collector = new LogCollector({ enclaveCid: 16, out: (t) => { received += t; } });
   await collector.start();
   const deadline = Date.now() + 10_000;
   while (!received.includes('line 099') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
