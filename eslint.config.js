@@ -48,7 +48,7 @@ export default tseslint.config(
       // l7 (issue 12)
       'proxy-inner/http-ingress/*.ts', 'proxy-inner/tls/*.ts', 'shared/attestation/*.ts', 'bin/cli/attestation-command.ts',
       // audit (issue 14)
-      'proxy-inner/audit/*.ts', 'proxy-inner/logs/*.ts', 'proxy-outer/audit/*.ts', 'shared/audit/*.ts', 'bin/cli/audit-command.ts',
+      'proxy-inner/audit/*.ts', 'proxy-inner/logs/*.ts', 'proxy-outer/audit/*.ts', 'shared/audit/*.ts', 'bin/cli/audit-command.ts', 'bin/cli/verify-flags.ts',
       // builder (issue 11)
       'builder/**/*.ts', 'bin/cli/describe-eif-command.ts', 'bin/cli/measure-command.ts',
       // fastpath (issue 13) and runtime (issue 10)

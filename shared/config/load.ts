@@ -100,11 +100,14 @@ function prepare(source: ConfigSource, opts: LoadOptions): ConfigSource {
   const isManifest = looksLikeManifest(source.data);
   let src = source;
   if (isManifest) {
-    if (!opts.role) throw problemAt(source, 'this is an Enclaver manifest, which describes both sides: choose one with --role inner|outer|local');
+    if (!opts.role) throw problemAt(source, 'this is an Enclaver manifest, which describes both sides: choose one with --role ' +
+      'inner|outer|local');
     src = translateManifest(source, { role: opts.role, publish: opts.publish ?? [], appArgv: opts.appArgv, enclaveCid: opts.enclaveCid });
   } else {
-    if (opts.publish?.length) throw problemAt(source, '-p/--publish applies to Enclaver manifests; in proxy.yaml set the outer listener addresses instead');
-    if (opts.enclaveCid !== undefined) throw problemAt(source, '--enclave-cid applies to Enclaver manifests; in proxy.yaml set enclave.cid and the vsock://CID:PORT cluster endpoints');
+    if (opts.publish?.length) throw problemAt(source, '-p/--publish applies to Enclaver manifests; in proxy.yaml set the outer listener ' +
+      'addresses instead');
+    if (opts.enclaveCid !== undefined) throw problemAt(source, '--enclave-cid applies to Enclaver manifests; in proxy.yaml set ' +
+      'enclave.cid and the vsock://CID:PORT cluster endpoints');
     const role = (source.data as { role?: unknown }).role;
     if (opts.role && role !== opts.role) throw new ConfigError([{ file: source.file, ...source.locate(['role']), path: 'role', message: `--role ${opts.role} contradicts role: ${String(role)} in the file` }]);
   }

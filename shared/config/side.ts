@@ -29,14 +29,17 @@ const adminAddress = custom<Address | null>({
 const commonFields = {
   admin: object('Admin endpoint: GET /live, /ready, /metrics (Prometheus).', {
     address: adminAddress,
-    maxConnections: integer({ minimum: 1, maximum: 10000, default: 64, description: 'Connections held at once (a scraper needs one or two); further ones are closed at accept and logged.' }),
+    maxConnections: integer({ minimum: 1, maximum: 10000, default: 64, description: 'Connections held at once (a scraper needs one or ' +
+      'two); further ones are closed at accept and logged.' }),
   }),
   vsock: object('How vsock addresses are opened.', {
     emulationDir: file('Emulate vsock with Unix sockets <dir>/<cid>_<port>.sock (development, tests). Also ENCLAVER_VSOCK_EMULATION_DIR.', 'directory'),
-    cid: integer({ minimum: 3, maximum: 4294967294, description: 'This side\'s CID under emulation (default 3 on the outer, 16 in the enclave).' }),
+    cid: integer({ minimum: 3, maximum: 4294967294, description: 'This side\'s CID under emulation (default 3 on the outer, 16 in the ' +
+      'enclave).' }),
   }),
   shutdown: object('Graceful shutdown on SIGTERM/SIGINT.', {
-    drainTimeoutMs: at('drain_timeout', duration('After listeners stop accepting, wait this long for open connections to finish before closing them.', '15s')),
+    drainTimeoutMs: at('drain_timeout', duration('After listeners stop accepting, wait this long for open connections to finish before ' +
+      'closing them.', '15s')),
   }),
 };
 
@@ -51,7 +54,8 @@ const appCommand = custom<string[] | undefined>({
   return undefined;
 });
 
-const appSpec = refine(object('Inner only: the application the inner proxy starts and supervises. It receives HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (and lower-case twins) pointing at the egress listener.', {
+const appSpec = refine(object('Inner only: the application the inner proxy starts and supervises. It receives HTTP_PROXY, HTTPS_PROXY, ' +
+  'ALL_PROXY and NO_PROXY (and lower-case twins) pointing at the egress listener.', {
   argv: at('command', required(appCommand)),
   env: record(string({ description: 'Value.' }), { description: 'Extra environment variables for the app.' }),
   cwd: file('Working directory of the app (default: the config file\'s directory).', 'directory'),
@@ -59,14 +63,18 @@ const appSpec = refine(object('Inner only: the application the inner proxy start
 }), (app, _p, ctx) => ({ ...app, cwd: app.cwd ?? path.resolve(ctx.configDir) }));
 
 const innerFields = {
-  logs: object('Inner only: the enclave\'s log lines (the inner\'s own and the app\'s stdout/stderr) carried to the outer over vsock 17001, which writes them to its stdout. Inside Nitro, stdout only reaches a debug-mode console.', {
-    forward: describedAs(boolean({ description: 'Forward log lines to the outer.' }), { default: 'on with real vsock, off under emulation (the local pair shares one terminal)' }),
-    bufferBytes: integer({ minimum: 4096, default: 1048576, description: 'Lines kept while the outer is unreachable; past it the oldest are dropped and the drop is reported in the stream.' }),
+  logs: object('Inner only: the enclave\'s log lines (the inner\'s own and the app\'s stdout/stderr) carried to the outer over vsock ' +
+    '17001, which writes them to its stdout. Inside Nitro, stdout only reaches a debug-mode console.', {
+    forward: describedAs(boolean({ description: 'Forward log lines to the outer.' }), { default: 'on with real vsock, off under ' +
+      'emulation (the local pair shares one terminal)' }),
+    bufferBytes: integer({ minimum: 4096, default: 1048576, description: 'Lines kept while the outer is unreachable; past it the oldest ' +
+      'are dropped and the drop is reported in the stream.' }),
   }),
   app: optional(appSpec),
   audit: innerAuditSpec,
   nsm: object('Inner only: the Nitro Secure Module that signs attestation documents.', {
-    mode: oneOfValues(['auto', 'device', 'simulator'], { default: 'auto', description: 'auto: /dev/nsm when present, else the simulator (announced at startup). device: fail without /dev/nsm. simulator: always simulate.' }),
+    mode: oneOfValues(['auto', 'device', 'simulator'], { default: 'auto', description: 'auto: /dev/nsm when present, else the simulator ' +
+      '(announced at startup). device: fail without /dev/nsm. simulator: always simulate.' }),
     simulator: object('The simulator used off Nitro: documents signed by a throw-away CA generated at startup.', {
       pcrs: refine(record(string({ pattern: '^([0-9a-fA-F]{96})$', description: 'SHA-384.' }), {
         propertyNames: { pattern: PCR_INDEX },
@@ -77,20 +85,24 @@ const innerFields = {
     }),
   }),
   aws: object('Inner only: how the KMS proxy and IMDS endpoint reach AWS.', {
-    region: string({ pattern: '^[a-z0-9-]+$', description: 'AWS region (default: asked of IMDS through the relay). Also given to the app as AWS_REGION.' }),
-    credentialRefreshMarginMs: at('credential_refresh_margin', duration('Refresh the relayed role credentials this long before their Expiration.', '5m')),
+    region: string({ pattern: '^[a-z0-9-]+$', description: 'AWS region (default: asked of IMDS through the relay). Also given to the app ' +
+      'as AWS_REGION.' }),
+    credentialRefreshMarginMs: at('credential_refresh_margin', duration('Refresh the relayed role credentials this long before their ' +
+      'Expiration.', '5m')),
   }),
 };
 
 /** IMDS grants session tokens of 1s to 6h. */
 const IMDS_TOKEN_TTL_MS = { min: 1000, max: 6 * 3_600_000 };
 
-const imdsRelaySpec = optional(refine(object('Outer only: relay the instance metadata the enclave\'s SDKs need (role credentials, region, identity document) over vsock port 17004, speaking IMDSv2 to the host. Nothing else is relayed.', {
+const imdsRelaySpec = optional(refine(object('Outer only: relay the instance metadata the enclave\'s SDKs need (role credentials, ' +
+  'region, identity document) over vsock port 17004, speaking IMDSv2 to the host. Nothing else is relayed.', {
   upstream: string({ pattern: '^http://', default: 'http://169.254.169.254', description: 'The instance metadata service.' }),
   tokenTtlMs: at('token_ttl', duration('TTL asked for IMDSv2 session tokens (1s-6h); a token is reused until shortly before it expires.', '6h')),
   timeoutMs: at('timeout', duration('Give up on an IMDS request after this long.', '2s')),
 }), ({ tokenTtlMs, ...rest }, p, ctx) => {
-  if (tokenTtlMs < IMDS_TOKEN_TTL_MS.min || tokenTtlMs > IMDS_TOKEN_TTL_MS.max) ctx.problem([...p, 'token_ttl'], 'IMDS grants session tokens of 1s to 6h');
+  if (tokenTtlMs < IMDS_TOKEN_TTL_MS.min || tokenTtlMs > IMDS_TOKEN_TTL_MS.max) ctx.problem([...p, 'token_ttl'], 'IMDS grants session ' +
+    'tokens of 1s to 6h');
   return { ...rest, tokenTtlSeconds: Math.round(tokenTtlMs / 1000) };
 }));
 
