@@ -17,7 +17,7 @@ const distShared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 function inFreshProcess(env: Record<string, string>, body: string): unknown {
   const script = `
     const { describePump, activePump } = await import(${JSON.stringify(path.join(distShared, 'pump', 'index.js'))});
-    const { doctorReport } = await import(${JSON.stringify(path.join(distShared, 'native', 'doctor.js'))});
+    const { doctorReport } = await import(${JSON.stringify(path.join(distShared, '..', 'bin', 'cli', 'doctor.js'))});
     const transport = await import(${JSON.stringify(path.join(distShared, 'transport', 'index.js'))});
     ${body}`;
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
