@@ -5,6 +5,7 @@
  *
  *   npm run bench:egress [-- --mib 512 --runs 5 --handshakes 2000 --concurrency 16]
  *   ENCLAVER_NATIVE=0 npm run bench:egress     # the same with the JavaScript pump
+ *   ENCLAVER_SIDE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench:egress   # CPU profiles of both sides
  *
  * Every figure is the median of `--runs` runs. Throughput is one tunnel downloading `--mib` MiB
  * from a loopback server (the bytes cross the pair once each way in user space with the JS

@@ -46,7 +46,7 @@ async function handlerFor(l: InnerListenerConfig, { aws, audit, tls }: InnerServ
     }
     case 'egress': {
       const { egressProxy } = await import('./egress/egress-proxy.js');
-      return egressProxy({ ...l.egress, listener: l.name, relay: parseAddress(`vsock://parent:${PairPort.Egress}`), audit, idleTimeoutMs: l.idleTimeoutMs });
+      return egressProxy({ name: l.name, idleTimeoutMs: l.idleTimeoutMs, egress: l.egress }, { relay: parseAddress(`vsock://parent:${PairPort.Egress}`), audit });
     }
     case 'kms': {
       const [{ httpListenerKind }, { kmsSettings }] = await Promise.all([http(), import('./kms/settings.js')]);

@@ -7,16 +7,18 @@ import type net from 'node:net';
 import { ProxyError } from '../../shared/errors/index.js';
 import { formatIp, parseIPv4Strict, parseIPv6, type IpAddress } from '../../shared/egress/ip.js';
 import type { Destination } from '../../shared/egress/destination.js';
-import { decide, decideConnected, type EgressPolicy } from '../../shared/egress/policy.js';
-import type { AuditDecision } from '../../shared/audit/record.js';
-import { dialRelay, RelayError, type RelayDialOptions, type RelayFailure } from './relay-client.js';
+import { decide, decideConnected, explicitRanges } from '../../shared/egress/policy.js';
+import type { AuditDecision, EgressReason } from '../../shared/audit/record.js';
+import type { EgressContext } from './context.js';
+import type { RefusalStatus } from './http-answers.js';
+import { dialRelay, RelayError, type RelayFailure } from './relay-client.js';
 
 export interface Refusal {
   decision: Exclude<AuditDecision, 'allow'>;
-  reason: string;
+  reason: EgressReason;
   rule: string | null;
   /** The HTTP status for CONNECT / absolute-form clients. */
-  status: 400 | 403 | 502 | 504;
+  status: Exclude<RefusalStatus, 405 | 431 | 505>;
   /** The SOCKS5 reply code (RFC 1928 §6). */
   socksReply: number;
   destIp: string | null;
@@ -71,17 +73,13 @@ function parseReported(address: string): IpAddress | null {
   return parseIPv4Strict(address) ?? parseIPv6(address);
 }
 
-export interface UpstreamContext {
-  policy: EgressPolicy;
-  relay: RelayDialOptions;
-}
-
-export async function openUpstream(ctx: UpstreamContext, dest: Destination, connId: string): Promise<Opened | Refusal> {
-  const first = decide(ctx.policy, dest);
+export async function openUpstream(ctx: EgressContext, dest: Destination, connId: string): Promise<Opened | Refusal> {
+  const { policy, connectTimeoutMs } = ctx.listener.egress;
+  const first = decide(policy, dest);
   if (!first.allowed) return { decision: 'deny', reason: first.reason, rule: first.rule, status: 403, socksReply: SocksReply.NotAllowed, destIp: null };
   let tunnel;
   try {
-    tunnel = await dialRelay(ctx.relay, dest.host.text, dest.port, connId);
+    tunnel = await dialRelay(ctx.deps.relay, connectTimeoutMs, { host: dest.host.text, port: dest.port, conn_id: connId, allow_ranges: explicitRanges(policy, dest) });
   } catch (err) {
     if (err instanceof RelayError) return { ...relayRefusal(err.failure), rule: first.rule };
     throw err;
@@ -93,7 +91,7 @@ export async function openUpstream(ctx: UpstreamContext, dest: Destination, conn
     return { ...relayRefusal('relay_unavailable'), reason: 'relay_bad_address', rule: first.rule };
   }
   const destIp = formatIp(connected);
-  const second = decideConnected(ctx.policy, dest, first, connected);
+  const second = decideConnected(policy, dest, first, connected);
   if (!second.allowed) {
     // Cut before a byte of the client's flows: the outer sees the tunnel close straight away.
     tunnel.socket.destroy();

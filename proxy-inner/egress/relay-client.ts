@@ -4,7 +4,7 @@
  */
 import type net from 'node:net';
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
-import { encodeEgressRequest, parseEgressAnswer, type RelayErrorCode } from '../../shared/egress/relay-frames.js';
+import { encodeEgressRequest, parseEgressAnswer, type EgressRequest, type RelayErrorCode } from '../../shared/egress/relay-frames.js';
 import { connect, type Address } from '../../shared/transport/index.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
 import { parseFrame } from '../../shared/wire/frame.js';
@@ -26,21 +26,16 @@ export interface RelayTunnel {
   headDown: Buffer;
 }
 
-export interface RelayDialOptions {
-  address: Address;
-  /** Covers reaching the outer and the outer's own resolve + connect. */
-  timeoutMs: number;
-}
-
-export async function dialRelay(opts: RelayDialOptions, host: string, port: number, connId: string): Promise<RelayTunnel> {
-  const deadline = Date.now() + opts.timeoutMs;
+/** `timeoutMs` covers reaching the outer and the outer's own resolve + connect. */
+export async function dialRelay(relay: Address, timeoutMs: number, request: EgressRequest): Promise<RelayTunnel> {
+  const deadline = Date.now() + timeoutMs;
   let socket: net.Socket;
   try {
-    socket = await connect(opts.address, { timeoutMs: opts.timeoutMs });
+    socket = await connect(relay, { timeoutMs });
   } catch (err) {
     throw new RelayError('relay_unavailable', `egress relay unreachable: ${messageOf(err)}`);
   }
-  socket.write(encodeEgressRequest({ host, port, conn_id: connId }));
+  socket.write(encodeEgressRequest(request));
   try {
     const { value, rest } = await readPrefix(socket, parseFrame, { timeoutMs: Math.max(1, deadline - Date.now()), maxBytes: 4096, what: 'egress answer frame' });
     const answer = parseEgressAnswer(value);

@@ -12,7 +12,8 @@ import { ProxyError } from '../../shared/errors/index.js';
 import { canonicalHost, DestinationError, type Destination } from '../../shared/egress/destination.js';
 import { formatIp } from '../../shared/egress/ip.js';
 import { readPrefix, type PrefixParse } from '../../shared/util/read-prefix.js';
-import { Attempt } from './attempt.js';
+import { Attempt, handshakeFailure } from './attempt.js';
+import type { EgressConnection } from './connection.js';
 import type { EgressContext } from './context.js';
 import { isRefusal, malformedRefusal, openUpstream, SocksReply } from './open-upstream.js';
 import { runTunnel } from './tunnel.js';
@@ -102,17 +103,17 @@ function closeWith(socket: net.Socket, reply: Buffer | null): void {
   setTimeout(() => socket.destroy(), 1000).unref();
 }
 
-export async function handleSocks5(ctx: EgressContext, client: net.Socket): Promise<void> {
-  client.on('error', () => {});
-  const attempt = new Attempt(ctx.audit, ctx.listener, 'socks5', client);
-  const limits = { timeoutMs: ctx.handshakeTimeoutMs, maxBytes: 1024 };
+export async function handleSocks5(ctx: EgressContext, conn: EgressConnection): Promise<void> {
+  const client = conn.socket;
+  const attempt = new Attempt(ctx.deps.audit, conn, 'socks5');
+  const limits = { timeoutMs: ctx.listener.egress.handshakeTimeoutMs, maxBytes: 1024 };
   let request: SocksRequest;
   let rest: Buffer;
   try {
     const greeting = await readPrefix(client, parseGreeting, { ...limits, what: 'SOCKS5 greeting' });
     if (!greeting.value.includes(METHOD_NO_AUTH)) {
       closeWith(client, Buffer.from([VERSION, METHOD_NONE_ACCEPTABLE]));
-      attempt.finish({ decision: 'deny', reason: 'socks_no_acceptable_method', rule: null, destIp: null, bytesUp: 0, bytesDown: 0, closedBy: null });
+      attempt.finishDenied('socks_no_acceptable_method');
       return;
     }
     client.write(Buffer.from([VERSION, METHOD_NO_AUTH]));
@@ -123,7 +124,7 @@ export async function handleSocks5(ctx: EgressContext, client: net.Socket): Prom
   } catch (err) {
     const reply = err instanceof SocksError && err.reply !== null ? socksReply(err.reply) : null;
     closeWith(client, reply);
-    attempt.finish({ decision: 'deny', reason: err instanceof SocksError ? 'socks_protocol_error' : 'handshake_failed', rule: null, destIp: null, bytesUp: 0, bytesDown: 0, closedBy: null });
+    attempt.finishDenied(err instanceof SocksError ? 'socks_protocol_error' : handshakeFailure(err));
     return;
   }
   try {
@@ -134,13 +135,13 @@ export async function handleSocks5(ctx: EgressContext, client: net.Socket): Prom
     attempt.finishRefused(malformedRefusal());
     return;
   }
-  const opened = await openUpstream(ctx.upstream, attempt.dest, attempt.connId);
+  const opened = await openUpstream(ctx, attempt.dest, attempt.connId);
   if (isRefusal(opened)) {
     closeWith(client, socksReply(opened.socksReply));
     attempt.finishRefused(opened);
     return;
   }
-  await runTunnel(ctx, attempt, client, opened, rest, () => {
+  await runTunnel(ctx, conn, attempt, opened, rest, () => {
     client.write(socksReply(SocksReply.Succeeded));
   });
 }

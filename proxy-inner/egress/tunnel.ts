@@ -6,12 +6,13 @@ import type net from 'node:net';
 import { canonicalHost, DestinationError } from '../../shared/egress/destination.js';
 import { activePump } from '../../shared/pump/index.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
-import { connectionOf, type Attempt } from './attempt.js';
+import type { Attempt } from './attempt.js';
+import type { EgressConnection } from './connection.js';
 import type { EgressContext } from './context.js';
 import type { Opened } from './open-upstream.js';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHelloSni } from './sni.js';
 
-type SniVerdict = { ok: true; sni: string | null; buffered: Buffer } | { ok: false; sni: string | null; reason: string };
+type SniVerdict = { ok: true; sni: string | null; buffered: Buffer } | { ok: false; sni: string | null; reason: 'sni_unreadable' | 'sni_missing' | 'sni_mismatch' };
 
 /** Read the ClientHello (leaving it to be forwarded) and compare its SNI with the requested host. */
 async function checkSni(ctx: EgressContext, client: net.Socket, head: Buffer, attempt: Attempt): Promise<SniVerdict> {
@@ -19,7 +20,7 @@ async function checkSni(ctx: EgressContext, client: net.Socket, head: Buffer, at
   let sni: string | null;
   let buffered: Buffer;
   try {
-    const r = await readPrefix(client, parseClientHelloSni, { timeoutMs: ctx.handshakeTimeoutMs, maxBytes: MAX_CLIENT_HELLO_BYTES, what: 'TLS ClientHello' });
+    const r = await readPrefix(client, parseClientHelloSni, { timeoutMs: ctx.listener.egress.handshakeTimeoutMs, maxBytes: MAX_CLIENT_HELLO_BYTES, what: 'TLS ClientHello' });
     sni = r.value;
     buffered = r.rest;
   } catch {
@@ -48,12 +49,13 @@ function clientGone(client: net.Socket, attempt: Attempt, opened: Opened): boole
   return true;
 }
 
-export async function runTunnel(ctx: EgressContext, attempt: Attempt, client: net.Socket, opened: Opened, head: Buffer, acceptClient: () => void): Promise<void> {
+export async function runTunnel(ctx: EgressContext, conn: EgressConnection, attempt: Attempt, opened: Opened, head: Buffer, acceptClient: () => void): Promise<void> {
+  const client = conn.socket;
   // A pump given an already-closed socket would wait for a close that has happened.
   if (clientGone(client, attempt, opened)) return;
   acceptClient();
   let headUp = head;
-  if (ctx.requireSniMatch) {
+  if (ctx.listener.egress.requireSniMatch) {
     const verdict = await checkSni(ctx, client, head, attempt);
     attempt.sni = verdict.sni;
     if (!verdict.ok) {
@@ -66,11 +68,11 @@ export async function runTunnel(ctx: EgressContext, attempt: Attempt, client: ne
     if (clientGone(client, attempt, opened)) return;
   }
   // Drain's deadline reaches the tunnel through the pump: the JS socket may be gone by then.
-  const signal = connectionOf(client)?.signal;
-  const session = activePump().run(client, opened.socket, { headUp, headDown: opened.headDown, idleTimeoutMs: ctx.idleTimeoutMs });
+  const signal = conn.ctx.signal;
+  const session = activePump().run(client, opened.socket, { headUp, headDown: opened.headDown, idleTimeoutMs: ctx.listener.idleTimeoutMs });
   const abort = () => session.abort('drain deadline');
-  signal?.addEventListener('abort', abort, { once: true });
+  signal.addEventListener('abort', abort, { once: true });
   const result = await session.done;
-  signal?.removeEventListener('abort', abort);
+  signal.removeEventListener('abort', abort);
   attempt.finishTunnel(result, opened.destIp, opened.rule);
 }

@@ -44,7 +44,8 @@ export interface EgressRelayOptions {
   resolver?: Resolver;
 }
 
-class RelayFailure extends ProxyError {
+/** Why the relay could not open a tunnel, as the code it answers (the inner's RelayFailure is that code as received). */
+class TunnelOpenError extends ProxyError {
   constructor(readonly relayCode: RelayErrorCode, message: string) {
     super(`relay_${relayCode}`, message, { relayCode });
   }
@@ -54,12 +55,12 @@ function connectIp(ip: IpAddress, port: number, timeoutMs: number): Promise<net.
   return new Promise((resolve, reject) => {
     // An IP literal: Node performs no lookup, so autoSelectFamily cannot dial another address.
     const socket = net.connect({ host: formatIp(ip), port, family: ip.family, allowHalfOpen: true, noDelay: true });
-    const timer = setTimeout(() => { socket.destroy(); reject(new RelayFailure('connect_timeout', `connect to ${formatIp(ip)}:${port} timed out`)); }, timeoutMs);
+    const timer = setTimeout(() => { socket.destroy(); reject(new TunnelOpenError('connect_timeout', `connect to ${formatIp(ip)}:${port} timed out`)); }, timeoutMs);
     socket.once('error', (err) => {
       clearTimeout(timer);
       const errno = errnoOf(err);
       const code: RelayErrorCode = errno === 'ECONNREFUSED' ? 'connect_refused' : errno === 'ETIMEDOUT' ? 'connect_timeout' : 'unreachable';
-      reject(new RelayFailure(code, `connect to ${formatIp(ip)}:${port}: ${errno ?? messageOf(err)}`));
+      reject(new TunnelOpenError(code, `connect to ${formatIp(ip)}:${port}: ${errno ?? messageOf(err)}`));
     });
     socket.once('connect', () => { clearTimeout(timer); resolve(socket); });
   });
@@ -91,7 +92,7 @@ export class EgressRelay {
       maxConnections: MAX_TUNNELS,
       onDrop: () => log.warn({ limit: MAX_TUNNELS }, 'egress tunnel refused: the relay holds its maximum of tunnels'),
     });
-    log.info({ address: this.listening.bound, upstream_proxy: this.opts.upstreamProxy ? `${this.opts.upstreamProxy.kind}://${this.opts.upstreamProxy.host}:${this.opts.upstreamProxy.port}` : undefined }, 'egress relay listening');
+    log.info({ address: this.listening.bound, guard: this.guard.describe(), upstream_proxy: this.opts.upstreamProxy ? `${this.opts.upstreamProxy.kind}://${this.opts.upstreamProxy.host}:${this.opts.upstreamProxy.port}` : undefined }, 'egress relay listening');
   }
 
   async stop(): Promise<void> {
@@ -118,7 +119,7 @@ export class EgressRelay {
     try {
       upstream = await this.open(req);
     } catch (err) {
-      const code: RelayErrorCode = err instanceof RelayFailure ? err.relayCode
+      const code: RelayErrorCode = err instanceof TunnelOpenError ? err.relayCode
         : err instanceof ResolveError ? 'resolve_failed'
           : err instanceof UpstreamProxyError ? (err.timedOut ? 'connect_timeout' : 'upstream_proxy_failed')
             : err instanceof DestinationError ? 'bad_request' : 'unreachable';
@@ -156,8 +157,8 @@ export class EgressRelay {
     }
     const deadline = Date.now() + timeoutMs;
     const { addresses, trusted } = await this.resolver.resolve(req.host);
-    const refused = addresses.find((a) => !this.guard.permits(a, trusted));
-    if (refused) throw new RelayFailure('guard_refused', `${req.host} resolves to the non-public address ${formatIp(refused)}`);
+    const refused = addresses.find((a) => !this.guard.permits(a, trusted, req.allow_ranges));
+    if (refused) throw new TunnelOpenError('guard_refused', `${req.host} resolves to the non-public address ${formatIp(refused)}`);
     let last: unknown;
     for (const ip of addresses) {
       const left = deadline - Date.now();
@@ -169,6 +170,6 @@ export class EgressRelay {
         last = err;
       }
     }
-    throw last ?? new RelayFailure('connect_timeout', `connect to ${req.host}:${req.port} timed out`);
+    throw last ?? new TunnelOpenError('connect_timeout', `connect to ${req.host}:${req.port} timed out`);
   }
 }

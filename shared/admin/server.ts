@@ -1,14 +1,23 @@
 /**
  * The admin endpoint of each side: `/live` (the process answers), `/ready` (every readiness
  * check passes) and `/metrics` (Prometheus). Loopback by default; it exposes no control action.
+ *
+ * A scraper needs one or two connections: beyond MAX_ADMIN_CONNECTIONS new ones are closed at
+ * accept, and every connection has the HTTP deadlines of shared/listener/http-kind.ts (a
+ * half-sent request is closed, not held for ever).
  */
 import http from 'node:http';
 import type net from 'node:net';
+import { DEFAULT_HTTP_DEADLINES, serveHttpConnection, type HttpDeadlines } from '../listener/http-kind.js';
 import { logger } from '../log/logger.js';
+import { MAX_ADMIN_CONNECTIONS } from './limits.js';
 import { registry } from '../metrics/registry.js';
 import { listen, formatAddress, type Address, type Listening } from '../transport/index.js';
 
 const log = logger('admin');
+
+/** Connections held at once by default (`admin.max_connections`); Prometheus keeps one per target. */
+export { MAX_ADMIN_CONNECTIONS } from './limits.js';
 
 export type ReadinessCheck = () => { ready: boolean; detail: string };
 export type AdminRoute = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
@@ -17,7 +26,9 @@ export class AdminServer {
   private readonly checks = new Map<string, ReadinessCheck>();
   private readonly routes = new Map<string, AdminRoute>();
   private listening: Listening | undefined;
-  private readonly server = http.createServer((req, res) => void this.handle(req, res));
+  private readonly open = new Set<net.Socket>();
+
+  constructor(private readonly deadlines: HttpDeadlines = DEFAULT_HTTP_DEADLINES) {}
 
   addReadinessCheck(name: string, check: ReadinessCheck): void {
     this.checks.set(name, check);
@@ -70,10 +81,13 @@ export class AdminServer {
   }
 
   /** Listen on `address`, holding at most `maxConnections` connections (`admin.max_connections`). */
-  async start(address: Address, maxConnections: number): Promise<Listening> {
+  async start(address: Address, maxConnections = MAX_ADMIN_CONNECTIONS): Promise<Listening> {
     this.listening = await listen(address, (socket: net.Socket) => {
-      socket.resume();
-      this.server.emit('connection', socket);
+      socket.on('error', () => {});
+      this.open.add(socket);
+      socket.once('close', () => this.open.delete(socket));
+      const server = http.createServer({ keepAliveTimeout: this.deadlines.keepAliveMs, requestTimeout: 0 }, (req, res) => void this.handle(req, res));
+      serveHttpConnection(server, socket, this.deadlines);
     }, {
       maxConnections,
       onDrop: () => log.warn({ limit: maxConnections }, 'admin connection refused: too many open connections (admin.max_connections)'),
@@ -83,7 +97,8 @@ export class AdminServer {
   }
 
   async close(): Promise<void> {
-    await this.listening?.close();
-    this.server.closeAllConnections();
+    const closing = this.listening?.close();
+    for (const s of this.open) s.destroy();
+    await closing;
   }
 }

@@ -11,6 +11,27 @@ export type EgressProto = 'http_connect' | 'http' | 'socks5';
  * `error`: allowed, but the destination could not be reached. */
 export type AuditDecision = 'allow' | 'deny' | 'error';
 
+/**
+ * Why an attempt ended as it did: stable strings for the audit `reason` and the metric label.
+ * Each has its one-line meaning in EGRESS_REASONS (proxy-inner/egress/reasons.ts), from which the
+ * table in docs/egress.md is checked by a test.
+ */
+export type EgressReason =
+  // the policy's decision (shared/egress/policy.ts DecisionReason)
+  | 'allowed_by_rule' | 'denied_by_rule' | 'not_in_allow_list' | 'resolved_address_denied'
+  // what the client sent
+  | 'malformed_destination' | 'protocol_disabled' | 'http_protocol_error' | 'socks_protocol_error'
+  | 'socks_no_acceptable_method' | 'handshake_timeout' | 'handshake_failed'
+  | 'sni_unreadable' | 'sni_missing' | 'sni_mismatch'
+  // the outer relay's answer
+  | 'outer_guard_refused' | 'resolve_failed' | 'upstream_refused' | 'upstream_timeout' | 'upstream_unreachable'
+  | 'upstream_proxy_failed' | 'relay_rejected_request' | 'relay_unavailable' | 'relay_bad_address'
+  // how an allowed exchange ended early
+  | 'client_gone' | 'upstream_failed' | 'upstream_bad_response';
+
+/** Who ended an exchange that opened (the pump's CloseCause); null when it never opened. */
+export type ClosedBy = 'downstream' | 'upstream' | 'aborted' | 'idle_timeout';
+
 export interface EgressAuditRecord {
   type: 'egress';
   ts: string;
@@ -31,11 +52,10 @@ export interface EgressAuditRecord {
   decision: AuditDecision;
   /** The policy entry that decided, or null (default deny, malformed input). */
   rule: string | null;
-  reason: string;
+  reason: EgressReason;
   bytes_up: number;
   bytes_down: number;
-  /** Who ended the exchange: downstream, upstream, aborted, idle_timeout; null if it never opened. */
-  closed_by: string | null;
+  closed_by: ClosedBy | null;
   /** How the exchange broke, when it did not end cleanly (`ECONNRESET`, `EPIPE`, …). */
   close_error: string | null;
 }

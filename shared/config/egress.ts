@@ -48,6 +48,8 @@ const egressListenerFields = {
   requireSniMatch: boolean({ default: false, description: 'Peek the TLS ClientHello of each tunnel and refuse an SNI other than the requested host (domain fronting).' }),
   handshakeTimeoutMs: at('handshake_timeout', duration('Deadline for a client\'s request headers, SOCKS5 handshake or ClientHello.', '15s')),
   connectTimeoutMs: at('connect_timeout', duration('Deadline for the outer to resolve and connect.', '10s')),
+  keepAliveTimeoutMs: at('keep_alive_timeout', duration('Absolute-form HTTP: close a client connection when the next request head is not complete this long after a response.', '5s')),
+  maxHeaders: integer({ minimum: 1, maximum: 1000, default: 100, description: 'Header fields a request may carry (Envoy 100, HAProxy 101); a request with more is refused with 431.' }),
 };
 
 export const egressListenerSpec = refine(

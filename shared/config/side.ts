@@ -5,6 +5,7 @@
  * own sections, so the inner's code cannot read an outer setting by mistake.
  */
 import path from 'node:path';
+import { MAX_ADMIN_CONNECTIONS } from '../admin/limits.js';
 import type { Address } from '../transport/address.js';
 import { clustersSpec, type ClusterConfig } from './clusters.js';
 import { egressRelaySpec, innerAuditSpec, outerAuditSpec } from './egress.js';
@@ -29,7 +30,7 @@ const adminAddress = custom<Address | null>({
 const commonFields = {
   admin: object('Admin endpoint: GET /live, /ready, /metrics (Prometheus).', {
     address: adminAddress,
-    maxConnections: integer({ minimum: 1, maximum: 10000, default: 64, description: 'Connections held at once (a scraper needs one or ' +
+    maxConnections: integer({ minimum: 1, maximum: 10000, default: MAX_ADMIN_CONNECTIONS, description: 'Connections held at once (a scraper needs one or ' +
       'two); further ones are closed at accept and logged.' }),
   }),
   vsock: object('How vsock addresses are opened.', {

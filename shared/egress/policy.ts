@@ -16,7 +16,7 @@
 import { domainToASCII } from 'node:url';
 import { ProxyError } from '../errors/index.js';
 import type { Destination } from './destination.js';
-import { addressesToJudge, cidrContains, parseCidr, unmapIp, type IpAddress, type IpCidr } from './ip.js';
+import { addressesToJudge, cidrContains, parseCidr, parseIPv4Strict, unmapIp, type IpAddress, type IpCidr } from './ip.js';
 
 export interface PortRange { from: number; to: number }
 
@@ -199,4 +199,26 @@ export function decideConnected(policy: EgressPolicy, dest: Destination, first: 
   const denied = deniedAddress(policy, connected, dest.port);
   if (denied) return { allowed: false, rule: denied.text, reason: 'resolved_address_denied' };
   return first;
+}
+
+/** Enclaver's name for the parent instance itself: the outer connects it to its own loopback. */
+export const PARENT_HOST = 'host';
+const PARENT_LOOPBACK: IpCidr = { address: parseIPv4Strict('127.0.0.1')!, prefix: 32 };
+
+/**
+ * The address ranges this policy allows explicitly for a destination's port — its CIDR allow
+ * entries — plus the parent's loopback when the destination is Enclaver's `host` and an allow
+ * entry names `host` itself (a wildcard such as `**` never does). The outer's private-address
+ * guard lets a tunnel reach non-public addresses inside these, and only these: it exists against
+ * names that resolve somewhere private (rebinding), not against ranges the policy names, which
+ * the app could reach as IP literals anyway.
+ */
+export function explicitRanges(policy: EgressPolicy, dest: Destination): IpCidr[] {
+  const ranges: IpCidr[] = [];
+  for (const r of policy.allow) {
+    if (!portMatches(r, dest.port)) continue;
+    if (r.kind === 'cidr') ranges.push(r.cidr);
+    else if (dest.host.text === PARENT_HOST && r.labels.length === 1 && r.labels[0] === PARENT_HOST) ranges.push(PARENT_LOOPBACK);
+  }
+  return ranges;
 }

@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { egressListenerSpec } from '../../shared/config/egress.js';
+import type { EgressListenerSlice } from '../../proxy-inner/egress/context.js';
 import { CLI } from './paths.js';
 
 export { freePort } from './ports.js';
@@ -28,7 +30,9 @@ export function startSide(role: 'outer' | 'inner', config: Record<string, unknow
   const file = path.join(vsockDir, '..', `${role}-${Math.random().toString(36).slice(2)}.yaml`);
   const doc = { role, admin: { address: null }, vsock: { emulation_dir: vsockDir, cid: role === 'outer' ? 3 : 16 }, ...(role === 'outer' ? { enclave: { exit_with_app: false } } : {}), ...config };
   fs.writeFileSync(file, stringify(doc));
-  const proc = spawn(process.execPath, [CLI, '--config', file], {
+  // ENCLAVER_SIDE_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR": profile both sides (npm run bench:egress).
+  const nodeArgs = (process.env.ENCLAVER_SIDE_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const proc = spawn(process.execPath, [...nodeArgs, CLI, '--config', file], {
     env: { ...process.env, ENCLAVER_LOG_FORMAT: 'json', ENCLAVER_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -131,3 +135,21 @@ export async function waitForPort(port: number, limitMs = 10_000): Promise<void>
   }
 }
 
+
+/**
+ * An egress listener's config slice from raw YAML-shaped keys (`allow`, `protocols`,
+ * `handshake_timeout`…), normalised by the real config code, for tests that build the kind
+ * in-process.
+ */
+export function egressSlice(raw: Record<string, unknown>, idleTimeoutMs = 0): EgressListenerSlice {
+  const problems: string[] = [];
+  const filled = egressListenerSpec.fill(raw, { configDir: process.cwd(), role: 'inner' });
+  const egress = egressListenerSpec.read(filled, [], {
+    configDir: process.cwd(), role: 'inner', clusters: new Map(),
+    problem: (p, m) => problems.push(`${p.join('.')}: ${m}`),
+    claim: () => undefined,
+    uses: () => {},
+  });
+  if (problems.length > 0) throw new Error(problems.join('\n'));
+  return { name: 'egress', idleTimeoutMs, egress };
+}

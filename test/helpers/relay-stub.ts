@@ -13,6 +13,8 @@ export interface StubAnswer {
   /** Destination bytes sent right behind the answer. */
   after?: Buffer;
   delayMs?: number;
+  /** After an ok answer, connect to this loopback port and carry the tunnel's bytes to it. */
+  pipeTo?: number;
 }
 
 export interface RelayStub {
@@ -44,9 +46,21 @@ export async function startRelayStub(dir: string): Promise<RelayStub> {
       for (const f of decoder.push(c)) {
         const req = parseEgressRequest(f);
         stub.seen.push(req);
-        const { answer, after, delayMs } = answerFor(req);
+        const { answer, after, delayMs, pipeTo } = answerFor(req);
         const reply = () => {
           if (answer === null) { s.destroy(); return; }
+          if (pipeTo !== undefined) {
+            s.removeAllListeners('data');
+            s.pause();
+            const up = net.connect(pipeTo, '127.0.0.1', () => {
+              s.write(encodeEgressAnswer(answer));
+              s.pipe(up).pipe(s);
+              s.resume();
+            });
+            up.on('error', () => s.destroy());
+            s.once('close', () => up.destroy());
+            return;
+          }
           s.write(Buffer.concat([encodeEgressAnswer(answer), after ?? Buffer.alloc(0)]));
           if (!answer.ok) s.end();
         };

@@ -11,10 +11,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { EgressAuditRecord } from '../../../shared/audit/record.js';
-import { compilePolicy } from '../../../shared/egress/policy.js';
 import { Listener } from '../../../shared/listener/listener.js';
 import { parseAddress } from '../../../shared/transport/index.js';
 import { egressProxy } from '../../../proxy-inner/egress/egress-proxy.js';
+import { egressSlice } from '../../helpers/egress.js';
 import { startRelayStub, type RelayStub } from '../../helpers/relay-stub.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'client-gone-'));
@@ -30,11 +30,10 @@ before(async () => {
     name: 'egress',
     address: parseAddress('tcp://127.0.0.1:0'),
     maxConnections: 100,
-    handler: egressProxy({
-      listener: 'egress', protocols: ['http_connect', 'socks5'], policy: compilePolicy({ allow: ['**'] }),
-      relay: parseAddress(`unix://${stub.path}`), audit: (r) => records.push(r),
-      requireSniMatch: false, connectTimeoutMs: 2000, handshakeTimeoutMs: 2000, idleTimeoutMs: 0,
-    }),
+    handler: egressProxy(
+      egressSlice({ protocols: ['http_connect', 'socks5'], allow: ['**'], connect_timeout: '2s', handshake_timeout: '2s' }),
+      { relay: parseAddress(`unix://${stub.path}`), audit: (r) => records.push(r) },
+    ),
   });
   await listener.start();
 });

@@ -13,6 +13,7 @@ import { parseAuditAck, parseAuditRecord } from '../../../shared/audit/stream.js
 import { FrameType, encodeFrame, parseFrame } from '../../../shared/wire/frame.js';
 import { parseGreeting, parseRequest } from '../../../proxy-inner/egress/socks5.js';
 import { parseClientHelloSni } from '../../../proxy-inner/egress/sni.js';
+import { parseRequestHead } from '../../../proxy-inner/egress/http-head.js';
 
 function typedOrOk(fn: () => unknown): void {
   try {
@@ -34,8 +35,23 @@ test('byte parsers: SOCKS5 greeting and request, ClientHello, wire frames', () =
   }), RUNS);
 });
 
+test('HTTP request heads: bytes, and heads assembled from HTTP-ish pieces, split anywhere', () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+    typedOrOk(() => parseRequestHead(Buffer.concat([Buffer.from('CONNECT a:1 HTTP/1.1\r\n'), Buffer.from(bytes)]), 100));
+  }), RUNS);
+  const piece = fc.constantFrom('CONNECT', 'GET', ' ', 'a.test:443', 'http://a/', 'HTTP/1.1', 'HTTP/2.0', '\r\n', '\n', '\r', ':', ' : ',
+    'Host', 'Content-Length', 'Transfer-Encoding', 'chunked', '0', '\t', '\0', '\x80', 'X');
+  fc.assert(fc.property(fc.array(piece, { maxLength: 40 }), fc.nat(400), (pieces, cut) => {
+    const b = Buffer.from(pieces.join(''), 'latin1');
+    typedOrOk(() => {
+      const r = parseRequestHead(b.subarray(0, Math.min(cut, b.length)), 5);
+      if (r.done) assert.ok(r.consumed <= b.length && r.consumed >= 4);
+    });
+  }), RUNS);
+});
+
 test('frame payloads of the egress and audit channels', () => {
-  const json = fc.dictionary(fc.constantFrom('host', 'port', 'conn_id', 'ok', 'address', 'code', 'message', 'boot_id', 'seq', 'record'), fc.jsonValue());
+  const json = fc.dictionary(fc.constantFrom('v', 'host', 'port', 'conn_id', 'allow_ranges', 'ok', 'address', 'code', 'message', 'boot_id', 'seq', 'record'), fc.jsonValue());
   fc.assert(fc.property(json, (payload) => {
     for (const type of [FrameType.EgressRequest, FrameType.EgressResponse, FrameType.AuditRecord, FrameType.AuditAck]) {
       const r = parseFrame(encodeFrame(type, payload));

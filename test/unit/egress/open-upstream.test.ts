@@ -10,10 +10,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseAuthority } from '../../../shared/egress/destination.js';
-import { compilePolicy } from '../../../shared/egress/policy.js';
+import { formatCidr } from '../../../shared/egress/ip.js';
 import type { EgressAnswer } from '../../../shared/egress/relay-frames.js';
 import { parseAddress } from '../../../shared/transport/index.js';
 import { isRefusal, openUpstream, type Refusal } from '../../../proxy-inner/egress/open-upstream.js';
+import { egressContext } from '../../../proxy-inner/egress/context.js';
+import { egressSlice } from '../../helpers/egress.js';
 import { startRelayStub, type RelayStub } from '../../helpers/relay-stub.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-stub-'));
@@ -26,10 +28,10 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const ctx = {
-  policy: compilePolicy({ allow: ['**', '0.0.0.0/0', '::/0'], deny: ['10.0.0.0/8', 'blocked.example'] }),
-  relay: { address: parseAddress(`unix://${path.join(dir, 'relay.sock')}`), timeoutMs: 2000 },
-};
+const ctx = egressContext(
+  egressSlice({ allow: ['**', '0.0.0.0/0', '::/0'], deny: ['10.0.0.0/8', 'blocked.example'], connect_timeout: '2s' }),
+  { relay: parseAddress(`unix://${path.join(dir, 'relay.sock')}`), audit: () => {} },
+);
 
 async function refusal(dest: string): Promise<Refusal> {
   const r = await openUpstream(ctx, parseAuthority(dest), 'c1');
@@ -60,7 +62,7 @@ test('no relay, or a relay that hangs up, is a 502 with relay_unavailable', asyn
   stub.answerWith(() => ({ answer: null }));
   const r = await refusal('ok.example:443');
   assert.deepEqual([r.reason, r.status, r.socksReply], ['relay_unavailable', 502, 0x01]);
-  const gone = await openUpstream({ ...ctx, relay: { address: parseAddress(`unix://${dir}/nobody.sock`), timeoutMs: 500 } }, parseAuthority('ok.example:443'), 'c2');
+  const gone = await openUpstream({ ...ctx, deps: { ...ctx.deps, relay: parseAddress(`unix://${dir}/nobody.sock`) } }, parseAuthority('ok.example:443'), 'c2');
   assert.ok(isRefusal(gone) && gone.reason === 'relay_unavailable');
 });
 
@@ -82,6 +84,8 @@ test('a refused destination never reaches the relay; an accepted one keeps the b
   assert.ok(!isRefusal(opened));
   assert.equal(opened.destIp, '93.184.216.34');
   assert.equal(opened.headDown.toString(), '220 smtp ready\r\n');
-  assert.deepEqual(stub.seen[0], { host: 'mail.example', port: 25, conn_id: 'c3' }, 'the relay gets the canonical host');
+  const seen = stub.seen[0]!;
+  assert.deepEqual({ ...seen, allow_ranges: seen.allow_ranges.map(formatCidr) }, { host: 'mail.example', port: 25, conn_id: 'c3', allow_ranges: ['0.0.0.0/0', '::/0'] },
+    'the relay gets the canonical host and the ranges the policy allows explicitly');
   opened.socket.destroy();
 });
