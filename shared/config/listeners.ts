@@ -26,7 +26,7 @@ const kmsEndpointFields = {
 };
 
 /** Longest reuse of one attestation document by the KMS proxy. */
-const MAX_ATTESTATION_REUSE_MS = 5 * 60_000;
+export const MAX_ATTESTATION_REUSE_MS = 5 * 60_000;
 
 function oneEndpointForm<T extends { endpoint: string | undefined; endpoints: Record<string, string> }>(k: T, p: readonly PathSegment[], ctx: ReadContext): T {
   if (k.endpoint !== undefined && Object.keys(k.endpoints).length > 0) ctx.problem(p, 'set `endpoint` (every region) or `endpoints` (per ' +
