@@ -52,7 +52,7 @@ export default tseslint.config(
       // builder (issue 11)
       'builder/**/*.ts', 'bin/cli/describe-eif-command.ts', 'bin/cli/measure-command.ts',
       // fastpath (issue 13) and runtime (issue 10)
-      'shared/proxy-protocol/*.ts', 'shared/pump/*.ts', 'shared/transport/index.ts', 'shared/transport/native-vsock.ts',
+      'shared/proxy-protocol/*.ts', 'shared/pump/*.ts', 'shared/transport/index.ts', 'shared/transport/native-vsock.ts', 'proxy-outer/enclave/*.ts',
       // ops (issue 9)
       'proxy-inner/app/supervisor.ts',
     ],

@@ -10,7 +10,7 @@ import type { InnerConfig, InnerListenerConfig } from '../shared/config/types.js
 import type { ConnectionHandler } from '../shared/listener/types.js';
 import type { SideListener } from '../shared/runtime/side-runtime.js';
 import { PairPort } from '../shared/wire/ports.js';
-import { parseAddress, VSOCK_CID_PARENT } from '../shared/transport/address.js';
+import { parentChannel } from '../shared/transport/vsock.js';
 import type { InnerAws } from './aws-services.js';
 import type { AuditSink } from './egress/attempt.js';
 import type { TlsIdentities } from './tls/tls-identities.js';
@@ -24,16 +24,16 @@ export interface InnerServices {
   audit: AuditSink;
 }
 
-/** Which listeners need the AWS services (NSM, IMDS relay): the AWS kinds and KMS-sealed TLS keys. */
+/** Which listeners need the AWS services (NSM, IMDS relay): the AWS kinds, KMS-sealed TLS keys, attested certificates. */
 export function needsAws(config: InnerConfig): boolean {
   return config.listeners.some((l) => l.kind === 'kms' || l.kind === 'imds' || l.kind === 'attestation_api'
-    || (l.kind === 'tcp_proxy' && l.tls !== undefined && 'kmsCiphertext' in l.tls.privateKey));
+    || ((l.kind === 'tcp_proxy' || l.kind === 'http') && l.tls !== undefined && (l.tls.source === 'attested' || 'kmsCiphertext' in l.tls.privateKey)));
 }
 
 /** The AWS services of this inner: its `nsm` and `aws` sections, and the outer's IMDS relay. */
 export async function innerAws(config: InnerConfig): Promise<InnerAws> {
   const { InnerAws } = await import('./aws-services.js');
-  return new InnerAws({ nsm: config.nsm, imdsRelay: { kind: 'vsock', cid: VSOCK_CID_PARENT, port: PairPort.Imds }, ...config.aws });
+  return new InnerAws({ nsm: config.nsm, imdsRelay: parentChannel(PairPort.Imds), ...config.aws });
 }
 
 async function handlerFor(l: InnerListenerConfig, { aws, audit, tls }: InnerServices): Promise<ConnectionHandler> {
@@ -41,12 +41,32 @@ async function handlerFor(l: InnerListenerConfig, { aws, audit, tls }: InnerServ
   switch (l.kind) {
     case 'tcp_proxy': {
       const { tcpProxy } = await import('../shared/tcp-proxy/tcp-proxy.js');
-      const identity = tls.sourceFor(l);
-      return tcpProxy({ listener: l, cluster: l.cluster, ...(identity ? { tls: identity } : {}) });
+      const identity = tls.identityFor(l);
+      return tcpProxy({ listener: l, cluster: l.cluster, ...(identity ? { tls: identity.context } : {}) });
+    }
+    case 'http': {
+      const { httpIngress } = await import('./http-ingress/http-ingress.js');
+      const identity = tls.identityFor(l);
+      const clusters = new Map([...l.http.routes.map((r) => r.cluster), ...(l.http.defaultCluster ? [l.http.defaultCluster] : [])].map((c) => [c.name, c]));
+      return httpIngress({
+        listener: l.name,
+        routes: l.http.routes.map((r) => ({ ...r, cluster: r.cluster.name })),
+        defaultCluster: l.http.defaultCluster?.name,
+        clusters,
+        expectProxyProtocol: l.expectProxyProtocol,
+        tls: identity?.context,
+        localEndpoints: identity?.endpoints ?? [],
+        limits: {
+          maxHeaderBytes: l.http.maxHeaderBytes, maxHeaders: l.http.maxHeaders, headTimeoutMs: l.http.headTimeoutMs,
+          idleTimeoutMs: l.idleTimeoutMs, keepAliveTimeoutMs: l.http.keepAliveTimeoutMs,
+        },
+        accessLog: l.accessLog,
+        http2: l.http.http2,
+      });
     }
     case 'egress': {
       const { egressProxy } = await import('./egress/egress-proxy.js');
-      return egressProxy({ name: l.name, idleTimeoutMs: l.idleTimeoutMs, egress: l.egress }, { relay: parseAddress(`vsock://parent:${PairPort.Egress}`), audit });
+      return egressProxy({ name: l.name, idleTimeoutMs: l.idleTimeoutMs, egress: l.egress }, { relay: parentChannel(PairPort.Egress), audit });
     }
     case 'kms': {
       const [{ httpListenerKind }, { kmsSettings }] = await Promise.all([http(), import('./kms/settings.js')]);

@@ -160,3 +160,7 @@ export function loadWithNotices(source: ConfigSource, opts: LoadOptions = {}, mo
   if (all.length) throw new ConfigError(all);
   return loaded;
 }
+
+export function loadConfig(file: string, opts: LoadOptions = {}): Config {
+  return loadConfigSource(ConfigSource.read(file), opts);
+}

@@ -50,9 +50,12 @@ export function tlsContextFromFiles(certificate: string, privateKey: string): Tl
   return () => Promise.resolve(context);
 }
 
-/** Server-side TLS over an accepted socket; resolves with the plaintext side once the handshake is done. */
-export function terminateTls(socket: net.Socket, context: tls.SecureContext, head: Buffer): Promise<tls.TLSSocket> {
-  const secure = new tls.TLSSocket(head.length > 0 ? prependedSocket(socket, head) : socket, { isServer: true, secureContext: context });
+/**
+ * Server-side TLS over an accepted socket; resolves with the plaintext side once the handshake is
+ * done. `alpn`: the application protocols offered, in preference order (HTTP listeners: h2).
+ */
+export function terminateTls(socket: net.Socket, context: tls.SecureContext, head: Buffer, alpn?: string[]): Promise<tls.TLSSocket> {
+  const secure = new tls.TLSSocket(head.length > 0 ? prependedSocket(socket, head) : socket, { isServer: true, secureContext: context, ...(alpn ? { ALPNProtocols: alpn } : {}) });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { secure.destroy(); reject(new ProxyError('tls_handshake_timeout', `no TLS handshake within ${TLS_HANDSHAKE_TIMEOUT_MS} ms`)); }, TLS_HANDSHAKE_TIMEOUT_MS);
     secure.once('secure', () => { clearTimeout(timer); secure.pause(); resolve(secure); });
@@ -141,6 +144,7 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     // The PROXY header is ours, not the client's: it does not count as client bytes.
     const bytesIn = result.bytesUp - (cluster.sendProxyProtocol ? headUp.length - head.length : 0);
     if (result.error) ctx.metrics.error(result.error.code);
+    ctx.metrics.pumped(result.path);
     logClosed(ctx.log, listener.accessLog, endpoint, {
       client: describe(client), bytesIn, bytesOut: result.bytesDown, durationMs: result.durationMs, closedBy: result.closedBy,
       ...(result.error ? { error: { code: result.error.code, side: result.error.side } } : {}),
