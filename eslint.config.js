@@ -1,23 +1,61 @@
 // Lint runs on the TypeScript sources; compiled output and the native build are not ours to lint.
+// Production code (bin, shared, proxy-*, builder) gets the type-aware promise rules and no
+// non-null assertions; tests and benchmarks keep `!` (an assertion that fails there fails the test).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+
+const PRODUCTION = ['bin/**/*.ts', 'shared/**/*.ts', 'proxy-inner/**/*.ts', 'proxy-outer/**/*.ts', 'builder/**/*.ts'];
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'native/build/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly', URL: 'readonly', AbortSignal: 'readonly', AbortController: 'readonly', fetch: 'readonly', TextEncoder: 'readonly', TextDecoder: 'readonly', queueMicrotask: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly',
+        clearInterval: 'readonly', setImmediate: 'readonly', URL: 'readonly', AbortSignal: 'readonly', AbortController: 'readonly', fetch: 'readonly',
+        TextEncoder: 'readonly', TextDecoder: 'readonly', queueMicrotask: 'readonly',
+      },
+    },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       'no-constant-condition': ['error', { checkLoops: false }],
       'eqeqeq': ['error', 'smart'],
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/proxy-inner/**', '**/proxy-outer/**', '**/builder/**'], message: 'shared/ must not import from proxy-* or builder/' }] }],
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/proxy-inner/**', '**/proxy-outer/**', '**/builder/**', '**/bin/**'], message: 'shared/ must not import from proxy-*, builder/ or bin/' }] }],
     },
   },
   {
     // Only shared/ is forbidden from importing the sides; everything else may.
     files: ['bin/**', 'proxy-inner/**', 'proxy-outer/**', 'builder/**', 'benchmarks/**', 'test/**'],
     rules: { 'no-restricted-imports': 'off' },
+  },
+  {
+    files: PRODUCTION,
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-non-null-assertion': 'error',
+    },
+  },
+  {
+    // Files with non-null assertions left, owned by work in flight on other branches (2026-11-30).
+    // Each owner removes a file from this list when it is converted; new files are covered.
+    files: [
+      // egress (issue 9)
+      'proxy-inner/egress/*.ts', 'proxy-outer/egress-relay/*.ts', 'shared/egress/*.ts',
+      // l7 (issue 12)
+      'proxy-inner/http-ingress/*.ts', 'proxy-inner/tls/*.ts', 'shared/attestation/*.ts', 'bin/cli/attestation-command.ts',
+      // audit (issue 14)
+      'proxy-inner/audit/*.ts', 'proxy-inner/logs/*.ts', 'proxy-outer/audit/*.ts', 'shared/audit/*.ts', 'bin/cli/audit-command.ts', 'bin/cli/verify-flags.ts',
+      // builder (issue 11)
+      'builder/**/*.ts', 'bin/cli/describe-eif-command.ts', 'bin/cli/measure-command.ts',
+      // fastpath (issue 13) and runtime (issue 10)
+      'shared/proxy-protocol/*.ts', 'shared/pump/*.ts', 'shared/transport/index.ts', 'shared/transport/native-vsock.ts', 'proxy-outer/enclave/*.ts',
+      // ops (issue 9)
+      'proxy-inner/app/supervisor.ts',
+    ],
+    rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
   },
 );

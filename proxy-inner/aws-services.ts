@@ -65,13 +65,17 @@ export class InnerAws {
   }
 
   /** Opened on first use, so an IMDS-only inner never announces a simulator it does not use. */
-  get nsm(): Nsm {
+  private open(): { nsm: Nsm; simulator: NsmSimulator | null } {
     this.opened ??= openNsm(this.settings.nsm);
-    return this.opened.nsm;
+    return this.opened;
+  }
+
+  get nsm(): Nsm {
+    return this.open().nsm;
   }
 
   get simulator(): NsmSimulator | null {
-    return this.nsm && this.opened!.simulator;
+    return this.open().simulator;
   }
 
   region(): Promise<string> {

@@ -2,23 +2,22 @@
  * Listener kinds of the inner side: config → the module that handles its connections. The switch
  * is over the `kind` of the normalized listener (a discriminated union), and exhaustive: a new
  * kind does not compile until it has a handler here.
+ *
+ * Each kind's module is imported when a listener of that kind exists (`import()`), so an inner
+ * with one TCP listener does not load the KMS, SigV4 and CMS code before it is ready.
  */
-import fs from 'node:fs';
-import type { InnerConfig, InnerListenerConfig, KmsEndpointConfig } from '../shared/config/types.js';
-import { httpListenerKind } from '../shared/listener/http-kind.js';
+import type { InnerConfig, InnerListenerConfig } from '../shared/config/types.js';
 import type { ConnectionHandler } from '../shared/listener/types.js';
-import { tcpProxy } from '../shared/tcp-proxy/tcp-proxy.js';
+import type { SideListener } from '../shared/runtime/side-runtime.js';
 import { PairPort } from '../shared/wire/ports.js';
 import { parentChannel } from '../shared/transport/vsock.js';
-import { InnerAws, type KmsProxySettings } from './aws-services.js';
+import type { InnerAws } from './aws-services.js';
 import type { AuditSink } from './egress/attempt.js';
-import { egressProxy } from './egress/egress-proxy.js';
-import { httpIngress } from './http-ingress/http-ingress.js';
 import type { TlsIdentities } from './tls/tls-identities.js';
 
 export interface InnerServices {
-  /** KMS proxy, IMDS endpoint and attestation API; built on first use (see `innerAws`). */
-  aws: () => InnerAws;
+  /** KMS proxy, IMDS endpoint and attestation API; loaded and built on first use. */
+  aws: () => Promise<InnerAws>;
   /** TLS identities of terminating listeners (PEM files or KMS-sealed keys). */
   tls: TlsIdentities;
   /** Where egress listeners send their audit records. */
@@ -32,51 +31,60 @@ export function needsAws(config: InnerConfig): boolean {
 }
 
 /** The AWS services of this inner: its `nsm` and `aws` sections, and the outer's IMDS relay. */
-export function innerAws(config: InnerConfig): InnerAws {
+export async function innerAws(config: InnerConfig): Promise<InnerAws> {
+  const { InnerAws } = await import('./aws-services.js');
   return new InnerAws({ nsm: config.nsm, imdsRelay: parentChannel(PairPort.Imds), ...config.aws });
 }
 
-/** The KMS settings of a listener or sealed key, with its extra CA read from the file. */
-export function kmsSettings(kms: KmsEndpointConfig & Pick<KmsProxySettings, 'attestationReuseMs' | 'maxBodyBytes'>): KmsProxySettings {
-  return { ...kms, ...(kms.caFile ? { ca: fs.readFileSync(kms.caFile, 'utf8') } : {}) };
+async function handlerFor(l: InnerListenerConfig, { aws, audit, tls }: InnerServices): Promise<ConnectionHandler> {
+  const http = () => import('../shared/listener/http-kind.js');
+  switch (l.kind) {
+    case 'tcp_proxy': {
+      const { tcpProxy } = await import('../shared/tcp-proxy/tcp-proxy.js');
+      const identity = tls.identityFor(l);
+      return tcpProxy({ listener: l, cluster: l.cluster, ...(identity ? { tls: identity.context } : {}) });
+    }
+    case 'http': {
+      const { httpIngress } = await import('./http-ingress/http-ingress.js');
+      const identity = tls.identityFor(l);
+      const clusters = new Map([...l.http.routes.map((r) => r.cluster), ...(l.http.defaultCluster ? [l.http.defaultCluster] : [])].map((c) => [c.name, c]));
+      return httpIngress({
+        listener: l.name,
+        routes: l.http.routes.map((r) => ({ ...r, cluster: r.cluster.name })),
+        defaultCluster: l.http.defaultCluster?.name,
+        clusters,
+        expectProxyProtocol: l.expectProxyProtocol,
+        tls: identity?.context,
+        localEndpoints: identity?.endpoints ?? [],
+        limits: {
+          maxHeaderBytes: l.http.maxHeaderBytes, maxHeaders: l.http.maxHeaders, headTimeoutMs: l.http.headTimeoutMs,
+          idleTimeoutMs: l.idleTimeoutMs, keepAliveTimeoutMs: l.http.keepAliveTimeoutMs,
+        },
+        accessLog: l.accessLog,
+        http2: l.http.http2,
+      });
+    }
+    case 'egress': {
+      const { egressProxy } = await import('./egress/egress-proxy.js');
+      return egressProxy({ name: l.name, idleTimeoutMs: l.idleTimeoutMs, egress: l.egress }, { relay: parentChannel(PairPort.Egress), audit });
+    }
+    case 'kms': {
+      const [{ httpListenerKind }, { kmsSettings }] = await Promise.all([http(), import('./kms/settings.js')]);
+      return httpListenerKind((await aws()).kmsRequestListener(kmsSettings(l.kms)));
+    }
+    case 'imds':
+      return (await http()).httpListenerKind((await aws()).imdsRequestListener());
+    case 'attestation_api':
+      return (await http()).httpListenerKind((await aws()).attestationRequestListener());
+    default: {
+      // Every kind has an arm above: `l` is `never` here, and a new kind fails to compile.
+      const unhandled: never = l;
+      return unhandled;
+    }
+  }
 }
 
-export function innerListenerKinds({ aws, audit, tls }: InnerServices): (l: InnerListenerConfig) => ConnectionHandler {
-  return (l) => {
-    switch (l.kind) {
-      case 'tcp_proxy': {
-        const identity = tls.identityFor(l);
-        return tcpProxy({ listener: l, cluster: l.cluster, ...(identity ? { tls: identity.context } : {}) });
-      }
-      case 'http': {
-        const identity = tls.identityFor(l);
-        const clusters = new Map([...l.http.routes.map((r) => r.cluster), ...(l.http.defaultCluster ? [l.http.defaultCluster] : [])].map((c) => [c.name, c]));
-        return httpIngress({
-          listener: l.name,
-          routes: l.http.routes.map((r) => ({ ...r, cluster: r.cluster.name })),
-          defaultCluster: l.http.defaultCluster?.name,
-          clusters,
-          expectProxyProtocol: l.expectProxyProtocol,
-          tls: identity?.context,
-          localEndpoints: identity?.endpoints ?? [],
-          limits: { maxHeaderBytes: l.http.maxHeaderBytes, maxHeaders: l.http.maxHeaders, headTimeoutMs: l.http.headTimeoutMs, idleTimeoutMs: l.idleTimeoutMs, keepAliveTimeoutMs: l.http.keepAliveTimeoutMs },
-          accessLog: l.accessLog,
-          http2: l.http.http2,
-        });
-      }
-      case 'egress':
-        return egressProxy({ name: l.name, idleTimeoutMs: l.idleTimeoutMs, egress: l.egress }, { relay: parentChannel(PairPort.Egress), audit });
-      case 'kms':
-        return httpListenerKind(aws().kmsRequestListener(kmsSettings(l.kms)));
-      case 'imds':
-        return httpListenerKind(aws().imdsRequestListener());
-      case 'attestation_api':
-        return httpListenerKind(aws().attestationRequestListener());
-      default: {
-        // Every kind has an arm above: `l` is `never` here, and a new kind fails to compile.
-        const unhandled: never = l;
-        return unhandled;
-      }
-    }
-  };
+/** Each listener of the inner with the handler of its kind. */
+export async function innerListeners(config: InnerConfig, services: InnerServices): Promise<SideListener<InnerConfig>[]> {
+  return Promise.all(config.listeners.map(async (listener) => ({ listener, handler: await handlerFor(listener, services) })));
 }

@@ -15,14 +15,13 @@ import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf } from '../shared/wire/status.js';
 import { appEnvironment } from './app/environment.js';
 import { AppStartError, AppSupervisor, preflightApp, type AppExit } from './app/supervisor.js';
-import { innerAws, innerListenerKinds, needsAws } from './listeners.js';
+import { innerAws, innerListeners, needsAws } from './listeners.js';
 import { formatAddress, type Address } from '../shared/transport/index.js';
 import { runBootstrap, type Bootstrapped } from './bootstrap/bootstrap.js';
 import { BootstrapError } from './bootstrap/errors.js';
 import type { InitDuties } from './bootstrap/init-duties.js';
 import { PairPort } from '../shared/wire/ports.js';
-import { AuditEvidence } from './audit/evidence.js';
-import { AuditSender } from './audit/sender.js';
+import type { AuditSender } from './audit/sender.js';
 import type { Nsm } from './nsm/nsm.js';
 import { appProxyUrls } from './egress/app-proxy-url.js';
 import { auditStreamMetrics, countEgress } from './egress/metrics.js';
@@ -95,14 +94,22 @@ async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter:
   // Metrics for the parent are an aid, not a duty: an enclave that cannot offer them still runs.
   await metricsExport.start().catch((err: unknown) => log.warn({ err: messageOf(err) }, 'metrics export to the outer unavailable'));
   let aws: InnerAws | undefined;
+  let awsLoading: Promise<InnerAws> | undefined;
   closers.add('AWS services', () => aws?.close());
-  const awsServices = () => (aws ??= innerAws(config));
+  // Loaded on first use: an inner without AWS listeners never loads the KMS and SigV4 code.
+  const awsServices = () => (awsLoading ??= innerAws(config).then((a) => (aws = a)));
+  // One NSM per process (one simulator root to pin): the AWS services' when there are any.
+  const nsm = needsAws(config) ? async () => (await awsServices()).nsm : async () => {
+    const own = (await import('./nsm/index.js')).openNsm(config.nsm).nsm;
+    closers.add('NSM', () => own.close());
+    return own;
+  };
   let runtime: SideRuntime<InnerConfig>;
   try {
-    const audit = auditSender(config, () => awsServices().nsm);
+    const audit = await auditSender(config, nsm);
     if (audit) closers.add('audit stream', () => flushAudit(audit));
-    const tls = new TlsIdentities(needsAws(config) ? awsServices() : null);
-    runtime = new SideRuntime(config, innerListenerKinds({ aws: awsServices, tls, audit: (r) => { countEgress(r); audit?.emit(r); } }));
+    const tls = new TlsIdentities(needsAws(config) ? await awsServices() : null);
+    runtime = new SideRuntime(config, await innerListeners(config, { aws: awsServices, tls, audit: (r) => { countEgress(r); audit?.emit(r); } }));
     closers.add('listeners', () => runtime.shutdown());
     if (audit) {
       auditStreamMetrics(() => audit.stats());
@@ -184,12 +191,13 @@ async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter:
  * One audit stream per process, shared by every egress listener; only when one exists. Its key is
  * attested by the same NSM as the rest (one simulator per process: one root to pin).
  */
-function auditSender(config: InnerConfig, nsm: () => Nsm): AuditSender | undefined {
+async function auditSender(config: InnerConfig, nsm: () => Promise<Nsm>): Promise<AuditSender | undefined> {
   if (!config.listeners.some((l) => l.kind === 'egress')) return undefined;
+  const [{ AuditSender }, { AuditEvidence }] = await Promise.all([import('./audit/sender.js'), import('./audit/evidence.js')]);
   return new AuditSender({
     address: parentChannel(PairPort.Audit),
     maxBuffered: config.audit.bufferRecords,
-    evidence: new AuditEvidence(nsm()),
+    evidence: new AuditEvidence(await nsm()),
     checkpoint: config.audit.checkpoint,
   });
 }

@@ -14,7 +14,7 @@ import { AuditCollector } from './audit/collector.js';
 import { SyslogSink } from './audit/syslog-sink.js';
 import { loadHostsFile } from './egress-relay/hosts-file.js';
 import { EgressRelay } from './egress-relay/relay.js';
-import { outerListenerKinds } from './listeners.js';
+import { outerListeners } from './listeners.js';
 import { registerOuterMetrics, setEnclaveState } from './metrics.js';
 import { StatusCollector } from './status/collector.js';
 import { enclaveMetricsRoute } from './enclave-metrics/fetch.js';
@@ -64,7 +64,7 @@ function egressParts(config: OuterConfig): { egressRelay: EgressRelay | undefine
 export async function startOuter(config: OuterConfig): Promise<OuterHandle> {
   const closers = new Closers(log);
   try {
-    const runtime = new SideRuntime(config, outerListenerKinds());
+    const runtime = new SideRuntime(config, outerListeners(config));
     const status = new StatusCollector({ enclaveCid: config.enclave.cid });
     registerOuterMetrics();
     status.on('status', (s: EnclaveStatus) => {

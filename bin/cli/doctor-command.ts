@@ -3,7 +3,7 @@
  * pump, splice, pipe sizes and limits, vsock transport and local CID). Exit 0; 2 on usage errors.
  */
 import { parseArgs } from 'node:util';
-import { doctorReport, formatDoctorReport } from '../../shared/native/doctor.js';
+import { doctorReport, formatDoctorReport } from './doctor.js';
 import { loadNativeAddon } from '../../shared/native/addon.js';
 import { checkTransportSplice, formatTransportSplice, type TransportSplice } from '../../shared/native/splice-check.js';
 import { createNativePump } from '../../shared/pump/index.js';

@@ -147,7 +147,8 @@ export async function main(argv: string[]): Promise<number> {
   const { ConfigError, formatProblem } = await import('../../shared/errors/index.js');
   let loaded;
   try {
-    loaded = loadWithNotices(ConfigSource.read(values.config), opts);
+    const checkFiles = values.check ? (await import('./check-files.js')).checkReferencedFiles : undefined;
+    loaded = loadWithNotices(ConfigSource.read(values.config), opts, checkFiles);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`enclaver-proxy: invalid config\n${err.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);

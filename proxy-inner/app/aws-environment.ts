@@ -3,11 +3,11 @@
  * credentials and region, the KMS endpoint override, and the region when the config fixes it.
  */
 import type { InnerConfig } from '../../shared/config/types.js';
-import type { Address } from '../../shared/transport/address.js';
+import { formatHostPort, type Address } from '../../shared/transport/address.js';
 
 function httpUrl(a: Address): string | undefined {
   if (a.kind !== 'tcp') return undefined;
-  return `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  return `http://${formatHostPort(a.host, a.port)}`;
 }
 
 /**

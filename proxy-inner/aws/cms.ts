@@ -47,7 +47,7 @@ export function parseRecipientEnvelope(ber: Uint8Array): RecipientEnvelope {
   }
   if (enveloped.version !== 2) throw unsupported(`EnvelopedData version ${enveloped.version} (KMS sends 2)`, { version: enveloped.version });
   if (enveloped.recipientInfos.length !== 1) throw unsupported(`${enveloped.recipientInfos.length} recipients (KMS sends exactly one)`);
-  const ktri = enveloped.recipientInfos[0]!.ktri;
+  const ktri = enveloped.recipientInfos[0]?.ktri;
   if (!ktri) throw unsupported('the recipient is not a KeyTransRecipientInfo');
   if (ktri.version !== 2) throw unsupported(`KeyTransRecipientInfo version ${ktri.version} (KMS sends 2)`);
   const kea = ktri.keyEncryptionAlgorithm;
@@ -60,7 +60,8 @@ export function parseRecipientEnvelope(ber: Uint8Array): RecipientEnvelope {
   if (cea.algorithm !== OID_AES_256_CBC) throw unsupported(`content encryption ${cea.algorithm} is not AES-256-CBC`, { algorithm: cea.algorithm });
   let iv: Buffer;
   try {
-    iv = Buffer.from(AsnConvert.parse(cea.parameters!, OctetString).buffer);
+    if (!cea.parameters) throw new Error('no parameters');
+    iv = Buffer.from(AsnConvert.parse(cea.parameters, OctetString).buffer);
   } catch {
     throw new CmsError('cms_malformed', 'AES-256-CBC parameters are not an OCTET STRING IV');
   }

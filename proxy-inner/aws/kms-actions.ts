@@ -26,6 +26,6 @@ export function kmsActionOf(target: string | undefined): string | null {
 
 /** The plaintext field of an attested action, matched case-insensitively like KMS does. */
 export function attestedPlaintextField(action: string): PlaintextField | null {
-  const key = Object.keys(ATTESTED_ACTIONS).find((a) => a.toLowerCase() === action.toLowerCase());
-  return key ? ATTESTED_ACTIONS[key]! : null;
+  const entry = Object.entries(ATTESTED_ACTIONS).find(([a]) => a.toLowerCase() === action.toLowerCase());
+  return entry ? entry[1] : null;
 }

@@ -4,7 +4,7 @@
  * never by the app, which has no DNS in an enclave).
  */
 import type { InnerConfig, ListenerOf } from '../../shared/config/types.js';
-import type { Address } from '../../shared/transport/index.js';
+import { formatHostPort, type Address } from '../../shared/transport/address.js';
 
 export interface AppProxyUrls { http?: string; all?: string }
 
@@ -12,7 +12,7 @@ export function appProxyUrls(config: InnerConfig, boundAddress: (listener: strin
   const l = config.listeners.find((x): x is ListenerOf<'egress'> => x.kind === 'egress');
   const a = l ? boundAddress(l.name) : undefined;
   if (!l || !a || a.kind !== 'tcp') return {};
-  const hostPort = `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  const hostPort = formatHostPort(a.host, a.port);
   const http = l.egress.protocols.includes('http_connect') ? `http://${hostPort}` : undefined;
   const all = l.egress.protocols.includes('socks5') ? `socks5h://${hostPort}` : http;
   return { ...(http ? { http } : {}), ...(all ? { all } : {}) };

@@ -19,8 +19,6 @@ import type { PrefixParse } from '../../shared/util/read-prefix.js';
 
 /** Request heads beyond this are refused with 431 (Node's own default `maxHeaderSize`). */
 export const MAX_HEAD_BYTES = 16 * 1024;
-/** HAProxy's `tune.http.maxhdr` is 101, Envoy's `max_headers_count` 100: the latter is the default. */
-export const DEFAULT_MAX_HEADERS = 100;
 
 export interface RequestHead {
   method: string;

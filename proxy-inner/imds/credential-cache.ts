@@ -6,8 +6,8 @@
  * are still valid, and says so.
  */
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
-import { type AwsCredentials, type ImdsCredentialsDocument, credentialsFromImds, isImdsCredentialsDocument } from '../../shared/aws/credentials.js';
-import { IMDS_CREDENTIALS_PATH, IMDS_REGION_PATH } from '../../shared/aws/imds-relay-protocol.js';
+import { type AwsCredentials, type ImdsCredentialsDocument, credentialsFromImds, isImdsCredentialsDocument } from '../aws/credentials.js';
+import { IMDS_CREDENTIALS_PATH, IMDS_REGION_PATH } from '../../shared/wire/imds-relay.js';
 import { logger } from '../../shared/log/logger.js';
 import type { ImdsSource } from './relay-client.js';
 
@@ -51,7 +51,7 @@ export class CredentialCache {
   }
 
   private async fetch(): Promise<CachedCredentials> {
-    const role = (await this.fetchText(IMDS_CREDENTIALS_PATH)).split('\n')[0]!.trim();
+    const role = (await this.fetchText(IMDS_CREDENTIALS_PATH)).split('\n')[0]?.trim();
     if (!role) throw new CredentialsUnavailableError('imds_no_role', 'the instance has no IAM role attached');
     const text = await this.fetchText(IMDS_CREDENTIALS_PATH + role);
     let document: unknown;
@@ -71,8 +71,13 @@ export class CredentialCache {
    * remaining life when that is shorter than the margin (otherwise short-lived credentials would
    * be refetched on every use and by a timer that fires at once, in a loop).
    */
+  /** The credentials' expiry: their document's Expiration, which IMDS always sends. */
+  private expiryOf(c: CachedCredentials): number {
+    return Date.parse(c.document.Expiration);
+  }
+
   private refreshAt(c: CachedCredentials): number {
-    const expiry = c.credentials.expiration!.getTime();
+    const expiry = this.expiryOf(c);
     return expiry - Math.min(this.marginMs, Math.max(0, expiry - c.fetchedAt) / 2);
   }
 
@@ -81,7 +86,7 @@ export class CredentialCache {
   }
 
   private isValid(c: CachedCredentials): boolean {
-    return c.credentials.expiration!.getTime() > this.now();
+    return this.expiryOf(c) > this.now();
   }
 
   private refresh(): Promise<CachedCredentials> {

@@ -8,7 +8,7 @@ import http from 'node:http';
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
 import {
   IMDS_CREDENTIALS_PATH, IMDS_IDENTITY_DOCUMENT_PATH, IMDS_REGION_PATH, IMDS_TOKEN_PATH,
-} from '../../shared/aws/imds-relay-protocol.js';
+} from '../../shared/wire/imds-relay.js';
 import { send, sendText } from '../../shared/util/http-service.js';
 import { logger } from '../../shared/log/logger.js';
 import type { CredentialCache } from './credential-cache.js';

@@ -6,7 +6,7 @@
 import { type Address, connect } from '../../shared/transport/index.js';
 import { FrameError, FrameType, encodeFrame, parseFrame } from '../../shared/wire/frame.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
-import { type ImdsRelayResponse, parseImdsRelayResponse } from '../../shared/aws/imds-relay-protocol.js';
+import { type ImdsRelayResponse, parseImdsRelayResponse } from '../../shared/wire/imds-relay.js';
 
 export interface ImdsRelayClientOptions {
   /** The outer relay, vsock://parent:17004 in production. */

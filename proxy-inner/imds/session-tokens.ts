@@ -22,7 +22,8 @@ export class SessionTokens {
 
   issue(ttlSeconds: number): string {
     this.evictExpired();
-    if (this.tokens.size >= MAX_LIVE_TOKENS) this.tokens.delete(this.tokens.keys().next().value!);
+    const oldest = this.tokens.keys().next();
+    if (this.tokens.size >= MAX_LIVE_TOKENS && !oldest.done) this.tokens.delete(oldest.value);
     const token = crypto.randomBytes(32).toString('base64url');
     this.tokens.set(token, this.now() + ttlSeconds * 1000);
     return token;

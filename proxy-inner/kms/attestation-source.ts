@@ -1,13 +1,13 @@
 /**
  * Attestation documents for KMS `Recipient`s, binding the recipient key. A document may be
- * reused for a bounded time (config `attestation_reuse`, at most MAX_REUSE_MS) instead of asking
+ * reused for a bounded time (config `attestation_reuse`, at most MAX_ATTESTATION_REUSE_MS) instead of asking
  * the NSM on every call; 0 asks every time, as sdk-c and Enclaver do.
  */
-import { ProxyError } from '../../shared/errors/index.js';
+// KMS checks documents itself; one older than this limit (the config's) is not worth a refusal.
+import { MAX_ATTESTATION_REUSE_MS } from '../../shared/config/listeners.js';
+import { ErrorCode, ProxyError } from '../../shared/errors/index.js';
 import type { Nsm } from '../nsm/nsm.js';
 
-/** KMS checks documents itself; a document older than this is not worth the risk of refusal. */
-export const MAX_REUSE_MS = 5 * 60_000;
 
 export interface AttestationSourceOptions {
   nsm: Pick<Nsm, 'attest'>;
@@ -22,7 +22,7 @@ export class AttestationSource {
   private readonly now: () => number;
 
   constructor(private readonly opts: AttestationSourceOptions) {
-    if (opts.reuseMs < 0 || opts.reuseMs > MAX_REUSE_MS) throw new ProxyError('config_invalid', `attestation reuse of ${opts.reuseMs} ms is outside 0..${MAX_REUSE_MS}`, { reuseMs: opts.reuseMs });
+    if (opts.reuseMs < 0 || opts.reuseMs > MAX_ATTESTATION_REUSE_MS) throw new ProxyError(ErrorCode.ConfigInvalid, `attestation reuse of ${opts.reuseMs} ms is outside 0..${MAX_ATTESTATION_REUSE_MS}`, { reuseMs: opts.reuseMs });
     this.now = opts.now ?? Date.now;
   }
 

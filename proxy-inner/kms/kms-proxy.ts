@@ -10,9 +10,9 @@
  */
 import type http from 'node:http';
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
-import type { AwsCredentials } from '../../shared/aws/credentials.js';
-import { KMS_CONTENT_TYPE, RECIPIENT_KEY_ENCRYPTION_ALGORITHM, type PlaintextField, attestedPlaintextField, kmsActionOf } from '../../shared/aws/kms-actions.js';
-import { signKmsRequest } from '../../shared/aws/sigv4.js';
+import type { AwsCredentials } from '../aws/credentials.js';
+import { KMS_CONTENT_TYPE, RECIPIENT_KEY_ENCRYPTION_ALGORITHM, type PlaintextField, attestedPlaintextField, kmsActionOf } from '../aws/kms-actions.js';
+import { signKmsRequest } from '../aws/sigv4.js';
 import { BodyTooLargeError, readBody, send } from '../../shared/util/http-service.js';
 import { logger } from '../../shared/log/logger.js';
 import type { AttestationSource } from './attestation-source.js';
@@ -57,7 +57,10 @@ function sendKmsError(res: http.ServerResponse, err: KmsProxyError): void {
 
 function passThrough(res: http.ServerResponse, upstream: UpstreamResponse): void {
   const headers: Record<string, string> = {};
-  for (const name of PASSED_RESPONSE_HEADERS) if (upstream.headers[name] !== undefined) headers[name] = upstream.headers[name]!;
+  for (const name of PASSED_RESPONSE_HEADERS) {
+    const value = upstream.headers[name];
+    if (value !== undefined) headers[name] = value;
+  }
   send(res, upstream.status, upstream.body, headers);
 }
 
@@ -119,7 +122,7 @@ export class KmsProxy {
    */
   async call(target: string | undefined, body: Buffer, setAction: (a: string) => void = () => {}): Promise<{ response: UpstreamResponse; outcome: Outcome }> {
     const action = kmsActionOf(target);
-    if (!action) throw new KmsProxyError(400, 'UnknownOperationException', 'kms_target', `X-Amz-Target "${String(target ?? '')}" is not a KMS action (TrentService.<Action>)`);
+    if (!action || target === undefined) throw new KmsProxyError(400, 'UnknownOperationException', 'kms_target', `X-Amz-Target "${String(target ?? '')}" is not a KMS action (TrentService.<Action>)`);
     setAction(action);
 
     const field = attestedPlaintextField(action);
@@ -136,7 +139,7 @@ export class KmsProxy {
 
     const region = await this.opts.region();
     const endpoint = this.opts.endpointFor(region);
-    const headers = await signKmsRequest({ endpoint, region, target: target!, body: forwarded, credentials: await this.opts.credentials() });
+    const headers = await signKmsRequest({ endpoint, region, target, body: forwarded, credentials: await this.opts.credentials() });
     const upstream = await this.opts.upstream.post(endpoint, headers, forwarded);
 
     if (upstream.status !== 200) return { response: upstream, outcome: 'kms_error' };

@@ -4,7 +4,7 @@
  * only this process can open what comes back.
  */
 import crypto from 'node:crypto';
-import { decryptRecipientEnvelope } from '../../shared/aws/cms.js';
+import { decryptRecipientEnvelope } from '../aws/cms.js';
 
 export class RecipientKey {
   readonly spkiDer: Buffer;

@@ -53,8 +53,8 @@ function decodeMessage(bytes: Buffer, what: string): { kind: string; body: unkno
   }
   if (typeof value === 'string') return { kind: value, body: undefined };
   if (value instanceof Map && value.size === 1) {
-    const [kind, body] = [...value.entries()][0]!;
-    if (typeof kind === 'string') return { kind, body };
+    const [entry] = value.entries();
+    if (entry && typeof entry[0] === 'string') return { kind: entry[0], body: entry[1] };
   }
   throw new NsmError('nsm_malformed', `NSM ${what} is neither a bare name nor a one-entry map`);
 }

@@ -33,7 +33,7 @@ function extension(extnID: string, value: BasicConstraints | KeyUsage): Extensio
 /** A positive 16-byte serial (top bit clear, so DER needs no sign byte). */
 function serialNumber(): ArrayBuffer {
   const serial = crypto.randomBytes(16);
-  serial[0] = serial[0]! & 0x7f | 0x01;
+  serial.writeUInt8((serial.readUInt8(0) & 0x7f) | 0x01, 0);
   return new Uint8Array(serial).buffer;
 }
 

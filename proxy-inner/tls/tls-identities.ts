@@ -10,7 +10,7 @@ import { logger } from '../../shared/log/logger.js';
 import { tlsContextFromFiles, type TlsContextSource } from '../../shared/tcp-proxy/tcp-proxy.js';
 import type { InnerAws } from '../aws-services.js';
 import type { LocalEndpoint } from '../http-ingress/http-ingress.js';
-import { kmsSettings } from '../listeners.js';
+import { kmsSettings } from '../kms/settings.js';
 import { attestationEndpoint } from './attestation-endpoint.js';
 import { AttestedCertificate } from './attested-certificate.js';
 import { unsealTlsContext } from './kms-private-key.js';

@@ -159,7 +159,8 @@ export class AuditCollector {
   }
 
   private deliver(text: string): void {
-    for (const sink of this.syncSinks) sink.write(text);
+    // Synchronous sinks (the file) return nothing to wait for.
+    for (const sink of this.syncSinks) void sink.write(text);
     const pending = (this.opts.sinks ?? []).map((s) => s.write(text)).filter((p): p is Promise<void> => p instanceof Promise);
     if (pending.length > 0) {
       const previous = this.delivered;

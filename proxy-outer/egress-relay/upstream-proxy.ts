@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import { SocksClient } from 'socks';
-import { ConfigError, ProxyError, messageOf } from '../../shared/errors/index.js';
+import { ProxyError, messageOf } from '../../shared/errors/index.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
 
 export interface UpstreamProxy {
@@ -18,15 +18,6 @@ export class UpstreamProxyError extends ProxyError {
   constructor(message: string, readonly timedOut = false) {
     super('upstream_proxy_failed', message, { timedOut });
   }
-}
-
-export function parseUpstreamProxy(url: string, where: { file: string; path: string }): UpstreamProxy {
-  const m = /^(http|socks5h?):\/\/(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):([0-9]{1,5})\/?$/.exec(url);
-  const port = m ? Number(m[4]) : 0;
-  if (!m || port < 1 || port > 65535) {
-    throw new ConfigError([{ ...where, message: `"${url}" is not an upstream proxy URL (http://HOST:PORT or socks5://HOST:PORT, no credentials)` }]);
-  }
-  return { kind: m[1] === 'http' ? 'http' : 'socks5', host: m[2] ?? m[3]!, port };
 }
 
 function httpConnect(proxy: UpstreamProxy, host: string, port: number, timeoutMs: number): Promise<{ socket: net.Socket; rest: Buffer }> {

@@ -5,7 +5,7 @@
  */
 import { request } from 'undici';
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
-import { IMDS_TOKEN_PATH } from '../../shared/aws/imds-relay-protocol.js';
+import { IMDS_TOKEN_PATH } from '../../shared/wire/imds-relay.js';
 import { logger } from '../../shared/log/logger.js';
 
 const log = logger('imds-client');

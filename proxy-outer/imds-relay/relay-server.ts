@@ -6,7 +6,7 @@
 import type net from 'node:net';
 import { type Address, type Listening, listen } from '../../shared/transport/index.js';
 import { FrameDecoder, FrameError, FrameType, encodeFrame } from '../../shared/wire/frame.js';
-import { type ImdsRelayResponse, isRelayedImdsPath, parseImdsRelayRequest } from '../../shared/aws/imds-relay-protocol.js';
+import { type ImdsRelayResponse, isRelayedImdsPath, parseImdsRelayRequest } from '../../shared/wire/imds-relay.js';
 import { messageOf } from '../../shared/errors/index.js';
 import { logger } from '../../shared/log/logger.js';
 import type { Imdsv2Client } from './imdsv2-client.js';

@@ -3,12 +3,12 @@
  * and where the app's egress proxy is. Written to stderr so stdout stays pure log lines.
  */
 import type { ListenerConfig, ListenerOf, LocalConfig } from '../../shared/config/types.js';
-import { formatAddress, type Address } from '../../shared/transport/address.js';
+import { formatAddress, formatHostPort, type Address } from '../../shared/transport/address.js';
 
 function url(a: Address, tls: boolean): string {
   if (a.kind !== 'tcp') return formatAddress(a);
-  const host = a.host === '0.0.0.0' ? '127.0.0.1' : a.host.includes(':') ? `[${a.host}]` : a.host;
-  return `${tls ? 'https' : 'http'}://${host}:${a.port}/`;
+  const host = a.host === '0.0.0.0' ? '127.0.0.1' : a.host;
+  return `${tls ? 'https' : 'http'}://${formatHostPort(host, a.port)}/`;
 }
 
 export function bannerLines(config: LocalConfig): string[] {

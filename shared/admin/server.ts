@@ -10,13 +10,14 @@ import http from 'node:http';
 import type net from 'node:net';
 import { DEFAULT_HTTP_DEADLINES, serveHttpConnection, type HttpDeadlines } from '../listener/http-kind.js';
 import { logger } from '../log/logger.js';
+import { MAX_ADMIN_CONNECTIONS } from './limits.js';
 import { registry } from '../metrics/registry.js';
 import { listen, formatAddress, type Address, type Listening } from '../transport/index.js';
 
 const log = logger('admin');
 
-/** Connections held at once; Prometheus keeps one per target. */
-export const MAX_ADMIN_CONNECTIONS = 64;
+/** Connections held at once by default (`admin.max_connections`); Prometheus keeps one per target. */
+export { MAX_ADMIN_CONNECTIONS } from './limits.js';
 
 export type ReadinessCheck = () => { ready: boolean; detail: string };
 export type AdminRoute = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
@@ -79,7 +80,8 @@ export class AdminServer {
     }
   }
 
-  async start(address: Address): Promise<Listening> {
+  /** Listen on `address`, holding at most `maxConnections` connections (`admin.max_connections`). */
+  async start(address: Address, maxConnections = MAX_ADMIN_CONNECTIONS): Promise<Listening> {
     this.listening = await listen(address, (socket: net.Socket) => {
       socket.on('error', () => {});
       this.open.add(socket);
@@ -87,8 +89,8 @@ export class AdminServer {
       const server = http.createServer({ keepAliveTimeout: this.deadlines.keepAliveMs, requestTimeout: 0 }, (req, res) => void this.handle(req, res));
       serveHttpConnection(server, socket, this.deadlines);
     }, {
-      maxConnections: MAX_ADMIN_CONNECTIONS,
-      onDrop: () => log.warn({ limit: MAX_ADMIN_CONNECTIONS }, 'admin connection refused: too many open connections'),
+      maxConnections,
+      onDrop: () => log.warn({ limit: maxConnections }, 'admin connection refused: too many open connections (admin.max_connections)'),
     });
     log.info({ address: formatAddress(this.listening.address) }, 'admin endpoint listening');
     return this.listening;

@@ -15,7 +15,8 @@ import { connect, formatAddress } from '../transport/index.js';
 /** Connections per cluster held while its endpoints are not listening. */
 export const MAX_HELD = 1024;
 /** Between rounds while held: short at first (a listener is usually seconds away), then capped. */
-const HOLD_RETRY_MS = [10, 25, 50, 100, 200];
+const HOLD_RETRY_MAX_MS = 200;
+const HOLD_RETRY_MS = [10, 25, 50, 100, HOLD_RETRY_MAX_MS];
 
 const held = new Map<string, number>();
 
@@ -46,7 +47,7 @@ export async function connectCluster(cluster: ClusterConfig, signal?: AbortSigna
     for (let round = 0; ; round++) {
       const connected = await tryEndpoints(cluster, deadline, signal, failures);
       if (connected) return connected;
-      const retryIn = HOLD_RETRY_MS[Math.min(round, HOLD_RETRY_MS.length - 1)]!;
+      const retryIn = HOLD_RETRY_MS[Math.min(round, HOLD_RETRY_MS.length - 1)] ?? HOLD_RETRY_MAX_MS;
       const roundFailures = failures.slice(-cluster.endpoints.length);
       const worthWaiting = roundFailures.every(notListening) && !signal?.aborted && Date.now() + retryIn < deadline;
       if (!worthWaiting) break;
@@ -58,9 +59,10 @@ export async function connectCluster(cluster: ClusterConfig, signal?: AbortSigna
       await new Promise((r) => setTimeout(r, retryIn));
     }
   } finally {
-    if (holding) held.set(cluster.name, held.get(cluster.name)! - 1);
+    if (holding) held.set(cluster.name, (held.get(cluster.name) ?? 1) - 1);
   }
-  const last = failures[failures.length - 1]!;
+  const last = failures.at(-1);
+  if (!last) throw new TransportError('connect', `cluster ${cluster.name}`, 'no endpoint was tried');
   if (failures.length === 1) throw last;
   throw new TransportError('connect', `cluster ${cluster.name}`, `all ${failures.length} attempts failed; last: ${last.message}`, last.errno, failures);
 }

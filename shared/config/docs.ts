@@ -13,14 +13,21 @@ function typeOf(s: any): string {
   return t;
 }
 
-function rows(schema: any, prefix: string, out: string[], required: string[] = []): void {
-  for (const [key, sub] of Object.entries<any>(schema.properties ?? {})) {
+/** A property's schema, with a `$ref` to the root's `definitions` followed. */
+function resolved(root: any, s: any): any {
+  const ref = typeof s?.$ref === 'string' ? /^#\/definitions\/(.+)$/.exec(s.$ref) : null;
+  return ref ? root.definitions[ref[1] as string] : s;
+}
+
+function rows(root: any, schema: any, prefix: string, out: string[], required: string[] = []): void {
+  for (const [key, ref] of Object.entries<any>(schema.properties ?? {})) {
+    const sub = resolved(root, ref);
     const path = `${prefix}${key}`;
     const def = sub.default !== undefined ? `\`${typeof sub.default === 'string' ? sub.default : JSON.stringify(sub.default)}\`` : required.includes(key) ? '**required**' : '';
     out.push(`| \`${path}\` | ${typeOf(sub)} | ${def} | ${(sub.description ?? '').replace(/\|/g, '\\|')} |`);
     const item = sub.type === 'array' && sub.items?.properties ? sub.items : undefined;
-    if (item) rows(item, `${path}[].`, out, item.required);
-    else if (sub.properties) rows(sub, `${path}.`, out, sub.required);
+    if (item) rows(root, item, `${path}[].`, out, item.required);
+    else if (sub.properties) rows(root, sub, `${path}.`, out, sub.required);
   }
 }
 
@@ -38,9 +45,9 @@ export function renderConfigDocs(configSchema: any, manifestSchema: any): string
     '|---|---|---|---|',
   ];
   const top = { ...configSchema, properties: Object.fromEntries(Object.entries<any>(configSchema.properties).filter(([k]) => k !== 'outer' && k !== 'inner')) };
-  rows(top, '', out, configSchema.required);
+  rows(configSchema, top, '', out, configSchema.required);
   out.push('', '## Enclaver manifests', '', 'An Enclaver `enclaver.yaml` is accepted as the config too (pick the side with `--role`). Its keys:', '', '| key | type | default | meaning |', '|---|---|---|---|');
-  rows(manifestSchema, '', out, manifestSchema.required);
+  rows(manifestSchema, manifestSchema, '', out, manifestSchema.required);
   out.push('');
   return out.join('\n');
 }

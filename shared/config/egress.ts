@@ -121,7 +121,7 @@ const innerAuditFields = {
 };
 const outerAuditFields = {
   stdout: describedAs(boolean({ description: 'Outer: write audit lines to stdout (default true unless `file` is set).' }), { default: true }),
-  file: file('Outer: append audit lines to this file. Also --audit-log FILE.'),
+  file: file('Outer: append audit lines to this file. Also --audit-log FILE.', 'write'),
   maxSize: size('Outer: rotate the file before it grows past this size (bytes, or with B/KiB/MiB/GiB); 0 disables rotation.', '100MiB'),
   keep: integer({ minimum: 0, default: 5, description: 'Outer: rotated files kept (file.1 … file.N).' }),
   fsync: boolean({ default: false, description: 'Outer: fdatasync after every write (survives a host crash; slower).' }),

@@ -14,8 +14,14 @@
  *   kms_proxy.listen_port P  → inner `kms` listener on tcp://127.0.0.1:P (endpoints kept per
  *                              region), plus the outer `imds_relay` its credentials come from
  *   api.listen_port P        → inner `attestation_api` listener on tcp://127.0.0.1:P
+ *   kms_proxy, or egress.allow naming 169.254.169.254
+ *                            → inner `imds` listener on a free loopback port (the app gets
+ *                              AWS_EC2_METADATA_SERVICE_ENDPOINT) and the outer `imds_relay`:
+ *                              the SDK's instance-metadata credentials work as under Enclaver,
+ *                              without the app reaching the host's IMDS through egress
  */
 import { ConfigError } from '../errors/index.js';
+import { formatHostPort } from '../transport/address.js';
 import { ConfigSource } from './source.js';
 import { validateAgainst } from './validate.js';
 
@@ -82,6 +88,9 @@ export interface ManifestOptions {
   enclaveCid: number | undefined;
 }
 
+/** The instance metadata service's link-local address, as Enclaver users allow it in egress. */
+const IMDS_ADDRESS = '169.254.169.254';
+
 /** Manifest keys that describe the image, not the running pair: accepted, and said to be unused here. */
 const BUILD_ONLY_KEYS = ['target', 'sources', 'signature', 'defaults'] as const;
 
@@ -125,6 +134,9 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
   if (problems.length) throw new ConfigError(problems);
 
   const cid = opts.enclaveCid ?? 16;
+  const allow: unknown[] = m.egress?.allow ?? [];
+  // Enclaver apps get credentials from IMDS; here through the inner's IMDS endpoint and the relay.
+  const imds = m.kms_proxy !== undefined || allow.some((e) => typeof e === 'string' && e.startsWith(IMDS_ADDRESS));
   const awsListeners = [
     ...(m.kms_proxy ? [{ name: 'kms-proxy', address: `tcp://127.0.0.1:${m.kms_proxy.listen_port}`, kms: {
       ...(m.kms_proxy.endpoints ? { endpoints: m.kms_proxy.endpoints } : {}),
@@ -132,6 +144,8 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
       ...(m.egress ? { egress_proxy: `http://127.0.0.1:${m.egress.proxy_port ?? 10000}` } : {}),
     } }] : []),
     ...(m.api ? [{ name: 'api', address: `tcp://127.0.0.1:${m.api.listen_port}`, attestation_api: {} }] : []),
+    // Port 0: the app is told the bound port, and no port of the app's is taken.
+    ...(imds ? [{ name: 'imds', address: 'tcp://127.0.0.1:0', imds: {} }] : []),
   ];
   const inner = {
     // The app after `--` runs in the caller's working directory, as a typed command does.
@@ -153,11 +167,11 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
   const outer = {
     enclave: { cid },
     ...(m.egress ? { egress_relay: {} } : {}),
-    ...(m.kms_proxy ? { imds_relay: {} } : {}),
+    ...(imds ? { imds_relay: {} } : {}),
     listeners: ingress.map((i) => {
       const pub = opts.publish.find((p) => p.enclavePort === i.listen_port);
       const host = pub?.host ?? defaultHost;
-      return { name: `ingress-${i.listen_port}`, address: `tcp://${host.includes(':') ? `[${host}]` : host}:${pub?.hostPort ?? i.listen_port}`, cluster: `enclave-${i.listen_port}` };
+      return { name: `ingress-${i.listen_port}`, address: `tcp://${formatHostPort(host, pub?.hostPort ?? i.listen_port)}`, cluster: `enclave-${i.listen_port}` };
     }),
     clusters: ingress.map((i) => ({ name: `enclave-${i.listen_port}`, endpoints: [`vsock://${cid}:${i.listen_port}`], proxy_protocol: 'v2' })),
   };

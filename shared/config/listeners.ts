@@ -18,28 +18,37 @@ import {
 
 const kmsEndpointFields = {
   endpoint: string({ pattern: '^https?://', description: 'KMS endpoint URL for every region (default https://kms.<region>.amazonaws.com).' }),
-  endpoints: record(string({ description: 'KMS endpoint URL or HOST[:PORT].' }), { description: 'KMS endpoint per region: region → URL or HOST[:PORT] (Enclaver\'s kms_proxy.endpoints).' }),
-  egressProxy: string({ pattern: '^http://', description: 'HTTP proxy the KMS connection is tunnelled through with CONNECT, normally the inner egress listener (http://127.0.0.1:10000), so the egress allowlist governs KMS too. Direct when absent.' }),
+  endpoints: record(string({ description: 'KMS endpoint URL or HOST[:PORT].' }), { description: 'KMS endpoint per region: region → URL ' +
+    'or HOST[:PORT] (Enclaver\'s kms_proxy.endpoints).' }),
+  egressProxy: string({ pattern: '^http://', description: 'HTTP proxy the KMS connection is tunnelled through with CONNECT, normally the ' +
+    'inner egress listener (http://127.0.0.1:10000), so the egress allowlist governs KMS too. Direct when absent.' }),
   caFile: file('Extra PEM CA trusted for the KMS endpoint (a private endpoint or a test emulator).'),
 };
 
 /** Longest reuse of one attestation document by the KMS proxy. */
-const MAX_ATTESTATION_REUSE_MS = 5 * 60_000;
+export const MAX_ATTESTATION_REUSE_MS = 5 * 60_000;
 
 function oneEndpointForm<T extends { endpoint: string | undefined; endpoints: Record<string, string> }>(k: T, p: readonly PathSegment[], ctx: ReadContext): T {
-  if (k.endpoint !== undefined && Object.keys(k.endpoints).length > 0) ctx.problem(p, 'set `endpoint` (every region) or `endpoints` (per region), not both');
+  if (k.endpoint !== undefined && Object.keys(k.endpoints).length > 0) ctx.problem(p, 'set `endpoint` (every region) or `endpoints` (per ' +
+    'region), not both');
   return k;
 }
 
 const kmsEndpointSpec = refine(object('Where and how to reach KMS (as for a `kms` listener).', kmsEndpointFields), (k, p, ctx) => oneEndpointForm(k, p, ctx));
 export type KmsEndpointConfig = Static<typeof kmsEndpointSpec>;
 
-const kmsListenerSpec = refine(object('Inner only: the attested KMS proxy (loopback HTTP; the app gets AWS_ENDPOINT_URL_KMS). Decrypt, GenerateDataKey, GenerateDataKeyPair, GenerateRandom and DeriveSharedSecret get this enclave\'s attestation as `Recipient` and come back with their plaintext; every other action passes through. Requests are re-signed with the instance role\'s credentials (IMDS relay).', {
+const kmsListenerSpec = refine(object('Inner only: the attested KMS proxy (loopback HTTP; the app gets AWS_ENDPOINT_URL_KMS). Decrypt, ' +
+  'GenerateDataKey, GenerateDataKeyPair, GenerateRandom and DeriveSharedSecret get this enclave\'s attestation as `Recipient` and come ' +
+    'back with their plaintext; every other action passes through. Requests are re-signed with the instance role\'s credentials (IMDS ' +
+      'relay).', {
   ...kmsEndpointFields,
-  attestationReuseMs: at('attestation_reuse', duration('Reuse an attestation document for this long instead of asking the NSM on every call (at most 5m); 0 asks every time.', '0s')),
-  maxBodyBytes: integer({ minimum: 1024, maximum: 1048576, default: 65536, description: 'Largest request body accepted; larger ones get a 400.' }),
+  attestationReuseMs: at('attestation_reuse', duration('Reuse an attestation document for this long instead of asking the NSM on every ' +
+    'call (at most 5m); 0 asks every time.', '0s')),
+  maxBodyBytes: integer({ minimum: 1024, maximum: 1048576, default: 65536, description: 'Largest request body accepted; larger ones get ' +
+    'a 400.' }),
 }), (k, p, ctx) => {
-  if (k.attestationReuseMs > MAX_ATTESTATION_REUSE_MS) ctx.problem([...p, 'attestation_reuse'], 'attestation documents may be reused for at most 5m');
+  if (k.attestationReuseMs > MAX_ATTESTATION_REUSE_MS) ctx.problem([...p, 'attestation_reuse'], 'attestation documents may be reused for ' +
+    'at most 5m');
   return oneEndpointForm(k, p, ctx);
 });
 export type KmsListenerConfig = Static<typeof kmsListenerSpec>;
@@ -53,7 +62,8 @@ const sealedKeyFields = {
 };
 
 const privateKeySpec = custom<TlsPrivateKey | undefined>({
-  description: 'The private key: a PEM file, or `{kms_ciphertext: FILE}` — a key sealed with KMS (`aws kms encrypt`), decrypted at startup by an attested Decrypt so that the plaintext key exists only in the enclave\'s memory.',
+  description: 'The private key: a PEM file, or `{kms_ciphertext: FILE}` — a key sealed with KMS (`aws kms encrypt`), decrypted at ' +
+    'startup by an attested Decrypt so that the plaintext key exists only in the enclave\'s memory.',
   oneOf: [{ type: 'string' }, objectSchema('A key sealed with KMS.', sealedKeyFields)],
 }, (raw, p, ctx) => {
   if (typeof raw === 'string') return { file: required(file('')).read(raw, p, ctx) };
@@ -143,8 +153,10 @@ const httpListenerSpec = custom<HttpListenerConfig>(objectSchema('Inner only: HT
 const commonFields = {
   name: required(string({ pattern: NAME_PATTERN, description: 'Unique name; used in logs, metrics labels and audit records.' })),
   address: refine(required(address('Address to listen on.')), notReserved('listener')),
-  expectProxyProtocol: proxyProtocolFlag('Expect a PROXY protocol v2 header from each peer (the outer sends one on the vsock leg) and take the client address from it. Connections without one are refused.'),
-  maxConnections: integer({ minimum: 1, default: 10000, description: 'Connections held at once; further ones are closed at accept and counted as rejected.' }),
+  expectProxyProtocol: proxyProtocolFlag('Expect a PROXY protocol v2 header from each peer (the outer sends one on the vsock leg) and ' +
+    'take the client address from it. Connections without one are refused.'),
+  maxConnections: integer({ minimum: 1, default: 10000, description: 'Connections held at once; further ones are closed at accept and ' +
+    'counted as rejected.' }),
   idleTimeoutMs: at('idle_timeout', duration('Close a proxied connection after this long with no byte in either direction; 0 disables.', '1h')),
   accessLog: boolean({ default: false, description: 'Log one line per connection at info level (address, bytes, duration, how it ended).' }),
 };
@@ -157,12 +169,14 @@ const KINDS = {
   kms: { key: 'kms', spec: kmsListenerSpec },
   imds: {
     key: 'imds',
-    spec: object('Inner only: an IMDSv2-compatible endpoint for the app (it gets AWS_EC2_METADATA_SERVICE_ENDPOINT): session tokens, the role and its credentials (relayed and refreshed before Expiration), the region and the identity document. Other paths are refused.', {}),
+    spec: object('Inner only: an IMDSv2-compatible endpoint for the app (it gets AWS_EC2_METADATA_SERVICE_ENDPOINT): session tokens, the ' +
+      'role and its credentials (relayed and refreshed before Expiration), the region and the identity document. Other paths are refused.', {}),
   },
   http: { key: 'http', spec: httpListenerSpec },
   attestation_api: {
     key: 'attestation_api',
-    spec: object('Inner only: Enclaver-compatible POST /v1/attestation with optional JSON {nonce, user_data (base64), public_key (PEM)}; answers the COSE_Sign1 document as application/cbor, or {"document": base64} with Accept: application/json or ?format=json.', {}),
+    spec: object('Inner only: Enclaver-compatible POST /v1/attestation with optional JSON {nonce, user_data (base64), public_key (PEM)}; ' +
+      'answers the COSE_Sign1 document as application/cbor, or {"document": base64} with Accept: application/json or ?format=json.', {}),
   },
 } as const;
 export type ListenerKind = keyof typeof KINDS;

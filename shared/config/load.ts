@@ -10,8 +10,9 @@ import { annotateAddressKeys } from './address-keys.js';
 import { configSchema } from './schema.js';
 import { ConfigSource } from './source.js';
 import { looksLikeManifest, manifestNotices, translateManifest, type Publish } from './enclaver-manifest.js';
-import { effectiveDocument, normalize } from './normalize.js';
-import { isObject } from './spec.js';
+import { effectiveDocument, normalize, type Normalized } from './normalize.js';
+import type { PathSegment } from './source.js';
+import { isObject, type FileReference } from './spec.js';
 import { validateAgainst } from './validate.js';
 import type { Config } from './types.js';
 
@@ -102,25 +103,28 @@ function prepare(source: ConfigSource, opts: LoadOptions): ConfigSource {
   const isManifest = looksLikeManifest(source.data);
   let src = source;
   if (isManifest) {
-    if (!opts.role) throw problemAt(source, 'this is an Enclaver manifest, which describes both sides: choose one with --role inner|outer|local');
+    if (!opts.role) throw problemAt(source, 'this is an Enclaver manifest, which describes both sides: choose one with --role ' +
+      'inner|outer|local');
     src = translateManifest(source, { role: opts.role, publish: opts.publish ?? [], appArgv: opts.appArgv, enclaveCid: opts.enclaveCid });
   } else {
-    if (opts.publish?.length) throw problemAt(source, '-p/--publish applies to Enclaver manifests; in proxy.yaml set the outer listener addresses instead');
-    if (opts.enclaveCid !== undefined) throw problemAt(source, '--enclave-cid applies to Enclaver manifests; in proxy.yaml set enclave.cid and the vsock://CID:PORT cluster endpoints');
+    if (opts.publish?.length) throw problemAt(source, '-p/--publish applies to Enclaver manifests; in proxy.yaml set the outer listener ' +
+      'addresses instead');
+    if (opts.enclaveCid !== undefined) throw problemAt(source, '--enclave-cid applies to Enclaver manifests; in proxy.yaml set ' +
+      'enclave.cid and the vsock://CID:PORT cluster endpoints');
     const role = (source.data as { role?: unknown }).role;
     if (opts.role && role !== opts.role) throw new ConfigError([{ file: source.file, ...source.locate(['role']), path: 'role', message: `--role ${opts.role} contradicts role: ${String(role)} in the file` }]);
   }
   return applyOverrides(src, opts, isManifest);
 }
 
-function problemsOf(src: ConfigSource): { config: Config; problems: ConfigProblem[] } {
+function problemsOf(src: ConfigSource): Normalized {
   const schemaProblems = validateAgainst(configSchema, src);
   const role = (src.data as { role?: unknown }).role;
   // Without a known role the sections cannot be read: the schema's problem says what to fix.
   if (role !== 'inner' && role !== 'outer' && role !== 'local') throw new ConfigError(schemaProblems);
-  const { config, problems } = normalize(src);
+  const { config, problems, references } = normalize(src);
   const seen = new Set(schemaProblems.map((p) => `${p.path}|${p.message}`));
-  return { config, problems: [...schemaProblems, ...problems.filter((p) => !seen.has(`${p.path}|${p.message}`))] };
+  return { config, references, problems: [...schemaProblems, ...problems.filter((p) => !seen.has(`${p.path}|${p.message}`))] };
 }
 
 export function loadConfigSource(source: ConfigSource, opts: LoadOptions = {}): Config {
@@ -136,15 +140,30 @@ export interface Loaded {
   notices: string[];
   /** The document as it runs, every default written out, paths absolute (`--check` prints it). */
   document(): Record<string, unknown>;
+  /** The files the config refers to (`--check` looks at each). */
+  references: FileReference[];
+  /** A problem located in the config file, for checks made after loading. */
+  problemAt(path: readonly PathSegment[], message: string): ConfigProblem;
 }
 
-/** What the CLI needs: the config, its notices, and the effective document for `--check`. */
-export function loadWithNotices(source: ConfigSource, opts: LoadOptions = {}): Loaded {
+/**
+ * What the CLI needs: the config, its notices, and the effective document for `--check`.
+ * `moreChecks` adds its problems to the config's own, so that one run reports all of them.
+ */
+export function loadWithNotices(source: ConfigSource, opts: LoadOptions = {}, moreChecks?: (loaded: Loaded) => ConfigProblem[]): Loaded {
   const src = prepare(source, opts);
-  const { config, problems } = problemsOf(src);
-  if (problems.length) throw new ConfigError(problems);
+  const { config, problems, references } = problemsOf(src);
+  const loaded: Loaded = {
+    config,
+    notices: looksLikeManifest(source.data) ? manifestNotices(source) : [],
+    document: () => effectiveDocument(src),
+    references,
+    problemAt: (p, message) => src.problem(p, message),
+  };
+  const all = [...problems, ...(moreChecks?.(loaded) ?? [])];
+  if (all.length) throw new ConfigError(all);
   annotateAddressKeys(config, source.data, looksLikeManifest(source.data));
-  return { config, notices: looksLikeManifest(source.data) ? manifestNotices(source) : [], document: () => effectiveDocument(src) };
+  return loaded;
 }
 
 export function loadConfig(file: string, opts: LoadOptions = {}): Config {

@@ -9,14 +9,15 @@ import type { ConfigProblem } from '../errors/index.js';
 import type { ConfigSource, PathSegment } from './source.js';
 import { LOCAL_KEYS, LOG_LEVELS, type LogLevel } from './schema.js';
 import { fillSide, readSide, type InnerConfig, type OuterConfig, type SideSource } from './side.js';
-import { isObject } from './spec.js';
+import { isObject, type FileReference } from './spec.js';
 import type { Config, LocalConfig } from './types.js';
 
-function sideSource(source: ConfigSource, problems: ConfigProblem[]): SideSource {
+function sideSource(source: ConfigSource, problems: ConfigProblem[], references: FileReference[]): SideSource {
   return {
     file: source.file,
     configDir: path.dirname(path.resolve(source.file)),
     problem: (p: readonly PathSegment[], message: string) => { problems.push(source.problem(p, message)); },
+    uses: (p, file, use) => { references.push({ path: p, file, use }); },
   };
 }
 
@@ -49,10 +50,18 @@ function localCollisions(add: (p: PathSegment[], message: string) => void, local
   });
 }
 
-/** The normalized config and the problems found; the config is only meaningful without problems. */
-export function normalize(source: ConfigSource): { config: Config; problems: ConfigProblem[] } {
+export interface Normalized {
+  config: Config;
+  /** Problems found; the config is only meaningful without any. */
+  problems: ConfigProblem[];
+  /** The files the config refers to, with their YAML paths (for `--check`). */
+  references: FileReference[];
+}
+
+export function normalize(source: ConfigSource): Normalized {
   const problems: ConfigProblem[] = [];
-  const src = sideSource(source, problems);
+  const references: FileReference[] = [];
+  const src = sideSource(source, problems, references);
   const raw = isObject(source.data) ? source.data : {};
   const logLevel = logLevelOf(raw);
   if (raw.role === 'local') {
@@ -66,11 +75,11 @@ export function normalize(source: ConfigSource): { config: Config; problems: Con
     if (!problems.length) localCollisions((p, m) => problems.push(source.problem(p, m)), { outer, inner });
     const runtimeDir = typeof raw.runtime_dir === 'string' ? path.resolve(src.configDir, raw.runtime_dir) : undefined;
     const local: LocalConfig = { role: 'local', source: source.file, logLevel, runtimeDir, outer, inner };
-    return { config: local, problems };
+    return { config: local, problems, references };
   }
   for (const key of ['outer', 'inner', 'runtime_dir']) if (key in raw) problems.push(source.problem([], `\`${key}\` is only allowed when role is local`, key));
   const role = raw.role === 'outer' ? 'outer' : 'inner';
-  return { config: { ...readSide(raw, [], role, src), logLevel }, problems };
+  return { config: { ...readSide(raw, [], role, src), logLevel }, problems, references };
 }
 
 /** The document with every default written out and paths absolute: a valid config again (`--check`). */

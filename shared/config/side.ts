@@ -5,6 +5,7 @@
  * own sections, so the inner's code cannot read an outer setting by mistake.
  */
 import path from 'node:path';
+import { MAX_ADMIN_CONNECTIONS } from '../admin/limits.js';
 import { VSOCK_CID_HOST, type Address } from '../transport/address.js';
 import { clustersSpec, type ClusterConfig } from './clusters.js';
 import { egressRelaySpec, innerAuditSpec, outerAuditSpec } from './egress.js';
@@ -31,9 +32,11 @@ const adminAddress = custom<Address | null>({
 const commonFields = {
   admin: object('Admin endpoint: GET /live, /ready, /metrics (Prometheus).', {
     address: adminAddress,
+    maxConnections: integer({ minimum: 1, maximum: 10000, default: MAX_ADMIN_CONNECTIONS, description: 'Connections held at once (a scraper needs one or ' +
+      'two); further ones are closed at accept and logged.' }),
   }),
   vsock: refine(object('How vsock addresses are opened.', {
-    emulationDir: file('Emulate vsock with Unix sockets <dir>/<cid>_<port>.sock (development, tests). Also ENCLAVER_VSOCK_EMULATION_DIR.'),
+    emulationDir: file('Emulate vsock with Unix sockets <dir>/<cid>_<port>.sock (development, tests). Also ENCLAVER_VSOCK_EMULATION_DIR.', 'directory'),
     cid: integer({ minimum: 1, maximum: 4294967294, description: 'This side\'s CID under emulation (default 3 on the outer, 16 in the enclave). Not 2 (the hypervisor host).' }),
     parentCid: describedAs(integer({ minimum: 1, maximum: 4294967294, description: 'Inner: the CID the inner dials for its channels to the outer (status, logs, egress relay, audit, IMDS, clock). 3 on Nitro; 1 on a vsock loopback transport (tests in a VM). Also ENCLAVER_VSOCK_PARENT_CID.' }), { default: 3 }),
   }), (v, p, ctx) => {
@@ -43,7 +46,8 @@ const commonFields = {
     return v;
   }),
   shutdown: object('Graceful shutdown on SIGTERM/SIGINT.', {
-    drainTimeoutMs: at('drain_timeout', duration('After listeners stop accepting, wait this long for open connections to finish before closing them.', '15s')),
+    drainTimeoutMs: at('drain_timeout', duration('After listeners stop accepting, wait this long for open connections to finish before ' +
+      'closing them.', '15s')),
   }),
 };
 
@@ -64,47 +68,56 @@ const appCommand = custom<string[] | undefined>({
   return undefined;
 });
 
-const appSpec = refine(object('Inner only: the application the inner proxy starts and supervises. It receives HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (and lower-case twins) pointing at the egress listener.', {
+const appSpec = refine(object('Inner only: the application the inner proxy starts and supervises. It receives HTTP_PROXY, HTTPS_PROXY, ' +
+  'ALL_PROXY and NO_PROXY (and lower-case twins) pointing at the egress listener.', {
   argv: at('command', required(appCommand)),
   env: record(string({ description: 'Value.' }), { description: 'Extra environment variables for the app.' }),
-  cwd: describedAs(file('Working directory of the app (default: the config file\'s directory).'), {}),
+  cwd: file('Working directory of the app (default: the config file\'s directory).', 'directory'),
   stopTimeoutMs: at('stop_timeout', duration('After forwarding SIGTERM, wait this long before SIGKILL.', '10s')),
 }), (app, _p, ctx) => ({ ...app, cwd: app.cwd ?? path.resolve(ctx.configDir) }));
 
 const innerFields = {
-  logs: object('Inner only: the enclave\'s log lines (the inner\'s own and the app\'s stdout/stderr) carried to the outer over vsock 17001, which writes them to its stdout. Inside Nitro, stdout only reaches a debug-mode console.', {
-    forward: describedAs(boolean({ description: 'Forward log lines to the outer.' }), { default: 'on with real vsock, off under emulation (the local pair shares one terminal)' }),
-    bufferBytes: integer({ minimum: 4096, default: 1048576, description: 'Lines kept while the outer is unreachable; past it the oldest are dropped and the drop is reported in the stream.' }),
+  logs: object('Inner only: the enclave\'s log lines (the inner\'s own and the app\'s stdout/stderr) carried to the outer over vsock ' +
+    '17001, which writes them to its stdout. Inside Nitro, stdout only reaches a debug-mode console.', {
+    forward: describedAs(boolean({ description: 'Forward log lines to the outer.' }), { default: 'on with real vsock, off under ' +
+      'emulation (the local pair shares one terminal)' }),
+    bufferBytes: integer({ minimum: 4096, default: 1048576, description: 'Lines kept while the outer is unreachable; past it the oldest ' +
+      'are dropped and the drop is reported in the stream.' }),
   }),
   app: optional(appSpec),
   bootstrap: bootstrapSpec,
   audit: innerAuditSpec,
   nsm: object('Inner only: the Nitro Secure Module that signs attestation documents.', {
-    mode: oneOfValues(['auto', 'device', 'simulator'], { default: 'auto', description: 'auto: /dev/nsm when present, else the simulator (announced at startup). device: fail without /dev/nsm. simulator: always simulate.' }),
+    mode: oneOfValues(['auto', 'device', 'simulator'], { default: 'auto', description: 'auto: /dev/nsm when present, else the simulator ' +
+      '(announced at startup). device: fail without /dev/nsm. simulator: always simulate.' }),
     simulator: object('The simulator used off Nitro: documents signed by a throw-away CA generated at startup.', {
       pcrs: refine(record(string({ pattern: '^([0-9a-fA-F]{96})$', description: 'SHA-384.' }), {
         propertyNames: { pattern: PCR_INDEX },
         description: 'PCR index → 96 hex digits (SHA-384); unset PCRs 0-15 read as zeros.',
       }), (pcrs) => new Map(Object.entries(pcrs).filter(([i, hex]) => new RegExp(PCR_INDEX).test(i) && /^[0-9a-fA-F]{96}$/.test(hex))
         .map(([i, hex]) => [Number(i), Buffer.from(hex, 'hex')]))),
-      rootCertificatePath: file('Write the throw-away root certificate (PEM) here at startup, for verifiers to pin.'),
+      rootCertificatePath: file('Write the throw-away root certificate (PEM) here at startup, for verifiers to pin.', 'write'),
     }),
   }),
   aws: object('Inner only: how the KMS proxy and IMDS endpoint reach AWS.', {
-    region: string({ pattern: '^[a-z0-9-]+$', description: 'AWS region (default: asked of IMDS through the relay). Also given to the app as AWS_REGION.' }),
-    credentialRefreshMarginMs: at('credential_refresh_margin', duration('Refresh the relayed role credentials this long before their Expiration.', '5m')),
+    region: string({ pattern: '^[a-z0-9-]+$', description: 'AWS region (default: asked of IMDS through the relay). Also given to the app ' +
+      'as AWS_REGION.' }),
+    credentialRefreshMarginMs: at('credential_refresh_margin', duration('Refresh the relayed role credentials this long before their ' +
+      'Expiration.', '5m')),
   }),
 };
 
 /** IMDS grants session tokens of 1s to 6h. */
 const IMDS_TOKEN_TTL_MS = { min: 1000, max: 6 * 3_600_000 };
 
-const imdsRelaySpec = optional(refine(object('Outer only: relay the instance metadata the enclave\'s SDKs need (role credentials, region, identity document) over vsock port 17004, speaking IMDSv2 to the host. Nothing else is relayed.', {
+const imdsRelaySpec = optional(refine(object('Outer only: relay the instance metadata the enclave\'s SDKs need (role credentials, ' +
+  'region, identity document) over vsock port 17004, speaking IMDSv2 to the host. Nothing else is relayed.', {
   upstream: string({ pattern: '^http://', default: 'http://169.254.169.254', description: 'The instance metadata service.' }),
   tokenTtlMs: at('token_ttl', duration('TTL asked for IMDSv2 session tokens (1s-6h); a token is reused until shortly before it expires.', '6h')),
   timeoutMs: at('timeout', duration('Give up on an IMDS request after this long.', '2s')),
 }), ({ tokenTtlMs, ...rest }, p, ctx) => {
-  if (tokenTtlMs < IMDS_TOKEN_TTL_MS.min || tokenTtlMs > IMDS_TOKEN_TTL_MS.max) ctx.problem([...p, 'token_ttl'], 'IMDS grants session tokens of 1s to 6h');
+  if (tokenTtlMs < IMDS_TOKEN_TTL_MS.min || tokenTtlMs > IMDS_TOKEN_TTL_MS.max) ctx.problem([...p, 'token_ttl'], 'IMDS grants session ' +
+    'tokens of 1s to 6h');
   return { ...rest, tokenTtlSeconds: Math.round(tokenTtlMs / 1000) };
 }));
 
@@ -190,6 +203,7 @@ export interface SideSource {
   file: string;
   configDir: string;
   problem(path: readonly PathSegment[], message: string): void;
+  uses: ReadContext['uses'];
 }
 
 function claims(): ReadContext['claim'] {
@@ -205,7 +219,7 @@ function claims(): ReadContext['claim'] {
 /** Read one side; problems go to `source.problem`, and the result is only meaningful when there were none. */
 export function readSide(raw: unknown, base: PathSegment[], role: Role, source: SideSource): SideConfig {
   const doc = isObject(raw) ? raw : {};
-  const ctxBase = { configDir: source.configDir, role, problem: source.problem, claim: claims() };
+  const ctxBase = { configDir: source.configDir, role, problem: source.problem, uses: source.uses, claim: claims() };
   const own = role === 'inner' ? innerFields : outerFields;
   const theirs = role === 'inner' ? outerFields : innerFields;
   for (const key of Object.keys(doc)) {

@@ -40,6 +40,17 @@ export interface ReadContext {
    * earlier owner when the key was taken, for "already used by" checks.
    */
   claim(scope: string, key: string, owner: string): string | undefined;
+  /** Record a file the config refers to, for `--check` to look at (the run itself may be elsewhere). */
+  uses(path: readonly PathSegment[], file: string, use: FileUse): void;
+}
+
+/** How a referenced file is used: read at start, written (its directory must exist), or a directory. */
+export type FileUse = 'read' | 'write' | 'directory';
+
+export interface FileReference {
+  path: readonly PathSegment[];
+  file: string;
+  use: FileUse;
 }
 
 export interface FillContext {
@@ -148,9 +159,16 @@ export function size(description: string, def: string): Spec<number> {
   return leaf({ type: ['string', 'integer'], pattern: SIZE_PATTERN, default: def, description }, accepts, (v: string | number) => parseSize(v));
 }
 
-/** A file, relative to the config file's directory; read (and printed by --check) as an absolute path. */
-export function file(description: string): Spec<string | undefined> {
-  return leaf({ type: 'string', description }, isString, (v: string, _p, ctx) => path.resolve(ctx.configDir, v), (v: string, ctx) => path.resolve(ctx.configDir, v));
+/**
+ * A file, relative to the config file's directory; read (and printed by --check) as an absolute
+ * path. `use` says what `--check` verifies about it; `none` for paths created at run time.
+ */
+export function file(description: string, use: FileUse | 'none' = 'read'): Spec<string | undefined> {
+  return leaf({ type: 'string', description }, isString, (v: string, p, ctx) => {
+    const resolved = path.resolve(ctx.configDir, v);
+    if (use !== 'none') ctx.uses(p, resolved, use);
+    return resolved;
+  }, (v: string, ctx) => path.resolve(ctx.configDir, v));
 }
 
 export const ADDRESS_FORMS = 'URI: tcp://HOST:PORT, unix:///PATH or vsock://CID:PORT (CID: a number, any, parent).';
@@ -325,21 +343,5 @@ export function optional<T>(spec: Spec<T>): Spec<T | undefined> {
     ...spec,
     read: (raw, p, ctx) => (raw === undefined ? undefined : spec.read(raw, p, ctx)),
     fill: (raw, ctx) => (raw === undefined ? undefined : spec.fill(raw, ctx) ?? {}),
-  };
-}
-
-/**
- * A section only one side has. On the other side it is a problem (it would be ignored) and reads
- * as undefined; `why` says where it belongs.
- */
-export function onlyOn<T>(role: Role, spec: Spec<T>, message: (key: string) => string = (key) => `\`${key}\` belongs to the ${role} side`): Spec<T | undefined> {
-  return {
-    ...spec,
-    read(raw, p, ctx) {
-      if (ctx.role === role) return spec.read(raw, p, ctx);
-      if (raw !== undefined) ctx.problem(p, message(String(p[p.length - 1])));
-      return undefined;
-    },
-    fill: (raw, ctx) => (ctx.role === role ? spec.fill(raw, ctx) : undefined),
   };
 }

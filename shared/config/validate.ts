@@ -6,7 +6,9 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { ConfigProblem } from '../errors/index.js';
 import type { ConfigSource, PathSegment } from './source.js';
 
-const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true });
+// inlineRefs: false compiles each referenced definition once (they are shared by three places);
+// verbose gives each error the schema that holds the failed keyword, for the message.
+const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, inlineRefs: false, verbose: true });
 const compiled = new WeakMap<object, ValidateFunction>();
 
 function validatorFor(schema: object): ValidateFunction {
@@ -36,20 +38,18 @@ function valueAt(data: unknown, path: PathSegment[]): unknown {
   return v;
 }
 
-function schemaAt(schema: object, schemaPath: string): Record<string, unknown> | undefined {
-  // "#/properties/listeners/items/properties/x/type" → the subschema owning the failed keyword.
-  const parts = schemaPath.replace(/^#\//, '').split('/').slice(0, -1);
-  let s: unknown = schema;
-  for (const p of parts) s = s && typeof s === 'object' ? (s as Record<string, unknown>)[p] : undefined;
-  return s as Record<string, unknown> | undefined;
+/** The schema that holds the failed keyword (ajv's `verbose` gives it; it may sit under a `$ref`). */
+function ownerOf(err: ErrorObject): Record<string, unknown> | undefined {
+  const owner: unknown = err.parentSchema;
+  return owner && typeof owner === 'object' ? owner as Record<string, unknown> : undefined;
 }
 
-function message(err: ErrorObject, data: unknown, path: PathSegment[], schema: object): { text: string; key?: string } {
+function message(err: ErrorObject, data: unknown, path: PathSegment[]): { text: string; key?: string } {
   const value = valueAt(data, path);
   switch (err.keyword) {
     case 'additionalProperties': {
       const key = String(err.params.additionalProperty);
-      const owner = schemaAt(schema, err.schemaPath);
+      const owner = ownerOf(err);
       const known = owner && typeof owner.properties === 'object' ? Object.keys(owner.properties as object) : [];
       return { text: `unknown key "${key}"${known.length ? ` (expected one of: ${known.join(', ')})` : ''}`, key };
     }
@@ -60,7 +60,7 @@ function message(err: ErrorObject, data: unknown, path: PathSegment[], schema: o
     case 'enum':
       return { text: `expected one of: ${(err.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}; got ${describeType(value)}` };
     case 'pattern': {
-      const owner = schemaAt(schema, err.schemaPath);
+      const owner = ownerOf(err);
       const isDuration = typeof owner?.description === 'string' && owner.description.includes('Duration');
       return { text: isDuration ? `"${String(value)}" is not a duration (use e.g. 250ms, 5s, 2m, 1h)` : `"${String(value)}" does not match ${String(err.params.pattern)}` };
     }
@@ -72,7 +72,7 @@ function message(err: ErrorObject, data: unknown, path: PathSegment[], schema: o
     case 'minLength':
       return { text: 'must not be empty' };
     case 'oneOf':
-      return { text: `expected ${String(schemaAt(schema, err.schemaPath)?.description ?? 'a different form').replace(/\.$/, '').toLowerCase()}, got ${describeType(value)}` };
+      return { text: `expected ${String(ownerOf(err)?.description ?? 'a different form').replace(/\.$/, '').toLowerCase()}, got ${describeType(value)}` };
     default:
       return { text: err.message ?? `failed ${err.keyword}` };
   }
@@ -91,7 +91,7 @@ export function validateAgainst(schema: object, source: ConfigSource, basePath: 
     if (err.keyword !== 'oneOf' && oneOfPaths.has(err.instancePath)) continue;
     if (err.keyword === 'if') continue;
     const path = [...basePath, ...pointerToPath(err.instancePath)];
-    const { text, key } = message(err, data, pointerToPath(err.instancePath), schema);
+    const { text, key } = message(err, data, pointerToPath(err.instancePath));
     const p = source.problem(path, text, key);
     const id = `${p.path}|${p.message}`;
     if (seen.has(id)) continue;

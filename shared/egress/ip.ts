@@ -133,10 +133,6 @@ export function formatIp(ip: IpAddress): string {
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
-export function ipv4(a: number, b: number, c: number, d: number): IpAddress {
-  return { family: 4, bytes: Uint8Array.of(a, b, c, d) };
-}
-
 function bitsEqual(a: Uint8Array, b: Uint8Array, bits: number): boolean {
   const full = bits >> 3;
   for (let i = 0; i < full; i++) if (a[i] !== b[i]) return false;

@@ -2,17 +2,30 @@
  * Typed errors. Each carries a stable `code` (for metrics, audit reasons and tests) and the
  * context a reader needs to act on it, so messages never have to be parsed.
  */
-export class ProxyError extends Error {
-  readonly code: string;
+export class ProxyError<Code extends string = string> extends Error {
+  readonly code: Code;
   readonly context: Record<string, unknown>;
 
-  constructor(code: string, message: string, context: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+  constructor(code: Code, message: string, context: Record<string, unknown> = {}, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
     this.context = context;
   }
 }
+
+/**
+ * The codes of the errors defined in this module, written once (as undici's errors.js does): code
+ * that throws or matches one of these names the constant, never the string.
+ */
+export const ErrorCode = {
+  ConfigInvalid: 'config_invalid',
+  AddressInvalid: 'address_invalid',
+} as const;
+
+/** The socket operations a TransportError names; its code is `<op>_<errno in lower case>` or `<op>_failed`. */
+export type TransportOp = 'listen' | 'connect' | 'accept';
+export type TransportErrorCode = `${TransportOp}_${string}`;
 
 /** One problem in one config file: where it is and what was expected there. */
 export interface ConfigProblem {
@@ -30,27 +43,27 @@ export function formatProblem(p: ConfigProblem): string {
   return `${where}: ${p.path || '(top level)'}: ${p.message}`;
 }
 
-export class ConfigError extends ProxyError {
+export class ConfigError extends ProxyError<typeof ErrorCode.ConfigInvalid> {
   readonly problems: ConfigProblem[];
 
   constructor(problems: ConfigProblem[]) {
-    super('config_invalid', problems.map(formatProblem).join('\n'), { problems });
+    super(ErrorCode.ConfigInvalid, problems.map(formatProblem).join('\n'), { problems });
     this.problems = problems;
   }
 }
 
 /** A malformed address URI (`tcp://…`, `unix://…`, `vsock://…`). */
-export class AddressError extends ProxyError {
+export class AddressError extends ProxyError<typeof ErrorCode.AddressInvalid> {
   constructor(input: string, reason: string) {
-    super('address_invalid', `invalid address "${input}": ${reason}`, { input, reason });
+    super(ErrorCode.AddressInvalid, `invalid address "${input}": ${reason}`, { input, reason });
   }
 }
 
 /** A socket operation that failed: which operation, on which address, with the OS error name. */
-export class TransportError extends ProxyError {
+export class TransportError extends ProxyError<TransportErrorCode> {
   readonly errno: string | undefined;
 
-  constructor(op: 'listen' | 'connect' | 'accept', address: string, message: string, errno?: string, cause?: unknown) {
+  constructor(op: TransportOp, address: string, message: string, errno?: string, cause?: unknown) {
     super(errno ? `${op}_${errno.toLowerCase()}` : `${op}_failed`, `${op} ${address}: ${message}`, { op, address, errno }, { cause });
     this.errno = errno;
   }

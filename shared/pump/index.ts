@@ -23,10 +23,6 @@ export function activePump(): Pump {
   return active;
 }
 
-export function usePump(p: Pump): void {
-  active = p;
-}
-
 export interface PumpDescription {
   kind: Pump['kind'];
   /** One line for the startup log: which pump, and why. */

@@ -51,22 +51,28 @@ const BIND_ERRORS: Record<string, string> = {
   EADDRNOTAVAIL: 'no interface of this machine has that address',
 };
 
-/** Builds the handler of one listener; each side maps listener kinds to its modules. */
-export type ListenerKinds<C extends SideConfig> = (listener: C['listeners'][number]) => ConnectionHandler;
+/** A listener of a side with the handler of its kind (each side maps kinds to its modules). */
+export interface SideListener<C extends SideConfig> {
+  listener: C['listeners'][number];
+  handler: ConnectionHandler;
+}
 
 export class SideRuntime<C extends SideConfig = SideConfig> {
   readonly config: C;
   readonly admin = new AdminServer();
   readonly listeners: Listener[];
+  /** Each listener's config, in the order of `listeners` (bind errors name the key that moves it). */
+  private readonly configured: C['listeners'][number][];
   private readonly log;
   private started = false;
 
-  constructor(config: C, kinds: ListenerKinds<C>) {
+  constructor(config: C, listeners: readonly SideListener<C>[]) {
     this.config = config;
     this.log = logger(config.role);
     // Vsock settings come first: listeners below may be on vsock addresses.
     configureSideVsock(config);
-    this.listeners = config.listeners.map((l: C['listeners'][number]) => new Listener({ name: l.name, address: l.address, maxConnections: l.maxConnections, handler: kinds(l) }));
+    this.configured = listeners.map(({ listener }) => listener);
+    this.listeners = listeners.map(({ listener: l, handler }) => new Listener({ name: l.name, address: l.address, maxConnections: l.maxConnections, handler }));
     this.admin.addReadinessCheck('listeners', () => ({ ready: this.started, detail: this.started ? `${this.listeners.length} listening` : 'starting' }));
   }
 
@@ -77,9 +83,13 @@ export class SideRuntime<C extends SideConfig = SideConfig> {
     const pump = describePump();
     this.log.info({ pump: pump.kind }, pump.summary);
     const admin = this.config.admin.address;
-    if (admin) await bindOrExplain(() => this.admin.start(admin), 'the admin endpoint', admin, adminAddressKeyOf(this.config));
+    if (admin) {
+      const maxConnections = this.config.admin.maxConnections;
+      await bindOrExplain(() => this.admin.start(admin, maxConnections), 'the admin endpoint', admin, adminAddressKeyOf(this.config));
+    }
     for (const [i, l] of this.listeners.entries()) {
-      const configured = this.config.listeners[i]!;
+      const configured = this.configured[i];
+      if (!configured) continue;
       await bindOrExplain(() => l.start(), `listener "${configured.name}"`, configured.address, addressKeyOf(configured));
     }
     this.started = true;

@@ -36,16 +36,16 @@ export function parseAddress(input: string): Address {
   if (/[\s\0]/.test(input)) throw new AddressError(input, 'addresses may not contain whitespace or NUL');
   const m = /^([a-z]+):\/\/(.*)$/.exec(input);
   if (!m) throw new AddressError(input, 'expected a URI such as tcp://127.0.0.1:8080, unix:///run/app.sock or vsock://16:5000');
-  const scheme = m[1]!;
-  const rest = m[2]!;
+  const [, scheme, rest = ''] = m;
   switch (scheme) {
     case 'tcp': {
       const hp = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]/]+)):([0-9]+)$/.exec(rest);
       if (!hp) throw new AddressError(input, 'expected tcp://HOST:PORT (IPv6 in brackets: tcp://[::1]:8080)');
-      const host = hp[1] ?? hp[2]!;
-      if (hp[1] !== undefined && net.isIPv6(host) === false) throw new AddressError(input, `"${host}" is not an IPv6 address`);
-      if (hp[2] !== undefined && !net.isIPv4(host) && !/^[a-zA-Z0-9.-]+$/.test(host)) throw new AddressError(input, `"${host}" is not a valid host`);
-      const port = parsePort(input, hp[3]!, { allowZero: true });
+      const [, ipv6, name, portText = ''] = hp;
+      const host = ipv6 ?? name ?? '';
+      if (ipv6 !== undefined && net.isIPv6(host) === false) throw new AddressError(input, `"${host}" is not an IPv6 address`);
+      if (name !== undefined && !net.isIPv4(host) && !/^[a-zA-Z0-9.-]+$/.test(host)) throw new AddressError(input, `"${host}" is not a valid host`);
+      const port = parsePort(input, portText, { allowZero: true });
       if (port > 65535) throw new AddressError(input, `TCP port ${port} is out of range (0-65535)`);
       return { kind: 'tcp', host, port };
     }
@@ -57,7 +57,7 @@ export function parseAddress(input: string): Address {
     case 'vsock': {
       const cp = /^([a-z]+|[0-9]+):([0-9]+)$/.exec(rest);
       if (!cp) throw new AddressError(input, 'expected vsock://CID:PORT where CID is a number, any, parent, host or local');
-      const cidText = cp[1]!;
+      const [, cidText = '', portText = ''] = cp;
       let cid: number;
       if (/^[0-9]+$/.test(cidText)) {
         cid = Number(cidText);
@@ -67,7 +67,7 @@ export function parseAddress(input: string): Address {
         if (named === undefined) throw new AddressError(input, `unknown CID name "${cidText}" (any, parent, host or local)`);
         cid = named;
       }
-      const port = parsePort(input, cp[2]!, { allowZero: false });
+      const port = parsePort(input, portText, { allowZero: false });
       if (port === 0xffffffff) throw new AddressError(input, 'port VMADDR_PORT_ANY is not allowed here');
       return { kind: 'vsock', cid, port };
     }
@@ -76,10 +76,20 @@ export function parseAddress(input: string): Address {
   }
 }
 
+/** A host as it appears before `:PORT` in a URI or authority: IPv6 addresses in brackets. */
+export function uriHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** `HOST:PORT`, or `[IPV6]:PORT`: the one place this form is written. */
+export function formatHostPort(host: string, port: number): string {
+  return `${uriHost(host)}:${port}`;
+}
+
 export function formatAddress(a: Address): string {
   switch (a.kind) {
     case 'tcp':
-      return `tcp://${net.isIPv6(a.host) ? `[${a.host}]` : a.host}:${a.port}`;
+      return `tcp://${formatHostPort(a.host, a.port)}`;
     case 'unix':
       return `unix://${a.path}`;
     case 'vsock': {

@@ -9,7 +9,8 @@ export class LineSplitter {
   push(chunk: Buffer | string): string[] {
     const text = this.partial + chunk.toString();
     const parts = text.split('\n');
-    this.partial = parts.pop()!;
+    // split() returns at least one element: the text after the last newline.
+    this.partial = parts.pop() ?? '';
     const lines: string[] = [];
     for (const p of parts) lines.push(...this.cut(p.endsWith('\r') ? p.slice(0, -1) : p));
     while (this.partial.length > this.maxLine) {

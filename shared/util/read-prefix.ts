@@ -25,15 +25,15 @@ export interface ReadPrefixOptions {
 export function readPrefix<T>(socket: net.Socket, parse: (buf: Buffer) => PrefixParse<T>, opts: ReadPrefixOptions): Promise<{ value: T; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     let buf: Buffer = Buffer.alloc(0);
-    const finish = (err: Error | null, result?: { value: T; rest: Buffer }) => {
+    const finish = (outcome: { err: Error } | { value: T; rest: Buffer }) => {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.off('error', onError);
       socket.off('close', onEnd);
       socket.pause();
-      if (err) reject(err);
-      else resolve(result!);
+      if ('err' in outcome) reject(outcome.err);
+      else resolve(outcome);
     };
     const onData = (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
@@ -41,18 +41,18 @@ export function readPrefix<T>(socket: net.Socket, parse: (buf: Buffer) => Prefix
       try {
         r = parse(buf);
       } catch (err) {
-        finish(err as Error);
+        finish({ err: err as Error });
         return;
       }
       if (r.done) {
-        finish(null, { value: r.value, rest: buf.subarray(r.consumed) });
+        finish({ value: r.value, rest: buf.subarray(r.consumed) });
       } else if (buf.length > opts.maxBytes) {
-        finish(new PrefixError('prefix_too_large', `${opts.what} exceeds ${opts.maxBytes} bytes`, { what: opts.what, limit: opts.maxBytes }));
+        finish({ err: new PrefixError('prefix_too_large', `${opts.what} exceeds ${opts.maxBytes} bytes`, { what: opts.what, limit: opts.maxBytes }) });
       }
     };
-    const onEnd = () => finish(new PrefixError('prefix_truncated', `connection closed after ${buf.length} bytes, before a complete ${opts.what}`, { what: opts.what, received: buf.length }));
-    const onError = (err: Error) => finish(err);
-    const timer = setTimeout(() => finish(new PrefixError('prefix_timeout', `no complete ${opts.what} within ${opts.timeoutMs} ms`, { what: opts.what, received: buf.length })), opts.timeoutMs);
+    const onEnd = () => finish({ err: new PrefixError('prefix_truncated', `connection closed after ${buf.length} bytes, before a complete ${opts.what}`, { what: opts.what, received: buf.length }) });
+    const onError = (err: Error) => finish({ err });
+    const timer = setTimeout(() => finish({ err: new PrefixError('prefix_timeout', `no complete ${opts.what} within ${opts.timeoutMs} ms`, { what: opts.what, received: buf.length }) }), opts.timeoutMs);
     socket.on('data', onData);
     socket.once('end', onEnd);
     socket.once('close', onEnd);

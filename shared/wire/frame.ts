@@ -51,10 +51,9 @@ export function encodeFrame(type: FrameType, payload: Record<string, unknown>): 
 
 /** Parse one frame from the front of `buf`; `done: false` when more bytes are needed. */
 export function parseFrame(buf: Buffer): PrefixParse<Frame> {
-  if (buf.length < HEADER_BYTES) return { done: false };
-  const version = buf[0]!;
+  const [version, type] = buf;
+  if (buf.length < HEADER_BYTES || version === undefined || type === undefined) return { done: false };
   if (version !== WIRE_VERSION) throw new FrameError('frame_version', `unsupported wire protocol version ${version} (this build speaks ${WIRE_VERSION})`, { version });
-  const type = buf[1]!;
   if (!(type in FrameType)) throw new FrameError('frame_type', `unknown frame type ${type}`, { type });
   const len = buf.readUInt32BE(2);
   if (len > MAX_PAYLOAD) throw new FrameError('frame_too_large', `frame payload of ${len} bytes exceeds ${MAX_PAYLOAD}`, { type, size: len });

@@ -148,6 +148,7 @@ export function egressSlice(raw: Record<string, unknown>, idleTimeoutMs = 0): Eg
     configDir: process.cwd(), role: 'inner', clusters: new Map(),
     problem: (p, m) => problems.push(`${p.join('.')}: ${m}`),
     claim: () => undefined,
+    uses: () => {},
   });
   if (problems.length > 0) throw new Error(problems.join('\n'));
   return { name: 'egress', idleTimeoutMs, egress };

@@ -34,6 +34,7 @@ describe('--check prints a config that can be fed back', () => {
   }
 
   test('defaults are written out and relative paths made absolute', async () => {
+    fs.writeFileSync(path.join(dir, 'hosts.txt'), '');
     const file = writeConfig(dir, 'relative.yaml', 'role: outer\negress_relay: { hosts_file: hosts.txt }\n');
     const r = await runCliToEnd(['--config', file, '--check']);
     assert.equal(r.code, 0, r.stderr);
@@ -80,6 +81,7 @@ describe('overrides that do not apply are refused by name', () => {
   }
 
   test('--hosts and --audit-log on an outer land in its document', async () => {
+    fs.writeFileSync(path.join(dir, 'h.txt'), '');
     const file = writeConfig(dir, 'outer-flags.yaml', 'role: outer\n');
     const r = await runCliToEnd(['--config', file, '--check', '--hosts', 'h.txt', '--audit-log', 'a.log'], { cwd: dir });
     assert.equal(r.code, 0, r.stderr);
@@ -104,5 +106,48 @@ ingress: [{ listen_port: 8001 }]
       assert.match(r.stderr, new RegExp(`notice: .*enclaver\\.yaml:${line}: \`${key}\` is used only by \`enclaver-proxy build\``));
     }
     assert.doesNotMatch(r.stderr, /`signature`/);
+  });
+});
+
+describe('--check looks at the files the config refers to', () => {
+  test('missing TLS files, ciphertext, hosts file, app and a bad key are all reported in one run', async () => {
+    const file = writeConfig(dir, 'files.yaml', `role: local
+outer:
+  egress_relay: { hosts_file: no-such-hosts }
+  listeners: [{ name: w, address: "tcp://127.0.0.1:18443", cluster: e }]
+  clusters: [{ name: e, endpoints: ["vsock://16:8443"] }]
+inner:
+  app: { command: [no-such-program-xyz, --serve] }
+  listeners:
+    - name: w
+      address: vsock://any:8443
+      cluster: app
+      tls: { certificate: missing.crt, private_key: { kms_ciphertext: missing.key.kms } }
+      max_connections: lots
+  clusters: [{ name: app, endpoints: ["tcp://127.0.0.1:8443"] }]
+`);
+    const r = await runCliToEnd(['--config', file, '--check']);
+    assert.equal(r.code, 2, r.stderr);
+    const expected = [
+      /:3:\d+: outer\.egress_relay\.hosts_file: .*no-such-hosts does not exist/,
+      /:12:\d+: inner\.listeners\[0\]\.tls\.certificate: .*missing\.crt does not exist/,
+      /:12:\d+: inner\.listeners\[0\]\.tls\.private_key\.kms_ciphertext: .*missing\.key\.kms does not exist/,
+      /:7:\d+: inner\.app\.command: app command "no-such-program-xyz" not found on PATH/,
+      /:13:\d+: inner\.listeners\[0\]\.max_connections: expected integer/,
+    ];
+    for (const re of expected) assert.match(r.stderr, re);
+  });
+
+  test('a config whose files exist passes', async () => {
+    fs.writeFileSync(path.join(dir, 'present.crt'), 'x');
+    fs.writeFileSync(path.join(dir, 'present.key'), 'x');
+    const file = writeConfig(dir, 'present.yaml', `role: inner
+app: { command: [node, --version] }
+listeners:
+  - { name: w, address: "vsock://any:8443", cluster: app, tls: { certificate: present.crt, private_key: present.key } }
+clusters: [{ name: app, endpoints: ["tcp://127.0.0.1:8443"] }]
+`);
+    const r = await runCliToEnd(['--config', file, '--check']);
+    assert.equal(r.code, 0, r.stderr);
   });
 });

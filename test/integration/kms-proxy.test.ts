@@ -8,7 +8,7 @@ import {
 import { request } from 'undici';
 import { registry } from '../../shared/metrics/registry.js';
 import { verifyAttestation } from '../../shared/attestation/verify.js';
-import { decryptRecipientEnvelope } from '../../shared/aws/cms.js';
+import { decryptRecipientEnvelope } from '../../proxy-inner/aws/cms.js';
 import { serveOnLoopback } from '../helpers/serve.js';
 import { type AwsStack, TEST_PCR0, TEST_REGION, startAwsStack } from '../helpers/aws-stack.js';
 import { ConnectProxy } from '../helpers/connect-proxy.js';

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { doctorReport, formatDoctorReport } from '../../shared/native/doctor.js';
+import { doctorReport, formatDoctorReport } from '../../bin/cli/doctor.js';
 import { nativeAddonStatus } from '../../shared/native/addon.js';
 import { activePump, describePump } from '../../shared/pump/index.js';
 
@@ -17,7 +17,7 @@ const distShared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 function inFreshProcess(env: Record<string, string>, body: string): unknown {
   const script = `
     const { describePump, activePump } = await import(${JSON.stringify(path.join(distShared, 'pump', 'index.js'))});
-    const { doctorReport } = await import(${JSON.stringify(path.join(distShared, 'native', 'doctor.js'))});
+    const { doctorReport } = await import(${JSON.stringify(path.join(distShared, '..', 'bin', 'cli', 'doctor.js'))});
     const transport = await import(${JSON.stringify(path.join(distShared, 'transport', 'index.js'))});
     ${body}`;
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {

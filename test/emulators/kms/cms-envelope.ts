@@ -5,7 +5,7 @@
  * the encrypted content.
  */
 import crypto from 'node:crypto';
-import { OAEP_SHA256_PARAMS_DER } from '../../../shared/aws/cms.js';
+import { OAEP_SHA256_PARAMS_DER } from '../../../proxy-inner/aws/cms.js';
 
 export type ContentEncoding = 'constructed' | 'primitive';
 

@@ -13,7 +13,7 @@ import type http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { verifyAttestation } from '../../../shared/attestation/verify.js';
-import { ATTESTED_ACTIONS, kmsActionOf } from '../../../shared/aws/kms-actions.js';
+import { ATTESTED_ACTIONS, kmsActionOf } from '../../../proxy-inner/aws/kms-actions.js';
 import type { CredentialStore } from '../credential-store.js';
 import { type ContentEncoding, sealForRecipient } from './cms-envelope.js';
 import { verifySigV4 } from './sigv4-verify.js';

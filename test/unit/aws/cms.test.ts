@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { CmsError, decryptRecipientEnvelope, parseRecipientEnvelope } from '../../../shared/aws/cms.js';
+import { CmsError, decryptRecipientEnvelope, parseRecipientEnvelope } from '../../../proxy-inner/aws/cms.js';
 import { sealForRecipient } from '../../emulators/kms/cms-envelope.js';
 import { vectorJson } from '../../helpers/vectors.js';
 
