@@ -152,12 +152,16 @@ async function startServers(workNofile: number): Promise<{ targets: Targets; ser
 }
 
 function emptyResult(name: string): PathResult {
-  return { name, gbps: null, cpu_s_per_gb: null, p50_us: null, p99_us: null, conns_per_s: null, trials: { gbps: [], cpu_s_per_gb: [], p50_us: [], p99_us: [], conns_per_s: [] } };
+  return {
+    name, gbps: null, cpu_s_per_gb: null, p50_us: null, p99_us: null, conns_per_s: null, conn_p99_us: null, cpu_us_per_conn: null,
+    trials: { gbps: [], cpu_s_per_gb: [], p50_us: [], p99_us: [], conns_per_s: [], conn_p99_us: [], cpu_us_per_conn: [] },
+  };
 }
 
 function finish(r: PathResult): PathResult {
   const m = (xs: number[]) => (xs.length > 0 ? median(xs) : null);
-  return { ...r, gbps: m(r.trials.gbps), cpu_s_per_gb: m(r.trials.cpu_s_per_gb), p50_us: m(r.trials.p50_us), p99_us: m(r.trials.p99_us), conns_per_s: m(r.trials.conns_per_s) };
+  return { ...r, gbps: m(r.trials.gbps), cpu_s_per_gb: m(r.trials.cpu_s_per_gb), p50_us: m(r.trials.p50_us), p99_us: m(r.trials.p99_us), conns_per_s: m(r.trials.conns_per_s),
+    conn_p99_us: m(r.trials.conn_p99_us), cpu_us_per_conn: m(r.trials.cpu_us_per_conn) };
 }
 
 async function measurePaths(running: RunningPath[], s: Settings): Promise<PathResult[]> {
@@ -182,9 +186,16 @@ async function measurePaths(running: RunningPath[], s: Settings): Promise<PathRe
   }
   for (let t = 1; t <= s.trials && s.workloads.has('connections'); t++) {
     for (const p of running) {
+      const cpuBefore = p.proxyCpuSeconds();
       const r = await runConnRate(p.echoPort, s.connRateMs, s.connRateConcurrency);
-      results.get(p.name)!.trials.conns_per_s.push(r.connsPerSecond);
-      log(`connections ${t}/${s.trials} ${p.name}: ${r.connsPerSecond.toFixed(0)}/s${r.failures ? ` (${r.failures} failed)` : ''}`);
+      // CPU of the relaying processes per connection: less sensitive to a busy machine than conn/s.
+      const cpuUs = p.name === 'direct' || r.completed === 0 ? null : ((p.proxyCpuSeconds() - cpuBefore) * 1e6) / r.completed;
+      const trials = results.get(p.name)!.trials;
+      trials.conns_per_s.push(r.connsPerSecond);
+      trials.conn_p99_us.push(r.p99us);
+      if (cpuUs !== null) trials.cpu_us_per_conn.push(cpuUs);
+      log(`connections ${t}/${s.trials} ${p.name}: ${r.connsPerSecond.toFixed(0)}/s, fresh-connection request p99 ${r.p99us.toFixed(0)} µs` +
+        `${cpuUs !== null ? `, ${cpuUs.toFixed(0)} proxy CPU µs/conn` : ''}${r.failures ? ` (${r.failures} failed)` : ''}`);
     }
   }
   return running.map((p) => finish(results.get(p.name)!));

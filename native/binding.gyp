@@ -11,7 +11,10 @@
         "src/pump/pipe_pool.cc",
         "src/pump/connection.cc",
         "src/pump/reactor.cc",
-        "src/pump/pump_binding.cc"
+        "src/pump/pump_binding.cc",
+        "src/fastpath/proxy_v2.cc",
+        "src/fastpath/fast_listener.cc",
+        "src/fastpath/fastpath_binding.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "src"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

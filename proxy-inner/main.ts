@@ -3,6 +3,7 @@
  * the outer. Returns the exit code the process should end with (the app's, as a shell reports it).
  */
 import type { InnerConfig } from '../shared/config/types.js';
+import { whenAccepting } from '../shared/cluster/accepting.js';
 import { messageOf } from '../shared/errors/index.js';
 import { addLogTap, logger } from '../shared/log/logger.js';
 import { Closers } from '../shared/runtime/closers.js';
@@ -15,7 +16,7 @@ import { exitCodeOf } from '../shared/wire/status.js';
 import { appEnvironment } from './app/environment.js';
 import { AppStartError, AppSupervisor, preflightApp, type AppExit } from './app/supervisor.js';
 import { innerAws, innerListenerKinds, needsAws } from './listeners.js';
-import { parseAddress } from '../shared/transport/index.js';
+import { formatAddress, parseAddress, type Address } from '../shared/transport/index.js';
 import { PairPort } from '../shared/wire/ports.js';
 import { AuditEvidence } from './audit/evidence.js';
 import { AuditSender } from './audit/sender.js';
@@ -124,8 +125,24 @@ async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter:
       return fatal(err, 'app could not be started');
     }
     const started = Date.now();
-    reporter.report({ state: 'running', pid });
-    runtime.admin.addReadinessCheck('app', () => ({ ready: true, detail: `pid ${pid}` }));
+    // Ready once the app accepts on every port ingress forwards to (until then the listeners
+    // hold early clients rather than reset them; shared/cluster/connect.ts).
+    const ports = ingressAppEndpoints(config);
+    let accepting = ports.length === 0;
+    const probe = new AbortController();
+    reporter.report({ state: 'running', pid, accepting });
+    runtime.admin.addReadinessCheck('app', () => ({
+      ready: accepting,
+      detail: accepting ? `pid ${pid}, accepting` : `pid ${pid}, not yet accepting on ${ports.map(formatAddress).join(', ')}`,
+    }));
+    if (!accepting) {
+      whenAccepting(ports, probe.signal).then(() => {
+        accepting = true;
+        log.info({ endpoints: ports.map(formatAddress) }, 'app accepting connections');
+        reporter.report({ state: 'running', pid, accepting });
+      }, () => {});
+    }
+    void app.exited.finally(() => probe.abort());
     const first = await Promise.race([app.exited.then((e) => ({ kind: 'exit' as const, e })), stopped.then(() => ({ kind: 'stop' as const }))]);
     let exit: AppExit;
     if (first.kind === 'stop') {
@@ -174,4 +191,14 @@ async function flushAudit(audit: AuditSender): Promise<void> {
   clearTimeout(timer);
   if (gaveUp) log.warn({ unacknowledged: audit.stats().buffered }, 'audit records not acknowledged by the outer at shutdown');
   audit.stop();
+}
+
+/** Where ingress listeners forward to inside the enclave: the first endpoint of each of their clusters. */
+function ingressAppEndpoints(config: InnerConfig): Address[] {
+  const out: Address[] = [];
+  for (const l of config.listeners) {
+    const first = l.kind === 'tcp_proxy' ? l.cluster.endpoints[0] : undefined;
+    if (first && first.kind !== 'vsock' && !out.some((a) => formatAddress(a) === formatAddress(first))) out.push(first);
+  }
+  return out;
 }

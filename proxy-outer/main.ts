@@ -64,10 +64,12 @@ export async function startOuter(config: OuterConfig): Promise<OuterHandle> {
     const runtime = new SideRuntime(config, outerListenerKinds());
     const status = new StatusCollector({ enclaveCid: config.enclave.cid });
     status.on('status', (s: EnclaveStatus) => log.info({ enclave_status: s }, `enclave ${s.state}`));
-    runtime.admin.addReadinessCheck('enclave', () => ({
-      ready: status.latest?.state === 'running',
-      detail: status.latest ? status.latest.state : 'no status from the enclave yet',
-    }));
+    runtime.admin.addReadinessCheck('enclave', () => {
+      const s = status.latest;
+      if (!s) return { ready: false, detail: 'no status from the enclave yet' };
+      if (s.state !== 'running') return { ready: false, detail: s.state };
+      return { ready: s.accepting, detail: s.accepting ? 'running, app accepting' : 'running, app not yet accepting' };
+    });
     closers.add('status channel', () => status.close());
     await status.start();
     const logs = new LogCollector({ enclaveCid: config.enclave.cid });

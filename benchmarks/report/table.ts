@@ -14,8 +14,11 @@ function table(header: string[], rows: string[][]): string {
 export function renderTables(r: BenchmarkReport): string {
   const parts: string[] = [];
   parts.push(table(
-    ['path', 'Gbit/s', 'proxy CPU s/GB', 'p50 µs', 'p99 µs', 'conn/s'],
-    r.results.map((p) => [p.name, fmt(p.gbps, 2), fmt(p.cpu_s_per_gb, 3), fmt(p.p50_us, 1), fmt(p.p99_us, 1), fmt(p.conns_per_s, 0)]),
+    ['path', 'Gbit/s', 'proxy CPU s/GB', 'p50 µs', 'p99 µs', 'conn/s', 'new-conn p99 µs', 'proxy CPU µs/conn'],
+    r.results.map((p) => [
+      p.name, fmt(p.gbps, 2), fmt(p.cpu_s_per_gb, 3), fmt(p.p50_us, 1), fmt(p.p99_us, 1),
+      fmt(p.conns_per_s, 0), fmt(p.conn_p99_us, 0), fmt(p.cpu_us_per_conn, 0),
+    ]),
   ));
   if (r.pipe_sizes.length > 0) {
     parts.push(table(['pair-native pipe size', 'Gbit/s', 'proxy CPU s/GB'], r.pipe_sizes.map((p) => [`${p.pipe_size / 1024} KiB`, fmt(p.gbps, 2), fmt(p.cpu_s_per_gb, 3)])));

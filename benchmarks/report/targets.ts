@@ -5,7 +5,9 @@
 import type { IdleTunnelsResult } from '../workloads/idle-tunnels.js';
 import type { PathResult, TargetCheck } from './types.js';
 
-function figure(results: PathResult[], path: string, key: 'gbps' | 'cpu_s_per_gb' | 'p50_us'): number | null {
+type Figure = 'gbps' | 'cpu_s_per_gb' | 'p50_us' | 'conns_per_s' | 'conn_p99_us' | 'cpu_us_per_conn';
+
+function figure(results: PathResult[], path: string, key: Figure): number | null {
   return results.find((r) => r.name === path)?.[key] ?? null;
 }
 
@@ -48,6 +50,24 @@ export function checkTargets(results: PathResult[], memory: IdleTunnelsResult[])
   checks.push(nativeDirect && nativeGbps
     ? { target: 'pair-native vs direct loopback (a bare splice relay chain reaches ~½)', wanted: '~0.5× (ceiling)', measured: `${(nativeGbps / nativeDirect).toFixed(2)}×`, met: null }
     : { target: 'pair-native vs direct loopback', wanted: '~0.5×', measured: 'n/a', met: null });
+
+  // Connection setup (issue 13): as many new connections as the HAProxy chain, no slower on a fresh one.
+  const connsNative = figure(results, 'pair-native', 'conns_per_s');
+  const connsHaproxy = figure(results, 'haproxy-2hop', 'conns_per_s');
+  checks.push(connsNative === null || connsHaproxy === null || connsHaproxy === 0
+    ? { target: 'new connections/s: pair-native ≥ 1.0× haproxy-2hop', wanted: '≥ 1.0×', measured: 'n/a', met: null }
+    : {
+      target: 'new connections/s: pair-native ≥ 1.0× haproxy-2hop', wanted: '≥ 1.0×',
+      measured: `${(connsNative / connsHaproxy).toFixed(2)}×`, met: connsNative >= connsHaproxy,
+    });
+  const p99Native = figure(results, 'pair-native', 'conn_p99_us');
+  const p99Haproxy = figure(results, 'haproxy-2hop', 'conn_p99_us');
+  checks.push(p99Native === null || p99Haproxy === null
+    ? { target: 'fresh-connection request p99: pair-native ≤ haproxy-2hop', wanted: '≤', measured: 'n/a', met: null }
+    : {
+      target: 'fresh-connection request p99: pair-native ≤ haproxy-2hop', wanted: `≤ ${p99Haproxy.toFixed(0)} µs`,
+      measured: `${p99Native.toFixed(0)} µs`, met: p99Native <= p99Haproxy,
+    });
 
   const mem = memory.find((m) => m.path === 'pair-native');
   if (mem) {

@@ -9,8 +9,14 @@ export interface PathResult {
   p50_us: number | null;
   p99_us: number | null;
   conns_per_s: number | null;
+  /** p99 of connect() → echoed byte on a fresh connection, during the connection-rate workload. */
+  conn_p99_us: number | null;
+  /** CPU (user + system) of the relaying processes per new connection. */
+  cpu_us_per_conn: number | null;
   /** Every trial's figure, for whoever wants the spread. */
-  trials: { gbps: number[]; cpu_s_per_gb: number[]; p50_us: number[]; p99_us: number[]; conns_per_s: number[] };
+  trials: {
+    gbps: number[]; cpu_s_per_gb: number[]; p50_us: number[]; p99_us: number[]; conns_per_s: number[]; conn_p99_us: number[]; cpu_us_per_conn: number[];
+  };
 }
 
 export interface TargetCheck {

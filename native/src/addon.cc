@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "addon_state.h"
+#include "fastpath/fastpath_binding.h"
 #include "fd.h"
 #include "nsm.h"
 #include "pump/pump_binding.h"
@@ -34,6 +35,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterVsockFunctions(env, exports);
   RegisterNsmFunctions(env, exports);
   RegisterPumpFunctions(env, exports);
+  RegisterFastPathFunctions(env, exports);
   return exports;
 }
 

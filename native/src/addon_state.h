@@ -10,10 +10,12 @@ namespace enclaver {
 
 class PumpEngine;
 class VsockConnects;
+class FastPathRegistry;
 
 struct AddonState {
   std::unique_ptr<PumpEngine> pump;
   std::unique_ptr<VsockConnects> connects;
+  std::unique_ptr<FastPathRegistry> fastpath;  // destroyed before `pump`, whose threads it uses
   ~AddonState();
 };
 

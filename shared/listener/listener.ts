@@ -2,12 +2,18 @@
  * A listening socket with its connections: accept (with a connection limit), per-listener
  * metrics, and graceful drain: stop accepting, let open connections finish until a deadline,
  * then abort what is left.
+ *
+ * Pass-through kinds (a handler with a `passThrough` plan) accept on the native fast path when
+ * the addon is loaded (./fast-accept.ts); connections it hands back, and every other kind, are
+ * accepted here in JS. Both count against the same limit and drain together.
  */
 import type net from 'node:net';
 import { logger } from '../log/logger.js';
 import { listenerMetrics, type ListenerMetrics } from '../metrics/registry.js';
+import { loadNativeAddon } from '../native/addon.js';
 import { listen, formatAddress, type Address, type Listening } from '../transport/index.js';
 import { nextConnId } from '../util/conn-id.js';
+import { FastAccept, fastPathEnabled } from './fast-accept.js';
 import type { ConnectionHandler } from './types.js';
 
 export interface ListenerOptions {
@@ -23,6 +29,7 @@ export class Listener {
   private readonly log;
   private readonly metrics: ListenerMetrics;
   private listening: Listening | undefined;
+  private fast: FastAccept | undefined;
   private readonly active = new Map<net.Socket, { abort: AbortController; done: Promise<void> }>();
 
   constructor(opts: ListenerOptions) {
@@ -34,25 +41,51 @@ export class Listener {
 
   /** The bound address (an ephemeral TCP port resolved). */
   get address(): Address {
-    return this.listening?.address ?? this.opts.address;
+    return this.listening?.address ?? this.fast?.address ?? this.opts.address;
   }
 
   get activeConnections(): number {
-    return this.active.size;
+    return this.active.size + (this.fast?.active ?? 0);
+  }
+
+  /** Whether connections are accepted on the native fast path. */
+  get fastPath(): boolean {
+    return this.fast !== undefined;
   }
 
   async start(): Promise<void> {
-    this.listening = await listen(this.opts.address, (socket) => this.accept(socket), {
-      maxConnections: this.opts.maxConnections,
-      onDrop: () => {
-        this.metrics.rejected('max_connections');
-        this.log.warn({ limit: this.opts.maxConnections }, 'connection refused: listener is at max_connections');
-      },
-    });
+    const plan = this.opts.handler.passThrough;
+    const addon = plan && fastPathEnabled() ? loadNativeAddon() : null;
+    if (plan && addon) {
+      this.fast = await FastAccept.start({
+        addon, plan, address: this.opts.address, maxConnections: this.opts.maxConnections, log: this.log, metrics: this.metrics,
+        adopt: (socket, release) => this.accept(socket, release),
+      });
+      if (this.fast) {
+        this.log.info({ address: formatAddress(this.fast.address), fast_path: true }, 'listening');
+        return;
+      }
+    }
+    this.listening = await listen(this.opts.address, (socket) => this.acceptWithinLimit(socket));
     this.log.info({ address: formatAddress(this.listening.address) }, 'listening');
   }
 
-  private accept(socket: net.Socket): void {
+  /**
+   * The limit counts connections until they end, wherever their bytes move. (Node's own
+   * server.maxConnections stops counting a socket once the pump takes its fd over.)
+   */
+  private acceptWithinLimit(socket: net.Socket): void {
+    if (this.opts.maxConnections > 0 && this.activeConnections >= this.opts.maxConnections) {
+      this.metrics.rejected('max_connections');
+      this.log.warn({ limit: this.opts.maxConnections }, 'connection refused: listener is at max_connections');
+      socket.destroy();
+      return;
+    }
+    this.accept(socket);
+  }
+
+  /** Runs the handler on one connection; `release` (fast path: counted there) when it has ended. */
+  private accept(socket: net.Socket, release?: () => void): void {
     const id = nextConnId();
     const abort = new AbortController();
     const started = Date.now();
@@ -73,7 +106,10 @@ export class Listener {
         this.metrics.closed(0, 0, Date.now() - started);
         socket.destroy();
       },
-    ).finally(() => this.active.delete(socket));
+    ).finally(() => {
+      this.active.delete(socket);
+      release?.();
+    });
     this.active.set(socket, { abort, done });
   }
 
@@ -81,22 +117,26 @@ export class Listener {
   async stopAccepting(): Promise<void> {
     await this.listening?.close();
     this.listening = undefined;
+    await this.fast?.stop();
   }
 
   /** Wait for open connections until `deadline` (epoch ms), then abort the rest. */
   async drain(deadline: number): Promise<void> {
     const pending = [...this.active.values()];
-    if (pending.length === 0) return;
-    this.log.info({ connections: pending.length, timeout_ms: Math.max(0, deadline - Date.now()) }, 'draining connections');
+    const fast = this.fast;
+    if (pending.length === 0 && (fast?.active ?? 0) === 0) return;
+    this.log.info({ connections: this.activeConnections, timeout_ms: Math.max(0, deadline - Date.now()) }, 'draining connections');
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now())); });
-    const result = await Promise.race([Promise.all(pending.map((p) => p.done)).then(() => 'drained' as const), timedOut]);
+    const allDone = Promise.all([...pending.map((p) => p.done), fast?.whenIdle()]).then(() => 'drained' as const);
+    const result = await Promise.race([allDone, timedOut]);
     clearTimeout(timer);
     if (result === 'timeout') {
       const left = [...this.active.values()];
-      this.log.warn({ connections: left.length }, 'drain timeout: closing remaining connections');
+      this.log.warn({ connections: this.activeConnections }, 'drain timeout: closing remaining connections');
       for (const p of left) p.abort.abort();
-      await Promise.all(left.map((p) => p.done));
+      fast?.abortAll();
+      await Promise.all([...left.map((p) => p.done), fast?.whenIdle()]);
     }
   }
 }

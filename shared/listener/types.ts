@@ -5,6 +5,8 @@
 import type net from 'node:net';
 import type { Logger } from '../log/logger.js';
 import type { ListenerMetrics } from '../metrics/registry.js';
+import type { Address } from '../transport/index.js';
+import type { CloseCause, PumpEnd } from '../pump/types.js';
 
 export interface ConnectionContext {
   /** Process-unique id, also used in audit records and access logs. */
@@ -21,5 +23,41 @@ export interface ConnectionOutcome {
   bytesOut: number;
 }
 
+/** How a pass-through connection ended, as the access log reports it on either path. */
+export interface ClosedConnection {
+  /** Set when the logger given along does not carry the connection's id already (the fast path's). */
+  connId?: string;
+  /** "ip:port" of the client (from the PROXY header when one was received); absent when not IP. */
+  client: string | undefined;
+  /** Client bytes (a PROXY header this side sent is not counted). */
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+  closedBy: CloseCause;
+  error?: { code: string; side: PumpEnd };
+}
+
+/**
+ * A connection JS has nothing to decide about: accept, [read a PROXY header], dial the cluster's
+ * first endpoint, [write a PROXY header], pump. A Listener whose handler carries this plan may
+ * run such connections on the native fast path (shared/listener/fast-accept.ts); anything the
+ * fast path does not finish by itself still goes through the handler.
+ */
+export interface PassThroughPlan {
+  endpoint: Address;
+  /** The access-log `upstream` field. */
+  endpointText: string;
+  expectProxyProtocol: boolean;
+  sendProxyProtocol: boolean;
+  idleTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** Reports one connection that ended: the same line the handler writes for its own. */
+  closed(log: Logger, connection: ClosedConnection): void;
+}
+
 /** Handles one accepted connection; resolves when it is completely closed. Must not reject. */
-export type ConnectionHandler = (socket: net.Socket, ctx: ConnectionContext) => Promise<ConnectionOutcome>;
+export interface ConnectionHandler {
+  (socket: net.Socket, ctx: ConnectionContext): Promise<ConnectionOutcome>;
+  /** Set by kinds whose connections the native fast path can run (TCP pass-through). */
+  passThrough?: PassThroughPlan;
+}

@@ -98,6 +98,71 @@ export interface NativeAddon {
   pumpAbort(id: number): boolean;
   pumpStats(): NativePumpStats;
   spliceProbe(): { supported: boolean; errno?: number };
+  /** A listening TCP socket on an IP literal (port 0: ephemeral), owned by the caller. */
+  fastBindTcp(host: string, port: number, backlog: number): { fd: number; port: number };
+  /** A listening Unix socket, owned by the caller. */
+  fastBindUnix(path: string, backlog: number): number;
+  /** Starts a fast-path listener on the pump threads; `onBatch` runs on the main thread. */
+  fastListen(options: FastListenOptions, onBatch: (batch: FastBatch) => void): number;
+  /** Stop accepting; each pump thread then reports `stopped`. */
+  fastStop(handle: number): void;
+  /** End every connection of the listener now (each is reported, closedBy aborted). */
+  fastAbortAll(handle: number): void;
+  /** A handed-back connection ended (it counted against max_connections until now). */
+  fastRelease(handle: number): void;
+  /** After the stop and the last connection: no batch follows. */
+  fastClose(handle: number): void;
+}
+
+/** Where a fast-path listener dials: the cluster's first endpoint, as a socket address. */
+export type FastEndpoint =
+  | { family: 'ipv4' | 'ipv6'; address: string; port: number }
+  | { family: 'unix'; path: string }
+  | { family: 'vsock'; cid: number; port: number };
+
+export interface FastListenOptions {
+  /** A listening, non-blocking socket; the fast path owns it from the call on. */
+  listenFd: number;
+  endpoint: FastEndpoint;
+  expectProxy: boolean;
+  sendProxy: boolean;
+  /** 0: no limit. */
+  maxConnections: number;
+  idleTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** How long the pump thread waits for a PROXY header before handing the connection to JS. */
+  headerTimeoutMs: number;
+}
+
+export interface FastClosed {
+  /** "ip:port" of the client; absent when it has no IP address. */
+  client?: string;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+  closedBy: NativePumpOutcome['closedBy'];
+  errorSide?: 'downstream' | 'upstream';
+  errno?: number;
+}
+
+/** A connection the fast path hands to JS (its dial failed, its header needs JS): the fd and what was read. */
+export interface FastFallback {
+  fd: number;
+  head: Buffer;
+}
+
+export interface FastBatch {
+  /** Connections that started pumping. */
+  accepted: number;
+  /** Refused at max_connections. */
+  rejected: number;
+  /**
+   * One pump thread stopped accepting (everything it accepted is reported by now); once every
+   * thread (`pumpStats().threads`) has said so, the listening socket is closed.
+   */
+  stopped: boolean;
+  closed: FastClosed[];
+  fallbacks: FastFallback[];
 }
 
 export type NativeAddonStatus =
@@ -137,6 +202,13 @@ function typed(raw: RawAddon, addonPath: string): NativeAddon {
     pumpAbort: (id) => rethrowTyped(() => raw.pumpAbort(id)),
     pumpStats: () => rethrowTyped(() => raw.pumpStats()),
     spliceProbe: () => rethrowTyped(() => raw.spliceProbe()),
+    fastBindTcp: (host, port, backlog) => rethrowTyped(() => raw.fastBindTcp(host, port, backlog)),
+    fastBindUnix: (socketPath, backlog) => rethrowTyped(() => raw.fastBindUnix(socketPath, backlog)),
+    fastListen: (options, onBatch) => rethrowTyped(() => raw.fastListen(options, onBatch)),
+    fastStop: (handle) => rethrowTyped(() => raw.fastStop(handle)),
+    fastAbortAll: (handle) => rethrowTyped(() => raw.fastAbortAll(handle)),
+    fastRelease: (handle) => rethrowTyped(() => raw.fastRelease(handle)),
+    fastClose: (handle) => rethrowTyped(() => raw.fastClose(handle)),
   };
 }
 

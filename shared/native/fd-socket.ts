@@ -41,10 +41,13 @@ function adopt(fd: number, type: 'SOCKET' | 'SERVER'): PipeHandle {
   return handle;
 }
 
-/** A net.Socket over a connected stream-socket fd, which it now owns. */
-export function socketFromFd(fd: number): net.Socket {
+/**
+ * A net.Socket over a connected stream-socket fd, which it now owns. `paused`: nothing is read
+ * until the caller resumes it (as a listener's pauseOnConnect sockets).
+ */
+export function socketFromFd(fd: number, opts: { paused?: boolean } = {}): net.Socket {
   const handle = adopt(fd, 'SOCKET');
-  return new net.Socket({ handle, allowHalfOpen: true, readable: true, writable: true } as net.SocketConstructorOpts);
+  return new net.Socket({ handle, allowHalfOpen: true, readable: true, writable: true, pauseOnCreate: opts.paused === true } as net.SocketConstructorOpts);
 }
 
 /**

@@ -92,8 +92,11 @@ function toResult(o: NativePumpOutcome, startedAt: number): PumpResult {
 
 let configuredAddon: NativeAddon | undefined;
 
-/** The pump engine takes its settings once, before its first connection. */
-function configureOnce(addon: NativeAddon): void {
+/**
+ * The pump engine takes its settings once, before its first connection: whoever starts it first
+ * (this pump, or a fast-path listener) calls this.
+ */
+export function configureNativePump(addon: NativeAddon): void {
   if (configuredAddon === addon) return;
   addon.pumpConfigure(choosePumpSettings());
   configuredAddon = addon;
@@ -110,7 +113,7 @@ export function createNativePump(addon: NativeAddon, pumpOptions: NativePumpOpti
     kind: 'native',
     run(downstream: net.Socket, upstream: net.Socket, opts: PumpOptions = {}): PumpSession {
       if (!canHandOver(downstream) || !canHandOver(upstream)) return jsPump.run(downstream, upstream, opts);
-      configureOnce(addon);
+      configureNativePump(addon);
       const startedAt = Date.now();
       let pumpId: number | undefined;
       let aborted = false;

@@ -11,7 +11,9 @@ import fs from 'node:fs';
 import { errnoOf, messageOf, ProxyError } from '../errors/index.js';
 import type { ClusterConfig, ListenerConfig } from '../config/types.js';
 import { connectCluster } from '../cluster/connect.js';
-import type { ConnectionContext, ConnectionHandler, ConnectionOutcome } from '../listener/types.js';
+import type { Logger } from '../log/logger.js';
+import type { ClosedConnection, ConnectionContext, ConnectionHandler, ConnectionOutcome } from '../listener/types.js';
+import { formatAddress } from '../transport/index.js';
 import { encodeProxyHeader, MAX_HEADER_BYTES, parseProxyHeader, type Endpoint } from '../proxy-protocol/v2.js';
 import { activePump, jsPump, type Pump } from '../pump/index.js';
 import { prependedSocket } from '../util/prepended-socket.js';
@@ -59,10 +61,22 @@ export function terminateTls(socket: net.Socket, context: tls.SecureContext, hea
   });
 }
 
+/** The access-log line of a closed connection, written alike for the JS path and the fast path. */
+function logClosed(log: Logger, accessLog: boolean, upstream: string, c: ClosedConnection): void {
+  const level = accessLog ? 'info' : 'debug';
+  if (!log.isLevelEnabled(level)) return;
+  const line = {
+    ...(c.connId !== undefined ? { conn_id: c.connId } : {}),
+    client: c.client, upstream, bytes_in: c.bytesIn, bytes_out: c.bytesOut, duration_ms: c.durationMs, closed_by: c.closedBy,
+    ...(c.error ? { error: c.error.code, error_side: c.error.side } : {}),
+  };
+  log[level](line, 'connection closed');
+}
+
 export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
   const { listener, cluster, tls: tlsContext } = opts;
 
-  return async (socket: net.Socket, ctx: ConnectionContext): Promise<ConnectionOutcome> => {
+  const handler: ConnectionHandler = async (socket: net.Socket, ctx: ConnectionContext): Promise<ConnectionOutcome> => {
     let client = peerOf(socket);
     // Where the client connected to: this socket's address, or the original one from a received
     // PROXY header (a Unix/vsock leg has no IP address of its own to report).
@@ -127,9 +141,25 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     // The PROXY header is ours, not the client's: it does not count as client bytes.
     const bytesIn = result.bytesUp - (cluster.sendProxyProtocol ? headUp.length - head.length : 0);
     if (result.error) ctx.metrics.error(result.error.code);
-    const line = { client: describe(client), upstream: endpoint, bytes_in: bytesIn, bytes_out: result.bytesDown, duration_ms: result.durationMs, closed_by: result.closedBy, ...(result.error ? { error: result.error.code, error_side: result.error.side } : {}) };
-    if (listener.accessLog) ctx.log.info(line, 'connection closed');
-    else ctx.log.debug(line, 'connection closed');
+    logClosed(ctx.log, listener.accessLog, endpoint, {
+      client: describe(client), bytesIn, bytesOut: result.bytesDown, durationMs: result.durationMs, closedBy: result.closedBy,
+      ...(result.error ? { error: { code: result.error.code, side: result.error.side } } : {}),
+    });
     return { bytesIn, bytesOut: result.bytesDown };
   };
+  // TLS termination needs JS for every byte; everything else can run on the native fast path.
+  const first = cluster.endpoints[0];
+  if (!tlsContext && first) {
+    const endpointText = formatAddress(first);
+    handler.passThrough = {
+      endpoint: first,
+      endpointText,
+      expectProxyProtocol: listener.expectProxyProtocol,
+      sendProxyProtocol: cluster.sendProxyProtocol,
+      idleTimeoutMs: listener.idleTimeoutMs,
+      connectTimeoutMs: cluster.connectTimeoutMs,
+      closed: (log, c) => logClosed(log, listener.accessLog, endpointText, c),
+    };
+  }
+  return handler;
 }

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { TransportError, errnoOf, messageOf } from '../errors/index.js';
 import { type Address, formatAddress } from './address.js';
+import type { FastEndpoint, NativeAddon } from '../native/addon.js';
 import { connectVsock, listenVsock, type VsockAddress } from './native-vsock.js';
 import { emulatedPath, vsockSettings } from './vsock.js';
 
@@ -168,4 +169,51 @@ export async function connect(addr: Address, opts: ConnectOptions): Promise<net.
       await new Promise((r) => setTimeout(r, retryIn));
     }
   }
+}
+
+/** A listening socket for the native fast path: its fd (the fast path's from then on) and where it is. */
+export interface NativeListening {
+  fd: number;
+  address: Address;
+  bound: string;
+  /** Removes the Unix socket file (the fd itself is closed by the fast path). */
+  unlink(): void;
+}
+
+/**
+ * Opens a listening socket for the native fast path, or says (undefined) that this address needs
+ * Node's own listen (a TCP host name, which only Node resolves). Same errors as `listen`.
+ */
+export async function listenNative(addon: NativeAddon, addr: Address, backlog = DEFAULT_BACKLOG): Promise<NativeListening | undefined> {
+  const display = formatAddress(addr);
+  const asTransportError = (err: unknown) => new TransportError('listen', display, messageOf(err), errnoOf(err), err);
+  if (addr.kind === 'tcp' && net.isIP(addr.host) === 0) return undefined;
+  const vsock = realVsock(addr);
+  try {
+    if (vsock) {
+      const fd = addon.vsockListen(vsock.cid, vsock.port, backlog);
+      return { fd, address: addr, bound: display, unlink: () => {} };
+    }
+    const target = netTarget(addr, vsockSettings().emulationDir);
+    if ('path' in target) {
+      await clearStaleSocket(target.path, display);
+      const fd = addon.fastBindUnix(target.path, backlog);
+      return { fd, address: addr, bound: target.path, unlink: () => fs.rmSync(target.path, { force: true }) };
+    }
+    const { fd, port } = addon.fastBindTcp(target.host, target.port, backlog);
+    const address: Address = addr.kind === 'tcp' ? { ...addr, port } : addr;
+    return { fd, address, bound: `${target.host}:${port}`, unlink: () => {} };
+  } catch (err) {
+    throw err instanceof TransportError ? err : asTransportError(err);
+  }
+}
+
+/** Where the native fast path dials `addr`; undefined for a TCP host name (only Node resolves names). */
+export function nativeEndpoint(addr: Address): FastEndpoint | undefined {
+  if (realVsock(addr)) return addr.kind === 'vsock' ? { family: 'vsock', cid: addr.cid, port: addr.port } : undefined;
+  const target = netTarget(addr, vsockSettings().emulationDir);
+  if ('path' in target) return { family: 'unix', path: target.path };
+  const family = net.isIP(target.host);
+  if (family === 0) return undefined;
+  return { family: family === 4 ? 'ipv4' : 'ipv6', address: target.host, port: target.port };
 }

@@ -4,7 +4,8 @@
  */
 export type EnclaveStatus =
   | { state: 'starting' }
-  | { state: 'running'; pid: number }
+  /** `accepting`: the app accepts on every port ingress forwards to (false until it binds them). */
+  | { state: 'running'; pid: number; accepting: boolean }
   /** The app ended: `code` when it exited, `signal` when a signal killed it. */
   | { state: 'exited'; code: number | null; signal: string | null }
   /** The inner could not start or keep the app (missing binary, bad config…). */
@@ -15,7 +16,7 @@ export function parseStatus(payload: Record<string, unknown>): EnclaveStatus | u
     case 'starting':
       return { state: 'starting' };
     case 'running':
-      return typeof payload.pid === 'number' ? { state: 'running', pid: payload.pid } : undefined;
+      return typeof payload.pid === 'number' ? { state: 'running', pid: payload.pid, accepting: payload.accepting === true } : undefined;
     case 'exited':
       return (typeof payload.code === 'number' || payload.code === null) && (typeof payload.signal === 'string' || payload.signal === null)
         ? { state: 'exited', code: payload.code, signal: payload.signal } : undefined;

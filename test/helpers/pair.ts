@@ -20,6 +20,8 @@ export interface PairOptions {
   readyLine?: RegExp;
   /** Send a PROXY v2 header to the app too (the optional app leg). */
   appProxyProtocol?: boolean;
+  /** Extra YAML for the inner's app cluster (e.g. `      connect_timeout: 60s`). */
+  appClusterExtra?: string;
   env?: Record<string, string>;
 }
 
@@ -69,6 +71,7 @@ ${opts.innerListenerExtra ?? ''}
     - name: app
       endpoints: [tcp://127.0.0.1:${appPort}]
 ${opts.appProxyProtocol ? '      proxy_protocol: v2' : ''}
+${opts.appClusterExtra ?? ''}
 ${opts.innerExtra ?? ''}
 `;
   const configFile = path.join(dir, 'pair.yaml');

@@ -39,7 +39,7 @@ CloseCause CauseOf(int end) {
 
 }  // namespace
 
-Connection::Connection(Options options) : id_(options.id), idle_timeout_ms_(options.idle_timeout_ms) {
+Connection::Connection(Options options) : id_(options.id), owner_(options.owner), idle_timeout_ms_(options.idle_timeout_ms) {
   ends_[kDownstreamEnd].fd = options.downstream_fd;
   ends_[kUpstreamEnd].fd = options.upstream_fd;
   auto init = [&options](Direction& d, int src, std::string head, uint64_t* bytes) {
@@ -51,8 +51,8 @@ Connection::Connection(Options options) : id_(options.id), idle_timeout_ms_(opti
   };
   init(dirs_[0], kDownstreamEnd, std::move(options.head_up), &outcome_.bytes_up);
   init(dirs_[1], kUpstreamEnd, std::move(options.head_down), &outcome_.bytes_down);
-  tags_[kDownstreamEnd] = Tag{this, kDownstreamEnd};
-  tags_[kUpstreamEnd] = Tag{this, kUpstreamEnd};
+  tags_[kDownstreamEnd] = Tag{this, kDownstreamEnd, nullptr};
+  tags_[kUpstreamEnd] = Tag{this, kUpstreamEnd, nullptr};
 }
 
 Connection::~Connection() {

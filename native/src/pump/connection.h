@@ -16,6 +16,8 @@
 
 namespace enclaver {
 
+class ReactorTask;
+
 constexpr int kDownstreamEnd = 0;
 constexpr int kUpstreamEnd = 1;
 
@@ -58,12 +60,17 @@ class Connection {
     std::string head_down;  // bytes JS already read from upstream, sent downstream first
     int64_t idle_timeout_ms = 0;
     bool splice = true;  // false: copy path only (tests of the fallback, diagnostics)
+    // Who hears of the end: null for connections JS started (reported through the completion
+    // callback), the fast-path acceptor for connections it made (reported in its batches).
+    ReactorTask* owner = nullptr;
   };
 
-  // The tag epoll carries for each end.
+  // The tag epoll carries for each registered fd: a connection's end, or (connection null) one
+  // fd of a reactor task (an acceptor's listening socket, a dial in progress).
   struct Tag {
     Connection* connection;
     int end;
+    ReactorTask* task = nullptr;
   };
 
   explicit Connection(Options options);
@@ -72,6 +79,7 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   uint64_t id() const { return id_; }
+  ReactorTask* owner() const { return owner_; }
   int fd(int end) const { return ends_[end].fd; }
   Tag* tag(int end) { return &tags_[end]; }
   bool ended() const { return ended_; }
@@ -133,6 +141,7 @@ class Connection {
   void Close(PumpContext& ctx);
 
   uint64_t id_;
+  ReactorTask* owner_;
   Endpoint ends_[2];
   Direction dirs_[2];  // [0] up: downstream → upstream, [1] down: upstream → downstream
   Tag tags_[2];

@@ -217,12 +217,16 @@ void PumpEngine::Deliver(Napi::Env env, PumpCompletion* completion) {
   callback.Call({result});
 }
 
-namespace {
-
-PumpEngine& Engine(Napi::Env env) {
+PumpEngine& PumpEngineOf(Napi::Env env) {
   AddonState& state = StateOf(env);
   if (!state.pump) state.pump = std::make_unique<PumpEngine>(env);
   return *state.pump;
+}
+
+namespace {
+
+PumpEngine& Engine(Napi::Env env) {
+  return PumpEngineOf(env);
 }
 
 // spliceProbe() → {supported, errno?}: splices one byte socket → pipe → socket, the exact path

@@ -30,11 +30,18 @@ class PumpEngine {
   Napi::Value Abort(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
 
+  // Starts the pump threads if they are not running yet (the fast path's listeners live on them).
+  void EnsureStarted(Napi::Env env);
+  std::vector<Reactor*> reactors() const {
+    std::vector<Reactor*> out;
+    for (const auto& r : reactors_) out.push_back(r.get());
+    return out;
+  }
+
  private:
   static void CallJs(Napi::Env env, Napi::Function unused, PumpEngine* engine, PumpCompletion* completion);
   using Tsfn = Napi::TypedThreadSafeFunction<PumpEngine, PumpCompletion, &PumpEngine::CallJs>;
 
-  void EnsureStarted(Napi::Env env);
   void Deliver(Napi::Env env, PumpCompletion* completion);
   static void StopOnTeardown(void* engine);
   void StopReactors();
@@ -51,6 +58,9 @@ class PumpEngine {
   size_t active_ = 0;
   std::unordered_map<uint64_t, Napi::FunctionReference> callbacks_;  // main thread only
 };
+
+// This environment's engine, created on first use.
+PumpEngine& PumpEngineOf(Napi::Env env);
 
 void RegisterPumpFunctions(Napi::Env env, Napi::Object exports);
 

@@ -80,6 +80,38 @@ void Reactor::Abort(uint64_t id) {
   Post(std::move(c));
 }
 
+void Reactor::Execute(std::function<void(Reactor&, PumpContext&)> fn) {
+  Command c;
+  c.fn = std::move(fn);
+  Post(std::move(c));
+}
+
+void Reactor::Hook(ReactorTask* task) {
+  hooked_.push_back(task);
+}
+
+void Reactor::Unhook(ReactorTask* task) {
+  for (auto it = hooked_.begin(); it != hooked_.end(); ++it) {
+    if (*it == task) {
+      hooked_.erase(it);
+      return;
+    }
+  }
+}
+
+void Reactor::Adopt(std::unique_ptr<Connection> connection, PumpContext& ctx) {
+  Register(std::move(connection), ctx);
+}
+
+bool Reactor::AbortNow(uint64_t id, PumpContext& ctx) {
+  auto it = connections_.find(id);
+  if (it == connections_.end() || it->second->ended()) return false;
+  Connection* c = it->second.get();
+  c->End(CloseCause::kAborted, ctx);
+  Finish(c, ctx);
+  return true;
+}
+
 void Reactor::Post(Command command) {
   bool was_empty;
   {
@@ -103,7 +135,8 @@ void Reactor::Run() {
   PumpContext ctx = Context();
   int64_t next_idle_check = 0;
   while (!stopping_.load(std::memory_order_relaxed)) {
-    int timeout = idle_watched_ > 0 ? static_cast<int>(kIdleCheckIntervalMs) : -1;
+    bool ticking = idle_watched_ > 0 || !hooked_.empty();
+    int timeout = holding_ ? kHoldWakeMs : ticking ? static_cast<int>(kIdleCheckIntervalMs) : -1;
     int n = epoll_wait(epoll_fd_, events, kMaxEvents, timeout);
     if (n < 0 && errno != EINTR) break;  // only EBADF/EINVAL, i.e. the set is gone
     ctx.now_ms = NowMs();
@@ -116,14 +149,24 @@ void Reactor::Run() {
         continue;
       }
       auto* tag = static_cast<Connection::Tag*>(ptr);
+      if (tag->task != nullptr) {
+        tag->task->OnEvents(tag->end, events[i].events, ctx);
+        continue;
+      }
       Connection* c = tag->connection;
       if (c->ended()) continue;  // finished earlier in this batch; freed after it
       c->OnEvents(tag->end, events[i].events);
-      if (c->Advance(ctx)) Finish(c);
+      if (c->Advance(ctx)) Finish(c, ctx);
     }
     if (idle_watched_ > 0 && ctx.now_ms >= next_idle_check) {
       ExpireIdle(ctx);
       next_idle_check = ctx.now_ms + kIdleCheckIntervalMs;
+    }
+    // Copied: a task may unhook itself (or another) while being called.
+    holding_ = false;
+    if (!hooked_.empty()) {
+      std::vector<ReactorTask*> hooked = hooked_;
+      for (ReactorTask* task : hooked) holding_ = task->AfterEvents(ctx) || holding_;
     }
     finished_.clear();
     pipe_pages_.store(pipes_.pages_owned(), std::memory_order_relaxed);
@@ -138,6 +181,10 @@ void Reactor::RunCommands(PumpContext& ctx) {
     batch.swap(commands_);
   }
   for (Command& command : batch) {
+    if (command.fn) {
+      command.fn(*this, ctx);
+      continue;
+    }
     if (command.connection) {
       Register(std::move(command.connection), ctx);
       continue;
@@ -146,7 +193,7 @@ void Reactor::RunCommands(PumpContext& ctx) {
     if (it == connections_.end() || it->second->ended()) continue;
     Connection* c = it->second.get();
     c->End(CloseCause::kAborted, ctx);
-    Finish(c);
+    Finish(c, ctx);
   }
 }
 
@@ -163,16 +210,20 @@ void Reactor::Register(std::unique_ptr<Connection> owned, PumpContext& ctx) {
     ev.data.ptr = c->tag(end);
     if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd(end), &ev) < 0) {
       c->Fail(end, errno, ctx);
-      Finish(c);
+      Finish(c, ctx);
       return;
     }
   }
   // Head bytes to send, or data that arrived before registration: start without waiting for an edge.
-  if (c->Advance(ctx)) Finish(c);
+  if (c->Advance(ctx)) Finish(c, ctx);
 }
 
-void Reactor::Finish(Connection* c) {
-  on_complete_(c->id(), c->outcome());
+void Reactor::Finish(Connection* c, PumpContext& ctx) {
+  if (c->owner() != nullptr) {
+    c->owner()->OnConnectionEnd(*c, ctx);
+  } else {
+    on_complete_(c->id(), c->outcome());
+  }
   if (c->has_idle_timeout()) idle_watched_--;
   auto it = connections_.find(c->id());
   if (it != connections_.end()) {
@@ -188,7 +239,7 @@ void Reactor::ExpireIdle(PumpContext& ctx) {
   }
   for (Connection* c : expired) {
     c->End(CloseCause::kIdleTimeout, ctx);
-    Finish(c);
+    Finish(c, ctx);
   }
 }
 

@@ -7,16 +7,19 @@ import { renderTables } from '../../../benchmarks/report/table.js';
 import { checkTargets } from '../../../benchmarks/report/targets.js';
 import type { BenchmarkReport, PathResult } from '../../../benchmarks/report/types.js';
 
-function result(name: string, gbps: number, cpu: number | null, p50: number): PathResult {
-  return { name, gbps, cpu_s_per_gb: cpu, p50_us: p50, p99_us: p50 * 2, conns_per_s: 1000, trials: { gbps: [gbps], cpu_s_per_gb: cpu === null ? [] : [cpu], p50_us: [p50], p99_us: [p50 * 2], conns_per_s: [1000] } };
+function result(name: string, gbps: number, cpu: number | null, p50: number, conns = 1000, connP99 = 900): PathResult {
+  return {
+    name, gbps, cpu_s_per_gb: cpu, p50_us: p50, p99_us: p50 * 2, conns_per_s: conns, conn_p99_us: connP99, cpu_us_per_conn: 100,
+    trials: { gbps: [gbps], cpu_s_per_gb: cpu === null ? [] : [cpu], p50_us: [p50], p99_us: [p50 * 2], conns_per_s: [conns], conn_p99_us: [connP99], cpu_us_per_conn: [100] },
+  };
 }
 
 const results = [
   result('direct', 40, null, 30),
-  result('pair-native', 20, 0.3, 80),
+  result('pair-native', 20, 0.3, 80, 1200, 1000),
   result('pair-js', 3, 3.6, 130),
   result('socat-2hop', 10, 2.4, 90),
-  result('haproxy-2hop', 8, 1.0, 75),
+  result('haproxy-2hop', 8, 1.0, 75, 1000, 800),
 ];
 const memory = [{ path: 'pair-native', tunnels: 100, fdsReturned: true, processes: [
   { pid: 1, rssBeforeKiB: 1000, rssOpenKiB: 1800, kibPerTunnel: 8, fdsBefore: 20, fdsOpen: 220, fdsAfter: 20 },
@@ -43,6 +46,10 @@ describe('benchmark reports', () => {
     assert.equal(byName('added p50 latency').measured, '50.0 µs');
     assert.equal(byName('RSS per idle tunnel').met, false, 'the worst process decides');
     assert.equal(byName('fds back to baseline').met, true);
+    assert.equal(byName('new connections/s').met, true);
+    assert.equal(byName('new connections/s').measured, '1.20×');
+    assert.equal(byName('fresh-connection request p99').met, false);
+    assert.equal(byName('fresh-connection request p99').measured, '1000 µs');
   });
 
   it('marks a target it cannot evaluate as n/a instead of failing it', () => {
@@ -58,7 +65,7 @@ describe('benchmark reports', () => {
       results, memory, pipe_sizes: [{ pipe_size: 262144, gbps: 20, cpu_s_per_gb: 0.3 }], targets: checkTargets(results, memory), skipped: [{ name: 'x', reason: 'y missing' }],
     };
     const text = renderTables(report);
-    assert.match(text, /^pair-native\s+20\.00\s+0\.300\s+80\.0\s+160\.0\s+1000$/m);
+    assert.match(text, /^pair-native\s+20\.00\s+0\.300\s+80\.0\s+160\.0\s+1200\s+1000\s+100$/m);
     assert.match(text, /skipped x: y missing/);
     const svg = renderChart(report);
     assert.match(svg, /^<svg [^>]*>.*<\/svg>\n$/s);

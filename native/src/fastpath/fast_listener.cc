@@ -1,0 +1,395 @@
+#include "fastpath/fast_listener.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <utility>
+
+namespace enclaver {
+
+namespace {
+
+constexpr int kListenSlot = 0;
+constexpr int kDownstreamSlot = 0;
+constexpr int kUpstreamSlot = 1;
+// Accepts per wake-up: the thread has pumping to do too, and the socket stays readable.
+constexpr int kAcceptBurst = 64;
+// After EMFILE/ENFILE/ENOBUFS/ENOMEM the queue stays full; a level-triggered socket would spin.
+constexpr int64_t kAcceptPauseMs = 100;
+// Fast-path connection ids live above every id JS hands out, in the same per-thread map.
+constexpr uint64_t kFastIdBase = uint64_t{1} << 52;
+std::atomic<uint64_t> next_fast_id{kFastIdBase};
+// Reports are collected this long before they go to JS: each delivery wakes Node's main thread,
+// and one wake-up per connection cost more than the rest of the connection (measured: see
+// docs/decisions.md). Connections handed back and the stop are delivered at once.
+constexpr int64_t kBatchWindowMs = 20;
+constexpr size_t kBatchMaxRecords = 1024;
+
+void SetNoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+}  // namespace
+
+// A connection between accept and pump: reading the PROXY header (when expected), then dialling.
+class Dial : public ReactorTask {
+ public:
+  enum class State { kReadingHeader, kConnecting, kDone };
+
+  Dial(Acceptor& acceptor, int downstream, const sockaddr_storage& peer, int64_t now_ms)
+      : acceptor_(acceptor), downstream_(downstream), peer_(peer) {
+    tags_[kDownstreamSlot] = Connection::Tag{nullptr, kDownstreamSlot, this};
+    tags_[kUpstreamSlot] = Connection::Tag{nullptr, kUpstreamSlot, this};
+    const FastListenerConfig& config = acceptor.config();
+    state_ = config.expect_proxy ? State::kReadingHeader : State::kConnecting;
+    deadline_ms_ = now_ms + (config.expect_proxy ? config.header_timeout_ms : config.connect_timeout_ms);
+  }
+
+  ~Dial() override {
+    if (downstream_ >= 0) close(downstream_);
+    if (upstream_ >= 0) close(upstream_);
+  }
+
+  void Begin(PumpContext& ctx) {
+    if (state_ == State::kReadingHeader) ReadHeader(ctx);
+    else Connect(ctx);
+  }
+
+  void OnEvents(int slot, uint32_t events, PumpContext& ctx) override {
+    if (state_ == State::kDone) return;  // an event from the batch that finished it
+    if (slot == kDownstreamSlot && state_ == State::kReadingHeader) ReadHeader(ctx);
+    else if (slot == kUpstreamSlot && state_ == State::kConnecting) ConnectDone(ctx);
+  }
+
+  // Called once a second: a dial past its deadline goes to JS, which has its own timeouts.
+  void CheckDeadline(PumpContext& ctx) {
+    if (state_ != State::kDone && ctx.now_ms >= deadline_ms_) acceptor_.HandBack(*this, ctx);
+  }
+
+  bool done() const { return state_ == State::kDone; }
+
+  // Leaves the reactor's epoll set; after this the fds may be re-registered by a Connection.
+  void Unwatch(PumpContext& ctx) {
+    if (down_watched_) epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, downstream_, nullptr);
+    if (up_watched_) epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, upstream_, nullptr);
+    down_watched_ = up_watched_ = false;
+    state_ = State::kDone;
+  }
+
+  int downstream_fd() const { return downstream_; }
+  int TakeDownstream() { return std::exchange(downstream_, -1); }
+  int TakeUpstream() { return std::exchange(upstream_, -1); }
+  std::string TakeRead() { return std::move(read_); }
+  const sockaddr_storage& peer() const { return peer_; }
+  const ProxyV2Header& header() const { return header_; }
+  bool header_read() const { return header_done_; }
+  size_t header_length() const { return header_done_ ? header_.consumed : 0; }
+
+ private:
+  bool WatchFd(int fd, int slot, uint32_t events, PumpContext& ctx) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.ptr = &tags_[slot];
+    return epoll_ctl(ctx.epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0;
+  }
+
+  void ReadHeader(PumpContext& ctx) {
+    char chunk[kMaxProxyHeaderBytes];
+    for (;;) {
+      size_t room = kMaxProxyHeaderBytes - std::min(read_.size(), kMaxProxyHeaderBytes);
+      if (room == 0) return acceptor_.HandBack(*this, ctx);  // too long: JS refuses it
+      ssize_t n = read(downstream_, chunk, room);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) {
+        if (!down_watched_) {
+          if (!WatchFd(downstream_, kDownstreamSlot, EPOLLIN | EPOLLRDHUP, ctx)) return acceptor_.HandBack(*this, ctx);
+          down_watched_ = true;
+        }
+        return;
+      }
+      // End of stream or an error before a whole header: JS reports it as it always has.
+      if (n <= 0) return acceptor_.HandBack(*this, ctx);
+      read_.append(chunk, static_cast<size_t>(n));
+      switch (ParseProxyV2(read_.data(), read_.size(), &header_)) {
+        case ProxyV2Parse::kIncomplete: continue;
+        case ProxyV2Parse::kNotAccepted: return acceptor_.HandBack(*this, ctx);
+        case ProxyV2Parse::kComplete:
+          header_done_ = true;
+          if (down_watched_) epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, downstream_, nullptr);
+          down_watched_ = false;
+          state_ = State::kConnecting;
+          deadline_ms_ = ctx.now_ms + acceptor_.config().connect_timeout_ms;
+          return Connect(ctx);
+      }
+    }
+  }
+
+  void Connect(PumpContext& ctx) {
+    const FastEndpoint& endpoint = acceptor_.config().endpoint;
+    upstream_ = socket(endpoint.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (upstream_ < 0) return acceptor_.HandBack(*this, ctx);
+    if (endpoint.tcp) SetNoDelay(upstream_);
+    int rc;
+    do {
+      rc = connect(upstream_, reinterpret_cast<const sockaddr*>(&endpoint.address), endpoint.length);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0) return acceptor_.Pump(*this, ctx);  // a Unix socket with room in its queue
+    if (errno != EINPROGRESS) {
+      // Refused, no such socket, a full Unix accept queue (EAGAIN): the JS path retries, holds
+      // or refuses, and logs why.
+      close(std::exchange(upstream_, -1));
+      return acceptor_.HandBack(*this, ctx);
+    }
+    if (!WatchFd(upstream_, kUpstreamSlot, EPOLLOUT, ctx)) {
+      close(std::exchange(upstream_, -1));
+      return acceptor_.HandBack(*this, ctx);
+    }
+    up_watched_ = true;
+  }
+
+  void ConnectDone(PumpContext& ctx) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(upstream_, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err == 0) return acceptor_.Pump(*this, ctx);
+    epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, upstream_, nullptr);
+    up_watched_ = false;
+    close(std::exchange(upstream_, -1));
+    acceptor_.HandBack(*this, ctx);
+  }
+
+  Acceptor& acceptor_;
+  int downstream_;
+  int upstream_ = -1;
+  sockaddr_storage peer_;
+  Connection::Tag tags_[2];
+  State state_;
+  int64_t deadline_ms_;
+  bool down_watched_ = false;
+  bool up_watched_ = false;
+  bool header_done_ = false;
+  std::string read_;
+  ProxyV2Header header_;
+};
+
+FastBatch::~FastBatch() {
+  for (FallbackRecord& f : fallbacks) {
+    if (f.fd >= 0) close(f.fd);
+  }
+}
+
+FastListener::FastListener(FastListenerConfig config, size_t threads, Deliver deliver)
+    : config_(std::move(config)), threads_accepting_(threads), deliver_(std::move(deliver)) {}
+
+FastListener::~FastListener() {
+  if (config_.listen_fd >= 0) close(config_.listen_fd);
+}
+
+bool FastListener::TryAcquire() {
+  int64_t now = active_.fetch_add(1, std::memory_order_relaxed);
+  if (config_.max_connections > 0 && now >= config_.max_connections) {
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void FastListener::ThreadStopped() {
+  if (threads_accepting_.fetch_sub(1) != 1) return;
+  close(config_.listen_fd);
+  config_.listen_fd = -1;
+}
+
+Acceptor::Acceptor(std::shared_ptr<FastListener> listener, Reactor& reactor)
+    : listener_(std::move(listener)), reactor_(reactor), batch_(std::make_unique<FastBatch>()) {
+  tag_ = Connection::Tag{nullptr, kListenSlot, this};
+}
+
+Acceptor::~Acceptor() = default;  // dials close their fds; pumped connections belong to the reactor
+
+void Acceptor::Watch(bool on) {
+  if (on == watching_) return;
+  if (on) {
+    // Level-triggered, one waiter woken per connection: several pump threads share the socket.
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.ptr = &tag_;
+    if (epoll_ctl(reactor_.epoll_fd(), EPOLL_CTL_ADD, listener_->config().listen_fd, &ev) < 0) return;
+  } else {
+    epoll_ctl(reactor_.epoll_fd(), EPOLL_CTL_DEL, listener_->config().listen_fd, nullptr);
+  }
+  watching_ = on;
+}
+
+void Acceptor::Start(PumpContext& ctx) {
+  accepting_ = true;
+  reactor_.Hook(this);
+  Watch(true);
+}
+
+void Acceptor::StopAccepting(PumpContext& ctx) {
+  if (!accepting_) return;
+  accepting_ = false;
+  Watch(false);
+  listener_->ThreadStopped();
+  batch_->stopped = true;
+}
+
+void Acceptor::AbortAll(PumpContext& ctx) {
+  std::vector<Dial*> dials;
+  for (auto& entry : dials_) dials.push_back(entry.first);
+  for (Dial* d : dials) {
+    // Accepted, never pumped: reported as a connection aborted at once.
+    d->Unwatch(ctx);
+    ClosedRecord r;
+    r.client = d->header_read() && d->header().has_addresses ? DescribeIpEndpoint(d->header().source) : DescribeIpEndpoint(d->peer());
+    batch_->accepted++;
+    batch_->closed.push_back(std::move(r));
+    listener_->Release();
+    Retire(*d);  // its destructor closes both fds
+  }
+  std::vector<uint64_t> ids;
+  for (auto& entry : sessions_) ids.push_back(entry.first);
+  for (uint64_t id : ids) reactor_.AbortNow(id, ctx);  // each reports through OnConnectionEnd
+}
+
+void Acceptor::Remove(PumpContext& ctx) {
+  StopAccepting(ctx);
+  Flush();  // the last batch, if any
+  reactor_.Unhook(this);
+}
+
+void Acceptor::Flush() {
+  batch_started_ms_ = -1;
+  if (batch_->empty()) return;
+  // Delivered: JS owns the batch. Refused (JS closed the listener): its destructor closes the
+  // handed-back fds, and a fresh batch starts.
+  listener_->Post(batch_);
+  batch_ = std::make_unique<FastBatch>();
+}
+
+void Acceptor::OnEvents(int slot, uint32_t events, PumpContext& ctx) {
+  if (accepting_) AcceptSome(ctx);
+}
+
+void Acceptor::AcceptSome(PumpContext& ctx) {
+  const int listen_fd = listener_->config().listen_fd;
+  for (int i = 0; i < kAcceptBurst; i++) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof(peer);
+    int fd = accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;  // that client gave up; next one
+      if (errno != EAGAIN) {
+        // Out of fds or memory: stop watching for a moment rather than spin on a full queue.
+        Watch(false);
+        paused_until_ms_ = ctx.now_ms + kAcceptPauseMs;
+      }
+      return;
+    }
+    if (!listener_->TryAcquire()) {
+      close(fd);  // what Node's server.maxConnections does
+      batch_->rejected++;
+      continue;
+    }
+    if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) SetNoDelay(fd);
+    auto owned = std::make_unique<Dial>(*this, fd, peer, ctx.now_ms);
+    Dial* dial = owned.get();
+    dials_.emplace(dial, std::move(owned));
+    dial->Begin(ctx);
+  }
+}
+
+void Acceptor::Pump(Dial& dial, PumpContext& ctx) {
+  const FastListenerConfig& config = listener_->config();
+  dial.Unwatch(ctx);
+  // Where the client came from and where it connected to: the received PROXY header's addresses
+  // when it had some, else this socket's own (as tcp-proxy.ts decides).
+  sockaddr_storage source = dial.peer();
+  sockaddr_storage destination{};
+  bool from_header = dial.header_read() && dial.header().has_addresses;
+  if (from_header) {
+    source = dial.header().source;
+    destination = dial.header().destination;
+  }
+  if (config.send_proxy && !from_header) {
+    socklen_t len = sizeof(destination);
+    // Unknown (a failure here) leaves the family unset, and the header says LOCAL.
+    if (getsockname(dial.downstream_fd(), reinterpret_cast<sockaddr*>(&destination), &len) < 0) destination = sockaddr_storage{};
+  }
+  std::string read = dial.TakeRead();
+  Connection::Options options;
+  size_t header_bytes = 0;
+  if (config.send_proxy) {
+    options.head_up = EncodeProxyV2(&source, &destination);
+    header_bytes = options.head_up.size();
+  }
+  options.head_up.append(read, dial.header_length(), std::string::npos);
+  options.id = next_fast_id.fetch_add(1, std::memory_order_relaxed);
+  options.downstream_fd = dial.TakeDownstream();
+  options.upstream_fd = dial.TakeUpstream();
+  options.idle_timeout_ms = config.idle_timeout_ms;
+  options.owner = this;
+  sessions_.emplace(options.id, Session{DescribeIpEndpoint(source), header_bytes});
+  batch_->accepted++;
+  Retire(dial);
+  reactor_.Adopt(std::make_unique<Connection>(std::move(options)), ctx);
+}
+
+void Acceptor::HandBack(Dial& dial, PumpContext& ctx) {
+  dial.Unwatch(ctx);
+  FallbackRecord r;
+  r.fd = dial.TakeDownstream();
+  r.head = dial.TakeRead();
+  int upstream = dial.TakeUpstream();
+  if (upstream >= 0) close(upstream);
+  batch_->fallbacks.push_back(std::move(r));
+  Retire(dial);
+}
+
+void Acceptor::Retire(Dial& dial) {
+  auto it = dials_.find(&dial);
+  if (it == dials_.end()) return;
+  retired_.push_back(std::move(it->second));
+  dials_.erase(it);
+}
+
+void Acceptor::OnConnectionEnd(const Connection& connection, PumpContext& ctx) {
+  auto it = sessions_.find(connection.id());
+  if (it == sessions_.end()) return;
+  const PumpOutcome& o = connection.outcome();
+  ClosedRecord r;
+  r.client = std::move(it->second.client);
+  r.bytes_in = o.bytes_up > it->second.header_bytes ? o.bytes_up - it->second.header_bytes : 0;
+  r.bytes_out = o.bytes_down;
+  r.duration_ms = o.duration_ms;
+  r.closed_by = o.closed_by;
+  r.error_end = o.error_end;
+  r.error_errno = o.error_errno;
+  sessions_.erase(it);
+  listener_->Release();
+  batch_->closed.push_back(std::move(r));
+}
+
+bool Acceptor::AfterEvents(PumpContext& ctx) {
+  if (accepting_ && !watching_ && ctx.now_ms >= paused_until_ms_) Watch(true);
+  if (!dials_.empty()) {
+    std::vector<Dial*> dials;
+    for (auto& entry : dials_) dials.push_back(entry.first);
+    for (Dial* d : dials) d->CheckDeadline(ctx);
+  }
+  retired_.clear();
+  if (batch_->empty()) return false;
+  if (batch_started_ms_ < 0) batch_started_ms_ = ctx.now_ms;
+  bool urgent = batch_->stopped || !batch_->fallbacks.empty() || batch_->accepted + batch_->closed.size() >= kBatchMaxRecords;
+  if (!urgent && ctx.now_ms - batch_started_ms_ < kBatchWindowMs) return true;
+  Flush();
+  return false;
+}
+
+}  // namespace enclaver

@@ -1,0 +1,156 @@
+// The native fast path of a pass-through listener: the pump threads accept, dial the cluster's
+// first endpoint (non-blocking), write or read the PROXY v2 header and start pumping, with no
+// JavaScript per connection. JavaScript hears about connections in batches (one call per batch
+// of events on a pump thread): how many started, each one that ended (bytes, duration, how it
+// ended) and the connections handed back to it.
+//
+// Handing back ("fallback") is how every unusual case keeps its JavaScript behaviour: a refused
+// or timed-out dial, a PROXY header the parser does not accept in full, a slow header. The
+// accepted fd and every byte read from it go to JS, which runs the ordinary handler on them
+// (it retries the cluster's endpoints, holds, logs, refuses, exactly as without the fast path).
+//
+// Invariants:
+//  - an fd belongs to exactly one of: a Dial (until it becomes a Connection or is handed back),
+//    a Connection (owned by the reactor), a FallbackRecord (until JS adopts it, or the batch is
+//    dropped, which closes it);
+//  - FastListener::active_ counts every connection from accept until JS releases it (fallbacks)
+//    or its Connection ends; max_connections is checked against it before anything else happens;
+//  - all Acceptor and Dial state is touched only on its reactor thread; the listener's shared
+//    state is atomics, and the delivery function, which a mutex guards against its closing.
+#pragma once
+
+#include <napi.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fastpath/proxy_v2.h"
+#include "pump/reactor.h"
+
+namespace enclaver {
+
+struct FastEndpoint {
+  sockaddr_storage address{};
+  socklen_t length = 0;
+  bool tcp = false;  // TCP_NODELAY on the dialled socket, as the JS path sets noDelay
+};
+
+struct FastListenerConfig {
+  int listen_fd = -1;  // owned; closed when the last pump thread stops accepting
+  FastEndpoint endpoint;  // the cluster's first endpoint; the JS path tries all of them
+  bool expect_proxy = false;
+  bool send_proxy = false;
+  int64_t max_connections = 0;  // 0: no limit
+  int64_t idle_timeout_ms = 0;
+  int64_t connect_timeout_ms = 5000;
+  int64_t header_timeout_ms = 5000;  // then the connection goes to JS, which keeps waiting
+};
+
+struct ClosedRecord {
+  std::string client;  // empty when the client has no IP address (a Unix peer, a LOCAL header)
+  uint64_t bytes_in = 0;  // client bytes (the PROXY header we sent is not counted)
+  uint64_t bytes_out = 0;
+  int64_t duration_ms = 0;
+  CloseCause closed_by = CloseCause::kAborted;
+  int error_end = -1;
+  int error_errno = 0;
+};
+
+struct FallbackRecord {
+  int fd = -1;
+  std::string head;  // bytes already read from the client, in order
+};
+
+struct FastBatch {
+  uint32_t accepted = 0;  // connections that started pumping
+  uint32_t rejected = 0;  // refused at max_connections
+  // This pump thread stopped accepting; everything it accepted before is in this batch or an
+  // earlier one. Once every thread has said so, the listening socket is closed.
+  bool stopped = false;
+  std::vector<ClosedRecord> closed;
+  std::vector<FallbackRecord> fallbacks;
+  bool empty() const { return accepted == 0 && rejected == 0 && !stopped && closed.empty() && fallbacks.empty(); }
+  ~FastBatch();  // closes fallback fds nobody took
+};
+
+class FastListener {
+ public:
+  // Posts a batch to JS; false when nobody listens any more (the caller keeps the batch).
+  using Deliver = std::function<bool(std::unique_ptr<FastBatch>&)>;
+
+  FastListener(FastListenerConfig config, size_t threads, Deliver deliver);
+  ~FastListener();
+  FastListener(const FastListener&) = delete;
+  FastListener& operator=(const FastListener&) = delete;
+
+  const FastListenerConfig& config() const { return config_; }
+  // Counts a new connection; false when max_connections are open.
+  bool TryAcquire();
+  void Release() { active_.fetch_sub(1, std::memory_order_relaxed); }
+  // A pump thread stopped accepting; the last one closes the listening fd.
+  void ThreadStopped();
+  bool Post(std::unique_ptr<FastBatch>& batch) { return deliver_(batch); }
+
+ private:
+  FastListenerConfig config_;
+  std::atomic<int64_t> active_{0};
+  std::atomic<size_t> threads_accepting_;
+  Deliver deliver_;
+};
+
+class Dial;
+
+// One per listener per pump thread: accepts (EPOLLEXCLUSIVE shares the listening socket between
+// threads), owns the dials of its thread, and batches what JS must hear.
+class Acceptor : public ReactorTask {
+ public:
+  Acceptor(std::shared_ptr<FastListener> listener, Reactor& reactor);
+  ~Acceptor() override;
+
+  void Start(PumpContext& ctx);
+  void StopAccepting(PumpContext& ctx);
+  // Ends every connection of this thread now: dials are closed, pumped connections aborted.
+  void AbortAll(PumpContext& ctx);
+  void Remove(PumpContext& ctx);
+
+  void OnEvents(int slot, uint32_t events, PumpContext& ctx) override;
+  void OnConnectionEnd(const Connection& connection, PumpContext& ctx) override;
+  bool AfterEvents(PumpContext& ctx) override;
+
+  // From a Dial (same thread): its connection is set up, or must go to JS.
+  void Pump(Dial& dial, PumpContext& ctx);
+  void HandBack(Dial& dial, PumpContext& ctx);
+  const FastListenerConfig& config() const { return listener_->config(); }
+
+ private:
+  struct Session {
+    std::string client;
+    size_t header_bytes;  // the PROXY header we wrote, not counted as client bytes
+  };
+
+  void AcceptSome(PumpContext& ctx);
+  void Watch(bool on);
+  void Retire(Dial& dial);
+  void Flush();
+
+  std::shared_ptr<FastListener> listener_;
+  Reactor& reactor_;
+  Connection::Tag tag_;
+  bool watching_ = false;
+  bool accepting_ = false;
+  int64_t paused_until_ms_ = 0;  // accept failed for want of fds or memory: retry after this
+  std::unordered_map<Dial*, std::unique_ptr<Dial>> dials_;
+  std::vector<std::unique_ptr<Dial>> retired_;  // freed after the current batch of events
+  std::unordered_map<uint64_t, Session> sessions_;
+  std::unique_ptr<FastBatch> batch_;
+  int64_t batch_started_ms_ = -1;  // when the batch got its first record
+};
+
+}  // namespace enclaver

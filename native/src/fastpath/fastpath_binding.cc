@@ -1,0 +1,355 @@
+#include "fastpath/fastpath_binding.h"
+
+#include <arpa/inet.h>
+#include <linux/vm_sockets.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "addon_state.h"
+#include "fastpath/fast_listener.h"
+#include "fd.h"
+#include "pump/pump_binding.h"
+#include "syscall_error.h"
+
+namespace enclaver {
+
+namespace {
+
+// The way batches reach JS. Reactor threads post under the mutex; the main thread closes it
+// (fastClose, or environment teardown) under the same mutex, so no post races the release.
+struct Delivery {
+  static void CallJs(Napi::Env env, Napi::Function callback, Delivery* delivery, FastBatch* batch);
+  using Tsfn = Napi::TypedThreadSafeFunction<Delivery, FastBatch, &Delivery::CallJs>;
+
+  std::mutex mutex;
+  bool open = true;
+  Tsfn tsfn;
+
+  bool Post(std::unique_ptr<FastBatch>& batch) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!open || tsfn.NonBlockingCall(batch.get()) != napi_ok) return false;
+    batch.release();  // the function owns it now (CallJs frees it)
+    return true;
+  }
+
+  static void CloseOnTeardown(void* delivery) {
+    auto* d = static_cast<Delivery*>(delivery);
+    std::lock_guard<std::mutex> lock(d->mutex);
+    d->open = false;  // Node finalizes the function itself at teardown
+  }
+};
+
+const char* CauseName(CloseCause cause) {
+  switch (cause) {
+    case CloseCause::kDownstream: return "downstream";
+    case CloseCause::kUpstream: return "upstream";
+    case CloseCause::kAborted: return "aborted";
+    case CloseCause::kIdleTimeout: return "idle_timeout";
+  }
+  return "aborted";
+}
+
+void Delivery::CallJs(Napi::Env env, Napi::Function callback, Delivery*, FastBatch* raw) {
+  std::unique_ptr<FastBatch> batch(raw);
+  if (env == nullptr) return;  // teardown: the batch's destructor closes handed-back fds
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("accepted", Napi::Number::New(env, batch->accepted));
+  out.Set("rejected", Napi::Number::New(env, batch->rejected));
+  out.Set("stopped", Napi::Boolean::New(env, batch->stopped));
+  Napi::Array closed = Napi::Array::New(env, batch->closed.size());
+  for (size_t i = 0; i < batch->closed.size(); i++) {
+    const ClosedRecord& r = batch->closed[i];
+    Napi::Object o = Napi::Object::New(env);
+    if (!r.client.empty()) o.Set("client", Napi::String::New(env, r.client));
+    o.Set("bytesIn", Napi::Number::New(env, static_cast<double>(r.bytes_in)));
+    o.Set("bytesOut", Napi::Number::New(env, static_cast<double>(r.bytes_out)));
+    o.Set("durationMs", Napi::Number::New(env, static_cast<double>(r.duration_ms)));
+    o.Set("closedBy", Napi::String::New(env, CauseName(r.closed_by)));
+    if (r.error_end >= 0) {
+      o.Set("errorSide", Napi::String::New(env, r.error_end == kDownstreamEnd ? "downstream" : "upstream"));
+      o.Set("errno", Napi::Number::New(env, r.error_errno));
+    }
+    closed.Set(i, o);
+  }
+  out.Set("closed", closed);
+  Napi::Array fallbacks = Napi::Array::New(env, batch->fallbacks.size());
+  for (size_t i = 0; i < batch->fallbacks.size(); i++) {
+    FallbackRecord& r = batch->fallbacks[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("head", Napi::Buffer<char>::Copy(env, r.head.data(), r.head.size()));
+    o.Set("fd", Napi::Number::New(env, std::exchange(r.fd, -1)));  // JS owns it from here
+    fallbacks.Set(i, o);
+  }
+  out.Set("fallbacks", fallbacks);
+  // An exception from the callback propagates as uncaught: it is the caller's bug.
+  callback.Call({out});
+}
+
+}  // namespace
+
+struct FastHandle {
+  std::shared_ptr<FastListener> listener;
+  std::vector<std::pair<Reactor*, std::shared_ptr<Acceptor>>> acceptors;
+  std::shared_ptr<Delivery> delivery;
+  napi_env env = nullptr;
+  bool stopping = false;
+
+  void Close() {
+    {
+      std::lock_guard<std::mutex> lock(delivery->mutex);
+      if (!delivery->open) return;
+      delivery->open = false;
+      delivery->tsfn.Release();
+    }
+    napi_remove_env_cleanup_hook(env, Delivery::CloseOnTeardown, delivery.get());
+  }
+};
+
+FastPathRegistry::~FastPathRegistry() {
+  // Environment teardown: the cleanup hooks have closed every delivery already.
+  handles.clear();
+}
+
+namespace {
+
+FastPathRegistry& Registry(Napi::Env env) {
+  AddonState& state = StateOf(env);
+  if (!state.fastpath) state.fastpath = std::make_unique<FastPathRegistry>();
+  return *state.fastpath;
+}
+
+FastHandle& HandleArgument(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber()) ThrowArgumentError(info.Env(), "fast path: the handle must be a number");
+  auto& handles = Registry(info.Env()).handles;
+  auto it = handles.find(info[0].As<Napi::Number>().Uint32Value());
+  if (it == handles.end()) ThrowArgumentError(info.Env(), "fast path: unknown handle");
+  return *it->second;
+}
+
+int64_t MsOption(Napi::Object o, const char* key, int64_t fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) ThrowArgumentError(o.Env(), (std::string("fastListen: ") + key + " must be a number").c_str());
+  double d = v.As<Napi::Number>().DoubleValue();
+  return d > 0 && std::isfinite(d) ? static_cast<int64_t>(d) : 0;
+}
+
+FastEndpoint EndpointOption(Napi::Env env, Napi::Value value) {
+  if (!value.IsObject()) ThrowArgumentError(env, "fastListen: endpoint must be an object");
+  Napi::Object o = value.As<Napi::Object>();
+  std::string family = o.Get("family").ToString().Utf8Value();
+  FastEndpoint e;
+  if (family == "ipv4" || family == "ipv6") {
+    std::string address = o.Get("address").ToString().Utf8Value();
+    uint32_t port = o.Get("port").ToNumber().Uint32Value();
+    e.tcp = true;
+    if (family == "ipv4") {
+      auto* a = reinterpret_cast<sockaddr_in*>(&e.address);
+      a->sin_family = AF_INET;
+      a->sin_port = htons(static_cast<uint16_t>(port));
+      if (inet_pton(AF_INET, address.c_str(), &a->sin_addr) != 1) ThrowArgumentError(env, "fastListen: bad IPv4 address");
+      e.length = sizeof(sockaddr_in);
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&e.address);
+      a->sin6_family = AF_INET6;
+      a->sin6_port = htons(static_cast<uint16_t>(port));
+      if (inet_pton(AF_INET6, address.c_str(), &a->sin6_addr) != 1) ThrowArgumentError(env, "fastListen: bad IPv6 address");
+      e.length = sizeof(sockaddr_in6);
+    }
+  } else if (family == "unix") {
+    std::string path = o.Get("path").ToString().Utf8Value();
+    auto* a = reinterpret_cast<sockaddr_un*>(&e.address);
+    if (path.empty() || path.size() >= sizeof(a->sun_path)) ThrowArgumentError(env, "fastListen: Unix socket path is empty or too long");
+    a->sun_family = AF_UNIX;
+    std::memcpy(a->sun_path, path.data(), path.size());
+    e.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  } else if (family == "vsock") {
+    auto* a = reinterpret_cast<sockaddr_vm*>(&e.address);
+    a->svm_family = AF_VSOCK;
+    a->svm_cid = o.Get("cid").ToNumber().Uint32Value();
+    a->svm_port = o.Get("port").ToNumber().Uint32Value();
+    e.length = sizeof(sockaddr_vm);
+  } else {
+    ThrowArgumentError(env, "fastListen: endpoint family must be ipv4, ipv6, unix or vsock");
+  }
+  return e;
+}
+
+// fastListen({listenFd, endpoint, expectProxy, sendProxy, maxConnections, idleTimeoutMs,
+// connectTimeoutMs, headerTimeoutMs}, onBatch) → handle. The listening fd is the listener's from
+// the call on (closed on failure too), except after a TypeError.
+Napi::Value FastListen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject() || !info[1].IsFunction()) ThrowArgumentError(env, "fastListen(options, onBatch)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  FastListenerConfig config;
+  Napi::Value fd = o.Get("listenFd");
+  if (!fd.IsNumber() || fd.As<Napi::Number>().Int32Value() < 0) {
+    ThrowArgumentError(env, "fastListen: listenFd must be a non-negative integer");
+  }
+  config.endpoint = EndpointOption(env, o.Get("endpoint"));
+  config.expect_proxy = o.Get("expectProxy").ToBoolean().Value();
+  config.send_proxy = o.Get("sendProxy").ToBoolean().Value();
+  config.max_connections = MsOption(o, "maxConnections", 0);
+  config.idle_timeout_ms = MsOption(o, "idleTimeoutMs", 0);
+  config.connect_timeout_ms = MsOption(o, "connectTimeoutMs", 5000);
+  config.header_timeout_ms = MsOption(o, "headerTimeoutMs", 5000);
+  config.listen_fd = fd.As<Napi::Number>().Int32Value();
+
+  PumpEngine& engine = PumpEngineOf(env);
+  try {
+    engine.EnsureStarted(env);
+  } catch (...) {
+    CloseQuietly(config.listen_fd);
+    throw;
+  }
+  std::vector<Reactor*> reactors = engine.reactors();
+
+  auto handle = std::make_unique<FastHandle>();
+  handle->env = env;
+  handle->delivery = std::make_shared<Delivery>();
+  handle->delivery->tsfn = Delivery::Tsfn::New(env, info[1].As<Napi::Function>(), "enclaver-fastpath-batch", 0, 1, handle->delivery.get());
+  // Registered after the function's own teardown, so it runs first: no post after that.
+  napi_add_env_cleanup_hook(env, Delivery::CloseOnTeardown, handle->delivery.get());
+  std::shared_ptr<Delivery> delivery = handle->delivery;
+  handle->listener = std::make_shared<FastListener>(std::move(config), reactors.size(),
+                                                    [delivery](std::unique_ptr<FastBatch>& batch) { return delivery->Post(batch); });
+  for (Reactor* reactor : reactors) {
+    auto acceptor = std::make_shared<Acceptor>(handle->listener, *reactor);
+    handle->acceptors.emplace_back(reactor, acceptor);
+    reactor->Execute([acceptor](Reactor&, PumpContext& ctx) { acceptor->Start(ctx); });
+  }
+  FastPathRegistry& registry = Registry(env);
+  uint32_t id = registry.next_handle++;
+  registry.handles.emplace(id, std::move(handle));
+  return Napi::Number::New(env, id);
+}
+
+// Runs `fn` on every pump thread for each of this listener's acceptors.
+template <typename Fn>
+void ForEachAcceptor(FastHandle& handle, Fn fn) {
+  for (auto& entry : handle.acceptors) {
+    std::shared_ptr<Acceptor> acceptor = entry.second;
+    entry.first->Execute([acceptor, fn](Reactor&, PumpContext& ctx) { fn(*acceptor, ctx); });
+  }
+}
+
+// fastStop(handle): stop accepting; each pump thread then sends a batch with `stopped`.
+Napi::Value FastStop(const Napi::CallbackInfo& info) {
+  FastHandle& handle = HandleArgument(info);
+  if (!handle.stopping) {
+    handle.stopping = true;
+    ForEachAcceptor(handle, [](Acceptor& a, PumpContext& ctx) { a.StopAccepting(ctx); });
+  }
+  return info.Env().Undefined();
+}
+
+// fastAbortAll(handle): every connection of the listener ends now (reported as closed, aborted).
+Napi::Value FastAbortAll(const Napi::CallbackInfo& info) {
+  FastHandle& handle = HandleArgument(info);
+  ForEachAcceptor(handle, [](Acceptor& a, PumpContext& ctx) { a.AbortAll(ctx); });
+  return info.Env().Undefined();
+}
+
+// fastRelease(handle): a connection handed back to JS has ended (max_connections accounting).
+Napi::Value FastRelease(const Napi::CallbackInfo& info) {
+  HandleArgument(info).listener->Release();
+  return info.Env().Undefined();
+}
+
+// fastClose(handle): after the stop and the last connection; no batch is delivered after it.
+Napi::Value FastClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  FastHandle& handle = HandleArgument(info);
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  ForEachAcceptor(handle, [](Acceptor& a, PumpContext& ctx) { a.Remove(ctx); });
+  handle.Close();
+  Registry(env).handles.erase(id);
+  return env.Undefined();
+}
+
+// A bound, listening, non-blocking, close-on-exec socket; `fd` is closed on failure.
+int ListenOn(Napi::Env env, int fd, const sockaddr* address, socklen_t length, int backlog, const char* what) {
+  if (fd < 0) ThrowSyscallError(env, "socket", errno);
+  if (bind(fd, address, length) < 0 || listen(fd, backlog) < 0) {
+    int err = errno;
+    close(fd);
+    ThrowSyscallError(env, what, err);
+  }
+  return fd;
+}
+
+// fastBindTcp(host, port, backlog) → {fd, port}: host is an IPv4 or IPv6 literal.
+Napi::Value FastBindTcp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string host = info[0].ToString().Utf8Value();
+  uint16_t port = static_cast<uint16_t>(info[1].ToNumber().Uint32Value());
+  int backlog = info[2].ToNumber().Int32Value();
+  sockaddr_storage address{};
+  socklen_t length;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    length = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    length = sizeof(sockaddr_in6);
+  } else {
+    ThrowArgumentError(env, "fastBindTcp: host must be an IP address");
+  }
+  int fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    int one = 1;  // as Node does for TCP servers: a restart may bind while old connections linger
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  }
+  fd = ListenOn(env, fd, reinterpret_cast<sockaddr*>(&address), length, backlog, "bind/listen");
+  sockaddr_storage bound{};
+  socklen_t bound_length = sizeof(bound);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_length);
+  uint16_t bound_port = bound.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)
+                                                   : ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, fd));
+  out.Set("port", Napi::Number::New(env, bound_port));
+  return out;
+}
+
+// fastBindUnix(path, backlog) → fd.
+Napi::Value FastBindUnix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].ToString().Utf8Value();
+  int backlog = info[1].ToNumber().Int32Value();
+  sockaddr_un address{};
+  if (path.empty() || path.size() >= sizeof(address.sun_path)) ThrowArgumentError(env, "fastBindUnix: path is empty or too long");
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.data(), path.size());
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  fd = ListenOn(env, fd, reinterpret_cast<sockaddr*>(&address), sizeof(address), backlog, "bind/listen");
+  return Napi::Number::New(env, fd);
+}
+
+}  // namespace
+
+void RegisterFastPathFunctions(Napi::Env env, Napi::Object exports) {
+  exports.Set("fastBindTcp", Napi::Function::New(env, FastBindTcp, "fastBindTcp"));
+  exports.Set("fastBindUnix", Napi::Function::New(env, FastBindUnix, "fastBindUnix"));
+  exports.Set("fastListen", Napi::Function::New(env, FastListen, "fastListen"));
+  exports.Set("fastStop", Napi::Function::New(env, FastStop, "fastStop"));
+  exports.Set("fastAbortAll", Napi::Function::New(env, FastAbortAll, "fastAbortAll"));
+  exports.Set("fastRelease", Napi::Function::New(env, FastRelease, "fastRelease"));
+  exports.Set("fastClose", Napi::Function::New(env, FastClose, "fastClose"));
+}
+
+}  // namespace enclaver

@@ -1,0 +1,179 @@
+/**
+ * The native fast path of a Listener: for pass-through kinds (a handler with a `passThrough`
+ * plan) the addon's pump threads accept, dial, write or read the PROXY v2 header and pump, and
+ * this module hears about connections in batches, not one callback each. It keeps what the JS
+ * path gives users: the same metrics, the same access-log line, max_connections, drain.
+ *
+ * Whatever the pump thread does not finish by itself (a refused or slow dial, a PROXY header it
+ * does not accept in full) comes back here as a socket plus the bytes already read, and runs
+ * through the listener's ordinary handler: one code path for every unusual case.
+ *
+ * ENCLAVER_FASTPATH=0 turns it off (the JS path then accepts every connection).
+ */
+import net from 'node:net';
+import { errnoName, type FastBatch, type FastClosed, type FastEndpoint, type NativeAddon } from '../native/addon.js';
+import { socketFromFd } from '../native/fd-socket.js';
+import type { Logger } from '../log/logger.js';
+import type { ListenerMetrics } from '../metrics/registry.js';
+import { configureNativePump } from '../pump/native-pump.js';
+import { listenNative, nativeEndpoint, type Address } from '../transport/index.js';
+import { nextConnId } from '../util/conn-id.js';
+import type { PassThroughPlan } from './types.js';
+
+export const ENV_FASTPATH = 'ENCLAVER_FASTPATH';
+
+let override: boolean | undefined;
+
+/** Whether listeners may use the fast path (ENCLAVER_FASTPATH=0 says no; tests may override). */
+export function fastPathEnabled(): boolean {
+  return override ?? process.env[ENV_FASTPATH] !== '0';
+}
+
+/** For tests that run the same assertions on both paths in one process. */
+export function useFastPath(enabled: boolean | undefined): void {
+  override = enabled;
+}
+
+/** How long the pump thread waits for a PROXY header before JS takes the connection over. */
+const HEADER_WAIT_MS = 5000;
+
+export interface FastAcceptOptions {
+  addon: NativeAddon;
+  address: Address;
+  plan: PassThroughPlan;
+  maxConnections: number;
+  log: Logger;
+  metrics: ListenerMetrics;
+  /** Runs a handed-back connection through the ordinary handler; `release` when it has ended. */
+  adopt(socket: net.Socket, release: () => void): void;
+}
+
+/** A socket for an fd the fast path handed back: paused, with the bytes already read in front. */
+function handedBack(fd: number, head: Buffer): net.Socket {
+  let socket: net.Socket;
+  try {
+    socket = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true, pauseOnCreate: true } as net.SocketConstructorOpts);
+  } catch {
+    // libuv knows TCP and Unix sockets by their fd; AF_VSOCK only through a pipe handle.
+    socket = socketFromFd(fd, { paused: true });
+  }
+  if (head.length > 0) socket.unshift(head);
+  return socket;
+}
+
+export class FastAccept {
+  readonly address: Address;
+  private readonly opts: FastAcceptOptions;
+  private readonly handle: number;
+  private readonly unlink: () => void;
+  /** Connections the pump threads own now (started, not yet reported closed). */
+  private pumped = 0;
+  /** Handed-back connections still counted against max_connections by the pump threads. */
+  private handedBackOpen = 0;
+  /** Pump threads that have not reported the stop yet. */
+  private threadsAccepting: number;
+  private stopped = false;
+  private closed = false;
+  private onStopped: (() => void) | undefined;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  /** Starts accepting, or returns undefined when this address or plan needs the JS path. */
+  static async start(opts: FastAcceptOptions): Promise<FastAccept | undefined> {
+    const endpoint = nativeEndpoint(opts.plan.endpoint);
+    if (!endpoint) return undefined;
+    const listening = await listenNative(opts.addon, opts.address);
+    if (!listening) return undefined;
+    return new FastAccept(opts, listening.address, listening.fd, endpoint, listening.unlink);
+  }
+
+  private constructor(opts: FastAcceptOptions, address: Address, fd: number, endpoint: FastEndpoint, unlink: () => void) {
+    this.opts = opts;
+    this.address = address;
+    this.unlink = unlink;
+    const { plan } = opts;
+    // The same pump threads as the JS path's native pump: configured once, whoever starts them.
+    configureNativePump(opts.addon);
+    this.handle = opts.addon.fastListen({
+      listenFd: fd,
+      endpoint,
+      expectProxy: plan.expectProxyProtocol,
+      sendProxy: plan.sendProxyProtocol,
+      maxConnections: opts.maxConnections,
+      idleTimeoutMs: plan.idleTimeoutMs,
+      connectTimeoutMs: plan.connectTimeoutMs,
+      headerTimeoutMs: HEADER_WAIT_MS,
+    }, (batch) => this.onBatch(batch));
+    this.threadsAccepting = opts.addon.pumpStats().threads;
+  }
+
+  /** Connections open on the fast path (handed-back ones are the Listener's own). */
+  get active(): number {
+    return this.pumped;
+  }
+
+  /** Stop accepting; resolves once the listening socket is closed and all it accepted is reported. */
+  stop(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    const done = new Promise<void>((resolve) => { this.onStopped = resolve; });
+    this.opts.addon.fastStop(this.handle);
+    this.unlink();
+    return done;
+  }
+
+  /** Ends every fast-path connection now; each is still reported (closed_by aborted). */
+  abortAll(): void {
+    if (!this.closed) this.opts.addon.fastAbortAll(this.handle);
+  }
+
+  /** Resolves once no connection is open on the fast path. */
+  whenIdle(): Promise<void> {
+    if (this.pumped === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private onBatch(batch: FastBatch): void {
+    const { metrics, log } = this.opts;
+    for (let i = 0; i < batch.accepted; i++) metrics.accepted();
+    this.pumped += batch.accepted;
+    for (let i = 0; i < batch.rejected; i++) {
+      metrics.rejected('max_connections');
+      log.warn({ limit: this.opts.maxConnections }, 'connection refused: listener is at max_connections');
+    }
+    for (const c of batch.closed) this.report(c);
+    this.pumped -= batch.closed.length;
+    for (const f of batch.fallbacks) {
+      this.handedBackOpen++;
+      this.opts.adopt(handedBack(f.fd, f.head), () => this.release());
+    }
+    if (batch.stopped && --this.threadsAccepting === 0) {
+      this.stopped = true;
+      this.onStopped?.();
+    }
+    if (this.pumped === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    this.closeWhenDone();
+  }
+
+  private report(c: FastClosed): void {
+    const { metrics, log, plan } = this.opts;
+    metrics.closed(c.bytesIn, c.bytesOut, c.durationMs);
+    const error = c.errno !== undefined && c.errorSide !== undefined ? { code: errnoName(c.errno), side: c.errorSide } : undefined;
+    if (error) metrics.error(error.code);
+    plan.closed(log, {
+      connId: nextConnId(), client: c.client, bytesIn: c.bytesIn, bytesOut: c.bytesOut, durationMs: c.durationMs, closedBy: c.closedBy,
+      ...(error ? { error } : {}),
+    });
+  }
+
+  private release(): void {
+    this.handedBackOpen--;
+    if (!this.closed) this.opts.addon.fastRelease(this.handle);
+    this.closeWhenDone();
+  }
+
+  /** After the stop and the last connection, the native listener is freed (it keeps Node alive until then). */
+  private closeWhenDone(): void {
+    if (this.closed || !this.stopped || this.pumped > 0 || this.handedBackOpen > 0) return;
+    this.closed = true;
+    this.opts.addon.fastClose(this.handle);
+  }
+}
