@@ -25,6 +25,7 @@ import { runBulk } from './workloads/bulk.js';
 import { runConnRate } from './workloads/conn-rate.js';
 import { runIdleTunnels, type IdleTunnelsResult } from './workloads/idle-tunnels.js';
 import { runLatency } from './workloads/latency.js';
+import { renderHttpTable, runHttpSection, type HttpSectionReport } from './http-section.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ECHO_SERVER = path.join(HERE, 'children', 'echo-server.js');
@@ -33,6 +34,8 @@ const HELP = `Usage: npm run bench -- [options]
 
 Paths: direct, pair-native, pair-js, socat-2hop, haproxy-2hop (a path whose program is missing
 is skipped with the reason printed). Every figure is the median of --trials trials.
+HTTP paths (workload http, wrk keep-alive): direct-http, pair-http, pair-https, haproxy-http,
+haproxy-https, nginx-http.
 
 Options:
   --quick              shorter run: 3 trials of 2 s, 2000 idle tunnels
@@ -40,14 +43,16 @@ Options:
   --seconds S          iperf3 seconds per bulk trial (default 5)
   --tunnels N          idle tunnels for the memory test (default 10000; 0 skips it)
   --only a,b           only these paths
-  --workloads a,b      only these of: bulk, latency, connections, memory (default: all)
+  --workloads a,b      only these of: bulk, latency, connections, memory, http (default: all)
+  --http-connections N wrk connections for the http section (default 32)
+  --http-warmup S      seconds of load per http path before measuring (default 10, quick 5)
   --pipe-sizes a,b     also measure pair-native bulk throughput with these pipe sizes (bytes)
   --json FILE          write the results as JSON
   --svg FILE           where to write the chart (default benchmarks/results/bench.svg)
   -h, --help
 `;
 
-const WORKLOADS = ['bulk', 'latency', 'connections', 'memory'] as const;
+const WORKLOADS = ['bulk', 'latency', 'connections', 'memory', 'http'] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 function parseWorkloads(text: string | undefined): Set<Workload> {
@@ -70,6 +75,8 @@ interface Settings {
   only: string[] | null;
   workloads: Set<Workload>;
   pipeSizes: number[];
+  httpConnections: number;
+  httpWarmup: number;
   json: string | undefined;
   svg: string;
 }
@@ -87,7 +94,7 @@ function parseSettings(argv: string[]): Settings | null {
     strict: true,
     options: {
       quick: { type: 'boolean' }, trials: { type: 'string' }, seconds: { type: 'string' }, tunnels: { type: 'string' },
-      only: { type: 'string' }, workloads: { type: 'string' }, 'pipe-sizes': { type: 'string' }, json: { type: 'string' }, svg: { type: 'string' },
+      only: { type: 'string' }, workloads: { type: 'string' }, 'pipe-sizes': { type: 'string' }, 'http-connections': { type: 'string' }, 'http-warmup': { type: 'string' }, json: { type: 'string' }, svg: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -105,6 +112,8 @@ function parseSettings(argv: string[]): Settings | null {
     only: values.only ? values.only.split(',').map((s) => s.trim()) : null,
     workloads: parseWorkloads(values.workloads),
     pipeSizes: values['pipe-sizes'] ? values['pipe-sizes'].split(',').map((s) => positive(s.trim(), 'pipe-sizes', 0)) : [],
+    httpConnections: positive(values['http-connections'], 'http-connections', 32),
+    httpWarmup: positive(values['http-warmup'], 'http-warmup', quick ? 5 : 10, true),
     json: values.json,
     svg: values.svg ?? path.join(HERE, '..', '..', 'benchmarks', 'results', 'bench.svg'),
   };
@@ -244,11 +253,14 @@ async function main(argv: string[]): Promise<number> {
     settings: { trials: s.trials, seconds: s.seconds, tunnels: s.tunnels, tunnels_wanted: s.tunnelsWanted, latency_iterations: s.latencyIterations, conn_rate_ms: s.connRateMs, conn_rate_concurrency: s.connRateConcurrency, nofile },
     results: [], memory: [], pipe_sizes: [], targets: [], skipped: [],
   };
+  let http: HttpSectionReport | undefined;
   try {
     const { targets, servers } = await startServers(nofile);
     if (targets.bulkPort === undefined) report.skipped.push({ name: 'bulk throughput', reason: 'iperf3 is not installed (apt-get install iperf3)' });
+    // The TCP paths are started only for the TCP workloads (the http section has paths of its own).
+    const tcpWorkloads = [...s.workloads].some((w) => w !== 'http');
     const definitions: PathDefinition[] = [directPath, pairPath({ native: true }), pairPath({ native: false }), socatPath, haproxyPath]
-      .filter((d) => !s.only || s.only.includes(d.name));
+      .filter((d) => tcpWorkloads && (!s.only || s.only.includes(d.name)));
     const running: RunningPath[] = [];
     for (const d of definitions) {
       const reason = d.unavailable();
@@ -270,6 +282,10 @@ async function main(argv: string[]): Promise<number> {
     for (const p of running) await p.stop();
     report.pipe_sizes = await measurePipeSizes(targets, s, workDir, nofile);
     for (const server of servers) await stop(server);
+    if (s.workloads.has('http')) {
+      http = await runHttpSection({ trials: s.trials, seconds: s.seconds, warmupSeconds: s.httpWarmup, connections: s.httpConnections, only: s.only }, workDir, nofile);
+      report.http = http;
+    }
     report.targets = checkTargets(report.results, report.memory);
   } finally {
     await stopAll();
@@ -277,6 +293,7 @@ async function main(argv: string[]): Promise<number> {
   }
 
   process.stdout.write(`${renderTables(report)}\n`);
+  if (http) process.stdout.write(`\n${renderHttpTable(http)}\n`);
   fs.mkdirSync(path.dirname(s.svg), { recursive: true });
   fs.writeFileSync(s.svg, renderChart(report));
   process.stdout.write(`\nchart: ${s.svg}\n`);

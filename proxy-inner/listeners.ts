@@ -13,6 +13,7 @@ import { parseAddress, VSOCK_CID_PARENT } from '../shared/transport/address.js';
 import { InnerAws, type KmsProxySettings } from './aws-services.js';
 import type { AuditSink } from './egress/attempt.js';
 import { egressProxy } from './egress/egress-proxy.js';
+import { httpIngress } from './http-ingress/http-ingress.js';
 import type { TlsIdentities } from './tls/tls-identities.js';
 
 export interface InnerServices {
@@ -24,10 +25,10 @@ export interface InnerServices {
   audit: AuditSink;
 }
 
-/** Which listeners need the AWS services (NSM, IMDS relay): the AWS kinds and KMS-sealed TLS keys. */
+/** Which listeners need the AWS services (NSM, IMDS relay): the AWS kinds, KMS-sealed TLS keys, attested certificates. */
 export function needsAws(config: InnerConfig): boolean {
   return config.listeners.some((l) => l.kind === 'kms' || l.kind === 'imds' || l.kind === 'attestation_api'
-    || (l.kind === 'tcp_proxy' && l.tls !== undefined && 'kmsCiphertext' in l.tls.privateKey));
+    || ((l.kind === 'tcp_proxy' || l.kind === 'http') && l.tls !== undefined && (l.tls.source === 'attested' || 'kmsCiphertext' in l.tls.privateKey)));
 }
 
 /** The AWS services of this inner: its `nsm` and `aws` sections, and the outer's IMDS relay. */
@@ -44,8 +45,24 @@ export function innerListenerKinds({ aws, audit, tls }: InnerServices): (l: Inne
   return (l) => {
     switch (l.kind) {
       case 'tcp_proxy': {
-        const identity = tls.sourceFor(l);
-        return tcpProxy({ listener: l, cluster: l.cluster, ...(identity ? { tls: identity } : {}) });
+        const identity = tls.identityFor(l);
+        return tcpProxy({ listener: l, cluster: l.cluster, ...(identity ? { tls: identity.context } : {}) });
+      }
+      case 'http': {
+        const identity = tls.identityFor(l);
+        const clusters = new Map([...l.http.routes.map((r) => r.cluster), ...(l.http.defaultCluster ? [l.http.defaultCluster] : [])].map((c) => [c.name, c]));
+        return httpIngress({
+          listener: l.name,
+          routes: l.http.routes.map((r) => ({ ...r, cluster: r.cluster.name })),
+          defaultCluster: l.http.defaultCluster?.name,
+          clusters,
+          expectProxyProtocol: l.expectProxyProtocol,
+          tls: identity?.context,
+          localEndpoints: identity?.endpoints ?? [],
+          limits: { maxHeaderBytes: l.http.maxHeaderBytes, maxHeaders: l.http.maxHeaders, headTimeoutMs: l.http.headTimeoutMs, idleTimeoutMs: l.idleTimeoutMs, keepAliveTimeoutMs: l.http.keepAliveTimeoutMs },
+          accessLog: l.accessLog,
+          http2: l.http.http2,
+        });
       }
       case 'egress':
         return egressProxy({ name: l.name, idleTimeoutMs: l.idleTimeoutMs, egress: l.egress }, { relay: parseAddress(`vsock://parent:${PairPort.Egress}`), audit });

@@ -1,4 +1,5 @@
 /** The benchmark's results, as written to `--json FILE`. */
+import type { HttpSectionReport } from '../http-section.js';
 import type { IdleTunnelsResult } from '../workloads/idle-tunnels.js';
 
 export interface PathResult {
@@ -41,4 +42,6 @@ export interface BenchmarkReport {
   pipe_sizes: PipeSizeResult[];
   targets: TargetCheck[];
   skipped: { name: string; reason: string }[];
+  /** The HTTP (L7) section, when the `http` workload ran. */
+  http?: HttpSectionReport;
 }

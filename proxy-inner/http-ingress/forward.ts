@@ -1,17 +1,17 @@
 /**
  * One request from the client to the app and its response back, through an undici Pool.
  *
- * Both bodies stream with backpressure: undici reads the client's request body (Node's
- * IncomingMessage) only as fast as the app's connection takes it, and writes the app's response
- * into the client's ServerResponse only as fast as the client reads. Nothing is buffered whole.
+ * Both bodies stream with backpressure: undici reads the client's request body only as fast as the
+ * app's connection takes it, and writes the app's response into the client's side only as fast as
+ * the client reads. Nothing is buffered whole.
  *
  * Failures: the app unreachable, or gone before its response head → 502 with a JSON body. The app
- * gone mid-response → the client connection is destroyed (a truncated response must not look
+ * gone mid-response → the client's side is destroyed (a truncated response must not look
  * complete). The client gone → the app request is aborted.
  */
-import type http from 'node:http';
 import type { Dispatcher, Pool } from 'undici';
 import { errnoOf, messageOf } from '../../shared/errors/index.js';
+import type { Exchange } from './exchange.js';
 import { downstreamResponseHeaders } from './headers.js';
 
 /** How a forwarded exchange ended, for the access log. */
@@ -22,11 +22,6 @@ export type ForwardEnd =
   /** The app failed; `answered` says whether a 502 could still be sent. */
   | { kind: 'upstream_failed'; code: string; answered: boolean };
 
-function hasBody(req: http.IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
 function upstreamCode(err: unknown): string {
   const code = (err as { code?: unknown }).code;
   // undici reports an app connection lost mid-body as a premature close of the response it was writing.
@@ -35,39 +30,39 @@ function upstreamCode(err: unknown): string {
   return errnoOf(err)?.toLowerCase() ?? 'upstream_error';
 }
 
-export function badGateway(res: http.ServerResponse, code: string, message: string): void {
-  const body = JSON.stringify({ error: code, message });
-  res.writeHead(502, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
-  res.end(body);
+export function badGateway(x: Exchange, code: string, message: string): void {
+  x.answer(502, { 'content-type': 'application/json' }, JSON.stringify({ error: code, message }), { close: true });
 }
 
-export function forwardRequest(pool: Pool, req: http.IncomingMessage, res: http.ServerResponse, headers: string[], onEnd: (end: ForwardEnd) => void): void {
+/** `headers`: the request headers for the app (headers.ts), in raw form. */
+export function forwardRequest(pool: Pool, x: Exchange, headers: string[], onEnd: (end: ForwardEnd) => void): void {
   const abort = new AbortController();
   let responded = false;
-  // A close undici caused (it destroys the response with the app's error) is not the client leaving.
-  const onClientClose = () => { if (!res.writableFinished && !res.errored) abort.abort(); };
-  res.once('close', onClientClose);
+  const sink = x.sink;
+  // A close undici caused (it destroys the sink with the app's error) is not the client leaving.
+  const onClientClose = () => { if (!sink.writableFinished && !sink.errored) abort.abort(); };
+  sink.once('close', onClientClose);
   const options: Dispatcher.RequestOptions = {
-    method: req.method as Dispatcher.HttpMethod,
-    path: req.url ?? '/',
+    method: x.method as Dispatcher.HttpMethod,
+    path: x.url,
     headers,
-    body: hasBody(req) ? req : null,
+    body: x.body,
     signal: abort.signal,
   };
   pool.stream(options, ({ statusCode, headers: appHeaders }) => {
     responded = true;
-    res.writeHead(statusCode, downstreamResponseHeaders(appHeaders as Record<string, string | string[] | undefined>));
-    return res;
+    x.writeHead(statusCode, downstreamResponseHeaders(appHeaders as Record<string, string | string[] | undefined>));
+    return sink;
   }, (err) => {
-    res.off('close', onClientClose);
+    sink.off('close', onClientClose);
     if (!err) return onEnd({ kind: 'complete' });
     if (abort.signal.aborted) return onEnd({ kind: 'client_gone' });
     const code = upstreamCode(err);
-    if (!responded && !res.headersSent && !res.destroyed) {
-      badGateway(res, code, `the app did not answer: ${messageOf(err)}`);
+    if (!responded && !x.headersSent() && !sink.destroyed) {
+      badGateway(x, code, `the app did not answer: ${messageOf(err)}`);
       return onEnd({ kind: 'upstream_failed', code, answered: true });
     }
-    res.destroy();
+    sink.destroy();
     onEnd({ kind: 'upstream_failed', code, answered: false });
   });
 }

@@ -16,6 +16,7 @@
  * them; the entry dies with the socket.
  */
 import http from 'node:http';
+import http2 from 'node:http2';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
@@ -25,6 +26,7 @@ import type { ConnectionContext, ConnectionHandler, ConnectionOutcome } from '..
 import { MAX_HEADER_BYTES, parseProxyHeader } from '../../shared/proxy-protocol/v2.js';
 import { terminateTls, type TlsContextSource } from '../../shared/tcp-proxy/tcp-proxy.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
+import { type Exchange, http1Exchange, http2Exchange } from './exchange.js';
 import { forwardRequest, type ForwardEnd } from './forward.js';
 import { type ClientFacts, upstreamRequestHeaders } from './headers.js';
 import { routeMetrics } from './metrics.js';
@@ -47,12 +49,19 @@ export interface HttpLimits {
   keepAliveTimeoutMs: number;
 }
 
-/** A request this listener answers itself, before routing (the attestation endpoint). */
+/** An answer the listener writes itself. */
+export interface LocalAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string | Buffer;
+}
+
+/** A path this listener answers itself, before routing (the attestation endpoint), over HTTP/1.1 or HTTP/2 alike. */
 export interface LocalEndpoint {
   path: string;
   /** Label for the access log and metrics. */
   route: string;
-  handle: http.RequestListener;
+  answer(method: string, url: string): LocalAnswer;
 }
 
 export interface HttpIngressOptions {
@@ -67,6 +76,8 @@ export interface HttpIngressOptions {
   localEndpoints: LocalEndpoint[];
   limits: HttpLimits;
   accessLog: boolean;
+  /** Offer HTTP/2 (ALPN h2) on TLS; requests are forwarded to the app as HTTP/1.1 all the same. */
+  http2: boolean;
 }
 
 /** What the listener knows about one client connection. */
@@ -144,48 +155,72 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
 
   const tooManyHeaders = (req: http.IncomingMessage) => req.rawHeaders.length / 2 > limits.maxHeaders;
 
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const socket = req.socket;
-    const facts = connections.get(socket);
-    const started = performance.now();
-    const readAtStart = socket.bytesRead;
-    const writtenAtStart = socket.bytesWritten;
-    const url = req.url ?? '/';
-    const r: RequestRecord = { method: req.method ?? '', host: req.headers.host ?? '', path: pathOf(url), route: '-', status: 0, started, bytesIn: 0, bytesOut: 0 };
-    const finish = (error?: string, status = res.statusCode) => {
+  /** Everything after parsing, for either HTTP version: limits, the listener's own paths, routing, forwarding, the access line. */
+  const serve = (x: Exchange, facts: ConnectionFacts | undefined, fieldCount: number) => {
+    const r: RequestRecord = { method: x.method, host: x.host, path: pathOf(x.url), route: '-', status: 0, started: performance.now(), bytesIn: 0, bytesOut: 0 };
+    const finish = (error?: string, status = x.statusCode()) => {
+      const bytes = x.bytes();
       r.status = status;
-      r.bytesIn = socket.bytesRead - readAtStart;
-      r.bytesOut = socket.bytesWritten - writtenAtStart;
+      r.bytesIn = bytes.in;
+      r.bytesOut = bytes.out;
       if (error) r.error = error;
       record(facts, r);
     };
-    if (tooManyHeaders(req)) {
-      res.writeHead(431, { 'content-type': 'text/plain', connection: 'close' }).end(`more than ${limits.maxHeaders} header fields\n`);
-      res.once('finish', () => finish('too_many_headers'));
+    if (fieldCount > limits.maxHeaders) {
+      x.sink.once('close', () => finish('too_many_headers'));
+      x.answer(431, { 'content-type': 'text/plain' }, `more than ${limits.maxHeaders} header fields\n`, { close: true });
       return;
     }
     const local = localByPath.get(r.path);
     if (local) {
       r.route = local.route;
-      res.once('close', () => finish());
-      local.handle(req, res);
+      // A body sent to a path we answer ourselves is read and dropped, so the connection stays usable.
+      x.body?.resume();
+      const a = local.answer(x.method, x.url);
+      x.sink.once('close', () => finish());
+      x.answer(a.status, a.headers, a.body);
       return;
     }
     const match = routeTable(r.host, r.path);
     if (!match) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('no route\n');
-      res.once('finish', () => finish('no_route'));
+      x.sink.once('close', () => finish('no_route'));
+      x.answer(404, { 'content-type': 'text/plain' }, 'no route\n');
       return;
     }
     r.route = match.route;
-    const headers = upstreamRequestHeaders(req.rawHeaders, facts?.client ?? { address: undefined, proto }, { keepUpgrade: false });
-    forwardRequest(upstreams.pool(match.cluster), req, res, headers, (end: ForwardEnd) => {
+    const headers = upstreamRequestHeaders(x.rawHeaders, facts?.client ?? { address: undefined, proto }, { keepUpgrade: false });
+    forwardRequest(upstreams.pool(match.cluster), x, headers, (end: ForwardEnd) => {
       if (end.kind === 'complete') return finish();
-      // nginx's 499: the client closed before a response was written; Node's default 200 would mislead.
-      if (end.kind === 'client_gone') return finish('client_gone', res.headersSent ? res.statusCode : 499);
+      // nginx's 499: the client closed before a response was written; a default status would mislead.
+      if (end.kind === 'client_gone') return finish('client_gone', x.headersSent() ? x.statusCode() : 499);
       finish(end.code);
     });
+  };
+
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    serve(http1Exchange(req, res), connections.get(req.socket), req.rawHeaders.length / 2);
   });
+
+  /** One HTTP/2 session over a TLS connection that chose h2; each stream is one exchange. */
+  const serveHttp2 = (conn: tls.TLSSocket, facts: ConnectionFacts) => {
+    // A server TLSSocket made by hand (not by tls.Server) keeps `secureConnecting` set after its
+    // handshake, and the HTTP/2 session would wait for a 'secureConnect' that only clients emit.
+    (conn as tls.TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
+    const session = http2.performServerHandshake(conn, {
+      settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: 128 },
+    });
+    session.on('error', () => conn.destroy());
+    session.setTimeout(limits.idleTimeoutMs, () => session.close());
+    session.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+      stream.on('error', () => {});
+      if (headers[http2.constants.HTTP2_HEADER_METHOD] === 'CONNECT') {
+        stream.respond({ [http2.constants.HTTP2_HEADER_STATUS]: 405 }, { endStream: true });
+        return;
+      }
+      const pseudo = rawHeaders.filter((_, i) => i % 2 === 0 && rawHeaders[i]!.startsWith(':')).length;
+      serve(http2Exchange(stream, headers, rawHeaders), facts, rawHeaders.length / 2 - pseudo);
+    });
+  };
 
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const facts = connections.get(socket);
@@ -254,17 +289,15 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
     let conn: net.Socket | tls.TLSSocket = socket;
     if (opts.tls) {
       try {
-        conn = await terminateTls(socket, await opts.tls(), head);
+        conn = await terminateTls(socket, await opts.tls(), head, opts.http2 ? ['h2', 'http/1.1'] : undefined);
       } catch (err) {
         ctx.metrics.rejected('tls');
         return fail('TLS handshake', err);
       }
-    } else if (head.length > 0) {
-      // Bytes the PROXY header parse read past: the HTTP parser must see them first.
-      socket.unshift(head);
     }
     const clientLabel = clientAddress === undefined ? undefined : clientAddress.includes(':') ? `[${clientAddress}]:${clientPort}` : `${clientAddress}:${clientPort}`;
-    connections.set(conn, { client: { address: clientAddress, proto }, clientLabel, ctx });
+    const facts: ConnectionFacts = { client: { address: clientAddress, proto }, clientLabel, ctx };
+    connections.set(conn, facts);
     return new Promise<ConnectionOutcome>((resolve) => {
       const onAbort = () => conn.destroy();
       ctx.signal.addEventListener('abort', onAbort, { once: true });
@@ -273,6 +306,12 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
         resolve({ bytesIn: conn.bytesRead, bytesOut: conn.bytesWritten });
       });
       if (conn !== socket) socket.once('close', () => conn.destroy());
+      if ('alpnProtocol' in conn && conn.alpnProtocol === 'h2') {
+        serveHttp2(conn, facts);
+        return;
+      }
+      // Bytes the PROXY header parse read past (TLS took them above): the HTTP parser must see them first.
+      if (!opts.tls && head.length > 0) conn.unshift(head);
       server.emit('connection', conn);
       conn.resume();
     });

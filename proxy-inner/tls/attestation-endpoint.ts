@@ -7,11 +7,10 @@
  * Each document costs an NSM call (and on the simulator an ES384 signature), so requests are
  * rate-limited per listener with a token bucket; over the limit is 429 with Retry-After.
  */
-import type http from 'node:http';
 import { ATTESTATION_WELL_KNOWN_PATH } from '../../shared/attestation/tls-binding.js';
 import { messageOf, ProxyError } from '../../shared/errors/index.js';
 import { logger } from '../../shared/log/logger.js';
-import type { LocalEndpoint } from '../http-ingress/http-ingress.js';
+import type { LocalAnswer, LocalEndpoint } from '../http-ingress/http-ingress.js';
 import type { Nsm } from '../nsm/nsm.js';
 
 const log = logger('attested-tls');
@@ -40,10 +39,8 @@ function tokenBucket(rate: AttestationRate, now: () => number): () => boolean {
   };
 }
 
-function json(res: http.ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
-  res.end(text);
+function json(status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): LocalAnswer {
+  return { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers }, body: JSON.stringify(body) };
 }
 
 export interface AttestationEndpointOptions {
@@ -59,24 +56,21 @@ export function attestationEndpoint(opts: AttestationEndpointOptions): LocalEndp
   return {
     path: ATTESTATION_WELL_KNOWN_PATH,
     route: 'attestation',
-    handle(req, res) {
-      // The request body (if any) is ignored but must be consumed for the connection to stay usable.
-      req.resume();
-      if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method_not_allowed', message: 'use GET' }, { allow: 'GET, HEAD' });
-      const nonce = new URL(req.url ?? '/', 'http://x').searchParams.get('nonce');
+    answer(method, url) {
+      if (method !== 'GET' && method !== 'HEAD') return json(405, { error: 'method_not_allowed', message: 'use GET' }, { allow: 'GET, HEAD' });
+      const nonce = new URL(url, 'http://x').searchParams.get('nonce');
       if (nonce === null || !NONCE_HEX.test(nonce)) {
-        return json(res, 400, { error: 'nonce_required', message: 'give ?nonce= as 16 to 128 hex digits (8 to 64 random bytes, fresh per request)' });
+        return json(400, { error: 'nonce_required', message: 'give ?nonce= as 16 to 128 hex digits (8 to 64 random bytes, fresh per request)' });
       }
-      if (!take()) return json(res, 429, { error: 'rate_limited', message: 'too many attestation requests' }, { 'retry-after': '1' });
+      if (!take()) return json(429, { error: 'rate_limited', message: 'too many attestation requests' }, { 'retry-after': '1' });
       let document: Buffer;
       try {
         document = opts.nsm.attest({ nonce: Buffer.from(nonce, 'hex'), userData: opts.userData });
       } catch (err) {
         log.error({ err: messageOf(err) }, 'attestation for TLS binding failed');
-        return json(res, 500, { error: err instanceof ProxyError ? err.code : 'attestation_failed', message: messageOf(err) });
+        return json(500, { error: err instanceof ProxyError ? err.code : 'attestation_failed', message: messageOf(err) });
       }
-      res.writeHead(200, { 'content-type': 'application/cbor', 'content-length': document.length, 'cache-control': 'no-store' });
-      res.end(req.method === 'HEAD' ? undefined : document);
+      return { status: 200, headers: { 'content-type': 'application/cbor', 'cache-control': 'no-store' }, body: method === 'HEAD' ? Buffer.alloc(0) : document };
     },
   };
 }

@@ -15,9 +15,12 @@ export function bannerLines(config: LocalConfig): string[] {
   const lines = ['enclaver-proxy local pair: outer proxy here, inner proxy + app in an emulated enclave'];
   for (const l of config.outer.listeners) {
     const vsock = l.cluster.endpoints.find((e) => e.kind === 'vsock');
-    const inner = vsock && config.inner.listeners.find((il): il is ListenerOf<'tcp_proxy'> => il.kind === 'tcp_proxy' && il.address.kind === 'vsock' && il.address.port === vsock.port);
-    const app = inner?.cluster.endpoints[0];
-    const chain = [vsock ? `vsock ${vsock.kind === 'vsock' ? `${vsock.cid}:${vsock.port}` : ''}` : undefined, inner?.tls ? 'TLS terminated in the enclave' : undefined, app ? `app ${formatAddress(app)}` : undefined].filter(Boolean);
+    const inner = vsock && config.inner.listeners.find((il): il is ListenerOf<'tcp_proxy'> | ListenerOf<'http'> =>
+      (il.kind === 'tcp_proxy' || il.kind === 'http') && il.address.kind === 'vsock' && il.address.port === vsock.port);
+    const app = inner?.kind === 'http' ? inner.http.defaultCluster?.endpoints[0] : inner?.cluster.endpoints[0];
+    const http = inner?.kind === 'http' ? `HTTP (${inner.http.routes.length} route${inner.http.routes.length === 1 ? '' : 's'}${app ? ', default' : ''})` : undefined;
+    const tls = inner?.tls?.source === 'attested' ? 'attested TLS in the enclave' : inner?.tls ? 'TLS terminated in the enclave' : undefined;
+    const chain = [vsock ? `vsock ${vsock.kind === 'vsock' ? `${vsock.cid}:${vsock.port}` : ''}` : undefined, tls, http, app ? `app ${formatAddress(app)}` : undefined].filter(Boolean);
     lines.push(`  ingress "${l.name}": ${url(l.address, inner?.tls !== undefined)}${chain.length ? `  ->  ${chain.join('  ->  ')}` : ''}`);
   }
   const egress = config.inner.listeners.find((l): l is ListenerOf<'egress'> => l.kind === 'egress');

@@ -12,7 +12,7 @@ import { NAME_PATTERN, notReserved, proxyProtocolFlag, type ClusterConfig } from
 import { egressListenerSpec, type EgressListenerConfig } from './egress.js';
 import type { PathSegment } from './source.js';
 import {
-  address, at, boolean, custom, duration, file, fillFields, integer, isObject, list, object, objectSchema, optional, readFieldsPartial, record,
+  address, at, boolean, custom, duration, file, fillFields, integer, isObject, list, object, objectSchema, optional, readFields, readFieldsPartial, record,
   refine, required, string, Unreadable, type ObjectOf, type ReadContext, type Spec, type Static,
 } from './spec.js';
 
@@ -63,11 +63,82 @@ const privateKeySpec = custom<TlsPrivateKey | undefined>({
   return { kmsCiphertext: value.kmsCiphertext, kms: value.kms };
 }, (raw, ctx) => (isObject(raw) ? fillFields(sealedKeyFields, raw, ctx) : file('').fill(raw, ctx)));
 
-const tlsSpec = optional(object('Terminate TLS on this listener (inside the enclave) before forwarding plaintext to the cluster.', {
-  certificate: required(file('PEM certificate chain file.')),
-  privateKey: required(privateKeySpec),
+/** The word that asks for a certificate made inside the enclave instead of a file. */
+export const ATTESTED_CERTIFICATE = 'attested';
+
+/**
+ * TLS on an inner listener: a certificate file with its key (a PEM file or a KMS-sealed one), or
+ * `certificate: attested` — a key pair generated inside the enclave at startup and a self-signed
+ * certificate for `names`, bound to the attestation (docs/http-ingress.md).
+ */
+export type TlsConfig =
+  | { source: 'files'; certificate: string; privateKey: TlsPrivateKey }
+  | { source: 'attested'; names: string[] };
+
+const tlsFields = {
+  certificate: required(string({ description: 'PEM certificate chain file, or `attested`: a key pair generated inside the enclave at startup (never stored, never leaving it) and a self-signed certificate for `names`, whose key attestation documents served at /.well-known/enclave-attestation bind (HTTP listeners only).' })),
+  privateKey: privateKeySpec,
+  names: list(required(string({ description: 'A DNS name or IP address.' })), { description: 'With `certificate: attested`: the names (subjectAltName) of the generated certificate.' }),
+};
+
+const tlsSpec = optional(custom<TlsConfig>(objectSchema('Terminate TLS on this listener (inside the enclave) before forwarding plaintext.', tlsFields), (raw, p, ctx) => {
+  const doc = isObject(raw) ? raw : {};
+  if (doc.certificate === ATTESTED_CERTIFICATE) {
+    if (doc.private_key !== undefined) ctx.problem([...p, 'private_key'], 'an attested certificate\'s key is generated inside the enclave: remove `private_key`');
+    const names = tlsFields.names.read(doc.names, [...p, 'names'], ctx);
+    if (names.length === 0) ctx.problem([...p, 'names'], 'an attested certificate needs `names` (the DNS names or IP addresses clients connect to)');
+    return { source: 'attested', names };
+  }
+  if (doc.names !== undefined) ctx.problem([...p, 'names'], '`names` is for `certificate: attested`; a certificate file has its own names');
+  const certificate = required(file('')).read(doc.certificate, [...p, 'certificate'], ctx);
+  if (doc.private_key === undefined) {
+    ctx.problem(p, 'a certificate file needs `private_key` (a PEM file or {kms_ciphertext: FILE}); or use `certificate: attested`');
+    throw new Unreadable();
+  }
+  const privateKey = privateKeySpec.read(doc.private_key, [...p, 'private_key'], ctx);
+  if (privateKey === undefined) throw new Unreadable();
+  return { source: 'files', certificate, privateKey };
+}, (raw, ctx) => {
+  if (!isObject(raw) || raw.certificate === ATTESTED_CERTIFICATE) return raw;
+  return { ...raw, certificate: file('').fill(raw.certificate, ctx), ...(raw.private_key !== undefined ? { private_key: privateKeySpec.fill(raw.private_key, ctx) } : {}) };
 }));
-export type TlsConfig = NonNullable<Static<typeof tlsSpec>>;
+
+const httpRouteSpec = object('One route: requests whose host and path match go to `cluster` (first match wins).', {
+  name: required(string({ pattern: NAME_PATTERN, description: 'Route name for the access log and the metrics.' })),
+  hosts: list(required(string({ description: 'A host glob, e.g. *.example.com.' })), { description: 'Host globs (minimatch, case-insensitive, without the port); empty: any host.' }),
+  paths: list(required(string({ pattern: '^/', description: 'A path glob, e.g. /v1/**.' })), { description: 'Path globs (minimatch, against the path without the query; `/v1/**` needs a segment after `/v1/`, `/v1{,/**}` takes `/v1` too); empty: any path.' }),
+  cluster: required(string({ description: 'The cluster these requests go to.' })),
+});
+
+const httpFields = {
+  routes: list(httpRouteSpec, { description: 'Routes by host and path, tried in order.' }),
+  defaultCluster: string({ description: 'Where requests no route matches go; without it they get 404.' }),
+  maxHeaderBytes: integer({ minimum: 1024, maximum: 1048576, default: 16384, description: 'Largest request head (request line and headers) in bytes; larger ones get 431.' }),
+  maxHeaders: integer({ minimum: 1, maximum: 10000, default: 100, description: 'Most header fields in a request; more get 431.' }),
+  headTimeoutMs: at('head_timeout', duration('From the first byte of a request to the end of its head; slower clients get 408 and are closed.', '10s')),
+  keepAliveTimeoutMs: at('keep_alive_timeout', duration('Close a kept-alive client connection after this long without a request.', '5s')),
+  http2: boolean({ default: false, description: 'On a TLS listener, offer HTTP/2 (ALPN h2); every request still reaches the app as HTTP/1.1.' }),
+};
+
+/** An `http` listener's settings, with the clusters it names resolved. */
+export type HttpListenerConfig = Omit<ObjectOf<typeof httpFields>, 'routes' | 'defaultCluster'> & {
+  routes: { name: string; hosts: string[]; paths: string[]; cluster: ClusterConfig }[];
+  defaultCluster: ClusterConfig | undefined;
+};
+
+const httpListenerSpec = custom<HttpListenerConfig>(objectSchema('Inner only: HTTP ingress — parse HTTP/1.1 (and HTTP/2 on TLS), route by host and path to clusters over kept-alive connections, set X-Forwarded-*/Forwarded from the real client, carry WebSocket and other Upgrades, refuse smuggling shapes, and log one line per request (docs/http-ingress.md).', httpFields), (raw, p, ctx) => {
+  const v = readFields(httpFields, raw, p, ctx);
+  const routes = v.routes.map((r, i) => ({ ...r, cluster: clusterRef(r.cluster, [...p, 'routes', i, 'cluster'], ctx) }));
+  const defaultCluster = v.defaultCluster === undefined ? undefined : clusterRef(v.defaultCluster, [...p, 'default_cluster'], ctx);
+  const names = new Set<string>();
+  v.routes.forEach((r, i) => {
+    if (names.has(r.name)) ctx.problem([...p, 'routes', i, 'name'], `duplicate route name "${r.name}"`);
+    if (r.name === 'default' || r.name === 'attestation') ctx.problem([...p, 'routes', i, 'name'], `"${r.name}" is the name of a built-in route; choose another`);
+    names.add(r.name);
+  });
+  if (routes.length === 0 && defaultCluster === undefined && isObject(raw)) ctx.problem(p, 'an http listener needs `routes` or a `default_cluster` (or both)');
+  return { ...v, routes, defaultCluster };
+}, (raw, ctx) => fillFields(httpFields, raw, ctx));
 
 const commonFields = {
   name: required(string({ pattern: NAME_PATTERN, description: 'Unique name; used in logs, metrics labels and audit records.' })),
@@ -88,6 +159,7 @@ const KINDS = {
     key: 'imds',
     spec: object('Inner only: an IMDSv2-compatible endpoint for the app (it gets AWS_EC2_METADATA_SERVICE_ENDPOINT): session tokens, the role and its credentials (relayed and refreshed before Expiration), the region and the identity document. Other paths are refused.', {}),
   },
+  http: { key: 'http', spec: httpListenerSpec },
   attestation_api: {
     key: 'attestation_api',
     spec: object('Inner only: Enclaver-compatible POST /v1/attestation with optional JSON {nonce, user_data (base64), public_key (PEM)}; answers the COSE_Sign1 document as application/cbor, or {"document": base64} with Accept: application/json or ?format=json.', {}),
@@ -97,6 +169,7 @@ export type ListenerKind = keyof typeof KINDS;
 
 export type ListenerConfig = ListenerCommon & (
   | { kind: 'tcp_proxy'; cluster: ClusterConfig; tls: TlsConfig | undefined }
+  | { kind: 'http'; http: HttpListenerConfig; tls: TlsConfig | undefined }
   | { kind: 'egress'; egress: EgressListenerConfig }
   | { kind: 'kms'; kms: KmsListenerConfig }
   | { kind: 'imds' }
@@ -109,7 +182,7 @@ const INNER_ONLY: readonly ListenerKind[] = ['egress', 'kms', 'imds', 'attestati
 const KIND_NAMES = (Object.keys(KINDS) as ListenerKind[]);
 
 const listenerSchema = {
-  ...objectSchema('Where connections are accepted and what is done with them. A listener has exactly one kind: `cluster` (TCP proxy), `egress` (the app\'s egress proxy), `kms` (KMS proxy), `imds` (instance metadata for the app) or `attestation_api`.', {
+  ...objectSchema('Where connections are accepted and what is done with them. A listener has exactly one kind: `cluster` (TCP proxy), `http` (HTTP ingress), `egress` (the app\'s egress proxy), `kms` (KMS proxy), `imds` (instance metadata for the app) or `attestation_api`.', {
     name: commonFields.name,
     address: commonFields.address,
     cluster: KINDS.tcp_proxy.spec,
@@ -117,6 +190,7 @@ const listenerSchema = {
     kms: KINDS.kms.spec,
     imds: KINDS.imds.spec,
     attestationApi: KINDS.attestation_api.spec,
+    http: KINDS.http.spec,
     expectProxyProtocol: commonFields.expectProxyProtocol,
     maxConnections: commonFields.maxConnections,
     idleTimeoutMs: commonFields.idleTimeoutMs,
@@ -127,7 +201,7 @@ const listenerSchema = {
 
 function kindChecks(doc: Record<string, unknown>, common: Partial<ListenerCommon>, p: readonly PathSegment[], ctx: ReadContext): ListenerKind[] {
   const kinds = KIND_NAMES.filter((k) => doc[KINDS[k].key] !== undefined);
-  if (kinds.length === 0) ctx.problem(p, 'a listener needs a kind: set `cluster` (TCP proxy), `egress`, `kms`, `imds` or `attestation_api`');
+  if (kinds.length === 0) ctx.problem(p, 'a listener needs a kind: set `cluster` (TCP proxy), `http`, `egress`, `kms`, `imds` or `attestation_api`');
   if (kinds.length > 1) ctx.problem(p, `a listener has exactly one kind, this one has ${kinds.map((k) => KINDS[k].key).join(' and ')}`);
   for (const kind of kinds.filter((k) => INNER_ONLY.includes(k))) {
     const key = KINDS[kind].key;
@@ -136,9 +210,14 @@ function kindChecks(doc: Record<string, unknown>, common: Partial<ListenerCommon
     const a = common.address;
     if (a && !(a.kind === 'unix' || (a.kind === 'tcp' && isLoopbackHost(a.host)))) ctx.problem([...p, 'address'], `a ${key} listener must listen on loopback (tcp://127.0.0.1:PORT) or a unix:// socket`);
   }
+  // The HTTP kind parses what the enclave receives: it belongs inside, but listens where the outer reaches it.
+  if (kinds.includes('http') && ctx.role !== 'inner') ctx.problem([...p, 'http'], '`http` listeners run inside the enclave: only the inner side has them');
   if (doc.tls !== undefined) {
     if (ctx.role !== 'inner') ctx.problem([...p, 'tls'], 'TLS is terminated inside the enclave: `tls` is only allowed on inner listeners');
-    else if (kinds.length === 1 && kinds[0] !== 'tcp_proxy') ctx.problem([...p, 'tls'], '`tls` applies to TCP proxy listeners (`cluster`)');
+    else if (kinds.length === 1 && kinds[0] !== 'tcp_proxy' && kinds[0] !== 'http') ctx.problem([...p, 'tls'], '`tls` applies to TCP proxy (`cluster`) and `http` listeners');
+    else if (kinds[0] === 'tcp_proxy' && isObject(doc.tls) && doc.tls.certificate === ATTESTED_CERTIFICATE) {
+      ctx.problem([...p, 'tls', 'certificate'], 'an attested certificate is served with its attestation endpoint, which needs an `http` listener');
+    }
   }
   return kinds;
 }
@@ -173,6 +252,8 @@ function readListener(raw: unknown, p: readonly PathSegment[], ctx: ReadContext)
     switch (kind) {
       case 'tcp_proxy':
         return { ...base, kind, cluster: clusterRef(KINDS.tcp_proxy.spec.read(...at('cluster'), ctx), [...p, 'cluster'], ctx), tls: tlsSpec.read(...at('tls'), ctx) };
+      case 'http':
+        return { ...base, kind, http: KINDS.http.spec.read(...at('http'), ctx), tls: tlsSpec.read(...at('tls'), ctx) };
       case 'egress':
         return { ...base, kind, egress: KINDS.egress.spec.read(...at('egress'), ctx) };
       case 'kms':

@@ -50,9 +50,12 @@ export function tlsContextFromFiles(certificate: string, privateKey: string): Tl
   return () => Promise.resolve(context);
 }
 
-/** Server-side TLS over an accepted socket; resolves with the plaintext side once the handshake is done. */
-export function terminateTls(socket: net.Socket, context: tls.SecureContext, head: Buffer): Promise<tls.TLSSocket> {
-  const secure = new tls.TLSSocket(head.length > 0 ? prependedSocket(socket, head) : socket, { isServer: true, secureContext: context });
+/**
+ * Server-side TLS over an accepted socket; resolves with the plaintext side once the handshake is
+ * done. `alpn`: the application protocols offered, in preference order (HTTP listeners: h2).
+ */
+export function terminateTls(socket: net.Socket, context: tls.SecureContext, head: Buffer, alpn?: string[]): Promise<tls.TLSSocket> {
+  const secure = new tls.TLSSocket(head.length > 0 ? prependedSocket(socket, head) : socket, { isServer: true, secureContext: context, ...(alpn ? { ALPNProtocols: alpn } : {}) });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { secure.destroy(); reject(new ProxyError('tls_handshake_timeout', `no TLS handshake within ${TLS_HANDSHAKE_TIMEOUT_MS} ms`)); }, TLS_HANDSHAKE_TIMEOUT_MS);
     secure.once('secure', () => { clearTimeout(timer); secure.pause(); resolve(secure); });

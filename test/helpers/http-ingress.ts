@@ -28,7 +28,7 @@ export async function startIngress(opts: Partial<HttpIngressOptions> & Pick<Http
   const name = opts.listener ?? `http-test-${++started}`;
   const handler = httpIngress({
     listener: name, routes: [], defaultCluster: undefined, expectProxyProtocol: false, tls: undefined, localEndpoints: [],
-    limits: TEST_LIMITS, accessLog: true, ...opts,
+    limits: TEST_LIMITS, accessLog: true, http2: false, ...opts,
   });
   const listener = new Listener({ name, address: parseAddress('tcp://127.0.0.1:0'), maxConnections: 1000, handler });
   await listener.start();

@@ -70,7 +70,7 @@ describe('Enclaver manifest translation', () => {
     const c = load(MANIFEST, { role: 'inner', appArgv: ['/app/server'] }) as InnerConfig;
     assert.deepEqual(c.listeners.map((l) => formatAddress(l.address)), ['vsock://any:8001', 'vsock://any:8443']);
     assert.ok(c.listeners.every((l) => l.expectProxyProtocol));
-    assert.deepEqual(listenerOf({ listeners: c.listeners.slice(1) }, 'tcp_proxy').tls, { certificate: '/etc/tls/cert.pem', privateKey: { file: '/etc/tls/key.pem' } });
+    assert.deepEqual(listenerOf({ listeners: c.listeners.slice(1) }, 'tcp_proxy').tls, { source: 'files', certificate: '/etc/tls/cert.pem', privateKey: { file: '/etc/tls/key.pem' } });
     assert.deepEqual(listenerOf(c, 'tcp_proxy').cluster.endpoints.map(formatAddress), ['tcp://127.0.0.1:8001']);
     assert.deepEqual(c.app!.argv, ['/app/server']);
   });

@@ -8,14 +8,18 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { Readable } from 'node:stream';
+import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
 import { addLogTap } from '../../../shared/log/logger.js';
+import { encodeProxyHeader } from '../../../shared/proxy-protocol/v2.js';
 import { cluster, firstStatus, rawExchange, startIngress, TEST_LIMITS, type Ingress } from '../../helpers/http-ingress.js';
+import { selfSignedLoopbackCertificate } from '../../helpers/tls.js';
 
 const exec = promisify(execFile);
 
@@ -291,5 +295,71 @@ describe('HTTP ingress listener kind', () => {
     const text = await registry.metrics();
     assert.match(text, new RegExp(`enclaver_http_requests_total\\{listener="${ingress.listener}",route="api-host",status="2xx"\\} [1-9]`));
     assert.match(text, new RegExp(`enclaver_http_request_duration_seconds_count\\{listener="${ingress.listener}",route="default"\\} [1-9]`));
+  });
+});
+
+describe('HTTP/2 on a TLS HTTP listener (ALPN h2), forwarded to the app as HTTP/1.1', () => {
+  let app: Awaited<ReturnType<typeof startApp>>;
+  let ingress: Ingress;
+  const certificate = selfSignedLoopbackCertificate();
+  const context = tls.createSecureContext({ cert: certificate.cert, key: certificate.key });
+
+  before(async () => {
+    app = await startApp('h2app');
+    ingress = await startIngress({ clusters: new Map([['app', cluster('app', app.port)]]), defaultCluster: 'app', tls: () => Promise.resolve(context), http2: true });
+  });
+  after(async () => {
+    await ingress.close();
+    await app.close();
+  });
+
+  test('curl --http2 gets HTTP/2; the app gets HTTP/1.1 with Host from :authority and proto https', async () => {
+    const { stdout } = await exec('curl', ['-sSk', '--http2', '-w', '\\n%{http_version}', `https://localhost:${ingress.port}/h2?x=1`]);
+    const [body, version] = stdout.split('\n');
+    assert.equal(version, '2');
+    const seen = JSON.parse(body!) as Seen & { app: string };
+    assert.equal(seen.app, 'h2app');
+    assert.equal(seen.url, '/h2?x=1');
+    assert.equal(seen.headers.host, `localhost:${ingress.port}`);
+    assert.equal(seen.headers['x-forwarded-proto'], 'https');
+    const http1 = await exec('curl', ['-sSk', '--http1.1', '-o', '/dev/null', '-w', '%{http_version}', `https://localhost:${ingress.port}/h1`]);
+    assert.equal(http1.stdout, '1.1');
+  });
+
+  test('concurrent streams with bodies on one HTTP/2 connection all arrive intact', async () => {
+    const session = http2.connect(`https://localhost:${ingress.port}`, { rejectUnauthorized: false });
+    try {
+      const one = (i: number) => new Promise<Seen>((resolve, reject) => {
+        const body = crypto.randomBytes(100_000 + i);
+        const s = session.request({ ':method': 'POST', ':path': `/stream/${i}` });
+        let text = '';
+        s.on('data', (d: Buffer) => { text += d.toString(); });
+        s.on('end', () => resolve(JSON.parse(text) as Seen));
+        s.on('error', reject);
+        s.end(body);
+      });
+      const seen = await Promise.all(Array.from({ length: 10 }, (_, i) => one(i)));
+      seen.forEach((s, i) => { assert.equal(s.url, `/stream/${i}`); assert.equal(s.bodyBytes, 100_000 + i); });
+    } finally {
+      session.close();
+    }
+  });
+});
+
+describe('HTTP listener behind the outer (PROXY v2)', () => {
+  test('a request in the same segment as the PROXY header is parsed; the client address is the header\'s', async () => {
+    const app = await startApp('pp');
+    const ingress = await startIngress({ clusters: new Map([['app', cluster('app', app.port)]]), defaultCluster: 'app', expectProxyProtocol: true });
+    try {
+      const header = encodeProxyHeader({ address: '203.0.113.7', port: 40000 }, { address: '10.0.0.1', port: 443 });
+      const { text } = await rawExchange(ingress.port, Buffer.concat([header, Buffer.from('GET /same-segment HTTP/1.1\r\nHost: pp.test\r\nConnection: close\r\n\r\n')]));
+      assert.equal(firstStatus(text), 200, text);
+      const seen = JSON.parse(text.slice(text.indexOf('{'), text.lastIndexOf('}') + 1)) as Seen;
+      assert.equal(seen.url, '/same-segment');
+      assert.equal(seen.headers['x-forwarded-for'], '203.0.113.7');
+    } finally {
+      await ingress.close();
+      await app.close();
+    }
   });
 });
