@@ -4,6 +4,7 @@
  */
 import type net from 'node:net';
 import { canonicalHost, DestinationError } from '../../shared/egress/destination.js';
+import { pumpedTotal } from '../../shared/metrics/registry.js';
 import { activePump } from '../../shared/pump/index.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
 import type { Attempt } from './attempt.js';
@@ -82,6 +83,7 @@ export async function runTunnel(ctx: EgressContext, conn: EgressConnection, atte
   signal.addEventListener('abort', abort, { once: true });
   const result = await session.done;
   signal.removeEventListener('abort', abort);
+  pumpedTotal.inc({ listener: ctx.listener.name, path: result.path });
   // The pump counted the acceptance it wrote: the audit counts the tunnel's bytes only.
   const proxyBytes = headDown.length - opened.headDown.length;
   attempt.finishTunnel({ ...result, bytesDown: Math.max(0, result.bytesDown - proxyBytes) }, opened.destIp, opened.rule);

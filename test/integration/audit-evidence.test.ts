@@ -2,7 +2,8 @@
  * The audit log as evidence through the real pair (two CLI processes, emulated vsock, the NSM
  * simulator with a pinned PCR0): attempts before, during and after an outer killed with SIGKILL,
  * a clean stop of the inner (closing checkpoint), rotated files; then `enclaver-proxy audit
- * verify` must pass the files and name tampered copies; a forged record sent on a second
+ * verify` must pass the files and name tampered copies (deleted, altered, truncated, reordered,
+ * duplicated, forged, swapped files); a forged record sent on a second
  * connection to the audit port is refused (issue 9). A second run overflows the inner's buffer
  * while the outer is away: the drop verifies as a counted drop.
  */
@@ -12,6 +13,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import { lineHash } from '../../shared/audit/chain.js';
 import { encodeAuditRecord } from '../../shared/audit/stream.js';
 import { CLI } from '../helpers/paths.js';
 import { RSYSLOGD, startRsyslog } from '../helpers/rsyslog.js';
@@ -121,6 +123,12 @@ test('a run with an outer killed mid-stream verifies; tampered copies are named'
     ['altered', (ls) => ls.map((l, i) => (i === egressAt(ls, 5) ? l.replace(/"dest_host":"[a-z.]+"/, '"dest_host":"innocent.test"') : l)), /FAIL: altered: /],
     ['truncated', (ls) => ls.slice(0, -3), /FAIL: truncated: /],
     ['reordered', (ls) => { const i = egressAt(ls, 5); const o = [...ls]; [o[i], o[i + 1]] = [o[i + 1]!, o[i]!]; return o; }, /FAIL: reordered: /],
+    ['duplicated', (ls) => { const i = egressAt(ls, 5); return [...ls.slice(0, i + 1), ls[i]!, ...ls.slice(i + 1)]; }, /FAIL: duplicated: /],
+    ['forged', (ls) => {
+      // Appended after the closing checkpoint, linked and numbered as a careful forger would.
+      const last = JSON.parse(ls.at(-1)!) as { seq: number; boot_id: string };
+      return [...ls, JSON.stringify({ seq: last.seq + 1, boot_id: last.boot_id, prev: lineHash(ls.at(-1)!), type: 'egress', dest_host: 'exfil.test', decision: 'allow' })];
+    }, /FAIL: forged: .*closing checkpoint/],
   ];
   for (const [tag, edit, want] of cases) {
     const res = await verify([copy(tag, edit)], r);
