@@ -66,7 +66,5 @@ export async function handleConnect(ctx: EgressContext, conn: EgressConnection, 
     attempt.finishRefused(opened);
     return;
   }
-  await runTunnel(ctx, conn, attempt, opened, rest, () => {
-    client.write(ESTABLISHED);
-  });
+  await runTunnel(ctx, conn, attempt, opened, rest, ESTABLISHED);
 }

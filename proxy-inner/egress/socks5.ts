@@ -91,6 +91,9 @@ export function socksReply(code: number): Buffer {
   return Buffer.from([VERSION, code, 0, ATYP_IPV4, 0, 0, 0, 0, 0, 0]);
 }
 
+/** The success reply (bound address unspecified), shared: the pump only reads it. */
+const SUCCEEDED = socksReply(SocksReply.Succeeded);
+
 function toDestination(req: SocksRequest): Destination {
   if (req.port === 0) throw new DestinationError('port 0', `${req.host}:0`);
   return { host: canonicalHost(req.host), port: req.port };
@@ -141,7 +144,5 @@ export async function handleSocks5(ctx: EgressContext, conn: EgressConnection): 
     attempt.finishRefused(opened);
     return;
   }
-  await runTunnel(ctx, conn, attempt, opened, rest, () => {
-    client.write(socksReply(SocksReply.Succeeded));
-  });
+  await runTunnel(ctx, conn, attempt, opened, rest, SUCCEEDED);
 }

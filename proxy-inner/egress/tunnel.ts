@@ -50,13 +50,21 @@ function clientGone(client: net.Socket, attempt: Attempt, opened: Opened): boole
   return true;
 }
 
-export async function runTunnel(ctx: EgressContext, conn: EgressConnection, attempt: Attempt, opened: Opened, head: Buffer, acceptClient: () => void): Promise<void> {
+/**
+ * `acceptance` is the client's "tunnel open" answer (`200`, SOCKS success). Without an SNI check
+ * it goes to the pump as the first downstream bytes: the pump's thread writes it, not the event
+ * loop (a loopback write runs the receiver's TCP path too: ~14% of the inner's CPU per CONNECT,
+ * issue 13). With the SNI check the client must have it before it sends its ClientHello.
+ */
+export async function runTunnel(ctx: EgressContext, conn: EgressConnection, attempt: Attempt, opened: Opened, head: Buffer, acceptance: Buffer): Promise<void> {
   const client = conn.socket;
   // A pump given an already-closed socket would wait for a close that has happened.
   if (clientGone(client, attempt, opened)) return;
-  acceptClient();
   let headUp = head;
+  let headDown = opened.headDown.length === 0 ? acceptance : Buffer.concat([acceptance, opened.headDown]);
   if (ctx.listener.egress.requireSniMatch) {
+    client.write(acceptance);
+    headDown = opened.headDown;
     const verdict = await checkSni(ctx, client, head, attempt);
     attempt.sni = verdict.sni;
     if (!verdict.ok) {
@@ -71,11 +79,13 @@ export async function runTunnel(ctx: EgressContext, conn: EgressConnection, atte
   // Drain's deadline reaches the tunnel through the pump: the JS socket may be gone by then.
   const signal = conn.ctx.signal;
   conn.ctx.established();
-  const session = activePump().run(client, opened.socket, { headUp, headDown: opened.headDown, idleTimeoutMs: ctx.listener.idleTimeoutMs });
+  const session = activePump().run(client, opened.socket, { headUp, headDown, idleTimeoutMs: ctx.listener.idleTimeoutMs });
   const abort = () => session.abort('drain deadline');
   signal.addEventListener('abort', abort, { once: true });
   const result = await session.done;
   signal.removeEventListener('abort', abort);
   pumpedTotal.inc({ listener: ctx.listener.name, path: result.path });
-  attempt.finishTunnel(result, opened.destIp, opened.rule);
+  // The pump counted the acceptance it wrote: the audit counts the tunnel's bytes only.
+  const proxyBytes = headDown.length - opened.headDown.length;
+  attempt.finishTunnel({ ...result, bytesDown: Math.max(0, result.bytesDown - proxyBytes) }, opened.destIp, opened.rule);
 }
