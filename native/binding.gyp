@@ -8,6 +8,7 @@
         "src/fd.cc",
         "src/vsock.cc",
         "src/nsm.cc",
+        "src/system.cc",
         "src/pump/pipe_pool.cc",
         "src/pump/connection.cc",
         "src/pump/reactor.cc",

@@ -9,7 +9,7 @@ import { httpListenerKind } from '../shared/listener/http-kind.js';
 import type { ConnectionHandler } from '../shared/listener/types.js';
 import { tcpProxy } from '../shared/tcp-proxy/tcp-proxy.js';
 import { PairPort } from '../shared/wire/ports.js';
-import { parseAddress, VSOCK_CID_PARENT } from '../shared/transport/address.js';
+import { parentChannel } from '../shared/transport/vsock.js';
 import { InnerAws, type KmsProxySettings } from './aws-services.js';
 import type { AuditSink } from './egress/attempt.js';
 import { egressProxy } from './egress/egress-proxy.js';
@@ -33,7 +33,7 @@ export function needsAws(config: InnerConfig): boolean {
 
 /** The AWS services of this inner: its `nsm` and `aws` sections, and the outer's IMDS relay. */
 export function innerAws(config: InnerConfig): InnerAws {
-  return new InnerAws({ nsm: config.nsm, imdsRelay: { kind: 'vsock', cid: VSOCK_CID_PARENT, port: PairPort.Imds }, ...config.aws });
+  return new InnerAws({ nsm: config.nsm, imdsRelay: parentChannel(PairPort.Imds), ...config.aws });
 }
 
 /** The KMS settings of a listener or sealed key, with its extra CA read from the file. */
@@ -65,7 +65,7 @@ export function innerListenerKinds({ aws, audit, tls }: InnerServices): (l: Inne
         });
       }
       case 'egress':
-        return egressProxy({ name: l.name, idleTimeoutMs: l.idleTimeoutMs, egress: l.egress }, { relay: parseAddress(`vsock://parent:${PairPort.Egress}`), audit });
+        return egressProxy({ name: l.name, idleTimeoutMs: l.idleTimeoutMs, egress: l.egress }, { relay: parentChannel(PairPort.Egress), audit });
       case 'kms':
         return httpListenerKind(aws().kmsRequestListener(kmsSettings(l.kms)));
       case 'imds':

@@ -8,7 +8,7 @@ import { messageOf } from '../shared/errors/index.js';
 import { addLogTap, logger } from '../shared/log/logger.js';
 import { Closers } from '../shared/runtime/closers.js';
 import { configureSideVsock, SideRuntime } from '../shared/runtime/side-runtime.js';
-import { vsockSettings } from '../shared/transport/vsock.js';
+import { parentChannel, vsockSettings } from '../shared/transport/vsock.js';
 import { LogForwarder } from './logs/forwarder.js';
 import { MetricsExporter } from './metrics-export/exporter.js';
 import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
@@ -16,7 +16,10 @@ import { exitCodeOf } from '../shared/wire/status.js';
 import { appEnvironment } from './app/environment.js';
 import { AppStartError, AppSupervisor, preflightApp, type AppExit } from './app/supervisor.js';
 import { innerAws, innerListenerKinds, needsAws } from './listeners.js';
-import { formatAddress, parseAddress, type Address } from '../shared/transport/index.js';
+import { formatAddress, type Address } from '../shared/transport/index.js';
+import { runBootstrap, type Bootstrapped } from './bootstrap/bootstrap.js';
+import { BootstrapError } from './bootstrap/errors.js';
+import type { InitDuties } from './bootstrap/init-duties.js';
 import { PairPort } from '../shared/wire/ports.js';
 import { AuditEvidence } from './audit/evidence.js';
 import { AuditSender } from './audit/sender.js';
@@ -43,7 +46,19 @@ export async function runInner(config: InnerConfig, opts: InnerOptions = {}): Pr
   const logs = startLogForwarding(config);
   const reporter = new StatusReporter();
   reporter.start();
-  const exitCode = await superviseInner(config, opts, reporter, logs);
+  // Before any listener: an enclave boots with lo down, and 127.0.0.1 is where the app and we meet.
+  let bootstrapped: Bootstrapped | undefined;
+  try {
+    bootstrapped = runBootstrap(config);
+  } catch (err) {
+    log.fatal({ err: messageOf(err), step: err instanceof BootstrapError ? err.step : undefined }, 'enclave bootstrap failed');
+    reporter.report({ state: 'fatal', error: messageOf(err), code: 1 });
+    await reporter.stop();
+    await logs?.stop();
+    return 1;
+  }
+  const exitCode = await superviseInner(config, opts, reporter, logs, bootstrapped?.duties);
+  await bootstrapped?.stop();
   await logs?.stop();
   return exitCode;
 }
@@ -61,7 +76,7 @@ function appOutputLine(stream: 'stdout' | 'stderr', line: string): string {
   return JSON.stringify({ level: 'info', time: new Date().toISOString(), side: 'inner', component: 'app', stream, msg: line });
 }
 
-async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter: StatusReporter, logs: LogForwarder | undefined): Promise<number> {
+async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter: StatusReporter, logs: LogForwarder | undefined, duties: InitDuties | undefined): Promise<number> {
   // Everything opened below is closed by this one stack, newest first: on a normal stop and on a
   // start that failed part way alike.
   const closers = new Closers(log);
@@ -125,6 +140,9 @@ async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter:
       return fatal(err, 'app could not be started');
     }
     const started = Date.now();
+    // Node waits for the app itself; the orphan reaper must never take its exit status.
+    duties?.protect(pid);
+    duties?.forwardTo(pid);
     // Ready once the app accepts on every port ingress forwards to (until then the listeners
     // hold early clients rather than reset them; shared/cluster/connect.ts).
     const ports = ingressAppEndpoints(config);
@@ -173,7 +191,7 @@ async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter:
 function auditSender(config: InnerConfig, nsm: () => Nsm): AuditSender | undefined {
   if (!config.listeners.some((l) => l.kind === 'egress')) return undefined;
   return new AuditSender({
-    address: parseAddress(`vsock://parent:${PairPort.Audit}`),
+    address: parentChannel(PairPort.Audit),
     maxBuffered: config.audit.bufferRecords,
     evidence: new AuditEvidence(nsm()),
     checkpoint: config.audit.checkpoint,

@@ -22,6 +22,8 @@ import { Imdsv2Client } from './imds-relay/imdsv2-client.js';
 import { startImdsRelay } from './imds-relay/relay-server.js';
 import { VSOCK_CID_ANY } from '../shared/transport/address.js';
 import { PairPort } from '../shared/wire/ports.js';
+import { EnclaveSupervisor } from './enclave/supervisor.js';
+import { startClockServer } from './clock/server.js';
 
 const log = logger('outer');
 
@@ -75,6 +77,8 @@ export async function startOuter(config: OuterConfig): Promise<OuterHandle> {
     const logs = new LogCollector({ enclaveCid: config.enclave.cid });
     closers.add('log channel', () => logs.close());
     await logs.start();
+    const clock = await startClockServer();
+    closers.add('clock channel', () => clock.close());
     runtime.admin.addRoute('/enclave/metrics', enclaveMetricsRoute(config.enclave.cid));
     const { egressRelay, audit } = egressParts(config);
     // The audit collector first: the inner may send records as soon as a tunnel is refused.
@@ -110,15 +114,43 @@ export async function runOuter(config: OuterConfig): Promise<number> {
     log.fatal({ err: messageOf(err) }, 'outer proxy could not start');
     return 1;
   }
-  const code = await new Promise<number>((resolve) => {
-    const unhook = onShutdownSignal(() => { unhook(); resolve(0); });
+  // One shutdown signal for every phase: launching, waiting for the inner, running.
+  let stopSignal: NodeJS.Signals | undefined;
+  let unhook: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => { unhook = onShutdownSignal((signal) => { stopSignal = signal; resolve(); }); });
+  // The collectors listen before the enclave boots, so its first status and log lines are not lost.
+  const launch = config.enclave.launch;
+  const supervisor = launch ? new EnclaveSupervisor({ ...launch, cid: config.enclave.cid }) : undefined;
+  if (supervisor) {
+    try {
+      // A signal during run-enclave takes effect once nitro-cli answers: the enclave is then terminated.
+      await supervisor.start();
+      await Promise.race([supervisor.waitForInner(outer.status), stopped]);
+    } catch (err) {
+      log.fatal({ err: messageOf(err) }, 'the enclave could not be started');
+      unhook();
+      await supervisor.terminate();
+      await outer.shutdown();
+      return 1;
+    }
+  }
+  const code = stopSignal ? 0 : await new Promise<number>((resolve) => {
+    void stopped.then(() => resolve(0));
     if (config.enclave.exitWithApp) {
       outer.status.on('status', (s) => {
         const c = exitCodeOf(s, SIGNAL_NUMBERS);
-        if (c !== undefined) { unhook(); resolve(c); }
+        if (c !== undefined) resolve(c);
       });
     }
+    // The enclave's status stream closes with it; what it said before that is the verdict.
+    void supervisor?.gone.then(() => outer.status.idle()).then(() => {
+      const c = outer.status.latest && exitCodeOf(outer.status.latest, SIGNAL_NUMBERS);
+      if (c === undefined) log.error({ enclave_id: supervisor.enclaveId }, 'the enclave ended without reporting its app\'s exit');
+      resolve(c ?? 1);
+    });
   });
+  unhook();
+  await supervisor?.terminate();
   await outer.shutdown();
   log.info({ exit_code: code }, 'outer proxy stopped');
   return code;

@@ -4,18 +4,22 @@
  */
 import { parseArgs } from 'node:util';
 import { doctorReport, formatDoctorReport } from '../../shared/native/doctor.js';
+import { loadNativeAddon } from '../../shared/native/addon.js';
+import { checkTransportSplice, formatTransportSplice, type TransportSplice } from '../../shared/native/splice-check.js';
+import { createNativePump } from '../../shared/pump/index.js';
 
 export const DOCTOR_USAGE = `Usage: enclaver-proxy doctor [--json]
 
-Reports whether the native addon is loaded and which pump moves the bytes, whether this kernel
-splices our sockets, the pipe size in use against fs.pipe-max-size and fs.pipe-user-pages-soft,
-and whether AF_VSOCK is available with this machine's CID.
+Reports whether the native addon is loaded and which pump moves the bytes; whether the pump
+splices or copies on TCP, Unix and (where a loopback transport exists) vsock connections; the pipe
+size in use against fs.pipe-max-size and fs.pipe-user-pages-soft; and whether AF_VSOCK is
+available with this machine's CID.
 
 Options:
   --json    print the report as JSON
 `;
 
-export function doctorCommand(argv: string[]): number {
+export async function doctorCommand(argv: string[]): Promise<number> {
   let json: boolean;
   try {
     json = parseArgs({ args: argv, options: { json: { type: 'boolean' } }, strict: true, allowPositionals: false }).values.json === true;
@@ -24,6 +28,14 @@ export function doctorCommand(argv: string[]): number {
     return 2;
   }
   const report = doctorReport();
-  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDoctorReport(report)}\n`);
+  // The native pump run between real connections of each transport (no addon: nothing splices).
+  const addon = loadNativeAddon();
+  const byTransport = addon ? await checkTransportSplice(createNativePump(addon)) : null;
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ ...report, spliceByTransport: byTransport }, null, 2)}\n`);
+  } else {
+    const rows = byTransport ? (Object.entries(byTransport) as [string, TransportSplice][]).map(([t, r]) => `splice on ${t.padEnd(5)}  ${formatTransportSplice(r)}`) : [];
+    process.stdout.write(`${formatDoctorReport(report)}\n${rows.map((r) => `${r}\n`).join('')}`);
+  }
   return 0;
 }

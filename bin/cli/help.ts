@@ -14,6 +14,9 @@ Usage:
   enclaver-proxy measure EIF [--json|--kms-policy]
                                                 its PCRs (recomputed), or a KMS policy condition
   enclaver-proxy doctor [--json]                addon, pump, splice, pipe limits, vsock and CID
+  enclaver-proxy run [RELEASE_DIR|EIF] [-p HOST:ENCLAVE …] [--debug] [--verify-before-run PCRS.json]
+                                                launch the enclave with nitro-cli and run its outer
+                                                proxy (Enclaver's \`enclaver run\`; see run --help)
   enclaver-proxy --version [--verbose]
   enclaver-proxy --help
 

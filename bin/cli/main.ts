@@ -29,6 +29,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import('./doctor-command.js')).doctorCommand,
   'describe-eif': async () => (await import('./describe-eif-command.js')).describeEifCommand,
   measure: async () => (await import('./measure-command.js')).measureCommand,
+  run: async () => (await import('./run-command.js')).runCommand,
 };
 
 function version(): string {
@@ -81,7 +82,8 @@ async function loadOptions(values: ProxyValues, appArgv: string[] | undefined): 
     }
   }
   const cid = values['enclave-cid'];
-  if (cid !== undefined && (!/^[0-9]+$/.test(cid) || Number(cid) < 3)) return `--enclave-cid must be a number of at least 3, not "${cid}"`;
+  // 1 is the vsock loopback transport (tests in a VM); 0 and 2 are never an enclave.
+  if (cid !== undefined && (!/^[0-9]+$/.test(cid) || Number(cid) === 0 || Number(cid) === 2)) return `--enclave-cid must be 1 or a number of at least 3, not "${cid}"`;
   const admin = (v: string | undefined) => (v === 'none' ? null : v);
   return {
     ...(role ? { role } : {}),

@@ -1,4 +1,5 @@
-// enclaver_native: AF_VSOCK sockets, the splice(2) pump and the NSM ioctl for enclaver-proxy.
+// enclaver_native: AF_VSOCK sockets, the splice(2) pump, the NSM ioctl and the enclave bootstrap's
+// system calls for enclaver-proxy.
 // Loaded through shared/native/addon.ts, which types it and turns its errors into NativeErrors.
 #include <napi.h>
 
@@ -7,6 +8,7 @@
 #include "fd.h"
 #include "nsm.h"
 #include "pump/pump_binding.h"
+#include "system.h"
 #include "vsock.h"
 
 namespace enclaver {
@@ -35,6 +37,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterVsockFunctions(env, exports);
   RegisterNsmFunctions(env, exports);
   RegisterPumpFunctions(env, exports);
+  RegisterSystemFunctions(env, exports);
   RegisterFastPathFunctions(env, exports);
   return exports;
 }

@@ -92,13 +92,14 @@ void VsockConnects::OnPoll(uv_poll_t* handle, int status, int events) {
   VsockConnects* self = a->owner;
   Napi::Env env(self->env_);
   Napi::HandleScope scope(env);
+  // The connect's outcome is SO_ERROR, whatever libuv says: on a failed connect the socket polls
+  // POLLERR, which libuv reports as UV_EBADF; the kernel's reason (ECONNRESET when nobody listens on
+  // the port, ETIMEDOUT, ENODEV) is only in SO_ERROR. libuv's status is the fallback when SO_ERROR
+  // itself cannot be read or says nothing.
   int err = 0;
-  if (status < 0) {
-    err = -status;
-  } else {
-    socklen_t len = sizeof(err);
-    if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-  }
+  socklen_t len = sizeof(err);
+  if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  if (err == 0 && status < 0) err = -status;
   Napi::FunctionReference callback = std::move(a->callback);
   int fd = a->fd;
   self->Forget(a);

@@ -4,6 +4,7 @@
  */
 import type net from 'node:net';
 import { canonicalHost, DestinationError } from '../../shared/egress/destination.js';
+import { pumpedTotal } from '../../shared/metrics/registry.js';
 import { activePump } from '../../shared/pump/index.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
 import type { Attempt } from './attempt.js';
@@ -74,5 +75,6 @@ export async function runTunnel(ctx: EgressContext, conn: EgressConnection, atte
   signal.addEventListener('abort', abort, { once: true });
   const result = await session.done;
   signal.removeEventListener('abort', abort);
+  pumpedTotal.inc({ listener: ctx.listener.name, path: result.path });
   attempt.finishTunnel(result, opened.destIp, opened.rule);
 }

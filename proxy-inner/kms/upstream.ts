@@ -5,6 +5,7 @@
  */
 import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
+import { clockSkewHint } from '../../shared/util/clock-skew.js';
 
 export interface KmsUpstreamOptions {
   /** The egress proxy, e.g. http://127.0.0.1:10000; direct connection when absent. */
@@ -39,7 +40,7 @@ export class KmsUpstream {
       for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
       return { status: res.statusCode, headers: flat, body: Buffer.from(await res.body.arrayBuffer()) };
     } catch (err) {
-      throw new UpstreamError('kms_unreachable', `KMS at ${endpoint.origin} could not be reached: ${messageOf(err)}`, { endpoint: endpoint.origin }, { cause: err });
+      throw new UpstreamError('kms_unreachable', `KMS at ${endpoint.origin} could not be reached: ${messageOf(err)}${clockSkewHint(err)}`, { endpoint: endpoint.origin }, { cause: err });
     }
   }
 

@@ -9,7 +9,7 @@
  */
 import type net from 'node:net';
 import { logger } from '../../shared/log/logger.js';
-import { VSOCK_CID_PARENT } from '../../shared/transport/address.js';
+import { parentChannel } from '../../shared/transport/vsock.js';
 import { Redialer } from '../../shared/transport/redial.js';
 import { encodeFrame, FrameType } from '../../shared/wire/frame.js';
 import { PairPort } from '../../shared/wire/ports.js';
@@ -29,7 +29,7 @@ export class LogForwarder {
   private scheduled = false;
   private readonly maxBufferedBytes: number;
   private readonly channel = new Redialer({
-    address: { kind: 'vsock', cid: VSOCK_CID_PARENT, port: PairPort.Logs },
+    address: parentChannel(PairPort.Logs),
     what: 'log channel',
     log,
     onConnected: (socket: net.Socket) => {

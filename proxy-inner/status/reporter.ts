@@ -1,12 +1,12 @@
 /**
- * Keeps the outer informed of the app's state over vsock://parent:17000. The outer may start
+ * Keeps the outer informed of the app's state over vsock port 17000 of the parent. The outer may start
  * before or after us, or restart: the newest status is re-sent on every (re)connection, so the
  * outer always converges on the truth.
  */
 import type net from 'node:net';
 import { logger } from '../../shared/log/logger.js';
-import { VSOCK_CID_PARENT } from '../../shared/transport/address.js';
 import { Redialer } from '../../shared/transport/redial.js';
+import { parentChannel } from '../../shared/transport/vsock.js';
 import { encodeFrame, FrameType } from '../../shared/wire/frame.js';
 import { PairPort } from '../../shared/wire/ports.js';
 import type { EnclaveStatus } from '../../shared/wire/status.js';
@@ -14,7 +14,7 @@ import type { EnclaveStatus } from '../../shared/wire/status.js';
 export class StatusReporter {
   private current: EnclaveStatus = { state: 'starting' };
   private readonly channel = new Redialer({
-    address: { kind: 'vsock', cid: VSOCK_CID_PARENT, port: PairPort.Status },
+    address: parentChannel(PairPort.Status),
     what: 'status channel',
     log: logger('status'),
     onConnected: (socket: net.Socket) => {

@@ -14,6 +14,7 @@ import { decide, type EgressPolicy, type Rule } from '../../shared/egress/policy
 import { canonicalHost, DestinationError } from '../../shared/egress/destination.js';
 import { formatIp, type IpAddress } from '../../shared/egress/ip.js';
 import { encodeEgressAnswer, parseEgressRequest, type EgressAnswer, type EgressRequest, type RelayErrorCode } from '../../shared/egress/relay-frames.js';
+import { pumpedTotal } from '../../shared/metrics/registry.js';
 import { activePump, type PumpSession } from '../../shared/pump/index.js';
 import { listen, type Address, type Listening } from '../../shared/transport/index.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
@@ -65,6 +66,9 @@ function connectIp(ip: IpAddress, port: number, timeoutMs: number): Promise<net.
     socket.once('connect', () => { clearTimeout(timer); resolve(socket); });
   });
 }
+
+/** The relay is not a Listener; its tunnels are counted under this name. */
+const RELAY_METRICS_LABEL = 'egress_relay';
 
 export class EgressRelay {
   private listening: Listening | undefined;
@@ -134,6 +138,7 @@ export class EgressRelay {
     this.sessions.add(session);
     const result = await session.done;
     this.sessions.delete(session);
+    pumpedTotal.inc({ listener: RELAY_METRICS_LABEL, path: result.path });
     log.debug({ conn_id: req.conn_id, host: req.host, port: req.port, address: upstream.address, bytes_up: result.bytesUp, bytes_down: result.bytesDown, closed_by: result.closedBy }, 'egress tunnel closed');
   }
 

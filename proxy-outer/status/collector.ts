@@ -25,6 +25,8 @@ export interface StatusCollectorOptions {
 export class StatusCollector extends EventEmitter<{ status: [EnclaveStatus] }> {
   private server: FrameServer | undefined;
   latest: EnclaveStatus | undefined;
+  private streamOpen = false;
+  private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly opts: StatusCollectorOptions) {
     super();
@@ -36,6 +38,11 @@ export class StatusCollector extends EventEmitter<{ status: [EnclaveStatus] }> {
       address: this.opts.address ?? { kind: 'vsock', cid: VSOCK_CID_ANY, port: PairPort.Status },
       log,
       enclaveCid: this.opts.enclaveCid,
+      onOpen: () => { this.streamOpen = true; },
+      onEnded: () => {
+        this.streamOpen = false;
+        for (const wake of this.idleWaiters.splice(0)) wake();
+      },
       onFrame: (f) => {
         const status = f.type === FrameType.Status ? parseStatus(f.payload) : undefined;
         if (!status) {
@@ -46,6 +53,14 @@ export class StatusCollector extends EventEmitter<{ status: [EnclaveStatus] }> {
         this.emit('status', status);
       },
     });
+  }
+
+  /**
+   * Resolves once no status stream is open: after an enclave is gone, its last status has either
+   * been read by then or was never sent.
+   */
+  idle(): Promise<void> {
+    return this.streamOpen ? new Promise((resolve) => this.idleWaiters.push(resolve)) : Promise.resolve();
   }
 
   async close(): Promise<void> {

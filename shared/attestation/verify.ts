@@ -11,6 +11,7 @@ import { AWS_NITRO_ROOT_G1_PEM } from './aws-root.js';
 import { decodeCoseSign1, verifyCoseSignature } from './cose.js';
 import { type AttestationDocument, parseAttestationDocument } from './document.js';
 import { AttestationError } from './errors.js';
+import { clockSkewHint } from '../util/clock-skew.js';
 
 /** The instant certificates must be valid at: the document's own timestamp, now, or a given date. */
 export type ValidityInstant = 'document' | 'now' | Date;
@@ -97,8 +98,10 @@ function checkValidity(cert: crypto.X509Certificate, what: string, at: Date): vo
   const notBefore = new Date(cert.validFrom);
   const notAfter = new Date(cert.validTo);
   const context = { certificate: what, subject: cert.subject, notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(), at: at.toISOString() };
-  if (at < notBefore) throw new AttestationError('not_yet_valid', `${what} is not valid before ${notBefore.toISOString()} (checked at ${at.toISOString()})`, context);
-  if (at > notAfter) throw new AttestationError('expired', `${what} expired at ${notAfter.toISOString()} (checked at ${at.toISOString()})`, context);
+  // Checked against this machine's clock (not the document's timestamp): a skewed clock may be the cause.
+  const skew = Math.abs(at.getTime() - Date.now()) < 60_000 ? (code: string) => clockSkewHint({ code }, at) : () => '';
+  if (at < notBefore) throw new AttestationError('not_yet_valid', `${what} is not valid before ${notBefore.toISOString()} (checked at ${at.toISOString()})${skew('not_yet_valid')}`, context);
+  if (at > notAfter) throw new AttestationError('expired', `${what} expired at ${notAfter.toISOString()} (checked at ${at.toISOString()})${skew('expired')}`, context);
 }
 
 function chainBroken(names: string[], i: number, cert: crypto.X509Certificate): AttestationError {

@@ -5,7 +5,7 @@
  * own sections, so the inner's code cannot read an outer setting by mistake.
  */
 import path from 'node:path';
-import type { Address } from '../transport/address.js';
+import { VSOCK_CID_HOST, type Address } from '../transport/address.js';
 import { clustersSpec, type ClusterConfig } from './clusters.js';
 import { egressRelaySpec, innerAuditSpec, outerAuditSpec } from './egress.js';
 import { listenersSpec, type ListenerConfig, type ListenerOf } from './listeners.js';
@@ -14,6 +14,8 @@ import {
   address, at, boolean, custom, describedAs, duration, fillFields, file, integer, isObject, keyOf, object, objectSchema, oneOfValues, optional, readFields,
   readAddress, record, refine, required, string, Unreadable, type FillContext, type ObjectOf, type ReadContext, type Role, type Spec,
 } from './spec.js';
+
+const CID_HOST_REFUSED = `CID ${VSOCK_CID_HOST} is the hypervisor host, never a side of the pair; use 3 for the parent on Nitro, 1 for a vsock loopback transport`;
 
 export const DEFAULT_ADMIN: Record<Role, string> = { inner: 'tcp://127.0.0.1:9901', outer: 'tcp://127.0.0.1:9902' };
 
@@ -30,9 +32,15 @@ const commonFields = {
   admin: object('Admin endpoint: GET /live, /ready, /metrics (Prometheus).', {
     address: adminAddress,
   }),
-  vsock: object('How vsock addresses are opened.', {
+  vsock: refine(object('How vsock addresses are opened.', {
     emulationDir: file('Emulate vsock with Unix sockets <dir>/<cid>_<port>.sock (development, tests). Also ENCLAVER_VSOCK_EMULATION_DIR.'),
-    cid: integer({ minimum: 3, maximum: 4294967294, description: 'This side\'s CID under emulation (default 3 on the outer, 16 in the enclave).' }),
+    cid: integer({ minimum: 1, maximum: 4294967294, description: 'This side\'s CID under emulation (default 3 on the outer, 16 in the enclave). Not 2 (the hypervisor host).' }),
+    parentCid: describedAs(integer({ minimum: 1, maximum: 4294967294, description: 'Inner: the CID the inner dials for its channels to the outer (status, logs, egress relay, audit, IMDS, clock). 3 on Nitro; 1 on a vsock loopback transport (tests in a VM). Also ENCLAVER_VSOCK_PARENT_CID.' }), { default: 3 }),
+  }), (v, p, ctx) => {
+    if (ctx.role === 'outer' && v.parentCid !== undefined) ctx.problem([...p, 'parent_cid'], '`vsock.parent_cid` belongs to the inner side (the outer is the parent); the outer names the enclave with `enclave.cid`');
+    if (v.cid === VSOCK_CID_HOST) ctx.problem([...p, 'cid'], CID_HOST_REFUSED);
+    if (v.parentCid === VSOCK_CID_HOST) ctx.problem([...p, 'parent_cid'], CID_HOST_REFUSED);
+    return v;
   }),
   shutdown: object('Graceful shutdown on SIGTERM/SIGINT.', {
     drainTimeoutMs: at('drain_timeout', duration('After listeners stop accepting, wait this long for open connections to finish before closing them.', '15s')),
@@ -40,6 +48,12 @@ const commonFields = {
 };
 
 const PCR_INDEX = '^([0-9]|[12][0-9]|3[01])$';
+
+const bootstrapSpec = object('Inner only: what the inner does as the enclave\'s entrypoint before any listener opens: bring lo up, seed the kernel RNG from the NSM, reap orphans and forward signals (PID-1 duties), keep the clock in step with the parent\'s. A failed step stops the inner.', {
+  mode: oneOfValues(['auto', 'on', 'off'], { default: 'auto', description: 'auto: on when the inner is PID 1 or /dev/nsm exists (inside Nitro); ENCLAVER_BOOTSTRAP=on|off decides for auto.' }),
+  clockSyncIntervalMs: at('clock_sync_interval', duration('How often the enclave\'s clock is compared with the parent\'s (vsock 17006) and stepped when off by more than 250 ms; 0s disables it.', '1m')),
+  clockMaxStepMs: at('clock_max_step', duration('Largest single clock step: the parent is untrusted, so a lying parent can only drag the clock this far per sync (real drift is seconds a week).', '5s')),
+});
 
 const appCommand = custom<string[] | undefined>({
   description: 'Program and arguments (a list), or one string run by /bin/sh -c.',
@@ -63,6 +77,7 @@ const innerFields = {
     bufferBytes: integer({ minimum: 4096, default: 1048576, description: 'Lines kept while the outer is unreachable; past it the oldest are dropped and the drop is reported in the stream.' }),
   }),
   app: optional(appSpec),
+  bootstrap: bootstrapSpec,
   audit: innerAuditSpec,
   nsm: object('Inner only: the Nitro Secure Module that signs attestation documents.', {
     mode: oneOfValues(['auto', 'device', 'simulator'], { default: 'auto', description: 'auto: /dev/nsm when present, else the simulator (announced at startup). device: fail without /dev/nsm. simulator: always simulate.' }),
@@ -93,11 +108,30 @@ const imdsRelaySpec = optional(refine(object('Outer only: relay the instance met
   return { ...rest, tokenTtlSeconds: Math.round(tokenTtlMs / 1000) };
 }));
 
+const LAUNCH_ONLY_KEYS = { cpuCount: 'cpu_count', memoryMib: 'memory_mib', debugMode: 'debug_mode' } as const;
+
+const enclaveSpec = refine(object('Outer only: the enclave this outer proxy serves, and (with `eif`) how it launches and supervises it with nitro-cli.', {
+  cid: integer({ minimum: 1, maximum: 4294967294, default: 16, description: 'The enclave\'s CID (1: the vsock loopback transport, for tests in a VM; never 2, the hypervisor host).' }),
+  exitWithApp: boolean({ default: true, description: 'Exit when the enclave reports that its app exited, with the app\'s exit code.' }),
+  eif: file('Launch this enclave image with `nitro-cli run-enclave` (found on PATH) and supervise it: console in debug mode, terminate on stop, exit with the app\'s code. Without it the enclave is started by someone else.'),
+  cpuCount: describedAs(integer({ minimum: 1, description: 'With `eif`: vCPUs for the enclave (from the allocator\'s pool, /etc/nitro_enclaves/allocator.yaml).' }), { default: 2 }),
+  memoryMib: describedAs(integer({ minimum: 64, description: 'With `eif`: memory for the enclave in MiB (hugepages reserved by the allocator); at least the EIF\'s size plus what the app needs.' }), { default: 1024 }),
+  debugMode: describedAs(boolean({ description: 'With `eif`: launch in debug mode and stream the enclave\'s console into the logs. Debug-mode attestation documents carry all-zero PCRs: never for production.' }), { default: false }),
+  readyTimeoutMs: at('ready_timeout', duration('With `eif`: fail when the inner proxy has not reported on the status channel this long after the launch.', '5m')),
+  watchIntervalMs: at('watch_interval', duration('With `eif`: how often `nitro-cli describe-enclaves` is asked whether the enclave still runs.', '5s')),
+}), ({ cid, exitWithApp, eif, cpuCount, memoryMib, debugMode, readyTimeoutMs, watchIntervalMs }, p, ctx) => {
+  if (cid === VSOCK_CID_HOST) ctx.problem([...p, 'cid'], CID_HOST_REFUSED);
+  if (eif === undefined) {
+    for (const [name, key] of Object.entries(LAUNCH_ONLY_KEYS)) {
+      if ({ cpuCount, memoryMib, debugMode }[name] !== undefined) ctx.problem([...p, key], `\`${key}\` only applies when the outer launches the enclave: set \`enclave.eif\` too (or drop it)`);
+    }
+    return { cid, exitWithApp, launch: undefined };
+  }
+  return { cid, exitWithApp, launch: { eif, cpuCount: cpuCount ?? 2, memoryMib: memoryMib ?? 1024, debugMode: debugMode ?? false, readyTimeoutMs, watchIntervalMs } };
+});
+
 const outerFields = {
-  enclave: object('Outer only: the enclave this outer proxy serves.', {
-    cid: integer({ minimum: 3, maximum: 4294967294, default: 16, description: 'The enclave\'s CID.' }),
-    exitWithApp: boolean({ default: true, description: 'Exit when the enclave reports that its app exited, with the app\'s exit code.' }),
-  }),
+  enclave: enclaveSpec,
   egressRelay: egressRelaySpec,
   audit: outerAuditSpec,
   imdsRelay: imdsRelaySpec,
@@ -110,6 +144,7 @@ const WRONG_SIDE: Record<string, string> = {
   nsm: '`nsm` belongs to the inner side',
   aws: '`aws` belongs to the inner side',
   enclave: '`enclave` belongs to the outer side',
+  bootstrap: '`bootstrap` belongs to the inner side (it prepares the enclave)',
   egress_relay: '`egress_relay` belongs to the outer side (the inner has `egress` listeners)',
   imds_relay: '`imds_relay` belongs to the outer side (it talks to the host\'s IMDS)',
 };
@@ -140,6 +175,7 @@ export const sideSchema = objectSchema('', {
   ...commonFields,
   logs: innerFields.logs,
   app: innerFields.app,
+  bootstrap: innerFields.bootstrap,
   enclave: outerFields.enclave,
   egressRelay: outerFields.egressRelay,
   audit: outerFields.audit,

@@ -14,6 +14,9 @@ export type { Role } from './spec.js';
 export type AppConfig = NonNullable<InnerConfig['app']>;
 export type NsmConfig = InnerConfig['nsm'];
 export type ImdsRelayConfig = NonNullable<OuterConfig['imdsRelay']>;
+export type BootstrapConfig = InnerConfig['bootstrap'];
+/** `nitro-cli run-enclave` settings of an outer that launches its enclave (`enclave.eif`). */
+export type EnclaveLaunchConfig = NonNullable<OuterConfig['enclave']['launch']>;
 
 /** A config as the process runs it: one side, or both (role local). */
 export interface LocalConfig {

@@ -3,6 +3,7 @@
  * name, so every listener kind reports the same series and dashboards need no per-kind queries.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PumpPath } from '../pump/types.js';
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'enclaver_process_' });
@@ -26,12 +27,20 @@ export const connectionDuration = new Counter({
   name: 'enclaver_connection_seconds_total', help: 'Summed lifetime of closed connections, by listener.', labelNames: ['listener'] as const, registers: [registry],
 });
 
+export const pumpedTotal = new Counter({
+  name: 'enclaver_pumped_connections_total',
+  help: 'Pass-through connections by listener and how their bytes moved: splice (zero-copy), copy (native read/write fallback), js (JavaScript streams), none (failed before pumping).',
+  labelNames: ['listener', 'path'] as const, registers: [registry],
+});
+
 /** The handles one listener uses, bound to its label once. */
 export interface ListenerMetrics {
   accepted(): void;
   closed(bytesIn: number, bytesOut: number, durationMs: number): void;
   rejected(reason: string): void;
   error(code: string): void;
+  /** A pass-through connection ended; `path` says whether it was spliced or copied. */
+  pumped(path: PumpPath): void;
 }
 
 export function listenerMetrics(listener: string): ListenerMetrics {
@@ -57,6 +66,9 @@ export function listenerMetrics(listener: string): ListenerMetrics {
     },
     error(code) {
       errorsTotal.inc({ listener, code });
+    },
+    pumped(path) {
+      pumpedTotal.inc({ listener, path });
     },
   };
 }

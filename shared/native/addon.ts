@@ -1,7 +1,8 @@
 /**
  * The native addon (native/, built by node-gyp at `npm install`): AF_VSOCK sockets, the splice(2)
- * pump and the NSM ioctl. Optional by design: where it did not build (another OS, no toolchain)
- * `loadNativeAddon()` returns null and every caller has a JavaScript path.
+ * pump, the NSM ioctl, and the system calls of the enclave bootstrap and supervisor. Optional by
+ * design: where it did not build (another OS, no toolchain) `loadNativeAddon()` returns null and
+ * every caller has a JavaScript path (or, for the bootstrap, says loudly what it cannot do).
  *
  * Everything the addon throws for a failed system call reaches callers as a `NativeError` named by
  * errno. This module logs nothing: startup code reports what was loaded (see `describePump()`).
@@ -98,6 +99,19 @@ export interface NativeAddon {
   pumpAbort(id: number): boolean;
   pumpStats(): NativePumpStats;
   spliceProbe(): { supported: boolean; errno?: number };
+  /** Sets IFF_UP on the interface (SIOCSIFFLAGS); returns whether it was down. */
+  interfaceUp(name: string): boolean;
+  interfaceIsUp(name: string): boolean;
+  /** RNDADDENTROPY on /dev/random: mixes the bytes in and credits them as entropy. */
+  addEntropy(bytes: Buffer): void;
+  /** clock_settime(CLOCK_REALTIME). */
+  setRealtimeClock(msSinceEpoch: number): void;
+  /** waitpid(pid, WNOHANG): null while it runs. */
+  reapChild(pid: number): { code?: number; signal?: number } | null;
+  /** prctl(PR_SET_CHILD_SUBREAPER): orphans of descendants become our children. */
+  setChildSubreaper(): void;
+  /** An fd holding an exclusive flock on `path` (created if missing), or null when another process holds it. */
+  tryLockFile(path: string): number | null;
   /** A listening TCP socket on an IP literal (port 0: ephemeral), owned by the caller. */
   fastBindTcp(host: string, port: number, backlog: number): { fd: number; port: number };
   /** A listening Unix socket, owned by the caller. */
@@ -202,6 +216,13 @@ function typed(raw: RawAddon, addonPath: string): NativeAddon {
     pumpAbort: (id) => rethrowTyped(() => raw.pumpAbort(id)),
     pumpStats: () => rethrowTyped(() => raw.pumpStats()),
     spliceProbe: () => rethrowTyped(() => raw.spliceProbe()),
+    interfaceUp: (name) => rethrowTyped(() => raw.interfaceUp(name)),
+    interfaceIsUp: (name) => rethrowTyped(() => raw.interfaceIsUp(name)),
+    addEntropy: (bytes) => rethrowTyped(() => raw.addEntropy(bytes)),
+    setRealtimeClock: (ms) => rethrowTyped(() => raw.setRealtimeClock(ms)),
+    reapChild: (pid) => rethrowTyped(() => raw.reapChild(pid)),
+    setChildSubreaper: () => rethrowTyped(() => raw.setChildSubreaper()),
+    tryLockFile: (p) => rethrowTyped(() => raw.tryLockFile(p)),
     fastBindTcp: (host, port, backlog) => rethrowTyped(() => raw.fastBindTcp(host, port, backlog)),
     fastBindUnix: (socketPath, backlog) => rethrowTyped(() => raw.fastBindUnix(socketPath, backlog)),
     fastListen: (options, onBatch) => rethrowTyped(() => raw.fastListen(options, onBatch)),

@@ -7,7 +7,7 @@ import { jsPump } from './js-pump.js';
 import { createNativePump } from './native-pump.js';
 import type { Pump } from './types.js';
 
-export type { Pump, PumpOptions, PumpResult, PumpSession, CloseCause, PumpEnd, PumpError } from './types.js';
+export type { Pump, PumpOptions, PumpPath, PumpResult, PumpSession, CloseCause, PumpEnd, PumpError } from './types.js';
 export { jsPump } from './js-pump.js';
 export { createNativePump } from './native-pump.js';
 

@@ -70,7 +70,7 @@ export const jsPump: Pump = {
       closed += 1;
       if (closed < 2) return;
       if (idleTimer) clearInterval(idleTimer);
-      resolveDone({ bytesUp, bytesDown, closedBy: closedBy ?? 'aborted', ...(error ? { error } : {}), durationMs: Date.now() - started });
+      resolveDone({ bytesUp, bytesDown, closedBy: closedBy ?? 'aborted', ...(error ? { error } : {}), durationMs: Date.now() - started, path: 'js' });
     };
     downstream.once('close', onLegClosed('downstream', downstream, upstream));
     upstream.once('close', onLegClosed('upstream', upstream, downstream));

@@ -87,6 +87,7 @@ function toResult(o: NativePumpOutcome, startedAt: number): PumpResult {
       ? { error: { side: o.errorSide, code: errnoName(o.errno), message: errnoMessage(o.errno) } }
       : {}),
     durationMs: Date.now() - startedAt,
+    path: o.copied ? 'copy' : 'splice',
   };
 }
 
@@ -127,6 +128,7 @@ export function createNativePump(addon: NativeAddon, pumpOptions: NativePumpOpti
           bytesUp: 0, bytesDown: 0, closedBy: aborted ? 'aborted' : side,
           ...(aborted ? {} : { error: { side, code: errnoOf(err) ?? 'EIO', message: messageOf(err) } }),
           durationMs: Date.now() - startedAt,
+          path: 'none',
         });
       };
 

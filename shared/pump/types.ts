@@ -27,6 +27,13 @@ export interface PumpError {
   message: string;
 }
 
+/**
+ * How a connection's bytes moved: `splice` (kernel pipe, never copied into user space), `copy`
+ * (the native pump's read/write loop: splice refused on these sockets, or the pipe budget spent),
+ * `js` (through JavaScript streams), `none` (the legs failed before any pump took them).
+ */
+export type PumpPath = 'splice' | 'copy' | 'js' | 'none';
+
 export interface PumpResult {
   bytesUp: number;
   bytesDown: number;
@@ -34,6 +41,7 @@ export interface PumpResult {
   /** Set when the connection ended by an error (a reset, a broken pipe) rather than cleanly. */
   error?: PumpError;
   durationMs: number;
+  path: PumpPath;
 }
 
 export interface PumpOptions {

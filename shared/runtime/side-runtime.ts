@@ -9,7 +9,7 @@ import type { ConnectionHandler } from '../listener/types.js';
 import { logger } from '../log/logger.js';
 import { describePump } from '../pump/index.js';
 import { VSOCK_CID_PARENT } from '../transport/address.js';
-import { configureVsock, envLocalCid, vsockSettings } from '../transport/vsock.js';
+import { configureVsock, envLocalCid, envParentCid, vsockSettings } from '../transport/vsock.js';
 
 export const DEFAULT_INNER_CID = 16;
 
@@ -22,6 +22,7 @@ export function configureSideVsock(config: SideConfig): void {
   configureVsock({
     emulationDir: config.vsock.emulationDir ?? vsockSettings().emulationDir,
     localCid: config.vsock.cid ?? envLocalCid() ?? (config.role === 'inner' ? DEFAULT_INNER_CID : VSOCK_CID_PARENT),
+    parentCid: config.vsock.parentCid ?? envParentCid() ?? VSOCK_CID_PARENT,
   });
 }
 

@@ -144,6 +144,7 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     // The PROXY header is ours, not the client's: it does not count as client bytes.
     const bytesIn = result.bytesUp - (cluster.sendProxyProtocol ? headUp.length - head.length : 0);
     if (result.error) ctx.metrics.error(result.error.code);
+    ctx.metrics.pumped(result.path);
     logClosed(ctx.log, listener.accessLog, endpoint, {
       client: describe(client), bytesIn, bytesOut: result.bytesDown, durationMs: result.durationMs, closedBy: result.closedBy,
       ...(result.error ? { error: { code: result.error.code, side: result.error.side } } : {}),

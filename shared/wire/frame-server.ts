@@ -103,12 +103,18 @@ export interface EnclaveStream {
   enclaveCid: number;
   /** Each frame in order; throwing closes the connection. */
   onFrame(frame: Frame): void;
+  /** A stream was accepted / is over (the enclave's supervisor waits for its last words). */
+  onOpen?(): void;
+  onEnded?(): void;
 }
 
 /** The outer's one-stream-per-boot channels from the enclave whose frames stand alone (status, logs). */
 export function serveEnclaveStream(s: EnclaveStream): Promise<FrameServer> {
   return serveFrames({
     what: s.what, address: s.address, log: s.log, peerCid: s.enclaveCid, exclusive: true,
-    accept: () => ({ frames: (frames) => { for (const f of frames) s.onFrame(f); } }),
+    accept: () => {
+      s.onOpen?.();
+      return { frames: (frames) => { for (const f of frames) s.onFrame(f); }, ended: () => s.onEnded?.() };
+    },
   });
 }

@@ -28,6 +28,8 @@ export enum FrameType {
   ImdsResponse = 9,
   MetricsRequest = 10,
   MetricsResponse = 11,
+  ClockRequest = 12,
+  ClockResponse = 13,
 }
 
 export interface Frame {

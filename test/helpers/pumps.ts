@@ -5,12 +5,15 @@
  */
 import { loadNativeAddon, nativeAddonStatus } from '../../shared/native/addon.js';
 import { createNativePump, jsPump, type Pump } from '../../shared/pump/index.js';
+import type { PumpPath } from '../../shared/pump/types.js';
 
 export interface PumpUnderTest {
   name: string;
   pump: Pump | undefined;
   /** Set when this variant cannot run here: the reason, for node:test's skip. */
   skip: string | false;
+  /** How this variant reports having moved bytes (PumpResult.path). */
+  path: PumpPath;
 }
 
 export function pumpsUnderTest(): PumpUnderTest[] {
@@ -19,8 +22,8 @@ export function pumpsUnderTest(): PumpUnderTest[] {
   const missing = status.loaded ? false : `native addon unavailable (${status.reason}: ${status.detail})`;
   if (missing) console.log(`# skipping native pump variants: ${missing}`);
   return [
-    { name: 'js', pump: jsPump, skip: false },
-    { name: 'native (splice)', pump: addon ? createNativePump(addon) : undefined, skip: missing },
-    { name: 'native (copy fallback)', pump: addon ? createNativePump(addon, { splice: false }) : undefined, skip: missing },
+    { name: 'js', pump: jsPump, skip: false, path: 'js' },
+    { name: 'native (splice)', pump: addon ? createNativePump(addon) : undefined, skip: missing, path: 'splice' },
+    { name: 'native (copy fallback)', pump: addon ? createNativePump(addon, { splice: false }) : undefined, skip: missing, path: 'copy' },
   ];
 }

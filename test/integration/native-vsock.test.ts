@@ -66,9 +66,20 @@ describe('real AF_VSOCK over the loopback transport', { skip: unavailable }, () 
     }
   });
 
-  it('reports a port nobody listens on as ECONNRESET, like emulation does', async () => {
+  it('reports a port nobody listens on as ECONNRESET (SO_ERROR, not libuv\'s EBADF), like emulation does', async () => {
     await assert.rejects(connect(parseAddress(`vsock://local:${randomPort()}`), { timeoutMs: 2000 }),
-      (err: unknown) => err instanceof TransportError && err.errno === 'ECONNRESET');
+      (err: unknown) => err instanceof TransportError && err.errno === 'ECONNRESET' && /no peer is listening on this vsock port/.test(err.message));
+  });
+
+  it('the addon itself hands the callback ECONNRESET for a refused connect', async () => {
+    const addon = loadNativeAddon()!;
+    const errno = await new Promise<string | undefined>((resolve) => {
+      addon.vsockConnect(1, randomPort(), 2000, (err, fd) => {
+        if (fd !== undefined) addon.closeFd(fd);
+        resolve(err?.code);
+      });
+    });
+    assert.equal(errno, 'ECONNRESET');
   });
 });
 

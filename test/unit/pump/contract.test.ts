@@ -37,6 +37,8 @@ for (const variant of pumpsUnderTest()) {
         assert.equal(r.bytesDown, size);
         assert.equal(r.error, undefined);
         assert.ok(r.closedBy === 'downstream' || r.closedBy === 'upstream');
+        // What the spliced/copied metric counts: the variant's own path once a byte has moved.
+        if (size > 0) assert.equal(r.path, variant.path);
       });
     }
 
