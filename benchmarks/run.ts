@@ -33,7 +33,8 @@ const ECHO_SERVER = path.join(HERE, 'children', 'echo-server.js');
 const HELP = `Usage: npm run bench -- [options]
 
 Paths: direct, pair-native, pair-js, socat-2hop, haproxy-2hop (a path whose program is missing
-is skipped with the reason printed). Every figure is the median of --trials trials.
+is skipped with the reason printed); opt-in with --only: pair-native-js-accept (listeners accept
+in JS), pair-native-2threads (two pump threads). Every figure is the median of --trials trials.
 HTTP paths (workload http, wrk keep-alive): direct-http, pair-http, pair-https, haproxy-http,
 haproxy-https, nginx-http.
 
@@ -259,8 +260,11 @@ async function main(argv: string[]): Promise<number> {
     if (targets.bulkPort === undefined) report.skipped.push({ name: 'bulk throughput', reason: 'iperf3 is not installed (apt-get install iperf3)' });
     // The TCP paths are started only for the TCP workloads (the http section has paths of its own).
     const tcpWorkloads = [...s.workloads].some((w) => w !== 'http');
+    // Variants of the pair for comparisons run only when named in --only.
+    const optIn = [pairPath({ native: true, fastPath: false, name: 'pair-native-js-accept' }), pairPath({ native: true, threads: 2, name: 'pair-native-2threads' })];
     const definitions: PathDefinition[] = [directPath, pairPath({ native: true }), pairPath({ native: false }), socatPath, haproxyPath]
-      .filter((d) => tcpWorkloads && (!s.only || s.only.includes(d.name)));
+      .filter((d) => tcpWorkloads && (!s.only || s.only.includes(d.name)))
+      .concat(optIn.filter((d) => tcpWorkloads && s.only?.includes(d.name)));
     const running: RunningPath[] = [];
     for (const d of definitions) {
       const reason = d.unavailable();

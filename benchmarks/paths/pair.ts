@@ -2,7 +2,9 @@
  * `pair-native` / `pair-js`: THE pair, run as users run it: `enclaver-proxy --config FILE` with
  * `role: local` (the outer in that process, the inner as its child, vsock emulated by Unix
  * sockets). Each server gets an outer ingress listener → vsock → inner listener → server.
- * pair-js runs the same binary with ENCLAVER_NATIVE=0.
+ * pair-js runs the same binary with ENCLAVER_NATIVE=0. Opt-in variants (named in --only):
+ * pair-native-js-accept (ENCLAVER_FASTPATH=0: native pump, listeners accept in JS) and
+ * pair-native-2threads (ENCLAVER_PUMP_THREADS=2).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,6 +26,10 @@ export interface PairPathOptions {
   native: boolean;
   /** ENCLAVER_PUMP_PIPE_SIZE for the native pump (the pipe-size sweep). */
   pipeSize?: number;
+  /** false: ENCLAVER_FASTPATH=0 (listeners accept in JS, then hand over to the pump). */
+  fastPath?: boolean;
+  /** ENCLAVER_PUMP_THREADS. */
+  threads?: number;
   name?: string;
 }
 
@@ -55,6 +61,8 @@ export function pairPath(opts: PairPathOptions): PathDefinition {
       fs.writeFileSync(configFile, stringify({ ...pairConfig(targets, entry), runtime_dir: path.join(ctx.workDir, `${name}-runtime`) }));
       const env: NodeJS.ProcessEnv = { ...process.env, ENCLAVER_LOG_FORMAT: 'json', ENCLAVER_NATIVE: opts.native ? '1' : '0' };
       if (opts.pipeSize) env.ENCLAVER_PUMP_PIPE_SIZE = String(opts.pipeSize);
+      if (opts.fastPath === false) env.ENCLAVER_FASTPATH = '0';
+      if (opts.threads) env.ENCLAVER_PUMP_THREADS = String(opts.threads);
       const outer = start(name, process.execPath, [CLI, '--config', configFile], { env, nofile: ctx.nofile });
       try {
         await Promise.race([waitForEcho(entry.echo, name), anyExit([outer])]);

@@ -13,7 +13,7 @@
 import net from 'node:net';
 import { errnoName, type FastBatch, type FastClosed, type FastEndpoint, type NativeAddon } from '../native/addon.js';
 import { socketFromFd } from '../native/fd-socket.js';
-import type { Logger } from '../log/logger.js';
+import { logBatch, type Logger } from '../log/logger.js';
 import type { ListenerMetrics } from '../metrics/registry.js';
 import { configureNativePump } from '../pump/native-pump.js';
 import { listenNative, nativeEndpoint, type Address } from '../transport/index.js';
@@ -102,6 +102,8 @@ export class FastAccept {
       idleTimeoutMs: plan.idleTimeoutMs,
       connectTimeoutMs: plan.connectTimeoutMs,
       headerTimeoutMs: HEADER_WAIT_MS,
+      // Decided at start: a log level changed later applies to new listeners.
+      records: plan.logsEveryConnection(),
     }, (batch) => this.onBatch(batch));
     this.threadsAccepting = opts.addon.pumpStats().threads;
   }
@@ -133,13 +135,20 @@ export class FastAccept {
 
   private onBatch(batch: FastBatch): void {
     const { metrics, log } = this.opts;
-    for (let i = 0; i < batch.accepted; i++) metrics.accepted();
+    if (batch.accepted > 0) metrics.accepted(batch.accepted);
     this.pumped += batch.accepted;
+    const { summed } = batch;
+    if (summed.count > 0) {
+      metrics.closed(summed.bytesIn, summed.bytesOut, summed.durationMs, summed.count);
+      if (summed.count > summed.copied) metrics.pumped('splice', summed.count - summed.copied);
+      if (summed.copied > 0) metrics.pumped('copy', summed.copied);
+    }
+    this.pumped -= summed.count;
     for (let i = 0; i < batch.rejected; i++) {
       metrics.rejected('max_connections');
       log.warn({ limit: this.opts.maxConnections }, 'connection refused: listener is at max_connections');
     }
-    for (const c of batch.closed) this.report(c);
+    if (batch.closed.length > 0) logBatch(() => { for (const c of batch.closed) this.report(c); });
     this.pumped -= batch.closed.length;
     for (const f of batch.fallbacks) {
       this.handedBackOpen++;
@@ -154,11 +163,12 @@ export class FastAccept {
   }
 
   private report(c: FastClosed): void {
-    const { metrics, log, plan } = this.opts;
+    const { metrics, plan } = this.opts;
     metrics.closed(c.bytesIn, c.bytesOut, c.durationMs);
+    metrics.pumped(c.copied ? 'copy' : 'splice');
     const error = c.errno !== undefined && c.errorSide !== undefined ? { code: errnoName(c.errno), side: c.errorSide } : undefined;
     if (error) metrics.error(error.code);
-    plan.closed(log, {
+    plan.closed({
       connId: nextConnId(), client: c.client, bytesIn: c.bytesIn, bytesOut: c.bytesOut, durationMs: c.durationMs, closedBy: c.closedBy,
       ...(error ? { error } : {}),
     });

@@ -25,8 +25,7 @@ export interface ConnectionOutcome {
 
 /** How a pass-through connection ended, as the access log reports it on either path. */
 export interface ClosedConnection {
-  /** Set when the logger given along does not carry the connection's id already (the fast path's). */
-  connId?: string;
+  connId: string;
   /** "ip:port" of the client (from the PROXY header when one was received); absent when not IP. */
   client: string | undefined;
   /** Client bytes (a PROXY header this side sent is not counted). */
@@ -51,8 +50,10 @@ export interface PassThroughPlan {
   sendProxyProtocol: boolean;
   idleTimeoutMs: number;
   connectTimeoutMs: number;
+  /** Whether `closed` writes anything for a connection that ended cleanly (else it is only counted). */
+  logsEveryConnection(): boolean;
   /** Reports one connection that ended: the same line the handler writes for its own. */
-  closed(log: Logger, connection: ClosedConnection): void;
+  closed(connection: ClosedConnection): void;
 }
 
 /** Handles one accepted connection; resolves when it is completely closed. Must not reject. */

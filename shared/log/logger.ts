@@ -29,26 +29,58 @@ function wantsPretty(): boolean {
   return process.stdout.isTTY === true;
 }
 
-function build(): Logger {
+/** The logger, and a twin without the redaction pass for records whose every field is ours. */
+function build(): { logger: Logger; unredacted: Logger } {
   const options = {
     level: initialLevel(),
     base: { pid: process.pid },
     // A mixin rather than a binding: module-level child loggers exist before the side is known.
     mixin: () => (side ? { side } : {}),
-    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
   // Synchronous writes: a proxy that crashes must not lose the line that explains why.
-  const out = wantsPretty()
+  const isPretty = wantsPretty();
+  const out = isPretty
     ? pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
     : pino.destination({ dest: 1, sync: true });
-  return pino(options, {
+  flushHeld = (text) => out.write(text);
+  const destination = {
     write(line: string) {
-      out.write(line);
+      // JSON lines logged inside logBatch() leave in one write when it returns (pretty output
+      // formats line by line, so it is never held).
+      if (held && !isPretty) held.push(line);
+      else out.write(line);
       for (const tap of taps) tap(line);
     },
-  });
+  };
+  return {
+    logger: pino({ ...options, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }, destination),
+    unredacted: pino(options, destination),
+  };
+}
+
+let held: string[] | undefined;
+let flushHeld: ((text: string) => void) | undefined;
+
+/**
+ * Runs `fn` and writes every line it logged in one write(2) when it returns (still synchronously,
+ * so nothing is lost by a crash after it). For per-connection lines reported in batches (the
+ * fast path's access log): one system call per batch instead of one per connection.
+ */
+export function logBatch(fn: () => void): void {
+  if (held) {
+    fn();
+    return;
+  }
+  held = [];
+  try {
+    fn();
+  } finally {
+    const lines = held;
+    held = undefined;
+    if (lines.length > 0) flushHeld?.(lines.join(''));
+  }
 }
 
 /** Receivers of every JSON log line as written (the inner forwards them to the outer). */
@@ -61,7 +93,8 @@ export function addLogTap(tap: (line: string) => void): () => void {
 
 let side: string | undefined = process.env.ENCLAVER_SIDE || undefined;
 
-export const rootLogger: Logger = build();
+const built = build();
+export const rootLogger: Logger = built.logger;
 
 /** Which side of the pair this process is; added to every log line. */
 export function setLogSide(value: 'inner' | 'outer'): void {
@@ -72,6 +105,16 @@ export function logger(component: string, bindings: Record<string, unknown> = {}
   return rootLogger.child({ component, ...bindings });
 }
 
+/**
+ * The same lines to the same place, without the redaction pass, which is most of the cost of a
+ * line (measured: ~7–15 µs against ~28–46 µs). Only for records built from our own numbers and
+ * addresses, never from anything a peer sent: the per-connection access log.
+ */
+export function unredactedLogger(component: string, bindings: Record<string, unknown> = {}): Logger {
+  return built.unredacted.child({ component, ...bindings });
+}
+
 export function setLogLevel(level: LevelWithSilent): void {
   rootLogger.level = level;
+  built.unredacted.level = level;
 }

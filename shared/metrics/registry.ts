@@ -35,12 +35,14 @@ export const pumpedTotal = new Counter({
 
 /** The handles one listener uses, bound to its label once. */
 export interface ListenerMetrics {
-  accepted(): void;
-  closed(bytesIn: number, bytesOut: number, durationMs: number): void;
+  /** `count` connections at once (the fast path reports in batches). */
+  accepted(count?: number): void;
+  /** `count` connections that moved these bytes and lasted this long in total. */
+  closed(bytesIn: number, bytesOut: number, durationMs: number, count?: number): void;
   rejected(reason: string): void;
   error(code: string): void;
   /** A pass-through connection ended; `path` says whether it was spliced or copied. */
-  pumped(path: PumpPath): void;
+  pumped(path: PumpPath, count?: number): void;
 }
 
 export function listenerMetrics(listener: string): ListenerMetrics {
@@ -51,12 +53,12 @@ export function listenerMetrics(listener: string): ListenerMetrics {
   bytesTotal.inc({ listener, direction: 'in' }, 0);
   bytesTotal.inc({ listener, direction: 'out' }, 0);
   return {
-    accepted() {
-      connectionsTotal.inc(labels);
-      connectionsActive.inc(labels);
+    accepted(count = 1) {
+      connectionsTotal.inc(labels, count);
+      connectionsActive.inc(labels, count);
     },
-    closed(bytesIn, bytesOut, durationMs) {
-      connectionsActive.dec(labels);
+    closed(bytesIn, bytesOut, durationMs, count = 1) {
+      connectionsActive.dec(labels, count);
       bytesTotal.inc({ listener, direction: 'in' }, bytesIn);
       bytesTotal.inc({ listener, direction: 'out' }, bytesOut);
       connectionDuration.inc(labels, durationMs / 1000);
@@ -67,8 +69,8 @@ export function listenerMetrics(listener: string): ListenerMetrics {
     error(code) {
       errorsTotal.inc({ listener, code });
     },
-    pumped(path) {
-      pumpedTotal.inc({ listener, path });
+    pumped(path, count = 1) {
+      pumpedTotal.inc({ listener, path }, count);
     },
   };
 }

@@ -146,6 +146,8 @@ export interface FastListenOptions {
   connectTimeoutMs: number;
   /** How long the pump thread waits for a PROXY header before handing the connection to JS. */
   headerTimeoutMs: number;
+  /** false: connections that end without an error are reported only as sums (nobody logs them). */
+  records: boolean;
 }
 
 export interface FastClosed {
@@ -157,6 +159,8 @@ export interface FastClosed {
   closedBy: NativePumpOutcome['closedBy'];
   errorSide?: 'downstream' | 'upstream';
   errno?: number;
+  /** Some bytes were copied (splice refused, or the pipe budget spent). */
+  copied: boolean;
 }
 
 /** A connection the fast path hands to JS (its dial failed, its header needs JS): the fd and what was read. */
@@ -170,6 +174,8 @@ export interface FastBatch {
   accepted: number;
   /** Refused at max_connections. */
   rejected: number;
+  /** Connections that ended cleanly, summed (when records are off); `closed` has the others. */
+  summed: { count: number; bytesIn: number; bytesOut: number; durationMs: number; copied: number };
   /**
    * One pump thread stopped accepting (everything it accepted is reported by now); once every
    * thread (`pumpStats().threads`) has said so, the listening socket is closed.

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { errnoOf, messageOf, ProxyError } from '../errors/index.js';
 import type { ClusterConfig, ListenerConfig } from '../config/types.js';
 import { connectCluster } from '../cluster/connect.js';
-import type { Logger } from '../log/logger.js';
+import { unredactedLogger, type Logger } from '../log/logger.js';
 import type { ClosedConnection, ConnectionContext, ConnectionHandler, ConnectionOutcome } from '../listener/types.js';
 import { formatAddress } from '../transport/index.js';
 import { encodeProxyHeader, MAX_HEADER_BYTES, parseProxyHeader, type Endpoint } from '../proxy-protocol/v2.js';
@@ -69,8 +69,7 @@ function logClosed(log: Logger, accessLog: boolean, upstream: string, c: ClosedC
   const level = accessLog ? 'info' : 'debug';
   if (!log.isLevelEnabled(level)) return;
   const line = {
-    ...(c.connId !== undefined ? { conn_id: c.connId } : {}),
-    client: c.client, upstream, bytes_in: c.bytesIn, bytes_out: c.bytesOut, duration_ms: c.durationMs, closed_by: c.closedBy,
+    conn_id: c.connId, client: c.client, upstream, bytes_in: c.bytesIn, bytes_out: c.bytesOut, duration_ms: c.durationMs, closed_by: c.closedBy,
     ...(c.error ? { error: c.error.code, error_side: c.error.side } : {}),
   };
   log[level](line, 'connection closed');
@@ -78,6 +77,8 @@ function logClosed(log: Logger, accessLog: boolean, upstream: string, c: ClosedC
 
 export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
   const { listener, cluster, tls: tlsContext } = opts;
+  // Access-log lines hold only our own numbers and addresses: no redaction pass (shared/log).
+  const accessLog = unredactedLogger('listener', { listener: listener.name });
 
   const handler: ConnectionHandler = async (socket: net.Socket, ctx: ConnectionContext): Promise<ConnectionOutcome> => {
     let client = peerOf(socket);
@@ -145,8 +146,8 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     const bytesIn = result.bytesUp - (cluster.sendProxyProtocol ? headUp.length - head.length : 0);
     if (result.error) ctx.metrics.error(result.error.code);
     ctx.metrics.pumped(result.path);
-    logClosed(ctx.log, listener.accessLog, endpoint, {
-      client: describe(client), bytesIn, bytesOut: result.bytesDown, durationMs: result.durationMs, closedBy: result.closedBy,
+    logClosed(accessLog, listener.accessLog, endpoint, {
+      connId: ctx.id, client: describe(client), bytesIn, bytesOut: result.bytesDown, durationMs: result.durationMs, closedBy: result.closedBy,
       ...(result.error ? { error: { code: result.error.code, side: result.error.side } } : {}),
     });
     return { bytesIn, bytesOut: result.bytesDown };
@@ -162,7 +163,8 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
       sendProxyProtocol: cluster.sendProxyProtocol,
       idleTimeoutMs: listener.idleTimeoutMs,
       connectTimeoutMs: cluster.connectTimeoutMs,
-      closed: (log, c) => logClosed(log, listener.accessLog, endpointText, c),
+      logsEveryConnection: () => accessLog.isLevelEnabled(listener.accessLog ? 'info' : 'debug'),
+      closed: (c) => logClosed(accessLog, listener.accessLog, endpointText, c),
     };
   }
   return handler;

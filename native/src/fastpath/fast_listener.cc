@@ -237,6 +237,11 @@ void Acceptor::StopAccepting(PumpContext& ctx) {
   accepting_ = false;
   Watch(false);
   listener_->ThreadStopped();
+  // Connections still being set up go to JS, which tracks and drains them like its own: after
+  // the stop, every connection of this thread is either pumping (and reported when it ends) or JS's.
+  std::vector<Dial*> dials;
+  for (auto& entry : dials_) dials.push_back(entry.first);
+  for (Dial* d : dials) HandBack(*d, ctx);
   batch_->stopped = true;
 }
 
@@ -363,14 +368,27 @@ void Acceptor::OnConnectionEnd(const Connection& connection, PumpContext& ctx) {
   auto it = sessions_.find(connection.id());
   if (it == sessions_.end()) return;
   const PumpOutcome& o = connection.outcome();
+  uint64_t bytes_in = o.bytes_up > it->second.header_bytes ? o.bytes_up - it->second.header_bytes : 0;
+  if (!listener_->config().records && o.error_end < 0) {
+    ClosedSummary& s = batch_->summed;
+    s.count++;
+    s.bytes_in += bytes_in;
+    s.bytes_out += o.bytes_down;
+    s.duration_ms += o.duration_ms;
+    if (o.copied) s.copied++;
+    sessions_.erase(it);
+    listener_->Release();
+    return;
+  }
   ClosedRecord r;
   r.client = std::move(it->second.client);
-  r.bytes_in = o.bytes_up > it->second.header_bytes ? o.bytes_up - it->second.header_bytes : 0;
+  r.bytes_in = bytes_in;
   r.bytes_out = o.bytes_down;
   r.duration_ms = o.duration_ms;
   r.closed_by = o.closed_by;
   r.error_end = o.error_end;
   r.error_errno = o.error_errno;
+  r.copied = o.copied;
   sessions_.erase(it);
   listener_->Release();
   batch_->closed.push_back(std::move(r));
@@ -386,7 +404,7 @@ bool Acceptor::AfterEvents(PumpContext& ctx) {
   retired_.clear();
   if (batch_->empty()) return false;
   if (batch_started_ms_ < 0) batch_started_ms_ = ctx.now_ms;
-  bool urgent = batch_->stopped || !batch_->fallbacks.empty() || batch_->accepted + batch_->closed.size() >= kBatchMaxRecords;
+  bool urgent = batch_->stopped || !batch_->fallbacks.empty() || batch_->size() >= kBatchMaxRecords;
   if (!urgent && ctx.now_ms - batch_started_ms_ < kBatchWindowMs) return true;
   Flush();
   return false;

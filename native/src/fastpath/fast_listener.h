@@ -51,6 +51,9 @@ struct FastListenerConfig {
   int64_t idle_timeout_ms = 0;
   int64_t connect_timeout_ms = 5000;
   int64_t header_timeout_ms = 5000;  // then the connection goes to JS, which keeps waiting
+  // false: connections that ended without an error are only summed (nobody logs them one by
+  // one: no access log, log level above debug); records are kept for errors.
+  bool records = true;
 };
 
 struct ClosedRecord {
@@ -61,6 +64,7 @@ struct ClosedRecord {
   CloseCause closed_by = CloseCause::kAborted;
   int error_end = -1;
   int error_errno = 0;
+  bool copied = false;  // some bytes went through the copy path instead of splice
 };
 
 struct FallbackRecord {
@@ -68,15 +72,26 @@ struct FallbackRecord {
   std::string head;  // bytes already read from the client, in order
 };
 
+// Connections that ended cleanly, summed (FastListenerConfig::records false).
+struct ClosedSummary {
+  uint32_t count = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  int64_t duration_ms = 0;
+  uint32_t copied = 0;  // of `count`, connections some of whose bytes were copied, not spliced
+};
+
 struct FastBatch {
   uint32_t accepted = 0;  // connections that started pumping
   uint32_t rejected = 0;  // refused at max_connections
+  ClosedSummary summed;
   // This pump thread stopped accepting; everything it accepted before is in this batch or an
   // earlier one. Once every thread has said so, the listening socket is closed.
   bool stopped = false;
   std::vector<ClosedRecord> closed;
   std::vector<FallbackRecord> fallbacks;
-  bool empty() const { return accepted == 0 && rejected == 0 && !stopped && closed.empty() && fallbacks.empty(); }
+  size_t size() const { return accepted + summed.count + closed.size(); }
+  bool empty() const { return accepted == 0 && rejected == 0 && summed.count == 0 && !stopped && closed.empty() && fallbacks.empty(); }
   ~FastBatch();  // closes fallback fds nobody took
 };
 
@@ -115,6 +130,7 @@ class Acceptor : public ReactorTask {
   ~Acceptor() override;
 
   void Start(PumpContext& ctx);
+  // Stops accepting and hands the connections still being set up to JS.
   void StopAccepting(PumpContext& ctx);
   // Ends every connection of this thread now: dials are closed, pumped connections aborted.
   void AbortAll(PumpContext& ctx);

@@ -65,6 +65,13 @@ void Delivery::CallJs(Napi::Env env, Napi::Function callback, Delivery*, FastBat
   out.Set("accepted", Napi::Number::New(env, batch->accepted));
   out.Set("rejected", Napi::Number::New(env, batch->rejected));
   out.Set("stopped", Napi::Boolean::New(env, batch->stopped));
+  Napi::Object summed = Napi::Object::New(env);
+  summed.Set("count", Napi::Number::New(env, batch->summed.count));
+  summed.Set("bytesIn", Napi::Number::New(env, static_cast<double>(batch->summed.bytes_in)));
+  summed.Set("bytesOut", Napi::Number::New(env, static_cast<double>(batch->summed.bytes_out)));
+  summed.Set("durationMs", Napi::Number::New(env, static_cast<double>(batch->summed.duration_ms)));
+  summed.Set("copied", Napi::Number::New(env, batch->summed.copied));
+  out.Set("summed", summed);
   Napi::Array closed = Napi::Array::New(env, batch->closed.size());
   for (size_t i = 0; i < batch->closed.size(); i++) {
     const ClosedRecord& r = batch->closed[i];
@@ -74,6 +81,7 @@ void Delivery::CallJs(Napi::Env env, Napi::Function callback, Delivery*, FastBat
     o.Set("bytesOut", Napi::Number::New(env, static_cast<double>(r.bytes_out)));
     o.Set("durationMs", Napi::Number::New(env, static_cast<double>(r.duration_ms)));
     o.Set("closedBy", Napi::String::New(env, CauseName(r.closed_by)));
+    o.Set("copied", Napi::Boolean::New(env, r.copied));
     if (r.error_end >= 0) {
       o.Set("errorSide", Napi::String::New(env, r.error_end == kDownstreamEnd ? "downstream" : "upstream"));
       o.Set("errno", Napi::Number::New(env, r.error_errno));
@@ -203,6 +211,7 @@ Napi::Value FastListen(const Napi::CallbackInfo& info) {
   config.idle_timeout_ms = MsOption(o, "idleTimeoutMs", 0);
   config.connect_timeout_ms = MsOption(o, "connectTimeoutMs", 5000);
   config.header_timeout_ms = MsOption(o, "headerTimeoutMs", 5000);
+  config.records = o.Get("records").IsUndefined() ? true : o.Get("records").ToBoolean().Value();
   config.listen_fd = fd.As<Napi::Number>().Int32Value();
 
   PumpEngine& engine = PumpEngineOf(env);

@@ -25,6 +25,13 @@ async function metric(series: string): Promise<number | undefined> {
   return line ? Number(line.slice(series.length + 1)) : undefined;
 }
 
+/** Connections counted by how their bytes moved, over every path. */
+async function pumpedTotal(listener: string): Promise<number> {
+  let sum = 0;
+  for (const path of ['splice', 'copy', 'js']) sum += await metric(`enclaver_pumped_connections_total{listener="${listener}",path="${path}"}`) ?? 0;
+  return sum;
+}
+
 type Record = { [key: string]: unknown };
 const lines: Record[] = [];
 const removeTap = addLogTap((line) => lines.push(JSON.parse(line) as Record));
@@ -45,14 +52,16 @@ function whenEnded(s: net.Socket, answer: (data: Buffer) => void): void {
 }
 
 let seq = 0;
-async function proxyListener(upstreamPort: number, opts: { expectProxy?: boolean; sendProxy?: boolean; maxConnections?: number } = {}): Promise<{ l: Listener; port: number; name: string }> {
+interface ProxyListenerOptions { expectProxy?: boolean; sendProxy?: boolean; maxConnections?: number; idleTimeoutMs?: number; accessLog?: boolean }
+
+async function proxyListener(upstreamPort: number, opts: ProxyListenerOptions = {}): Promise<{ l: Listener; port: number; name: string }> {
   const name = `pt-${process.pid}-${++seq}`;
   const cluster: ClusterConfig = {
     name: 'up', endpoints: [{ kind: 'tcp', host: '127.0.0.1', port: upstreamPort }], connectTimeoutMs: 5000, sendProxyProtocol: opts.sendProxy ?? false,
   };
   const listener: ListenerConfig = {
     kind: 'tcp_proxy', name, address: { kind: 'tcp', host: '127.0.0.1', port: 0 }, cluster, tls: undefined, expectProxyProtocol: opts.expectProxy ?? false,
-    maxConnections: opts.maxConnections ?? 100, idleTimeoutMs: 0, accessLog: true,
+    maxConnections: opts.maxConnections ?? 100, idleTimeoutMs: opts.idleTimeoutMs ?? 0, accessLog: opts.accessLog ?? true,
   };
   const l = new Listener({ name, address: listener.address, maxConnections: listener.maxConnections, handler: tcpProxy({ listener, cluster }) });
   await l.start();
@@ -115,6 +124,22 @@ for (const mode of ['fast', 'js'] as const) {
       assert.equal(await metric(`enclaver_connections_active{listener="${name}"}`), 0);
       assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="in"}`), 5);
       assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="out"}`), 5);
+      assert.equal(await pumpedTotal(name), 1);
+      up.server.close();
+    });
+
+    test('without an access log, connections are only counted: the metrics still sum every byte', async () => {
+      const up = await upstream((s) => whenEnded(s, (d) => s.end(d.toString().repeat(2))));
+      const { l, port, name } = await proxyListener(up.port, { accessLog: false });
+      const answers = await Promise.all(['a', 'bb', 'ccc'].map((m) => exchange(port, m)));
+      assert.deepEqual(answers.map((a) => a.answer), ['aa', 'bbbb', 'cccccc']);
+      await finish(l);
+      assert.equal(lines.filter((r) => r.msg === 'connection closed' && r.listener === name).length, 0);
+      assert.equal(await metric(`enclaver_connections_total{listener="${name}"}`), 3);
+      assert.equal(await metric(`enclaver_connections_active{listener="${name}"}`), 0);
+      assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="in"}`), 6);
+      assert.equal(await metric(`enclaver_bytes_total{listener="${name}",direction="out"}`), 12);
+      assert.equal(await pumpedTotal(name), 3);
       up.server.close();
     });
 
@@ -220,6 +245,17 @@ for (const mode of ['fast', 'js'] as const) {
       assert.equal(rec.error, 'ECONNRESET');
       assert.equal(rec.error_side, 'downstream');
       assert.equal(await metric(`enclaver_errors_total{listener="${name}",code="ECONNRESET"}`), 1);
+      up.server.close();
+    });
+
+    test('a connection with no traffic for idle_timeout is closed, and logged as such', async () => {
+      const up = await upstream(() => {});
+      const { l, name } = await proxyListener(up.port, { idleTimeoutMs: 100 });
+      const { port } = l.address as { port: number };
+      assert.equal(await closedWith(net.connect({ host: '127.0.0.1', port })), '');
+      await finish(l);
+      const rec = lines.find((r) => r.msg === 'connection closed' && r.listener === name)!;
+      assert.equal(rec.closed_by, 'idle_timeout');
       up.server.close();
     });
 
