@@ -59,8 +59,11 @@ export async function carryUpgrade(u: UpgradeRequest, upstreams: Upstreams): Pro
     return { status: 499, bytesIn: 0, bytesOut: 0, error: 'client_gone' };
   }
   return new Promise<UpgradeEnd>((resolve) => {
+    // Once the app has answered (101 or a refusal), a later failure can only cut the client off, never answer again.
+    let answered = false;
     const request = http.request({ method: u.req.method, path: u.req.url, headers: u.headers, createConnection: () => app });
     request.on('upgrade', (res, appSocket, appHead) => {
+      answered = true;
       const head = statusHead(101, res.statusMessage ?? 'Switching Protocols', downstreamRawHeaders(res.rawHeaders, { keepUpgrade: true }))
         + 'connection: upgrade\r\n\r\n';
       u.socket.write(head);
@@ -73,6 +76,7 @@ export async function carryUpgrade(u: UpgradeRequest, upstreams: Upstreams): Pro
       });
     });
     request.on('response', (res) => {
+      answered = true;
       // The app refused the upgrade: pass its answer on, delimited by closing the connection.
       const head = `${statusHead(res.statusCode ?? 502, res.statusMessage ?? '', downstreamRawHeaders(res.rawHeaders, { keepUpgrade: false }))}connection: close\r\n\r\n`;
       let bytesOut = Buffer.byteLength(head);
@@ -88,6 +92,10 @@ export async function carryUpgrade(u: UpgradeRequest, upstreams: Upstreams): Pro
     });
     request.on('error', (err) => {
       app.destroy();
+      if (answered) {
+        u.socket.destroy();
+        return;
+      }
       resolve(refuse(u.socket, 502, 'upstream_failed', `the app failed the upgrade: ${messageOf(err)}`));
     });
     request.end();

@@ -69,6 +69,10 @@ async function startApp(name: string): Promise<{ port: number; seen: Seen[]; con
       socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 7\r\n\r\nrefused');
       return;
     }
+    if (req.url === '/refuse-then-reset') {
+      socket.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 100000\r\n\r\npartial', () => socket.destroy());
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       ws.send(JSON.stringify({ xff: req.headers['x-forwarded-for'], app: name }));
       ws.on('message', (data, binary) => ws.send(data, { binary }));
@@ -283,6 +287,13 @@ describe('HTTP ingress listener kind', () => {
     });
     assert.equal(status, 403);
     assert.equal((await waitForLine('/refuse')).status, 403);
+  });
+
+  test('an app that refuses an Upgrade and then resets: the client gets that one answer, cut off, never a second one', async () => {
+    const { text, closed } = await rawExchange(ingress.port, 'GET /refuse-then-reset HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    assert.equal(firstStatus(text), 403);
+    assert.equal(text.match(/HTTP\/1\.1 /g)?.length, 1, text);
+    assert.ok(closed);
   });
 
   test('CONNECT is refused with 405', async () => {
