@@ -6,7 +6,7 @@
  */
 import { BuildError } from '../errors.js';
 import {
-  MediaTypes, checkArchitecture, checkDigest, ociArch, parseJson,
+  MediaTypes, checkArchitecture, ociArch, parseJson,
   type Descriptor, type ImageConfig, type ImageLayer, type ResolvedImage,
 } from './model.js';
 
@@ -69,4 +69,3 @@ export async function resolveOci(store: BlobStore, start: Descriptor | Buffer, r
   return { text: image, name, configDigest: doc.config.digest, config, layers };
 }
 
-export { checkDigest };

@@ -37,11 +37,11 @@ async function bindOrExplain(bind: () => Promise<unknown>, what: string, address
     await bind();
   } catch (err) {
     const errno = err instanceof TransportError ? err.errno : errnoOf(err);
-    const why = BIND_ERRORS[errno ?? ''];
-    if (!why) throw err;
+    const why = errno === undefined ? undefined : BIND_ERRORS[errno];
+    if (errno === undefined || !why) throw err;
     const fix = key ? `change ${key}` : 'change its address in the config';
     const message = `${what} cannot listen on ${formatAddress(address)}: ${why} (${errno}); ${fix}`;
-    throw new ProxyError(`listen_${errno!.toLowerCase()}`, message, { address: formatAddress(address), errno, key }, { cause: err });
+    throw new ProxyError(`listen_${errno.toLowerCase()}`, message, { address: formatAddress(address), errno, key }, { cause: err });
   }
 }
 
