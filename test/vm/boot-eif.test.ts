@@ -99,8 +99,9 @@ describe('an EIF boots in QEMU', { skip }, () => {
     const text = console.replace(/\x1b\[[0-9;]*m/g, '');
     assert.equal(code, 0, `QEMU exited with ${code}:\n${text.slice(-4000)}`);
     assert.match(text, /test-init: started/);
-    assert.match(text, /INFO: listening[\s\S]*listener: "egress"[\s\S]*address: "tcp:\/\/127\.0\.0\.1:10000"/, 'the inner proxy started and opened its listener');
-    assert.match(text, /INFO: app started[\s\S]*"\/app\/server\.js"/, 'the inner started the app');
+    // One line per event on the console (a TTY: pretty logs): `INFO: side/component: message {fields}`.
+    assert.match(text, /INFO: inner\/listener: listening \{"listener":"egress","address":"tcp:\/\/127\.0\.0\.1:10000"\}/, 'the inner proxy started and opened its listener');
+    assert.match(text, /INFO: inner\/app: app started \{.*"\/app\/server\.js"/, 'the inner started the app');
     assert.match(text, /app answered: hello from the enclave app/, "the app's answer");
     assert.match(text, /test-init: command exited, status 0/, 'the inner exited 0 after the app');
   });
