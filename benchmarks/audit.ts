@@ -52,9 +52,25 @@ const nsm = new Nsm(simulator);
 function record(n: number): EgressAuditRecord {
   const ts = new Date().toISOString();
   return {
-    type: 'egress', ts, end_ts: ts, duration_ms: 12, conn_id: `a41f0c-${n}`, listener: 'egress', proto: 'http_connect', src: '127.0.0.1:51234',
-    dest_host: 'kms.us-east-1.amazonaws.com', dest_port: 443, dest_ip: '52.94.1.17', sni: null, decision: 'allow', rule: 'kms.*.amazonaws.com:443',
-    reason: 'allowed_by_rule', bytes_up: 1893, bytes_down: 6120, closed_by: 'downstream', close_error: null,
+    type: 'egress',
+    ts,
+    end_ts: ts,
+    duration_ms: 12,
+    conn_id: `a41f0c-${n}`,
+    listener: 'egress',
+    proto: 'http_connect',
+    src: '127.0.0.1:51234',
+    dest_host: 'kms.us-east-1.amazonaws.com',
+    dest_port: 443,
+    dest_ip: '52.94.1.17',
+    sni: null,
+    decision: 'allow',
+    rule: 'kms.*.amazonaws.com:443',
+    reason: 'allowed_by_rule',
+    bytes_up: 1893,
+    bytes_down: 6120,
+    closed_by: 'downstream',
+    close_error: null,
   };
 }
 
@@ -72,9 +88,14 @@ function rotated<T>(xs: T[], run: number): T[] {
 
 function microbench(): { chainUs: number; signMs: number } {
   let prev = GENESIS_PREV;
-  const chainUs = perOp(RECORDS, (i) => { prev = lineHash(chainLine({ seq: i + 1, boot_id: 'b', prev }, record(i))); });
+  const chainUs = perOp(RECORDS, (i) => {
+    prev = lineHash(chainLine({ seq: i + 1, boot_id: 'b', prev }, record(i)));
+  });
   const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
-  const unsigned = chainLine({ seq: 1, boot_id: 'b', prev }, { type: 'audit_checkpoint', ts: new Date().toISOString(), first_seq: 1, last_seq: 1000, closing: false });
+  const unsigned = chainLine(
+    { seq: 1, boot_id: 'b', prev },
+    { type: 'audit_checkpoint', ts: new Date().toISOString(), first_seq: 1, last_seq: 1000, closing: false },
+  );
   const signMs = perOp(200, () => signLine(unsigned, privateKey)) / 1000;
   return { chainUs, signMs };
 }
@@ -85,7 +106,12 @@ async function stream(checkpointEvery: number, file: string): Promise<number> {
   const address = parseAddress(`unix://${dir}/audit.sock`);
   const collector = new AuditCollector({ address, enclaveCid: 16, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
   await collector.start();
-  const sender = new AuditSender({ address, maxBuffered: 10_000, evidence: new AuditEvidence(nsm), checkpoint: { records: checkpointEvery, intervalMs: 3_600_000 } });
+  const sender = new AuditSender({
+    address,
+    maxBuffered: 10_000,
+    evidence: new AuditEvidence(nsm),
+    checkpoint: { records: checkpointEvery, intervalMs: 3_600_000 },
+  });
   sender.start();
   const started = process.hrtime.bigint();
   for (let sent = 0; sent < RECORDS;) {
@@ -107,24 +133,27 @@ async function stream(checkpointEvery: number, file: string): Promise<number> {
 /** CONNECT handshakes/s through the pair's egress listener (CONNECT, 200, close). */
 async function handshakes(proxyPort: number, target: number): Promise<number> {
   let next = 0;
-  const one = () => new Promise<void>((resolve, reject) => {
-    const s = net.connect(proxyPort, '127.0.0.1');
-    s.setNoDelay(true);
-    s.once('error', reject);
-    s.once('connect', () => s.write(`CONNECT 127.0.0.1:${target} HTTP/1.1\r\nHost: 127.0.0.1:${target}\r\n\r\n`));
-    s.once('data', (c: Buffer) => {
-      if (!c.toString('latin1').startsWith('HTTP/1.1 200')) reject(new Error(`proxy answered ${c.toString('latin1').split('\r\n')[0]}`));
-      s.end();
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const s = net.connect(proxyPort, '127.0.0.1');
+      s.setNoDelay(true);
+      s.once('error', reject);
+      s.once('connect', () => s.write(`CONNECT 127.0.0.1:${target} HTTP/1.1\r\nHost: 127.0.0.1:${target}\r\n\r\n`));
+      s.once('data', (c: Buffer) => {
+        if (!c.toString('latin1').startsWith('HTTP/1.1 200')) reject(new Error(`proxy answered ${c.toString('latin1').split('\r\n')[0]}`));
+        s.end();
+      });
+      s.once('close', () => resolve());
     });
-    s.once('close', () => resolve());
-  });
   const started = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < HANDSHAKES) {
-      next++;
-      await one();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < HANDSHAKES) {
+        next++;
+        await one();
+      }
+    }),
+  );
   return HANDSHAKES / (Number(process.hrtime.bigint() - started) / 1e9);
 }
 
@@ -136,7 +165,10 @@ interface PairRate {
 
 async function pairHandshakes(configs: Array<{ name: string; records: number }>): Promise<Map<string, PairRate>> {
   const dir = tempDir('bench-audit-pair-');
-  const server = net.createServer((s) => { s.on('error', () => {}); s.resume(); });
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    s.resume();
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const target = (server.address() as net.AddressInfo).port;
   const runs = new Map<string, PairRate[]>(configs.map((c) => [c.name, []]));
@@ -147,8 +179,22 @@ async function pairHandshakes(configs: Array<{ name: string; records: number }>)
         fs.mkdirSync(vsockDir, { recursive: true });
         const sides: Side[] = [];
         try {
-          sides.push(await startSide('outer', { egress_relay: { allow_private: ['127.0.0.0/8'] }, audit: { file: path.join(vsockDir, '..', 'audit.log') } }, vsockDir));
-          const inner = await startSide('inner', { ...egressListener({ protocols: ['http_connect'], allow: ['127.0.0.1'] }), audit: { checkpoint: { records: c.records } }, nsm: { mode: 'simulator' } }, vsockDir);
+          sides.push(
+            await startSide(
+              'outer',
+              { egress_relay: { allow_private: ['127.0.0.0/8'] }, audit: { file: path.join(vsockDir, '..', 'audit.log') } },
+              vsockDir,
+            ),
+          );
+          const inner = await startSide(
+            'inner',
+            {
+              ...egressListener({ protocols: ['http_connect'], allow: ['127.0.0.1'] }),
+              audit: { checkpoint: { records: c.records } },
+              nsm: { mode: 'simulator' },
+            },
+            vsockDir,
+          );
           sides.push(inner);
           await handshakes(inner.port('egress'), target); // warm-up
           const cpuBefore = cpuSeconds(inner.proc.pid!);
@@ -170,13 +216,19 @@ async function main(): Promise<void> {
   const dir = tempDir('bench-audit-');
   try {
     const { chainUs, signMs } = microbench();
-    process.stdout.write(`\nAudit benchmark: ${RECORDS} records; ${HANDSHAKES} handshakes at concurrency ${CONCURRENCY}, median of ${RUNS} runs\n\n`);
+    process.stdout.write(
+      `\nAudit benchmark: ${RECORDS} records; ${HANDSHAKES} handshakes at concurrency ${CONCURRENCY}, median of ${RUNS} runs\n\n`,
+    );
     process.stdout.write(`machine load average (1 min): ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} CPUs\n`);
     process.stdout.write(`chain per record (JSON line + SHA-256): ${chainUs.toFixed(2)} µs\n`);
     process.stdout.write(`one checkpoint signature (ECDSA P-384): ${signMs.toFixed(2)} ms\n\n`);
     process.stdout.write('| sender → collector → file | records/s |\n|---|---:|\n');
     const file = path.join(dir, 'audit.log');
-    const streams = [{ name: 'checkpoint every 1,000 (default)', every: 1000 }, { name: 'checkpoint every 10', every: 10 }, { name: 'closing checkpoint only', every: NEVER }];
+    const streams = [
+      { name: 'checkpoint every 1,000 (default)', every: 1000 },
+      { name: 'checkpoint every 10', every: 10 },
+      { name: 'closing checkpoint only', every: NEVER },
+    ];
     const streamRates = new Map<string, number[]>(streams.map((c) => [c.name, []]));
     for (let run = 0; run < RUNS; run++) {
       for (const c of rotated(streams, run)) {
@@ -192,15 +244,23 @@ async function main(): Promise<void> {
     if (!verified.ok) throw new Error(`the benchmark's own log did not verify: ${verified.failure.message}`);
     process.stdout.write(`\naudit verify: ${(verified.summary.lines / seconds).toFixed(0)} lines/s (${verified.summary.lines} lines)\n\n`);
 
-    const rates = await pairHandshakes([{ name: 'checkpoint every 1,000 (default)', records: 1000 }, { name: 'every record signed', records: 1 }, { name: 'closing checkpoint only', records: NEVER }]);
+    const rates = await pairHandshakes([
+      { name: 'checkpoint every 1,000 (default)', records: 1000 },
+      { name: 'every record signed', records: 1 },
+      { name: 'closing checkpoint only', records: NEVER },
+    ]);
     process.stdout.write('| CONNECT through the pair | handshakes/s | inner CPU µs per handshake |\n|---|---:|---:|\n');
     for (const [name, r] of rates) process.stdout.write(`| ${name} | ${r.hps.toFixed(0)} | ${r.innerCpuUs.toFixed(0)} |\n`);
     const base = rates.get('closing checkpoint only')!;
     const dflt = rates.get('checkpoint every 1,000 (default)')!;
-    process.stdout.write(`\ndefault checkpoints vs none: ${(((dflt.hps - base.hps) / base.hps) * 100).toFixed(1)}% handshakes/s (wall clock, load-sensitive), `
-      + `${(((dflt.innerCpuUs - base.innerCpuUs) / base.innerCpuUs) * 100).toFixed(1)}% inner CPU per handshake\n`);
-    process.stdout.write(`signing at the default, computed: ${((signMs * 1000) / 1000).toFixed(1)} µs per record (one ${signMs.toFixed(2)} ms signature per 1,000) `
-      + `= ${(((signMs * 1000) / 1000 / base.innerCpuUs) * 100).toFixed(2)}% of the inner's CPU per handshake\n`);
+    process.stdout.write(
+      `\ndefault checkpoints vs none: ${(((dflt.hps - base.hps) / base.hps) * 100).toFixed(1)}% handshakes/s (wall clock, load-sensitive), ` +
+        `${(((dflt.innerCpuUs - base.innerCpuUs) / base.innerCpuUs) * 100).toFixed(1)}% inner CPU per handshake\n`,
+    );
+    process.stdout.write(
+      `signing at the default, computed: ${((signMs * 1000) / 1000).toFixed(1)} µs per record (one ${signMs.toFixed(2)} ms signature per 1,000) ` +
+        `= ${(((signMs * 1000) / 1000 / base.innerCpuUs) * 100).toFixed(2)}% of the inner's CPU per handshake\n`,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -72,14 +72,40 @@ async function makeImage(dir: string): Promise<{ ref: string; layer: string }> {
     fs.writeFileSync(path.join(blobs, hex), b);
     return { digest: `sha256:${hex}`, size: b.length };
   };
-  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Entrypoint: ['/app/server'] }, rootfs: { type: 'layers', diff_ids: [layer.digest] } })));
-  const manifest = put(Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
-  })));
+  const config = put(
+    Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Entrypoint: ['/app/server'] },
+        rootfs: { type: 'layers', diff_ids: [layer.digest] },
+      }),
+    ),
+  );
+  const manifest = put(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
+      }),
+    ),
+  );
   fs.writeFileSync(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'bench' } }] }));
+  fs.writeFileSync(
+    path.join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': 'bench' },
+        },
+      ],
+    }),
+  );
   return { ref: `oci:${dir}:bench`, layer: layerPath };
 }
 
@@ -101,14 +127,21 @@ async function main(): Promise<void> {
     const extract = path.join(work, 'extract');
     fs.mkdirSync(extract);
     const tarSeconds = timed(() => execFileSync('tar', ['-xf', image.layer, '-C', extract]));
-    const hashSeconds = timed(() => execFileSync('sh', ['-c', 'find . -type f -print0 | sort -z | xargs -0 cat | sha384sum'], { cwd: extract, stdio: 'ignore' }));
+    const hashSeconds = timed(() =>
+      execFileSync('sh', ['-c', 'find . -type f -print0 | sort -z | xargs -0 cat | sha384sum'], { cwd: extract, stdio: 'ignore' }),
+    );
     fs.rmSync(extract, { recursive: true, force: true });
     const floor = tarSeconds + hashSeconds;
 
     const progress = progressBar();
     const start = process.hrtime.bigint();
     const result = await buildEif({
-      manifestPath: path.join(work, 'enclaver.yaml'), outDir: path.join(work, 'out'), packageRoot: ROOT, toolVersion: 'bench', blobs, noRelease: true,
+      manifestPath: path.join(work, 'enclaver.yaml'),
+      outDir: path.join(work, 'out'),
+      packageRoot: ROOT,
+      toolVersion: 'bench',
+      blobs,
+      noRelease: true,
       ...(progress ? { progress } : {}),
     });
     const buildSeconds = Number(process.hrtime.bigint() - start) / 1e9;
@@ -123,8 +156,17 @@ async function main(): Promise<void> {
       ['floor total', `${floor.toFixed(2)} s`],
       ['build (EIF + PCRs)', `${buildSeconds.toFixed(2)} s (${eifMiB.toFixed(0)} MiB EIF, ${(eifMiB / buildSeconds).toFixed(0)} MiB/s)`],
       ['build / floor', `${ratio.toFixed(2)}× (target ≤ 2×) ${ratio <= 2 ? 'ok' : 'MISSED'}`],
-      ['peak RSS', `${peakMiB.toFixed(0)} MiB (before the build: ${(rssBefore / 1024).toFixed(0)} MiB; target < 256) ${peakMiB < 256 ? 'ok' : 'MISSED'}`],
-      ['machine', `${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, node ${process.version}`],
+      [
+        'peak RSS',
+        `${peakMiB.toFixed(0)} MiB (before the build: ${(rssBefore / 1024).toFixed(0)} MiB; target < 256) ${peakMiB < 256 ? 'ok' : 'MISSED'}`,
+      ],
+      [
+        'machine',
+        `${os.cpus().length} CPUs, load ${os
+          .loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')}, node ${process.version}`,
+      ],
     ];
     for (const [k, v] of rows) process.stdout.write(`${k!.padEnd(32)} ${v}\n`);
   } finally {

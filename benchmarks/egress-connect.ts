@@ -41,23 +41,33 @@ function startServer(): Promise<{ port: number; close: () => void }> {
   const server = net.createServer((s) => {
     s.on('error', () => {});
     s.once('data', (first: Buffer) => {
-      if (first[0] === 0x68 /* h */) { s.end('h'); return; }
+      if (first[0] === 0x68 /* h */) {
+        s.end('h');
+        return;
+      }
       let left = MIB * 1024 * 1024;
       const pump = () => {
         while (left > 0) {
           const n = Math.min(left, CHUNK.length);
           left -= n;
-          if (!s.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) { s.once('drain', pump); return; }
+          if (!s.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) {
+            s.once('drain', pump);
+            return;
+          }
         }
         s.end();
       };
       pump();
     });
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-    port: (server.address() as net.AddressInfo).port,
-    close: () => server.close(),
-  })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        port: (server.address() as net.AddressInfo).port,
+        close: () => server.close(),
+      }),
+    ),
+  );
 }
 
 /** Open a tunnel (or a direct connection when proxyPort is 0) and send `first`. */
@@ -67,7 +77,11 @@ function open(proxyPort: number, target: number, first: string): Promise<net.Soc
     s.setNoDelay(true);
     s.once('error', reject);
     s.once('connect', () => {
-      if (!proxyPort) { s.write(first); resolve(s); return; }
+      if (!proxyPort) {
+        s.write(first);
+        resolve(s);
+        return;
+      }
       s.write(`CONNECT 127.0.0.1:${target} HTTP/1.1\r\nHost: 127.0.0.1:${target}\r\n\r\n`);
       let head = '';
       const onData = (c: Buffer) => {
@@ -76,7 +90,11 @@ function open(proxyPort: number, target: number, first: string): Promise<net.Soc
         if (end < 0) return;
         s.off('data', onData);
         s.pause();
-        if (!/^HTTP\/1\.[01] 200/.test(head)) { s.destroy(); reject(new Error(`proxy answered ${head.split('\r\n')[0]}`)); return; }
+        if (!/^HTTP\/1\.[01] 200/.test(head)) {
+          s.destroy();
+          reject(new Error(`proxy answered ${head.split('\r\n')[0]}`));
+          return;
+        }
         const rest = Buffer.from(head.slice(end + 4), 'latin1');
         if (rest.length) s.unshift(rest);
         s.write(first);
@@ -92,7 +110,9 @@ async function throughput(proxyPort: number, target: number): Promise<number> {
   const started = process.hrtime.bigint();
   let bytes = 0;
   await new Promise<void>((resolve, reject) => {
-    s.on('data', (c: Buffer) => { bytes += c.length; });
+    s.on('data', (c: Buffer) => {
+      bytes += c.length;
+    });
     s.once('end', () => resolve());
     s.once('error', reject);
     s.resume();
@@ -106,18 +126,22 @@ async function throughput(proxyPort: number, target: number): Promise<number> {
 async function handshakes(proxyPort: number, target: number): Promise<number> {
   let next = 0;
   const started = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < HANDSHAKES) {
-      next++;
-      const s = await open(proxyPort, target, 'h');
-      await new Promise<void>((resolve, reject) => {
-        s.once('data', () => { s.end(); });
-        s.once('close', () => resolve());
-        s.once('error', reject);
-        s.resume();
-      });
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < HANDSHAKES) {
+        next++;
+        const s = await open(proxyPort, target, 'h');
+        await new Promise<void>((resolve, reject) => {
+          s.once('data', () => {
+            s.end();
+          });
+          s.once('close', () => resolve());
+          s.once('error', reject);
+          s.resume();
+        });
+      }
+    }),
+  );
   return HANDSHAKES / (Number(process.hrtime.bigint() - started) / 1e9);
 }
 
@@ -168,12 +192,17 @@ async function main(): Promise<void> {
     }
     const pair = results[results.length - 1]!;
     const tp = results.find((r) => r.name.startsWith('tinyproxy'));
-    process.stdout.write(`\nEgress CONNECT benchmark: ${MIB} MiB per tunnel, ${HANDSHAKES} handshakes at concurrency ${CONCURRENCY}, median of ${RUNS} runs\n`);
+    process.stdout.write(
+      `\nEgress CONNECT benchmark: ${MIB} MiB per tunnel, ${HANDSHAKES} handshakes at concurrency ${CONCURRENCY}, median of ${RUNS} runs\n`,
+    );
     // The pair's processes pick their pump the same way this process does.
     process.stdout.write(`pump: ${describePump().summary}\n\n`);
     process.stdout.write('| path | throughput MiB/s | handshakes/s |\n|---|---:|---:|\n');
     for (const r of results) process.stdout.write(`| ${r.name} | ${r.mibps.toFixed(0)} | ${r.hps.toFixed(0)} |\n`);
-    if (tp) process.stdout.write(`\npair / tinyproxy: throughput ${(pair.mibps / tp.mibps).toFixed(2)}x, handshakes ${(pair.hps / tp.hps).toFixed(2)}x\n`);
+    if (tp)
+      process.stdout.write(
+        `\npair / tinyproxy: throughput ${(pair.mibps / tp.mibps).toFixed(2)}x, handshakes ${(pair.hps / tp.hps).toFixed(2)}x\n`,
+      );
     else process.stdout.write('\ntinyproxy is not installed (apt-get install tinyproxy): no baseline row\n');
     const audited = readAudit(auditFile).length;
     process.stdout.write(`audit records written by the outer during the run: ${audited}\n`);

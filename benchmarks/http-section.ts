@@ -63,7 +63,9 @@ async function startApp(workDir: string, nofile: number): Promise<{ port: number
   if (which('nginx')) {
     const dir = path.join(workDir, 'nginx-app');
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, 'nginx.conf'), `worker_processes 1;
+    fs.writeFileSync(
+      path.join(dir, 'nginx.conf'),
+      `worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -74,7 +76,8 @@ http {
   keepalive_timeout 1h;
   server { listen 127.0.0.1:${port}; location / { return 200 "hello from the app\\n"; } }
 }
-`);
+`,
+    );
     const proc = start('nginx-app', 'nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { nofile });
     for (let i = 0; i < 100; i++) {
       try {
@@ -87,7 +90,12 @@ http {
     throw new Error(`the nginx app did not start: ${proc.output()}`);
   }
   const proc = await new Promise<Tracked>((resolve, reject) => {
-    const p = start('http-app', process.execPath, [HTTP_APP, String(port)], { nofile, onLine: (l) => { if (l === 'ready') resolve(p); } });
+    const p = start('http-app', process.execPath, [HTTP_APP, String(port)], {
+      nofile,
+      onLine: (l) => {
+        if (l === 'ready') resolve(p);
+      },
+    });
     void p.exited.then(() => reject(new Error(`the HTTP app exited: ${p.output()}`)));
   });
   return { port, proc, kind: 'node http (1 process)' };
@@ -96,8 +104,27 @@ http {
 function tlsPem(workDir: string): string {
   const key = path.join(workDir, 'bench-tls.key');
   const cert = path.join(workDir, 'bench-tls.crt');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert,
-    '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+    ],
+    { stdio: 'ignore' },
+  );
   return fs.readFileSync(cert, 'utf8') + fs.readFileSync(key, 'utf8');
 }
 
@@ -133,7 +160,18 @@ export async function runHttpSection(s: HttpSettings, workDir: string, nofile: n
       log(`http warm-up ${p.name}: ${w.requestsPerSecond.toFixed(0)} req/s (not counted)`);
     }
     report.loadavg = (await import('node:os')).loadavg().map((x) => Math.round(x * 100) / 100);
-    const results = new Map(paths.map((p) => [p.name, { name: p.name, requests_per_s: null, p99_us: null, cpu_us_per_request: null, trials: { requests_per_s: [], p99_us: [], cpu_us_per_request: [], errors: [] } } as HttpPathResult]));
+    const results = new Map(
+      paths.map((p) => [
+        p.name,
+        {
+          name: p.name,
+          requests_per_s: null,
+          p99_us: null,
+          cpu_us_per_request: null,
+          trials: { requests_per_s: [], p99_us: [], cpu_us_per_request: [], errors: [] },
+        } as HttpPathResult,
+      ]),
+    );
     for (let t = 1; t <= s.trials; t++) {
       for (const p of paths) {
         const cpuBefore = p.proxyCpuSeconds();
@@ -144,11 +182,18 @@ export async function runHttpSection(s: HttpSettings, workDir: string, nofile: n
         row.trials.p99_us.push(r.p99us);
         row.trials.errors.push(r.errors);
         if (p.name !== 'direct-http') row.trials.cpu_us_per_request.push((cpu * 1e6) / Math.max(1, r.requests));
-        log(`http ${t}/${s.trials} ${p.name}: ${r.requestsPerSecond.toFixed(0)} req/s, p99 ${(r.p99us / 1000).toFixed(2)} ms${p.name !== 'direct-http' ? `, ${((cpu * 1e6) / Math.max(1, r.requests)).toFixed(1)} µs CPU/req` : ''}${r.errors ? `, ${r.errors} errors` : ''}`);
+        log(
+          `http ${t}/${s.trials} ${p.name}: ${r.requestsPerSecond.toFixed(0)} req/s, p99 ${(r.p99us / 1000).toFixed(2)} ms${p.name !== 'direct-http' ? `, ${((cpu * 1e6) / Math.max(1, r.requests)).toFixed(1)} µs CPU/req` : ''}${r.errors ? `, ${r.errors} errors` : ''}`,
+        );
       }
     }
     const m = (xs: number[]) => (xs.length > 0 ? median(xs) : null);
-    report.results = [...results.values()].map((r) => ({ ...r, requests_per_s: m(r.trials.requests_per_s), p99_us: m(r.trials.p99_us), cpu_us_per_request: m(r.trials.cpu_us_per_request) }));
+    report.results = [...results.values()].map((r) => ({
+      ...r,
+      requests_per_s: m(r.trials.requests_per_s),
+      p99_us: m(r.trials.p99_us),
+      cpu_us_per_request: m(r.trials.cpu_us_per_request),
+    }));
     report.targets = [ratio(report.results, 'pair-http', 'haproxy-http', 1.0), ratio(report.results, 'pair-https', 'haproxy-https', 0.7)];
   } finally {
     for (const p of paths) await p.stop();
@@ -160,13 +205,19 @@ export async function runHttpSection(s: HttpSettings, workDir: string, nofile: n
 export function renderHttpTable(r: HttpSectionReport): string {
   if (r.results.length === 0) return `HTTP (L7): skipped (${r.skipped.map((x) => `${x.name}: ${x.reason}`).join('; ')})`;
   const lines = [
-    `HTTP/1.1 keep-alive (wrk -t1 -c${r.settings.connections}, ${r.settings.warmupSeconds} s warm-up, then ${r.settings.seconds} s × ${r.settings.trials} trials, medians;`
-      + ` app: ${r.app}; load average ${r.loadavg.join(' ')})`,
+    `HTTP/1.1 keep-alive (wrk -t1 -c${r.settings.connections}, ${r.settings.warmupSeconds} s warm-up, then ${r.settings.seconds} s × ${r.settings.trials} trials, medians;` +
+      ` app: ${r.app}; load average ${r.loadavg.join(' ')})`,
     '| path | req/s | p99 ms | proxy CPU µs/req |',
     '|---|---:|---:|---:|',
-    ...r.results.map((x) => `| ${x.name} | ${x.requests_per_s?.toFixed(0) ?? '-'} | ${x.p99_us !== null ? (x.p99_us / 1000).toFixed(2) : '-'} | ${x.cpu_us_per_request?.toFixed(1) ?? '-'} |`),
+    ...r.results.map(
+      (x) =>
+        `| ${x.name} | ${x.requests_per_s?.toFixed(0) ?? '-'} | ${x.p99_us !== null ? (x.p99_us / 1000).toFixed(2) : '-'} | ${x.cpu_us_per_request?.toFixed(1) ?? '-'} |`,
+    ),
     '',
-    ...r.targets.map((t) => `${t.name}: ${t.ratio === null ? 'not measured' : `${t.ratio.toFixed(2)}×`} (target ≥ ${t.wanted.toFixed(1)}×)${t.met === null ? '' : t.met ? ' met' : ' NOT met'}`),
+    ...r.targets.map(
+      (t) =>
+        `${t.name}: ${t.ratio === null ? 'not measured' : `${t.ratio.toFixed(2)}×`} (target ≥ ${t.wanted.toFixed(1)}×)${t.met === null ? '' : t.met ? ' met' : ' NOT met'}`,
+    ),
     ...r.skipped.map((x) => `skipped ${x.name}: ${x.reason}`),
   ];
   return lines.join('\n');

@@ -59,7 +59,8 @@ type Workload = (typeof WORKLOADS)[number];
 function parseWorkloads(text: string | undefined): Set<Workload> {
   if (text === undefined) return new Set(WORKLOADS);
   const names = text.split(',').map((w) => w.trim());
-  for (const n of names) if (!(WORKLOADS as readonly string[]).includes(n)) throw new Error(`unknown workload "${n}" (${WORKLOADS.join(', ')})`);
+  for (const n of names)
+    if (!(WORKLOADS as readonly string[]).includes(n)) throw new Error(`unknown workload "${n}" (${WORKLOADS.join(', ')})`);
   return new Set(names as Workload[]);
 }
 
@@ -85,7 +86,8 @@ interface Settings {
 function positive(text: string | undefined, name: string, fallback: number, allowZero = false): number {
   if (text === undefined) return fallback;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) throw new Error(`--${name} wants a ${allowZero ? 'non-negative' : 'positive'} integer, not "${text}"`);
+  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1))
+    throw new Error(`--${name} wants a ${allowZero ? 'non-negative' : 'positive'} integer, not "${text}"`);
   return n;
 }
 
@@ -94,8 +96,17 @@ function parseSettings(argv: string[]): Settings | null {
     args: argv,
     strict: true,
     options: {
-      quick: { type: 'boolean' }, trials: { type: 'string' }, seconds: { type: 'string' }, tunnels: { type: 'string' },
-      only: { type: 'string' }, workloads: { type: 'string' }, 'pipe-sizes': { type: 'string' }, 'http-connections': { type: 'string' }, 'http-warmup': { type: 'string' }, json: { type: 'string' }, svg: { type: 'string' },
+      quick: { type: 'boolean' },
+      trials: { type: 'string' },
+      seconds: { type: 'string' },
+      tunnels: { type: 'string' },
+      only: { type: 'string' },
+      workloads: { type: 'string' },
+      'pipe-sizes': { type: 'string' },
+      'http-connections': { type: 'string' },
+      'http-warmup': { type: 'string' },
+      json: { type: 'string' },
+      svg: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -130,7 +141,9 @@ function wantedNofile(tunnels: number): number {
   let max = 1048576;
   try {
     max = Number(fs.readFileSync('/proc/sys/fs/nr_open', 'utf8').trim()) || max;
-  } catch { /* not Linux: use the default */ }
+  } catch {
+    /* not Linux: use the default */
+  }
   return Math.min(max, Math.max(65536, tunnels * FDS_PER_TUNNEL + FD_HEADROOM));
 }
 
@@ -142,7 +155,12 @@ async function startServers(workNofile: number): Promise<{ targets: Targets; ser
   const servers: Tracked[] = [];
   const echoPort = await freePort();
   await new Promise<void>((resolve, reject) => {
-    const echo = start('echo-server', process.execPath, [ECHO_SERVER, String(echoPort)], { nofile: workNofile, onLine: (l) => { if (l === 'ready') resolve(); } });
+    const echo = start('echo-server', process.execPath, [ECHO_SERVER, String(echoPort)], {
+      nofile: workNofile,
+      onLine: (l) => {
+        if (l === 'ready') resolve();
+      },
+    });
     servers.push(echo);
     void echo.exited.then(() => reject(new Error(`echo server exited: ${echo.output()}`)));
   });
@@ -152,7 +170,9 @@ async function startServers(workNofile: number): Promise<{ targets: Targets; ser
     const port = bulkPort;
     await new Promise<void>((resolve, reject) => {
       const iperf = start('iperf3-server', 'iperf3', ['-s', '-B', '127.0.0.1', '-p', String(port), '--forceflush'], {
-        onLine: (l) => { if (l.includes('Server listening')) resolve(); },
+        onLine: (l) => {
+          if (l.includes('Server listening')) resolve();
+        },
       });
       servers.push(iperf);
       void iperf.exited.then(() => reject(new Error(`iperf3 server exited: ${iperf.output()}`)));
@@ -163,15 +183,30 @@ async function startServers(workNofile: number): Promise<{ targets: Targets; ser
 
 function emptyResult(name: string): PathResult {
   return {
-    name, gbps: null, cpu_s_per_gb: null, p50_us: null, p99_us: null, conns_per_s: null, conn_p99_us: null, cpu_us_per_conn: null,
+    name,
+    gbps: null,
+    cpu_s_per_gb: null,
+    p50_us: null,
+    p99_us: null,
+    conns_per_s: null,
+    conn_p99_us: null,
+    cpu_us_per_conn: null,
     trials: { gbps: [], cpu_s_per_gb: [], p50_us: [], p99_us: [], conns_per_s: [], conn_p99_us: [], cpu_us_per_conn: [] },
   };
 }
 
 function finish(r: PathResult): PathResult {
   const m = (xs: number[]) => (xs.length > 0 ? median(xs) : null);
-  return { ...r, gbps: m(r.trials.gbps), cpu_s_per_gb: m(r.trials.cpu_s_per_gb), p50_us: m(r.trials.p50_us), p99_us: m(r.trials.p99_us), conns_per_s: m(r.trials.conns_per_s),
-    conn_p99_us: m(r.trials.conn_p99_us), cpu_us_per_conn: m(r.trials.cpu_us_per_conn) };
+  return {
+    ...r,
+    gbps: m(r.trials.gbps),
+    cpu_s_per_gb: m(r.trials.cpu_s_per_gb),
+    p50_us: m(r.trials.p50_us),
+    p99_us: m(r.trials.p99_us),
+    conns_per_s: m(r.trials.conns_per_s),
+    conn_p99_us: m(r.trials.conn_p99_us),
+    cpu_us_per_conn: m(r.trials.cpu_us_per_conn),
+  };
 }
 
 async function measurePaths(running: RunningPath[], s: Settings): Promise<PathResult[]> {
@@ -204,8 +239,10 @@ async function measurePaths(running: RunningPath[], s: Settings): Promise<PathRe
       trials.conns_per_s.push(r.connsPerSecond);
       trials.conn_p99_us.push(r.p99us);
       if (cpuUs !== null) trials.cpu_us_per_conn.push(cpuUs);
-      log(`connections ${t}/${s.trials} ${p.name}: ${r.connsPerSecond.toFixed(0)}/s, fresh-connection request p99 ${r.p99us.toFixed(0)} µs` +
-        `${cpuUs !== null ? `, ${cpuUs.toFixed(0)} proxy CPU µs/conn` : ''}${r.failures ? ` (${r.failures} failed)` : ''}`);
+      log(
+        `connections ${t}/${s.trials} ${p.name}: ${r.connsPerSecond.toFixed(0)}/s, fresh-connection request p99 ${r.p99us.toFixed(0)} µs` +
+          `${cpuUs !== null ? `, ${cpuUs.toFixed(0)} proxy CPU µs/conn` : ''}${r.failures ? ` (${r.failures} failed)` : ''}`,
+      );
     }
   }
   return running.map((p) => finish(results.get(p.name)!));
@@ -245,23 +282,42 @@ async function main(argv: string[]): Promise<number> {
   const nofile = fdLimit(wantedNofile(s.tunnels));
   const tunnelCeiling = Math.floor((nofile - FD_HEADROOM) / FDS_PER_TUNNEL);
   if (s.tunnels > tunnelCeiling) {
-    log(`the fd limit is ${nofile} and cannot be raised here (no CAP_SYS_RESOURCE): holding ${tunnelCeiling} idle tunnels instead of ${s.tunnels}`);
+    log(
+      `the fd limit is ${nofile} and cannot be raised here (no CAP_SYS_RESOURCE): holding ${tunnelCeiling} idle tunnels instead of ${s.tunnels}`,
+    );
     s.tunnels = tunnelCeiling;
   }
   const report: BenchmarkReport = {
     started: new Date().toISOString(),
     host: { cpus: os.availableParallelism(), kernel: os.release(), node: process.version },
-    settings: { trials: s.trials, seconds: s.seconds, tunnels: s.tunnels, tunnels_wanted: s.tunnelsWanted, latency_iterations: s.latencyIterations, conn_rate_ms: s.connRateMs, conn_rate_concurrency: s.connRateConcurrency, nofile },
-    results: [], memory: [], pipe_sizes: [], targets: [], skipped: [],
+    settings: {
+      trials: s.trials,
+      seconds: s.seconds,
+      tunnels: s.tunnels,
+      tunnels_wanted: s.tunnelsWanted,
+      latency_iterations: s.latencyIterations,
+      conn_rate_ms: s.connRateMs,
+      conn_rate_concurrency: s.connRateConcurrency,
+      nofile,
+    },
+    results: [],
+    memory: [],
+    pipe_sizes: [],
+    targets: [],
+    skipped: [],
   };
   let http: HttpSectionReport | undefined;
   try {
     const { targets, servers } = await startServers(nofile);
-    if (targets.bulkPort === undefined) report.skipped.push({ name: 'bulk throughput', reason: 'iperf3 is not installed (apt-get install iperf3)' });
+    if (targets.bulkPort === undefined)
+      report.skipped.push({ name: 'bulk throughput', reason: 'iperf3 is not installed (apt-get install iperf3)' });
     // The TCP paths are started only for the TCP workloads (the http section has paths of its own).
     const tcpWorkloads = [...s.workloads].some((w) => w !== 'http');
     // Variants of the pair for comparisons run only when named in --only.
-    const optIn = [pairPath({ native: true, fastPath: false, name: 'pair-native-js-accept' }), pairPath({ native: true, threads: 2, name: 'pair-native-2threads' })];
+    const optIn = [
+      pairPath({ native: true, fastPath: false, name: 'pair-native-js-accept' }),
+      pairPath({ native: true, threads: 2, name: 'pair-native-2threads' }),
+    ];
     const definitions: PathDefinition[] = [directPath, pairPath({ native: true }), pairPath({ native: false }), socatPath, haproxyPath]
       .filter((d) => tcpWorkloads && (!s.only || s.only.includes(d.name)))
       .concat(optIn.filter((d) => tcpWorkloads && s.only?.includes(d.name)));
@@ -279,7 +335,9 @@ async function main(argv: string[]): Promise<number> {
     if (s.tunnels > 0 && s.workloads.has('memory')) {
       for (const p of running.filter((r) => r.name.startsWith('pair-'))) {
         const m: IdleTunnelsResult = await runIdleTunnels(p, s.tunnels, nofile);
-        log(`idle tunnels ${p.name}: ${m.tunnels} open, KiB/tunnel ${m.processes.map((x) => x.kibPerTunnel.toFixed(2)).join(' / ')}, fds back: ${m.fdsReturned}`);
+        log(
+          `idle tunnels ${p.name}: ${m.tunnels} open, KiB/tunnel ${m.processes.map((x) => x.kibPerTunnel.toFixed(2)).join(' / ')}, fds back: ${m.fdsReturned}`,
+        );
         report.memory.push(m);
       }
     }
@@ -287,7 +345,11 @@ async function main(argv: string[]): Promise<number> {
     report.pipe_sizes = await measurePipeSizes(targets, s, workDir, nofile);
     for (const server of servers) await stop(server);
     if (s.workloads.has('http')) {
-      http = await runHttpSection({ trials: s.trials, seconds: s.seconds, warmupSeconds: s.httpWarmup, connections: s.httpConnections, only: s.only }, workDir, nofile);
+      http = await runHttpSection(
+        { trials: s.trials, seconds: s.seconds, warmupSeconds: s.httpWarmup, connections: s.httpConnections, only: s.only },
+        workDir,
+        nofile,
+      );
       report.http = http;
     }
     report.targets = checkTargets(report.results, report.memory);
@@ -308,7 +370,10 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code), (err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  void stopAll().finally(() => process.exit(1));
-});
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    void stopAll().finally(() => process.exit(1));
+  },
+);

@@ -9,7 +9,7 @@ import { exitWhenFlushed } from '../shared/util/exit.js';
 main(process.argv.slice(2)).then(
   (code) => exitWhenFlushed(code),
   (err: unknown) => {
-    process.stderr.write(`enclaver-proxy: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(`enclaver-proxy: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     exitWhenFlushed(70);
   },
 );

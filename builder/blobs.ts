@@ -38,7 +38,12 @@ function readBlob(dir: string, name: string, why: string): Buffer {
     return fs.readFileSync(file);
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (err as Error).message;
-    throw new BuildError('blob_missing', `blobs: ${file} ${reason} (${why}); install aws-nitro-enclaves-cli or pass --blobs DIR`, { file, dir }, { cause: err });
+    throw new BuildError(
+      'blob_missing',
+      `blobs: ${file} ${reason} (${why}); install aws-nitro-enclaves-cli or pass --blobs DIR`,
+      { file, dir },
+      { cause: err },
+    );
   }
 }
 

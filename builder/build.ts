@@ -55,8 +55,11 @@ export function loadManifest(file: string): Manifest {
   const problems = validateAgainst(manifestSchema, source);
   if (problems.length) throw new ConfigError(problems);
   const m = source.data as {
-    name: string; target: string; sources: { app: string };
-    signature?: { certificate: string; key: string }; defaults?: { cpu_count?: number; memory_mb?: number };
+    name: string;
+    target: string;
+    sources: { app: string };
+    signature?: { certificate: string; key: string };
+    defaults?: { cpu_count?: number; memory_mb?: number };
   };
   const dir = path.dirname(file);
   return {
@@ -65,7 +68,9 @@ export function loadManifest(file: string): Manifest {
     name: m.name,
     target: m.target,
     app: m.sources.app,
-    signature: m.signature ? { certificate: path.resolve(dir, m.signature.certificate), key: path.resolve(dir, m.signature.key) } : undefined,
+    signature: m.signature
+      ? { certificate: path.resolve(dir, m.signature.certificate), key: path.resolve(dir, m.signature.key) }
+      : undefined,
     defaults: { cpuCount: m.defaults?.cpu_count, memoryMb: m.defaults?.memory_mb },
   };
 }
@@ -73,14 +78,22 @@ export function loadManifest(file: string): Manifest {
 /** Docker's rule: ENTRYPOINT then CMD (nitro-cli ignores ENTRYPOINT when CMD is set; we do not). */
 export function appArgv(image: ResolvedImage): string[] {
   const argv = [...(image.config.config?.Entrypoint ?? []), ...(image.config.config?.Cmd ?? [])];
-  if (argv.length === 0) throw new BuildError('image_invalid', `${image.text}: the image has neither ENTRYPOINT nor CMD: the enclave would have nothing to run`, { image: image.text });
+  if (argv.length === 0)
+    throw new BuildError(
+      'image_invalid',
+      `${image.text}: the image has neither ENTRYPOINT nor CMD: the enclave would have nothing to run`,
+      { image: image.text },
+    );
   return argv;
 }
 
 /** The inner's own config, generated from the manifest, with the app's command and directory. */
 export function innerConfigYaml(manifest: Manifest, image: ResolvedImage): Buffer {
   const source = ConfigSource.parse(ENCLAVE_MANIFEST, manifest.text.toString('utf8'));
-  const inner = translateManifest(source, { role: 'inner', publish: [], appArgv: undefined, enclaveCid: undefined }).data as Record<string, unknown>;
+  const inner = translateManifest(source, { role: 'inner', publish: [], appArgv: undefined, enclaveCid: undefined }).data as Record<
+    string,
+    unknown
+  >;
   const doc = {
     ...inner,
     app: { command: appArgv(image), cwd: image.config.config?.WorkingDir || '/' },
@@ -136,7 +149,11 @@ export async function buildEif(opts: BuildOptions): Promise<BuildResult> {
     signer = loadSigner(read(certificate, 'certificate'), read(key, 'key'), { certificate, key });
   }
   const epoch = sourceDateEpoch();
-  const bundle = runtimeBundle(opts.packageRoot, { arch, ...(opts.node ? { node: opts.node } : {}), ...(opts.runtimeDir ? { runtimeDir: opts.runtimeDir } : {}) });
+  const bundle = runtimeBundle(opts.packageRoot, {
+    arch,
+    ...(opts.node ? { node: opts.node } : {}),
+    ...(opts.runtimeDir ? { runtimeDir: opts.runtimeDir } : {}),
+  });
   const image = await resolveImage(opts.image ?? manifest.app, arch);
   const config = innerConfigYaml(manifest, image);
 
@@ -155,7 +172,12 @@ export async function buildEif(opts: BuildOptions): Promise<BuildResult> {
       imageVersion: image.configDigest,
       toolVersion: opts.toolVersion,
       kernelInfo: blobs.kernelInfo,
-      dockerInfo: { Id: image.configDigest, Architecture: image.config.architecture, Os: image.config.os, Config: image.config.config ?? {} },
+      dockerInfo: {
+        Id: image.configDigest,
+        Architecture: image.config.architecture,
+        Os: image.config.os,
+        Config: image.config.config ?? {},
+      },
       sourceDateEpoch: epoch,
     });
     const result = await assembleEif({
@@ -171,7 +193,15 @@ export async function buildEif(opts: BuildOptions): Promise<BuildResult> {
     let release: ReleaseResult | undefined;
     if (!opts.noRelease) {
       try {
-        release = await writeReleaseImage({ outDir: opts.outDir, eifPath: result.eifPath, manifestText: manifest.text, bundle, arch, target: manifest.target, sourceDateEpoch: epoch });
+        release = await writeReleaseImage({
+          outDir: opts.outDir,
+          eifPath: result.eifPath,
+          manifestText: manifest.text,
+          bundle,
+          arch,
+          target: manifest.target,
+          sourceDateEpoch: epoch,
+        });
       } catch (err) {
         // All or nothing: an EIF without the release image it was built for is not a result.
         await fs.promises.rm(result.eifPath, { force: true });
@@ -179,7 +209,15 @@ export async function buildEif(opts: BuildOptions): Promise<BuildResult> {
         throw err;
       }
     }
-    return { eifPath: result.eifPath, pcrsPath: result.pcrsPath, pcrs: result.pcrs, image, manifest, release, stats: { ...tree.stats, eifBytes: result.bytes } };
+    return {
+      eifPath: result.eifPath,
+      pcrsPath: result.pcrsPath,
+      pcrs: result.pcrs,
+      image,
+      manifest,
+      release,
+      stats: { ...tree.stats, eifBytes: result.bytes },
+    };
   } finally {
     await tree.close();
   }

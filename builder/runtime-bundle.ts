@@ -56,7 +56,10 @@ export function productionPackages(packageRoot: string): string[] {
       if (fs.existsSync(path.join(candidate, 'package.json'))) {
         if (seen.has(candidate)) return;
         seen.add(candidate);
-        const pkg = JSON.parse(fs.readFileSync(path.join(candidate, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+        const pkg = JSON.parse(fs.readFileSync(path.join(candidate, 'package.json'), 'utf8')) as {
+          dependencies?: Record<string, string>;
+          optionalDependencies?: Record<string, string>;
+        };
         for (const dep of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) visit(dep, candidate);
         return;
       }
@@ -91,24 +94,47 @@ function nodeAndLibraries(opts: { node?: string; runtimeDir?: string; arch: Arch
   if (opts.runtimeDir) {
     const node = path.join(opts.runtimeDir, 'bin', 'node');
     const libDir = path.join(opts.runtimeDir, 'lib');
-    if (!fs.existsSync(node) || !fs.existsSync(libDir)) throw new BuildError('runtime_missing', `--runtime-dir ${opts.runtimeDir}: expected bin/node and lib/ (the loader and libraries) in it`, { dir: opts.runtimeDir });
-    const libraries = fs.readdirSync(libDir).sort().map((f) => path.join(libDir, f));
+    if (!fs.existsSync(node) || !fs.existsSync(libDir))
+      throw new BuildError(
+        'runtime_missing',
+        `--runtime-dir ${opts.runtimeDir}: expected bin/node and lib/ (the loader and libraries) in it`,
+        { dir: opts.runtimeDir },
+      );
+    const libraries = fs
+      .readdirSync(libDir)
+      .sort()
+      .map((f) => path.join(libDir, f));
     const loader = libraries.find((f) => /ld-linux/.test(path.basename(f)));
-    if (!loader) throw new BuildError('runtime_missing', `--runtime-dir ${opts.runtimeDir}: lib/ has no ld-linux* loader`, { dir: opts.runtimeDir });
+    if (!loader)
+      throw new BuildError('runtime_missing', `--runtime-dir ${opts.runtimeDir}: lib/ has no ld-linux* loader`, { dir: opts.runtimeDir });
     return { node, loader, libraries: libraries.filter((f) => f !== loader) };
   }
   if (opts.arch !== hostArch()) {
-    throw new BuildError('runtime_missing', `building for ${opts.arch} on a ${hostArch()} host: pass --runtime-dir DIR with an ${opts.arch} bin/node and lib/`, { arch: opts.arch });
+    throw new BuildError(
+      'runtime_missing',
+      `building for ${opts.arch} on a ${hostArch()} host: pass --runtime-dir DIR with an ${opts.arch} bin/node and lib/`,
+      { arch: opts.arch },
+    );
   }
   const node = fs.realpathSync(opts.node ?? process.execPath);
   let ldd: string;
   try {
     ldd = execFileSync('ldd', [node], { encoding: 'utf8' });
   } catch (err) {
-    throw new BuildError('runtime_missing', `cannot list the libraries of ${node} with ldd (${(err as Error).message.split('\n')[0]}); pass --runtime-dir DIR`, { node }, { cause: err });
+    throw new BuildError(
+      'runtime_missing',
+      `cannot list the libraries of ${node} with ldd (${(err as Error).message.split('\n')[0]}); pass --runtime-dir DIR`,
+      { node },
+      { cause: err },
+    );
   }
   const { loader, libraries } = parseLdd(ldd);
-  if (!loader) throw new BuildError('runtime_missing', `${node} is not a dynamically linked glibc binary (no ld-linux loader in ldd's output); pass --runtime-dir DIR`, { node });
+  if (!loader)
+    throw new BuildError(
+      'runtime_missing',
+      `${node} is not a dynamically linked glibc binary (no ld-linux loader in ldd's output); pass --runtime-dir DIR`,
+      { node },
+    );
   return { node, loader, libraries };
 }
 
@@ -123,19 +149,33 @@ export function runtimeBundle(packageRoot: string, opts: { node?: string; runtim
   for (const dir of DIST_DIRS) {
     const root = path.join(packageRoot, 'dist', dir);
     if (!fs.existsSync(root)) throw new BuildError('runtime_missing', `${root} is missing: run npm run build first`, { dir: root });
-    for (const file of walk(root, (f) => f.endsWith('.js'))) files.push({ path: `${app}/${path.relative(packageRoot, file)}`, source: file, mode: 0o644 });
+    for (const file of walk(root, (f) => f.endsWith('.js')))
+      files.push({ path: `${app}/${path.relative(packageRoot, file)}`, source: file, mode: 0o644 });
   }
   for (const pkg of productionPackages(packageRoot)) {
     for (const file of walk(pkg, (f) => !f.endsWith('.map') && !f.endsWith('.md') && !f.endsWith('.d.ts') && !f.endsWith('.ts'))) {
-      files.push({ path: `${app}/${path.relative(packageRoot, file)}`, source: file, mode: (fs.statSync(file).mode & 0o111) ? 0o755 : 0o644 });
+      files.push({
+        path: `${app}/${path.relative(packageRoot, file)}`,
+        source: file,
+        mode: fs.statSync(file).mode & 0o111 ? 0o755 : 0o644,
+      });
     }
   }
   const addon = path.join(packageRoot, 'native', 'build', 'Release', 'enclaver_native.node');
-  if (fs.existsSync(addon) && opts.arch === hostArch() && !opts.runtimeDir) files.push({ path: `${app}/native/build/Release/enclaver_native.node`, source: addon, mode: 0o755 });
+  if (fs.existsSync(addon) && opts.arch === hostArch() && !opts.runtimeDir)
+    files.push({ path: `${app}/native/build/Release/enclaver_native.node`, source: addon, mode: 0o755 });
   return { files, loader: `/${RUNTIME_ROOT}/lib/${loaderName}` };
 }
 
 /** The enclave command: our loader runs our node, which runs the inner, which runs the app. */
 export function innerArgv(bundle: RuntimeBundle, configPath: string): string[] {
-  return [bundle.loader, '--library-path', `/${RUNTIME_ROOT}/lib`, `/${RUNTIME_ROOT}/bin/node`, `/${RUNTIME_ROOT}/app/dist/bin/enclaver-proxy.js`, '--config', configPath];
+  return [
+    bundle.loader,
+    '--library-path',
+    `/${RUNTIME_ROOT}/lib`,
+    `/${RUNTIME_ROOT}/bin/node`,
+    `/${RUNTIME_ROOT}/app/dist/bin/enclaver-proxy.js`,
+    '--config',
+    configPath,
+  ];
 }

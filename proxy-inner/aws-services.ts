@@ -61,7 +61,11 @@ export class InnerAws {
 
   constructor(private readonly settings: InnerAwsSettings) {
     this.relay = new ImdsRelayClient({ address: settings.imdsRelay });
-    this.credentials = new CredentialCache(this.relay, { refreshMarginMs: settings.credentialRefreshMarginMs, now: settings.now, onRefresh: () => credentialRefreshes.inc() });
+    this.credentials = new CredentialCache(this.relay, {
+      refreshMarginMs: settings.credentialRefreshMarginMs,
+      now: settings.now,
+      onRefresh: () => credentialRefreshes.inc(),
+    });
   }
 
   /** Opened on first use, so an IMDS-only inner never announces a simulator it does not use. */
@@ -98,9 +102,18 @@ export class InnerAws {
     this.recipientKey ??= new RecipientKey();
     const upstream = new KmsUpstream({ proxyUrl: kms.egressProxy, ca: kms.ca });
     this.upstreams.push(upstream);
-    const attestation = new AttestationSource({ nsm: this.nsm, publicKey: this.recipientKey.spkiDer, reuseMs: kms.attestationReuseMs ?? 0, onReuse: () => attestationReuseHits.inc() });
+    const attestation = new AttestationSource({
+      nsm: this.nsm,
+      publicKey: this.recipientKey.spkiDer,
+      reuseMs: kms.attestationReuseMs ?? 0,
+      onReuse: () => attestationReuseHits.inc(),
+    });
     return new KmsProxy({
-      endpointFor: (region) => kmsEndpointFor(kms, region), maxBodyBytes: kms.maxBodyBytes, upstream, recipientKey: this.recipientKey, attestation,
+      endpointFor: (region) => kmsEndpointFor(kms, region),
+      maxBodyBytes: kms.maxBodyBytes,
+      upstream,
+      recipientKey: this.recipientKey,
+      attestation,
       credentials: async () => (await this.credentials.get()).credentials,
       region: () => this.region(),
     });

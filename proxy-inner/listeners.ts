@@ -26,8 +26,15 @@ export interface InnerServices {
 
 /** Which listeners need the AWS services (NSM, IMDS relay): the AWS kinds, KMS-sealed TLS keys, attested certificates. */
 export function needsAws(config: InnerConfig): boolean {
-  return config.listeners.some((l) => l.kind === 'kms' || l.kind === 'imds' || l.kind === 'attestation_api'
-    || ((l.kind === 'tcp_proxy' || l.kind === 'http') && l.tls !== undefined && (l.tls.source === 'attested' || 'kmsCiphertext' in l.tls.privateKey)));
+  return config.listeners.some(
+    (l) =>
+      l.kind === 'kms' ||
+      l.kind === 'imds' ||
+      l.kind === 'attestation_api' ||
+      ((l.kind === 'tcp_proxy' || l.kind === 'http') &&
+        l.tls !== undefined &&
+        (l.tls.source === 'attested' || 'kmsCiphertext' in l.tls.privateKey)),
+  );
 }
 
 /** The AWS services of this inner: its `nsm` and `aws` sections, and the outer's IMDS relay. */
@@ -47,7 +54,9 @@ async function handlerFor(l: InnerListenerConfig, { aws, audit, tls }: InnerServ
     case 'http': {
       const { httpIngress } = await import('./http-ingress/http-ingress.js');
       const identity = tls.identityFor(l);
-      const clusters = new Map([...l.http.routes.map((r) => r.cluster), ...(l.http.defaultCluster ? [l.http.defaultCluster] : [])].map((c) => [c.name, c]));
+      const clusters = new Map(
+        [...l.http.routes.map((r) => r.cluster), ...(l.http.defaultCluster ? [l.http.defaultCluster] : [])].map((c) => [c.name, c]),
+      );
       return httpIngress({
         listener: l.name,
         routes: l.http.routes.map((r) => ({ ...r, cluster: r.cluster.name })),
@@ -57,8 +66,11 @@ async function handlerFor(l: InnerListenerConfig, { aws, audit, tls }: InnerServ
         tls: identity?.context,
         localEndpoints: identity?.endpoints ?? [],
         limits: {
-          maxHeaderBytes: l.http.maxHeaderBytes, maxHeaders: l.http.maxHeaders, headTimeoutMs: l.http.headTimeoutMs,
-          idleTimeoutMs: l.idleTimeoutMs, keepAliveTimeoutMs: l.http.keepAliveTimeoutMs,
+          maxHeaderBytes: l.http.maxHeaderBytes,
+          maxHeaders: l.http.maxHeaders,
+          headTimeoutMs: l.http.headTimeoutMs,
+          idleTimeoutMs: l.idleTimeoutMs,
+          keepAliveTimeoutMs: l.http.keepAliveTimeoutMs,
         },
         accessLog: l.accessLog,
         http2: l.http.http2,
@@ -66,7 +78,10 @@ async function handlerFor(l: InnerListenerConfig, { aws, audit, tls }: InnerServ
     }
     case 'egress': {
       const { egressProxy } = await import('./egress/egress-proxy.js');
-      return egressProxy({ name: l.name, idleTimeoutMs: l.idleTimeoutMs, egress: l.egress }, { relay: parentChannel(PairPort.Egress), audit });
+      return egressProxy(
+        { name: l.name, idleTimeoutMs: l.idleTimeoutMs, egress: l.egress },
+        { relay: parentChannel(PairPort.Egress), audit },
+      );
     }
     case 'kms': {
       const [{ httpListenerKind }, { kmsSettings }] = await Promise.all([http(), import('./kms/settings.js')]);

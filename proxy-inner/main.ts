@@ -71,7 +71,13 @@ function startLogForwarding(config: InnerConfig): LogForwarder | undefined {
   return logs;
 }
 
-async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter: StatusReporter, logs: LogForwarder | undefined, duties: InitDuties | undefined): Promise<number> {
+async function superviseInner(
+  config: InnerConfig,
+  opts: InnerOptions,
+  reporter: StatusReporter,
+  logs: LogForwarder | undefined,
+  duties: InitDuties | undefined,
+): Promise<number> {
   // Everything opened below is closed by this one stack, newest first: on a normal stop and on a
   // start that failed part way alike.
   const closers = new Closers(log);
@@ -99,17 +105,29 @@ async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter:
   // Loaded on first use: an inner without AWS listeners never loads the KMS and SigV4 code.
   const awsServices = () => (awsLoading ??= innerAws(config).then((a) => (aws = a)));
   // One NSM per process (one simulator root to pin): the AWS services' when there are any.
-  const nsm = needsAws(config) ? async () => (await awsServices()).nsm : async () => {
-    const own = (await import('./nsm/index.js')).openNsm(config.nsm).nsm;
-    closers.add('NSM', () => own.close());
-    return own;
-  };
+  const nsm = needsAws(config)
+    ? async () => (await awsServices()).nsm
+    : async () => {
+        const own = (await import('./nsm/index.js')).openNsm(config.nsm).nsm;
+        closers.add('NSM', () => own.close());
+        return own;
+      };
   let runtime: SideRuntime<InnerConfig>;
   try {
     const audit = await auditSender(config, nsm);
     if (audit) closers.add('audit stream', () => flushAudit(audit));
     const tls = new TlsIdentities(needsAws(config) ? await awsServices() : null);
-    runtime = new SideRuntime(config, await innerListeners(config, { aws: awsServices, tls, audit: (r) => { countEgress(r); audit?.emit(r); } }));
+    runtime = new SideRuntime(
+      config,
+      await innerListeners(config, {
+        aws: awsServices,
+        tls,
+        audit: (r) => {
+          countEgress(r);
+          audit?.emit(r);
+        },
+      }),
+    );
     closers.add('listeners', () => runtime.shutdown());
     if (audit) {
       auditStreamMetrics(() => audit.stats());
@@ -125,17 +143,38 @@ async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter:
 
   let stopRequested: NodeJS.Signals | undefined;
   let wake: () => void = () => {};
-  const stopped = new Promise<void>((resolve) => { wake = resolve; });
-  closers.add('signal handlers', onShutdownSignal((signal) => { stopRequested = signal; wake(); }));
-  opts.lifeline?.on('end', () => { if (!stopRequested) { log.warn('the outer went away; shutting down'); stopRequested = 'SIGTERM'; wake(); } });
+  const stopped = new Promise<void>((resolve) => {
+    wake = resolve;
+  });
+  closers.add(
+    'signal handlers',
+    onShutdownSignal((signal) => {
+      stopRequested = signal;
+      wake();
+    }),
+  );
+  opts.lifeline?.on('end', () => {
+    if (!stopRequested) {
+      log.warn('the outer went away; shutting down');
+      stopRequested = 'SIGTERM';
+      wake();
+    }
+  });
   opts.lifeline?.resume();
 
   let exitCode = 0;
   if (config.app) {
     const urls = appProxyUrls(config, (name) => runtime.listeners.find((l) => l.name === name)?.address);
-    const app = new AppSupervisor(config.app, appEnvironment(process.env, {
-      configured: config.app.env, egressProxyUrl: urls.http, allProxyUrl: urls.all, aws: awsAppEnvironment(config, runtime.listeners, await aws?.regionForApp()),
-    }), logs || logsAreJson() ? 'lines' : 'inherit');
+    const app = new AppSupervisor(
+      config.app,
+      appEnvironment(process.env, {
+        configured: config.app.env,
+        egressProxyUrl: urls.http,
+        allProxyUrl: urls.all,
+        aws: awsAppEnvironment(config, runtime.listeners, await aws?.regionForApp()),
+      }),
+      logs || logsAreJson() ? 'lines' : 'inherit',
+    );
     let pid: number;
     try {
       pid = app.start();
@@ -157,14 +196,20 @@ async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter:
       detail: accepting ? `pid ${pid}, accepting` : `pid ${pid}, not yet accepting on ${ports.map(formatAddress).join(', ')}`,
     }));
     if (!accepting) {
-      whenAccepting(ports, probe.signal).then(() => {
-        accepting = true;
-        log.info({ endpoints: ports.map(formatAddress) }, 'app accepting connections');
-        reporter.report({ state: 'running', pid, accepting });
-      }, () => {});
+      whenAccepting(ports, probe.signal).then(
+        () => {
+          accepting = true;
+          log.info({ endpoints: ports.map(formatAddress) }, 'app accepting connections');
+          reporter.report({ state: 'running', pid, accepting });
+        },
+        () => {},
+      );
     }
     void app.exited.finally(() => probe.abort());
-    const first = await Promise.race([app.exited.then((e) => ({ kind: 'exit' as const, e })), stopped.then(() => ({ kind: 'stop' as const }))]);
+    const first = await Promise.race([
+      app.exited.then((e) => ({ kind: 'exit' as const, e })),
+      stopped.then(() => ({ kind: 'stop' as const })),
+    ]);
     let exit: AppExit;
     if (first.kind === 'stop') {
       // Connections in flight finish against a live app; only then is the app asked to stop.
@@ -174,7 +219,10 @@ async function superviseInner(config: InnerConfig, opts: InnerOptions, reporter:
     } else {
       exit = first.e;
       const ranMs = Date.now() - started;
-      log[exit.code === 0 ? 'info' : 'error']({ code: exit.code, signal: exit.signal, ran_ms: ranMs }, ranMs < 1000 ? 'app exited right after starting' : 'app exited');
+      log[exit.code === 0 ? 'info' : 'error'](
+        { code: exit.code, signal: exit.signal, ran_ms: ranMs },
+        ranMs < 1000 ? 'app exited right after starting' : 'app exited',
+      );
     }
     const status = { state: 'exited' as const, code: exit.code, signal: exit.signal };
     reporter.report(status);
@@ -209,7 +257,12 @@ async function auditSender(config: InnerConfig, nsm: () => Promise<Nsm>): Promis
 async function flushAudit(audit: AuditSender): Promise<void> {
   audit.close();
   let timer: NodeJS.Timeout | undefined;
-  const gaveUp = await Promise.race([audit.drained().then(() => false), new Promise<boolean>((r) => { timer = setTimeout(() => r(true), AUDIT_FLUSH_MS); })]);
+  const gaveUp = await Promise.race([
+    audit.drained().then(() => false),
+    new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(true), AUDIT_FLUSH_MS);
+    }),
+  ]);
   clearTimeout(timer);
   if (gaveUp) log.warn({ unacknowledged: audit.stats().buffered }, 'audit records not acknowledged by the outer at shutdown');
   audit.stop();

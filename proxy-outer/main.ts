@@ -39,21 +39,27 @@ export interface OuterHandle {
 /** The egress relay when configured, and the audit collector whenever there is egress or `audit`. */
 function egressParts(config: OuterConfig): { egressRelay: EgressRelay | undefined; audit: AuditCollector | undefined } {
   const r = config.egressRelay;
-  const egressRelay = r && new EgressRelay({
-    address: parseAddress(`vsock://any:${PairPort.Egress}`),
-    connectTimeoutMs: r.connectTimeoutMs,
-    idleTimeoutMs: r.idleTimeoutMs,
-    hosts: r.hostsFile ? loadHostsFile(r.hostsFile) : undefined,
-    guard: { allowPrivate: r.allowPrivate },
-    upstreamProxy: r.upstreamProxy,
-  });
+  const egressRelay =
+    r &&
+    new EgressRelay({
+      address: parseAddress(`vsock://any:${PairPort.Egress}`),
+      connectTimeoutMs: r.connectTimeoutMs,
+      idleTimeoutMs: r.idleTimeoutMs,
+      hosts: r.hostsFile ? loadHostsFile(r.hostsFile) : undefined,
+      guard: { allowPrivate: r.allowPrivate },
+      upstreamProxy: r.upstreamProxy,
+    });
   const a = config.audit;
-  const audit = egressRelay || a
-    ? new AuditCollector({
-      address: parseAddress(`vsock://any:${PairPort.Audit}`), enclaveCid: config.enclave.cid, stdout: a?.stdout ?? true, file: a?.file,
-      sinks: a?.syslog ? [new SyslogSink(a.syslog)] : [],
-    })
-    : undefined;
+  const audit =
+    egressRelay || a
+      ? new AuditCollector({
+          address: parseAddress(`vsock://any:${PairPort.Audit}`),
+          enclaveCid: config.enclave.cid,
+          stdout: a?.stdout ?? true,
+          file: a?.file,
+          sinks: a?.syslog ? [new SyslogSink(a.syslog)] : [],
+        })
+      : undefined;
   return { egressRelay, audit };
 }
 
@@ -122,7 +128,12 @@ export async function runOuter(config: OuterConfig): Promise<number> {
   // One shutdown signal for every phase: launching, waiting for the inner, running.
   let stopSignal: NodeJS.Signals | undefined;
   let unhook: () => void = () => {};
-  const stopped = new Promise<void>((resolve) => { unhook = onShutdownSignal((signal) => { stopSignal = signal; resolve(); }); });
+  const stopped = new Promise<void>((resolve) => {
+    unhook = onShutdownSignal((signal) => {
+      stopSignal = signal;
+      resolve();
+    });
+  });
   // The collectors listen before the enclave boots, so its first status and log lines are not lost.
   const launch = config.enclave.launch;
   const supervisor = launch ? new EnclaveSupervisor({ ...launch, cid: config.enclave.cid }) : undefined;
@@ -139,21 +150,25 @@ export async function runOuter(config: OuterConfig): Promise<number> {
       return 1;
     }
   }
-  const code = stopSignal ? 0 : await new Promise<number>((resolve) => {
-    void stopped.then(() => resolve(0));
-    if (config.enclave.exitWithApp) {
-      outer.status.on('status', (s) => {
-        const c = exitCodeOf(s, SIGNAL_NUMBERS);
-        if (c !== undefined) resolve(c);
+  const code = stopSignal
+    ? 0
+    : await new Promise<number>((resolve) => {
+        void stopped.then(() => resolve(0));
+        if (config.enclave.exitWithApp) {
+          outer.status.on('status', (s) => {
+            const c = exitCodeOf(s, SIGNAL_NUMBERS);
+            if (c !== undefined) resolve(c);
+          });
+        }
+        // The enclave's status stream closes with it; what it said before that is the verdict.
+        void supervisor?.gone
+          .then(() => outer.status.idle())
+          .then(() => {
+            const c = outer.status.latest && exitCodeOf(outer.status.latest, SIGNAL_NUMBERS);
+            if (c === undefined) log.error({ enclave_id: supervisor.enclaveId }, "the enclave ended without reporting its app's exit");
+            resolve(c ?? 1);
+          });
       });
-    }
-    // The enclave's status stream closes with it; what it said before that is the verdict.
-    void supervisor?.gone.then(() => outer.status.idle()).then(() => {
-      const c = outer.status.latest && exitCodeOf(outer.status.latest, SIGNAL_NUMBERS);
-      if (c === undefined) log.error({ enclave_id: supervisor.enclaveId }, 'the enclave ended without reporting its app\'s exit');
-      resolve(c ?? 1);
-    });
-  });
   unhook();
   await supervisor?.terminate();
   await outer.shutdown();

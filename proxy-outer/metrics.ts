@@ -21,11 +21,13 @@ const relayTunnels = new Counter({
   registers: [],
 });
 const relayTunnelsActive = new Gauge({
-  name: 'enclaver_relay_tunnels_active', help: 'Egress tunnels open through the relay now.', registers: [],
+  name: 'enclaver_relay_tunnels_active',
+  help: 'Egress tunnels open through the relay now.',
+  registers: [],
 });
 const relayConnectDuration = new Histogram({
   name: 'enclaver_relay_connect_duration_seconds',
-  help: 'Time from the inner\'s request to a connected upstream (or to the failure), resolving included, by result (connected, failed).',
+  help: "Time from the inner's request to a connected upstream (or to the failure), resolving included, by result (connected, failed).",
   labelNames: ['result'] as const,
   buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   registers: [],
@@ -37,19 +39,29 @@ export const relayMetrics = {
     relayTunnels.inc({ outcome });
     relayConnectDuration.observe({ result: outcome === 'connected' ? 'connected' : 'failed' }, ms / 1000);
   },
-  opened(): void { relayTunnelsActive.inc(); },
-  closed(): void { relayTunnelsActive.dec(); },
+  opened(): void {
+    relayTunnelsActive.inc();
+  },
+  closed(): void {
+    relayTunnelsActive.dec();
+  },
 };
 for (const outcome of ['connected', ...RELAY_ERROR_CODES] as const) relayTunnels.inc({ outcome }, 0);
 
 const auditReceived = new Counter({
-  name: 'enclaver_audit_records_received_total', help: 'Audit records received from the inner, re-sent duplicates included.', registers: [],
+  name: 'enclaver_audit_records_received_total',
+  help: 'Audit records received from the inner, re-sent duplicates included.',
+  registers: [],
 });
 const auditAcknowledged = new Counter({
-  name: 'enclaver_audit_records_acknowledged_total', help: 'Audit records acknowledged to the inner (written, or known to be written already).', registers: [],
+  name: 'enclaver_audit_records_acknowledged_total',
+  help: 'Audit records acknowledged to the inner (written, or known to be written already).',
+  registers: [],
 });
 const auditWritten = new Counter({
-  name: 'enclaver_audit_records_written_total', help: 'Audit records handed to the audit sinks (stdout, file, syslog), each once.', registers: [],
+  name: 'enclaver_audit_records_written_total',
+  help: 'Audit records handed to the audit sinks (stdout, file, syslog), each once.',
+  registers: [],
 });
 const auditSinkErrors = new Counter({
   name: 'enclaver_audit_sink_errors_total',
@@ -58,15 +70,25 @@ const auditSinkErrors = new Counter({
 });
 
 export const auditCollectorMetrics = {
-  received(n: number): void { auditReceived.inc(n); },
-  acknowledged(n: number): void { auditAcknowledged.inc(n); },
-  written(n: number): void { auditWritten.inc(n); },
-  sinkError(): void { auditSinkErrors.inc(); },
+  received(n: number): void {
+    auditReceived.inc(n);
+  },
+  acknowledged(n: number): void {
+    auditAcknowledged.inc(n);
+  },
+  written(n: number): void {
+    auditWritten.inc(n);
+  },
+  sinkError(): void {
+    auditSinkErrors.inc();
+  },
 };
 
 const ENCLAVE_STATES = ['unknown', 'starting', 'running', 'exited', 'fatal'] as const;
 const enclaveUp = new Gauge({
-  name: 'enclaver_enclave_up', help: '1 while the enclave reports its app running, else 0.', registers: [],
+  name: 'enclaver_enclave_up',
+  help: '1 while the enclave reports its app running, else 0.',
+  registers: [],
 });
 const enclaveState = new Gauge({
   name: 'enclaver_enclave_state',
@@ -82,7 +104,17 @@ export function setEnclaveState(status: EnclaveStatus | undefined): void {
   enclaveUp.set(current === 'running' ? 1 : 0);
 }
 
-const OUTER_METRICS: Metric[] = [relayTunnels, relayTunnelsActive, relayConnectDuration, auditReceived, auditAcknowledged, auditWritten, auditSinkErrors, enclaveUp, enclaveState];
+const OUTER_METRICS: Metric[] = [
+  relayTunnels,
+  relayTunnelsActive,
+  relayConnectDuration,
+  auditReceived,
+  auditAcknowledged,
+  auditWritten,
+  auditSinkErrors,
+  enclaveUp,
+  enclaveState,
+];
 let registered = false;
 
 /** Adds the outer's metrics to the process registry that /metrics serves (once). */

@@ -15,7 +15,10 @@ const sockets: net.Socket[] = [];
 function openOne(): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host: '127.0.0.1', port });
-    const fail = (err: Error) => { s.destroy(); reject(err); };
+    const fail = (err: Error) => {
+      s.destroy();
+      reject(err);
+    };
     s.once('error', fail);
     s.once('close', () => reject(new Error('closed before the echo came back')));
     s.once('connect', () => s.write('.'));
@@ -44,7 +47,9 @@ async function main(): Promise<void> {
     let open = sockets.length;
     if (open === 0) finish();
     for (const s of sockets) {
-      s.once('close', () => { if (--open === 0) finish(); });
+      s.once('close', () => {
+        if (--open === 0) finish();
+      });
       s.destroy();
     }
   });

@@ -16,11 +16,25 @@ export function freePort(): Promise<number> {
 function echoOnce(port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port });
-    const timer = setTimeout(() => { s.destroy(); resolve(false); }, timeoutMs);
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, timeoutMs);
     s.once('connect', () => s.write('?'));
-    s.once('data', () => { clearTimeout(timer); s.destroy(); resolve(true); });
-    s.once('error', () => { clearTimeout(timer); s.destroy(); resolve(false); });
-    s.once('close', () => { clearTimeout(timer); resolve(false); });
+    s.once('data', () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(false);
+    });
+    s.once('close', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
   });
 }
 

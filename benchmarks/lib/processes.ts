@@ -27,9 +27,7 @@ const OUTPUT_LIMIT = 64 * 1024;
 
 export function start(name: string, command: string, args: string[], opts: StartOptions = {}): Tracked {
   // `exec` keeps the pid: the pid we measure is the program's, not a shell's.
-  const [cmd, argv] = opts.nofile
-    ? ['sh', ['-c', 'ulimit -n "$0" && exec "$@"', String(opts.nofile), command, ...args]]
-    : [command, args];
+  const [cmd, argv] = opts.nofile ? ['sh', ['-c', 'ulimit -n "$0" && exec "$@"', String(opts.nofile), command, ...args]] : [command, args];
   const child = spawn(cmd, argv, { env: opts.env ?? process.env, stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'] });
   let out = '';
   let partial = '';
@@ -47,7 +45,10 @@ export function start(name: string, command: string, args: string[], opts: Start
   child.stderr!.on('data', keep);
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => resolve(code));
-    child.once('error', (err) => { keep(Buffer.from(String(err))); resolve(null); });
+    child.once('error', (err) => {
+      keep(Buffer.from(String(err)));
+      resolve(null);
+    });
   });
   const tracked: Tracked = { name, pid: child.pid ?? -1, child, output: () => out, exited };
   running.add(tracked);
@@ -79,9 +80,13 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 /** Rejects, with its output, as soon as any of these processes exits (a relay that failed to start). */
 export function anyExit(procs: Tracked[]): Promise<never> {
-  return Promise.race(procs.map((p) => p.exited.then((code) => {
-    throw new Error(`${p.name} exited with ${code}: ${p.output().slice(-2000)}`);
-  })));
+  return Promise.race(
+    procs.map((p) =>
+      p.exited.then((code) => {
+        throw new Error(`${p.name} exited with ${code}: ${p.output().slice(-2000)}`);
+      }),
+    ),
+  );
 }
 
 /**

@@ -71,9 +71,13 @@ async function waitForHttp(url: string, what: string, procs: Tracked[], timeoutM
 
 function running(name: string, url: string, tls: boolean, procs: Tracked[], pids: () => number[]): RunningHttpPath {
   return {
-    name, url, tls,
+    name,
+    url,
+    tls,
     proxyCpuSeconds: () => pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0),
-    stop: async () => { for (const p of procs) await stop(p); },
+    stop: async () => {
+      for (const p of procs) await stop(p);
+    },
   };
 }
 
@@ -87,7 +91,8 @@ export const directHttpPath: HttpPathDefinition = {
 function pairHttpPath(tls: boolean): HttpPathDefinition {
   const name = tls ? 'pair-https' : 'pair-http';
   return {
-    name, tls,
+    name,
+    tls,
     unavailable: () => null,
     async start(ctx) {
       const entry = await freePort();
@@ -98,23 +103,33 @@ function pairHttpPath(tls: boolean): HttpPathDefinition {
         runtime_dir: path.join(ctx.workDir, `${name}-runtime`),
         outer: {
           admin: { address: null },
-          listeners: [{ name: 'web', address: `tcp://127.0.0.1:${entry}`, cluster: 'enclave', idle_timeout: '0s', max_connections: 100000 }],
+          listeners: [
+            { name: 'web', address: `tcp://127.0.0.1:${entry}`, cluster: 'enclave', idle_timeout: '0s', max_connections: 100000 },
+          ],
           clusters: [{ name: 'enclave', endpoints: [`vsock://16:${vsockPort}`], proxy_protocol: 'v2' }],
         },
         inner: {
           admin: { address: null },
           ...(tls ? { nsm: { mode: 'simulator' } } : {}),
-          listeners: [{
-            name: 'web', address: `vsock://any:${vsockPort}`, proxy_protocol: 'v2', max_connections: 100000,
-            ...(tls ? { tls: { certificate: 'attested', names: ['localhost'] } } : {}),
-            http: { default_cluster: 'app' },
-          }],
+          listeners: [
+            {
+              name: 'web',
+              address: `vsock://any:${vsockPort}`,
+              proxy_protocol: 'v2',
+              max_connections: 100000,
+              ...(tls ? { tls: { certificate: 'attested', names: ['localhost'] } } : {}),
+              http: { default_cluster: 'app' },
+            },
+          ],
           clusters: [{ name: 'app', endpoints: [`tcp://127.0.0.1:${ctx.appPort}`] }],
         },
       };
       const file = path.join(ctx.workDir, `${name}.yaml`);
       fs.writeFileSync(file, stringify(config));
-      const outer = start(name, process.execPath, [CLI, '--config', file], { env: { ...process.env, ENCLAVER_LOG_FORMAT: 'json' }, nofile: ctx.nofile });
+      const outer = start(name, process.execPath, [CLI, '--config', file], {
+        env: { ...process.env, ENCLAVER_LOG_FORMAT: 'json' },
+        nofile: ctx.nofile,
+      });
       const url = `${tls ? 'https' : 'http'}://127.0.0.1:${entry}/`;
       await waitForHttp(url, name, [outer]);
       const inner = descendants(outer.pid).find((pid) => pid !== outer.pid);
@@ -130,7 +145,8 @@ export const pairHttps = pairHttpPath(true);
 function haproxyHttpPath(tls: boolean): HttpPathDefinition {
   const name = tls ? 'haproxy-https' : 'haproxy-http';
   return {
-    name, tls,
+    name,
+    tls,
     unavailable: () => (which('haproxy') ? null : 'haproxy is not installed (apt-get install haproxy)'),
     async start(ctx) {
       const entry = await freePort();
@@ -138,11 +154,13 @@ function haproxyHttpPath(tls: boolean): HttpPathDefinition {
       const pem = path.join(ctx.workDir, `${name}.pem`);
       fs.writeFileSync(pem, ctx.tlsPem);
       const global = 'global\n  nbthread 1\n  tune.pipesize 262144\n';
-      const defaults = (mode: string) => `defaults\n  mode ${mode}\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n  timeout http-keep-alive 1h\n`;
+      const defaults = (mode: string) =>
+        `defaults\n  mode ${mode}\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n  timeout http-keep-alive 1h\n`;
       const outerCfg = `${global}${defaults('tcp')}  option splice-auto\nfrontend hop\n  bind 127.0.0.1:${entry}\n  default_backend next\nbackend next\n  server next unix@${socket} send-proxy-v2\n`;
-      const innerCfg = `${global}${defaults('http')}  option http-keep-alive\nfrontend web\n  bind unix@${socket} accept-proxy${tls ? ` ssl crt ${pem}` : ''}\n`
-        + '  option forwardfor\n  default_backend app\nbackend app\n'
-        + `  http-reuse always\n  server app 127.0.0.1:${ctx.appPort}\n`;
+      const innerCfg =
+        `${global}${defaults('http')}  option http-keep-alive\nfrontend web\n  bind unix@${socket} accept-proxy${tls ? ` ssl crt ${pem}` : ''}\n` +
+        '  option forwardfor\n  default_backend app\nbackend app\n' +
+        `  http-reuse always\n  server app 127.0.0.1:${ctx.appPort}\n`;
       const files = ['outer', 'inner'].map((side) => path.join(ctx.workDir, `${name}-${side}.cfg`));
       fs.writeFileSync(files[0]!, outerCfg);
       fs.writeFileSync(files[1]!, innerCfg);
@@ -168,7 +186,9 @@ export const nginxHttp: HttpPathDefinition = {
     const entry = await freePort();
     const dir = path.join(ctx.workDir, 'nginx-proxy');
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, 'nginx.conf'), `worker_processes 1;
+    fs.writeFileSync(
+      path.join(dir, 'nginx.conf'),
+      `worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -182,7 +202,8 @@ http {
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header X-Forwarded-For $remote_addr; }
   }
 }
-`);
+`,
+    );
     const proc = start('nginx-proxy', 'nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { nofile: ctx.nofile });
     const url = `http://127.0.0.1:${entry}/`;
     await waitForHttp(url, 'nginx-http', [proc]);

@@ -16,7 +16,16 @@ import { freePort, waitForEcho } from '../lib/net.js';
 import type { PathDefinition, RunningPath, Targets } from './types.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'enclaver-proxy.js');
-const ADDON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native', 'build', 'Release', 'enclaver_native.node');
+const ADDON = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  '..',
+  'native',
+  'build',
+  'Release',
+  'enclaver_native.node',
+);
 
 /** vsock ports of the pair's hops (outside the reserved 17000–17009). */
 const VSOCK_ECHO_PORT = 7101;

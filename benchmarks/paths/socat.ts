@@ -12,7 +12,14 @@ export const socatPath = twoHopPath({
   program: 'socat',
   forks: true,
   startChain: ({ outer, inner, label }, ctx) => [
-    start(`socat-${label}-inner`, 'socat', [`UNIX-LISTEN:${inner.socketPath},fork,unlink-early`, `TCP:127.0.0.1:${inner.serverPort}`], { nofile: ctx.nofile }),
-    start(`socat-${label}-outer`, 'socat', [`TCP-LISTEN:${outer.entryPort},bind=127.0.0.1,fork,reuseaddr,backlog=4096`, `UNIX-CONNECT:${outer.socketPath}`], { nofile: ctx.nofile }),
+    start(`socat-${label}-inner`, 'socat', [`UNIX-LISTEN:${inner.socketPath},fork,unlink-early`, `TCP:127.0.0.1:${inner.serverPort}`], {
+      nofile: ctx.nofile,
+    }),
+    start(
+      `socat-${label}-outer`,
+      'socat',
+      [`TCP-LISTEN:${outer.entryPort},bind=127.0.0.1,fork,reuseaddr,backlog=4096`, `UNIX-CONNECT:${outer.socketPath}`],
+      { nofile: ctx.nofile },
+    ),
   ],
 });

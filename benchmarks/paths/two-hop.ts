@@ -48,7 +48,9 @@ export function twoHopPath(relay: Relay): PathDefinition {
         bulkPort,
         proxyPids: () => procs.flatMap((p) => (relay.forks ? [p.pid, ...descendants(p.pid)] : [p.pid])),
         proxyCpuSeconds: () => procs.reduce((sum, p) => sum + (relay.forks ? treeCpuSeconds(p.pid) : cpuSeconds(p.pid)), 0),
-        stop: async () => { await Promise.all(procs.map((p) => stop(p))); },
+        stop: async () => {
+          await Promise.all(procs.map((p) => stop(p)));
+        },
       };
     },
   };

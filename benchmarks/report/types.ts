@@ -16,7 +16,13 @@ export interface PathResult {
   cpu_us_per_conn: number | null;
   /** Every trial's figure, for whoever wants the spread. */
   trials: {
-    gbps: number[]; cpu_s_per_gb: number[]; p50_us: number[]; p99_us: number[]; conns_per_s: number[]; conn_p99_us: number[]; cpu_us_per_conn: number[];
+    gbps: number[];
+    cpu_s_per_gb: number[];
+    p50_us: number[];
+    p99_us: number[];
+    conns_per_s: number[];
+    conn_p99_us: number[];
+    cpu_us_per_conn: number[];
   };
 }
 

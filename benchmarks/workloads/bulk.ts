@@ -24,7 +24,17 @@ const SETTLE_MS = 300;
 export async function runBulk(path: RunningPath, seconds: number): Promise<BulkResult> {
   if (path.bulkPort === undefined) throw new Error('no bulk port (iperf3 missing)');
   const cpuBefore = path.proxyCpuSeconds();
-  const out = await run(`iperf3 via ${path.name}`, 'iperf3', ['-c', '127.0.0.1', '-p', String(path.bulkPort), '-t', String(seconds), '-O', '1', '-J']);
+  const out = await run(`iperf3 via ${path.name}`, 'iperf3', [
+    '-c',
+    '127.0.0.1',
+    '-p',
+    String(path.bulkPort),
+    '-t',
+    String(seconds),
+    '-O',
+    '1',
+    '-J',
+  ]);
   await sleep(SETTLE_MS);
   const cpu = path.proxyCpuSeconds() - cpuBefore;
   const report = JSON.parse(out) as IperfReport;

@@ -13,8 +13,14 @@ function oneConnection(port: number): Promise<number | null> {
     const started = process.hrtime.bigint();
     const s = net.connect({ host: '127.0.0.1', port, noDelay: true });
     s.once('connect', () => s.write('.'));
-    s.once('data', () => { s.destroy(); resolve(Number(process.hrtime.bigint() - started) / 1000); });
-    s.once('error', () => { s.destroy(); resolve(null); });
+    s.once('data', () => {
+      s.destroy();
+      resolve(Number(process.hrtime.bigint() - started) / 1000);
+    });
+    s.once('error', () => {
+      s.destroy();
+      resolve(null);
+    });
     s.once('close', () => resolve(null));
   });
 }
@@ -34,13 +40,15 @@ export async function runConnRate(port: number, durationMs: number, concurrency:
   let failures = 0;
   const started = Date.now();
   const deadline = started + durationMs;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (Date.now() < deadline) {
-      const us = await oneConnection(port);
-      if (us === null) failures++;
-      else latencies.push(us);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < deadline) {
+        const us = await oneConnection(port);
+        if (us === null) failures++;
+        else latencies.push(us);
+      }
+    }),
+  );
   return {
     connsPerSecond: latencies.length / ((Date.now() - started) / 1000),
     completed: latencies.length,

@@ -41,12 +41,23 @@ async function holdTunnels(port: number, count: number, nofile: number) {
   const reports: ClientReport[] = [];
   let notify: () => void = () => {};
   const client = start('tunnel-client', process.execPath, [TUNNEL_CLIENT, String(port), String(count)], {
-    nofile, stdin: 'pipe',
-    onLine: (line) => { reports.push(JSON.parse(line) as ClientReport); notify(); },
+    nofile,
+    stdin: 'pipe',
+    onLine: (line) => {
+      reports.push(JSON.parse(line) as ClientReport);
+      notify();
+    },
   });
   const next = async (): Promise<ClientReport> => {
     while (reports.length === 0) {
-      await Promise.race([new Promise<void>((r) => { notify = r; }), client.exited.then(() => { throw new Error(`tunnel client exited: ${client.output().slice(-1000)}`); })]);
+      await Promise.race([
+        new Promise<void>((r) => {
+          notify = r;
+        }),
+        client.exited.then(() => {
+          throw new Error(`tunnel client exited: ${client.output().slice(-1000)}`);
+        }),
+      ]);
     }
     return reports.shift()!;
   };

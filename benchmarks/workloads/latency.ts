@@ -15,7 +15,10 @@ export interface LatencyResult {
 
 export async function runLatency(port: number, iterations: number, warmup: number): Promise<LatencyResult> {
   const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
-  await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject); });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
   const samples: number[] = [];
   try {
     for (let i = 0; i < warmup + iterations; i++) {
@@ -24,7 +27,11 @@ export async function runLatency(port: number, iterations: number, warmup: numbe
         let got = 0;
         const onData = (d: Buffer) => {
           got += d.length;
-          if (got >= MESSAGE.length) { socket.off('data', onData); socket.off('error', reject); resolve(); }
+          if (got >= MESSAGE.length) {
+            socket.off('data', onData);
+            socket.off('error', reject);
+            resolve();
+          }
         };
         socket.on('data', onData);
         socket.once('error', reject);

@@ -50,7 +50,10 @@ function parseAt(text: string | undefined): ValidityInstant | null {
 
 export function attestationCommand(args: string[]): number | Promise<number> {
   const parsed = verifyArguments('attestation', ATTESTATION_USAGE, args, ['verify', 'check'], {
-    root: { type: 'string' }, at: { type: 'string' }, pcr: { type: 'string', multiple: true }, nonce: { type: 'string' },
+    root: { type: 'string' },
+    at: { type: 'string' },
+    pcr: { type: 'string', multiple: true },
+    nonce: { type: 'string' },
   });
   if ('exit' in parsed) return parsed.exit;
   const { values, subcommand, operands } = parsed;
@@ -74,20 +77,29 @@ export function attestationCommand(args: string[]): number | Promise<number> {
 
   try {
     const { document, tagged, checkedAt } = verifyAttestation(bytes, {
-      at, expectedPcrs, ...(root ? { root } : {}), ...(values.nonce ? { expectedNonce: Buffer.from(values.nonce, 'hex') } : {}),
+      at,
+      expectedPcrs,
+      ...(root ? { root } : {}),
+      ...(values.nonce ? { expectedNonce: Buffer.from(values.nonce, 'hex') } : {}),
     });
     const hex = (b: Buffer | null) => (b ? b.toString('hex') : null);
-    process.stdout.write(`${JSON.stringify({
-      verified: true,
-      checked_at: checkedAt.toISOString(),
-      cose: tagged ? 'tagged' : 'untagged',
-      module_id: document.moduleId,
-      timestamp: new Date(document.timestamp).toISOString(),
-      pcrs: Object.fromEntries([...document.pcrs].map(([i, v]) => [i, v.toString('hex')])),
-      public_key: hex(document.publicKey),
-      user_data: hex(document.userData),
-      nonce: hex(document.nonce),
-    }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          verified: true,
+          checked_at: checkedAt.toISOString(),
+          cose: tagged ? 'tagged' : 'untagged',
+          module_id: document.moduleId,
+          timestamp: new Date(document.timestamp).toISOString(),
+          pcrs: Object.fromEntries([...document.pcrs].map(([i, v]) => [i, v.toString('hex')])),
+          public_key: hex(document.publicKey),
+          user_data: hex(document.userData),
+          nonce: hex(document.nonce),
+        },
+        null,
+        2,
+      )}\n`,
+    );
     return 0;
   } catch (err) {
     if (!(err instanceof AttestationError)) throw err;
@@ -96,14 +108,27 @@ export function attestationCommand(args: string[]): number | Promise<number> {
   }
 }
 
-interface CheckSettings { at: ValidityInstant; expectedPcrs: Map<number, string>; root: string | undefined; nonce: string | undefined }
+interface CheckSettings {
+  at: ValidityInstant;
+  expectedPcrs: Map<number, string>;
+  root: string | undefined;
+  nonce: string | undefined;
+}
 
 function openTls(url: URL): Promise<tls.TLSSocket> {
   const host = url.hostname.replace(/^\[|\]$/g, '');
   return new Promise((resolve, reject) => {
     // The certificate is self-signed: its trust is the attestation checked next, not a CA.
-    const socket = tls.connect({ host, port: Number(url.port || 443), servername: /^[\d.]+$|:/.test(host) ? undefined : host, rejectUnauthorized: false });
-    socket.once('secureConnect', () => { socket.off('error', reject); resolve(socket); });
+    const socket = tls.connect({
+      host,
+      port: Number(url.port || 443),
+      servername: /^[\d.]+$|:/.test(host) ? undefined : host,
+      rejectUnauthorized: false,
+    });
+    socket.once('secureConnect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
     socket.once('error', reject);
   });
 }
@@ -134,14 +159,20 @@ async function checkCommand(args: string[], s: CheckSettings): Promise<number> {
   }
   try {
     const peer = await verifyAttestedPeer(socket, url.host, { pcrs: s.expectedPcrs, at: s.at, ...(root ? { root } : {}) });
-    process.stdout.write(`${JSON.stringify({
-      verdict: 'pass',
-      url: url.origin,
-      tls_spki_sha256: peer.spkiSha256,
-      module_id: peer.document.moduleId,
-      timestamp: new Date(peer.document.timestamp).toISOString(),
-      pcrs: Object.fromEntries([...s.expectedPcrs.keys()].map((i) => [i, peer.document.pcrs.get(i)!.toString('hex')])),
-    }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          verdict: 'pass',
+          url: url.origin,
+          tls_spki_sha256: peer.spkiSha256,
+          module_id: peer.document.moduleId,
+          timestamp: new Date(peer.document.timestamp).toISOString(),
+          pcrs: Object.fromEntries([...s.expectedPcrs.keys()].map((i) => [i, peer.document.pcrs.get(i)!.toString('hex')])),
+        },
+        null,
+        2,
+      )}\n`,
+    );
     return 0;
   } catch (err) {
     if (!(err instanceof AttestationError)) throw err;

@@ -52,7 +52,10 @@ function report(result: AuditVerifyResult, json: boolean): void {
 
 export function auditCommand(args: string[]): number {
   const parsed = verifyArguments('audit', AUDIT_USAGE, args, ['verify'], {
-    root: { type: 'string' }, pcr: { type: 'string', multiple: true }, running: { type: 'boolean' }, json: { type: 'boolean' },
+    root: { type: 'string' },
+    pcr: { type: 'string', multiple: true },
+    running: { type: 'boolean' },
+    json: { type: 'boolean' },
   });
   if ('exit' in parsed) return parsed.exit;
   const { values, operands: names } = parsed;

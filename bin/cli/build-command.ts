@@ -51,15 +51,23 @@ export function progressBar(): LayerProgress | undefined {
 
 export function printResult(r: BuildResult, json: boolean): void {
   if (json) {
-    const release = r.release ? { Layout: `oci:${r.release.layoutDir}:${r.release.ref}`, Archive: r.release.archivePath, Digest: r.release.manifestDigest } : null;
-    process.stdout.write(`${JSON.stringify({ Eif: r.eifPath, PcrsFile: r.pcrsPath, Image: r.image.text, ImageConfig: r.image.configDigest, Measurements: r.pcrs, Release: release }, null, 2)}\n`);
+    const release = r.release
+      ? { Layout: `oci:${r.release.layoutDir}:${r.release.ref}`, Archive: r.release.archivePath, Digest: r.release.manifestDigest }
+      : null;
+    process.stdout.write(
+      `${JSON.stringify({ Eif: r.eifPath, PcrsFile: r.pcrsPath, Image: r.image.text, ImageConfig: r.image.configDigest, Measurements: r.pcrs, Release: release }, null, 2)}\n`,
+    );
     return;
   }
   const lines = [
     `Built ${r.eifPath} (${human(Number(r.stats.eifBytes))}) from ${r.image.text}`,
     ...Object.entries(r.pcrs).map(([k, v]) => `${k}: ${v}`),
     `PCRs written to ${r.pcrsPath}`,
-    ...(r.release ? [`Release image: oci:${r.release.layoutDir}:${r.release.ref} and oci-archive:${r.release.archivePath} (${r.release.manifestDigest})`] : []),
+    ...(r.release
+      ? [
+          `Release image: oci:${r.release.layoutDir}:${r.release.ref} and oci-archive:${r.release.archivePath} (${r.release.manifestDigest})`,
+        ]
+      : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }

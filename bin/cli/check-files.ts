@@ -14,10 +14,14 @@ import { preflightApp } from '../../proxy-inner/app/supervisor.js';
 
 function reason(err: unknown): string {
   switch (errnoOf(err)) {
-    case 'ENOENT': return 'does not exist';
-    case 'EACCES': return 'permission denied';
-    case 'ENOTDIR': return 'a part of the path is not a directory';
-    default: return messageOf(err);
+    case 'ENOENT':
+      return 'does not exist';
+    case 'EACCES':
+      return 'permission denied';
+    case 'ENOTDIR':
+      return 'a part of the path is not a directory';
+    default:
+      return messageOf(err);
   }
 }
 

@@ -52,7 +52,10 @@ function describeText(d: EifDescription): string {
     `default memory ${Number(d.header.defaultMemory / (1024n * 1024n))} MiB, ${d.header.defaultCpus} CPUs`,
     `CRC32 ${d.crc.stored.toString(16).padStart(8, '0')} ${d.crc.ok ? 'ok' : `MISMATCH (bytes give ${d.crc.computed.toString(16).padStart(8, '0')})`}`,
     'Sections:',
-    ...d.sections.map((s) => `  ${String(s.index).padStart(2)}  ${s.kind.padEnd(9)} offset ${String(s.offset).padStart(10)}  size ${String(s.size).padStart(10)}  (${humanBytes(s.size)})`),
+    ...d.sections.map(
+      (s) =>
+        `  ${String(s.index).padStart(2)}  ${s.kind.padEnd(9)} offset ${String(s.offset).padStart(10)}  size ${String(s.size).padStart(10)}  (${humanBytes(s.size)})`,
+    ),
     'Measurements (SHA-384):',
     ...Object.entries(d.pcrs).map(([k, v]) => `  ${k}: ${v}`),
   ];
@@ -80,7 +83,12 @@ function describeText(d: EifDescription): string {
 export async function describeEifCommand(args: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args, allowPositionals: true, strict: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    });
   } catch (err) {
     process.stderr.write(`enclaver-proxy describe-eif: ${(err as Error).message}\n\n${DESCRIBE_EIF_USAGE}`);
     return 2;

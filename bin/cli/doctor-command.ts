@@ -41,7 +41,11 @@ export async function doctorCommand(argv: string[]): Promise<number> {
   if (json) {
     process.stdout.write(`${JSON.stringify({ ...report, spliceByTransport: byTransport }, null, 2)}\n`);
   } else {
-    const rows = byTransport ? (Object.entries(byTransport) as [string, TransportSplice][]).map(([t, r]) => `splice on ${t.padEnd(5)}  ${formatTransportSplice(r)}`) : [];
+    const rows = byTransport
+      ? (Object.entries(byTransport) as [string, TransportSplice][]).map(
+          ([t, r]) => `splice on ${t.padEnd(5)}  ${formatTransportSplice(r)}`,
+        )
+      : [];
     process.stdout.write(`${formatDoctorReport(report)}\n${rows.map((r) => `${r}\n`).join('')}`);
   }
   return 0;

@@ -93,10 +93,16 @@ export function formatDoctorReport(r: DoctorReport): string {
   rows.push(['splice', r.splice === null ? 'n/a (no addon)' : r.splice.supported ? 'supported' : `refused (${r.splice.error})`]);
   const l = r.pipeLimits;
   rows.push(['pipe-max-size', kib(l.pipeMaxSize)]);
-  rows.push(['pipe-user-pages', `soft ${l.pipeUserPagesSoft ?? 'unknown'}, hard ${l.pipeUserPagesHard ?? 'unknown'}${l.exemptFromPipeLimits ? ' (this process is exempt: CAP_SYS_RESOURCE/ADMIN)' : ''}`]);
+  rows.push([
+    'pipe-user-pages',
+    `soft ${l.pipeUserPagesSoft ?? 'unknown'}, hard ${l.pipeUserPagesHard ?? 'unknown'}${l.exemptFromPipeLimits ? ' (this process is exempt: CAP_SYS_RESOURCE/ADMIN)' : ''}`,
+  ]);
   rows.push(['vsock emulation', r.vsock.emulationDir ?? 'off (real AF_VSOCK)']);
-  rows.push(['AF_VSOCK sockets', r.vsock.socketSupported === null ? 'n/a (no addon)' : r.vsock.socketSupported ? 'supported' : 'not supported by this kernel']);
-  rows.push(['local CID', r.vsock.localCid !== null ? String(r.vsock.localCid) : r.vsock.localCidError ?? 'n/a (no addon)']);
+  rows.push([
+    'AF_VSOCK sockets',
+    r.vsock.socketSupported === null ? 'n/a (no addon)' : r.vsock.socketSupported ? 'supported' : 'not supported by this kernel',
+  ]);
+  rows.push(['local CID', r.vsock.localCid !== null ? String(r.vsock.localCid) : (r.vsock.localCidError ?? 'n/a (no addon)')]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
 }

@@ -78,7 +78,8 @@ type ProxyValues = ReturnType<typeof parseProxyArgs>['values'];
 /** The command-line overrides of the config, checked for form; where they apply is the loader's to say. */
 async function loadOptions(values: ProxyValues, appArgv: string[] | undefined): Promise<LoadOptions | string> {
   const role = values.role;
-  if (role !== undefined && role !== 'inner' && role !== 'outer' && role !== 'local') return `--role must be inner, outer or local, not "${role}"`;
+  if (role !== undefined && role !== 'inner' && role !== 'outer' && role !== 'local')
+    return `--role must be inner, outer or local, not "${role}"`;
   let publish: Publish[] = [];
   if (values.publish?.length) {
     const { parsePublish } = await import('../../shared/config/enclaver-manifest.js');
@@ -90,7 +91,8 @@ async function loadOptions(values: ProxyValues, appArgv: string[] | undefined): 
   }
   const cid = values['enclave-cid'];
   // 1 is the vsock loopback transport (tests in a VM); 0 and 2 are never an enclave.
-  if (cid !== undefined && (!/^[0-9]+$/.test(cid) || Number(cid) === 0 || Number(cid) === 2)) return `--enclave-cid must be 1 or a number of at least 3, not "${cid}"`;
+  if (cid !== undefined && (!/^[0-9]+$/.test(cid) || Number(cid) === 0 || Number(cid) === 2))
+    return `--enclave-cid must be 1 or a number of at least 3, not "${cid}"`;
   const admin = (v: string | undefined) => (v === 'none' ? null : v);
   return {
     ...(role ? { role } : {}),
@@ -134,11 +136,13 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const positional = positionals[0];
-  if (positional === 'schema') return (await import('./schema-command.js')).schemaCommand({ write: values.write === true, root: PACKAGE_ROOT });
+  if (positional === 'schema')
+    return (await import('./schema-command.js')).schemaCommand({ write: values.write === true, root: PACKAGE_ROOT });
   if (positional !== undefined) return usageError(`unknown command "${positional}"`);
   if (!values.config) return usageError('--config FILE is required (see configs/ for examples)');
   const logLevel = values['log-level'];
-  if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) return usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel))
+    return usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const opts = await loadOptions(values, appArgv);
   if (typeof opts === 'string') return usageError(opts);
 

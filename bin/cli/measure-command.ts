@@ -46,14 +46,25 @@ function isEif(file: string): boolean {
   }
 }
 
-interface ImageMeasureOptions { file?: string; blobs?: string; arch?: string; node?: string; 'runtime-dir'?: string }
+interface ImageMeasureOptions {
+  file?: string;
+  blobs?: string;
+  arch?: string;
+  node?: string;
+  'runtime-dir'?: string;
+}
 
 async function measureImage(image: string, o: ImageMeasureOptions, env: { packageRoot: string; version: string }): Promise<Pcrs> {
   const { buildEif } = await import('../../builder/build.js');
   const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'enclaver-measure-'));
   try {
     const result = await buildEif({
-      manifestPath: o.file ?? 'enclaver.yaml', outDir, packageRoot: env.packageRoot, toolVersion: env.version, image, noRelease: true,
+      manifestPath: o.file ?? 'enclaver.yaml',
+      outDir,
+      packageRoot: env.packageRoot,
+      toolVersion: env.version,
+      image,
+      noRelease: true,
       ...(o.arch === 'aarch64' ? { arch: 'aarch64' as const } : {}),
       ...(o.blobs ? { blobs: o.blobs } : {}),
       ...(o.node ? { node: o.node } : {}),
@@ -73,8 +84,14 @@ export async function measureCommand(args: string[], env: { packageRoot: string;
       allowPositionals: true,
       strict: true,
       options: {
-        json: { type: 'boolean' }, 'kms-policy': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-        file: { type: 'string', short: 'f' }, blobs: { type: 'string' }, arch: { type: 'string' }, node: { type: 'string' }, 'runtime-dir': { type: 'string' },
+        json: { type: 'boolean' },
+        'kms-policy': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        file: { type: 'string', short: 'f' },
+        blobs: { type: 'string' },
+        arch: { type: 'string' },
+        node: { type: 'string' },
+        'runtime-dir': { type: 'string' },
       },
     });
   } catch (err) {
@@ -110,7 +127,13 @@ export async function measureCommand(args: string[], env: { packageRoot: string;
     return 1;
   }
   if (values['kms-policy']) process.stdout.write(`${JSON.stringify(kmsPolicyCondition(pcrs), null, 2)}\n`);
-  else if (values.json) process.stdout.write(`${JSON.stringify({ Measurements: { HashAlgorithm: 'Sha384 { ... }', ...pcrs } }, null, 2)}\n`);
-  else process.stdout.write(Object.entries(pcrs).map(([k, v]) => `${k}: ${v}\n`).join(''));
+  else if (values.json)
+    process.stdout.write(`${JSON.stringify({ Measurements: { HashAlgorithm: 'Sha384 { ... }', ...pcrs } }, null, 2)}\n`);
+  else
+    process.stdout.write(
+      Object.entries(pcrs)
+        .map(([k, v]) => `${k}: ${v}\n`)
+        .join(''),
+    );
   return 0;
 }

@@ -112,7 +112,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     return usage((err as Error).message);
   }
   const release = resolveRelease(positionals[0], values.manifest);
-  if (!fs.existsSync(release.eif)) return usage(`no enclave image at ${release.eif}${positionals[0] ? '' : ' (the release image\'s layout; pass RELEASE_DIR or EIF)'}`);
+  if (!fs.existsSync(release.eif))
+    return usage(`no enclave image at ${release.eif}${positionals[0] ? '' : " (the release image's layout; pass RELEASE_DIR or EIF)"}`);
   if (!fs.existsSync(release.manifest)) return usage(`no Enclaver manifest at ${release.manifest}: pass --manifest FILE`);
 
   setLogSide('outer');
@@ -124,10 +125,13 @@ export async function runCommand(argv: string[]): Promise<number> {
       const verdict = await verifyEifPcrs(release.eif, verify);
       if (!verdict.ok) {
         for (const m of verdict.mismatches) log.error({ pcr: m.pcr, expected: m.expected, actual: m.actual }, 'PCR mismatch');
-        log.fatal({ eif: release.eif, expected: verify, mismatched: verdict.mismatches.map((m) => m.pcr) }, 'the enclave image is not the one expected; not launching it');
+        log.fatal(
+          { eif: release.eif, expected: verify, mismatched: verdict.mismatches.map((m) => m.pcr) },
+          'the enclave image is not the one expected; not launching it',
+        );
         return 1;
       }
-      log.info({ eif: release.eif, expected: verify }, 'the enclave image\'s PCRs match; launching');
+      log.info({ eif: release.eif, expected: verify }, "the enclave image's PCRs match; launching");
     } catch (err) {
       log.fatal({ err: messageOf(err) }, 'cannot verify the enclave image; not launching it');
       return 1;
@@ -137,7 +141,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   let config: OuterConfig;
   try {
     config = loadConfig(release.manifest, {
-      role: 'outer', publish,
+      role: 'outer',
+      publish,
       ...(enclaveCid !== undefined ? { enclaveCid } : {}),
       ...(values.admin !== undefined ? { admin: values.admin === 'none' ? null : values.admin } : {}),
     }) as OuterConfig;

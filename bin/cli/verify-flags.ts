@@ -33,8 +33,18 @@ type Options = NonNullable<ParseArgsConfig['options']>;
  * (strict), `--help` answered, the subcommand checked against the ones the command has.
  * Returns the values, subcommand and operands, or the exit code to end with.
  */
-export function verifyArguments<O extends Options, S extends string>(command: string, usageText: string, args: string[], subcommands: readonly S[], options: O):
-  | { values: ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>['values']; subcommand: S; operands: string[] }
+export function verifyArguments<O extends Options, S extends string>(
+  command: string,
+  usageText: string,
+  args: string[],
+  subcommands: readonly S[],
+  options: O,
+):
+  | {
+      values: ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>['values'];
+      subcommand: S;
+      operands: string[];
+    }
   | { exit: number } {
   const usage = usageReporter(command, usageText);
   let parsed;

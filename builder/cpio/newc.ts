@@ -70,7 +70,8 @@ export class CpioWriter {
   }
 
   async add(entry: CpioEntry): Promise<void> {
-    if (entry.name === '' || entry.name.startsWith('/') || entry.name === TRAILER) throw new Error(`cpio: invalid entry name "${entry.name}"`);
+    if (entry.name === '' || entry.name.startsWith('/') || entry.name === TRAILER)
+      throw new Error(`cpio: invalid entry name "${entry.name}"`);
     const inode = this.nextInode++;
     switch (entry.kind) {
       case 'directory':

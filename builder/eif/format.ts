@@ -38,7 +38,8 @@ export interface EifHeader {
 
 /** Encode a header; `crc32` is written too (0 while the CRC is still unknown). */
 export function encodeHeader(h: EifHeader): Buffer {
-  if (h.sections.length > MAX_SECTIONS) throw new BuildError('eif_invalid', `an EIF holds at most ${MAX_SECTIONS} sections, not ${h.sections.length}`);
+  if (h.sections.length > MAX_SECTIONS)
+    throw new BuildError('eif_invalid', `an EIF holds at most ${MAX_SECTIONS} sections, not ${h.sections.length}`);
   const b = Buffer.alloc(HEADER_BYTES);
   EIF_MAGIC.copy(b, 0);
   b.writeUInt16BE(h.version, 4);
@@ -57,10 +58,12 @@ export function encodeHeader(h: EifHeader): Buffer {
 }
 
 export function decodeHeader(b: Buffer, file: string): EifHeader {
-  if (b.length < HEADER_BYTES) throw new BuildError('eif_invalid', `${file}: ${b.length} bytes is too short for an EIF header (${HEADER_BYTES})`, { file });
+  if (b.length < HEADER_BYTES)
+    throw new BuildError('eif_invalid', `${file}: ${b.length} bytes is too short for an EIF header (${HEADER_BYTES})`, { file });
   if (!b.subarray(0, 4).equals(EIF_MAGIC)) throw new BuildError('eif_invalid', `${file}: not an EIF (magic is not ".eif")`, { file });
   const count = b.readUInt16BE(26);
-  if (count > MAX_SECTIONS) throw new BuildError('eif_invalid', `${file}: header declares ${count} sections, more than ${MAX_SECTIONS}`, { file });
+  if (count > MAX_SECTIONS)
+    throw new BuildError('eif_invalid', `${file}: header declares ${count} sections, more than ${MAX_SECTIONS}`, { file });
   const sections = [];
   for (let i = 0; i < count; i++) {
     sections.push({ offset: b.readBigUInt64BE(28 + 8 * i), size: b.readBigUInt64BE(28 + 8 * MAX_SECTIONS + 8 * i) });

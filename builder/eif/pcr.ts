@@ -37,7 +37,10 @@ class OffThreadSha384 {
   }
 
   async update(chunk: Uint8Array): Promise<void> {
-    while (this.inFlight >= MAX_IN_FLIGHT && !this.failure) await new Promise<void>((resolve) => { this.waiting = resolve; });
+    while (this.inFlight >= MAX_IN_FLIGHT && !this.failure)
+      await new Promise<void>((resolve) => {
+        this.waiting = resolve;
+      });
     if (this.failure) throw this.failure;
     const copy = Uint8Array.prototype.slice.call(chunk) as Uint8Array;
     this.inFlight++;
@@ -46,7 +49,9 @@ class OffThreadSha384 {
 
   async digest(): Promise<Buffer> {
     if (this.failure) throw this.failure;
-    const digest = new Promise<Buffer>((resolve) => { this.result = resolve; });
+    const digest = new Promise<Buffer>((resolve) => {
+      this.result = resolve;
+    });
     this.worker.postMessage('digest');
     try {
       return await digest;

@@ -6,7 +6,16 @@
  */
 import fs from 'node:fs/promises';
 import { crc32 } from './crc32.js';
-import { CRC_FIELD_OFFSET, HEADER_BYTES, SECTION_HEADER_BYTES, decodeHeader, decodeSectionHeader, sectionKindOf, type EifHeader, type SectionKind } from './format.js';
+import {
+  CRC_FIELD_OFFSET,
+  HEADER_BYTES,
+  SECTION_HEADER_BYTES,
+  decodeHeader,
+  decodeSectionHeader,
+  sectionKindOf,
+  type EifHeader,
+  type SectionKind,
+} from './format.js';
 import { PcrMeasurer, type Pcrs } from './pcr.js';
 import { checkSignatureSection, type SignatureCheck } from './signature.js';
 import { BuildError } from '../errors.js';
@@ -41,7 +50,10 @@ async function readExactly(file: fs.FileHandle, length: number, position: number
   let done = 0;
   while (done < length) {
     const { bytesRead } = await file.read(out, done, length - done, position + done);
-    if (bytesRead === 0) throw new BuildError('eif_invalid', `${path}: truncated: ${what} needs ${length} bytes at offset ${position}, the file ends first`, { file: path });
+    if (bytesRead === 0)
+      throw new BuildError('eif_invalid', `${path}: truncated: ${what} needs ${length} bytes at offset ${position}, the file ends first`, {
+        file: path,
+      });
     done += bytesRead;
   }
   return out;
@@ -68,15 +80,25 @@ export async function readEif(path: string): Promise<EifDescription> {
       const offset = Number(entry.offset);
       const sectionHeaderBytes = await readExactly(file, SECTION_HEADER_BYTES, offset, `section ${index}'s header`, path);
       const sh = decodeSectionHeader(sectionHeaderBytes);
-      if (sh.size !== entry.size) throw new BuildError('eif_invalid', `${path}: section ${index}: size ${sh.size} in its header, ${entry.size} in the EIF header`, { file: path, index });
+      if (sh.size !== entry.size)
+        throw new BuildError('eif_invalid', `${path}: section ${index}: size ${sh.size} in its header, ${entry.size} in the EIF header`, {
+          file: path,
+          index,
+        });
       const size = Number(sh.size);
-      if (offset + SECTION_HEADER_BYTES + size > bytes) throw new BuildError('eif_invalid', `${path}: truncated: section ${index} (${sectionKindOf(sh.type)}) ends at ${offset + SECTION_HEADER_BYTES + size}, the file is ${bytes} bytes`, { file: path, index });
+      if (offset + SECTION_HEADER_BYTES + size > bytes)
+        throw new BuildError(
+          'eif_invalid',
+          `${path}: truncated: section ${index} (${sectionKindOf(sh.type)}) ends at ${offset + SECTION_HEADER_BYTES + size}, the file is ${bytes} bytes`,
+          { file: path, index },
+        );
       crc = crc32(sectionHeaderBytes, crc);
       const kind = sectionKindOf(sh.type);
       sections.push({ index, kind, type: sh.type, offset, size });
       measurer.beginSection(kind === 'kernel' || kind === 'cmdline' || kind === 'ramdisk' ? kind : 'other');
       const keep = kind === 'metadata' || kind === 'signature';
-      if (keep && size > SMALL_SECTION_LIMIT) throw new BuildError('eif_invalid', `${path}: ${kind} section of ${size} bytes is implausibly large`, { file: path });
+      if (keep && size > SMALL_SECTION_LIMIT)
+        throw new BuildError('eif_invalid', `${path}: ${kind} section of ${size} bytes is implausibly large`, { file: path });
       const kept: Buffer[] = [];
       for (let done = 0; done < size;) {
         const n = Math.min(READ_CHUNK, size - done);

@@ -27,7 +27,9 @@ export function loadSigner(certificatePem: Buffer, keyPem: Buffer, names: { cert
   try {
     certificate = new crypto.X509Certificate(certificatePem);
   } catch (err) {
-    throw new BuildError('signing_key_invalid', `${names.certificate}: not a PEM X.509 certificate (${(err as Error).message})`, { file: names.certificate });
+    throw new BuildError('signing_key_invalid', `${names.certificate}: not a PEM X.509 certificate (${(err as Error).message})`, {
+      file: names.certificate,
+    });
   }
   let privateKey: crypto.KeyObject;
   try {
@@ -37,10 +39,17 @@ export function loadSigner(certificatePem: Buffer, keyPem: Buffer, names: { cert
   }
   const curve = privateKey.asymmetricKeyDetails?.namedCurve;
   if (privateKey.asymmetricKeyType !== 'ec' || curve !== 'secp384r1') {
-    throw new BuildError('signing_key_invalid', `${names.key}: the EIF signing key must be ECDSA P-384 (secp384r1), not ${privateKey.asymmetricKeyType} ${curve ?? ''}`.trim(), { file: names.key });
+    throw new BuildError(
+      'signing_key_invalid',
+      `${names.key}: the EIF signing key must be ECDSA P-384 (secp384r1), not ${privateKey.asymmetricKeyType} ${curve ?? ''}`.trim(),
+      { file: names.key },
+    );
   }
   if (!certificate.checkPrivateKey(privateKey)) {
-    throw new BuildError('signing_key_invalid', `${names.key} does not match the public key of ${names.certificate}`, { file: names.key, certificate: names.certificate });
+    throw new BuildError('signing_key_invalid', `${names.key} does not match the public key of ${names.certificate}`, {
+      file: names.key,
+      certificate: names.certificate,
+    });
   }
   return { certificatePem, certificate, privateKey };
 }
@@ -84,7 +93,8 @@ export function checkSignatureSection(section: Buffer, file: string): SignatureC
     throw new BuildError('eif_invalid', `${file}: signature section is not CBOR (${(err as Error).message})`, { file });
   }
   const first = Array.isArray(decoded) ? (decoded[0] as Record<string, unknown> | undefined) : undefined;
-  if (!first || typeof first !== 'object') throw new BuildError('eif_invalid', `${file}: signature section holds no PCR signature`, { file });
+  if (!first || typeof first !== 'object')
+    throw new BuildError('eif_invalid', `${file}: signature section holds no PCR signature`, { file });
   const certificatePem = bytesField(first.signing_certificate, 'signing_certificate', file);
   const coseBytes = bytesField(first.signature, 'signature', file);
   let certificate: crypto.X509Certificate;

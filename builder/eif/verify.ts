@@ -20,19 +20,30 @@ export async function readExpectedPcrs(expectedJsonPath: string): Promise<Record
   try {
     parsed = JSON.parse(await fs.readFile(expectedJsonPath, 'utf8'));
   } catch (err) {
-    throw new BuildError('pcr_file_invalid', `${expectedJsonPath}: cannot read PCR JSON (${(err as Error).message})`, { file: expectedJsonPath }, { cause: err });
+    throw new BuildError(
+      'pcr_file_invalid',
+      `${expectedJsonPath}: cannot read PCR JSON (${(err as Error).message})`,
+      { file: expectedJsonPath },
+      { cause: err },
+    );
   }
-  const root = parsed && typeof parsed === 'object' && 'Measurements' in parsed ? (parsed as { Measurements: unknown }).Measurements : parsed;
-  if (!root || typeof root !== 'object') throw new BuildError('pcr_file_invalid', `${expectedJsonPath}: expected an object of PCR values`, { file: expectedJsonPath });
+  const root =
+    parsed && typeof parsed === 'object' && 'Measurements' in parsed ? (parsed as { Measurements: unknown }).Measurements : parsed;
+  if (!root || typeof root !== 'object')
+    throw new BuildError('pcr_file_invalid', `${expectedJsonPath}: expected an object of PCR values`, { file: expectedJsonPath });
   const expected: Record<string, string> = {};
   for (const [key, value] of Object.entries(root)) {
     if (!/^PCR[0-9]+$/.test(key)) continue;
     if (typeof value !== 'string' || !/^[0-9a-fA-F]{96}$/.test(value)) {
-      throw new BuildError('pcr_file_invalid', `${expectedJsonPath}: ${key} must be 96 hex digits (SHA-384)`, { file: expectedJsonPath, pcr: key });
+      throw new BuildError('pcr_file_invalid', `${expectedJsonPath}: ${key} must be 96 hex digits (SHA-384)`, {
+        file: expectedJsonPath,
+        pcr: key,
+      });
     }
     expected[key] = value.toLowerCase();
   }
-  if (Object.keys(expected).length === 0) throw new BuildError('pcr_file_invalid', `${expectedJsonPath}: names no PCR (expected keys like "PCR0")`, { file: expectedJsonPath });
+  if (Object.keys(expected).length === 0)
+    throw new BuildError('pcr_file_invalid', `${expectedJsonPath}: names no PCR (expected keys like "PCR0")`, { file: expectedJsonPath });
   return expected;
 }
 
@@ -43,7 +54,11 @@ export async function verifyEifPcrs(
   const expected = await readExpectedPcrs(expectedJsonPath);
   const eif = await readEif(eifPath);
   if (!eif.crc.ok) {
-    throw new BuildError('eif_crc_mismatch', `${eifPath}: CRC mismatch (header ${eif.crc.stored.toString(16)}, bytes ${eif.crc.computed.toString(16)}): the file is corrupt`, { file: eifPath });
+    throw new BuildError(
+      'eif_crc_mismatch',
+      `${eifPath}: CRC mismatch (header ${eif.crc.stored.toString(16)}, bytes ${eif.crc.computed.toString(16)}): the file is corrupt`,
+      { file: eifPath },
+    );
   }
   const actual = eif.pcrs as unknown as Record<string, string | undefined>;
   const mismatches: PcrMismatch[] = [];

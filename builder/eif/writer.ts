@@ -11,8 +11,16 @@
 import fs from 'node:fs/promises';
 import { crc32, crc32Combine } from './crc32.js';
 import {
-  CRC_FIELD_OFFSET, DEFAULT_CPUS, DEFAULT_MEMORY_BYTES, EIF_VERSION, FLAG_ARM64, HEADER_BYTES, SECTION_HEADER_BYTES,
-  SectionType, encodeHeader, encodeSectionHeader,
+  CRC_FIELD_OFFSET,
+  DEFAULT_CPUS,
+  DEFAULT_MEMORY_BYTES,
+  EIF_VERSION,
+  FLAG_ARM64,
+  HEADER_BYTES,
+  SECTION_HEADER_BYTES,
+  SectionType,
+  encodeHeader,
+  encodeSectionHeader,
 } from './format.js';
 import { PcrMeasurer, type Pcrs } from './pcr.js';
 import { certificateDer, encodeSignatureSection, type EifSigner } from './signature.js';
@@ -52,7 +60,10 @@ export class EifWriter implements ByteSink {
   private open: { offset: bigint; type: number; start: bigint; crc: number } | undefined;
   private readonly measurer = new PcrMeasurer();
 
-  private constructor(private readonly file: fs.FileHandle, private readonly inputs: EifBootInputs) {}
+  private constructor(
+    private readonly file: fs.FileHandle,
+    private readonly inputs: EifBootInputs,
+  ) {}
 
   static async create(tmpPath: string, inputs: EifBootInputs): Promise<EifWriter> {
     const file = await fs.open(tmpPath, 'w', 0o644);

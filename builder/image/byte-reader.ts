@@ -11,7 +11,10 @@ export class ByteReader {
   consumed = 0;
 
   /** `seek` lets a file-backed source skip bodies without reading them (archive indexing). */
-  constructor(private readonly source: AsyncIterator<Buffer>, private readonly seek?: (n: number) => void) {}
+  constructor(
+    private readonly source: AsyncIterator<Buffer>,
+    private readonly seek?: (n: number) => void,
+  ) {}
 
   private async fill(n: number): Promise<void> {
     while (this.pendingBytes < n && !this.done) {
@@ -74,7 +77,9 @@ export class ByteReader {
       this.consumed += beyond;
       return;
     }
-    for await (const _ of this.stream(n)) { /* discard */ }
+    for await (const _ of this.stream(n)) {
+      /* discard */
+    }
   }
 }
 

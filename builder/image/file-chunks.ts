@@ -36,5 +36,10 @@ export function seekableFile(fh: fs.FileHandle): { source: AsyncIterator<Buffer>
       return { done: false, value: buf.subarray(0, bytesRead) };
     },
   };
-  return { source, seek: (n) => { position += n; } };
+  return {
+    source,
+    seek: (n) => {
+      position += n;
+    },
+  };
 }

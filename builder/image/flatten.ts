@@ -22,10 +22,7 @@ import { fileRange } from './file-chunks.js';
 import type { TarEntry } from './tar-reader.js';
 
 export type BuilderAddition = { path: string; mode: number } & (
-  | { kind: 'file'; data: Buffer }
-  | { kind: 'disk-file'; source: string }
-  | { kind: 'directory' }
-  | { kind: 'symlink'; target: string }
+  { kind: 'file'; data: Buffer } | { kind: 'disk-file'; source: string } | { kind: 'directory' } | { kind: 'symlink'; target: string }
 );
 
 const WHITEOUT = '.wh.';
@@ -53,14 +50,23 @@ export interface LayerContext {
 function components(raw: string, layer: LayerContext): string[] {
   const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
   for (const p of parts) {
-    if (p === '..') throw new BuildError('layer_path_unsafe', `${layer.name}: entry "${raw}" has a ".." component`, { layer: layer.name, path: raw });
-    if (p.includes('\0')) throw new BuildError('layer_path_unsafe', `${layer.name}: entry "${raw}" contains NUL`, { layer: layer.name, path: raw });
+    if (p === '..')
+      throw new BuildError('layer_path_unsafe', `${layer.name}: entry "${raw}" has a ".." component`, { layer: layer.name, path: raw });
+    if (p.includes('\0'))
+      throw new BuildError('layer_path_unsafe', `${layer.name}: entry "${raw}" contains NUL`, { layer: layer.name, path: raw });
   }
   return parts;
 }
 
 export class FlatTree {
-  private readonly root: TreeNode & { kind: 'directory' } = { kind: 'directory', mode: 0o755, uid: 0, gid: 0, layer: -1, children: new Map() };
+  private readonly root: TreeNode & { kind: 'directory' } = {
+    kind: 'directory',
+    mode: 0o755,
+    uid: 0,
+    gid: 0,
+    layer: -1,
+    children: new Map(),
+  };
   /** Bytes appended to the spool (`flushedSize` on disk, the rest in `writeBuffer`). */
   private spoolSize = 0;
   private flushedSize = 0;
@@ -69,7 +75,10 @@ export class FlatTree {
   private readonly readBuffer = Buffer.allocUnsafe(SPOOL_READ);
   readonly stats = { entries: 0, bytes: 0, skipped: 0 };
 
-  private constructor(private readonly spool: fs.FileHandle, readonly spoolPath: string) {}
+  private constructor(
+    private readonly spool: fs.FileHandle,
+    readonly spoolPath: string,
+  ) {}
 
   static async create(spoolPath: string): Promise<FlatTree> {
     return new FlatTree(await fs.open(spoolPath, 'w+', 0o600), spoolPath);
@@ -95,13 +104,22 @@ export class FlatTree {
       if (name === '.' || name === '') continue;
       if (name === '..') {
         const up = stack.pop();
-        if (!up) throw new BuildError('layer_path_unsafe', `${layer.name}: entry "${raw}" goes through a symlink that leads outside the image root`, { layer: layer.name, path: raw });
+        if (!up)
+          throw new BuildError(
+            'layer_path_unsafe',
+            `${layer.name}: entry "${raw}" goes through a symlink that leads outside the image root`,
+            { layer: layer.name, path: raw },
+          );
         dir = up;
         continue;
       }
       let child = dir.children.get(name);
       if (child?.kind === 'symlink') {
-        if (++hops > MAX_SYMLINK_HOPS) throw new BuildError('layer_path_unsafe', `${layer.name}: entry "${raw}": too many symlinks on its path`, { layer: layer.name, path: raw });
+        if (++hops > MAX_SYMLINK_HOPS)
+          throw new BuildError('layer_path_unsafe', `${layer.name}: entry "${raw}": too many symlinks on its path`, {
+            layer: layer.name,
+            path: raw,
+          });
         const target = child.target.split('/');
         if (child.target.startsWith('/')) {
           dir = this.root;
@@ -148,7 +166,11 @@ export class FlatTree {
           continue;
         }
         const victim = base.slice(WHITEOUT.length);
-        if (victim === '' || victim === '.' || victim === '..') throw new BuildError('layer_path_unsafe', `${layer.name}: whiteout "${h.path}" names nothing`, { layer: layer.name, path: h.path });
+        if (victim === '' || victim === '.' || victim === '..')
+          throw new BuildError('layer_path_unsafe', `${layer.name}: whiteout "${h.path}" names nothing`, {
+            layer: layer.name,
+            path: h.path,
+          });
         if (dir) this.pruneLower(dir.children, victim, layer.index);
         continue;
       }
@@ -173,9 +195,21 @@ export class FlatTree {
           const targetDir = targetParts && targetParts.length > 0 ? this.parentDir(targetParts, layer, h.linkname, false) : undefined;
           const target = targetDir?.children.get(targetParts![targetParts!.length - 1]!);
           if (!target || target.kind !== 'file') {
-            throw new BuildError('layer_path_unsafe', `${layer.name}: hard link "${h.path}" → "${h.linkname}" does not point at a regular file earlier in the image`, { layer: layer.name, path: h.path, target: h.linkname });
+            throw new BuildError(
+              'layer_path_unsafe',
+              `${layer.name}: hard link "${h.path}" → "${h.linkname}" does not point at a regular file earlier in the image`,
+              { layer: layer.name, path: h.path, target: h.linkname },
+            );
           }
-          dir.children.set(base, { kind: 'file', mode: target.mode, offset: target.offset, size: target.size, ...owner, uid: target.uid, gid: target.gid });
+          dir.children.set(base, {
+            kind: 'file',
+            mode: target.mode,
+            offset: target.offset,
+            size: target.size,
+            ...owner,
+            uid: target.uid,
+            gid: target.gid,
+          });
           break;
         }
         case 'file': {
@@ -248,7 +282,13 @@ export class FlatTree {
       const dir = this.parentDir(parts, layer, e.path, true)!;
       const base = parts[parts.length - 1]!;
       const owner = { layer: layer.index, uid: 0, gid: 0 };
-      if (e.kind === 'directory') dir.children.set(base, { kind: 'directory', mode: e.mode, ...owner, children: (dir.children.get(base) as { children?: Map<string, TreeNode> } | undefined)?.children ?? new Map() });
+      if (e.kind === 'directory')
+        dir.children.set(base, {
+          kind: 'directory',
+          mode: e.mode,
+          ...owner,
+          children: (dir.children.get(base) as { children?: Map<string, TreeNode> } | undefined)?.children ?? new Map(),
+        });
       else if (e.kind === 'symlink') dir.children.set(base, { kind: 'symlink', target: e.target, ...owner });
       else {
         const offset = this.spoolSize;
@@ -280,7 +320,15 @@ export class FlatTree {
         } else if (node.kind === 'symlink') {
           yield { kind: 'symlink', path: full, target: node.target, uid: node.uid, gid: node.gid };
         } else {
-          yield { kind: 'file', path: full, mode: node.mode, uid: node.uid, gid: node.gid, size: node.size, data: this.spooled(node.offset, node.size) };
+          yield {
+            kind: 'file',
+            path: full,
+            mode: node.mode,
+            uid: node.uid,
+            gid: node.gid,
+            size: node.size,
+            data: this.spooled(node.offset, node.size),
+          };
         }
       }
     };

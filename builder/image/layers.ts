@@ -47,13 +47,21 @@ async function* decompressed(source: AsyncIterable<Buffer>, layer: ImageLayer): 
     return;
   }
   const zstd = (zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream }).createZstdDecompress;
-  if (kind === 'zstd' && !zstd) throw new BuildError('layer_invalid', `${layer.name}: zstd-compressed layers need Node.js ≥ 22.15 (this is ${process.version})`, { layer: layer.name });
+  if (kind === 'zstd' && !zstd)
+    throw new BuildError('layer_invalid', `${layer.name}: zstd-compressed layers need Node.js ≥ 22.15 (this is ${process.version})`, {
+      layer: layer.name,
+    });
   const inflate = kind === 'gzip' ? zlib.createGunzip() : zstd!();
   const out = Readable.from(rest).pipe(inflate as unknown as NodeJS.WritableStream) as unknown as Readable;
   try {
     for await (const chunk of out) yield chunk as Buffer;
   } catch (err) {
-    throw new BuildError('archive_truncated', `${layer.name}: ${kind} stream is corrupt or truncated (${(err as Error).message})`, { layer: layer.name }, { cause: err });
+    throw new BuildError(
+      'archive_truncated',
+      `${layer.name}: ${kind} stream is corrupt or truncated (${(err as Error).message})`,
+      { layer: layer.name },
+      { cause: err },
+    );
   }
 }
 
@@ -61,7 +69,11 @@ function checkLayerDigest(hash: crypto.Hash, expected: string | undefined, what:
   if (expected === undefined) return;
   const actual = `sha256:${hash.digest('hex')}`;
   if (actual !== expected) {
-    throw new BuildError('digest_mismatch', `${layer.name}: ${what} is ${actual}, expected ${expected}`, { layer: layer.name, expected, actual });
+    throw new BuildError('digest_mismatch', `${layer.name}: ${what} is ${actual}, expected ${expected}`, {
+      layer: layer.name,
+      expected,
+      actual,
+    });
   }
 }
 
@@ -81,9 +93,12 @@ export async function applyLayers(image: ResolvedImage, tree: FlatTree, progress
     const tarStream = sameBytes ? storedStream : counted(decompressed(storedStream, layer), plain, () => undefined);
     try {
       await tree.apply(readTar(tarStream), { name: layer.name, index: layer.index });
-      for await (const _ of tarStream) { /* trailing blocks: part of the digest */ }
+      for await (const _ of tarStream) {
+        /* trailing blocks: part of the digest */
+      }
     } catch (err) {
-      if (err instanceof TarFormatError) throw new BuildError('archive_truncated', `${layer.name}: ${err.message}`, { layer: layer.name }, { cause: err });
+      if (err instanceof TarFormatError)
+        throw new BuildError('archive_truncated', `${layer.name}: ${err.message}`, { layer: layer.name }, { cause: err });
       throw err;
     }
     checkLayerDigest(stored, layer.digest, 'blob digest', layer);

@@ -62,9 +62,15 @@ export function sha256Hex(data: Buffer): string {
 
 export function checkDigest(data: Buffer, digest: string, what: string, image: string): void {
   const [alg, hex] = digest.split(':');
-  if (alg !== 'sha256' || !hex) throw new BuildError('image_invalid', `${image}: ${what}: unsupported digest "${digest}" (sha256 only)`, { image, digest });
+  if (alg !== 'sha256' || !hex)
+    throw new BuildError('image_invalid', `${image}: ${what}: unsupported digest "${digest}" (sha256 only)`, { image, digest });
   const actual = sha256Hex(data);
-  if (actual !== hex) throw new BuildError('digest_mismatch', `${image}: ${what}: content is sha256:${actual}, expected ${digest}`, { image, expected: digest, actual: `sha256:${actual}` });
+  if (actual !== hex)
+    throw new BuildError('digest_mismatch', `${image}: ${what}: content is sha256:${actual}, expected ${digest}`, {
+      image,
+      expected: digest,
+      actual: `sha256:${actual}`,
+    });
 }
 
 export function parseJson<T>(data: Buffer, what: string, image: string): T {
@@ -78,7 +84,12 @@ export function parseJson<T>(data: Buffer, what: string, image: string): T {
 export function checkArchitecture(config: ImageConfig, arch: 'x86_64' | 'aarch64', image: string): void {
   const want = ociArch(arch);
   if (config.architecture !== want) {
-    throw new BuildError('image_arch_mismatch', `${image}: the image is for ${config.os ?? '?'}/${config.architecture ?? '?'}, the enclave needs linux/${want} (target ${arch})`, { image, architecture: config.architecture, want });
+    throw new BuildError(
+      'image_arch_mismatch',
+      `${image}: the image is for ${config.os ?? '?'}/${config.architecture ?? '?'}, the enclave needs linux/${want} (target ${arch})`,
+      { image, architecture: config.architecture, want },
+    );
   }
-  if (config.os !== undefined && config.os !== 'linux') throw new BuildError('image_arch_mismatch', `${image}: the image is for ${config.os}, not linux`, { image });
+  if (config.os !== undefined && config.os !== 'linux')
+    throw new BuildError('image_arch_mismatch', `${image}: the image is for ${config.os}, not linux`, { image });
 }

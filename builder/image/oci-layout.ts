@@ -30,16 +30,25 @@ export function layoutStore(dir: string, image: string): BlobStore {
     },
     open(digest) {
       const file = blobPath(dir, digest, image);
-      if (!fs.existsSync(file)) throw new BuildError('image_invalid', `${image}: layer blob ${digest} is missing (${file})`, { image, digest });
+      if (!fs.existsSync(file))
+        throw new BuildError('image_invalid', `${image}: layer blob ${digest} is missing (${file})`, { image, digest });
       return fileRange(file);
     },
   };
 }
 
-export async function resolveOciLayout(dir: string, ref: string | undefined, arch: 'x86_64' | 'aarch64', image: string): Promise<ResolvedImage> {
+export async function resolveOciLayout(
+  dir: string,
+  ref: string | undefined,
+  arch: 'x86_64' | 'aarch64',
+  image: string,
+): Promise<ResolvedImage> {
   const indexFile = path.join(dir, 'index.json');
   if (!fs.existsSync(path.join(dir, 'oci-layout')) || !fs.existsSync(indexFile)) {
-    throw new BuildError('image_not_found', `${image}: ${dir} is not an OCI image layout (no oci-layout or index.json)`, { image, path: dir });
+    throw new BuildError('image_not_found', `${image}: ${dir} is not an OCI image layout (no oci-layout or index.json)`, {
+      image,
+      path: dir,
+    });
   }
   const index = fs.readFileSync(indexFile);
   parseJson(index, 'index.json', image);

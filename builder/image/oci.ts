@@ -6,8 +6,14 @@
  */
 import { BuildError } from '../errors.js';
 import {
-  MediaTypes, checkArchitecture, ociArch, parseJson,
-  type Descriptor, type ImageConfig, type ImageLayer, type ResolvedImage,
+  MediaTypes,
+  checkArchitecture,
+  ociArch,
+  parseJson,
+  type Descriptor,
+  type ImageConfig,
+  type ImageLayer,
+  type ResolvedImage,
 } from './model.js';
 
 export interface BlobStore {
@@ -17,8 +23,16 @@ export interface BlobStore {
   open(digest: string): AsyncIterable<Buffer>;
 }
 
-interface IndexJson { manifests?: Descriptor[]; mediaType?: string }
-interface ManifestJson { mediaType?: string; config?: Descriptor; layers?: Descriptor[]; manifests?: Descriptor[] }
+interface IndexJson {
+  manifests?: Descriptor[];
+  mediaType?: string;
+}
+interface ManifestJson {
+  mediaType?: string;
+  config?: Descriptor;
+  layers?: Descriptor[];
+  manifests?: Descriptor[];
+}
 
 const isIndex = (m: { mediaType?: string; manifests?: unknown }) =>
   m.mediaType === MediaTypes.ociIndex || m.mediaType === MediaTypes.dockerList || (m.mediaType === undefined && Array.isArray(m.manifests));
@@ -34,7 +48,10 @@ export function pickFromIndex(index: IndexJson, ref: string | undefined, arch: '
   const matching = candidates.filter((d) => !d.platform || (d.platform.architecture === want && (d.platform.os ?? 'linux') === 'linux'));
   if (matching.length === 0) {
     const have = candidates.map((d) => `${d.platform?.os ?? '?'}/${d.platform?.architecture ?? '?'}`).join(', ');
-    throw new BuildError('image_arch_mismatch', `${image}: no linux/${want} image in the index (it has ${have || 'nothing'})`, { image, want });
+    throw new BuildError('image_arch_mismatch', `${image}: no linux/${want} image in the index (it has ${have || 'nothing'})`, {
+      image,
+      want,
+    });
   }
   if (matching.length > 1 && ref === undefined && matching.every((d) => !d.platform)) {
     throw new BuildError('image_not_found', `${image}: the index holds ${matching.length} images; name one as ${image}:REF`, { image });
@@ -43,7 +60,14 @@ export function pickFromIndex(index: IndexJson, ref: string | undefined, arch: '
 }
 
 /** From a manifest or index descriptor to a resolved image (indexes may nest). */
-export async function resolveOci(store: BlobStore, start: Descriptor | Buffer, ref: string | undefined, arch: 'x86_64' | 'aarch64', image: string, name: string): Promise<ResolvedImage> {
+export async function resolveOci(
+  store: BlobStore,
+  start: Descriptor | Buffer,
+  ref: string | undefined,
+  arch: 'x86_64' | 'aarch64',
+  image: string,
+  name: string,
+): Promise<ResolvedImage> {
   let doc: ManifestJson;
   if (Buffer.isBuffer(start)) doc = parseJson<ManifestJson>(start, 'manifest', image);
   else doc = parseJson<ManifestJson>(await store.read(start.digest, 'manifest'), `manifest ${start.digest}`, image);
@@ -52,12 +76,16 @@ export async function resolveOci(store: BlobStore, start: Descriptor | Buffer, r
     const next = pickFromIndex(doc, depth === 0 ? ref : undefined, arch, image);
     doc = parseJson<ManifestJson>(await store.read(next.digest, 'manifest'), `manifest ${next.digest}`, image);
   }
-  if (!doc.config?.digest || !Array.isArray(doc.layers)) throw new BuildError('image_invalid', `${image}: manifest has no config or layers`, { image });
+  if (!doc.config?.digest || !Array.isArray(doc.layers))
+    throw new BuildError('image_invalid', `${image}: manifest has no config or layers`, { image });
   const configBytes = await store.read(doc.config.digest, 'config');
   const config = parseJson<ImageConfig>(configBytes, 'image config', image);
   checkArchitecture(config, arch, image);
   const diffIds = config.rootfs?.diff_ids ?? [];
-  if (diffIds.length !== doc.layers.length) throw new BuildError('image_invalid', `${image}: manifest lists ${doc.layers.length} layers, config ${diffIds.length} diff_ids`, { image });
+  if (diffIds.length !== doc.layers.length)
+    throw new BuildError('image_invalid', `${image}: manifest lists ${doc.layers.length} layers, config ${diffIds.length} diff_ids`, {
+      image,
+    });
   const layers: ImageLayer[] = doc.layers.map((d, index) => ({
     index,
     digest: d.digest,
@@ -68,4 +96,3 @@ export async function resolveOci(store: BlobStore, start: Descriptor | Buffer, r
   }));
   return { text: image, name, configDigest: doc.config.digest, config, layers };
 }
-

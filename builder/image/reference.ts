@@ -30,7 +30,8 @@ export function parseRegistryReference(name: string, text: string): ImageReferen
   if (at >= 0) {
     reference = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!/^sha256:[0-9a-f]{64}$/.test(reference)) throw new BuildError('image_not_found', `image "${text}": digest "${reference}" is not sha256:<64 hex>`, { image: text });
+    if (!/^sha256:[0-9a-f]{64}$/.test(reference))
+      throw new BuildError('image_not_found', `image "${text}": digest "${reference}" is not sha256:<64 hex>`, { image: text });
   } else {
     const colon = rest.lastIndexOf(':');
     if (colon > rest.lastIndexOf('/')) {

@@ -33,7 +33,10 @@ export function dockerCredentials(registry: string, env: NodeJS.ProcessEnv = pro
   } catch {
     return undefined;
   }
-  const keys = registry === 'registry-1.docker.io' ? ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', registry] : [registry, `https://${registry}`, `http://${registry}`];
+  const keys =
+    registry === 'registry-1.docker.io'
+      ? ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', registry]
+      : [registry, `https://${registry}`, `http://${registry}`];
   for (const key of keys) {
     const entry = config.auths?.[key];
     if (entry?.auth) return Buffer.from(entry.auth, 'base64').toString('utf8');
@@ -55,7 +58,11 @@ export class RegistryClient {
   private readonly credentials: string | undefined;
   private readonly base: string;
 
-  constructor(private readonly registry: string, private readonly repository: string, private readonly image: string) {
+  constructor(
+    private readonly registry: string,
+    private readonly repository: string,
+    private readonly image: string,
+  ) {
     this.credentials = dockerCredentials(registry);
     this.base = registryBaseUrl(registry);
   }
@@ -73,16 +80,27 @@ export class RegistryClient {
     if (params.service) url.searchParams.set('service', params.service);
     url.searchParams.set('scope', params.scope ?? `repository:${this.repository}:pull`);
     const res = await fetch(url, { headers: basic ? { authorization: basic } : {} });
-    if (res.status === 401 || res.status === 403) throw this.unauthorized(`the token service ${url.origin} refused ${basic ? 'the Docker config credentials' : 'an anonymous pull'} (HTTP ${res.status})`);
-    if (!res.ok) throw new BuildError('registry_error', `${this.image}: token service ${url.origin} answered HTTP ${res.status}`, { image: this.image });
+    if (res.status === 401 || res.status === 403)
+      throw this.unauthorized(
+        `the token service ${url.origin} refused ${basic ? 'the Docker config credentials' : 'an anonymous pull'} (HTTP ${res.status})`,
+      );
+    if (!res.ok)
+      throw new BuildError('registry_error', `${this.image}: token service ${url.origin} answered HTTP ${res.status}`, {
+        image: this.image,
+      });
     const body = (await res.json()) as { token?: string; access_token?: string };
     const token = body.token ?? body.access_token;
-    if (!token) throw new BuildError('registry_error', `${this.image}: token service ${url.origin} returned no token`, { image: this.image });
+    if (!token)
+      throw new BuildError('registry_error', `${this.image}: token service ${url.origin} returned no token`, { image: this.image });
     this.authorization = `Bearer ${token}`;
   }
 
   private unauthorized(why: string): BuildError {
-    return new BuildError('registry_unauthorized', `${this.image}: registry ${this.registry} refused access to ${this.repository}: ${why}`, { image: this.image, registry: this.registry });
+    return new BuildError(
+      'registry_unauthorized',
+      `${this.image}: registry ${this.registry} refused access to ${this.repository}: ${why}`,
+      { image: this.image, registry: this.registry },
+    );
   }
 
   async get(pathname: string, accept?: string): Promise<Response> {
@@ -95,7 +113,12 @@ export class RegistryClient {
       try {
         res = await fetch(url, { headers });
       } catch (err) {
-        throw new BuildError('registry_error', `${this.image}: cannot reach ${this.base} (${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message})`, { image: this.image }, { cause: err });
+        throw new BuildError(
+          'registry_error',
+          `${this.image}: cannot reach ${this.base} (${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message})`,
+          { image: this.image },
+          { cause: err },
+        );
       }
       if (res.status === 401 && attempt === 0) {
         await res.body?.cancel();
@@ -104,11 +127,17 @@ export class RegistryClient {
       }
       if (res.status === 401 || res.status === 403) {
         await res.body?.cancel();
-        throw this.unauthorized(`HTTP ${res.status}${this.credentials ? ' with the Docker config credentials' : ' (no credentials in the Docker config)'}`);
+        throw this.unauthorized(
+          `HTTP ${res.status}${this.credentials ? ' with the Docker config credentials' : ' (no credentials in the Docker config)'}`,
+        );
       }
       if (res.status === 404) {
         await res.body?.cancel();
-        throw new BuildError('image_not_found', `${this.image}: ${this.registry} has no ${this.repository}/${pathname.replace(/^manifests\//, 'manifest ')}`, { image: this.image });
+        throw new BuildError(
+          'image_not_found',
+          `${this.image}: ${this.registry} has no ${this.repository}/${pathname.replace(/^manifests\//, 'manifest ')}`,
+          { image: this.image },
+        );
       }
       if (!res.ok) {
         await res.body?.cancel();
@@ -122,7 +151,10 @@ export class RegistryClient {
   store(): BlobStore {
     return {
       read: async (digest, what) => {
-        const res = await this.get(what === 'manifest' ? `manifests/${digest}` : `blobs/${digest}`, what === 'manifest' ? MANIFEST_ACCEPT : undefined);
+        const res = await this.get(
+          what === 'manifest' ? `manifests/${digest}` : `blobs/${digest}`,
+          what === 'manifest' ? MANIFEST_ACCEPT : undefined,
+        );
         const data = Buffer.from(await res.arrayBuffer());
         checkDigest(data, digest, what, this.image);
         return data;
@@ -132,14 +164,21 @@ export class RegistryClient {
         return (async function* () {
           const res = await get();
           if (!res.body) return;
-          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>)
+            yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         })();
       },
     };
   }
 }
 
-export async function resolveRegistry(registry: string, repository: string, reference: string, arch: 'x86_64' | 'aarch64', image: string): Promise<ResolvedImage> {
+export async function resolveRegistry(
+  registry: string,
+  repository: string,
+  reference: string,
+  arch: 'x86_64' | 'aarch64',
+  image: string,
+): Promise<ResolvedImage> {
   const client = new RegistryClient(registry, repository, image);
   const res = await client.get(`manifests/${reference}`, MANIFEST_ACCEPT);
   const manifest = Buffer.from(await res.arrayBuffer());

@@ -12,19 +12,31 @@ import { checkArchitecture, checkDigest, parseJson, type ImageConfig, type Resol
 import { resolveOci, type BlobStore } from './oci.js';
 import { readTar, TarFormatError } from './tar-reader.js';
 
-interface Member { offset: number; size: number }
+interface Member {
+  offset: number;
+  size: number;
+}
 
 const SMALL_MEMBER_LIMIT = 64 * 1024 * 1024;
 
 export class TarArchive {
-  private constructor(readonly file: string, private readonly members: Map<string, Member>, private readonly image: string) {}
+  private constructor(
+    readonly file: string,
+    private readonly members: Map<string, Member>,
+    private readonly image: string,
+  ) {}
 
   static async open(file: string, image: string): Promise<TarArchive> {
     let fh: fs.FileHandle;
     try {
       fh = await fs.open(file, 'r');
     } catch (err) {
-      throw new BuildError('image_not_found', `${image}: cannot open ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { image, path: file }, { cause: err });
+      throw new BuildError(
+        'image_not_found',
+        `${image}: cannot open ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        { image, path: file },
+        { cause: err },
+      );
     }
     const members = new Map<string, Member>();
     try {
@@ -32,11 +44,22 @@ export class TarArchive {
       for await (const entry of readTar(seekableFile(fh))) {
         if (entry.header.type !== 'file') continue;
         const end = entry.dataOffset + entry.header.size;
-        if (end > fileSize) throw new BuildError('archive_truncated', `${image}: ${file} is truncated: member "${entry.header.path}" needs ${end} bytes, the file has ${fileSize}`, { image, path: file });
+        if (end > fileSize)
+          throw new BuildError(
+            'archive_truncated',
+            `${image}: ${file} is truncated: member "${entry.header.path}" needs ${end} bytes, the file has ${fileSize}`,
+            { image, path: file },
+          );
         members.set(entry.header.path.replace(/^\.?\//, ''), { offset: entry.dataOffset, size: entry.header.size });
       }
     } catch (err) {
-      if (err instanceof TarFormatError) throw new BuildError('archive_truncated', `${image}: ${file} is not a complete tar archive: ${err.message}`, { image, path: file }, { cause: err });
+      if (err instanceof TarFormatError)
+        throw new BuildError(
+          'archive_truncated',
+          `${image}: ${file} is not a complete tar archive: ${err.message}`,
+          { image, path: file },
+          { cause: err },
+        );
       throw err;
     } finally {
       await fh.close();
@@ -50,13 +73,15 @@ export class TarArchive {
 
   member(name: string, what: string): Member {
     const m = this.members.get(name.replace(/^\.?\//, ''));
-    if (!m) throw new BuildError('image_invalid', `${this.image}: ${what} "${name}" is not in ${this.file}`, { image: this.image, member: name });
+    if (!m)
+      throw new BuildError('image_invalid', `${this.image}: ${what} "${name}" is not in ${this.file}`, { image: this.image, member: name });
     return m;
   }
 
   async read(name: string, what: string): Promise<Buffer> {
     const m = this.member(name, what);
-    if (m.size > SMALL_MEMBER_LIMIT) throw new BuildError('image_invalid', `${this.image}: ${what} "${name}" is ${m.size} bytes, too large`, { image: this.image });
+    if (m.size > SMALL_MEMBER_LIMIT)
+      throw new BuildError('image_invalid', `${this.image}: ${what} "${name}" is ${m.size} bytes, too large`, { image: this.image });
     const parts: Buffer[] = [];
     for await (const chunk of fileRange(this.file, m.offset, m.size)) parts.push(chunk);
     return Buffer.concat(parts);
@@ -80,25 +105,51 @@ export class TarArchive {
   }
 }
 
-export async function resolveOciArchive(file: string, ref: string | undefined, arch: 'x86_64' | 'aarch64', image: string): Promise<ResolvedImage> {
+export async function resolveOciArchive(
+  file: string,
+  ref: string | undefined,
+  arch: 'x86_64' | 'aarch64',
+  image: string,
+): Promise<ResolvedImage> {
   const archive = await TarArchive.open(file, image);
-  if (!archive.has('index.json')) throw new BuildError('image_invalid', `${image}: ${file} holds no index.json (not an OCI archive)`, { image });
+  if (!archive.has('index.json'))
+    throw new BuildError('image_invalid', `${image}: ${file} holds no index.json (not an OCI archive)`, { image });
   const index = await archive.read('index.json', 'index');
   return resolveOci(archive.blobStore(), index, ref, arch, image, file.replace(/^.*\//, '').replace(/\.tar$/, ''));
 }
 
-interface DockerManifestEntry { Config: string; RepoTags?: string[] | null; Layers: string[] }
+interface DockerManifestEntry {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
 
-export async function resolveDockerArchive(file: string, ref: string | undefined, arch: 'x86_64' | 'aarch64', image: string): Promise<ResolvedImage> {
+export async function resolveDockerArchive(
+  file: string,
+  ref: string | undefined,
+  arch: 'x86_64' | 'aarch64',
+  image: string,
+): Promise<ResolvedImage> {
   const archive = await TarArchive.open(file, image);
-  if (!archive.has('manifest.json')) throw new BuildError('image_invalid', `${image}: ${file} holds no manifest.json (not a docker save archive)`, { image });
+  if (!archive.has('manifest.json'))
+    throw new BuildError('image_invalid', `${image}: ${file} holds no manifest.json (not a docker save archive)`, { image });
   const entries = parseJson<DockerManifestEntry[]>(await archive.read('manifest.json', 'manifest'), 'manifest.json', image);
   let entry: DockerManifestEntry | undefined;
   if (ref !== undefined) {
     entry = entries.find((e) => (e.RepoTags ?? []).some((t) => t === ref || t.endsWith(`/${ref}`) || t.split(':')[0] === ref));
-    if (!entry) throw new BuildError('image_not_found', `${image}: no image tagged "${ref}" in ${file} (it has ${entries.flatMap((e) => e.RepoTags ?? []).join(', ') || 'untagged images'})`, { image, ref });
+    if (!entry)
+      throw new BuildError(
+        'image_not_found',
+        `${image}: no image tagged "${ref}" in ${file} (it has ${entries.flatMap((e) => e.RepoTags ?? []).join(', ') || 'untagged images'})`,
+        { image, ref },
+      );
   } else {
-    if (entries.length !== 1) throw new BuildError('image_not_found', `${image}: ${file} holds ${entries.length} images; name one as docker-archive:${file}:REPO:TAG`, { image });
+    if (entries.length !== 1)
+      throw new BuildError(
+        'image_not_found',
+        `${image}: ${file} holds ${entries.length} images; name one as docker-archive:${file}:REPO:TAG`,
+        { image },
+      );
     entry = entries[0]!;
   }
   const configBytes = await archive.read(entry.Config, 'config');
@@ -107,7 +158,12 @@ export async function resolveDockerArchive(file: string, ref: string | undefined
   const config = parseJson<ImageConfig>(configBytes, 'image config', image);
   checkArchitecture(config, arch, image);
   const diffIds = config.rootfs?.diff_ids ?? [];
-  if (diffIds.length !== entry.Layers.length) throw new BuildError('image_invalid', `${image}: manifest.json lists ${entry.Layers.length} layers, the config ${diffIds.length} diff_ids`, { image });
+  if (diffIds.length !== entry.Layers.length)
+    throw new BuildError(
+      'image_invalid',
+      `${image}: manifest.json lists ${entry.Layers.length} layers, the config ${diffIds.length} diff_ids`,
+      { image },
+    );
   const tag = entry.RepoTags?.[0];
   return {
     text: image,

@@ -53,14 +53,24 @@ function numeric(b: Buffer, start: number, length: number, what: string, at: num
 
 function typeOf(flag: string): TarEntryType {
   switch (flag) {
-    case '0': case '\0': case '7': return 'file';
-    case '1': return 'hardlink';
-    case '2': return 'symlink';
-    case '3': return 'char';
-    case '4': return 'block';
-    case '5': return 'directory';
-    case '6': return 'fifo';
-    default: return 'other';
+    case '0':
+    case '\0':
+    case '7':
+      return 'file';
+    case '1':
+      return 'hardlink';
+    case '2':
+      return 'symlink';
+    case '3':
+      return 'char';
+    case '4':
+      return 'block';
+    case '5':
+      return 'directory';
+    case '6':
+      return 'fifo';
+    default:
+      return 'other';
   }
 }
 
@@ -81,8 +91,11 @@ function parsePax(text: string): Record<string, string> {
 
 const MAX_META_BYTES = 1024 * 1024;
 
-export async function* readTar(chunks: AsyncIterable<Buffer> | { source: AsyncIterator<Buffer>; seek: (n: number) => void }): AsyncGenerator<TarEntry> {
-  const reader = Symbol.asyncIterator in chunks ? new ByteReader(chunks[Symbol.asyncIterator]()) : new ByteReader(chunks.source, chunks.seek);
+export async function* readTar(
+  chunks: AsyncIterable<Buffer> | { source: AsyncIterator<Buffer>; seek: (n: number) => void },
+): AsyncGenerator<TarEntry> {
+  const reader =
+    Symbol.asyncIterator in chunks ? new ByteReader(chunks[Symbol.asyncIterator]()) : new ByteReader(chunks.source, chunks.seek);
   let pax: Record<string, string> = {};
   let longName: string | undefined;
   let longLink: string | undefined;

@@ -113,7 +113,14 @@ async function writeBlob(blobsDir: string, data: Buffer): Promise<{ digest: stri
 }
 
 export function releaseEntrypoint(bundle: RuntimeBundle): string[] {
-  return [bundle.loader, '--library-path', `/${RUNTIME_ROOT}/lib`, `/${RUNTIME_ROOT}/bin/node`, `/${RUNTIME_ROOT}/app/dist/bin/enclaver-proxy.js`, 'run'];
+  return [
+    bundle.loader,
+    '--library-path',
+    `/${RUNTIME_ROOT}/lib`,
+    `/${RUNTIME_ROOT}/bin/node`,
+    `/${RUNTIME_ROOT}/app/dist/bin/enclaver-proxy.js`,
+    'run',
+  ];
 }
 
 export function targetTag(target: string): string {
@@ -125,7 +132,10 @@ export function targetTag(target: string): string {
 async function replaceDir(tmp: string, final: string): Promise<void> {
   const old = `${final}.old.${process.pid}`;
   await fs.rm(old, { recursive: true, force: true });
-  const existed = await fs.rename(final, old).then(() => true, () => false);
+  const existed = await fs.rename(final, old).then(
+    () => true,
+    () => false,
+  );
   await fs.rename(tmp, final);
   if (existed) await fs.rm(old, { recursive: true, force: true });
 }
@@ -141,30 +151,50 @@ export async function writeReleaseImage(inputs: ReleaseInputs): Promise<ReleaseR
   try {
     const runtimeEntries = await Promise.all(inputs.bundle.files.map((f) => diskFile(f.path, f.source, f.mode)));
     const runtimeLayer = await writeLayer(blobs, runtimeEntries, mtime);
-    const enclaveLayer = await writeLayer(blobs, [
-      await diskFile('enclave/application.eif', inputs.eifPath, 0o644),
-      { kind: 'file', path: 'enclave/enclaver.yaml', mode: 0o644, size: inputs.manifestText.length, data: inputs.manifestText },
-    ], mtime);
-    const config = Buffer.from(JSON.stringify({
-      created: new Date(inputs.sourceDateEpoch * 1000).toISOString(),
-      architecture: ociArch(inputs.arch),
-      os: 'linux',
-      config: { Entrypoint: releaseEntrypoint(inputs.bundle), Env: [`PATH=/${RUNTIME_ROOT}/bin:/usr/local/bin:/usr/bin:/bin`], WorkingDir: '/enclave' },
-      rootfs: { type: 'layers', diff_ids: [runtimeLayer.digest, enclaveLayer.digest] },
-    }));
+    const enclaveLayer = await writeLayer(
+      blobs,
+      [
+        await diskFile('enclave/application.eif', inputs.eifPath, 0o644),
+        { kind: 'file', path: 'enclave/enclaver.yaml', mode: 0o644, size: inputs.manifestText.length, data: inputs.manifestText },
+      ],
+      mtime,
+    );
+    const config = Buffer.from(
+      JSON.stringify({
+        created: new Date(inputs.sourceDateEpoch * 1000).toISOString(),
+        architecture: ociArch(inputs.arch),
+        os: 'linux',
+        config: {
+          Entrypoint: releaseEntrypoint(inputs.bundle),
+          Env: [`PATH=/${RUNTIME_ROOT}/bin:/usr/local/bin:/usr/bin:/bin`],
+          WorkingDir: '/enclave',
+        },
+        rootfs: { type: 'layers', diff_ids: [runtimeLayer.digest, enclaveLayer.digest] },
+      }),
+    );
     const configDesc = await writeBlob(blobs, config);
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...configDesc },
-      layers: [runtimeLayer, enclaveLayer].map((l) => ({ mediaType: LAYER_MEDIA_TYPE, ...l })),
-    }));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...configDesc },
+        layers: [runtimeLayer, enclaveLayer].map((l) => ({ mediaType: LAYER_MEDIA_TYPE, ...l })),
+      }),
+    );
     const manifestDesc = await writeBlob(blobs, manifest);
     const ref = targetTag(inputs.target);
-    const index = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifestDesc, annotations: { 'org.opencontainers.image.ref.name': ref } }],
-    }));
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            ...manifestDesc,
+            annotations: { 'org.opencontainers.image.ref.name': ref },
+          },
+        ],
+      }),
+    );
     const layoutFile = Buffer.from('{"imageLayoutVersion":"1.0.0"}');
     await fs.writeFile(path.join(tmpDir, 'index.json'), index);
     await fs.writeFile(path.join(tmpDir, 'oci-layout'), layoutFile);

@@ -44,7 +44,10 @@ function paxRecord(key: string, value: string): string {
 }
 
 export class TarWriter {
-  constructor(private readonly sink: ByteSink, private readonly mtime: number) {}
+  constructor(
+    private readonly sink: ByteSink,
+    private readonly mtime: number,
+  ) {}
 
   async add(entry: TarWriteEntry): Promise<void> {
     const name = entry.kind === 'directory' ? `${entry.path}/` : entry.path;

@@ -30,7 +30,10 @@ export interface AppLaunch {
 
 function checkLines(values: string[], what: string): void {
   for (const v of values) {
-    if (v.includes('\n')) throw new BuildError('image_invalid', `${what} value ${JSON.stringify(v)} contains a newline; AWS init reads ${what} line by line`, { what });
+    if (v.includes('\n'))
+      throw new BuildError('image_invalid', `${what} value ${JSON.stringify(v)} contains a newline; AWS init reads ${what} line by line`, {
+        what,
+      });
   }
 }
 

@@ -14,7 +14,11 @@ function httpUrl(a: Address): string | undefined {
  * `listeners` are the started ones, whose addresses carry the real port when 0 was configured;
  * `region` is the configured one or what IMDS said.
  */
-export function awsAppEnvironment(config: InnerConfig, listeners: { name: string; address: Address }[], region: string | undefined): Record<string, string> {
+export function awsAppEnvironment(
+  config: InnerConfig,
+  listeners: { name: string; address: Address }[],
+  region: string | undefined,
+): Record<string, string> {
   const env: Record<string, string> = {};
   const bound = (name: string) => listeners.find((l) => l.name === name)?.address;
   const imds = config.listeners.find((l) => l.kind === 'imds');

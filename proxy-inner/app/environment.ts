@@ -22,7 +22,11 @@ export function appEnvironment(base: NodeJS.ProcessEnv, inputs: AppEnvironmentIn
     // The inner's own settings are not the app's business.
     if (v !== undefined && !k.startsWith('ENCLAVER_')) env[k] = v;
   }
-  const urls: Array<[string, string | undefined]> = [['HTTP_PROXY', inputs.egressProxyUrl], ['HTTPS_PROXY', inputs.egressProxyUrl], ['ALL_PROXY', inputs.allProxyUrl]];
+  const urls: Array<[string, string | undefined]> = [
+    ['HTTP_PROXY', inputs.egressProxyUrl],
+    ['HTTPS_PROXY', inputs.egressProxyUrl],
+    ['ALL_PROXY', inputs.allProxyUrl],
+  ];
   for (const [name, url] of urls) {
     if (!url) continue;
     env[name] = url;

@@ -49,7 +49,10 @@ export function resolveProgram(program: string, cwd: string, envPath: string | u
       return candidate;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EACCES') {
-        throw new AppStartError('app_not_executable', `app command "${program}" is not executable (${candidate})`, 126, { program, path: candidate });
+        throw new AppStartError('app_not_executable', `app command "${program}" is not executable (${candidate})`, 126, {
+          program,
+          path: candidate,
+        });
       }
       return undefined;
     }
@@ -57,7 +60,8 @@ export function resolveProgram(program: string, cwd: string, envPath: string | u
   if (program.includes('/')) {
     const full = path.resolve(cwd, program);
     const found = check(full);
-    if (!found) throw new AppStartError('app_not_found', `app command "${program}" not found (${full} does not exist)`, 127, { program, path: full });
+    if (!found)
+      throw new AppStartError('app_not_found', `app command "${program}" not found (${full} does not exist)`, 127, { program, path: full });
     return found;
   }
   for (const dir of (envPath ?? '').split(':').filter(Boolean)) {
@@ -69,7 +73,8 @@ export function resolveProgram(program: string, cwd: string, envPath: string | u
 
 /** Check that the app can be started at all; throws AppStartError naming what is wrong. */
 export function preflightApp(app: AppConfig, envPath: string | undefined): string {
-  if (!fs.existsSync(app.cwd)) throw new AppStartError('app_cwd_missing', `app working directory ${app.cwd} does not exist`, 126, { cwd: app.cwd });
+  if (!fs.existsSync(app.cwd))
+    throw new AppStartError('app_cwd_missing', `app working directory ${app.cwd} does not exist`, 126, { cwd: app.cwd });
   return resolveProgram(app.argv[0]!, app.cwd, envPath);
 }
 
@@ -80,7 +85,9 @@ function startOrphanGuard(pgid: number): ChildProcess | undefined {
     stdio: ['pipe', 'ignore', 'ignore'],
     detached: true,
   });
-  guard.once('error', (err) => log.warn({ err: err.message }, 'no orphan guard (/bin/sh): the app would outlive this process if it were killed'));
+  guard.once('error', (err) =>
+    log.warn({ err: err.message }, 'no orphan guard (/bin/sh): the app would outlive this process if it were killed'),
+  );
   guard.stdin!.on('error', () => {});
   // Neither the guard nor its pipe keeps this process alive; they only matter when it is gone.
   guard.unref();
@@ -116,8 +123,12 @@ export class AppSupervisor {
       const from = child[name];
       if (!from) continue;
       const splitter = new LineSplitter();
-      from.on('data', (chunk: Buffer) => { for (const line of splitter.push(chunk)) writeAppOutput(name, line); });
-      from.on('end', () => { for (const line of splitter.end()) writeAppOutput(name, line); });
+      from.on('data', (chunk: Buffer) => {
+        for (const line of splitter.push(chunk)) writeAppOutput(name, line);
+      });
+      from.on('end', () => {
+        for (const line of splitter.end()) writeAppOutput(name, line);
+      });
     }
   }
 
@@ -125,7 +136,13 @@ export class AppSupervisor {
   start(): number {
     const [program, ...args] = this.app.argv;
     const resolved = preflightApp(this.app, this.env.PATH);
-    const child = spawn(resolved, args, { cwd: this.app.cwd, env: this.env, stdio: this.output === 'lines' ? ['inherit', 'pipe', 'pipe'] : 'inherit', detached: true, argv0: program });
+    const child = spawn(resolved, args, {
+      cwd: this.app.cwd,
+      env: this.env,
+      stdio: this.output === 'lines' ? ['inherit', 'pipe', 'pipe'] : 'inherit',
+      detached: true,
+      argv0: program,
+    });
     this.child = child;
     if (child.pid !== undefined) this.guard = startOrphanGuard(child.pid);
     if (this.output === 'lines') this.captureLines(child);

@@ -24,9 +24,13 @@ class BadRequest extends ProxyError {}
 function base64Field(body: Record<string, unknown>, name: string): Buffer | null {
   const v = body[name];
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) throw new BadRequest('attestation_field', `${name} must be a base64 string`, { field: name });
+  if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v))
+    throw new BadRequest('attestation_field', `${name} must be a base64 string`, { field: name });
   const bytes = Buffer.from(v, 'base64');
-  if (bytes.length > MAX_OPTIONAL_FIELD_BYTES) throw new BadRequest('attestation_field', `${name} is ${bytes.length} bytes; the NSM takes at most ${MAX_OPTIONAL_FIELD_BYTES}`, { field: name });
+  if (bytes.length > MAX_OPTIONAL_FIELD_BYTES)
+    throw new BadRequest('attestation_field', `${name} is ${bytes.length} bytes; the NSM takes at most ${MAX_OPTIONAL_FIELD_BYTES}`, {
+      field: name,
+    });
   return bytes;
 }
 
@@ -41,7 +45,9 @@ function publicKeyField(body: Record<string, unknown>): Buffer | null {
   }
 }
 
-async function parseRequest(req: http.IncomingMessage): Promise<{ nonce: Buffer | null; userData: Buffer | null; publicKey: Buffer | null }> {
+async function parseRequest(
+  req: http.IncomingMessage,
+): Promise<{ nonce: Buffer | null; userData: Buffer | null; publicKey: Buffer | null }> {
   let raw: Buffer;
   try {
     raw = await readBody(req, MAX_BODY_BYTES);
@@ -56,7 +62,8 @@ async function parseRequest(req: http.IncomingMessage): Promise<{ nonce: Buffer 
   } catch {
     throw new BadRequest('attestation_json', 'the body must be a JSON object');
   }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadRequest('attestation_json', 'the body must be a JSON object');
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new BadRequest('attestation_json', 'the body must be a JSON object');
   const b = body as Record<string, unknown>;
   return { nonce: base64Field(b, 'nonce'), userData: base64Field(b, 'user_data'), publicKey: publicKeyField(b) };
 }
@@ -70,14 +77,16 @@ export function attestationRequestListener(nsm: Pick<Nsm, 'attest'>): http.Reque
     const url = new URL(req.url ?? '/', 'http://api');
     if (url.pathname !== ATTESTATION_PATH) return sendJson(res, 404, { error: 'not_found', message: `only ${ATTESTATION_PATH} is served` });
     if (req.method !== 'POST') return sendJson(res, 405, { error: 'method_not_allowed', message: 'use POST' }, { allow: 'POST' });
-    parseRequest(req).then((fields) => {
-      const document = nsm.attest(fields);
-      if (wantsJson(req, url)) sendJson(res, 200, { document: document.toString('base64') });
-      else send(res, 200, document, { 'content-type': 'application/cbor' });
-    }).catch((err: unknown) => {
-      if (err instanceof BadRequest) return sendJson(res, 400, { error: err.code, message: err.message });
-      log.error({ err: messageOf(err) }, 'attestation failed');
-      sendJson(res, 500, { error: err instanceof ProxyError ? err.code : 'attestation_failed', message: messageOf(err) });
-    });
+    parseRequest(req)
+      .then((fields) => {
+        const document = nsm.attest(fields);
+        if (wantsJson(req, url)) sendJson(res, 200, { document: document.toString('base64') });
+        else send(res, 200, document, { 'content-type': 'application/cbor' });
+      })
+      .catch((err: unknown) => {
+        if (err instanceof BadRequest) return sendJson(res, 400, { error: err.code, message: err.message });
+        log.error({ err: messageOf(err) }, 'attestation failed');
+        sendJson(res, 500, { error: err instanceof ProxyError ? err.code : 'attestation_failed', message: messageOf(err) });
+      });
   };
 }

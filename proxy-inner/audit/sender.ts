@@ -40,7 +40,10 @@ export interface AuditSenderOptions {
   retryMaxMs?: number;
 }
 
-interface Pending { seq: number; frame: Buffer }
+interface Pending {
+  seq: number;
+  frame: Buffer;
+}
 
 export interface AuditSenderStats {
   buffered: number;
@@ -120,14 +123,23 @@ export class AuditSender {
     this.flushDropNotice();
     if (this.drop !== null || this.buffer.length >= this.opts.maxBuffered) {
       this.droppedTotal += 1;
-      if (this.drop) { this.drop.count += 1; this.drop.last = now; } else this.drop = { count: 1, first: now, last: now };
+      if (this.drop) {
+        this.drop.count += 1;
+        this.drop.last = now;
+      } else this.drop = { count: 1, first: now, last: now };
       return;
     }
     this.enqueue(record);
   }
 
   stats(): AuditSenderStats {
-    return { buffered: this.buffer.length, droppedTotal: this.droppedTotal, lastSeq: this.nextSeq - 1, ackedSeq: this.ackedSeq, connected: this.channel.socket !== null };
+    return {
+      buffered: this.buffer.length,
+      droppedTotal: this.droppedTotal,
+      lastSeq: this.nextSeq - 1,
+      ackedSeq: this.ackedSeq,
+      connected: this.channel.socket !== null,
+    };
   }
 
   /** Resolves once every record emitted so far is acknowledged (shutdown, tests). */

@@ -20,10 +20,17 @@ export interface ImdsCredentialsDocument {
 export function isImdsCredentialsDocument(v: unknown): v is ImdsCredentialsDocument {
   if (!v || typeof v !== 'object') return false;
   const d = v as Record<string, unknown>;
-  return ['AccessKeyId', 'SecretAccessKey', 'Token', 'Expiration'].every((k) => typeof d[k] === 'string' && d[k] !== '')
-    && !Number.isNaN(Date.parse(d.Expiration as string));
+  return (
+    ['AccessKeyId', 'SecretAccessKey', 'Token', 'Expiration'].every((k) => typeof d[k] === 'string' && d[k] !== '') &&
+    !Number.isNaN(Date.parse(d.Expiration as string))
+  );
 }
 
 export function credentialsFromImds(doc: ImdsCredentialsDocument): AwsCredentials {
-  return { accessKeyId: doc.AccessKeyId, secretAccessKey: doc.SecretAccessKey, sessionToken: doc.Token, expiration: new Date(doc.Expiration) };
+  return {
+    accessKeyId: doc.AccessKeyId,
+    secretAccessKey: doc.SecretAccessKey,
+    sessionToken: doc.Token,
+    expiration: new Date(doc.Expiration),
+  };
 }

@@ -21,19 +21,22 @@ export interface KmsRequestToSign {
 /** Headers to send upstream: host, content-type, x-amz-target, x-amz-date, [x-amz-security-token], authorization. */
 export async function signKmsRequest(req: KmsRequestToSign): Promise<Record<string, string>> {
   const signer = new SignatureV4({ service: 'kms', region: req.region, credentials: req.credentials, sha256: Sha256, uriEscapePath: true });
-  const signed = await signer.sign({
-    method: 'POST',
-    protocol: req.endpoint.protocol,
-    hostname: req.endpoint.hostname,
-    port: req.endpoint.port ? Number(req.endpoint.port) : undefined,
-    path: '/',
-    query: {},
-    headers: {
-      host: req.endpoint.host,
-      'content-type': KMS_CONTENT_TYPE,
-      'x-amz-target': req.target,
+  const signed = await signer.sign(
+    {
+      method: 'POST',
+      protocol: req.endpoint.protocol,
+      hostname: req.endpoint.hostname,
+      port: req.endpoint.port ? Number(req.endpoint.port) : undefined,
+      path: '/',
+      query: {},
+      headers: {
+        host: req.endpoint.host,
+        'content-type': KMS_CONTENT_TYPE,
+        'x-amz-target': req.target,
+      },
+      body: req.body,
     },
-    body: req.body,
-  }, { signingDate: req.signingDate });
+    { signingDate: req.signingDate },
+  );
   return signed.headers;
 }

@@ -30,7 +30,12 @@ export interface Bootstrapped {
 }
 
 /** Whether the bootstrap runs, and why (for the log line). */
-export function bootstrapDecision(mode: BootstrapConfig['mode'], env = process.env, pid = process.pid, nsmPresent = fs.existsSync(NSM_DEVICE_PATH)): { run: boolean; why: string } {
+export function bootstrapDecision(
+  mode: BootstrapConfig['mode'],
+  env = process.env,
+  pid = process.pid,
+  nsmPresent = fs.existsSync(NSM_DEVICE_PATH),
+): { run: boolean; why: string } {
   if (mode !== 'auto') return { run: mode === 'on', why: `bootstrap.mode: ${mode}` };
   const forced = env[ENV_BOOTSTRAP];
   if (forced === 'on' || forced === 'off') return { run: forced === 'on', why: `${ENV_BOOTSTRAP}=${forced}` };
@@ -58,7 +63,12 @@ export function runBootstrap(config: InnerConfig): Bootstrapped | undefined {
   if (b.clockSyncIntervalMs > 0) {
     const addon = loadNativeAddon();
     if (!addon) throw new BootstrapError('clock', 'the native addon is not loaded, so the clock cannot be set');
-    clock = new ClockSync({ intervalMs: b.clockSyncIntervalMs, maxStepMs: b.clockMaxStepMs, setClock: (ms) => addon.setRealtimeClock(ms), log });
+    clock = new ClockSync({
+      intervalMs: b.clockSyncIntervalMs,
+      maxStepMs: b.clockMaxStepMs,
+      setClock: (ms) => addon.setRealtimeClock(ms),
+      log,
+    });
     clock.start();
     log.info({ interval_ms: b.clockSyncIntervalMs, max_step_ms: b.clockMaxStepMs }, 'clock kept in step with the parent (vsock 17006)');
   }

@@ -27,7 +27,9 @@ export const MAX_RTT_MS = 2000;
 const TIMEOUT_MS = 5000;
 
 const offsetGauge = new Gauge({
-  name: 'enclaver_clock_offset_seconds', help: 'Parent clock minus enclave clock at the last sync, before any step (positive: the enclave was behind).', registers: [registry],
+  name: 'enclaver_clock_offset_seconds',
+  help: 'Parent clock minus enclave clock at the last sync, before any step (positive: the enclave was behind).',
+  registers: [registry],
 });
 
 export interface ClockSample {
@@ -49,10 +51,15 @@ export async function sampleParentClock(now: () => number = Date.now): Promise<C
   try {
     const t0 = now();
     socket.write(encodeFrame(FrameType.ClockRequest, {}));
-    const { value } = await readPrefix(socket, parseFrame, { timeoutMs: TIMEOUT_MS, maxBytes: MAX_PAYLOAD + 6, what: 'clock response frame' });
+    const { value } = await readPrefix(socket, parseFrame, {
+      timeoutMs: TIMEOUT_MS,
+      maxBytes: MAX_PAYLOAD + 6,
+      what: 'clock response frame',
+    });
     const t1 = now();
     const parentMs = value.payload.now_ms;
-    if (value.type !== FrameType.ClockResponse || typeof parentMs !== 'number' || !Number.isFinite(parentMs)) throw new Error('unexpected answer on the clock channel');
+    if (value.type !== FrameType.ClockResponse || typeof parentMs !== 'number' || !Number.isFinite(parentMs))
+      throw new Error('unexpected answer on the clock channel');
     return { offsetMs: Math.round(parentMs + (t1 - t0) / 2 - t1), rttMs: t1 - t0 };
   } finally {
     socket.destroy();
@@ -96,14 +103,17 @@ export class ClockSync {
       return { stepMs: 0, sample };
     }
     const record = { offset_ms: sample.offsetMs, step_ms: step.stepMs, rtt_ms: sample.rttMs, max_step_ms: this.opts.maxStepMs };
-    if (step.clamped) this.opts.log.error(record, 'enclave clock far from the parent\'s; stepped by the bounded maximum only');
-    else this.opts.log.warn(record, 'enclave clock stepped to the parent\'s');
+    if (step.clamped) this.opts.log.error(record, "enclave clock far from the parent's; stepped by the bounded maximum only");
+    else this.opts.log.warn(record, "enclave clock stepped to the parent's");
     return { stepMs: step.stepMs, sample };
   }
 
   start(): void {
     const tick = () => {
-      this.running = this.syncOnce().finally(() => { this.timer = setTimeout(tick, this.opts.intervalMs); this.timer.unref(); });
+      this.running = this.syncOnce().finally(() => {
+        this.timer = setTimeout(tick, this.opts.intervalMs);
+        this.timer.unref();
+      });
     };
     tick();
   }

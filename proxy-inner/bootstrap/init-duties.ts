@@ -76,17 +76,28 @@ export function startInitDuties(log: Logger, opts: { isPid1: boolean }): InitDut
     try {
       process.kill(-target, signal);
     } catch {
-      try { process.kill(target, signal); } catch { /* the app is gone */ }
+      try {
+        process.kill(target, signal);
+      } catch {
+        /* the app is gone */
+      }
     }
   };
   process.on('SIGCHLD', sweep);
   for (const s of FORWARDED_SIGNALS) process.on(s, forward);
   const timer = setInterval(sweep, SWEEP_MS);
   timer.unref();
-  log.info({ pid1: opts.isPid1, subreaper: !opts.isPid1, forwarded: FORWARDED_SIGNALS }, 'init duties on: reaping orphans, forwarding signals');
+  log.info(
+    { pid1: opts.isPid1, subreaper: !opts.isPid1, forwarded: FORWARDED_SIGNALS },
+    'init duties on: reaping orphans, forwarding signals',
+  );
   return {
-    protect: (pid) => { protectedPids.add(pid); },
-    forwardTo: (pid) => { target = pid; },
+    protect: (pid) => {
+      protectedPids.add(pid);
+    },
+    forwardTo: (pid) => {
+      target = pid;
+    },
     reaped: () => reaped,
     sweep,
     stop() {

@@ -14,7 +14,11 @@ export const LOOPBACK = 'lo';
 /** Returns whether `lo` was down before. Throws a BootstrapError when it cannot be brought up. */
 export function bringLoopbackUp(): boolean {
   const addon = loadNativeAddon();
-  if (!addon) throw new BootstrapError('loopback', 'the native addon is not loaded, so lo cannot be brought up (run `ip link set lo up` before the inner instead)');
+  if (!addon)
+    throw new BootstrapError(
+      'loopback',
+      'the native addon is not loaded, so lo cannot be brought up (run `ip link set lo up` before the inner instead)',
+    );
   let wasDown: boolean;
   try {
     wasDown = addon.interfaceUp(LOOPBACK);

@@ -6,7 +6,10 @@
 import type { InnerConfig, ListenerOf } from '../../shared/config/types.js';
 import { formatHostPort, type Address } from '../../shared/transport/address.js';
 
-export interface AppProxyUrls { http?: string; all?: string }
+export interface AppProxyUrls {
+  http?: string;
+  all?: string;
+}
 
 export function appProxyUrls(config: InnerConfig, boundAddress: (listener: string) => Address | undefined): AppProxyUrls {
   const l = config.listeners.find((x): x is ListenerOf<'egress'> => x.kind === 'egress');

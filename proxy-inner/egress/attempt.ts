@@ -36,7 +36,11 @@ export class Attempt {
   sni: string | null = null;
   private finished = false;
 
-  constructor(private readonly sink: AuditSink, private readonly conn: EgressConnection, readonly proto: EgressProto) {
+  constructor(
+    private readonly sink: AuditSink,
+    private readonly conn: EgressConnection,
+    readonly proto: EgressProto,
+  ) {
     this.connId = conn.beginAttempt();
   }
 
@@ -88,8 +92,14 @@ export class Attempt {
   finishTunnel(result: PumpResult, destIp: string | null, rule: string | null): void {
     this.conn.tunnel = { up: result.bytesUp, down: result.bytesDown };
     this.finish({
-      decision: 'allow', reason: 'allowed_by_rule', rule, destIp,
-      bytesUp: result.bytesUp, bytesDown: result.bytesDown, closedBy: result.closedBy, closeError: result.error?.code ?? null,
+      decision: 'allow',
+      reason: 'allowed_by_rule',
+      rule,
+      destIp,
+      bytesUp: result.bytesUp,
+      bytesDown: result.bytesDown,
+      closedBy: result.closedBy,
+      closeError: result.error?.code ?? null,
     });
   }
 }

@@ -23,7 +23,10 @@ function connectTarget(head: RequestHead): Destination {
   const dest = parseAuthority(head.target);
   const hosts = headerValues(head.headers, 'host');
   if (hosts.length > 1) throw new DestinationError('duplicate Host headers', head.target);
-  if (headerValues(head.headers, 'transfer-encoding').length > 0 || headerValues(head.headers, 'content-length').some((v) => Number(v) !== 0)) {
+  if (
+    headerValues(head.headers, 'transfer-encoding').length > 0 ||
+    headerValues(head.headers, 'content-length').some((v) => Number(v) !== 0)
+  ) {
     throw new DestinationError('a CONNECT request has no body', head.target);
   }
   const host = hosts[0];

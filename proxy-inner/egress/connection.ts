@@ -17,7 +17,10 @@ export class EgressConnection {
   /** Payload bytes of the connection's tunnel, exact from the pump. */
   tunnel: { up: number; down: number } | null = null;
 
-  constructor(readonly socket: net.Socket, readonly ctx: ConnectionContext) {
+  constructor(
+    readonly socket: net.Socket,
+    readonly ctx: ConnectionContext,
+  ) {
     const a = socket.remoteAddress;
     this.src = a === undefined ? 'unix' : a.includes(':') ? `[${a}]:${socket.remotePort}` : `${a}:${socket.remotePort}`;
   }
@@ -41,6 +44,8 @@ export class EgressConnection {
 
   /** What the listener counts for this connection: the tunnel's bytes when there was one. */
   bytes(): { bytesIn: number; bytesOut: number } {
-    return this.tunnel ? { bytesIn: this.tunnel.up, bytesOut: this.tunnel.down } : { bytesIn: this.socket.bytesRead, bytesOut: this.socket.bytesWritten };
+    return this.tunnel
+      ? { bytesIn: this.tunnel.up, bytesOut: this.tunnel.down }
+      : { bytesIn: this.socket.bytesRead, bytesOut: this.socket.bytesWritten };
   }
 }

@@ -50,7 +50,8 @@ function firstMessageFailed(ctx: EgressContext, conn: EgressConnection, err: unk
   socket.destroy();
   // A client that sent nothing made no attempt (port scans, health checks); one that sent part
   // of a request head did, and it is audited.
-  if (err instanceof PrefixError && Number(err.context.received) > 0) new Attempt(ctx.deps.audit, conn, 'http').finishDenied(handshakeFailure(err));
+  if (err instanceof PrefixError && Number(err.context.received) > 0)
+    new Attempt(ctx.deps.audit, conn, 'http').finishDenied(handshakeFailure(err));
   else conn.ctx.log.debug({ err: messageOf(err) }, 'egress connection closed before a handshake');
 }
 
@@ -58,7 +59,11 @@ async function serve(ctx: EgressContext, conn: EgressConnection, parseFirst: (bu
   const socket = conn.socket;
   let first: { value: FirstMessage; rest: Buffer };
   try {
-    first = await readPrefix(socket, parseFirst, { timeoutMs: ctx.listener.egress.handshakeTimeoutMs, maxBytes: 2 * MAX_HEAD_BYTES, what: 'request head' });
+    first = await readPrefix(socket, parseFirst, {
+      timeoutMs: ctx.listener.egress.handshakeTimeoutMs,
+      maxBytes: 2 * MAX_HEAD_BYTES,
+      what: 'request head',
+    });
   } catch (err) {
     firstMessageFailed(ctx, conn, err);
     return;
@@ -82,12 +87,15 @@ export function egressProxy(listener: EgressListenerSlice, deps: EgressDeps): Co
   const parseFirst = firstMessageParser(ctx);
   // Said once at load: what the parent's guard will let through besides public addresses.
   const ranges = listener.egress.policy.allow.filter((r) => r.kind === 'cidr').map((r) => r.text);
-  logger('egress', { listener: listener.name }).info({
-    explicit_ranges: ranges,
-    parent_host: listener.egress.policy.allow.some((r) => r.kind === 'name' && r.labels.join('.') === 'host'),
-  }, ranges.length > 0
-    ? 'the parent\'s guard lets tunnels reach non-public addresses only inside these explicitly allowed ranges; a name resolving to any other non-public address is refused (outer_guard_refused)'
-    : 'no address ranges allowed explicitly: the parent\'s guard refuses every non-public address (outer_guard_refused)');
+  logger('egress', { listener: listener.name }).info(
+    {
+      explicit_ranges: ranges,
+      parent_host: listener.egress.policy.allow.some((r) => r.kind === 'name' && r.labels.join('.') === 'host'),
+    },
+    ranges.length > 0
+      ? "the parent's guard lets tunnels reach non-public addresses only inside these explicitly allowed ranges; a name resolving to any other non-public address is refused (outer_guard_refused)"
+      : "no address ranges allowed explicitly: the parent's guard refuses every non-public address (outer_guard_refused)",
+  );
   return async (socket, cctx) => {
     const conn = new EgressConnection(socket, cctx);
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));

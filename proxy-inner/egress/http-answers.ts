@@ -24,7 +24,7 @@ const TEXT: Record<RefusalStatus, [string, string]> = {
 
 /** Reasons whose 403 is not the enclave's policy: saying "the policy" would send users the wrong way. */
 const REASON_TEXT: Partial<Record<EgressReason, string>> = {
-  outer_guard_refused: 'the parent refuses this non-public address: the enclave\'s policy allows it only by name, not by address',
+  outer_guard_refused: "the parent refuses this non-public address: the enclave's policy allows it only by name, not by address",
 };
 
 export function refusalBody(status: RefusalStatus, reason: EgressReason): string {
@@ -43,8 +43,10 @@ export function statusText(status: RefusalStatus): string {
 export function refuseOnSocket(socket: net.Socket, status: RefusalStatus, reason: EgressReason): void {
   const body = refusalBody(status, reason);
   if (socket.writable) {
-    socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\nContent-Type: text/plain\r\n${REASON_HEADER}: ${reason}\r\n`
-      + `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${statusText(status)}\r\nContent-Type: text/plain\r\n${REASON_HEADER}: ${reason}\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
   // Whatever the client sent behind the request is discarded, never read.
   socket.once('finish', () => socket.destroy());

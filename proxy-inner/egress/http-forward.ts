@@ -28,9 +28,23 @@ import { MAX_HEAD_BYTES } from './http-head.js';
 import { isRefusal, malformedRefusal, openUpstream, RefusedError } from './open-upstream.js';
 
 /** Connection-scoped headers (RFC 9110 §7.6.1) and proxy credentials that never travel on. */
-const HOP_BY_HOP = new Set(['connection', 'proxy-connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'host']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'host',
+]);
 
-interface Target { dest: Destination; path: string }
+interface Target {
+  dest: Destination;
+  path: string;
+}
 
 function parseTarget(url: string): Target {
   const m = /^http:\/\/([^/?#]*)([^#]*)$/i.exec(url);
@@ -56,9 +70,16 @@ function forwardableHeaders(raw: string[]): string[] {
 }
 
 function refuse(res: http.ServerResponse, status: RefusalStatus, reason: EgressReason): void {
-  if (res.headersSent) { res.destroy(); return; }
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
   const body = refusalBody(status, reason);
-  res.writeHead(status, statusText(status), { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), [REASON_HEADER]: reason });
+  res.writeHead(status, statusText(status), {
+    'content-type': 'text/plain',
+    'content-length': Buffer.byteLength(body),
+    [REASON_HEADER]: reason,
+  });
   res.end(body);
 }
 
@@ -70,7 +91,10 @@ function refuse(res: http.ServerResponse, status: RefusalStatus, reason: EgressR
 class RelayAgent extends http.Agent {
   readonly opened = new Map<Duplex, { destIp: string | null; rule: string | null }>();
 
-  constructor(private readonly ctx: EgressContext, private readonly connId: string) {
+  constructor(
+    private readonly ctx: EgressContext,
+    private readonly connId: string,
+  ) {
     super({ keepAlive: true, maxSockets: 4, maxFreeSockets: 4, timeout: 60_000 });
   }
 
@@ -85,28 +109,42 @@ class RelayAgent extends http.Agent {
       done(err as Error, undefined as unknown as Duplex);
       return null;
     }
-    openUpstream(this.ctx, dest, this.connId).then((opened) => {
-      if (isRefusal(opened)) { done(new RefusedError(opened), undefined as unknown as Duplex); return; }
-      this.opened.set(opened.socket, { destIp: opened.destIp, rule: opened.rule });
-      opened.socket.once('close', () => this.opened.delete(opened.socket));
-      // Bytes the destination sent before any request are not a response; HTTP servers do not do that.
-      if (opened.headDown.length > 0) opened.socket.unshift(opened.headDown);
-      // The handshake reader left the socket paused; the HTTP client only adds a 'data' listener.
-      opened.socket.resume();
-      done(null, opened.socket);
-    }, (err: Error) => done(err, undefined as unknown as Duplex));
+    openUpstream(this.ctx, dest, this.connId).then(
+      (opened) => {
+        if (isRefusal(opened)) {
+          done(new RefusedError(opened), undefined as unknown as Duplex);
+          return;
+        }
+        this.opened.set(opened.socket, { destIp: opened.destIp, rule: opened.rule });
+        opened.socket.once('close', () => this.opened.delete(opened.socket));
+        // Bytes the destination sent before any request are not a response; HTTP servers do not do that.
+        if (opened.headDown.length > 0) opened.socket.unshift(opened.headDown);
+        // The handshake reader left the socket paused; the HTTP client only adds a 'data' listener.
+        opened.socket.resume();
+        done(null, opened.socket);
+      },
+      (err: Error) => done(err, undefined as unknown as Duplex),
+    );
     return null;
   }
 }
 
 /** The request of this connection whose body is being read: a parser error now is its end. */
-interface Reading { req: http.IncomingMessage; refuse(status: RefusalStatus): void }
+interface Reading {
+  req: http.IncomingMessage;
+  refuse(status: RefusalStatus): void;
+}
 
 /** Serve absolute-form HTTP on `conn` until it closes; the first head is already in the socket. */
 export function forwardHttp(ctx: EgressContext, conn: EgressConnection): void {
   const { maxHeaders, keepAliveTimeoutMs, handshakeTimeoutMs } = ctx.listener.egress;
   // No Host check by Node (it would answer 400 unaudited): Host is regenerated from the target anyway.
-  const server = http.createServer({ maxHeaderSize: MAX_HEAD_BYTES, requestTimeout: 0, keepAliveTimeout: keepAliveTimeoutMs, requireHostHeader: false });
+  const server = http.createServer({
+    maxHeaderSize: MAX_HEAD_BYTES,
+    requestTimeout: 0,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    requireHostHeader: false,
+  });
   // One more than the limit, so that a request over it is seen (Node truncates silently).
   server.maxHeadersCount = maxHeaders + 1;
   let agent: RelayAgent | undefined;
@@ -115,7 +153,9 @@ export function forwardHttp(ctx: EgressContext, conn: EgressConnection): void {
   let answering = 0;
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     answering += 1;
-    res.once('close', () => { answering -= 1; });
+    res.once('close', () => {
+      answering -= 1;
+    });
     const attempt = new Attempt(ctx.deps.audit, conn, 'http');
     if (!ctx.protocols.has('http')) return void (refuse(res, 405, 'protocol_disabled'), attempt.finishDenied('protocol_disabled'));
     if (req.rawHeaders.length / 2 > maxHeaders) {
@@ -147,7 +187,10 @@ export function forwardHttp(ctx: EgressContext, conn: EgressConnection): void {
     const code = err.code ?? '';
     // Not a parser error: the client reset or broke the connection. A request in flight ends
     // as client_gone when its response closes.
-    if (!code.startsWith('HPE_')) { socket.destroy(); return; }
+    if (!code.startsWith('HPE_')) {
+      socket.destroy();
+      return;
+    }
     const status: RefusalStatus = code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
     // The parser marks a request complete as soon as its body is read, before 'end' is emitted.
     const r = reading !== null && !reading.req.complete ? reading : null;
@@ -160,8 +203,10 @@ export function forwardHttp(ctx: EgressContext, conn: EgressConnection): void {
       // response: the connection just ends (that request then ends as client_gone).
       if (socket.writable && answering === 0) {
         const body = refusalBody(status, 'http_protocol_error');
-        socket.write(`HTTP/1.1 ${status} ${statusText(status)}\r\nContent-Type: text/plain\r\n${REASON_HEADER}: http_protocol_error\r\n`
-          + `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+        socket.write(
+          `HTTP/1.1 ${status} ${statusText(status)}\r\nContent-Type: text/plain\r\n${REASON_HEADER}: http_protocol_error\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
       }
     }
     socket.destroySoon();
@@ -170,14 +215,24 @@ export function forwardHttp(ctx: EgressContext, conn: EgressConnection): void {
 }
 
 /** Forward one request; returns what ends it when the parser refuses its body. */
-function forwardRequest(agent: RelayAgent, attempt: Attempt, target: Target, req: http.IncomingMessage, res: http.ServerResponse): (status: RefusalStatus) => void {
+function forwardRequest(
+  agent: RelayAgent,
+  attempt: Attempt,
+  target: Target,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): (status: RefusalStatus) => void {
   const hostHeader = target.dest.port === 80 ? formatDestination(target.dest).replace(/:80$/, '') : formatDestination(target.dest);
   let bytesUp = 0;
   let bytesDown = 0;
   let destIp: string | null = null;
   let rule: string | null = null;
   const upstreamReq = http.request({
-    agent, method: req.method, path: target.path, host: target.dest.host.text, port: target.dest.port,
+    agent,
+    method: req.method,
+    path: target.path,
+    host: target.dest.host.text,
+    port: target.dest.port,
     headers: [...forwardableHeaders(req.rawHeaders), 'Host', hostHeader],
   });
   upstreamReq.on('socket', (s) => {
@@ -194,7 +249,16 @@ function forwardRequest(agent: RelayAgent, attempt: Attempt, target: Target, req
     }
     if (attempt.isFinished) return;
     refuse(res, 502, 'upstream_failed');
-    attempt.finish({ decision: 'error', reason: 'upstream_failed', rule, destIp, bytesUp, bytesDown, closedBy: 'upstream', closeError: errnoOf(err) ?? 'EIO' });
+    attempt.finish({
+      decision: 'error',
+      reason: 'upstream_failed',
+      rule,
+      destIp,
+      bytesUp,
+      bytesDown,
+      closedBy: 'upstream',
+      closeError: errnoOf(err) ?? 'EIO',
+    });
   });
   upstreamReq.on('response', (up) => {
     try {
@@ -204,16 +268,42 @@ function forwardRequest(agent: RelayAgent, attempt: Attempt, target: Target, req
       // destination's response throw in here (it would take the process down).
       up.destroy();
       refuse(res, 502, 'upstream_bad_response');
-      attempt.finish({ decision: 'error', reason: 'upstream_bad_response', rule, destIp, bytesUp, bytesDown, closedBy: 'upstream', closeError: errnoOf(err) ?? 'EPROTO' });
+      attempt.finish({
+        decision: 'error',
+        reason: 'upstream_bad_response',
+        rule,
+        destIp,
+        bytesUp,
+        bytesDown,
+        closedBy: 'upstream',
+        closeError: errnoOf(err) ?? 'EPROTO',
+      });
       return;
     }
-    up.on('data', (c: Buffer) => { bytesDown += c.length; });
+    up.on('data', (c: Buffer) => {
+      bytesDown += c.length;
+    });
     up.pipe(res);
-    up.on('end', () => attempt.finish({ decision: 'allow', reason: 'allowed_by_rule', rule, destIp, bytesUp, bytesDown, closedBy: 'upstream' }));
+    up.on('end', () =>
+      attempt.finish({ decision: 'allow', reason: 'allowed_by_rule', rule, destIp, bytesUp, bytesDown, closedBy: 'upstream' }),
+    );
     // The destination closed before the response was complete.
-    up.on('aborted', () => attempt.finish({ decision: 'allow', reason: 'allowed_by_rule', rule, destIp, bytesUp, bytesDown, closedBy: 'upstream', closeError: 'ECONNRESET' }));
+    up.on('aborted', () =>
+      attempt.finish({
+        decision: 'allow',
+        reason: 'allowed_by_rule',
+        rule,
+        destIp,
+        bytesUp,
+        bytesDown,
+        closedBy: 'upstream',
+        closeError: 'ECONNRESET',
+      }),
+    );
   });
-  req.on('data', (c: Buffer) => { bytesUp += c.length; });
+  req.on('data', (c: Buffer) => {
+    bytesUp += c.length;
+  });
   res.on('close', () => {
     if (!res.writableFinished) {
       upstreamReq.destroy();

@@ -33,7 +33,11 @@ export type HeadStatus = 400 | 431 | 505;
 
 /** A request refused while reading its head; `detail` is for logs, never for the client. */
 export class HttpProtocolError extends ProxyError {
-  constructor(readonly status: HeadStatus, readonly detail: string, readonly method: string | null) {
+  constructor(
+    readonly status: HeadStatus,
+    readonly detail: string,
+    readonly method: string | null,
+  ) {
     super('http_protocol_error', `HTTP request refused: ${detail}`, { status, detail });
   }
 }
@@ -82,7 +86,11 @@ function parseRequestLine(line: string): { method: string; target: string } {
   if (!/^[A-Z]{1,24}$/.test(method!)) throw new HttpProtocolError(400, 'malformed method', method);
   const version = line.slice(sp2 + 1);
   if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0') {
-    throw new HttpProtocolError(/^HTTP\/[0-9]/.test(version) ? 505 : 400, `unsupported version ${JSON.stringify(version.slice(0, 16))}`, method);
+    throw new HttpProtocolError(
+      /^HTTP\/[0-9]/.test(version) ? 505 : 400,
+      `unsupported version ${JSON.stringify(version.slice(0, 16))}`,
+      method,
+    );
   }
   const target = line.slice(sp1 + 1, sp2);
   if (!/^[\x21-\x7e]+$/.test(target)) throw new HttpProtocolError(400, 'malformed request-target', method);
@@ -104,7 +112,8 @@ function parseHeaderLine(buf: Buffer, from: number, to: number, method: string):
   let end = to;
   while (start < end && (buf[start] === 0x20 || buf[start] === 0x09)) start++;
   while (end > start && (buf[end - 1] === 0x20 || buf[end - 1] === 0x09)) end--;
-  for (let j = start; j < end; j++) if (VALUE_CHAR[buf[j]!] !== 1) throw new HttpProtocolError(400, 'control character in a header value', method);
+  for (let j = start; j < end; j++)
+    if (VALUE_CHAR[buf[j]!] !== 1) throw new HttpProtocolError(400, 'control character in a header value', method);
   return [name, buf.toString('latin1', start, end)];
 }
 
@@ -135,7 +144,8 @@ export function parseRequestHead(buf: Buffer, maxHeaders: number): PrefixParse<R
   if (buf.length === 0) return { done: false };
   // A method starts with an upper-case letter: SOCKS4, TLS, a lower-case method and binary
   // garbage are refused at their first byte instead of after the deadline.
-  if (!isUpper(buf[0])) throw new HttpProtocolError(400, `not an HTTP/1.x request (first byte 0x${buf[0]!.toString(16).padStart(2, '0')})`, null);
+  if (!isUpper(buf[0]))
+    throw new HttpProtocolError(400, `not an HTTP/1.x request (first byte 0x${buf[0]!.toString(16).padStart(2, '0')})`, null);
   const endAt = buf.indexOf(END);
   const headEnd = endAt < 0 ? Math.min(buf.length, MAX_HEAD_BYTES) : endAt + 4;
   const lineEnd = buf.indexOf('\r\n', 0, 'latin1');

@@ -30,13 +30,19 @@ export function countEgress(r: EgressAuditRecord): void {
 /** Audit stream health: records waiting for the outer, and records lost to a full buffer. */
 export function auditStreamMetrics(stats: () => AuditSenderStats): void {
   new Gauge({
-    name: 'enclaver_audit_unacknowledged', help: 'Audit records held by the inner until the outer acknowledges them.', registers: [registry],
-    collect() { this.set(stats().buffered); },
+    name: 'enclaver_audit_unacknowledged',
+    help: 'Audit records held by the inner until the outer acknowledges them.',
+    registers: [registry],
+    collect() {
+      this.set(stats().buffered);
+    },
   });
   // A counter that follows the sender's own running total: each scrape adds what was dropped since the last one.
   let reported = 0;
   new Counter({
-    name: 'enclaver_audit_dropped_total', help: 'Audit records dropped because the buffer was full (each drop is reported in an audit_dropped record).', registers: [registry],
+    name: 'enclaver_audit_dropped_total',
+    help: 'Audit records dropped because the buffer was full (each drop is reported in an audit_dropped record).',
+    registers: [registry],
     collect() {
       const total = stats().droppedTotal;
       if (total > reported) this.inc(total - reported);

@@ -51,21 +51,36 @@ export const SocksReply = {
 } as const;
 
 export function malformedRefusal(): Refusal {
-  return { decision: 'deny', reason: 'malformed_destination', rule: null, status: 400, socksReply: SocksReply.GeneralFailure, destIp: null };
+  return {
+    decision: 'deny',
+    reason: 'malformed_destination',
+    rule: null,
+    status: 400,
+    socksReply: SocksReply.GeneralFailure,
+    destIp: null,
+  };
 }
 
 function relayRefusal(failure: RelayFailure): Refusal {
   const base = { rule: null, destIp: null } as const;
   switch (failure) {
     // The outer's own guard is a policy too, and says so the same way.
-    case 'guard_refused': return { ...base, decision: 'deny', reason: 'outer_guard_refused', status: 403, socksReply: SocksReply.NotAllowed };
-    case 'connect_timeout': return { ...base, decision: 'error', reason: 'upstream_timeout', status: 504, socksReply: SocksReply.HostUnreachable };
-    case 'connect_refused': return { ...base, decision: 'error', reason: 'upstream_refused', status: 502, socksReply: SocksReply.ConnectionRefused };
-    case 'resolve_failed': return { ...base, decision: 'error', reason: 'resolve_failed', status: 502, socksReply: SocksReply.HostUnreachable };
-    case 'unreachable': return { ...base, decision: 'error', reason: 'upstream_unreachable', status: 502, socksReply: SocksReply.NetworkUnreachable };
-    case 'upstream_proxy_failed': return { ...base, decision: 'error', reason: 'upstream_proxy_failed', status: 502, socksReply: SocksReply.GeneralFailure };
-    case 'bad_request': return { ...base, decision: 'error', reason: 'relay_rejected_request', status: 502, socksReply: SocksReply.GeneralFailure };
-    case 'relay_unavailable': return { ...base, decision: 'error', reason: 'relay_unavailable', status: 502, socksReply: SocksReply.GeneralFailure };
+    case 'guard_refused':
+      return { ...base, decision: 'deny', reason: 'outer_guard_refused', status: 403, socksReply: SocksReply.NotAllowed };
+    case 'connect_timeout':
+      return { ...base, decision: 'error', reason: 'upstream_timeout', status: 504, socksReply: SocksReply.HostUnreachable };
+    case 'connect_refused':
+      return { ...base, decision: 'error', reason: 'upstream_refused', status: 502, socksReply: SocksReply.ConnectionRefused };
+    case 'resolve_failed':
+      return { ...base, decision: 'error', reason: 'resolve_failed', status: 502, socksReply: SocksReply.HostUnreachable };
+    case 'unreachable':
+      return { ...base, decision: 'error', reason: 'upstream_unreachable', status: 502, socksReply: SocksReply.NetworkUnreachable };
+    case 'upstream_proxy_failed':
+      return { ...base, decision: 'error', reason: 'upstream_proxy_failed', status: 502, socksReply: SocksReply.GeneralFailure };
+    case 'bad_request':
+      return { ...base, decision: 'error', reason: 'relay_rejected_request', status: 502, socksReply: SocksReply.GeneralFailure };
+    case 'relay_unavailable':
+      return { ...base, decision: 'error', reason: 'relay_unavailable', status: 502, socksReply: SocksReply.GeneralFailure };
   }
 }
 
@@ -76,10 +91,16 @@ function parseReported(address: string): IpAddress | null {
 export async function openUpstream(ctx: EgressContext, dest: Destination, connId: string): Promise<Opened | Refusal> {
   const { policy, connectTimeoutMs } = ctx.listener.egress;
   const first = decide(policy, dest);
-  if (!first.allowed) return { decision: 'deny', reason: first.reason, rule: first.rule, status: 403, socksReply: SocksReply.NotAllowed, destIp: null };
+  if (!first.allowed)
+    return { decision: 'deny', reason: first.reason, rule: first.rule, status: 403, socksReply: SocksReply.NotAllowed, destIp: null };
   let tunnel;
   try {
-    tunnel = await dialRelay(ctx.deps.relay, connectTimeoutMs, { host: dest.host.text, port: dest.port, conn_id: connId, allow_ranges: explicitRanges(policy, dest) });
+    tunnel = await dialRelay(ctx.deps.relay, connectTimeoutMs, {
+      host: dest.host.text,
+      port: dest.port,
+      conn_id: connId,
+      allow_ranges: explicitRanges(policy, dest),
+    });
   } catch (err) {
     if (err instanceof RelayError) return { ...relayRefusal(err.failure), rule: first.rule };
     throw err;

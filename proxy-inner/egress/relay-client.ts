@@ -13,7 +13,11 @@ import { parseFrame } from '../../shared/wire/frame.js';
 export type RelayFailure = RelayErrorCode | 'relay_unavailable';
 
 export class RelayError extends ProxyError {
-  constructor(readonly failure: RelayFailure, message: string, context: Record<string, unknown> = {}) {
+  constructor(
+    readonly failure: RelayFailure,
+    message: string,
+    context: Record<string, unknown> = {},
+  ) {
     super(`relay_${failure}`, message, { failure, ...context });
   }
 }
@@ -37,7 +41,11 @@ export async function dialRelay(relay: Address, timeoutMs: number, request: Egre
   }
   socket.write(encodeEgressRequest(request));
   try {
-    const { value, rest } = await readPrefix(socket, parseFrame, { timeoutMs: Math.max(1, deadline - Date.now()), maxBytes: 4096, what: 'egress answer frame' });
+    const { value, rest } = await readPrefix(socket, parseFrame, {
+      timeoutMs: Math.max(1, deadline - Date.now()),
+      maxBytes: 4096,
+      what: 'egress answer frame',
+    });
     const answer = parseEgressAnswer(value);
     if (!answer.ok) {
       socket.destroy();

@@ -18,18 +18,50 @@ export class ClientHelloError extends ProxyError {
 export const MAX_CLIENT_HELLO_BYTES = 5 + 16384;
 
 class Reader {
-  constructor(private readonly buf: Buffer, private pos: number, private readonly end: number) {}
+  constructor(
+    private readonly buf: Buffer,
+    private pos: number,
+    private readonly end: number,
+  ) {}
   need(n: number): void {
     if (this.pos + n > this.end) throw new ClientHelloError('truncated field');
   }
-  u8(): number { this.need(1); return this.buf[this.pos++]!; }
-  u16(): number { this.need(2); const v = this.buf.readUInt16BE(this.pos); this.pos += 2; return v; }
-  u24(): number { this.need(3); const v = this.buf.readUIntBE(this.pos, 3); this.pos += 3; return v; }
-  skip(n: number): void { this.need(n); this.pos += n; }
+  u8(): number {
+    this.need(1);
+    return this.buf[this.pos++]!;
+  }
+  u16(): number {
+    this.need(2);
+    const v = this.buf.readUInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  u24(): number {
+    this.need(3);
+    const v = this.buf.readUIntBE(this.pos, 3);
+    this.pos += 3;
+    return v;
+  }
+  skip(n: number): void {
+    this.need(n);
+    this.pos += n;
+  }
   /** A sub-reader over the next `n` bytes; this reader moves past them. */
-  sub(n: number): Reader { this.need(n); const r = new Reader(this.buf, this.pos, this.pos + n); this.pos += n; return r; }
-  bytes(n: number): Buffer { this.need(n); const b = this.buf.subarray(this.pos, this.pos + n); this.pos += n; return b; }
-  get left(): number { return this.end - this.pos; }
+  sub(n: number): Reader {
+    this.need(n);
+    const r = new Reader(this.buf, this.pos, this.pos + n);
+    this.pos += n;
+    return r;
+  }
+  bytes(n: number): Buffer {
+    this.need(n);
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+  get left(): number {
+    return this.end - this.pos;
+  }
 }
 
 function serverName(ext: Reader): string {

@@ -28,7 +28,10 @@ const ATYP_IPV6 = 0x04;
 
 /** A protocol violation, with the reply the client gets (null: close without a reply). */
 export class SocksError extends ProxyError {
-  constructor(readonly reply: number | null, reason: string) {
+  constructor(
+    readonly reply: number | null,
+    reason: string,
+  ) {
     super('socks_protocol', `SOCKS5: ${reason}`, { reply, reason });
   }
 }

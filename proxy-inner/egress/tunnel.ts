@@ -13,7 +13,9 @@ import type { EgressContext } from './context.js';
 import type { Opened } from './open-upstream.js';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHelloSni } from './sni.js';
 
-type SniVerdict = { ok: true; sni: string | null; buffered: Buffer } | { ok: false; sni: string | null; reason: 'sni_unreadable' | 'sni_missing' | 'sni_mismatch' };
+type SniVerdict =
+  | { ok: true; sni: string | null; buffered: Buffer }
+  | { ok: false; sni: string | null; reason: 'sni_unreadable' | 'sni_missing' | 'sni_mismatch' };
 
 /** Read the ClientHello (leaving it to be forwarded) and compare its SNI with the requested host. */
 async function checkSni(ctx: EgressContext, client: net.Socket, head: Buffer, attempt: Attempt): Promise<SniVerdict> {
@@ -21,7 +23,11 @@ async function checkSni(ctx: EgressContext, client: net.Socket, head: Buffer, at
   let sni: string | null;
   let buffered: Buffer;
   try {
-    const r = await readPrefix(client, parseClientHelloSni, { timeoutMs: ctx.listener.egress.handshakeTimeoutMs, maxBytes: MAX_CLIENT_HELLO_BYTES, what: 'TLS ClientHello' });
+    const r = await readPrefix(client, parseClientHelloSni, {
+      timeoutMs: ctx.listener.egress.handshakeTimeoutMs,
+      maxBytes: MAX_CLIENT_HELLO_BYTES,
+      what: 'TLS ClientHello',
+    });
     sni = r.value;
     buffered = r.rest;
   } catch {
@@ -46,7 +52,15 @@ async function checkSni(ctx: EgressContext, client: net.Socket, head: Buffer, at
 function clientGone(client: net.Socket, attempt: Attempt, opened: Opened): boolean {
   if (!client.destroyed) return false;
   opened.socket.destroy();
-  attempt.finish({ decision: 'allow', reason: 'client_gone', rule: opened.rule, destIp: opened.destIp, bytesUp: 0, bytesDown: 0, closedBy: 'downstream' });
+  attempt.finish({
+    decision: 'allow',
+    reason: 'client_gone',
+    rule: opened.rule,
+    destIp: opened.destIp,
+    bytesUp: 0,
+    bytesDown: 0,
+    closedBy: 'downstream',
+  });
   return true;
 }
 
@@ -56,7 +70,14 @@ function clientGone(client: net.Socket, attempt: Attempt, opened: Opened): boole
  * loop (a loopback write runs the receiver's TCP path too: ~14% of the inner's CPU per CONNECT,
  * issue 13). With the SNI check the client must have it before it sends its ClientHello.
  */
-export async function runTunnel(ctx: EgressContext, conn: EgressConnection, attempt: Attempt, opened: Opened, head: Buffer, acceptance: Buffer): Promise<void> {
+export async function runTunnel(
+  ctx: EgressContext,
+  conn: EgressConnection,
+  attempt: Attempt,
+  opened: Opened,
+  head: Buffer,
+  acceptance: Buffer,
+): Promise<void> {
   const client = conn.socket;
   // A pump given an already-closed socket would wait for a close that has happened.
   if (clientGone(client, attempt, opened)) return;
@@ -70,7 +91,15 @@ export async function runTunnel(ctx: EgressContext, conn: EgressConnection, atte
     if (!verdict.ok) {
       client.destroy();
       opened.socket.destroy();
-      attempt.finish({ decision: 'deny', reason: verdict.reason, rule: opened.rule, destIp: opened.destIp, bytesUp: 0, bytesDown: 0, closedBy: null });
+      attempt.finish({
+        decision: 'deny',
+        reason: verdict.reason,
+        rule: opened.rule,
+        destIp: opened.destIp,
+        bytesUp: 0,
+        bytesDown: 0,
+        closedBy: null,
+      });
       return;
     }
     headUp = verdict.buffered;

@@ -47,7 +47,9 @@ export function http1Exchange(req: http.IncomingMessage, res: http.ServerRespons
     host: req.headers.host ?? '',
     rawHeaders: req.rawHeaders,
     body: hasBody(req.headers) ? req : null,
-    writeHead: (status, headers) => { res.writeHead(status, headers); },
+    writeHead: (status, headers) => {
+      res.writeHead(status, headers);
+    },
     answer(status, headers, body, opts) {
       res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body), ...(opts?.close ? { connection: 'close' } : {}) });
       res.end(body);
@@ -79,7 +81,9 @@ export function http2Exchange(stream: http2.ServerHttp2Stream, headers: http2.In
   // An HTTP/2 request has a body unless its HEADERS frame ended the stream. undici destroys a request
   // body once it has sent it, and this stream is also where the response goes: it gets a pipe of its own.
   const body = stream.readableEnded || stream.endAfterHeaders ? null : stream.pipe(new PassThrough());
-  stream.on('data', (d: Buffer) => { bytesIn += d.length; });
+  stream.on('data', (d: Buffer) => {
+    bytesIn += d.length;
+  });
   const respond = (s: number, h: ResponseHeaders, endStream: boolean) => {
     status = s;
     // HTTP/2 forbids connection-specific fields (RFC 9113 §8.2.2); the caller may have added one.
@@ -88,7 +92,10 @@ export function http2Exchange(stream: http2.ServerHttp2Stream, headers: http2.In
   };
   const sink = stream as unknown as Writable;
   const write = sink.write.bind(sink);
-  sink.write = ((chunk: Buffer, ...args: never[]) => { bytesOut += chunk.length; return write(chunk, ...args); }) as Writable['write'];
+  sink.write = ((chunk: Buffer, ...args: never[]) => {
+    bytesOut += chunk.length;
+    return write(chunk, ...args);
+  }) as Writable['write'];
   return {
     method: String(headers[HTTP2_HEADER_METHOD] ?? ''),
     url: String(headers[HTTP2_HEADER_PATH] ?? '/'),

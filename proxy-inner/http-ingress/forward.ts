@@ -40,7 +40,9 @@ export function forwardRequest(pool: Pool, x: Exchange, headers: string[], onEnd
   let responded = false;
   const sink = x.sink;
   // A close undici caused (it destroys the sink with the app's error) is not the client leaving.
-  const onClientClose = () => { if (!sink.writableFinished && !sink.errored) abort.abort(); };
+  const onClientClose = () => {
+    if (!sink.writableFinished && !sink.errored) abort.abort();
+  };
   sink.once('close', onClientClose);
   const options: Dispatcher.RequestOptions = {
     method: x.method as Dispatcher.HttpMethod,
@@ -49,20 +51,24 @@ export function forwardRequest(pool: Pool, x: Exchange, headers: string[], onEnd
     body: x.body,
     signal: abort.signal,
   };
-  pool.stream(options, ({ statusCode, headers: appHeaders }) => {
-    responded = true;
-    x.writeHead(statusCode, downstreamResponseHeaders(appHeaders as Record<string, string | string[] | undefined>));
-    return sink;
-  }, (err) => {
-    sink.off('close', onClientClose);
-    if (!err) return onEnd({ kind: 'complete' });
-    if (abort.signal.aborted) return onEnd({ kind: 'client_gone' });
-    const code = upstreamCode(err);
-    if (!responded && !x.headersSent() && !sink.destroyed) {
-      badGateway(x, code, `the app did not answer: ${messageOf(err)}`);
-      return onEnd({ kind: 'upstream_failed', code, answered: true });
-    }
-    sink.destroy();
-    onEnd({ kind: 'upstream_failed', code, answered: false });
-  });
+  pool.stream(
+    options,
+    ({ statusCode, headers: appHeaders }) => {
+      responded = true;
+      x.writeHead(statusCode, downstreamResponseHeaders(appHeaders as Record<string, string | string[] | undefined>));
+      return sink;
+    },
+    (err) => {
+      sink.off('close', onClientClose);
+      if (!err) return onEnd({ kind: 'complete' });
+      if (abort.signal.aborted) return onEnd({ kind: 'client_gone' });
+      const code = upstreamCode(err);
+      if (!responded && !x.headersSent() && !sink.destroyed) {
+        badGateway(x, code, `the app did not answer: ${messageOf(err)}`);
+        return onEnd({ kind: 'upstream_failed', code, answered: true });
+      }
+      sink.destroy();
+      onEnd({ kind: 'upstream_failed', code, answered: false });
+    },
+  );
 }

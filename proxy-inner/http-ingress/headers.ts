@@ -14,8 +14,15 @@
 
 /** Fields that belong to one connection (RFC 9110 §7.6.1, §7.8; RFC 9112 §6.1) and never cross the proxy. */
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'proxy-authenticate', 'proxy-authorization',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
 ]);
 
 /** Fields that claim to describe the client and are therefore only ever written by us. */
@@ -58,7 +65,10 @@ export function upstreamRequestHeaders(rawHeaders: string[], client: ClientFacts
     const name = rawHeaders[i]!;
     const lower = name.toLowerCase();
     if (lower === 'host') host ??= rawHeaders[i + 1];
-    if (lower === 'upgrade' && options.keepUpgrade) { out.push(name, rawHeaders[i + 1]!); continue; }
+    if (lower === 'upgrade' && options.keepUpgrade) {
+      out.push(name, rawHeaders[i + 1]!);
+      continue;
+    }
     if (HOP_BY_HOP.has(lower) || CLIENT_CLAIMS.has(lower) || named.has(lower) || lower === 'expect') continue;
     out.push(name, rawHeaders[i + 1]!);
   }
@@ -105,7 +115,10 @@ export function downstreamRawHeaders(rawHeaders: string[], options: { keepUpgrad
   const out: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const lower = rawHeaders[i]!.toLowerCase();
-    if (lower === 'upgrade' && options.keepUpgrade) { out.push(rawHeaders[i]!, rawHeaders[i + 1]!); continue; }
+    if (lower === 'upgrade' && options.keepUpgrade) {
+      out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
+      continue;
+    }
     if (HOP_BY_HOP.has(lower) || named.has(lower)) continue;
     out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
   }

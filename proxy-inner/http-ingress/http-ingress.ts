@@ -130,8 +130,16 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
     metrics.observe(r.route, r.status, durationMs);
     if (!facts) return;
     const line = {
-      method: r.method, host: r.host, path: r.path, route: r.route, status: r.status, bytes_in: r.bytesIn, bytes_out: r.bytesOut,
-      duration_ms: Math.round(durationMs * 1000) / 1000, client: facts.clientLabel, ...(r.error ? { error: r.error } : {}),
+      method: r.method,
+      host: r.host,
+      path: r.path,
+      route: r.route,
+      status: r.status,
+      bytes_in: r.bytesIn,
+      bytes_out: r.bytesOut,
+      duration_ms: Math.round(durationMs * 1000) / 1000,
+      client: facts.clientLabel,
+      ...(r.error ? { error: r.error } : {}),
     };
     if (opts.accessLog) facts.ctx.log.info(line, 'http request');
     else facts.ctx.log.debug(line, 'http request');
@@ -157,7 +165,16 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
 
   /** Everything after parsing, for either HTTP version: limits, the listener's own paths, routing, forwarding, the access line. */
   const serve = (x: Exchange, facts: ConnectionFacts | undefined, fieldCount: number) => {
-    const r: RequestRecord = { method: x.method, host: x.host, path: pathOf(x.url), route: '-', status: 0, started: performance.now(), bytesIn: 0, bytesOut: 0 };
+    const r: RequestRecord = {
+      method: x.method,
+      host: x.host,
+      path: pathOf(x.url),
+      route: '-',
+      status: 0,
+      started: performance.now(),
+      bytesIn: 0,
+      bytesOut: 0,
+    };
     const finish = (error?: string, status = x.statusCode()) => {
       const bytes = x.bytes();
       r.status = status;
@@ -225,10 +242,21 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const facts = connections.get(socket);
     const started = performance.now();
-    const r: RequestRecord = { method: req.method ?? '', host: req.headers.host ?? '', path: pathOf(req.url ?? '/'), route: '-', status: 0, started, bytesIn: 0, bytesOut: 0 };
+    const r: RequestRecord = {
+      method: req.method ?? '',
+      host: req.headers.host ?? '',
+      path: pathOf(req.url ?? '/'),
+      route: '-',
+      status: 0,
+      started,
+      bytesIn: 0,
+      bytesOut: 0,
+    };
     const refuse = (status: number, text: string, error: string) => {
       const body = `${text}\n`;
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+      );
       record(facts, { ...r, status, error });
     };
     if (tooManyHeaders(req)) return refuse(431, `more than ${limits.maxHeaders} header fields`, 'too_many_headers');
@@ -238,15 +266,35 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
     (socket as net.Socket).setTimeout?.(0);
     const headers = upstreamRequestHeaders(req.rawHeaders, facts?.client ?? { address: undefined, proto }, { keepUpgrade: true });
     const signal = facts?.ctx.signal ?? new AbortController().signal;
-    void carryUpgrade({ req, socket, head, headers, cluster: match.cluster, idleTimeoutMs: limits.idleTimeoutMs, signal }, upstreams).then((end) => {
-      record(facts, { ...r, status: end.status, bytesIn: end.bytesIn, bytesOut: end.bytesOut, ...(end.error ? { error: end.error } : {}) });
-    });
+    void carryUpgrade({ req, socket, head, headers, cluster: match.cluster, idleTimeoutMs: limits.idleTimeoutMs, signal }, upstreams).then(
+      (end) => {
+        record(facts, {
+          ...r,
+          status: end.status,
+          bytesIn: end.bytesIn,
+          bytesOut: end.bytesOut,
+          ...(end.error ? { error: end.error } : {}),
+        });
+      },
+    );
   });
 
   // CONNECT is not something an ingress does; without this Node would just drop the connection.
   server.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
-    socket.end('HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-    record(connections.get(socket), { method: 'CONNECT', host: req.headers.host ?? '', path: req.url ?? '', route: '-', status: 405, started: performance.now(), bytesIn: 0, bytesOut: 0, error: 'connect_refused' });
+    socket.end(
+      'HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\ncontent-length: 0\r\nconnection: close\r\n\r\n',
+    );
+    record(connections.get(socket), {
+      method: 'CONNECT',
+      host: req.headers.host ?? '',
+      path: req.url ?? '',
+      route: '-',
+      status: 405,
+      started: performance.now(),
+      bytesIn: 0,
+      bytesOut: 0,
+      error: 'connect_refused',
+    });
   });
 
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
@@ -258,8 +306,20 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
     }
     const status = clientErrorStatus(err);
     const body = `${http.STATUS_CODES[status]}\n`;
-    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
-    record(facts, { method: '-', host: '-', path: '-', route: '-', status, started: performance.now(), bytesIn: 0, bytesOut: 0, error: code });
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    record(facts, {
+      method: '-',
+      host: '-',
+      path: '-',
+      route: '-',
+      status,
+      started: performance.now(),
+      bytesIn: 0,
+      bytesOut: 0,
+      error: code,
+    });
   });
 
   const handler: ConnectionHandler = async (socket: net.Socket, ctx: ConnectionContext): Promise<ConnectionOutcome> => {
@@ -267,7 +327,7 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
     let clientPort = socket.remotePort;
     let head: Buffer = Buffer.alloc(0);
     const fail = (reason: string, err: unknown): ConnectionOutcome => {
-      const code = err instanceof ProxyError ? err.code : errnoOf(err) ?? 'error';
+      const code = err instanceof ProxyError ? err.code : (errnoOf(err) ?? 'error');
       ctx.metrics.error(code);
       ctx.log.warn({ reason, code, error: messageOf(err) }, 'connection not served');
       socket.destroy();
@@ -275,7 +335,11 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
     };
     if (opts.expectProxyProtocol) {
       try {
-        const { value, rest } = await readPrefix(socket, parseProxyHeader, { timeoutMs: PROXY_HEADER_TIMEOUT_MS, maxBytes: MAX_HEADER_BYTES, what: 'PROXY v2 header' });
+        const { value, rest } = await readPrefix(socket, parseProxyHeader, {
+          timeoutMs: PROXY_HEADER_TIMEOUT_MS,
+          maxBytes: MAX_HEADER_BYTES,
+          what: 'PROXY v2 header',
+        });
         if ('source' in value) {
           clientAddress = value.source.address;
           clientPort = value.source.port;
@@ -295,7 +359,12 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
         return fail('TLS handshake', err);
       }
     }
-    const clientLabel = clientAddress === undefined ? undefined : clientAddress.includes(':') ? `[${clientAddress}]:${clientPort}` : `${clientAddress}:${clientPort}`;
+    const clientLabel =
+      clientAddress === undefined
+        ? undefined
+        : clientAddress.includes(':')
+          ? `[${clientAddress}]:${clientPort}`
+          : `${clientAddress}:${clientPort}`;
     const facts: ConnectionFacts = { client: { address: clientAddress, proto }, clientLabel, ctx };
     connections.set(conn, facts);
     return new Promise<ConnectionOutcome>((resolve) => {

@@ -27,7 +27,10 @@ export interface RouteMetrics {
 
 export function routeMetrics(listener: string, routes: string[]): RouteMetrics {
   // Bound children once per route: the hot path then skips prom-client's label hashing.
-  const byRoute = new Map<string, { duration: ReturnType<typeof duration.labels>; status: Map<string, ReturnType<typeof requests.labels>> }>();
+  const byRoute = new Map<
+    string,
+    { duration: ReturnType<typeof duration.labels>; status: Map<string, ReturnType<typeof requests.labels>> }
+  >();
   const bind = (route: string) => {
     const entry = { duration: duration.labels({ listener, route }), status: new Map<string, ReturnType<typeof requests.labels>>() };
     byRoute.set(route, entry);

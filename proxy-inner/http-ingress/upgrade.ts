@@ -64,15 +64,21 @@ export async function carryUpgrade(u: UpgradeRequest, upstreams: Upstreams): Pro
     const request = http.request({ method: u.req.method, path: u.req.url, headers: u.headers, createConnection: () => app });
     request.on('upgrade', (res, appSocket, appHead) => {
       answered = true;
-      const head = statusHead(101, res.statusMessage ?? 'Switching Protocols', downstreamRawHeaders(res.rawHeaders, { keepUpgrade: true }))
-        + 'connection: upgrade\r\n\r\n';
+      const head =
+        statusHead(101, res.statusMessage ?? 'Switching Protocols', downstreamRawHeaders(res.rawHeaders, { keepUpgrade: true })) +
+        'connection: upgrade\r\n\r\n';
       u.socket.write(head);
       const session = jsPump.run(u.socket as net.Socket, appSocket, { headUp: u.head, headDown: appHead, idleTimeoutMs: u.idleTimeoutMs });
       const onAbort = () => session.abort('drain deadline');
       u.signal.addEventListener('abort', onAbort, { once: true });
       void session.done.then((r) => {
         u.signal.removeEventListener('abort', onAbort);
-        resolve({ status: 101, bytesIn: r.bytesUp, bytesOut: r.bytesDown + Buffer.byteLength(head), ...(r.error ? { error: r.error.code } : {}) });
+        resolve({
+          status: 101,
+          bytesIn: r.bytesUp,
+          bytesOut: r.bytesDown + Buffer.byteLength(head),
+          ...(r.error ? { error: r.error.code } : {}),
+        });
       });
     });
     request.on('response', (res) => {
@@ -81,14 +87,19 @@ export async function carryUpgrade(u: UpgradeRequest, upstreams: Upstreams): Pro
       const head = `${statusHead(res.statusCode ?? 502, res.statusMessage ?? '', downstreamRawHeaders(res.rawHeaders, { keepUpgrade: false }))}connection: close\r\n\r\n`;
       let bytesOut = Buffer.byteLength(head);
       u.socket.write(head);
-      res.on('data', (chunk: Buffer) => { bytesOut += chunk.length; });
+      res.on('data', (chunk: Buffer) => {
+        bytesOut += chunk.length;
+      });
       res.pipe(u.socket);
       const finish = (error?: string) => {
         app.destroy();
         resolve({ status: res.statusCode ?? 502, bytesIn: 0, bytesOut, ...(error ? { error } : {}) });
       };
       res.once('end', () => finish());
-      res.once('error', (err) => { u.socket.destroy(); finish(messageOf(err)); });
+      res.once('error', (err) => {
+        u.socket.destroy();
+        finish(messageOf(err));
+      });
     });
     request.on('error', (err) => {
       app.destroy();

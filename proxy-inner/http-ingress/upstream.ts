@@ -23,7 +23,10 @@ export interface UpstreamOptions {
 export class Upstreams {
   private readonly pools = new Map<string, Pool>();
 
-  constructor(private readonly clusters: Map<string, ClusterConfig>, private readonly opts: UpstreamOptions) {}
+  constructor(
+    private readonly clusters: Map<string, ClusterConfig>,
+    private readonly opts: UpstreamOptions,
+  ) {}
 
   pool(clusterName: string): Pool {
     let pool = this.pools.get(clusterName);
@@ -36,7 +39,10 @@ export class Upstreams {
       headersTimeout: 0,
       bodyTimeout: 0,
       connect: (_options, callback) => {
-        connectCluster(cluster).then(({ socket }) => callback(null, socket), (err: Error) => callback(err, null));
+        connectCluster(cluster).then(
+          ({ socket }) => callback(null, socket),
+          (err: Error) => callback(err, null),
+        );
       },
     });
     this.pools.set(clusterName, pool);

@@ -39,14 +39,21 @@ export class CredentialCache {
   private readonly now: () => number;
   private closed = false;
 
-  constructor(private readonly source: ImdsSource, private readonly opts: CredentialCacheOptions = {}) {
+  constructor(
+    private readonly source: ImdsSource,
+    private readonly opts: CredentialCacheOptions = {},
+  ) {
     this.marginMs = opts.refreshMarginMs ?? 5 * 60_000;
     this.now = opts.now ?? Date.now;
   }
 
   private async fetchText(path: string): Promise<string> {
     const res = await this.source.get(path);
-    if (res.status !== 200) throw new CredentialsUnavailableError('imds_status', `IMDS answered HTTP ${res.status} for ${path}: ${res.body.slice(0, 200)}`, { path, status: res.status });
+    if (res.status !== 200)
+      throw new CredentialsUnavailableError('imds_status', `IMDS answered HTTP ${res.status} for ${path}: ${res.body.slice(0, 200)}`, {
+        path,
+        status: res.status,
+      });
     return res.body;
   }
 
@@ -61,7 +68,10 @@ export class CredentialCache {
       throw new CredentialsUnavailableError('imds_credentials_invalid', `credentials for role ${role} are not JSON`, { role });
     }
     if (!isImdsCredentialsDocument(document) || document.Code !== 'Success') {
-      throw new CredentialsUnavailableError('imds_credentials_invalid', `IMDS returned no usable credentials for role ${role}`, { role, code: (document as { Code?: unknown })?.Code });
+      throw new CredentialsUnavailableError('imds_credentials_invalid', `IMDS returned no usable credentials for role ${role}`, {
+        role,
+        code: (document as { Code?: unknown })?.Code,
+      });
     }
     return { role, document, credentials: credentialsFromImds(document), fetchedAt: this.now() };
   }
@@ -90,13 +100,17 @@ export class CredentialCache {
   }
 
   private refresh(): Promise<CachedCredentials> {
-    this.pending ??= this.fetch().then((fresh) => {
-      this.current = fresh;
-      this.opts.onRefresh?.();
-      log.info({ role: fresh.role, expiration: fresh.document.Expiration }, 'role credentials refreshed');
-      this.schedule(fresh);
-      return fresh;
-    }).finally(() => { this.pending = null; });
+    this.pending ??= this.fetch()
+      .then((fresh) => {
+        this.current = fresh;
+        this.opts.onRefresh?.();
+        log.info({ role: fresh.role, expiration: fresh.document.Expiration }, 'role credentials refreshed');
+        this.schedule(fresh);
+        return fresh;
+      })
+      .finally(() => {
+        this.pending = null;
+      });
     return this.pending;
   }
 
@@ -107,7 +121,9 @@ export class CredentialCache {
     // A timer past 2^31 ms fires at once in Node; such lifetimes are refreshed on demand instead.
     if (delay > 0x7fffffff) return;
     this.timer = setTimeout(() => {
-      this.refresh().catch((err: unknown) => log.warn({ err: messageOf(err) }, 'ahead-of-time credential refresh failed; will retry on demand'));
+      this.refresh().catch((err: unknown) =>
+        log.warn({ err: messageOf(err) }, 'ahead-of-time credential refresh failed; will retry on demand'),
+      );
     }, delay);
     this.timer.unref();
   }
@@ -119,7 +135,10 @@ export class CredentialCache {
       return await this.refresh();
     } catch (err) {
       if (c && this.isValid(c)) {
-        log.warn({ err: messageOf(err), expiration: c.document.Expiration }, 'credential refresh failed; using the current credentials until they expire');
+        log.warn(
+          { err: messageOf(err), expiration: c.document.Expiration },
+          'credential refresh failed; using the current credentials until they expire',
+        );
         return c;
       }
       throw err;
@@ -128,10 +147,12 @@ export class CredentialCache {
 
   /** The instance's region, from IMDS once per process. */
   region(): Promise<string> {
-    this.regionValue ??= this.fetchText(IMDS_REGION_PATH).then((r) => r.trim()).catch((err: unknown) => {
-      this.regionValue = null;
-      throw err;
-    });
+    this.regionValue ??= this.fetchText(IMDS_REGION_PATH)
+      .then((r) => r.trim())
+      .catch((err: unknown) => {
+        this.regionValue = null;
+        throw err;
+      });
     return this.regionValue;
   }
 

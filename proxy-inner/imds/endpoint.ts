@@ -6,9 +6,7 @@
  */
 import http from 'node:http';
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
-import {
-  IMDS_CREDENTIALS_PATH, IMDS_IDENTITY_DOCUMENT_PATH, IMDS_REGION_PATH, IMDS_TOKEN_PATH,
-} from '../../shared/wire/imds-relay.js';
+import { IMDS_CREDENTIALS_PATH, IMDS_IDENTITY_DOCUMENT_PATH, IMDS_REGION_PATH, IMDS_TOKEN_PATH } from '../../shared/wire/imds-relay.js';
 import { send, sendText } from '../../shared/util/http-service.js';
 import { logger } from '../../shared/log/logger.js';
 import type { CredentialCache } from './credential-cache.js';
@@ -59,7 +57,8 @@ export function imdsRequestListener(opts: ImdsEndpointOptions): http.RequestList
     serveGet(path, opts, res).catch((err: unknown) => {
       const status = err instanceof ProxyError && typeof err.context.status === 'number' ? err.context.status : 502;
       log.warn({ path, err: messageOf(err) }, 'IMDS request could not be served');
-      if (!res.headersSent) sendText(res, status, status === 502 ? 'Bad Gateway: instance metadata unavailable' : http.STATUS_CODES[status] ?? 'Error');
+      if (!res.headersSent)
+        sendText(res, status, status === 502 ? 'Bad Gateway: instance metadata unavailable' : (http.STATUS_CODES[status] ?? 'Error'));
     });
   };
 }

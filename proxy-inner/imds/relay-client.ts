@@ -31,10 +31,16 @@ export class ImdsRelayClient implements ImdsSource {
     const socket = await connect(this.opts.address, { timeoutMs: this.timeoutMs });
     try {
       socket.write(encodeFrame(FrameType.ImdsRequest, { id, path }));
-      const { value: frame } = await readPrefix(socket, parseFrame, { timeoutMs: this.timeoutMs, maxBytes: 512 * 1024, what: 'IMDS response frame' });
-      if (frame.type !== FrameType.ImdsResponse) throw new FrameError('frame_unexpected', `expected an ImdsResponse frame, got type ${frame.type}`, { type: frame.type });
+      const { value: frame } = await readPrefix(socket, parseFrame, {
+        timeoutMs: this.timeoutMs,
+        maxBytes: 512 * 1024,
+        what: 'IMDS response frame',
+      });
+      if (frame.type !== FrameType.ImdsResponse)
+        throw new FrameError('frame_unexpected', `expected an ImdsResponse frame, got type ${frame.type}`, { type: frame.type });
       const res = parseImdsRelayResponse(frame.payload);
-      if (res.id !== id) throw new FrameError('imds_response_mismatch', `ImdsResponse ${res.id} answers another request than ${id}`, { id, got: res.id });
+      if (res.id !== id)
+        throw new FrameError('imds_response_mismatch', `ImdsResponse ${res.id} answers another request than ${id}`, { id, got: res.id });
       return res;
     } finally {
       socket.destroy();

@@ -8,7 +8,6 @@ import { MAX_ATTESTATION_REUSE_MS } from '../../shared/config/listeners.js';
 import { ErrorCode, ProxyError } from '../../shared/errors/index.js';
 import type { Nsm } from '../nsm/nsm.js';
 
-
 export interface AttestationSourceOptions {
   nsm: Pick<Nsm, 'attest'>;
   publicKey: Buffer;
@@ -22,7 +21,10 @@ export class AttestationSource {
   private readonly now: () => number;
 
   constructor(private readonly opts: AttestationSourceOptions) {
-    if (opts.reuseMs < 0 || opts.reuseMs > MAX_ATTESTATION_REUSE_MS) throw new ProxyError(ErrorCode.ConfigInvalid, `attestation reuse of ${opts.reuseMs} ms is outside 0..${MAX_ATTESTATION_REUSE_MS}`, { reuseMs: opts.reuseMs });
+    if (opts.reuseMs < 0 || opts.reuseMs > MAX_ATTESTATION_REUSE_MS)
+      throw new ProxyError(ErrorCode.ConfigInvalid, `attestation reuse of ${opts.reuseMs} ms is outside 0..${MAX_ATTESTATION_REUSE_MS}`, {
+        reuseMs: opts.reuseMs,
+      });
     this.now = opts.now ?? Date.now;
   }
 

@@ -11,7 +11,13 @@
 import type http from 'node:http';
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
 import type { AwsCredentials } from '../aws/credentials.js';
-import { KMS_CONTENT_TYPE, RECIPIENT_KEY_ENCRYPTION_ALGORITHM, type PlaintextField, attestedPlaintextField, kmsActionOf } from '../aws/kms-actions.js';
+import {
+  KMS_CONTENT_TYPE,
+  RECIPIENT_KEY_ENCRYPTION_ALGORITHM,
+  type PlaintextField,
+  attestedPlaintextField,
+  kmsActionOf,
+} from '../aws/kms-actions.js';
 import { signKmsRequest } from '../aws/sigv4.js';
 import { BodyTooLargeError, readBody, send } from '../../shared/util/http-service.js';
 import { logger } from '../../shared/log/logger.js';
@@ -42,7 +48,13 @@ type Outcome = 'attested' | 'passed_through' | 'kms_error' | 'rejected' | 'faile
 
 /** A refusal by the proxy itself, answered in KMS's JSON error shape so SDKs surface it. */
 class KmsProxyError extends ProxyError {
-  constructor(readonly status: number, readonly errorType: string, code: string, message: string, context: Record<string, unknown> = {}) {
+  constructor(
+    readonly status: number,
+    readonly errorType: string,
+    code: string,
+    message: string,
+    context: Record<string, unknown> = {},
+  ) {
     super(code, message, context);
   }
 }
@@ -71,7 +83,8 @@ function parseJsonObject(body: Buffer, what: string): Record<string, unknown> {
   } catch (err) {
     throw new KmsProxyError(400, 'SerializationException', 'kms_json_invalid', `${what} is not valid JSON: ${messageOf(err)}`);
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new KmsProxyError(400, 'SerializationException', 'kms_json_invalid', `${what} must be a JSON object`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new KmsProxyError(400, 'SerializationException', 'kms_json_invalid', `${what} must be a JSON object`);
   return value as Record<string, unknown>;
 }
 
@@ -84,21 +97,34 @@ export class KmsProxy {
 
   readonly requestListener: http.RequestListener = (req, res) => {
     let action = 'unknown';
-    this.handle(req, res, (a) => { action = a; }).then((outcome) => {
-      kmsRequests.inc({ action, outcome });
-    }, (err: unknown) => {
-      const proxyErr = err instanceof KmsProxyError ? err
-        : new KmsProxyError(502, 'EnclaverProxyUpstreamException', err instanceof ProxyError ? err.code : 'kms_proxy_failed', messageOf(err));
-      const outcome: Outcome = proxyErr.status < 500 ? 'rejected' : 'failed';
-      kmsRequests.inc({ action, outcome });
-      log.warn({ action, code: proxyErr.code, err: proxyErr.message }, 'KMS request not completed');
-      if (!res.headersSent) sendKmsError(res, proxyErr);
-      else res.destroy();
-    });
+    this.handle(req, res, (a) => {
+      action = a;
+    }).then(
+      (outcome) => {
+        kmsRequests.inc({ action, outcome });
+      },
+      (err: unknown) => {
+        const proxyErr =
+          err instanceof KmsProxyError
+            ? err
+            : new KmsProxyError(
+                502,
+                'EnclaverProxyUpstreamException',
+                err instanceof ProxyError ? err.code : 'kms_proxy_failed',
+                messageOf(err),
+              );
+        const outcome: Outcome = proxyErr.status < 500 ? 'rejected' : 'failed';
+        kmsRequests.inc({ action, outcome });
+        log.warn({ action, code: proxyErr.code, err: proxyErr.message }, 'KMS request not completed');
+        if (!res.headersSent) sendKmsError(res, proxyErr);
+        else res.destroy();
+      },
+    );
   };
 
   private async readRequest(req: http.IncomingMessage): Promise<Buffer> {
-    if (req.method !== 'POST') throw new KmsProxyError(405, 'UnsupportedOperationException', 'kms_method', `KMS requests are POST, not ${req.method}`);
+    if (req.method !== 'POST')
+      throw new KmsProxyError(405, 'UnsupportedOperationException', 'kms_method', `KMS requests are POST, not ${req.method}`);
     try {
       return await readBody(req, this.maxBodyBytes);
     } catch (err) {
@@ -120,9 +146,19 @@ export class KmsProxy {
    * back with their plaintext in the SDK's field; the rest pass through. Used by the HTTP listener
    * and by the inner itself (TLS private keys sealed with KMS).
    */
-  async call(target: string | undefined, body: Buffer, setAction: (a: string) => void = () => {}): Promise<{ response: UpstreamResponse; outcome: Outcome }> {
+  async call(
+    target: string | undefined,
+    body: Buffer,
+    setAction: (a: string) => void = () => {},
+  ): Promise<{ response: UpstreamResponse; outcome: Outcome }> {
     const action = kmsActionOf(target);
-    if (!action || target === undefined) throw new KmsProxyError(400, 'UnknownOperationException', 'kms_target', `X-Amz-Target "${String(target ?? '')}" is not a KMS action (TrentService.<Action>)`);
+    if (!action || target === undefined)
+      throw new KmsProxyError(
+        400,
+        'UnknownOperationException',
+        'kms_target',
+        `X-Amz-Target "${String(target ?? '')}" is not a KMS action (TrentService.<Action>)`,
+      );
     setAction(action);
 
     const field = attestedPlaintextField(action);
@@ -131,7 +167,10 @@ export class KmsProxy {
     if (field) {
       const request = parseJsonObject(body, `the ${action} request`);
       if (request.Recipient === undefined || request.Recipient === null) {
-        request.Recipient = { KeyEncryptionAlgorithm: RECIPIENT_KEY_ENCRYPTION_ALGORITHM, AttestationDocument: this.opts.attestation.document().toString('base64') };
+        request.Recipient = {
+          KeyEncryptionAlgorithm: RECIPIENT_KEY_ENCRYPTION_ALGORITHM,
+          AttestationDocument: this.opts.attestation.document().toString('base64'),
+        };
         forwarded = Buffer.from(JSON.stringify(request));
         attested = field;
       }
@@ -146,7 +185,12 @@ export class KmsProxy {
     if (!attested) return { response: upstream, outcome: 'passed_through' };
     const answer = parseJsonObject(upstream.body, `KMS's ${action} response`);
     if (typeof answer.CiphertextForRecipient !== 'string') {
-      throw new KmsProxyError(502, 'EnclaverProxyUpstreamException', 'kms_no_recipient_ciphertext', `KMS answered ${action} without CiphertextForRecipient`);
+      throw new KmsProxyError(
+        502,
+        'EnclaverProxyUpstreamException',
+        'kms_no_recipient_ciphertext',
+        `KMS answered ${action} without CiphertextForRecipient`,
+      );
     }
     const plaintext = this.opts.recipientKey.open(Buffer.from(answer.CiphertextForRecipient, 'base64'));
     delete answer.CiphertextForRecipient;

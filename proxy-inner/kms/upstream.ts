@@ -35,12 +35,25 @@ export class KmsUpstream {
 
   async post(endpoint: URL, headers: Record<string, string>, body: Buffer): Promise<UpstreamResponse> {
     try {
-      const res = await request(endpoint, { method: 'POST', headers, body, dispatcher: this.dispatcher, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      const res = await request(endpoint, {
+        method: 'POST',
+        headers,
+        body,
+        dispatcher: this.dispatcher,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
       const flat: Record<string, string> = {};
-      for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
+      for (const [name, value] of Object.entries(res.headers))
+        if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
       return { status: res.statusCode, headers: flat, body: Buffer.from(await res.body.arrayBuffer()) };
     } catch (err) {
-      throw new UpstreamError('kms_unreachable', `KMS at ${endpoint.origin} could not be reached: ${messageOf(err)}${clockSkewHint(err)}`, { endpoint: endpoint.origin }, { cause: err });
+      throw new UpstreamError(
+        'kms_unreachable',
+        `KMS at ${endpoint.origin} could not be reached: ${messageOf(err)}${clockSkewHint(err)}`,
+        { endpoint: endpoint.origin },
+        { cause: err },
+      );
     }
   }
 

@@ -70,7 +70,14 @@ export class LogForwarder {
     const socket = this.channel.socket;
     if (!socket || socket.destroyed || socket.writableNeedDrain) return;
     if (this.dropped > 0) {
-      const notice = JSON.stringify({ level: 'warn', time: new Date().toISOString(), side: 'inner', component: 'logs', dropped: this.dropped, msg: `${this.dropped} log lines were dropped while the outer was unreachable` });
+      const notice = JSON.stringify({
+        level: 'warn',
+        time: new Date().toISOString(),
+        side: 'inner',
+        component: 'logs',
+        dropped: this.dropped,
+        msg: `${this.dropped} log lines were dropped while the outer was unreachable`,
+      });
       this.dropped = 0;
       this.pending.unshift(notice);
       this.pendingBytes += notice.length;

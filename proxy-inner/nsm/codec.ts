@@ -18,7 +18,15 @@ export type NsmResponse =
   | { kind: 'Error'; error: string };
 
 /** The NSM answers these codes in `{"Error": code}`. */
-export type NsmErrorCode = 'InvalidArgument' | 'InvalidIndex' | 'InvalidResponse' | 'ReadOnlyIndex' | 'InvalidOperation' | 'BufferTooSmall' | 'InputTooLarge' | 'InternalError';
+export type NsmErrorCode =
+  | 'InvalidArgument'
+  | 'InvalidIndex'
+  | 'InvalidResponse'
+  | 'ReadOnlyIndex'
+  | 'InvalidOperation'
+  | 'BufferTooSmall'
+  | 'InputTooLarge'
+  | 'InternalError';
 
 export class NsmError extends ProxyError {}
 
@@ -30,7 +38,16 @@ export function encodeNsmRequest(req: NsmRequest): Buffer {
   let value: unknown;
   switch (req.kind) {
     case 'Attestation':
-      value = new Map([['Attestation', new Map<string, Buffer | null>([['user_data', req.userData], ['nonce', req.nonce], ['public_key', req.publicKey]])]]);
+      value = new Map([
+        [
+          'Attestation',
+          new Map<string, Buffer | null>([
+            ['user_data', req.userData],
+            ['nonce', req.nonce],
+            ['public_key', req.publicKey],
+          ]),
+        ],
+      ]);
       break;
     case 'DescribePCR':
       value = new Map([['DescribePCR', new Map([['index', req.index]])]]);
@@ -40,7 +57,11 @@ export function encodeNsmRequest(req: NsmRequest): Buffer {
       break;
   }
   const bytes = Buffer.from(cborEncoder.encode(value));
-  if (bytes.length > NSM_MAX_REQUEST_BYTES) throw new NsmError('nsm_request_too_large', `NSM request of ${bytes.length} bytes exceeds ${NSM_MAX_REQUEST_BYTES}`, { kind: req.kind, size: bytes.length });
+  if (bytes.length > NSM_MAX_REQUEST_BYTES)
+    throw new NsmError('nsm_request_too_large', `NSM request of ${bytes.length} bytes exceeds ${NSM_MAX_REQUEST_BYTES}`, {
+      kind: req.kind,
+      size: bytes.length,
+    });
   return bytes;
 }
 
@@ -95,7 +116,19 @@ export function encodeNsmResponse(res: NsmResponse): Buffer {
     case 'Attestation':
       return Buffer.from(cborEncoder.encode(new Map([['Attestation', new Map([['document', res.document]])]])));
     case 'DescribePCR':
-      return Buffer.from(cborEncoder.encode(new Map([['DescribePCR', new Map<string, unknown>([['lock', res.lock], ['data', res.data]])]])));
+      return Buffer.from(
+        cborEncoder.encode(
+          new Map([
+            [
+              'DescribePCR',
+              new Map<string, unknown>([
+                ['lock', res.lock],
+                ['data', res.data],
+              ]),
+            ],
+          ]),
+        ),
+      );
     case 'GetRandom':
       return Buffer.from(cborEncoder.encode(new Map([['GetRandom', new Map([['random', res.random]])]])));
     case 'Error':
@@ -109,7 +142,11 @@ export function decodeNsmResponse(bytes: Buffer): NsmResponse {
     case 'Attestation':
       return { kind, document: field(body, 'document', isBuffer, 'Attestation response') };
     case 'DescribePCR':
-      return { kind, lock: field(body, 'lock', isBool, 'DescribePCR response'), data: field(body, 'data', isBuffer, 'DescribePCR response') };
+      return {
+        kind,
+        lock: field(body, 'lock', isBool, 'DescribePCR response'),
+        data: field(body, 'data', isBuffer, 'DescribePCR response'),
+      };
     case 'GetRandom':
       return { kind, random: field(body, 'random', isBuffer, 'GetRandom response') };
     case 'Error':

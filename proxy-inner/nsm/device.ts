@@ -25,7 +25,10 @@ export class NsmDevice implements NsmTransport {
   readonly kind = 'device';
   private fd: number | null;
 
-  constructor(private readonly ioctl: NsmIoctl, devicePath = NSM_DEVICE_PATH) {
+  constructor(
+    private readonly ioctl: NsmIoctl,
+    devicePath = NSM_DEVICE_PATH,
+  ) {
     this.fd = fs.openSync(devicePath, 'r+');
   }
 

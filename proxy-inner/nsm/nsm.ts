@@ -27,14 +27,19 @@ export class Nsm {
 
   private call<K extends NsmResponse['kind']>(req: NsmRequest, expect: K): Extract<NsmResponse, { kind: K }> {
     const res = decodeNsmResponse(this.transport.exchange(encodeNsmRequest(req)));
-    if (res.kind === 'Error') throw new NsmError('nsm_refused', `the NSM refused ${req.kind}: ${res.error}`, { request: req.kind, nsmCode: res.error });
-    if (res.kind !== expect) throw new NsmError('nsm_malformed', `the NSM answered ${res.kind} to ${req.kind}`, { request: req.kind, response: res.kind });
+    if (res.kind === 'Error')
+      throw new NsmError('nsm_refused', `the NSM refused ${req.kind}: ${res.error}`, { request: req.kind, nsmCode: res.error });
+    if (res.kind !== expect)
+      throw new NsmError('nsm_malformed', `the NSM answered ${res.kind} to ${req.kind}`, { request: req.kind, response: res.kind });
     return res as Extract<NsmResponse, { kind: K }>;
   }
 
   /** A COSE_Sign1 attestation document binding the given fields. */
   attest(req: AttestationRequest = {}): Buffer {
-    return this.call({ kind: 'Attestation', userData: req.userData ?? null, nonce: req.nonce ?? null, publicKey: req.publicKey ?? null }, 'Attestation').document;
+    return this.call(
+      { kind: 'Attestation', userData: req.userData ?? null, nonce: req.nonce ?? null, publicKey: req.publicKey ?? null },
+      'Attestation',
+    ).document;
   }
 
   describePcr(index: number): { locked: boolean; data: Buffer } {

@@ -45,13 +45,26 @@ export class NsmSimulator implements NsmTransport {
     this.moduleId = opts.moduleId ?? `i-0000000000000000-enc${crypto.randomBytes(8).toString('hex')}`;
     for (let i = 0; i < LOCKED_PCRS; i++) this.pcrs.set(i, Buffer.alloc(PCR_BYTES));
     for (const [index, value] of opts.pcrs ?? []) {
-      if (!Number.isInteger(index) || index < 0 || index >= PCR_COUNT) throw new NsmError('nsm_config', `simulated PCR index ${index} is out of range 0..${PCR_COUNT - 1}`, { index });
-      if (value.length !== PCR_BYTES) throw new NsmError('nsm_config', `simulated PCR${index} must be ${PCR_BYTES} bytes (SHA-384), got ${value.length}`, { index });
+      if (!Number.isInteger(index) || index < 0 || index >= PCR_COUNT)
+        throw new NsmError('nsm_config', `simulated PCR index ${index} is out of range 0..${PCR_COUNT - 1}`, { index });
+      if (value.length !== PCR_BYTES)
+        throw new NsmError('nsm_config', `simulated PCR${index} must be ${PCR_BYTES} bytes (SHA-384), got ${value.length}`, { index });
       this.pcrs.set(index, value);
     }
     const start = new Date(this.now() - CLOCK_SKEW_MS);
-    this.root = issueCertificate({ commonName: 'simulated-nitro-root', validFrom: start, validTo: new Date(start.getTime() + 10 * 365 * 86400_000), pathLen: 1 });
-    this.intermediate = issueCertificate({ commonName: 'simulated-nitro-intermediate', validFrom: start, validTo: new Date(start.getTime() + 30 * 86400_000), pathLen: 0, issuer: this.root });
+    this.root = issueCertificate({
+      commonName: 'simulated-nitro-root',
+      validFrom: start,
+      validTo: new Date(start.getTime() + 10 * 365 * 86400_000),
+      pathLen: 1,
+    });
+    this.intermediate = issueCertificate({
+      commonName: 'simulated-nitro-intermediate',
+      validFrom: start,
+      validTo: new Date(start.getTime() + 30 * 86400_000),
+      pathLen: 0,
+      issuer: this.root,
+    });
     this.rootPem = toPem(this.root.der);
     if (opts.rootCertificatePath) fs.writeFileSync(opts.rootCertificatePath, this.rootPem);
   }
@@ -60,7 +73,15 @@ export class NsmSimulator implements NsmTransport {
     const now = this.now();
     if (!this.leaf || this.leaf.validTo - now < LEAF_RENEW_BEFORE_MS) {
       const validTo = now + LEAF_LIFETIME_MS;
-      this.leaf = { issued: issueCertificate({ commonName: this.moduleId, validFrom: new Date(now - CLOCK_SKEW_MS), validTo: new Date(validTo), issuer: this.intermediate }), validTo };
+      this.leaf = {
+        issued: issueCertificate({
+          commonName: this.moduleId,
+          validFrom: new Date(now - CLOCK_SKEW_MS),
+          validTo: new Date(validTo),
+          issuer: this.intermediate,
+        }),
+        validTo,
+      };
     }
     return this.leaf.issued;
   }

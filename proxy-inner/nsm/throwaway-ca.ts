@@ -6,9 +6,23 @@
 import crypto from 'node:crypto';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import {
-  AlgorithmIdentifier, AttributeTypeAndValue, AttributeValue, BasicConstraints, Certificate, Extension, Extensions,
-  KeyUsage, KeyUsageFlags, Name, RelativeDistinguishedName, SubjectPublicKeyInfo, TBSCertificate, Validity, Version,
-  id_ce_basicConstraints, id_ce_keyUsage,
+  AlgorithmIdentifier,
+  AttributeTypeAndValue,
+  AttributeValue,
+  BasicConstraints,
+  Certificate,
+  Extension,
+  Extensions,
+  KeyUsage,
+  KeyUsageFlags,
+  Name,
+  RelativeDistinguishedName,
+  SubjectPublicKeyInfo,
+  TBSCertificate,
+  Validity,
+  Version,
+  id_ce_basicConstraints,
+  id_ce_keyUsage,
 } from '@peculiar/asn1-x509';
 
 const ECDSA_WITH_SHA384 = '1.2.840.10045.4.3.3';
@@ -22,7 +36,8 @@ export interface Issued {
 }
 
 function name(commonName: string): Name {
-  const attr = (type: string, text: string) => new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: text }) })]);
+  const attr = (type: string, text: string) =>
+    new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: text }) })]);
   return new Name([attr(OID_ORGANIZATION, 'enclaver-proxy NSM simulator (not AWS)'), attr(OID_COMMON_NAME, commonName)]);
 }
 

@@ -57,10 +57,14 @@ export function attestationEndpoint(opts: AttestationEndpointOptions): LocalEndp
     path: ATTESTATION_WELL_KNOWN_PATH,
     route: 'attestation',
     answer(method, url) {
-      if (method !== 'GET' && method !== 'HEAD') return json(405, { error: 'method_not_allowed', message: 'use GET' }, { allow: 'GET, HEAD' });
+      if (method !== 'GET' && method !== 'HEAD')
+        return json(405, { error: 'method_not_allowed', message: 'use GET' }, { allow: 'GET, HEAD' });
       const nonce = new URL(url, 'http://x').searchParams.get('nonce');
       if (nonce === null || !NONCE_HEX.test(nonce)) {
-        return json(400, { error: 'nonce_required', message: 'give ?nonce= as 16 to 128 hex digits (8 to 64 random bytes, fresh per request)' });
+        return json(400, {
+          error: 'nonce_required',
+          message: 'give ?nonce= as 16 to 128 hex digits (8 to 64 random bytes, fresh per request)',
+        });
       }
       if (!take()) return json(429, { error: 'rate_limited', message: 'too many attestation requests' }, { 'retry-after': '1' });
       let document: Buffer;
@@ -70,7 +74,11 @@ export function attestationEndpoint(opts: AttestationEndpointOptions): LocalEndp
         log.error({ err: messageOf(err) }, 'attestation for TLS binding failed');
         return json(500, { error: err instanceof ProxyError ? err.code : 'attestation_failed', message: messageOf(err) });
       }
-      return { status: 200, headers: { 'content-type': 'application/cbor', 'cache-control': 'no-store' }, body: method === 'HEAD' ? Buffer.alloc(0) : document };
+      return {
+        status: 200,
+        headers: { 'content-type': 'application/cbor', 'cache-control': 'no-store' },
+        body: method === 'HEAD' ? Buffer.alloc(0) : document,
+      };
     },
   };
 }

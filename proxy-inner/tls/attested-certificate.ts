@@ -12,9 +12,29 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import {
-  AlgorithmIdentifier, AttributeTypeAndValue, AttributeValue, BasicConstraints, Certificate, ExtendedKeyUsage, Extension, Extensions,
-  GeneralName, KeyUsage, KeyUsageFlags, Name, RelativeDistinguishedName, SubjectAlternativeName, SubjectPublicKeyInfo, TBSCertificate,
-  Validity, Version, id_ce_basicConstraints, id_ce_extKeyUsage, id_ce_keyUsage, id_ce_subjectAltName, id_kp_serverAuth,
+  AlgorithmIdentifier,
+  AttributeTypeAndValue,
+  AttributeValue,
+  BasicConstraints,
+  Certificate,
+  ExtendedKeyUsage,
+  Extension,
+  Extensions,
+  GeneralName,
+  KeyUsage,
+  KeyUsageFlags,
+  Name,
+  RelativeDistinguishedName,
+  SubjectAlternativeName,
+  SubjectPublicKeyInfo,
+  TBSCertificate,
+  Validity,
+  Version,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_subjectAltName,
+  id_kp_serverAuth,
 } from '@peculiar/asn1-x509';
 import { spkiSha256, tlsBindingUserData } from '../../shared/attestation/tls-binding.js';
 
@@ -41,7 +61,7 @@ function generalName(name: string): GeneralName {
 
 function serialNumber(): ArrayBuffer {
   const serial = crypto.randomBytes(16);
-  serial[0] = serial[0]! & 0x7f | 0x01;
+  serial[0] = (serial[0]! & 0x7f) | 0x01;
   return new Uint8Array(serial).buffer;
 }
 
@@ -59,8 +79,12 @@ export class AttestedCertificate {
     this.userData = tlsBindingUserData(this.spkiDer);
     const now = opts.now?.() ?? Date.now();
     const subject = new Name([
-      new RelativeDistinguishedName([new AttributeTypeAndValue({ type: OID_ORGANIZATION, value: new AttributeValue({ utf8String: 'enclaver-proxy attested TLS' }) })]),
-      new RelativeDistinguishedName([new AttributeTypeAndValue({ type: OID_COMMON_NAME, value: new AttributeValue({ utf8String: opts.names[0]! }) })]),
+      new RelativeDistinguishedName([
+        new AttributeTypeAndValue({ type: OID_ORGANIZATION, value: new AttributeValue({ utf8String: 'enclaver-proxy attested TLS' }) }),
+      ]),
+      new RelativeDistinguishedName([
+        new AttributeTypeAndValue({ type: OID_COMMON_NAME, value: new AttributeValue({ utf8String: opts.names[0]! }) }),
+      ]),
     ]);
     const algorithm = new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 });
     const tbs = new TBSCertificate({
@@ -80,9 +104,17 @@ export class AttestedCertificate {
     });
     const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
     const signature = crypto.sign('sha256', tbsDer, { key: privateKey, dsaEncoding: 'der' });
-    const der = Buffer.from(AsnConvert.serialize(new Certificate({ tbsCertificate: tbs, signatureAlgorithm: algorithm, signatureValue: new Uint8Array(signature).buffer })));
+    const der = Buffer.from(
+      AsnConvert.serialize(
+        new Certificate({ tbsCertificate: tbs, signatureAlgorithm: algorithm, signatureValue: new Uint8Array(signature).buffer }),
+      ),
+    );
     this.certificatePem = new crypto.X509Certificate(der).toString();
-    this.context = tls.createSecureContext({ cert: this.certificatePem, key: privateKey.export({ type: 'pkcs8', format: 'pem' }), minVersion: 'TLSv1.2' });
+    this.context = tls.createSecureContext({
+      cert: this.certificatePem,
+      key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      minVersion: 'TLSv1.2',
+    });
   }
 
   /** SHA-256 of the SPKI, hex: what operators compare with the `user_data` of a document. */

@@ -42,18 +42,31 @@ export async function unsealTlsContext(kms: KmsProxy, certificateFile: string, s
   try {
     ({ response } = await kms.call('TrentService.Decrypt', body));
   } catch (err) {
-    throw new TlsKeyError('tls_key_kms_unreachable', `cannot decrypt the sealed TLS key ${sealedKeyFile}: ${messageOf(err)}`, { file: sealedKeyFile });
+    throw new TlsKeyError('tls_key_kms_unreachable', `cannot decrypt the sealed TLS key ${sealedKeyFile}: ${messageOf(err)}`, {
+      file: sealedKeyFile,
+    });
   }
   if (response.status !== 200) {
-    throw new TlsKeyError('tls_key_kms_refused', `KMS refused to decrypt the sealed TLS key ${sealedKeyFile}: ${kmsError(response.body)}`, { file: sealedKeyFile, status: response.status });
+    throw new TlsKeyError('tls_key_kms_refused', `KMS refused to decrypt the sealed TLS key ${sealedKeyFile}: ${kmsError(response.body)}`, {
+      file: sealedKeyFile,
+      status: response.status,
+    });
   }
   const plaintext = Buffer.from((JSON.parse(response.body.toString('utf8')) as { Plaintext: string }).Plaintext, 'base64');
   try {
     const isPem = plaintext.subarray(0, 64).toString('latin1').includes('-----BEGIN');
     const key = crypto.createPrivateKey(isPem ? { key: plaintext } : { key: plaintext, format: 'der', type: 'pkcs8' });
-    return tls.createSecureContext({ cert: fs.readFileSync(certificateFile), key: key.export({ format: 'pem', type: 'pkcs8' }), minVersion: 'TLSv1.2' });
+    return tls.createSecureContext({
+      cert: fs.readFileSync(certificateFile),
+      key: key.export({ format: 'pem', type: 'pkcs8' }),
+      minVersion: 'TLSv1.2',
+    });
   } catch (err) {
-    throw new TlsKeyError('tls_key_invalid', `the sealed TLS key ${sealedKeyFile} decrypted to something that is not a usable private key for ${certificateFile}: ${messageOf(err)}`, { file: sealedKeyFile });
+    throw new TlsKeyError(
+      'tls_key_invalid',
+      `the sealed TLS key ${sealedKeyFile} decrypted to something that is not a usable private key for ${certificateFile}: ${messageOf(err)}`,
+      { file: sealedKeyFile },
+    );
   } finally {
     plaintext.fill(0);
   }

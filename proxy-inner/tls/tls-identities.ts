@@ -35,9 +35,14 @@ export class TlsIdentities {
     const aws = this.aws;
     if (!aws) throw new Error(`listener ${listener.name}: an attested certificate needs the inner's NSM`);
     const certificate = new AttestedCertificate({ names: t.names });
-    log.info({ listener: listener.name, names: t.names, spki_sha256: certificate.spkiSha256Hex, nsm: aws.nsm.kind },
-      'attested TLS: key pair generated inside the enclave; documents at /.well-known/enclave-attestation bind it');
-    return { context: () => certificate.secureContext(), endpoints: [attestationEndpoint({ nsm: aws.nsm, userData: certificate.userData })] };
+    log.info(
+      { listener: listener.name, names: t.names, spki_sha256: certificate.spkiSha256Hex, nsm: aws.nsm.kind },
+      'attested TLS: key pair generated inside the enclave; documents at /.well-known/enclave-attestation bind it',
+    );
+    return {
+      context: () => certificate.secureContext(),
+      endpoints: [attestationEndpoint({ nsm: aws.nsm, userData: certificate.userData })],
+    };
   }
 
   private fromFiles(name: string, t: Extract<NonNullable<ListenerOf<'http'>['tls']>, { source: 'files' }>): TlsContextSource {

@@ -61,7 +61,11 @@ export class AuditCollector {
   linesWritten = 0;
 
   constructor(private readonly opts: AuditCollectorOptions) {
-    const writeStdout = opts.writeStdout ?? ((line) => { process.stdout.write(line); });
+    const writeStdout =
+      opts.writeStdout ??
+      ((line) => {
+        process.stdout.write(line);
+      });
     if (opts.stdout) this.syncSinks.push({ name: 'stdout', write: writeStdout, close: () => {} });
   }
 
@@ -83,7 +87,15 @@ export class AuditCollector {
       accept: (conn) => this.accept(conn),
       ...(this.opts.identify ? { identify: this.opts.identify } : {}),
     });
-    log.info({ address: this.server.listening.bound, file: this.opts.file?.path, stdout: this.opts.stdout, sinks: this.opts.sinks?.map((s) => s.name) }, 'audit collector listening');
+    log.info(
+      {
+        address: this.server.listening.bound,
+        file: this.opts.file?.path,
+        stdout: this.opts.stdout,
+        sinks: this.opts.sinks?.map((s) => s.name),
+      },
+      'audit collector listening',
+    );
   }
 
   async stop(): Promise<void> {
@@ -101,7 +113,7 @@ export class AuditCollector {
     const claim = (bootId: string): boolean => {
       const live = this.liveStreams.get(bootId);
       if (live && live !== socket) {
-        log.warn({ peer: describePeer(peer), boot_id: bootId }, 'audit stream: connection refused: this boot\'s stream is already open');
+        log.warn({ peer: describePeer(peer), boot_id: bootId }, "audit stream: connection refused: this boot's stream is already open");
         socket.destroy();
         return false;
       }
@@ -124,7 +136,8 @@ export class AuditCollector {
           const env = parseAuditRecord(frame);
           received += 1;
           if (streamBoot === undefined && !claim(env.boot_id)) return;
-          if (env.boot_id !== streamBoot) throw new FrameError('frame_invalid', 'audit stream: a second boot_id on one stream', { boot_id: env.boot_id });
+          if (env.boot_id !== streamBoot)
+            throw new FrameError('frame_invalid', 'audit stream: a second boot_id on one stream', { boot_id: env.boot_id });
           const last = advanced.get(env.boot_id) ?? this.written.get(env.boot_id) ?? 0;
           if (env.seq > last) {
             lines.push(auditLine(env));
@@ -149,11 +162,14 @@ export class AuditCollector {
         this.linesWritten += lines.length;
         if (!ack) return;
         const frame = encodeAuditAck(ack);
-        this.delivered.then(() => {
-          if (socket.destroyed) return;
-          socket.write(frame);
-          auditCollectorMetrics.acknowledged(received);
-        }, () => auditCollectorMetrics.sinkError());
+        this.delivered.then(
+          () => {
+            if (socket.destroyed) return;
+            socket.write(frame);
+            auditCollectorMetrics.acknowledged(received);
+          },
+          () => auditCollectorMetrics.sinkError(),
+        );
       },
     };
   }

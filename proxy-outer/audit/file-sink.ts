@@ -38,7 +38,10 @@ function lastPosition(path: string): { boot_id: string; seq: number } | undefine
     const len = Math.min(size, 64 * 1024);
     const buf = Buffer.alloc(len);
     fs.readSync(fd, buf, 0, len, size - len);
-    const lines = buf.toString('utf8').split('\n').filter((l) => l.length > 0);
+    const lines = buf
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l.length > 0);
     for (let i = lines.length - 1; i >= 0; i--) {
       try {
         const v = JSON.parse(lines[i]!) as { boot_id?: unknown; seq?: unknown };

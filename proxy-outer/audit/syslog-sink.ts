@@ -40,7 +40,10 @@ interface Batch {
 
 /** One RFC 5424 message, octet-counted: `LEN <PRI>1 TIMESTAMP HOST APP PROCID MSGID - MSG`. */
 export function syslogFrame(line: string, opts: { pri: number; hostname: string; appName: string; procId: number; ts: Date }): Buffer {
-  const msg = Buffer.from(`<${opts.pri}>1 ${opts.ts.toISOString()} ${opts.hostname} ${opts.appName} ${opts.procId} audit - ${line}`, 'utf8');
+  const msg = Buffer.from(
+    `<${opts.pri}>1 ${opts.ts.toISOString()} ${opts.hostname} ${opts.appName} ${opts.procId} audit - ${line}`,
+    'utf8',
+  );
   return Buffer.concat([Buffer.from(`${msg.length} `, 'ascii'), msg]);
 }
 
@@ -48,10 +51,15 @@ function dialTls(opts: SyslogSinkOptions, transport: Extract<SyslogTransport, { 
   const display = formatAddress(opts.address);
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
-      host: opts.address.host, port: opts.address.port, servername: transport.serverName ?? (net.isIP(opts.address.host) ? undefined : opts.address.host),
+      host: opts.address.host,
+      port: opts.address.port,
+      servername: transport.serverName ?? (net.isIP(opts.address.host) ? undefined : opts.address.host),
       ...(transport.ca ? { ca: transport.ca } : {}),
     });
-    const timer = setTimeout(() => fail(new TransportError('connect', display, `TLS handshake timed out after ${timeoutMs} ms`, 'ETIMEDOUT')), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new TransportError('connect', display, `TLS handshake timed out after ${timeoutMs} ms`, 'ETIMEDOUT')),
+      timeoutMs,
+    );
     const fail = (err: Error) => {
       clearTimeout(timer);
       socket.destroy();
@@ -75,7 +83,12 @@ export class SyslogSink implements AuditSink {
   private readonly header: { pri: number; hostname: string; appName: string; procId: number };
 
   constructor(private readonly opts: SyslogSinkOptions) {
-    this.header = { pri: SYSLOG_FACILITIES[opts.facility] * 8 + SEVERITY_INFO, hostname: opts.hostname ?? (os.hostname() || '-'), appName: opts.appName, procId: process.pid };
+    this.header = {
+      pri: SYSLOG_FACILITIES[opts.facility] * 8 + SEVERITY_INFO,
+      hostname: opts.hostname ?? (os.hostname() || '-'),
+      appName: opts.appName,
+      procId: process.pid,
+    };
     const transport = opts.transport;
     this.channel = new Redialer({
       address: opts.address,
@@ -85,7 +98,10 @@ export class SyslogSink implements AuditSink {
       retryMaxMs: 5000,
       ...(transport.kind === 'tls' ? { dial: (timeoutMs: number) => dialTls(opts, transport, timeoutMs) } : {}),
       onConnected: (socket) => {
-        log.info({ address: formatAddress(opts.address), tls: transport.kind === 'tls', waiting: this.waiting.length }, 'syslog server connected');
+        log.info(
+          { address: formatAddress(opts.address), tls: transport.kind === 'tls', waiting: this.waiting.length },
+          'syslog server connected',
+        );
         socket.on('data', () => {});
         socket.resume();
         this.send();
@@ -106,7 +122,10 @@ export class SyslogSink implements AuditSink {
   /** Resolves once the lines are written to a connection to the server. */
   write(text: string): Promise<void> {
     const ts = new Date();
-    const frames = text.split('\n').filter((l) => l.length > 0).map((line) => syslogFrame(line, { ...this.header, ts }));
+    const frames = text
+      .split('\n')
+      .filter((l) => l.length > 0)
+      .map((line) => syslogFrame(line, { ...this.header, ts }));
     return new Promise((delivered) => {
       this.waiting.push({ data: Buffer.concat(frames), delivered });
       this.send();
@@ -115,7 +134,8 @@ export class SyslogSink implements AuditSink {
 
   async close(): Promise<void> {
     await this.channel.close(1000);
-    if (this.waiting.length + this.inFlight.size > 0) log.warn({ batches: this.waiting.length + this.inFlight.size }, 'audit lines not delivered to syslog at shutdown');
+    if (this.waiting.length + this.inFlight.size > 0)
+      log.warn({ batches: this.waiting.length + this.inFlight.size }, 'audit lines not delivered to syslog at shutdown');
   }
 
   private send(): void {

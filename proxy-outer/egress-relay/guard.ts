@@ -33,8 +33,13 @@ export class AddressGuard {
   /** What the guard refuses, for the relay's start-up log line. */
   describe(): string {
     if (this.opts.allowPrivate === true) return 'off (allow_private: true): every address may be reached';
-    const operator = Array.isArray(this.opts.allowPrivate) && this.opts.allowPrivate.length > 0 ? `, in allow_private (${this.opts.allowPrivate.map(formatCidr).join(', ')})` : '';
-    return 'refuses loopback, private, link-local and other non-public addresses unless they are in a range the enclave\'s policy '
-      + `allows explicitly (sent with each request)${operator}, or come from the hosts file: a name that resolves somewhere private is refused`;
+    const operator =
+      Array.isArray(this.opts.allowPrivate) && this.opts.allowPrivate.length > 0
+        ? `, in allow_private (${this.opts.allowPrivate.map(formatCidr).join(', ')})`
+        : '';
+    return (
+      "refuses loopback, private, link-local and other non-public addresses unless they are in a range the enclave's policy " +
+      `allows explicitly (sent with each request)${operator}, or come from the hosts file: a name that resolves somewhere private is refused`
+    );
   }
 }

@@ -13,7 +13,13 @@ import { logger } from '../../shared/log/logger.js';
 import { decide, type EgressPolicy, type Rule } from '../../shared/egress/policy.js';
 import { canonicalHost, DestinationError } from '../../shared/egress/destination.js';
 import { formatIp, type IpAddress } from '../../shared/egress/ip.js';
-import { encodeEgressAnswer, parseEgressRequest, type EgressAnswer, type EgressRequest, type RelayErrorCode } from '../../shared/egress/relay-frames.js';
+import {
+  encodeEgressAnswer,
+  parseEgressRequest,
+  type EgressAnswer,
+  type EgressRequest,
+  type RelayErrorCode,
+} from '../../shared/egress/relay-frames.js';
 import { pumpedTotal } from '../../shared/metrics/registry.js';
 import { activePump, type PumpSession } from '../../shared/pump/index.js';
 import { listen, type Address, type Listening } from '../../shared/transport/index.js';
@@ -48,7 +54,10 @@ export interface EgressRelayOptions {
 
 /** Why the relay could not open a tunnel, as the code it answers (the inner's RelayFailure is that code as received). */
 class TunnelOpenError extends ProxyError {
-  constructor(readonly relayCode: RelayErrorCode, message: string) {
+  constructor(
+    readonly relayCode: RelayErrorCode,
+    message: string,
+  ) {
     super(`relay_${relayCode}`, message, { relayCode });
   }
 }
@@ -57,14 +66,20 @@ function connectIp(ip: IpAddress, port: number, timeoutMs: number): Promise<net.
   return new Promise((resolve, reject) => {
     // An IP literal: Node performs no lookup, so autoSelectFamily cannot dial another address.
     const socket = net.connect({ host: formatIp(ip), port, family: ip.family, allowHalfOpen: true, noDelay: true });
-    const timer = setTimeout(() => { socket.destroy(); reject(new TunnelOpenError('connect_timeout', `connect to ${formatIp(ip)}:${port} timed out`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new TunnelOpenError('connect_timeout', `connect to ${formatIp(ip)}:${port} timed out`));
+    }, timeoutMs);
     socket.once('error', (err) => {
       clearTimeout(timer);
       const errno = errnoOf(err);
       const code: RelayErrorCode = errno === 'ECONNREFUSED' ? 'connect_refused' : errno === 'ETIMEDOUT' ? 'connect_timeout' : 'unreachable';
       reject(new TunnelOpenError(code, `connect to ${formatIp(ip)}:${port}: ${errno ?? messageOf(err)}`));
     });
-    socket.once('connect', () => { clearTimeout(timer); resolve(socket); });
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
   });
 }
 
@@ -91,13 +106,25 @@ export class EgressRelay {
 
   async start(): Promise<void> {
     const accept = (s: net.Socket) => {
-      this.accept(s).catch((err: unknown) => { log.error({ err: messageOf(err) }, 'relay connection failed unexpectedly'); s.destroy(); });
+      this.accept(s).catch((err: unknown) => {
+        log.error({ err: messageOf(err) }, 'relay connection failed unexpectedly');
+        s.destroy();
+      });
     };
     this.listening = await listen(this.opts.address, accept, {
       maxConnections: MAX_TUNNELS,
       onDrop: () => log.warn({ limit: MAX_TUNNELS }, 'egress tunnel refused: the relay holds its maximum of tunnels'),
     });
-    log.info({ address: this.listening.bound, guard: this.guard.describe(), upstream_proxy: this.opts.upstreamProxy ? `${this.opts.upstreamProxy.kind}://${this.opts.upstreamProxy.host}:${this.opts.upstreamProxy.port}` : undefined }, 'egress relay listening');
+    log.info(
+      {
+        address: this.listening.bound,
+        guard: this.guard.describe(),
+        upstream_proxy: this.opts.upstreamProxy
+          ? `${this.opts.upstreamProxy.kind}://${this.opts.upstreamProxy.host}:${this.opts.upstreamProxy.port}`
+          : undefined,
+      },
+      'egress relay listening',
+    );
   }
 
   async stop(): Promise<void> {
@@ -113,7 +140,11 @@ export class EgressRelay {
     let req: EgressRequest;
     let rest: Buffer;
     try {
-      const r = await readPrefix(inner, parseFrame, { timeoutMs: this.opts.handshakeTimeoutMs ?? 10_000, maxBytes: 4096, what: 'egress request frame' });
+      const r = await readPrefix(inner, parseFrame, {
+        timeoutMs: this.opts.handshakeTimeoutMs ?? 10_000,
+        maxBytes: 4096,
+        what: 'egress request frame',
+      });
       req = parseEgressRequest(r.value);
       rest = r.rest;
     } catch (err) {
@@ -125,27 +156,53 @@ export class EgressRelay {
     try {
       upstream = await this.open(req);
     } catch (err) {
-      const code: RelayErrorCode = err instanceof TunnelOpenError ? err.relayCode
-        : err instanceof ResolveError ? 'resolve_failed'
-          : err instanceof UpstreamProxyError ? (err.timedOut ? 'connect_timeout' : 'upstream_proxy_failed')
-            : err instanceof DestinationError ? 'bad_request' : 'unreachable';
+      const code: RelayErrorCode =
+        err instanceof TunnelOpenError
+          ? err.relayCode
+          : err instanceof ResolveError
+            ? 'resolve_failed'
+            : err instanceof UpstreamProxyError
+              ? err.timedOut
+                ? 'connect_timeout'
+                : 'upstream_proxy_failed'
+              : err instanceof DestinationError
+                ? 'bad_request'
+                : 'unreachable';
       relayMetrics.answered(code, Date.now() - asked);
       log.info({ conn_id: req.conn_id, host: req.host, port: req.port, code, err: messageOf(err) }, 'egress tunnel refused');
       this.answer(inner, { ok: false, code, message: messageOf(err) });
       return;
     }
     this.pending.delete(inner);
-    if (inner.destroyed) { upstream.socket.destroy(); return; }
+    if (inner.destroyed) {
+      upstream.socket.destroy();
+      return;
+    }
     relayMetrics.answered('connected', Date.now() - asked);
     inner.write(encodeEgressAnswer({ ok: true, address: upstream.address }));
-    const session = activePump().run(inner, upstream.socket, { headUp: rest, headDown: upstream.headDown, idleTimeoutMs: this.opts.idleTimeoutMs ?? 0 });
+    const session = activePump().run(inner, upstream.socket, {
+      headUp: rest,
+      headDown: upstream.headDown,
+      idleTimeoutMs: this.opts.idleTimeoutMs ?? 0,
+    });
     this.sessions.add(session);
     relayMetrics.opened();
     const result = await session.done;
     relayMetrics.closed();
     this.sessions.delete(session);
     pumpedTotal.inc({ listener: RELAY_METRICS_LABEL, path: result.path });
-    log.debug({ conn_id: req.conn_id, host: req.host, port: req.port, address: upstream.address, bytes_up: result.bytesUp, bytes_down: result.bytesDown, closed_by: result.closedBy }, 'egress tunnel closed');
+    log.debug(
+      {
+        conn_id: req.conn_id,
+        host: req.host,
+        port: req.port,
+        address: upstream.address,
+        bytes_up: result.bytesUp,
+        bytes_down: result.bytesDown,
+        closed_by: result.closedBy,
+      },
+      'egress tunnel closed',
+    );
   }
 
   private answer(inner: net.Socket, a: EgressAnswer): void {

@@ -25,7 +25,10 @@ export class ResolveError extends ProxyError {
 }
 
 export class Resolver {
-  constructor(private readonly hosts: HostsMap = new Map(), private readonly lookup: typeof dns.lookup = dns.lookup) {}
+  constructor(
+    private readonly hosts: HostsMap = new Map(),
+    private readonly lookup: typeof dns.lookup = dns.lookup,
+  ) {}
 
   async resolve(host: string): Promise<Resolved> {
     const canonical = canonicalHost(host);

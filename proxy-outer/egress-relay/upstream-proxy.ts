@@ -15,7 +15,10 @@ export interface UpstreamProxy {
 }
 
 export class UpstreamProxyError extends ProxyError {
-  constructor(message: string, readonly timedOut = false) {
+  constructor(
+    message: string,
+    readonly timedOut = false,
+  ) {
     super('upstream_proxy_failed', message, { timedOut });
   }
 }
@@ -23,33 +26,51 @@ export class UpstreamProxyError extends ProxyError {
 function httpConnect(proxy: UpstreamProxy, host: string, port: number, timeoutMs: number): Promise<{ socket: net.Socket; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: proxy.host, port: proxy.port, allowHalfOpen: true, noDelay: true });
-    const timer = setTimeout(() => { socket.destroy(); reject(new UpstreamProxyError('upstream proxy did not connect in time', true)); }, timeoutMs);
-    socket.once('error', (err) => { clearTimeout(timer); reject(new UpstreamProxyError(`upstream proxy: ${messageOf(err)}`)); });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new UpstreamProxyError('upstream proxy did not connect in time', true));
+    }, timeoutMs);
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new UpstreamProxyError(`upstream proxy: ${messageOf(err)}`));
+    });
     socket.once('connect', () => {
       clearTimeout(timer);
       const authority = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
       socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
-      readPrefix<string>(socket, (buf) => {
-        const end = buf.indexOf('\r\n\r\n');
-        return end < 0 ? { done: false } : { done: true, value: buf.subarray(0, end).toString('latin1'), consumed: end + 4 };
-      }, { timeoutMs, maxBytes: 16384, what: 'upstream proxy CONNECT response' }).then(({ value, rest }) => {
-        const status = /^HTTP\/1\.[01] ([0-9]{3})/.exec(value)?.[1];
-        if (status !== '200') {
+      readPrefix<string>(
+        socket,
+        (buf) => {
+          const end = buf.indexOf('\r\n\r\n');
+          return end < 0 ? { done: false } : { done: true, value: buf.subarray(0, end).toString('latin1'), consumed: end + 4 };
+        },
+        { timeoutMs, maxBytes: 16384, what: 'upstream proxy CONNECT response' },
+      ).then(
+        ({ value, rest }) => {
+          const status = /^HTTP\/1\.[01] ([0-9]{3})/.exec(value)?.[1];
+          if (status !== '200') {
+            socket.destroy();
+            reject(new UpstreamProxyError(`upstream proxy answered CONNECT with ${status ?? 'garbage'}`));
+            return;
+          }
+          resolve({ socket, rest });
+        },
+        (err: unknown) => {
           socket.destroy();
-          reject(new UpstreamProxyError(`upstream proxy answered CONNECT with ${status ?? 'garbage'}`));
-          return;
-        }
-        resolve({ socket, rest });
-      }, (err: unknown) => {
-        socket.destroy();
-        reject(new UpstreamProxyError(`upstream proxy: ${messageOf(err)}`, err instanceof ProxyError && err.code === 'prefix_timeout'));
-      });
+          reject(new UpstreamProxyError(`upstream proxy: ${messageOf(err)}`, err instanceof ProxyError && err.code === 'prefix_timeout'));
+        },
+      );
     });
   });
 }
 
 /** A tunnel to host:port through the proxy; `rest` holds destination bytes read with the answer. */
-export async function connectThroughProxy(proxy: UpstreamProxy, host: string, port: number, timeoutMs: number): Promise<{ socket: net.Socket; rest: Buffer }> {
+export async function connectThroughProxy(
+  proxy: UpstreamProxy,
+  host: string,
+  port: number,
+  timeoutMs: number,
+): Promise<{ socket: net.Socket; rest: Buffer }> {
   if (proxy.kind === 'http') return httpConnect(proxy, host, port, timeoutMs);
   try {
     const { socket } = await SocksClient.createConnection({

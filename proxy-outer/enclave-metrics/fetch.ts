@@ -15,10 +15,16 @@ export async function fetchEnclaveMetrics(enclaveCid: number): Promise<{ content
   const socket = await connect({ kind: 'vsock', cid: enclaveCid, port: PairPort.Metrics }, { timeoutMs: TIMEOUT_MS });
   try {
     socket.write(encodeFrame(FrameType.MetricsRequest, {}));
-    const { value } = await readPrefix(socket, parseFrame, { timeoutMs: TIMEOUT_MS, maxBytes: MAX_PAYLOAD + 6, what: 'metrics response frame' });
+    const { value } = await readPrefix(socket, parseFrame, {
+      timeoutMs: TIMEOUT_MS,
+      maxBytes: MAX_PAYLOAD + 6,
+      what: 'metrics response frame',
+    });
     const { content_type: contentType, body, error } = value.payload;
     if (value.type !== FrameType.MetricsResponse || typeof body !== 'string' || typeof contentType !== 'string') {
-      throw new Error(typeof error === 'string' ? `the enclave could not collect its metrics: ${error}` : 'unexpected answer to a metrics request');
+      throw new Error(
+        typeof error === 'string' ? `the enclave could not collect its metrics: ${error}` : 'unexpected answer to a metrics request',
+      );
     }
     return { contentType, body };
   } finally {

@@ -38,7 +38,11 @@ export async function withLaunchLock<T>(log: Logger, launch: () => Promise<T>): 
   if (fd === null) log.info({ lock: lockPath }, 'another enclave launch is under way on this host; waiting for it');
   while (fd === null) {
     if (Date.now() - started > GIVE_UP_MS) {
-      throw new ProxyError('launch_lock_timeout', `another enclave launch has held ${lockPath} for ${GIVE_UP_MS / 60_000} minutes; is a nitro-cli run-enclave hung?`, { lock: lockPath });
+      throw new ProxyError(
+        'launch_lock_timeout',
+        `another enclave launch has held ${lockPath} for ${GIVE_UP_MS / 60_000} minutes; is a nitro-cli run-enclave hung?`,
+        { lock: lockPath },
+      );
     }
     await new Promise((r) => setTimeout(r, POLL_MS));
     fd = addon.tryLockFile(lockPath);

@@ -31,7 +31,11 @@ export interface RunRequest extends LaunchRequest {
   name?: string;
 }
 
-interface Outcome { code: number | null; stdout: string; stderr: string }
+interface Outcome {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** The JSON document nitro-cli prints after its progress lines ("Start allocating memory...", …). */
 export function jsonAnswer(stdout: string): unknown {
@@ -58,13 +62,23 @@ export class NitroCli {
       const child = spawn(this.binary, [command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
       child.once('error', (err: NodeJS.ErrnoException) => {
-        reject(err.code === 'ENOENT'
-          ? new NitroCliError('not_installed', `${this.binary} not found on PATH\n  fix: install the AWS Nitro Enclaves CLI (\`sudo dnf install aws-nitro-enclaves-cli\` ` +
-            'on Amazon Linux 2023), or run the release image, which carries it', { command })
-          : new NitroCliError('other', `cannot run ${this.binary}: ${err.message}`, { command }));
+        reject(
+          err.code === 'ENOENT'
+            ? new NitroCliError(
+                'not_installed',
+                `${this.binary} not found on PATH\n  fix: install the AWS Nitro Enclaves CLI (\`sudo dnf install aws-nitro-enclaves-cli\` ` +
+                  'on Amazon Linux 2023), or run the release image, which carries it',
+                { command },
+              )
+            : new NitroCliError('other', `cannot run ${this.binary}: ${err.message}`, { command }),
+        );
       });
       child.once('close', (code) => resolve({ code, stdout, stderr }));
     });
@@ -74,19 +88,36 @@ export class NitroCli {
     try {
       return read(jsonAnswer(out.stdout));
     } catch (err) {
-      throw new NitroCliError('other', `nitro-cli ${command} answered something unexpected: ${(err as Error).message}`, { command, stderr: out.stdout.slice(0, 2000) });
+      throw new NitroCliError('other', `nitro-cli ${command} answered something unexpected: ${(err as Error).message}`, {
+        command,
+        stderr: out.stdout.slice(0, 2000),
+      });
     }
   }
 
   async runEnclave(req: RunRequest): Promise<RunInfo> {
-    const args = ['--eif-path', req.eif, '--cpu-count', String(req.cpuCount), '--memory', String(req.memoryMib), '--enclave-cid', String(req.cid)];
+    const args = [
+      '--eif-path',
+      req.eif,
+      '--cpu-count',
+      String(req.cpuCount),
+      '--memory',
+      String(req.memoryMib),
+      '--enclave-cid',
+      String(req.cid),
+    ];
     if (req.debugMode) args.push('--debug-mode');
     if (req.name) args.push('--enclave-name', req.name);
     const out = await this.run('run-enclave', args);
     if (out.code !== 0) throw explainNitroCliFailure('run-enclave', out.code, out.stderr, req);
     return this.parse('run-enclave', out, (doc) => {
       const o = doc as Record<string, unknown>;
-      return { enclaveId: field(o, 'EnclaveID', 'string'), enclaveCid: field(o, 'EnclaveCID', 'number'), cpuCount: field(o, 'NumberOfCPUs', 'number'), memoryMib: field(o, 'MemoryMiB', 'number') };
+      return {
+        enclaveId: field(o, 'EnclaveID', 'string'),
+        enclaveCid: field(o, 'EnclaveCID', 'number'),
+        cpuCount: field(o, 'NumberOfCPUs', 'number'),
+        memoryMib: field(o, 'MemoryMiB', 'number'),
+      };
     });
   }
 
@@ -96,7 +127,10 @@ export class NitroCli {
     return this.parse('describe-enclaves', out, (doc) => {
       if (!Array.isArray(doc)) throw new Error('not a list');
       return doc.map((e: Record<string, unknown>) => ({
-        enclaveId: field(e, 'EnclaveID', 'string'), enclaveCid: field(e, 'EnclaveCID', 'number'), state: field(e, 'State', 'string'), flags: field(e, 'Flags', 'string'),
+        enclaveId: field(e, 'EnclaveID', 'string'),
+        enclaveCid: field(e, 'EnclaveCID', 'number'),
+        state: field(e, 'State', 'string'),
+        flags: field(e, 'Flags', 'string'),
       }));
     });
   }

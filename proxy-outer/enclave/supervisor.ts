@@ -32,9 +32,14 @@ export class EnclaveSupervisor {
   private resolveGone: () => void = () => {};
   private terminating = false;
   /** Settles once describe-enclaves no longer lists the enclave (or after terminate()). */
-  readonly gone: Promise<void> = new Promise((resolve) => { this.resolveGone = resolve; });
+  readonly gone: Promise<void> = new Promise((resolve) => {
+    this.resolveGone = resolve;
+  });
 
-  constructor(private readonly launch: EnclaveLaunch, private readonly cli: NitroCli = new NitroCli()) {}
+  constructor(
+    private readonly launch: EnclaveLaunch,
+    private readonly cli: NitroCli = new NitroCli(),
+  ) {}
 
   get enclaveId(): string | undefined {
     return this.info?.enclaveId;
@@ -43,10 +48,27 @@ export class EnclaveSupervisor {
   /** Launches the enclave; throws a NitroCliError (one message, with the fix) when nitro-cli refuses. */
   async start(): Promise<RunInfo> {
     const l = this.launch;
-    log.info({ eif: l.eif, cpu_count: l.cpuCount, memory_mib: l.memoryMib, cid: l.cid, debug_mode: l.debugMode, nitro_cli: this.cli.binary }, 'launching the enclave');
-    this.info = await withLaunchLock(log, () => this.cli.runEnclave({ eif: l.eif, cpuCount: l.cpuCount, memoryMib: l.memoryMib, cid: l.cid, debugMode: l.debugMode }));
-    log.info({ enclave_id: this.info.enclaveId, enclave_cid: this.info.enclaveCid, cpu_count: this.info.cpuCount, memory_mib: this.info.memoryMib }, 'enclave started');
-    if (this.info.enclaveCid !== l.cid) log.warn({ asked: l.cid, got: this.info.enclaveCid }, 'nitro-cli gave the enclave another CID than enclave.cid; the pair dials enclave.cid');
+    log.info(
+      { eif: l.eif, cpu_count: l.cpuCount, memory_mib: l.memoryMib, cid: l.cid, debug_mode: l.debugMode, nitro_cli: this.cli.binary },
+      'launching the enclave',
+    );
+    this.info = await withLaunchLock(log, () =>
+      this.cli.runEnclave({ eif: l.eif, cpuCount: l.cpuCount, memoryMib: l.memoryMib, cid: l.cid, debugMode: l.debugMode }),
+    );
+    log.info(
+      {
+        enclave_id: this.info.enclaveId,
+        enclave_cid: this.info.enclaveCid,
+        cpu_count: this.info.cpuCount,
+        memory_mib: this.info.memoryMib,
+      },
+      'enclave started',
+    );
+    if (this.info.enclaveCid !== l.cid)
+      log.warn(
+        { asked: l.cid, got: this.info.enclaveCid },
+        'nitro-cli gave the enclave another CID than enclave.cid; the pair dials enclave.cid',
+      );
     if (l.debugMode) this.streamConsole(this.info.enclaveId);
     this.watch();
     return this.info;
@@ -58,16 +80,31 @@ export class EnclaveSupervisor {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         status.off('status', onStatus);
-        reject(new ProxyError('enclave_not_ready', `the enclave started but its inner proxy did not report on vsock 17000 within ${this.launch.readyTimeoutMs / 1000} s\n` +
-          '  fix: check that the EIF\'s entrypoint is `enclaver-proxy` with role inner and that enclave.cid matches; run with enclave.debug_mode: true to see the console',
-        { enclave_id: this.info?.enclaveId }));
+        reject(
+          new ProxyError(
+            'enclave_not_ready',
+            `the enclave started but its inner proxy did not report on vsock 17000 within ${this.launch.readyTimeoutMs / 1000} s\n` +
+              "  fix: check that the EIF's entrypoint is `enclaver-proxy` with role inner and that enclave.cid matches; run with enclave.debug_mode: true to see the console",
+            { enclave_id: this.info?.enclaveId },
+          ),
+        );
       }, this.launch.readyTimeoutMs);
-      const onStatus = () => { clearTimeout(timer); status.off('status', onStatus); resolve(); };
+      const onStatus = () => {
+        clearTimeout(timer);
+        status.off('status', onStatus);
+        resolve();
+      };
       status.on('status', onStatus);
       void this.gone.then(() => {
         clearTimeout(timer);
         status.off('status', onStatus);
-        reject(new ProxyError('enclave_ended_early', 'the enclave ended before its inner proxy reported (see the console with enclave.debug_mode: true)', { enclave_id: this.info?.enclaveId }));
+        reject(
+          new ProxyError(
+            'enclave_ended_early',
+            'the enclave ended before its inner proxy reported (see the console with enclave.debug_mode: true)',
+            { enclave_id: this.info?.enclaveId },
+          ),
+        );
       });
     });
   }
@@ -101,15 +138,23 @@ export class EnclaveSupervisor {
     this.watchTimer = setInterval(() => {
       if (asking) return;
       asking = true;
-      this.cli.describeEnclaves().then((list) => {
-        const me = list.find((e) => e.enclaveId === this.info!.enclaveId);
-        if (!me) {
-          log.info({ enclave_id: this.info!.enclaveId }, 'enclave is gone (describe-enclaves no longer lists it)');
-          clearInterval(this.watchTimer);
-          this.consoleProc?.kill();
-          this.resolveGone();
-        }
-      }, (err: unknown) => log.warn({ err: messageOf(err) }, 'describe-enclaves failed; will ask again')).finally(() => { asking = false; });
+      this.cli
+        .describeEnclaves()
+        .then(
+          (list) => {
+            const me = list.find((e) => e.enclaveId === this.info!.enclaveId);
+            if (!me) {
+              log.info({ enclave_id: this.info!.enclaveId }, 'enclave is gone (describe-enclaves no longer lists it)');
+              clearInterval(this.watchTimer);
+              this.consoleProc?.kill();
+              this.resolveGone();
+            }
+          },
+          (err: unknown) => log.warn({ err: messageOf(err) }, 'describe-enclaves failed; will ask again'),
+        )
+        .finally(() => {
+          asking = false;
+        });
     }, this.launch.watchIntervalMs);
   }
 
@@ -117,7 +162,9 @@ export class EnclaveSupervisor {
   private streamConsole(enclaveId: string): void {
     const proc = this.cli.console(enclaveId);
     this.consoleProc = proc;
-    const emit = (text: string[]) => { for (const line of text) log.info({ component: 'console', enclave_id: enclaveId, line }, 'console'); };
+    const emit = (text: string[]) => {
+      for (const line of text) log.info({ component: 'console', enclave_id: enclaveId, line }, 'console');
+    };
     // One splitter per stream: a partial line of one must not be glued to the other's.
     const out = new LineSplitter();
     const err = new LineSplitter();

@@ -42,25 +42,44 @@ export class Imdsv2Client {
   constructor(opts: Imdsv2ClientOptions = {}) {
     this.endpoint = new URL(opts.endpoint ?? DEFAULT_IMDS_ENDPOINT);
     this.ttlSeconds = opts.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
-    if (!Number.isInteger(this.ttlSeconds) || this.ttlSeconds < 1 || this.ttlSeconds > 21600) throw new ImdsError('imds_config', `token TTL ${this.ttlSeconds}s is outside IMDS's 1..21600`, { ttl: this.ttlSeconds });
+    if (!Number.isInteger(this.ttlSeconds) || this.ttlSeconds < 1 || this.ttlSeconds > 21600)
+      throw new ImdsError('imds_config', `token TTL ${this.ttlSeconds}s is outside IMDS's 1..21600`, { ttl: this.ttlSeconds });
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.now = opts.now ?? Date.now;
   }
 
   private async send(method: 'GET' | 'PUT', path: string, headers: Record<string, string>): Promise<ImdsAnswer> {
     try {
-      const res = await request(new URL(path, this.endpoint), { method, headers, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      const res = await request(new URL(path, this.endpoint), {
+        method,
+        headers,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
       const contentType = res.headers['content-type'];
-      return { status: res.statusCode, body: await res.body.text(), contentType: Array.isArray(contentType) ? contentType[0] : contentType };
+      return {
+        status: res.statusCode,
+        body: await res.body.text(),
+        contentType: Array.isArray(contentType) ? contentType[0] : contentType,
+      };
     } catch (err) {
-      throw new ImdsError('imds_unreachable', `IMDS at ${this.endpoint.origin} did not answer ${method} ${path}: ${messageOf(err)}`, { endpoint: this.endpoint.origin, path }, { cause: err });
+      throw new ImdsError(
+        'imds_unreachable',
+        `IMDS at ${this.endpoint.origin} did not answer ${method} ${path}: ${messageOf(err)}`,
+        { endpoint: this.endpoint.origin, path },
+        { cause: err },
+      );
     }
   }
 
   private async fetchToken(): Promise<string> {
     const res = await this.send('PUT', IMDS_TOKEN_PATH, { 'x-aws-ec2-metadata-token-ttl-seconds': String(this.ttlSeconds) });
     if (res.status !== 200 || res.body.length === 0) {
-      throw new ImdsError('imds_token_refused', `IMDS refused a session token (HTTP ${res.status}); IMDSv2 must be enabled and the PUT response hop limit must reach this process`, { status: res.status });
+      throw new ImdsError(
+        'imds_token_refused',
+        `IMDS refused a session token (HTTP ${res.status}); IMDSv2 must be enabled and the PUT response hop limit must reach this process`,
+        { status: res.status },
+      );
     }
     this.tokensFetched++;
     // Renew a tenth of the TTL (at most a minute) early, so no request carries an expiring token.
@@ -73,7 +92,9 @@ export class Imdsv2Client {
   private currentToken(): Promise<string> {
     if (this.token && this.now() < this.token.renewAt) return Promise.resolve(this.token.value);
     // One token fetch at a time, however many requests are waiting for it.
-    this.pendingToken ??= this.fetchToken().finally(() => { this.pendingToken = null; });
+    this.pendingToken ??= this.fetchToken().finally(() => {
+      this.pendingToken = null;
+    });
     return this.pendingToken;
   }
 

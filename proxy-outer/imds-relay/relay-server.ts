@@ -39,7 +39,8 @@ function serve(socket: net.Socket, client: Pick<Imdsv2Client, 'get'>): void {
   socket.on('data', (chunk: Buffer) => {
     try {
       for (const frame of decoder.push(chunk)) {
-        if (frame.type !== FrameType.ImdsRequest) throw new FrameError('frame_unexpected', `unexpected frame type ${frame.type} on the IMDS channel`, { type: frame.type });
+        if (frame.type !== FrameType.ImdsRequest)
+          throw new FrameError('frame_unexpected', `unexpected frame type ${frame.type} on the IMDS channel`, { type: frame.type });
         const { id, path } = parseImdsRelayRequest(frame.payload);
         void answer(client, id, path).then((res) => {
           if (!socket.destroyed) socket.write(encodeFrame(FrameType.ImdsResponse, { ...res }));

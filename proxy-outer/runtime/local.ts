@@ -60,9 +60,14 @@ export async function runLocal(config: LocalConfig, opts: LocalOptions): Promise
   const inner = startInner(config, emulationDir, opts);
   const innerExit = new Promise<number>((resolve) => {
     inner.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
-    inner.once('error', (err) => { log.error({ err: err.message }, 'inner proxy failed to start'); resolve(1); });
+    inner.once('error', (err) => {
+      log.error({ err: err.message }, 'inner proxy failed to start');
+      resolve(1);
+    });
   });
-  outer.status.on('status', (s) => { if (s.state === 'running') log.info('local pair ready'); });
+  outer.status.on('status', (s) => {
+    if (s.state === 'running') log.info('local pair ready');
+  });
 
   const unhook = onShutdownSignal(() => {
     // Ingress closes first so no new work reaches an enclave that is stopping.

@@ -38,7 +38,9 @@ export class StatusCollector extends EventEmitter<{ status: [EnclaveStatus] }> {
       address: this.opts.address ?? { kind: 'vsock', cid: VSOCK_CID_ANY, port: PairPort.Status },
       log,
       enclaveCid: this.opts.enclaveCid,
-      onOpen: () => { this.streamOpen = true; },
+      onOpen: () => {
+        this.streamOpen = true;
+      },
       onEnded: () => {
         this.streamOpen = false;
         for (const wake of this.idleWaiters.splice(0)) wake();

@@ -75,23 +75,32 @@ export class AdminServer {
           await route(req, res);
           return;
         }
-        res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try ${['/live', '/ready', '/metrics', ...this.routes.keys()].join(', ')}\n`);
+        res
+          .writeHead(404, { 'content-type': 'text/plain' })
+          .end(`not found: try ${['/live', '/ready', '/metrics', ...this.routes.keys()].join(', ')}\n`);
       }
     }
   }
 
   /** Listen on `address`, holding at most `maxConnections` connections (`admin.max_connections`). */
   async start(address: Address, maxConnections = MAX_ADMIN_CONNECTIONS): Promise<Listening> {
-    this.listening = await listen(address, (socket: net.Socket) => {
-      socket.on('error', () => {});
-      this.open.add(socket);
-      socket.once('close', () => this.open.delete(socket));
-      const server = http.createServer({ keepAliveTimeout: this.deadlines.keepAliveMs, requestTimeout: 0 }, (req, res) => void this.handle(req, res));
-      serveHttpConnection(server, socket, this.deadlines);
-    }, {
-      maxConnections,
-      onDrop: () => log.warn({ limit: maxConnections }, 'admin connection refused: too many open connections (admin.max_connections)'),
-    });
+    this.listening = await listen(
+      address,
+      (socket: net.Socket) => {
+        socket.on('error', () => {});
+        this.open.add(socket);
+        socket.once('close', () => this.open.delete(socket));
+        const server = http.createServer(
+          { keepAliveTimeout: this.deadlines.keepAliveMs, requestTimeout: 0 },
+          (req, res) => void this.handle(req, res),
+        );
+        serveHttpConnection(server, socket, this.deadlines);
+      },
+      {
+        maxConnections,
+        onDrop: () => log.warn({ limit: maxConnections }, 'admin connection refused: too many open connections (admin.max_connections)'),
+      },
+    );
     log.info({ address: formatAddress(this.listening.address) }, 'admin endpoint listening');
     return this.listening;
   }

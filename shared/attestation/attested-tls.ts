@@ -42,7 +42,12 @@ function fetchFailed(message: string, context: Record<string, unknown> = {}): At
 }
 
 /** One GET over an established TLS socket; resolves with the body of a 200. */
-export function fetchAttestationDocument(socket: tls.TLSSocket, host: string, nonce: Buffer, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Buffer> {
+export function fetchAttestationDocument(
+  socket: tls.TLSSocket,
+  host: string,
+  nonce: Buffer,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
     let bodyStart = -1;
@@ -76,7 +81,10 @@ export function fetchAttestationDocument(socket: tls.TLSSocket, host: string, no
       const body = buf.subarray(bodyStart, bodyStart + length);
       const extra = buf.subarray(bodyStart + length);
       if (extra.length > 0) return finish(fetchFailed('the server sent bytes after the attestation response'));
-      if (status !== 200) return finish(fetchFailed(`GET ${ATTESTATION_WELL_KNOWN_PATH} answered ${status}: ${body.toString('utf8').slice(0, 200)}`, { status }));
+      if (status !== 200)
+        return finish(
+          fetchFailed(`GET ${ATTESTATION_WELL_KNOWN_PATH} answered ${status}: ${body.toString('utf8').slice(0, 200)}`, { status }),
+        );
       finish(null, Buffer.from(body));
     };
     const onError = (err: Error) => finish(fetchFailed(`the connection failed while fetching the attestation: ${err.message}`));
@@ -85,7 +93,9 @@ export function fetchAttestationDocument(socket: tls.TLSSocket, host: string, no
     socket.on('data', onData);
     socket.once('error', onError);
     socket.once('end', onEnd);
-    socket.write(`GET ${ATTESTATION_WELL_KNOWN_PATH}?nonce=${nonce.toString('hex')} HTTP/1.1\r\nhost: ${host}\r\naccept: application/cbor\r\n\r\n`);
+    socket.write(
+      `GET ${ATTESTATION_WELL_KNOWN_PATH}?nonce=${nonce.toString('hex')} HTTP/1.1\r\nhost: ${host}\r\naccept: application/cbor\r\n\r\n`,
+    );
     socket.resume();
   });
 }
@@ -104,11 +114,19 @@ export function peerSpki(socket: tls.TLSSocket): Buffer {
  * Checks the peer of an established TLS connection; rejects with an AttestationError naming the
  * failure. `spki` is the peer's key if the caller already read it (see peerSpki).
  */
-export async function verifyAttestedPeer(socket: tls.TLSSocket, host: string, opts: AttestedTlsOptions, spki = peerSpki(socket)): Promise<AttestedPeer> {
+export async function verifyAttestedPeer(
+  socket: tls.TLSSocket,
+  host: string,
+  opts: AttestedTlsOptions,
+  spki = peerSpki(socket),
+): Promise<AttestedPeer> {
   const nonce = crypto.randomBytes(32);
   const bytes = await fetchAttestationDocument(socket, host, nonce, opts.timeoutMs);
   const { document } = verifyAttestation(bytes, {
-    expectedPcrs: opts.pcrs, expectedNonce: nonce, at: opts.at ?? 'document', ...(opts.root ? { root: opts.root } : {}),
+    expectedPcrs: opts.pcrs,
+    expectedNonce: nonce,
+    at: opts.at ?? 'document',
+    ...(opts.root ? { root: opts.root } : {}),
   });
   checkTlsBinding(document, spki);
   return { document, spkiSha256: spkiSha256(spki).toString('hex') };

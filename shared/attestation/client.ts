@@ -72,7 +72,10 @@ export function attestedConnector(opts: AttestedClientOptions): buildConnector.c
       if (err || !socket) return callback(err ?? new Error('no socket'), null);
       check(socket as tls.TLSSocket, connectOpts.hostname, opts, proven).then(
         () => callback(null, socket),
-        (failure: Error) => { socket.destroy(); callback(failure, null); },
+        (failure: Error) => {
+          socket.destroy();
+          callback(failure, null);
+        },
       );
     });
   };
@@ -83,18 +86,33 @@ export function attestedHttpsAgent(opts: AttestedClientOptions, agentOptions: ht
   const proven = new ProvenKeys(opts.reuseMs ?? DEFAULT_REUSE_MS);
   const agent = new https.Agent({ keepAlive: true, ...agentOptions });
   // Node's Agent accepts an asynchronous createConnection: return nothing, call back when ready.
-  (agent as unknown as { createConnection: (o: tls.ConnectionOptions & { host?: string }, cb: (err: Error | null, s?: net.Socket) => void) => undefined })
-    .createConnection = (options, callback) => {
-      const socket = tls.connect({ ...options, rejectUnauthorized: opts.ca !== undefined, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) });
-      const onError = (err: Error) => callback(err);
-      socket.once('error', onError);
-      socket.once('secureConnect', () => {
-        check(socket, options.servername ?? options.host ?? 'localhost', opts, proven).then(
-          () => { socket.off('error', onError); socket.resume(); callback(null, socket); },
-          (failure: Error) => { socket.off('error', onError); socket.destroy(); callback(failure); },
-        );
-      });
-      return undefined;
-    };
+  (
+    agent as unknown as {
+      createConnection: (o: tls.ConnectionOptions & { host?: string }, cb: (err: Error | null, s?: net.Socket) => void) => undefined;
+    }
+  ).createConnection = (options, callback) => {
+    const socket = tls.connect({
+      ...options,
+      rejectUnauthorized: opts.ca !== undefined,
+      ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+    });
+    const onError = (err: Error) => callback(err);
+    socket.once('error', onError);
+    socket.once('secureConnect', () => {
+      check(socket, options.servername ?? options.host ?? 'localhost', opts, proven).then(
+        () => {
+          socket.off('error', onError);
+          socket.resume();
+          callback(null, socket);
+        },
+        (failure: Error) => {
+          socket.off('error', onError);
+          socket.destroy();
+          callback(failure);
+        },
+      );
+    });
+    return undefined;
+  };
   return agent;
 }

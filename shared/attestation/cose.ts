@@ -53,8 +53,10 @@ export function decodeCoseSign1(bytes: Uint8Array): CoseSign1 {
 
   const header = decodeCbor(protectedHeader, 'COSE protected header');
   const alg = header instanceof Map ? header.get(COSE_HEADER_ALG) : undefined;
-  if (alg !== COSE_ALG_ES384) throw new AttestationError('unsupported_algorithm', `COSE algorithm ${String(alg)} is not ES384 (-35)`, { alg });
-  if (signature.length !== ES384_SIGNATURE_BYTES) throw malformed(`ES384 signature must be ${ES384_SIGNATURE_BYTES} bytes, got ${signature.length}`, { length: signature.length });
+  if (alg !== COSE_ALG_ES384)
+    throw new AttestationError('unsupported_algorithm', `COSE algorithm ${String(alg)} is not ES384 (-35)`, { alg });
+  if (signature.length !== ES384_SIGNATURE_BYTES)
+    throw malformed(`ES384 signature must be ${ES384_SIGNATURE_BYTES} bytes, got ${signature.length}`, { length: signature.length });
   return { protectedHeader, payload, signature, tagged };
 }
 
@@ -64,7 +66,12 @@ export function sigStructure(protectedHeader: Buffer, payload: Buffer): Buffer {
 }
 
 export function verifyCoseSignature(cose: CoseSign1, publicKey: crypto.KeyObject): boolean {
-  return crypto.verify('sha384', sigStructure(cose.protectedHeader, cose.payload), { key: publicKey, dsaEncoding: 'ieee-p1363' }, cose.signature);
+  return crypto.verify(
+    'sha384',
+    sigStructure(cose.protectedHeader, cose.payload),
+    { key: publicKey, dsaEncoding: 'ieee-p1363' },
+    cose.signature,
+  );
 }
 
 /** Sign `payload` as an untagged ES384 COSE_Sign1, byte-compatible with what the NSM returns. */

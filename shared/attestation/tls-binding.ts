@@ -34,12 +34,19 @@ export function tlsBindingUserData(spkiDer: Buffer): Buffer {
 export function checkTlsBinding(document: AttestationDocument, spkiDer: Buffer): void {
   const u = document.userData;
   if (!u || u.length !== 34 || !u.subarray(0, 2).equals(MULTIHASH_SHA2_256)) {
-    throw new AttestationError('binding_missing', 'the document binds no TLS key (user_data is not a sha2-256 multihash of an SPKI)', { userData: u?.toString('hex') ?? null });
+    throw new AttestationError('binding_missing', 'the document binds no TLS key (user_data is not a sha2-256 multihash of an SPKI)', {
+      userData: u?.toString('hex') ?? null,
+    });
   }
   const expected = spkiSha256(spkiDer);
   if (!u.subarray(2).equals(expected)) {
-    throw new AttestationError('binding_mismatch', 'the document binds a different TLS key than this connection\'s: someone else terminated TLS', {
-      bound: u.subarray(2).toString('hex'), connection: expected.toString('hex'),
-    });
+    throw new AttestationError(
+      'binding_mismatch',
+      "the document binds a different TLS key than this connection's: someone else terminated TLS",
+      {
+        bound: u.subarray(2).toString('hex'),
+        connection: expected.toString('hex'),
+      },
+    );
   }
 }

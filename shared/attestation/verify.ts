@@ -44,7 +44,11 @@ function rootDer(root: string | Buffer): Buffer {
   return toX509(typeof root === 'string' ? Buffer.from(root) : root, 'the pinned root').raw;
 }
 
-interface CaProfile { ca: boolean; pathLen: number | undefined; keyUsage: number | undefined }
+interface CaProfile {
+  ca: boolean;
+  pathLen: number | undefined;
+  keyUsage: number | undefined;
+}
 
 /**
  * Results that depend only on certificate bytes — a parsed profile, "this DER is signed by that
@@ -90,32 +94,58 @@ function parseCaProfile(der: Buffer, what: string): CaProfile {
       profile.keyUsage = AsnConvert.parse(value, KeyUsage).toNumber();
     }
   }
-  if (profile.keyUsage === undefined) throw new AttestationError('chain_invalid', `${what} has no keyUsage extension`, { certificate: what });
+  if (profile.keyUsage === undefined)
+    throw new AttestationError('chain_invalid', `${what} has no keyUsage extension`, { certificate: what });
   return profile;
 }
 
 function checkValidity(cert: crypto.X509Certificate, what: string, at: Date): void {
   const notBefore = new Date(cert.validFrom);
   const notAfter = new Date(cert.validTo);
-  const context = { certificate: what, subject: cert.subject, notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(), at: at.toISOString() };
+  const context = {
+    certificate: what,
+    subject: cert.subject,
+    notBefore: notBefore.toISOString(),
+    notAfter: notAfter.toISOString(),
+    at: at.toISOString(),
+  };
   // Checked against this machine's clock (not the document's timestamp): a skewed clock may be the cause.
   const skew = Math.abs(at.getTime() - Date.now()) < 60_000 ? (code: string) => clockSkewHint({ code }, at) : () => '';
-  if (at < notBefore) throw new AttestationError('not_yet_valid', `${what} is not valid before ${notBefore.toISOString()} (checked at ${at.toISOString()})${skew('not_yet_valid')}`, context);
-  if (at > notAfter) throw new AttestationError('expired', `${what} expired at ${notAfter.toISOString()} (checked at ${at.toISOString()})${skew('expired')}`, context);
+  if (at < notBefore)
+    throw new AttestationError(
+      'not_yet_valid',
+      `${what} is not valid before ${notBefore.toISOString()} (checked at ${at.toISOString()})${skew('not_yet_valid')}`,
+      context,
+    );
+  if (at > notAfter)
+    throw new AttestationError(
+      'expired',
+      `${what} expired at ${notAfter.toISOString()} (checked at ${at.toISOString()})${skew('expired')}`,
+      context,
+    );
 }
 
 function chainBroken(names: string[], i: number, cert: crypto.X509Certificate): AttestationError {
-  return new AttestationError('chain_invalid', `${names[i]} is not signed by ${i + 1 < names.length ? names[i + 1] : 'itself'}`, { certificate: names[i], subject: cert.subject });
+  return new AttestationError('chain_invalid', `${names[i]} is not signed by ${i + 1 < names.length ? names[i + 1] : 'itself'}`, {
+    certificate: names[i],
+    subject: cert.subject,
+  });
 }
 
 function checkChain(doc: AttestationDocument, pinnedRoot: Buffer, at: Date): void {
   if (!doc.cabundle[0]!.equals(pinnedRoot)) {
     const rootSha256 = fingerprint(doc.cabundle[0]!);
-    throw new AttestationError('wrong_root', `the document chains to a root (SHA-256 ${rootSha256}) that is not the pinned root`, { rootSha256 });
+    throw new AttestationError('wrong_root', `the document chains to a root (SHA-256 ${rootSha256}) that is not the pinned root`, {
+      rootSha256,
+    });
   }
   // Leaf first, then the intermediates from the one nearest the leaf up to the root.
   const ders = [doc.certificate, ...doc.cabundle.slice(1).reverse(), pinnedRoot];
-  const names = ['leaf certificate', ...doc.cabundle.slice(1).map((_, i) => `cabundle[${doc.cabundle.length - 1 - i}]`), 'root certificate'];
+  const names = [
+    'leaf certificate',
+    ...doc.cabundle.slice(1).map((_, i) => `cabundle[${doc.cabundle.length - 1 - i}]`),
+    'root certificate',
+  ];
   const certs = ders.map((der, i) => toX509(der, names[i]!));
   for (let i = 0; i < certs.length; i++) {
     const cert = certs[i]!;
@@ -128,12 +158,19 @@ function checkChain(doc: AttestationDocument, pinnedRoot: Buffer, at: Date): voi
     const profile = caProfile(ders[i]!, names[i]!);
     if (i === 0) {
       if (profile.ca) throw new AttestationError('chain_invalid', 'the leaf certificate is a CA', { certificate: names[i] });
-      if ((profile.keyUsage! & KeyUsageFlags.digitalSignature) === 0) throw new AttestationError('chain_invalid', 'the leaf certificate may not sign (no digitalSignature key usage)', { certificate: names[i] });
+      if ((profile.keyUsage! & KeyUsageFlags.digitalSignature) === 0)
+        throw new AttestationError('chain_invalid', 'the leaf certificate may not sign (no digitalSignature key usage)', {
+          certificate: names[i],
+        });
     } else {
-      if (!profile.ca || (profile.keyUsage! & KeyUsageFlags.keyCertSign) === 0) throw new AttestationError('chain_invalid', `${names[i]} is not a CA allowed to sign certificates`, { certificate: names[i] });
+      if (!profile.ca || (profile.keyUsage! & KeyUsageFlags.keyCertSign) === 0)
+        throw new AttestationError('chain_invalid', `${names[i]} is not a CA allowed to sign certificates`, { certificate: names[i] });
       // pathLen counts the CAs that may follow below this one; the leaf is not one of them.
       const casBelow = i - 1;
-      if (profile.pathLen !== undefined && casBelow > profile.pathLen) throw new AttestationError('chain_invalid', `${names[i]} allows ${profile.pathLen} CAs below it, the chain has ${casBelow}`, { certificate: names[i] });
+      if (profile.pathLen !== undefined && casBelow > profile.pathLen)
+        throw new AttestationError('chain_invalid', `${names[i]} allows ${profile.pathLen} CAs below it, the chain has ${casBelow}`, {
+          certificate: names[i],
+        });
     }
     checkValidity(cert, names[i]!, at);
   }
@@ -149,7 +186,10 @@ export function verifyAttestation(bytes: Uint8Array, options: VerifyOptions = {}
   const cose = decodeCoseSign1(bytes);
   const document = parseAttestationDocument(cose.payload);
   const leaf = toX509(document.certificate, 'leaf certificate');
-  if (!verifyCoseSignature(cose, leaf.publicKey)) throw new AttestationError('bad_signature', 'the COSE signature does not verify with the leaf certificate\'s key', { moduleId: document.moduleId });
+  if (!verifyCoseSignature(cose, leaf.publicKey))
+    throw new AttestationError('bad_signature', "the COSE signature does not verify with the leaf certificate's key", {
+      moduleId: document.moduleId,
+    });
 
   const at = options.at ?? 'document';
   const checkedAt = at === 'document' ? new Date(document.timestamp) : at === 'now' ? new Date() : at;
@@ -159,10 +199,19 @@ export function verifyAttestation(bytes: Uint8Array, options: VerifyOptions = {}
     const actual = document.pcrs.get(index);
     if (!actual) throw new AttestationError('pcr_missing', `the document has no PCR${index}`, { index });
     const want = pcrBytes(expected, index);
-    if (!actual.equals(want)) throw new AttestationError('pcr_mismatch', `PCR${index} mismatch: document has ${actual.toString('hex')}, expected ${want.toString('hex')}`, { index, actual: actual.toString('hex'), expected: want.toString('hex') });
+    if (!actual.equals(want))
+      throw new AttestationError(
+        'pcr_mismatch',
+        `PCR${index} mismatch: document has ${actual.toString('hex')}, expected ${want.toString('hex')}`,
+        { index, actual: actual.toString('hex'), expected: want.toString('hex') },
+      );
   }
   if (options.expectedNonce && !(document.nonce && document.nonce.equals(options.expectedNonce))) {
-    throw new AttestationError('nonce_mismatch', document.nonce ? 'the document\'s nonce differs from the expected one' : 'the document carries no nonce', { actual: document.nonce?.toString('hex') ?? null, expected: options.expectedNonce.toString('hex') });
+    throw new AttestationError(
+      'nonce_mismatch',
+      document.nonce ? "the document's nonce differs from the expected one" : 'the document carries no nonce',
+      { actual: document.nonce?.toString('hex') ?? null, expected: options.expectedNonce.toString('hex') },
+    );
   }
   return { document, tagged: cose.tagged, checkedAt };
 }

@@ -73,7 +73,12 @@ export function verifyLineSignature(line: string, sig: string, key: crypto.KeyOb
   if (!line.endsWith(suffix)) return false;
   const unsigned = `${line.slice(0, -suffix.length)}}`;
   try {
-    return crypto.verify(CHECKPOINT_SIGNATURE.hash, Buffer.from(unsigned, 'utf8'), { key, dsaEncoding: CHECKPOINT_SIGNATURE.dsaEncoding }, Buffer.from(sig, 'base64'));
+    return crypto.verify(
+      CHECKPOINT_SIGNATURE.hash,
+      Buffer.from(unsigned, 'utf8'),
+      { key, dsaEncoding: CHECKPOINT_SIGNATURE.dsaEncoding },
+      Buffer.from(sig, 'base64'),
+    );
   } catch {
     return false;
   }

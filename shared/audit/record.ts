@@ -18,16 +18,35 @@ export type AuditDecision = 'allow' | 'deny' | 'error';
  */
 export type EgressReason =
   // the policy's decision (shared/egress/policy.ts DecisionReason)
-  | 'allowed_by_rule' | 'denied_by_rule' | 'not_in_allow_list' | 'resolved_address_denied'
+  | 'allowed_by_rule'
+  | 'denied_by_rule'
+  | 'not_in_allow_list'
+  | 'resolved_address_denied'
   // what the client sent
-  | 'malformed_destination' | 'protocol_disabled' | 'http_protocol_error' | 'socks_protocol_error'
-  | 'socks_no_acceptable_method' | 'handshake_timeout' | 'handshake_failed'
-  | 'sni_unreadable' | 'sni_missing' | 'sni_mismatch'
+  | 'malformed_destination'
+  | 'protocol_disabled'
+  | 'http_protocol_error'
+  | 'socks_protocol_error'
+  | 'socks_no_acceptable_method'
+  | 'handshake_timeout'
+  | 'handshake_failed'
+  | 'sni_unreadable'
+  | 'sni_missing'
+  | 'sni_mismatch'
   // the outer relay's answer
-  | 'outer_guard_refused' | 'resolve_failed' | 'upstream_refused' | 'upstream_timeout' | 'upstream_unreachable'
-  | 'upstream_proxy_failed' | 'relay_rejected_request' | 'relay_unavailable' | 'relay_bad_address'
+  | 'outer_guard_refused'
+  | 'resolve_failed'
+  | 'upstream_refused'
+  | 'upstream_timeout'
+  | 'upstream_unreachable'
+  | 'upstream_proxy_failed'
+  | 'relay_rejected_request'
+  | 'relay_unavailable'
+  | 'relay_bad_address'
   // how an allowed exchange ended early
-  | 'client_gone' | 'upstream_failed' | 'upstream_bad_response';
+  | 'client_gone'
+  | 'upstream_failed'
+  | 'upstream_bad_response';
 
 /** Who ended an exchange that opened (the pump's CloseCause); null when it never opened. */
 export type ClosedBy = 'downstream' | 'upstream' | 'aborted' | 'idle_timeout';

@@ -36,13 +36,15 @@ export function encodeAuditAck(ack: AuditAck): Buffer {
 }
 
 function checkBootSeq(p: Record<string, unknown>, what: string): { boot_id: string; seq: number } {
-  if (typeof p.boot_id !== 'string' || p.boot_id.length === 0 || p.boot_id.length > 64) throw new FrameError('frame_invalid', `${what}: bad boot_id`, {});
+  if (typeof p.boot_id !== 'string' || p.boot_id.length === 0 || p.boot_id.length > 64)
+    throw new FrameError('frame_invalid', `${what}: bad boot_id`, {});
   if (typeof p.seq !== 'number' || !Number.isSafeInteger(p.seq) || p.seq < 0) throw new FrameError('frame_invalid', `${what}: bad seq`, {});
   return { boot_id: p.boot_id, seq: p.seq };
 }
 
 export function parseAuditRecord(frame: Frame): AuditEnvelope {
-  if (frame.type !== FrameType.AuditRecord) throw new FrameError('frame_unexpected', `expected an AuditRecord frame, got type ${frame.type}`, { type: frame.type });
+  if (frame.type !== FrameType.AuditRecord)
+    throw new FrameError('frame_unexpected', `expected an AuditRecord frame, got type ${frame.type}`, { type: frame.type });
   const { boot_id, seq } = checkBootSeq(frame.payload, 'audit record');
   const line = frame.payload.line;
   // One record, one line: an embedded newline would let a sender split it into two.
@@ -53,7 +55,8 @@ export function parseAuditRecord(frame: Frame): AuditEnvelope {
 }
 
 export function parseAuditAck(frame: Frame): AuditAck {
-  if (frame.type !== FrameType.AuditAck) throw new FrameError('frame_unexpected', `expected an AuditAck frame, got type ${frame.type}`, { type: frame.type });
+  if (frame.type !== FrameType.AuditAck)
+    throw new FrameError('frame_unexpected', `expected an AuditAck frame, got type ${frame.type}`, { type: frame.type });
   return checkBootSeq(frame.payload, 'audit ack');
 }
 

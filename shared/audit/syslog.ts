@@ -4,7 +4,18 @@
  */
 
 /** RFC 5424 facility codes by name (the ones an operator would pick for audit). */
-export const SYSLOG_FACILITIES = { auth: 4, authpriv: 10, local0: 16, local1: 17, local2: 18, local3: 19, local4: 20, local5: 21, local6: 22, local7: 23 } as const;
+export const SYSLOG_FACILITIES = {
+  auth: 4,
+  authpriv: 10,
+  local0: 16,
+  local1: 17,
+  local2: 18,
+  local3: 19,
+  local4: 20,
+  local5: 21,
+  local6: 22,
+  local7: 23,
+} as const;
 export type SyslogFacility = keyof typeof SYSLOG_FACILITIES;
 
 export type SyslogTransport =

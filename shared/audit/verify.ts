@@ -111,7 +111,13 @@ function splitLines(files: AuditFile[]): Line[] {
   return lines;
 }
 
-interface Parsed { seq: number; boot_id: string; prev: string; type: string; [field: string]: unknown }
+interface Parsed {
+  seq: number;
+  boot_id: string;
+  prev: string;
+  type: string;
+  [field: string]: unknown;
+}
 
 function parseLine(line: Line): Parsed {
   let v: unknown;
@@ -121,15 +127,35 @@ function parseLine(line: Line): Parsed {
     throw new Failure({ kind: 'malformed', where: line.where, seq: null, bootId: null, message: 'not a JSON line' });
   }
   const p = v as Partial<Parsed> | null;
-  if (p === null || typeof p !== 'object' || !Number.isSafeInteger(p.seq) || (p.seq as number) < 1 || typeof p.boot_id !== 'string'
-    || typeof p.prev !== 'string' || !/^[0-9a-f]{64}$/.test(p.prev) || typeof p.type !== 'string') {
-    throw new Failure({ kind: 'malformed', where: line.where, seq: null, bootId: null, message: 'not an audit line (seq, boot_id, prev and type expected)' });
+  if (
+    p === null ||
+    typeof p !== 'object' ||
+    !Number.isSafeInteger(p.seq) ||
+    (p.seq as number) < 1 ||
+    typeof p.boot_id !== 'string' ||
+    typeof p.prev !== 'string' ||
+    !/^[0-9a-f]{64}$/.test(p.prev) ||
+    typeof p.type !== 'string'
+  ) {
+    throw new Failure({
+      kind: 'malformed',
+      where: line.where,
+      seq: null,
+      bootId: null,
+      message: 'not an audit line (seq, boot_id, prev and type expected)',
+    });
   }
   return p as Parsed;
 }
 
 function fail(kind: AuditFailureKind, line: Line, p: Parsed, message: string): never {
-  throw new Failure({ kind, where: line.where, seq: p.seq, bootId: p.boot_id, message: `${line.where}: seq ${p.seq} of boot ${p.boot_id}: ${message}` });
+  throw new Failure({
+    kind,
+    where: line.where,
+    seq: p.seq,
+    bootId: p.boot_id,
+    message: `${line.where}: seq ${p.seq} of boot ${p.boot_id}: ${message}`,
+  });
 }
 
 /** Line 1 of a boot: its attestation, checked, and the checkpoint key it binds. */
@@ -140,7 +166,9 @@ function openBoot(line: Line, p: Parsed, opts: AuditVerifyOptions): BootState {
   let verified;
   try {
     verified = verifyAttestation(Buffer.from(p.attestation, 'base64'), {
-      at: 'document', ...(opts.root ? { root: opts.root } : {}), ...(opts.expectedPcrs ? { expectedPcrs: opts.expectedPcrs } : {}),
+      at: 'document',
+      ...(opts.root ? { root: opts.root } : {}),
+      ...(opts.expectedPcrs ? { expectedPcrs: opts.expectedPcrs } : {}),
     });
   } catch (err) {
     if (!(err instanceof AttestationError)) throw err;
@@ -148,18 +176,24 @@ function openBoot(line: Line, p: Parsed, opts: AuditVerifyOptions): BootState {
     fail('attestation', line, p, `the boot's attestation does not verify: ${err.code}: ${err.message}${hint}`);
   }
   const doc = verified.document;
-  if (!doc.userData?.equals(attestationUserData(p.boot_id))) fail('attestation', line, p, 'the attestation\'s user_data does not name this boot');
+  if (!doc.userData?.equals(attestationUserData(p.boot_id)))
+    fail('attestation', line, p, "the attestation's user_data does not name this boot");
   let key: crypto.KeyObject;
   try {
     key = crypto.createPublicKey({ key: doc.publicKey ?? Buffer.alloc(0), format: 'der', type: 'spki' });
   } catch {
-    fail('attestation', line, p, 'the attestation\'s public_key is not an SPKI public key');
+    fail('attestation', line, p, "the attestation's public_key is not an SPKI public key");
   }
-  if (key.asymmetricKeyDetails?.namedCurve !== 'secp384r1') fail('attestation', line, p, 'the attestation\'s public_key is not a P-384 key');
+  if (key.asymmetricKeyDetails?.namedCurve !== 'secp384r1') fail('attestation', line, p, "the attestation's public_key is not a P-384 key");
   const ts = typeof p.ts === 'string' ? p.ts : new Date(doc.timestamp).toISOString();
   const pcrs = Object.fromEntries([...doc.pcrs].map(([i, v]) => [i, v.toString('hex')]));
   return {
-    key, lastSeq: 1, lastHash: lineHash(line.text), lastWhere: line.where, lastCheckpointSeq: 0, hashes: new Map([[1, lineHash(line.text).slice(0, 16)]]),
+    key,
+    lastSeq: 1,
+    lastHash: lineHash(line.text),
+    lastWhere: line.where,
+    lastCheckpointSeq: 0,
+    hashes: new Map([[1, lineHash(line.text).slice(0, 16)]]),
     summary: { bootId: p.boot_id, nsm: String(p.nsm), records: 1, firstTs: ts, lastTs: ts, pcrs, closed: false, unproven: 0 },
   };
 }
@@ -168,10 +202,12 @@ function openBoot(line: Line, p: Parsed, opts: AuditVerifyOptions): BootState {
 function outOfSequence(line: Line, p: Parsed, st: BootState, seqsAhead: Map<string, Set<number>>): never {
   const expected = st.lastSeq + 1;
   if (p.seq <= st.lastSeq) {
-    if (st.hashes.get(p.seq) === lineHash(line.text).slice(0, 16)) fail('duplicated', line, p, `a copy of seq ${p.seq}, which was already read`);
+    if (st.hashes.get(p.seq) === lineHash(line.text).slice(0, 16))
+      fail('duplicated', line, p, `a copy of seq ${p.seq}, which was already read`);
     fail('reordered', line, p, `comes after seq ${st.lastSeq} (${st.lastWhere})`);
   }
-  if (seqsAhead.get(p.boot_id)?.has(expected)) fail('reordered', line, p, `comes before seq ${expected}, which is further on (records or files out of order)`);
+  if (seqsAhead.get(p.boot_id)?.has(expected))
+    fail('reordered', line, p, `comes before seq ${expected}, which is further on (records or files out of order)`);
   const missing = p.seq - expected === 1 ? `seq ${expected} is` : `seqs ${expected}…${p.seq - 1} are`;
   fail('deleted', line, p, `${missing} missing after seq ${st.lastSeq} (${st.lastWhere})`);
 }
@@ -192,17 +228,31 @@ function account(summary: AuditSummary, st: BootState, p: Parsed): void {
 
 function checkCheckpoint(line: Line, p: Parsed, st: BootState): void {
   if (typeof p.sig !== 'string' || !verifyLineSignature(line.text, p.sig, st.key)) {
-    fail('forged', line, p, 'checkpoint signature does not verify with the boot\'s attested key (altered or forged)');
+    fail('forged', line, p, "checkpoint signature does not verify with the boot's attested key (altered or forged)");
   }
   if (p.first_seq !== st.lastCheckpointSeq + 1 || p.last_seq !== p.seq - 1) {
-    fail('forged', line, p, `checkpoint range ${String(p.first_seq)}…${String(p.last_seq)} does not follow the previous checkpoint (seq ${st.lastCheckpointSeq})`);
+    fail(
+      'forged',
+      line,
+      p,
+      `checkpoint range ${String(p.first_seq)}…${String(p.last_seq)} does not follow the previous checkpoint (seq ${st.lastCheckpointSeq})`,
+    );
   }
   st.lastCheckpointSeq = p.seq;
   if (p.closing === true) st.summary.closed = true;
 }
 
 export function verifyAuditLog(files: AuditFile[], opts: AuditVerifyOptions = {}): AuditVerifyResult {
-  const summary: AuditSummary = { boots: [], lines: 0, egress: { allow: 0, deny: 0, error: 0 }, dropped: 0, dropNotices: 0, checkpoints: 0, from: null, to: null };
+  const summary: AuditSummary = {
+    boots: [],
+    lines: 0,
+    egress: { allow: 0, deny: 0, error: 0 },
+    dropped: 0,
+    dropNotices: 0,
+    checkpoints: 0,
+    from: null,
+    to: null,
+  };
   const boots = new Map<string, BootState>();
   const lines = splitLines(files);
   const parsed: Parsed[] = [];
@@ -219,14 +269,19 @@ export function verifyAuditLog(files: AuditFile[], opts: AuditVerifyOptions = {}
       if (!st) {
         if (p.seq !== 1) {
           if (ahead.get(p.boot_id)!.has(1)) fail('reordered', line, p, 'comes before seq 1 of its boot (records or files out of order)');
-          fail('deleted', line, p, `the boot's first record in these files is seq ${p.seq}: seqs 1…${p.seq - 1}, with the boot's attestation, are missing`);
+          fail(
+            'deleted',
+            line,
+            p,
+            `the boot's first record in these files is seq ${p.seq}: seqs 1…${p.seq - 1}, with the boot's attestation, are missing`,
+          );
         }
         const opened = openBoot(line, p, opts);
         boots.set(p.boot_id, opened);
         summary.boots.push(opened.summary);
         return;
       }
-      if (st.summary.closed) fail('forged', line, p, 'a record after the boot\'s closing checkpoint');
+      if (st.summary.closed) fail('forged', line, p, "a record after the boot's closing checkpoint");
       if (p.seq !== st.lastSeq + 1) outOfSequence(line, p, st, ahead);
       if (p.prev !== st.lastHash) {
         fail('altered', line, p, `its prev does not match seq ${st.lastSeq} (${st.lastWhere}): that record (or this one) was altered`);
@@ -259,8 +314,12 @@ function checkEnds(boots: Map<string, BootState>, summary: AuditSummary, opts: A
     if (st.summary.closed || (opts.running && st.summary.bootId === newest)) continue;
     const after = st.lastCheckpointSeq === 0 ? 'no checkpoint at all' : `last checkpoint at seq ${st.lastCheckpointSeq}`;
     throw new Failure({
-      kind: 'truncated', where: st.lastWhere, seq: st.lastSeq, bootId: st.summary.bootId,
-      message: `boot ${st.summary.bootId} ends at seq ${st.lastSeq} (${st.lastWhere}) without a closing checkpoint (${after}): ` +
+      kind: 'truncated',
+      where: st.lastWhere,
+      seq: st.lastSeq,
+      bootId: st.summary.bootId,
+      message:
+        `boot ${st.summary.bootId} ends at seq ${st.lastSeq} (${st.lastWhere}) without a closing checkpoint (${after}): ` +
         'the tail was cut, or the enclave stopped without closing its log (--running if it still runs)',
     });
   }

@@ -25,7 +25,12 @@ function notListening(err: TransportError): boolean {
   return err.errno === 'ECONNREFUSED' || err.errno === 'ENOENT' || err.errno === 'ECONNRESET';
 }
 
-async function tryEndpoints(cluster: ClusterConfig, deadline: number, signal: AbortSignal | undefined, failures: TransportError[]): Promise<{ socket: net.Socket; endpoint: string } | undefined> {
+async function tryEndpoints(
+  cluster: ClusterConfig,
+  deadline: number,
+  signal: AbortSignal | undefined,
+  failures: TransportError[],
+): Promise<{ socket: net.Socket; endpoint: string } | undefined> {
   for (const endpoint of cluster.endpoints) {
     try {
       const socket = await connect(endpoint, { timeoutMs: Math.max(1, deadline - Date.now()), ...(signal ? { signal } : {}) });
@@ -64,5 +69,11 @@ export async function connectCluster(cluster: ClusterConfig, signal?: AbortSigna
   const last = failures.at(-1);
   if (!last) throw new TransportError('connect', `cluster ${cluster.name}`, 'no endpoint was tried');
   if (failures.length === 1) throw last;
-  throw new TransportError('connect', `cluster ${cluster.name}`, `all ${failures.length} attempts failed; last: ${last.message}`, last.errno, failures);
+  throw new TransportError(
+    'connect',
+    `cluster ${cluster.name}`,
+    `all ${failures.length} attempts failed; last: ${last.message}`,
+    last.errno,
+    failures,
+  );
 }

@@ -7,9 +7,10 @@
 function typeOf(s: any): string {
   if (s.enum) return s.enum.map((v: unknown) => `\`${String(v)}\``).join(' \\| ');
   if (s.oneOf) return s.oneOf.map(typeOf).join(' or ');
-  const t = Array.isArray(s.type) ? s.type.join(' or ') : s.type ?? 'any';
+  const t = Array.isArray(s.type) ? s.type.join(' or ') : (s.type ?? 'any');
   if (t === 'array' && s.items) return `list of ${typeOf(s.items)}`;
-  if (t === 'object' && s.additionalProperties && typeof s.additionalProperties === 'object' && !s.properties) return `map of ${typeOf(s.additionalProperties)}`;
+  if (t === 'object' && s.additionalProperties && typeof s.additionalProperties === 'object' && !s.properties)
+    return `map of ${typeOf(s.additionalProperties)}`;
   return t;
 }
 
@@ -23,7 +24,12 @@ function rows(root: any, schema: any, prefix: string, out: string[], required: s
   for (const [key, ref] of Object.entries<any>(schema.properties ?? {})) {
     const sub = resolved(root, ref);
     const path = `${prefix}${key}`;
-    const def = sub.default !== undefined ? `\`${typeof sub.default === 'string' ? sub.default : JSON.stringify(sub.default)}\`` : required.includes(key) ? '**required**' : '';
+    const def =
+      sub.default !== undefined
+        ? `\`${typeof sub.default === 'string' ? sub.default : JSON.stringify(sub.default)}\``
+        : required.includes(key)
+          ? '**required**'
+          : '';
     out.push(`| \`${path}\` | ${typeOf(sub)} | ${def} | ${(sub.description ?? '').replace(/\|/g, '\\|')} |`);
     const item = sub.type === 'array' && sub.items?.properties ? sub.items : undefined;
     if (item) rows(root, item, `${path}[].`, out, item.required);
@@ -44,9 +50,20 @@ export function renderConfigDocs(configSchema: any, manifestSchema: any): string
     '| key | type | default | meaning |',
     '|---|---|---|---|',
   ];
-  const top = { ...configSchema, properties: Object.fromEntries(Object.entries<any>(configSchema.properties).filter(([k]) => k !== 'outer' && k !== 'inner')) };
+  const top = {
+    ...configSchema,
+    properties: Object.fromEntries(Object.entries<any>(configSchema.properties).filter(([k]) => k !== 'outer' && k !== 'inner')),
+  };
   rows(configSchema, top, '', out, configSchema.required);
-  out.push('', '## Enclaver manifests', '', 'An Enclaver `enclaver.yaml` is accepted as the config too (pick the side with `--role`). Its keys:', '', '| key | type | default | meaning |', '|---|---|---|---|');
+  out.push(
+    '',
+    '## Enclaver manifests',
+    '',
+    'An Enclaver `enclaver.yaml` is accepted as the config too (pick the side with `--role`). Its keys:',
+    '',
+    '| key | type | default | meaning |',
+    '|---|---|---|---|',
+  );
   rows(manifestSchema, manifestSchema, '', out, manifestSchema.required);
   out.push('');
   return out.join('\n');

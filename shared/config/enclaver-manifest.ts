@@ -38,35 +38,58 @@ export const manifestSchema = {
     name: { type: 'string', description: 'Informational name.' },
     target: { type: 'string', description: 'Image tag of the release image (used by the builder).' },
     sources: {
-      type: 'object', additionalProperties: false, required: ['app'],
+      type: 'object',
+      additionalProperties: false,
+      required: ['app'],
       properties: {
-        app: { type: 'string' }, supervisor: { type: 'string' }, wrapper: { type: 'string' }, odyn: { type: 'string' }, sleeve: { type: 'string' },
+        app: { type: 'string' },
+        supervisor: { type: 'string' },
+        wrapper: { type: 'string' },
+        odyn: { type: 'string' },
+        sleeve: { type: 'string' },
       },
     },
     signature: {
-      type: 'object', additionalProperties: false, required: ['certificate', 'key'],
+      type: 'object',
+      additionalProperties: false,
+      required: ['certificate', 'key'],
       properties: { certificate: { type: 'string' }, key: { type: 'string' } },
     },
     defaults: {
-      type: 'object', additionalProperties: false,
+      type: 'object',
+      additionalProperties: false,
       properties: { cpu_count: { type: 'integer', minimum: 1 }, memory_mb: { type: 'integer', minimum: 64 } },
     },
     ingress: {
       type: 'array',
       items: {
-        type: 'object', additionalProperties: false, required: ['listen_port'],
+        type: 'object',
+        additionalProperties: false,
+        required: ['listen_port'],
         properties: {
           listen_port: port,
-          tls: { type: 'object', additionalProperties: false, required: ['key_file', 'cert_file'], properties: { key_file: { type: 'string' }, cert_file: { type: 'string' } } },
+          tls: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['key_file', 'cert_file'],
+            properties: { key_file: { type: 'string' }, cert_file: { type: 'string' } },
+          },
         },
       },
     },
     egress: {
-      type: 'object', additionalProperties: false,
-      properties: { allow: { type: 'array', items: { type: 'string' } }, deny: { type: 'array', items: { type: 'string' } }, proxy_port: port },
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        allow: { type: 'array', items: { type: 'string' } },
+        deny: { type: 'array', items: { type: 'string' } },
+        proxy_port: port,
+      },
     },
     kms_proxy: {
-      type: 'object', additionalProperties: false, required: ['listen_port'],
+      type: 'object',
+      additionalProperties: false,
+      required: ['listen_port'],
       properties: { listen_port: port, endpoints: { type: 'object', additionalProperties: { type: 'string' } } },
     },
     api: { type: 'object', additionalProperties: false, required: ['listen_port'], properties: { listen_port: port } },
@@ -118,16 +141,29 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
 
   const ports = new Set(ingress.map((i) => i.listen_port));
   ingress.forEach((i, n) => {
-    if (i.listen_port >= 17000 && i.listen_port <= 17009) problems.push(source.problem(['ingress', n, 'listen_port'], `port ${i.listen_port} is reserved for the pair's own vsock channels (17000-17009)`));
+    if (i.listen_port >= 17000 && i.listen_port <= 17009)
+      problems.push(
+        source.problem(['ingress', n, 'listen_port'], `port ${i.listen_port} is reserved for the pair's own vsock channels (17000-17009)`),
+      );
   });
   opts.publish.forEach((p) => {
-    if (!ports.has(p.enclavePort)) problems.push({ file: source.file, path: 'ingress', message: `-p ${p.hostPort}:${p.enclavePort}: the manifest has no ingress with listen_port ${p.enclavePort}` });
+    if (!ports.has(p.enclavePort))
+      problems.push({
+        file: source.file,
+        path: 'ingress',
+        message: `-p ${p.hostPort}:${p.enclavePort}: the manifest has no ingress with listen_port ${p.enclavePort}`,
+      });
   });
   if (opts.role === 'local') {
     ingress.forEach((i, n) => {
       const pub = opts.publish.find((p) => p.enclavePort === i.listen_port);
       if ((pub?.hostPort ?? i.listen_port) === i.listen_port && (pub?.host ?? '127.0.0.1') === '127.0.0.1') {
-        problems.push(source.problem(['ingress', n, 'listen_port'], `in local mode the app listens on 127.0.0.1:${i.listen_port} itself; publish the ingress on another host port, e.g. -p ${i.listen_port + 10000}:${i.listen_port}`));
+        problems.push(
+          source.problem(
+            ['ingress', n, 'listen_port'],
+            `in local mode the app listens on 127.0.0.1:${i.listen_port} itself; publish the ingress on another host port, e.g. -p ${i.listen_port + 10000}:${i.listen_port}`,
+          ),
+        );
       }
     });
   }
@@ -138,11 +174,19 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
   // Enclaver apps get credentials from IMDS; here through the inner's IMDS endpoint and the relay.
   const imds = m.kms_proxy !== undefined || allow.some((e) => typeof e === 'string' && e.startsWith(IMDS_ADDRESS));
   const awsListeners = [
-    ...(m.kms_proxy ? [{ name: 'kms-proxy', address: `tcp://127.0.0.1:${m.kms_proxy.listen_port}`, kms: {
-      ...(m.kms_proxy.endpoints ? { endpoints: m.kms_proxy.endpoints } : {}),
-      // As in Enclaver, KMS calls leave the enclave through the egress proxy (and its allowlist).
-      ...(m.egress ? { egress_proxy: `http://127.0.0.1:${m.egress.proxy_port ?? 10000}` } : {}),
-    } }] : []),
+    ...(m.kms_proxy
+      ? [
+          {
+            name: 'kms-proxy',
+            address: `tcp://127.0.0.1:${m.kms_proxy.listen_port}`,
+            kms: {
+              ...(m.kms_proxy.endpoints ? { endpoints: m.kms_proxy.endpoints } : {}),
+              // As in Enclaver, KMS calls leave the enclave through the egress proxy (and its allowlist).
+              ...(m.egress ? { egress_proxy: `http://127.0.0.1:${m.egress.proxy_port ?? 10000}` } : {}),
+            },
+          },
+        ]
+      : []),
     ...(m.api ? [{ name: 'api', address: `tcp://127.0.0.1:${m.api.listen_port}`, attestation_api: {} }] : []),
     // Port 0: the app is told the bound port, and no port of the app's is taken.
     ...(imds ? [{ name: 'imds', address: 'tcp://127.0.0.1:0', imds: {} }] : []),
@@ -158,7 +202,15 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
         cluster: `app-${i.listen_port}`,
         ...(i.tls ? { tls: { certificate: i.tls.cert_file, private_key: i.tls.key_file } } : {}),
       })),
-      ...(m.egress ? [{ name: 'egress', address: `tcp://127.0.0.1:${m.egress.proxy_port ?? 10000}`, egress: { allow: m.egress.allow ?? [], deny: m.egress.deny ?? [] } }] : []),
+      ...(m.egress
+        ? [
+            {
+              name: 'egress',
+              address: `tcp://127.0.0.1:${m.egress.proxy_port ?? 10000}`,
+              egress: { allow: m.egress.allow ?? [], deny: m.egress.deny ?? [] },
+            },
+          ]
+        : []),
       ...awsListeners,
     ],
     clusters: ingress.map((i) => ({ name: `app-${i.listen_port}`, endpoints: [`tcp://127.0.0.1:${i.listen_port}`] })),
@@ -171,11 +223,24 @@ export function translateManifest(source: ConfigSource, opts: ManifestOptions): 
     listeners: ingress.map((i) => {
       const pub = opts.publish.find((p) => p.enclavePort === i.listen_port);
       const host = pub?.host ?? defaultHost;
-      return { name: `ingress-${i.listen_port}`, address: `tcp://${formatHostPort(host, pub?.hostPort ?? i.listen_port)}`, cluster: `enclave-${i.listen_port}` };
+      return {
+        name: `ingress-${i.listen_port}`,
+        address: `tcp://${formatHostPort(host, pub?.hostPort ?? i.listen_port)}`,
+        cluster: `enclave-${i.listen_port}`,
+      };
     }),
-    clusters: ingress.map((i) => ({ name: `enclave-${i.listen_port}`, endpoints: [`vsock://${cid}:${i.listen_port}`], proxy_protocol: 'v2' })),
+    clusters: ingress.map((i) => ({
+      name: `enclave-${i.listen_port}`,
+      endpoints: [`vsock://${cid}:${i.listen_port}`],
+      proxy_protocol: 'v2',
+    })),
   };
-  const doc = opts.role === 'local' ? { role: 'local', outer, inner } : opts.role === 'inner' ? { role: 'inner', ...inner } : { role: 'outer', ...outer };
+  const doc =
+    opts.role === 'local'
+      ? { role: 'local', outer, inner }
+      : opts.role === 'inner'
+        ? { role: 'inner', ...inner }
+        : { role: 'outer', ...outer };
   return ConfigSource.synthetic(`${source.file} (as ${opts.role})`, doc);
 }
 

@@ -62,7 +62,11 @@ function applyOverrides(source: ConfigSource, opts: LoadOptions, isManifest: boo
   let doc = { ...(source.data as Doc) };
   const apply = (side: 'outer' | 'inner', flag: string, change: (s: Doc) => Doc) => {
     const at = sides(doc)[side];
-    if (!at) throw problemAt(source, `${flag} belongs to the ${side} side (role ${side}${side === 'outer' ? ' or local' : ' or local'}), this config is role ${String(doc.role)}`);
+    if (!at)
+      throw problemAt(
+        source,
+        `${flag} belongs to the ${side} side (role ${side}${side === 'outer' ? ' or local' : ' or local'}), this config is role ${String(doc.role)}`,
+      );
     doc = at(change);
   };
   const setAdmin = (address: string | null) => (s: Doc) => withSection(s, 'admin', (a) => ({ ...a, address }));
@@ -88,11 +92,20 @@ function applyOverrides(source: ConfigSource, opts: LoadOptions, isManifest: boo
     if (doc.role !== 'inner' && doc.role !== 'local') throw problemAt(source, 'an app command after -- needs role inner or local');
     // An app typed on the command line runs where it was typed, like any command: `-- python3 -m
     // http.server` serves the caller's folder, not the config's.
-    apply('inner', 'an app command after --', (s) => ({ ...s, app: { ...(isObject(s.app) ? s.app : {}), command: argv, cwd: process.cwd() } }));
+    apply('inner', 'an app command after --', (s) => ({
+      ...s,
+      app: { ...(isObject(s.app) ? s.app : {}), command: argv, cwd: process.cwd() },
+    }));
   }
   // A local pair whose inner has an egress listener gets the relay it needs without asking.
-  if (doc.role === 'local' && isObject(doc.inner) && Array.isArray(doc.inner.listeners)
-    && doc.inner.listeners.some((l) => isObject(l) && l.egress !== undefined) && isObject(doc.outer) && doc.outer.egress_relay === undefined) {
+  if (
+    doc.role === 'local' &&
+    isObject(doc.inner) &&
+    Array.isArray(doc.inner.listeners) &&
+    doc.inner.listeners.some((l) => isObject(l) && l.egress !== undefined) &&
+    isObject(doc.outer) &&
+    doc.outer.egress_relay === undefined
+  ) {
     doc = withSection(doc, 'outer', (o) => ({ ...o, egress_relay: {} }));
   }
   return source.withData(doc);
@@ -103,16 +116,27 @@ function prepare(source: ConfigSource, opts: LoadOptions): ConfigSource {
   const isManifest = looksLikeManifest(source.data);
   let src = source;
   if (isManifest) {
-    if (!opts.role) throw problemAt(source, 'this is an Enclaver manifest, which describes both sides: choose one with --role ' +
-      'inner|outer|local');
+    if (!opts.role)
+      throw problemAt(source, 'this is an Enclaver manifest, which describes both sides: choose one with --role ' + 'inner|outer|local');
     src = translateManifest(source, { role: opts.role, publish: opts.publish ?? [], appArgv: opts.appArgv, enclaveCid: opts.enclaveCid });
   } else {
-    if (opts.publish?.length) throw problemAt(source, '-p/--publish applies to Enclaver manifests; in proxy.yaml set the outer listener ' +
-      'addresses instead');
-    if (opts.enclaveCid !== undefined) throw problemAt(source, '--enclave-cid applies to Enclaver manifests; in proxy.yaml set ' +
-      'enclave.cid and the vsock://CID:PORT cluster endpoints');
+    if (opts.publish?.length)
+      throw problemAt(source, '-p/--publish applies to Enclaver manifests; in proxy.yaml set the outer listener ' + 'addresses instead');
+    if (opts.enclaveCid !== undefined)
+      throw problemAt(
+        source,
+        '--enclave-cid applies to Enclaver manifests; in proxy.yaml set ' + 'enclave.cid and the vsock://CID:PORT cluster endpoints',
+      );
     const role = (source.data as { role?: unknown }).role;
-    if (opts.role && role !== opts.role) throw new ConfigError([{ file: source.file, ...source.locate(['role']), path: 'role', message: `--role ${opts.role} contradicts role: ${String(role)} in the file` }]);
+    if (opts.role && role !== opts.role)
+      throw new ConfigError([
+        {
+          file: source.file,
+          ...source.locate(['role']),
+          path: 'role',
+          message: `--role ${opts.role} contradicts role: ${String(role)} in the file`,
+        },
+      ]);
   }
   return applyOverrides(src, opts, isManifest);
 }

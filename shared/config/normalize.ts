@@ -16,14 +16,18 @@ function sideSource(source: ConfigSource, problems: ConfigProblem[], references:
   return {
     file: source.file,
     configDir: path.dirname(path.resolve(source.file)),
-    problem: (p: readonly PathSegment[], message: string) => { problems.push(source.problem(p, message)); },
-    uses: (p, file, use) => { references.push({ path: p, file, use }); },
+    problem: (p: readonly PathSegment[], message: string) => {
+      problems.push(source.problem(p, message));
+    },
+    uses: (p, file, use) => {
+      references.push({ path: p, file, use });
+    },
   };
 }
 
 function logLevelOf(raw: Record<string, unknown>): LogLevel | undefined {
   const level = isObject(raw.log) ? raw.log.level : undefined;
-  return (LOG_LEVELS as readonly unknown[]).includes(level) ? level as LogLevel : undefined;
+  return (LOG_LEVELS as readonly unknown[]).includes(level) ? (level as LogLevel) : undefined;
 }
 
 /** TCP ports the two sides of a local pair would both bind on one machine. */
@@ -32,12 +36,23 @@ function localCollisions(add: (p: PathSegment[], message: string) => void, local
   const claim = (port: number, what: string, p: PathSegment[]) => {
     if (port === 0) return;
     const prior = taken.get(port);
-    if (prior) add(p, `TCP port ${port} is used twice on this machine: ${prior} and ${what}. In local mode both sides share one network; publish the outer port elsewhere`);
+    if (prior)
+      add(
+        p,
+        `TCP port ${port} is used twice on this machine: ${prior} and ${what}. In local mode both sides share one network; publish the outer port elsewhere`,
+      );
     else taken.set(port, what);
   };
-  local.outer.listeners.forEach((l, i) => { if (l.address.kind === 'tcp') claim(l.address.port, `outer listener "${l.name}"`, ['outer', 'listeners', i, 'address']); });
-  local.inner.listeners.forEach((l, i) => { if (l.address.kind === 'tcp') claim(l.address.port, `inner listener "${l.name}"`, ['inner', 'listeners', i, 'address']); });
-  for (const [side, cfg] of [['outer', local.outer], ['inner', local.inner]] as const) {
+  local.outer.listeners.forEach((l, i) => {
+    if (l.address.kind === 'tcp') claim(l.address.port, `outer listener "${l.name}"`, ['outer', 'listeners', i, 'address']);
+  });
+  local.inner.listeners.forEach((l, i) => {
+    if (l.address.kind === 'tcp') claim(l.address.port, `inner listener "${l.name}"`, ['inner', 'listeners', i, 'address']);
+  });
+  for (const [side, cfg] of [
+    ['outer', local.outer],
+    ['inner', local.inner],
+  ] as const) {
     if (cfg.admin.address?.kind === 'tcp') claim(cfg.admin.address.port, `${side} admin`, [side, 'admin', 'address']);
   }
   // The app binds its own ports: an outer listener on the same port would collide with it.
@@ -45,7 +60,10 @@ function localCollisions(add: (p: PathSegment[], message: string) => void, local
   for (const cl of local.inner.clusters.values()) for (const e of cl.endpoints) if (e.kind === 'tcp') appPorts.add(e.port);
   local.outer.listeners.forEach((l, i) => {
     if (l.address.kind === 'tcp' && appPorts.has(l.address.port)) {
-      add(['outer', 'listeners', i, 'address'], `TCP port ${l.address.port} is also where the app listens (inner cluster endpoint); publish the outer listener on another port`);
+      add(
+        ['outer', 'listeners', i, 'address'],
+        `TCP port ${l.address.port} is also where the app listens (inner cluster endpoint); publish the outer listener on another port`,
+      );
     }
   });
 }
@@ -66,7 +84,8 @@ export function normalize(source: ConfigSource): Normalized {
   const logLevel = logLevelOf(raw);
   if (raw.role === 'local') {
     for (const key of Object.keys(raw)) {
-      if (!LOCAL_KEYS.includes(key)) problems.push(source.problem([], `\`${key}\` belongs inside \`outer:\` or \`inner:\` when role is local`, key));
+      if (!LOCAL_KEYS.includes(key))
+        problems.push(source.problem([], `\`${key}\` belongs inside \`outer:\` or \`inner:\` when role is local`, key));
     }
     if (!raw.outer) problems.push(source.problem([], 'role local needs an `outer:` section'));
     if (!raw.inner) problems.push(source.problem([], 'role local needs an `inner:` section'));
@@ -77,7 +96,8 @@ export function normalize(source: ConfigSource): Normalized {
     const local: LocalConfig = { role: 'local', source: source.file, logLevel, runtimeDir, outer, inner };
     return { config: local, problems, references };
   }
-  for (const key of ['outer', 'inner', 'runtime_dir']) if (key in raw) problems.push(source.problem([], `\`${key}\` is only allowed when role is local`, key));
+  for (const key of ['outer', 'inner', 'runtime_dir'])
+    if (key in raw) problems.push(source.problem([], `\`${key}\` is only allowed when role is local`, key));
   const role = raw.role === 'outer' ? 'outer' : 'inner';
   return { config: { ...readSide(raw, [], role, src), logLevel }, problems, references };
 }

@@ -28,16 +28,25 @@ export const configSchema = {
   type: 'object',
   required: ['role'],
   properties: {
-    role: { type: 'string', enum: ['inner', 'outer', 'local'], description: 'inner: runs in the enclave. outer: runs on the parent ' +
-      'instance. local: both on one machine over emulated vsock (development).' },
+    role: {
+      type: 'string',
+      enum: ['inner', 'outer', 'local'],
+      description:
+        'inner: runs in the enclave. outer: runs on the parent ' +
+        'instance. local: both on one machine over emulated vsock (development).',
+    },
     log: {
       type: 'object',
       additionalProperties: false,
       description: 'Logging.',
       properties: { level: { type: 'string', enum: LOG_LEVELS, default: 'info', description: 'Minimum level written.' } },
     },
-    runtime_dir: { type: 'string', description: 'role local: directory for emulated vsock sockets and the inner\'s config (default: a ' +
-      'new temporary directory, removed at exit).' },
+    runtime_dir: {
+      type: 'string',
+      description:
+        "role local: directory for emulated vsock sockets and the inner's config (default: a " +
+        'new temporary directory, removed at exit).',
+    },
     outer: { ...side, description: 'role local: the outer side.' },
     inner: { ...side, description: 'role local: the inner side.' },
     ...sideRefs,

@@ -33,7 +33,14 @@ export class ConfigSource {
       text = fs.readFileSync(file, 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
+      const why =
+        code === 'ENOENT'
+          ? 'file not found'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'EISDIR'
+              ? 'is a directory'
+              : (err as Error).message;
       throw new ConfigError([{ file, path: '', message: `cannot read config: ${why}` }]);
     }
     return ConfigSource.parse(file, text);
@@ -43,14 +50,17 @@ export class ConfigSource {
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
     if (doc.errors.length > 0) {
-      throw new ConfigError(doc.errors.map((e) => {
-        const pos = lines.linePos(e.pos[0]);
-        return { file, line: pos.line, column: pos.col, path: '', message: `YAML syntax: ${e.message.split('\n')[0]}` };
-      }));
+      throw new ConfigError(
+        doc.errors.map((e) => {
+          const pos = lines.linePos(e.pos[0]);
+          return { file, line: pos.line, column: pos.col, path: '', message: `YAML syntax: ${e.message.split('\n')[0]}` };
+        }),
+      );
     }
     const data = doc.toJS({ maxAliasCount: 100 }) as unknown;
     if (data === null || data === undefined) throw new ConfigError([{ file, line: 1, path: '', message: 'the config is empty' }]);
-    if (typeof data !== 'object' || Array.isArray(data)) throw new ConfigError([{ file, line: 1, path: '', message: 'expected a mapping (key: value) at the top level' }]);
+    if (typeof data !== 'object' || Array.isArray(data))
+      throw new ConfigError([{ file, line: 1, path: '', message: 'expected a mapping (key: value) at the top level' }]);
     return new ConfigSource(file, data, doc, lines);
   }
 
@@ -77,7 +87,7 @@ export class ConfigSource {
         const pair = node.items.find((p) => (p.key as { value?: unknown } | null)?.value === seg);
         if (!pair) break;
         node = pair.value as Node | null;
-        best = (node ?? (pair.key as Node)) ?? best;
+        best = node ?? (pair.key as Node) ?? best;
       } else if (isSeq(node) && typeof seg === 'number') {
         node = (node.items[seg] as Node | undefined) ?? null;
         if (!node) break;

@@ -118,7 +118,11 @@ export function string<O extends LeafOptions<string> & { pattern?: string; minLe
 }
 
 export function oneOfValues<const V extends string, O extends LeafOptions<V>>(values: readonly V[], o: O): Spec<WithDefault<O, V>> {
-  return leaf(schemaWith({ type: 'string', enum: values }, o), (v) => values.includes(v as V), (v: V) => v) as Spec<WithDefault<O, V>>;
+  return leaf(
+    schemaWith({ type: 'string', enum: values }, o),
+    (v) => values.includes(v as V),
+    (v: V) => v,
+  ) as Spec<WithDefault<O, V>>;
 }
 
 export function integer<O extends LeafOptions<number> & { minimum?: number; maximum?: number }>(o: O): Spec<WithDefault<O, number>> {
@@ -126,7 +130,11 @@ export function integer<O extends LeafOptions<number> & { minimum?: number; maxi
 }
 
 export function boolean<O extends LeafOptions<boolean>>(o: O): Spec<WithDefault<O, boolean>> {
-  return leaf(schemaWith({ type: 'boolean' }, o), (v) => typeof v === 'boolean', (v: boolean) => v) as Spec<WithDefault<O, boolean>>;
+  return leaf(
+    schemaWith({ type: 'boolean' }, o),
+    (v) => typeof v === 'boolean',
+    (v: boolean) => v,
+  ) as Spec<WithDefault<O, boolean>>;
 }
 
 /** A duration (`250ms`, `5s`, `2m`, `1h`, or milliseconds as a number), read as milliseconds. */
@@ -156,7 +164,9 @@ export function parseSize(value: string | number): number {
 /** A size in bytes, or with B/KiB/MiB/GiB; read as bytes. */
 export function size(description: string, def: string): Spec<number> {
   const accepts = (v: unknown) => (typeof v === 'number' && v >= 0) || (typeof v === 'string' && new RegExp(SIZE_PATTERN).test(v));
-  return leaf({ type: ['string', 'integer'], pattern: SIZE_PATTERN, default: def, description }, accepts, (v: string | number) => parseSize(v));
+  return leaf({ type: ['string', 'integer'], pattern: SIZE_PATTERN, default: def, description }, accepts, (v: string | number) =>
+    parseSize(v),
+  );
 }
 
 /**
@@ -164,11 +174,16 @@ export function size(description: string, def: string): Spec<number> {
  * path. `use` says what `--check` verifies about it; `none` for paths created at run time.
  */
 export function file(description: string, use: FileUse | 'none' = 'read'): Spec<string | undefined> {
-  return leaf({ type: 'string', description }, isString, (v: string, p, ctx) => {
-    const resolved = path.resolve(ctx.configDir, v);
-    if (use !== 'none') ctx.uses(p, resolved, use);
-    return resolved;
-  }, (v: string, ctx) => path.resolve(ctx.configDir, v));
+  return leaf(
+    { type: 'string', description },
+    isString,
+    (v: string, p, ctx) => {
+      const resolved = path.resolve(ctx.configDir, v);
+      if (use !== 'none') ctx.uses(p, resolved, use);
+      return resolved;
+    },
+    (v: string, ctx) => path.resolve(ctx.configDir, v),
+  );
 }
 
 export const ADDRESS_FORMS = 'URI: tcp://HOST:PORT, unix:///PATH or vsock://CID:PORT (CID: a number, any, parent).';
@@ -220,7 +235,10 @@ export function describedAs<T>(spec: Spec<T>, schema: JsonSchema): Spec<T> {
   return { ...spec, schema: { ...spec.schema, ...schema } };
 }
 
-export function list<T>(items: Spec<T>, o: { description: string; minItems?: number; uniqueItems?: boolean; default?: unknown[] }): Spec<T[]> {
+export function list<T>(
+  items: Spec<T>,
+  o: { description: string; minItems?: number; uniqueItems?: boolean; default?: unknown[] },
+): Spec<T[]> {
   const schema = { type: 'array', items: items.schema, ...o };
   return {
     schema,
@@ -244,7 +262,10 @@ export function list<T>(items: Spec<T>, o: { description: string; minItems?: num
 }
 
 /** A mapping of names to values of one kind. */
-export function record<T>(values: Spec<T>, o: { description: string; propertyNames?: JsonSchema }): Spec<Record<string, Exclude<T, undefined>>> {
+export function record<T>(
+  values: Spec<T>,
+  o: { description: string; propertyNames?: JsonSchema },
+): Spec<Record<string, Exclude<T, undefined>>> {
   return {
     schema: { type: 'object', additionalProperties: values.schema, ...o },
     read(raw, p, ctx) {
@@ -284,14 +305,25 @@ export function objectSchema(description: string, fields: Fields): JsonSchema {
     properties[key] = spec.schema;
     if (spec.required) requiredKeys.push(key);
   }
-  return { type: 'object', additionalProperties: false, description, ...(requiredKeys.length ? { required: requiredKeys } : {}), properties };
+  return {
+    type: 'object',
+    additionalProperties: false,
+    description,
+    ...(requiredKeys.length ? { required: requiredKeys } : {}),
+    properties,
+  };
 }
 
 /**
  * Read every field of an object (all of them, so that every problem is reported). `complete` is
  * false when some field could not be read; `value` then holds the fields that could.
  */
-export function readFieldsPartial<F extends Fields>(fields: F, raw: unknown, p: readonly PathSegment[], ctx: ReadContext): { value: Partial<ObjectOf<F>>; complete: boolean } {
+export function readFieldsPartial<F extends Fields>(
+  fields: F,
+  raw: unknown,
+  p: readonly PathSegment[],
+  ctx: ReadContext,
+): { value: Partial<ObjectOf<F>>; complete: boolean } {
   const doc = isObject(raw) ? raw : {};
   const out: Record<string, unknown> = {};
   let complete = true;
@@ -342,6 +374,6 @@ export function optional<T>(spec: Spec<T>): Spec<T | undefined> {
   return {
     ...spec,
     read: (raw, p, ctx) => (raw === undefined ? undefined : spec.read(raw, p, ctx)),
-    fill: (raw, ctx) => (raw === undefined ? undefined : spec.fill(raw, ctx) ?? {}),
+    fill: (raw, ctx) => (raw === undefined ? undefined : (spec.fill(raw, ctx) ?? {})),
   };
 }

@@ -7,7 +7,15 @@ import type { InnerConfig, OuterConfig } from './side.js';
 
 export type { ClusterConfig } from './clusters.js';
 export type { EgressListenerConfig, EgressRelayConfig, InnerAuditConfig, OuterAuditConfig, UpstreamProxyUrl } from './egress.js';
-export type { KmsEndpointConfig, KmsListenerConfig, ListenerConfig, ListenerKind, ListenerOf, TlsConfig, TlsPrivateKey } from './listeners.js';
+export type {
+  KmsEndpointConfig,
+  KmsListenerConfig,
+  ListenerConfig,
+  ListenerKind,
+  ListenerOf,
+  TlsConfig,
+  TlsPrivateKey,
+} from './listeners.js';
 export type { InnerConfig, InnerListenerConfig, OuterConfig, OuterListenerConfig, SideConfig } from './side.js';
 export type { Role } from './spec.js';
 

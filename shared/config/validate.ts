@@ -22,7 +22,11 @@ function validatorFor(schema: object): ValidateFunction {
 
 function pointerToPath(pointer: string): PathSegment[] {
   if (!pointer) return [];
-  return pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')).map((s) => (/^[0-9]+$/.test(s) ? Number(s) : s));
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^[0-9]+$/.test(s) ? Number(s) : s));
 }
 
 function describeType(value: unknown): string {
@@ -41,7 +45,7 @@ function valueAt(data: unknown, path: PathSegment[]): unknown {
 /** The schema that holds the failed keyword (ajv's `verbose` gives it; it may sit under a `$ref`). */
 function ownerOf(err: ErrorObject): Record<string, unknown> | undefined {
   const owner: unknown = err.parentSchema;
-  return owner && typeof owner === 'object' ? owner as Record<string, unknown> : undefined;
+  return owner && typeof owner === 'object' ? (owner as Record<string, unknown>) : undefined;
 }
 
 function message(err: ErrorObject, data: unknown, path: PathSegment[]): { text: string; key?: string } {
@@ -58,21 +62,33 @@ function message(err: ErrorObject, data: unknown, path: PathSegment[]): { text: 
     case 'type':
       return { text: `expected ${String(err.params.type).replace(',', ' or ')}, got ${describeType(value)}` };
     case 'enum':
-      return { text: `expected one of: ${(err.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}; got ${describeType(value)}` };
+      return {
+        text: `expected one of: ${(err.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}; got ${describeType(value)}`,
+      };
     case 'pattern': {
       const owner = ownerOf(err);
       const isDuration = typeof owner?.description === 'string' && owner.description.includes('Duration');
-      return { text: isDuration ? `"${String(value)}" is not a duration (use e.g. 250ms, 5s, 2m, 1h)` : `"${String(value)}" does not match ${String(err.params.pattern)}` };
+      return {
+        text: isDuration
+          ? `"${String(value)}" is not a duration (use e.g. 250ms, 5s, 2m, 1h)`
+          : `"${String(value)}" does not match ${String(err.params.pattern)}`,
+      };
     }
     case 'minimum':
     case 'maximum':
-      return { text: `${String(value)} is ${err.keyword === 'minimum' ? 'below the minimum' : 'above the maximum'} of ${String(err.params.limit)}` };
+      return {
+        text: `${String(value)} is ${err.keyword === 'minimum' ? 'below the minimum' : 'above the maximum'} of ${String(err.params.limit)}`,
+      };
     case 'minItems':
       return { text: `expected at least ${String(err.params.limit)} item(s)` };
     case 'minLength':
       return { text: 'must not be empty' };
     case 'oneOf':
-      return { text: `expected ${String(ownerOf(err)?.description ?? 'a different form').replace(/\.$/, '').toLowerCase()}, got ${describeType(value)}` };
+      return {
+        text: `expected ${String(ownerOf(err)?.description ?? 'a different form')
+          .replace(/\.$/, '')
+          .toLowerCase()}, got ${describeType(value)}`,
+      };
     default:
       return { text: err.message ?? `failed ${err.keyword}` };
   }

@@ -87,7 +87,8 @@ export function canonicalHost(raw: string): DestinationHost {
 
 /** A TCP port as text: 1–65535, decimal, no sign, no leading zero, nothing after it. */
 export function parsePortText(text: string, input: string = text): number {
-  if (!/^[1-9][0-9]{0,4}$/.test(text)) throw new DestinationError(text === '' ? 'missing port' : 'port is not a number from 1 to 65535', input);
+  if (!/^[1-9][0-9]{0,4}$/.test(text))
+    throw new DestinationError(text === '' ? 'missing port' : 'port is not a number from 1 to 65535', input);
   const port = Number(text);
   if (port > 65535) throw new DestinationError('port is out of range', input);
   return port;

@@ -51,7 +51,9 @@ export function parseIPv4Any(text: string): IpAddress | null {
   const lastBytes = 4 - leading.length;
   if (last >= 2 ** (8 * lastBytes)) return null;
   const bytes = new Uint8Array(4);
-  leading.forEach((v, i) => { bytes[i] = v; });
+  leading.forEach((v, i) => {
+    bytes[i] = v;
+  });
   for (let i = 0; i < lastBytes; i++) bytes[3 - i] = Math.floor(last / 2 ** (8 * i)) % 256;
   return { family: 4, bytes };
 }
@@ -109,7 +111,10 @@ export function parseIPv6(text: string): IpAddress | null {
     groups = [...left, ...tail];
   }
   const bytes = new Uint8Array(16);
-  groups.forEach((g, i) => { bytes[2 * i] = g >> 8; bytes[2 * i + 1] = g & 0xff; });
+  groups.forEach((g, i) => {
+    bytes[2 * i] = g >> 8;
+    bytes[2 * i + 1] = g & 0xff;
+  });
   return { family: 6, bytes };
 }
 
@@ -122,10 +127,16 @@ export function formatIp(ip: IpAddress): string {
   let bestStart = -1;
   let bestLen = 1;
   for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) { i++; continue; }
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = groups.map((g) => g.toString(16));
@@ -227,10 +238,29 @@ export function addressesToJudge(ip: IpAddress): IpAddress[] {
  * multicast and reserved space, for both families.
  */
 export const NON_PUBLIC_RANGES: readonly IpCidr[] = [
-  '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12',
-  '192.0.0.0/24', '192.0.2.0/24', '192.88.99.0/24', '192.168.0.0/16', '198.18.0.0/15',
-  '198.51.100.0/24', '203.0.113.0/24', '224.0.0.0/4', '240.0.0.0/4',
-  '::/128', '::1/128', 'fe80::/10', 'fc00::/7', 'fec0::/10', 'ff00::/8', '100::/64', '2001:db8::/32',
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.0.0.0/24',
+  '192.0.2.0/24',
+  '192.88.99.0/24',
+  '192.168.0.0/16',
+  '198.18.0.0/15',
+  '198.51.100.0/24',
+  '203.0.113.0/24',
+  '224.0.0.0/4',
+  '240.0.0.0/4',
+  '::/128',
+  '::1/128',
+  'fe80::/10',
+  'fc00::/7',
+  'fec0::/10',
+  'ff00::/8',
+  '100::/64',
+  '2001:db8::/32',
 ].map(builtinCidr);
 
 /** True when the address, or any IPv4 address hidden in it, is outside the public Internet. */

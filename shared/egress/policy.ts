@@ -18,7 +18,10 @@ import { ProxyError } from '../errors/index.js';
 import type { Destination } from './destination.js';
 import { addressesToJudge, cidrContains, parseCidr, parseIPv4Strict, unmapIp, type IpAddress, type IpCidr } from './ip.js';
 
-export interface PortRange { from: number; to: number }
+export interface PortRange {
+  from: number;
+  to: number;
+}
 
 interface RuleBase {
   /** The entry as written in the config: what audit records name as `rule`. */
@@ -40,11 +43,7 @@ export interface PolicyLists {
 }
 
 /** Why a decision came out as it did; stable strings for audit `reason` and metric labels. */
-export type DecisionReason =
-  | 'allowed_by_rule'
-  | 'denied_by_rule'
-  | 'not_in_allow_list'
-  | 'resolved_address_denied';
+export type DecisionReason = 'allowed_by_rule' | 'denied_by_rule' | 'not_in_allow_list' | 'resolved_address_denied';
 
 export interface Decision {
   allowed: boolean;
@@ -92,7 +91,10 @@ function parseNamePattern(host: string): string[] | string {
   const labels = name.split('.');
   const converted: string[] = [];
   for (const raw of labels) {
-    if (raw === '*' || raw === '**') { converted.push(raw); continue; }
+    if (raw === '*' || raw === '**') {
+      converted.push(raw);
+      continue;
+    }
     // Entries are compared in punycode, like destinations (an IDN entry and an IDN host meet there).
     const label = /[\u0080-\uffff]/.test(raw) ? domainToASCII(raw) : raw;
     if (label === '' || label.length > 63 || !LABEL.test(label)) return `"${raw}" is not a valid label, * or **`;

@@ -34,18 +34,27 @@ export interface EgressRequest {
 
 /** Why the outer could not open a tunnel; the inner maps each to an HTTP status or SOCKS reply. */
 export const RELAY_ERROR_CODES = [
-  'bad_request', 'resolve_failed', 'guard_refused', 'connect_refused', 'connect_timeout', 'unreachable', 'upstream_proxy_failed',
+  'bad_request',
+  'resolve_failed',
+  'guard_refused',
+  'connect_refused',
+  'connect_timeout',
+  'unreachable',
+  'upstream_proxy_failed',
 ] as const;
 export type RelayErrorCode = (typeof RELAY_ERROR_CODES)[number];
 
 export type EgressAnswer =
   /** `address`: the IP literal the outer connected to; null when an upstream proxy connected by name. */
-  | { ok: true; address: string | null }
-  | { ok: false; code: RelayErrorCode; message: string };
+  { ok: true; address: string | null } | { ok: false; code: RelayErrorCode; message: string };
 
 export function encodeEgressRequest(req: EgressRequest): Buffer {
   return encodeFrame(FrameType.EgressRequest, {
-    v: EGRESS_REQUEST_VERSION, host: req.host, port: req.port, conn_id: req.conn_id, allow_ranges: req.allow_ranges.map(formatCidr),
+    v: EGRESS_REQUEST_VERSION,
+    host: req.host,
+    port: req.port,
+    conn_id: req.conn_id,
+    allow_ranges: req.allow_ranges.map(formatCidr),
   });
 }
 
@@ -54,7 +63,10 @@ export function encodeEgressAnswer(answer: EgressAnswer): Buffer {
 }
 
 function expectType(frame: Frame, type: FrameType): Record<string, unknown> {
-  if (frame.type !== type) throw new FrameError('frame_unexpected', `expected a ${FrameType[type]} frame, got ${FrameType[frame.type] ?? frame.type}`, { type: frame.type });
+  if (frame.type !== type)
+    throw new FrameError('frame_unexpected', `expected a ${FrameType[type]} frame, got ${FrameType[frame.type] ?? frame.type}`, {
+      type: frame.type,
+    });
   return frame.payload;
 }
 

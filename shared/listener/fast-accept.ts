@@ -93,18 +93,21 @@ export class FastAccept {
     const { plan } = opts;
     // The same pump threads as the JS path's native pump: configured once, whoever starts them.
     configureNativePump(opts.addon);
-    this.handle = opts.addon.fastListen({
-      listenFd: fd,
-      endpoint,
-      expectProxy: plan.expectProxyProtocol,
-      sendProxy: plan.sendProxyProtocol,
-      maxConnections: opts.maxConnections,
-      idleTimeoutMs: plan.idleTimeoutMs,
-      connectTimeoutMs: plan.connectTimeoutMs,
-      headerTimeoutMs: HEADER_WAIT_MS,
-      // Decided at start: a log level changed later applies to new listeners.
-      records: plan.logsEveryConnection(),
-    }, (batch) => this.onBatch(batch));
+    this.handle = opts.addon.fastListen(
+      {
+        listenFd: fd,
+        endpoint,
+        expectProxy: plan.expectProxyProtocol,
+        sendProxy: plan.sendProxyProtocol,
+        maxConnections: opts.maxConnections,
+        idleTimeoutMs: plan.idleTimeoutMs,
+        connectTimeoutMs: plan.connectTimeoutMs,
+        headerTimeoutMs: HEADER_WAIT_MS,
+        // Decided at start: a log level changed later applies to new listeners.
+        records: plan.logsEveryConnection(),
+      },
+      (batch) => this.onBatch(batch),
+    );
     this.threadsAccepting = opts.addon.pumpStats().threads;
   }
 
@@ -116,7 +119,9 @@ export class FastAccept {
   /** Stop accepting; resolves once the listening socket is closed and all it accepted is reported. */
   stop(): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    const done = new Promise<void>((resolve) => { this.onStopped = resolve; });
+    const done = new Promise<void>((resolve) => {
+      this.onStopped = resolve;
+    });
     this.opts.addon.fastStop(this.handle);
     this.unlink();
     return done;
@@ -148,7 +153,10 @@ export class FastAccept {
       metrics.rejected('max_connections');
       log.warn({ limit: this.opts.maxConnections }, 'connection refused: listener is at max_connections');
     }
-    if (batch.closed.length > 0) logBatch(() => { for (const c of batch.closed) this.report(c); });
+    if (batch.closed.length > 0)
+      logBatch(() => {
+        for (const c of batch.closed) this.report(c);
+      });
     this.pumped -= batch.closed.length;
     for (const f of batch.fallbacks) {
       this.handedBackOpen++;
@@ -169,7 +177,12 @@ export class FastAccept {
     const error = c.errno !== undefined && c.errorSide !== undefined ? { code: errnoName(c.errno), side: c.errorSide } : undefined;
     if (error) metrics.error(error.code);
     plan.closed({
-      connId: nextConnId(), client: c.client, bytesIn: c.bytesIn, bytesOut: c.bytesOut, durationMs: c.durationMs, closedBy: c.closedBy,
+      connId: nextConnId(),
+      client: c.client,
+      bytesIn: c.bytesIn,
+      bytesOut: c.bytesOut,
+      durationMs: c.durationMs,
+      closedBy: c.closedBy,
       ...(error ? { error } : {}),
     });
   }

@@ -34,7 +34,10 @@ export const DEFAULT_HTTP_DEADLINES: HttpDeadlines = { headMs: 15_000, keepAlive
 export function serveHttpConnection(server: http.Server, socket: net.Socket, deadlines: HttpDeadlines): void {
   let inFlight = 0;
   let timer: NodeJS.Timeout | undefined = setTimeout(() => socket.destroy(), deadlines.headMs);
-  const disarm = () => { clearTimeout(timer); timer = undefined; };
+  const disarm = () => {
+    clearTimeout(timer);
+    timer = undefined;
+  };
   server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
     inFlight += 1;
     disarm();
@@ -53,15 +56,19 @@ export function serveHttpConnection(server: http.Server, socket: net.Socket, dea
  * A loopback HTTP service (KMS proxy, IMDS endpoint, attestation API) as a listener kind: the
  * generic Listener accepts, limits, counts and drains; Node's HTTP parser serves each socket.
  */
-export function httpListenerKind(requestListener: http.RequestListener, deadlines: HttpDeadlines = DEFAULT_HTTP_DEADLINES): ConnectionHandler {
-  return (socket, ctx) => new Promise((resolve) => {
-    const onAbort = () => socket.destroy();
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    socket.once('close', () => {
-      ctx.signal.removeEventListener('abort', onAbort);
-      resolve({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten });
+export function httpListenerKind(
+  requestListener: http.RequestListener,
+  deadlines: HttpDeadlines = DEFAULT_HTTP_DEADLINES,
+): ConnectionHandler {
+  return (socket, ctx) =>
+    new Promise((resolve) => {
+      const onAbort = () => socket.destroy();
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      socket.once('close', () => {
+        ctx.signal.removeEventListener('abort', onAbort);
+        resolve({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten });
+      });
+      const server = http.createServer({ keepAliveTimeout: deadlines.keepAliveMs, requestTimeout: 0 }, requestListener);
+      serveHttpConnection(server, socket, deadlines);
     });
-    const server = http.createServer({ keepAliveTimeout: deadlines.keepAliveMs, requestTimeout: 0 }, requestListener);
-    serveHttpConnection(server, socket, deadlines);
-  });
 }

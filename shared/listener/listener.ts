@@ -58,7 +58,12 @@ export class Listener {
     const addon = plan && fastPathEnabled() ? loadNativeAddon() : null;
     if (plan && addon) {
       this.fast = await FastAccept.start({
-        addon, plan, address: this.opts.address, maxConnections: this.opts.maxConnections, log: this.log, metrics: this.metrics,
+        addon,
+        plan,
+        address: this.opts.address,
+        maxConnections: this.opts.maxConnections,
+        log: this.log,
+        metrics: this.metrics,
         adopt: (socket, release) => this.accept(socket, release),
       });
       if (this.fast) {
@@ -92,25 +97,28 @@ export class Listener {
     this.metrics.accepted();
     // Errors are reported by the handler's outcome; this only keeps a late one from crashing us.
     socket.on('error', () => {});
-    const done = this.opts.handler(socket, {
-      id,
-      listener: this.name,
-      log: this.log.child({ conn_id: id }),
-      metrics: this.metrics,
-      signal: abort.signal,
-      established: () => this.metrics.established(Date.now() - started),
-    }).then(
-      (o) => this.metrics.closed(o.bytesIn, o.bytesOut, Date.now() - started),
-      (err) => {
-        // A handler must not reject; if one does, the bug is logged and the connection closed.
-        this.log.error({ err }, 'connection handler failed');
-        this.metrics.closed(0, 0, Date.now() - started);
-        socket.destroy();
-      },
-    ).finally(() => {
-      this.active.delete(socket);
-      release?.();
-    });
+    const done = this.opts
+      .handler(socket, {
+        id,
+        listener: this.name,
+        log: this.log.child({ conn_id: id }),
+        metrics: this.metrics,
+        signal: abort.signal,
+        established: () => this.metrics.established(Date.now() - started),
+      })
+      .then(
+        (o) => this.metrics.closed(o.bytesIn, o.bytesOut, Date.now() - started),
+        (err) => {
+          // A handler must not reject; if one does, the bug is logged and the connection closed.
+          this.log.error({ err }, 'connection handler failed');
+          this.metrics.closed(0, 0, Date.now() - started);
+          socket.destroy();
+        },
+      )
+      .finally(() => {
+        this.active.delete(socket);
+        release?.();
+      });
     this.active.set(socket, { abort, done });
   }
 
@@ -128,7 +136,9 @@ export class Listener {
     if (pending.length === 0 && (fast?.active ?? 0) === 0) return;
     this.log.info({ connections: this.activeConnections, timeout_ms: Math.max(0, deadline - Date.now()) }, 'draining connections');
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now())); });
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now()));
+    });
     const allDone = Promise.all([...pending.map((p) => p.done), fast?.whenIdle()]).then(() => 'drained' as const);
     const result = await Promise.race([allDone, timedOut]);
     clearTimeout(timer);

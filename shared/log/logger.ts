@@ -16,9 +16,24 @@ export type { Logger };
 
 /** Field names whose values must never reach a log line, wherever they appear in a record. */
 const REDACTED_PATHS = [
-  'authorization', '*.authorization', 'headers.authorization', 'headers["proxy-authorization"]',
-  'secret', '*.secret', 'SecretAccessKey', '*.SecretAccessKey', 'Token', '*.Token',
-  'token', '*.token', 'private_key', '*.private_key', 'password', '*.password', 'plaintext', '*.plaintext',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'headers["proxy-authorization"]',
+  'secret',
+  '*.secret',
+  'SecretAccessKey',
+  '*.SecretAccessKey',
+  'Token',
+  '*.Token',
+  'token',
+  '*.token',
+  'private_key',
+  '*.private_key',
+  'password',
+  '*.password',
+  'plaintext',
+  '*.plaintext',
 ];
 
 function initialLevel(): LevelWithSilent {
@@ -148,7 +163,13 @@ export function logsAreJson(): boolean {
  */
 export function writeAppOutput(stream: 'stdout' | 'stderr', line: string): void {
   const record = `${JSON.stringify({
-    level: 'info', time: new Date().toISOString(), pid: process.pid, ...(side ? { side } : {}), component: 'app', stream, msg: line,
+    level: 'info',
+    time: new Date().toISOString(),
+    pid: process.pid,
+    ...(side ? { side } : {}),
+    component: 'app',
+    stream,
+    msg: line,
   })}\n`;
   if (prettyMode) process[stream].write(`${line}\n`);
   else out.write(record);

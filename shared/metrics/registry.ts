@@ -32,10 +32,16 @@ const HANDSHAKE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 export type RejectReason = 'max_connections' | 'proxy_protocol' | 'tls';
 
 export const connectionsTotal = new Counter({
-  name: 'enclaver_connections_total', help: 'Connections accepted, by listener.', labelNames: ['listener'] as const, registers: [registry],
+  name: 'enclaver_connections_total',
+  help: 'Connections accepted, by listener.',
+  labelNames: ['listener'] as const,
+  registers: [registry],
 });
 export const connectionsActive = new Gauge({
-  name: 'enclaver_connections_active', help: 'Connections open now, by listener.', labelNames: ['listener'] as const, registers: [registry],
+  name: 'enclaver_connections_active',
+  help: 'Connections open now, by listener.',
+  labelNames: ['listener'] as const,
+  registers: [registry],
 });
 export const connectionsRejected = new Counter({
   name: 'enclaver_connections_rejected_total',
@@ -73,7 +79,8 @@ export const handshakeDuration = new Histogram({
 export const pumpedTotal = new Counter({
   name: 'enclaver_pumped_connections_total',
   help: 'Pass-through connections by listener and how their bytes moved: splice (zero-copy), copy (native read/write fallback), js (JavaScript streams), none (failed before pumping).',
-  labelNames: ['listener', 'path'] as const, registers: [registry],
+  labelNames: ['listener', 'path'] as const,
+  registers: [registry],
 });
 
 /** The handles one listener uses, bound to its label once. */

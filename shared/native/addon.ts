@@ -209,9 +209,16 @@ function typed(raw: RawAddon, addonPath: string): NativeAddon {
     dupFd: (fd) => rethrowTyped(() => raw.dupFd(fd)),
     closeFd: (fd) => rethrowTyped(() => raw.closeFd(fd)),
     vsockListen: (cid, port, backlog) => rethrowTyped(() => raw.vsockListen(cid, port, backlog)),
-    vsockConnect: (cid, port, timeoutMs, callback) => rethrowTyped(() => raw.vsockConnect(cid, port, timeoutMs,
-      // A non-function goes through as is, for the addon to reject.
-      typeof callback === 'function' ? (err, fd) => callback(err == null ? null : toNativeError(err) as NativeError, fd) : callback)),
+    vsockConnect: (cid, port, timeoutMs, callback) =>
+      rethrowTyped(() =>
+        raw.vsockConnect(
+          cid,
+          port,
+          timeoutMs,
+          // A non-function goes through as is, for the addon to reject.
+          typeof callback === 'function' ? (err, fd) => callback(err == null ? null : (toNativeError(err) as NativeError), fd) : callback,
+        ),
+      ),
     vsockConnectCancel: (token) => rethrowTyped(() => raw.vsockConnectCancel(token)),
     vsockLocalCid: () => rethrowTyped(() => raw.vsockLocalCid()),
     vsockSocketSupported: () => rethrowTyped(() => raw.vsockSocketSupported()),
@@ -257,11 +264,21 @@ function load(): { addon: NativeAddon | null; status: NativeAddonStatus } {
     return { addon: null, status: { loaded: false, reason: 'disabled', detail: `${ENV_NATIVE}=0` } };
   }
   if (process.platform !== 'linux') {
-    return { addon: null, status: { loaded: false, reason: 'unsupported_platform', detail: `the native addon is Linux-only (this is ${process.platform})` } };
+    return {
+      addon: null,
+      status: { loaded: false, reason: 'unsupported_platform', detail: `the native addon is Linux-only (this is ${process.platform})` },
+    };
   }
   const addonPath = path.join(packageRoot(), ADDON_RELATIVE_PATH);
   if (!fs.existsSync(addonPath)) {
-    return { addon: null, status: { loaded: false, reason: 'not_built', detail: `${addonPath} does not exist (the build at npm install failed or was skipped)` } };
+    return {
+      addon: null,
+      status: {
+        loaded: false,
+        reason: 'not_built',
+        detail: `${addonPath} does not exist (the build at npm install failed or was skipped)`,
+      },
+    };
   }
   try {
     const raw = createRequire(import.meta.url)(addonPath) as RawAddon;

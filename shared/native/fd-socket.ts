@@ -47,14 +47,25 @@ function adopt(fd: number, type: 'SOCKET' | 'SERVER'): PipeHandle {
  */
 export function socketFromFd(fd: number, opts: { paused?: boolean } = {}): net.Socket {
   const handle = adopt(fd, 'SOCKET');
-  return new net.Socket({ handle, allowHalfOpen: true, readable: true, writable: true, pauseOnCreate: opts.paused === true } as net.SocketConstructorOpts);
+  return new net.Socket({
+    handle,
+    allowHalfOpen: true,
+    readable: true,
+    writable: true,
+    pauseOnCreate: opts.paused === true,
+  } as net.SocketConstructorOpts);
 }
 
 /**
  * A listening net.Server over a listening stream-socket fd, which it now owns. Connections arrive
  * as net.Sockets exactly as they would from `server.listen()`.
  */
-export function serverFromFd(fd: number, options: net.ServerOpts, onConnection: (socket: net.Socket) => void, backlog = 511): Promise<net.Server> {
+export function serverFromFd(
+  fd: number,
+  options: net.ServerOpts,
+  onConnection: (socket: net.Socket) => void,
+  backlog = 511,
+): Promise<net.Server> {
   const handle = adopt(fd, 'SERVER');
   const server = net.createServer(options, onConnection);
   // net.Server.listen() adopts ready-made handles only when they are TCP handles. The path it

@@ -42,7 +42,11 @@ interface RawSyscallError {
 }
 
 function isRawSyscallError(err: unknown): err is RawSyscallError {
-  return err instanceof Error && typeof (err as Partial<RawSyscallError>).errno === 'number' && typeof (err as Partial<RawSyscallError>).syscall === 'string';
+  return (
+    err instanceof Error &&
+    typeof (err as Partial<RawSyscallError>).errno === 'number' &&
+    typeof (err as Partial<RawSyscallError>).syscall === 'string'
+  );
 }
 
 /** A raw addon error becomes a NativeError; anything else (TypeErrors of bad arguments) is returned as is. */

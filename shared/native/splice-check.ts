@@ -21,9 +21,7 @@ import { connect, listen } from '../transport/index.js';
 import { vsockSettings } from '../transport/vsock.js';
 
 export type TransportSplice =
-  | { result: 'checked'; path: PumpPath; bytes: number }
-  | { result: 'not_checked'; reason: string }
-  | { result: 'failed'; error: string };
+  { result: 'checked'; path: PumpPath; bytes: number } | { result: 'not_checked'; reason: string } | { result: 'failed'; error: string };
 
 export type TransportName = 'tcp' | 'unix' | 'vsock';
 
@@ -33,9 +31,12 @@ const TIMEOUT_MS = 3000;
 /** Two connected legs of one transport: `a` (client) ↔ `b` (accepted). */
 async function legPair(addr: Address): Promise<{ a: net.Socket; b: net.Socket; close(): Promise<void> }> {
   let accepted: (s: net.Socket) => void = () => {};
-  const acceptedOne = new Promise<net.Socket>((resolve) => { accepted = resolve; });
+  const acceptedOne = new Promise<net.Socket>((resolve) => {
+    accepted = resolve;
+  });
   const listening = await listen(addr, (s) => accepted(s));
-  const target: Address = addr.kind === 'tcp' ? { kind: 'tcp', host: addr.host, port: (listening.server.address() as net.AddressInfo).port } : addr;
+  const target: Address =
+    addr.kind === 'tcp' ? { kind: 'tcp', host: addr.host, port: (listening.server.address() as net.AddressInfo).port } : addr;
   try {
     const a = await connect(target, { timeoutMs: TIMEOUT_MS });
     const b = await acceptedOne;
@@ -55,8 +56,13 @@ async function pumpThrough(pump: Pump, addr: () => Address): Promise<TransportSp
     const session = pump.run(first.b, second.a);
     const received = new Promise<number>((resolve, reject) => {
       let n = 0;
-      second.b.on('data', (d: Buffer) => { n += d.length; });
-      second.b.once('end', () => { second.b.end(); resolve(n); });
+      second.b.on('data', (d: Buffer) => {
+        n += d.length;
+      });
+      second.b.once('end', () => {
+        second.b.end();
+        resolve(n);
+      });
       second.b.once('error', reject);
       // Accepted sockets start paused (listeners hand them to the pump); this end reads them itself.
       second.b.resume();
@@ -104,8 +110,12 @@ export async function checkTransportSplice(pump: Pump): Promise<Record<Transport
   const unix = await attempt(() => pumpThrough(pump, () => ({ kind: 'unix', path: path.join(dir, `${n++}.sock`) })));
   fs.rmSync(dir, { recursive: true, force: true });
   const noVsock = await vsockLoopback();
-  const vsock = noVsock !== undefined ? { result: 'not_checked' as const, reason: noVsock }
-    : await attempt(() => pumpThrough(pump, () => ({ kind: 'vsock', cid: VSOCK_CID_LOCAL, port: 0x50000000 + crypto.randomInt(0x10000000) })));
+  const vsock =
+    noVsock !== undefined
+      ? { result: 'not_checked' as const, reason: noVsock }
+      : await attempt(() =>
+          pumpThrough(pump, () => ({ kind: 'vsock', cid: VSOCK_CID_LOCAL, port: 0x50000000 + crypto.randomInt(0x10000000) })),
+        );
   return { tcp, unix, vsock };
 }
 

@@ -26,7 +26,10 @@ export class ProxyProtocolError extends ProxyError {}
 
 function parseV4(b: Buffer, off: number): { source: Endpoint; destination: Endpoint } {
   const ip = (o: number) => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
-  return { source: { address: ip(off), port: b.readUInt16BE(off + 8) }, destination: { address: ip(off + 4), port: b.readUInt16BE(off + 10) } };
+  return {
+    source: { address: ip(off), port: b.readUInt16BE(off + 8) },
+    destination: { address: ip(off + 4), port: b.readUInt16BE(off + 10) },
+  };
 }
 
 function ipv6Text(b: Buffer, o: number): string {
@@ -43,12 +46,14 @@ export function parseProxyHeader(buf: Buffer): PrefixParse<ProxyHeader> {
   }
   if (buf.length < HEADER_BYTES) return { done: false };
   const verCmd = buf[12]!;
-  if (verCmd >> 4 !== 2) throw new ProxyProtocolError('proxy_header_version', `PROXY protocol version ${verCmd >> 4} is not supported (expected 2)`);
+  if (verCmd >> 4 !== 2)
+    throw new ProxyProtocolError('proxy_header_version', `PROXY protocol version ${verCmd >> 4} is not supported (expected 2)`);
   const cmd = verCmd & 0x0f;
   if (cmd > 1) throw new ProxyProtocolError('proxy_header_command', `unknown PROXY command ${cmd}`);
   const fam = buf[13]!;
   const len = buf.readUInt16BE(14);
-  if (HEADER_BYTES + len > MAX_HEADER_BYTES) throw new ProxyProtocolError('proxy_header_too_large', `PROXY header of ${HEADER_BYTES + len} bytes exceeds ${MAX_HEADER_BYTES}`);
+  if (HEADER_BYTES + len > MAX_HEADER_BYTES)
+    throw new ProxyProtocolError('proxy_header_too_large', `PROXY header of ${HEADER_BYTES + len} bytes exceeds ${MAX_HEADER_BYTES}`);
   if (buf.length < HEADER_BYTES + len) return { done: false };
   const consumed = HEADER_BYTES + len;
   if (cmd === 0) return { done: true, value: { command: 'local', family: 'unspec' }, consumed };
@@ -62,7 +67,8 @@ export function parseProxyHeader(buf: Buffer): PrefixParse<ProxyHeader> {
       return {
         done: true,
         value: {
-          command: 'proxy', family: 'tcp6',
+          command: 'proxy',
+          family: 'tcp6',
           source: { address: ipv6Text(buf, o), port: buf.readUInt16BE(o + 32) },
           destination: { address: ipv6Text(buf, o + 16), port: buf.readUInt16BE(o + 34) },
         },
@@ -80,7 +86,7 @@ export function parseProxyHeader(buf: Buffer): PrefixParse<ProxyHeader> {
 function ipBytes(address: string, family: 4 | 6): Buffer {
   if (family === 4) return Buffer.from(address.split('.').map(Number));
   const url = new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  const [head, tail] = url.includes('::') ? url.split('::') as [string, string] : [url, undefined];
+  const [head, tail] = url.includes('::') ? (url.split('::') as [string, string]) : [url, undefined];
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
   const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];

@@ -33,9 +33,13 @@ export const jsPump: Pump = {
     let lastActivity = Date.now();
     let idleTimer: NodeJS.Timeout | undefined;
     let resolveDone!: (r: PumpResult) => void;
-    const done = new Promise<PumpResult>((resolve) => { resolveDone = resolve; });
+    const done = new Promise<PumpResult>((resolve) => {
+      resolveDone = resolve;
+    });
 
-    const note = (cause: CloseCause) => { closedBy ??= cause; };
+    const note = (cause: CloseCause) => {
+      closedBy ??= cause;
+    };
 
     const onError = (side: PumpEnd) => (err: Error) => {
       const code = errnoOf(err) ?? 'EIO';
@@ -53,7 +57,10 @@ export const jsPump: Pump = {
     // Half-close: FIN from one side becomes shutdown(SHUT_WR) on the other once its bytes are written.
     // A paused net.Socket still emits 'end' when EOF arrives with nothing buffered, so a FIN that
     // came during the handshake may already be behind us: that side is then ended from the start.
-    const onEnd = (side: PumpEnd, other: net.Socket) => () => { note(side); other.end(); };
+    const onEnd = (side: PumpEnd, other: net.Socket) => () => {
+      note(side);
+      other.end();
+    };
     if (downstream.readableEnded) process.nextTick(onEnd('downstream', upstream));
     else downstream.on('end', onEnd('downstream', upstream));
     if (upstream.readableEnded) process.nextTick(onEnd('upstream', downstream));
@@ -70,27 +77,49 @@ export const jsPump: Pump = {
       closed += 1;
       if (closed < 2) return;
       if (idleTimer) clearInterval(idleTimer);
-      resolveDone({ bytesUp, bytesDown, closedBy: closedBy ?? 'aborted', ...(error ? { error } : {}), durationMs: Date.now() - started, path: 'js' });
+      resolveDone({
+        bytesUp,
+        bytesDown,
+        closedBy: closedBy ?? 'aborted',
+        ...(error ? { error } : {}),
+        durationMs: Date.now() - started,
+        path: 'js',
+      });
     };
     downstream.once('close', onLegClosed('downstream', downstream, upstream));
     upstream.once('close', onLegClosed('upstream', upstream, downstream));
 
-    if (opts.headUp && opts.headUp.length > 0) { bytesUp += opts.headUp.length; upstream.write(opts.headUp); }
-    if (opts.headDown && opts.headDown.length > 0) { bytesDown += opts.headDown.length; downstream.write(opts.headDown); }
-    forward(downstream, upstream, (n) => { bytesUp += n; lastActivity = Date.now(); });
-    forward(upstream, downstream, (n) => { bytesDown += n; lastActivity = Date.now(); });
+    if (opts.headUp && opts.headUp.length > 0) {
+      bytesUp += opts.headUp.length;
+      upstream.write(opts.headUp);
+    }
+    if (opts.headDown && opts.headDown.length > 0) {
+      bytesDown += opts.headDown.length;
+      downstream.write(opts.headDown);
+    }
+    forward(downstream, upstream, (n) => {
+      bytesUp += n;
+      lastActivity = Date.now();
+    });
+    forward(upstream, downstream, (n) => {
+      bytesDown += n;
+      lastActivity = Date.now();
+    });
     downstream.resume();
     upstream.resume();
 
     if (opts.idleTimeoutMs && opts.idleTimeoutMs > 0) {
       const idle = opts.idleTimeoutMs;
-      idleTimer = setInterval(() => {
-        if (Date.now() - lastActivity >= idle) {
-          note('idle_timeout');
-          downstream.destroy();
-          upstream.destroy();
-        }
-      }, Math.min(idle, 1000));
+      idleTimer = setInterval(
+        () => {
+          if (Date.now() - lastActivity >= idle) {
+            note('idle_timeout');
+            downstream.destroy();
+            upstream.destroy();
+          }
+        },
+        Math.min(idle, 1000),
+      );
       idleTimer.unref();
     }
 

@@ -45,7 +45,10 @@ function settled(socket: net.Socket): Promise<void> {
         resolve();
       }
     };
-    const onError = (err: Error) => { cleanup(); reject(err); };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
     const cleanup = () => {
       socket.off('connect', check);
       socket.off('drain', check);
@@ -119,13 +122,17 @@ export function createNativePump(addon: NativeAddon, pumpOptions: NativePumpOpti
       let pumpId: number | undefined;
       let aborted = false;
       let resolveDone!: (r: PumpResult) => void;
-      const done = new Promise<PumpResult>((resolve) => { resolveDone = resolve; });
+      const done = new Promise<PumpResult>((resolve) => {
+        resolveDone = resolve;
+      });
 
       const failBeforeHandOver = (side: 'downstream' | 'upstream', err: unknown) => {
         downstream.destroy();
         upstream.destroy();
         resolveDone({
-          bytesUp: 0, bytesDown: 0, closedBy: aborted ? 'aborted' : side,
+          bytesUp: 0,
+          bytesDown: 0,
+          closedBy: aborted ? 'aborted' : side,
           ...(aborted ? {} : { error: { side, code: errnoOf(err) ?? 'EIO', message: messageOf(err) } }),
           durationMs: Date.now() - startedAt,
           path: 'none',
@@ -149,12 +156,17 @@ export function createNativePump(addon: NativeAddon, pumpOptions: NativePumpOpti
         downstream.destroy();
         upstream.destroy();
         try {
-          pumpId = addon.pumpStart({
-            downstreamFd, upstreamFd, splice,
-            ...(headUp ? { headUp } : {}),
-            ...(headDown ? { headDown } : {}),
-            ...(opts.idleTimeoutMs && opts.idleTimeoutMs > 0 ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
-          }, (outcome) => resolveDone(toResult(outcome, startedAt)));
+          pumpId = addon.pumpStart(
+            {
+              downstreamFd,
+              upstreamFd,
+              splice,
+              ...(headUp ? { headUp } : {}),
+              ...(headDown ? { headDown } : {}),
+              ...(opts.idleTimeoutMs && opts.idleTimeoutMs > 0 ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
+            },
+            (outcome) => resolveDone(toResult(outcome, startedAt)),
+          );
         } catch (err) {
           // pumpStart closed both fds; there is nothing left to pump.
           failBeforeHandOver('downstream', err);
@@ -167,11 +179,15 @@ export function createNativePump(addon: NativeAddon, pumpOptions: NativePumpOpti
         handOver();
       } else {
         // The first failure tears both sockets down, which settles the other wait too.
-        const wait = (socket: net.Socket, side: 'downstream' | 'upstream') => settled(socket).then(() => undefined, (err: unknown) => {
-          downstream.destroy();
-          upstream.destroy();
-          return { side, err };
-        });
+        const wait = (socket: net.Socket, side: 'downstream' | 'upstream') =>
+          settled(socket).then(
+            () => undefined,
+            (err: unknown) => {
+              downstream.destroy();
+              upstream.destroy();
+              return { side, err };
+            },
+          );
         void Promise.all([wait(downstream, 'downstream'), wait(upstream, 'upstream')]).then(([down, up]) => {
           const failure = down ?? up;
           if (failure) failBeforeHandOver(failure.side, failure.err);

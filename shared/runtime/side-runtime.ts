@@ -72,8 +72,13 @@ export class SideRuntime<C extends SideConfig = SideConfig> {
     // Vsock settings come first: listeners below may be on vsock addresses.
     configureSideVsock(config);
     this.configured = listeners.map(({ listener }) => listener);
-    this.listeners = listeners.map(({ listener: l, handler }) => new Listener({ name: l.name, address: l.address, maxConnections: l.maxConnections, handler }));
-    this.admin.addReadinessCheck('listeners', () => ({ ready: this.started, detail: this.started ? `${this.listeners.length} listening` : 'starting' }));
+    this.listeners = listeners.map(
+      ({ listener: l, handler }) => new Listener({ name: l.name, address: l.address, maxConnections: l.maxConnections, handler }),
+    );
+    this.admin.addReadinessCheck('listeners', () => ({
+      ready: this.started,
+      detail: this.started ? `${this.listeners.length} listening` : 'starting',
+    }));
   }
 
   async start(): Promise<void> {

@@ -55,11 +55,25 @@ export function tlsContextFromFiles(certificate: string, privateKey: string): Tl
  * done. `alpn`: the application protocols offered, in preference order (HTTP listeners: h2).
  */
 export function terminateTls(socket: net.Socket, context: tls.SecureContext, head: Buffer, alpn?: string[]): Promise<tls.TLSSocket> {
-  const secure = new tls.TLSSocket(head.length > 0 ? prependedSocket(socket, head) : socket, { isServer: true, secureContext: context, ...(alpn ? { ALPNProtocols: alpn } : {}) });
+  const secure = new tls.TLSSocket(head.length > 0 ? prependedSocket(socket, head) : socket, {
+    isServer: true,
+    secureContext: context,
+    ...(alpn ? { ALPNProtocols: alpn } : {}),
+  });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { secure.destroy(); reject(new ProxyError('tls_handshake_timeout', `no TLS handshake within ${TLS_HANDSHAKE_TIMEOUT_MS} ms`)); }, TLS_HANDSHAKE_TIMEOUT_MS);
-    secure.once('secure', () => { clearTimeout(timer); secure.pause(); resolve(secure); });
-    secure.once('error', (err) => { clearTimeout(timer); reject(new ProxyError('tls_handshake_failed', `TLS handshake failed: ${messageOf(err)}`, {}, { cause: err })); });
+    const timer = setTimeout(() => {
+      secure.destroy();
+      reject(new ProxyError('tls_handshake_timeout', `no TLS handshake within ${TLS_HANDSHAKE_TIMEOUT_MS} ms`));
+    }, TLS_HANDSHAKE_TIMEOUT_MS);
+    secure.once('secure', () => {
+      clearTimeout(timer);
+      secure.pause();
+      resolve(secure);
+    });
+    secure.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new ProxyError('tls_handshake_failed', `TLS handshake failed: ${messageOf(err)}`, {}, { cause: err }));
+    });
     socket.resume();
   });
 }
@@ -69,7 +83,13 @@ function logClosed(log: Logger, accessLog: boolean, upstream: string, c: ClosedC
   const level = accessLog ? 'info' : 'debug';
   if (!log.isLevelEnabled(level)) return;
   const line = {
-    conn_id: c.connId, client: c.client, upstream, bytes_in: c.bytesIn, bytes_out: c.bytesOut, duration_ms: c.durationMs, closed_by: c.closedBy,
+    conn_id: c.connId,
+    client: c.client,
+    upstream,
+    bytes_in: c.bytesIn,
+    bytes_out: c.bytesOut,
+    duration_ms: c.durationMs,
+    closed_by: c.closedBy,
     ...(c.error ? { error: c.error.code, error_side: c.error.side } : {}),
   };
   log[level](line, 'connection closed');
@@ -87,7 +107,7 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     let destination = localOf(socket);
     let head: Buffer = Buffer.alloc(0);
     const fail = (reason: string, err: unknown): ConnectionOutcome => {
-      const code = err instanceof ProxyError ? err.code : errnoOf(err) ?? 'error';
+      const code = err instanceof ProxyError ? err.code : (errnoOf(err) ?? 'error');
       ctx.metrics.error(code);
       ctx.log.warn({ client: describe(client), reason, code, error: messageOf(err) }, 'connection not proxied');
       socket.destroy();
@@ -96,7 +116,11 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
 
     if (listener.expectProxyProtocol) {
       try {
-        const { value, rest } = await readPrefix(socket, parseProxyHeader, { timeoutMs: PROXY_HEADER_TIMEOUT_MS, maxBytes: MAX_HEADER_BYTES, what: 'PROXY v2 header' });
+        const { value, rest } = await readPrefix(socket, parseProxyHeader, {
+          timeoutMs: PROXY_HEADER_TIMEOUT_MS,
+          maxBytes: MAX_HEADER_BYTES,
+          what: 'PROXY v2 header',
+        });
         if ('source' in value) {
           client = value.source;
           destination = value.destination;
@@ -132,7 +156,10 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     upstream.on('error', () => {});
     if (socket.destroyed) {
       upstream.destroy();
-      return fail('client went away while connecting upstream', new ProxyError('client_gone', 'client closed before the upstream connection was ready'));
+      return fail(
+        'client went away while connecting upstream',
+        new ProxyError('client_gone', 'client closed before the upstream connection was ready'),
+      );
     }
 
     const headUp = cluster.sendProxyProtocol ? Buffer.concat([encodeProxyHeader(client, destination), head]) : head;
@@ -148,7 +175,12 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     if (result.error) ctx.metrics.error(result.error.code);
     ctx.metrics.pumped(result.path);
     logClosed(accessLog, listener.accessLog, endpoint, {
-      connId: ctx.id, client: describe(client), bytesIn, bytesOut: result.bytesDown, durationMs: result.durationMs, closedBy: result.closedBy,
+      connId: ctx.id,
+      client: describe(client),
+      bytesIn,
+      bytesOut: result.bytesDown,
+      durationMs: result.durationMs,
+      closedBy: result.closedBy,
       ...(result.error ? { error: { code: result.error.code, side: result.error.side } } : {}),
     });
     return { bytesIn, bytesOut: result.bytesDown };

@@ -16,9 +16,7 @@ export const VSOCK_CID_HOST = 2;
 export const VSOCK_CID_PARENT = 3;
 
 export type Address =
-  | { kind: 'tcp'; host: string; port: number }
-  | { kind: 'unix'; path: string }
-  | { kind: 'vsock'; cid: number; port: number };
+  { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string } | { kind: 'vsock'; cid: number; port: number };
 
 const CID_NAMES: Record<string, number> = { any: VSOCK_CID_ANY, local: VSOCK_CID_LOCAL, host: VSOCK_CID_HOST, parent: VSOCK_CID_PARENT };
 
@@ -44,7 +42,8 @@ export function parseAddress(input: string): Address {
       const [, ipv6, name, portText = ''] = hp;
       const host = ipv6 ?? name ?? '';
       if (ipv6 !== undefined && net.isIPv6(host) === false) throw new AddressError(input, `"${host}" is not an IPv6 address`);
-      if (name !== undefined && !net.isIPv4(host) && !/^[a-zA-Z0-9.-]+$/.test(host)) throw new AddressError(input, `"${host}" is not a valid host`);
+      if (name !== undefined && !net.isIPv4(host) && !/^[a-zA-Z0-9.-]+$/.test(host))
+        throw new AddressError(input, `"${host}" is not a valid host`);
       const port = parsePort(input, portText, { allowZero: true });
       if (port > 65535) throw new AddressError(input, `TCP port ${port} is out of range (0-65535)`);
       return { kind: 'tcp', host, port };

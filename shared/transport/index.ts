@@ -58,7 +58,10 @@ async function clearStaleSocket(path: string, display: string): Promise<void> {
   if (!fs.existsSync(path)) return;
   const alive = await new Promise<boolean>((resolve) => {
     const probe = net.connect({ path });
-    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
     probe.once('error', () => resolve(false));
   });
   if (alive) throw new TransportError('listen', display, `another process is listening on ${path}`, 'EADDRINUSE');
@@ -81,7 +84,10 @@ export async function listen(addr: Address, onConnection: (socket: net.Socket) =
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(new TransportError('listen', display, messageOf(err), errnoOf(err), err));
     server.once('error', onError);
-    const done = () => { server.off('error', onError); resolve(); };
+    const done = () => {
+      server.off('error', onError);
+      resolve();
+    };
     if ('path' in target) server.listen({ path: target.path, backlog: opts.backlog ?? DEFAULT_BACKLOG }, done);
     else server.listen({ host: target.host, port: target.port, backlog: opts.backlog ?? DEFAULT_BACKLOG }, done);
   });
@@ -113,13 +119,19 @@ function adoptServer(server: net.Server, addr: Address, display: string, opts: L
 /** A Unix socket whose accept queue is full refuses at once with EAGAIN; it is worth waiting for. */
 const BACKLOG_FULL_RETRY_MS = [2, 5, 10, 20, 50, 100];
 
-function connectOnce(addr: Address, target: { path: string } | { host: string; port: number }, deadline: number, signal: AbortSignal | undefined): Promise<net.Socket> {
+function connectOnce(
+  addr: Address,
+  target: { path: string } | { host: string; port: number },
+  deadline: number,
+  signal: AbortSignal | undefined,
+): Promise<net.Socket> {
   const display = formatAddress(addr);
   const timeoutMs = Math.max(0, deadline - Date.now());
   return new Promise((resolve, reject) => {
-    const socket = 'path' in target
-      ? net.connect({ path: target.path, allowHalfOpen: true })
-      : net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+    const socket =
+      'path' in target
+        ? net.connect({ path: target.path, allowHalfOpen: true })
+        : net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
     let settled = false;
     const fail = (err: TransportError) => {
       if (settled) return;
@@ -134,7 +146,15 @@ function connectOnce(addr: Address, target: { path: string } | { host: string; p
       const errno = errnoOf(err);
       // A missing emulation socket is what a vsock peer that is not listening looks like.
       const mapped = errno === 'ENOENT' && addr.kind === 'vsock' ? 'ECONNRESET' : errno;
-      fail(new TransportError('connect', display, errno === 'ENOENT' && addr.kind === 'vsock' ? 'no peer is listening on this vsock port' : messageOf(err), mapped, err));
+      fail(
+        new TransportError(
+          'connect',
+          display,
+          errno === 'ENOENT' && addr.kind === 'vsock' ? 'no peer is listening on this vsock port' : messageOf(err),
+          mapped,
+          err,
+        ),
+      );
     };
     const cleanup = () => {
       clearTimeout(timer);

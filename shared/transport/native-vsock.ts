@@ -24,12 +24,20 @@ export interface VsockConnectOptions {
 function addonOrThrow(op: 'listen' | 'connect', addr: VsockAddress): NativeAddon {
   const addon = loadNativeAddon();
   if (addon) return addon;
-  throw new TransportError(op, formatAddress(addr),
+  throw new TransportError(
+    op,
+    formatAddress(addr),
     'real AF_VSOCK is not available in this build (it needs the native addon); set vsock emulation ' +
-    '(config `vsock.emulation_dir` or ENCLAVER_VSOCK_EMULATION_DIR) for local runs', 'EAFNOSUPPORT');
+      '(config `vsock.emulation_dir` or ENCLAVER_VSOCK_EMULATION_DIR) for local runs',
+    'EAFNOSUPPORT',
+  );
 }
 
-export async function listenVsock(addr: VsockAddress, onConnection: (socket: net.Socket) => void, opts: VsockListenOptions): Promise<net.Server> {
+export async function listenVsock(
+  addr: VsockAddress,
+  onConnection: (socket: net.Socket) => void,
+  opts: VsockListenOptions,
+): Promise<net.Server> {
   const addon = addonOrThrow('listen', addr);
   const display = formatAddress(addr);
   let fd: number;
@@ -71,7 +79,10 @@ export function connectVsock(addr: VsockAddress, opts: VsockConnectOptions): Pro
     const onAbort = () => giveUp(new TransportError('connect', display, 'aborted', 'ECANCELED'));
     // The kernel enforces the same timeout (SO_VM_SOCKETS_CONNECT_TIMEOUT); this one also covers
     // a kernel that ignores it.
-    const timer = setTimeout(() => giveUp(new TransportError('connect', display, `timed out after ${opts.timeoutMs} ms`, 'ETIMEDOUT')), opts.timeoutMs);
+    const timer = setTimeout(
+      () => giveUp(new TransportError('connect', display, `timed out after ${opts.timeoutMs} ms`, 'ETIMEDOUT')),
+      opts.timeoutMs,
+    );
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const fail = (err: unknown) => {
       const errno = errnoOf(err);

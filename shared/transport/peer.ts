@@ -14,10 +14,7 @@ import { loadNativeAddon } from '../native/addon.js';
 import type { Address } from './address.js';
 import { vsockSettings } from './vsock.js';
 
-export type Peer =
-  | { kind: 'vsock'; cid: number }
-  | { kind: 'emulated' }
-  | { kind: 'unknown'; reason: string };
+export type Peer = { kind: 'vsock'; cid: number } | { kind: 'emulated' } | { kind: 'unknown'; reason: string };
 
 function fdOf(socket: net.Socket): number | undefined {
   const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
@@ -44,8 +41,11 @@ export function peerAllowed(peer: Peer, allowedCid: number): boolean {
 
 export function describePeer(peer: Peer): string {
   switch (peer.kind) {
-    case 'vsock': return `vsock CID ${peer.cid}`;
-    case 'emulated': return 'emulated vsock';
-    case 'unknown': return `unknown peer (${peer.reason})`;
+    case 'vsock':
+      return `vsock CID ${peer.cid}`;
+    case 'emulated':
+      return 'emulated vsock';
+    case 'unknown':
+      return `unknown peer (${peer.reason})`;
   }
 }

@@ -60,7 +60,10 @@ export class Redialer {
     if (!socket || socket.destroyed) return;
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, timeoutMs);
-      socket.end(() => { clearTimeout(t); resolve(); });
+      socket.end(() => {
+        clearTimeout(t);
+        resolve();
+      });
     });
     socket.destroy();
   }

@@ -26,8 +26,12 @@ function codesOf(err: unknown): string[] {
 /** A sentence to append when `err` (or its causes) is a validity-window failure; '' otherwise. */
 export function clockSkewHint(err: unknown, now: Date = new Date()): string {
   if (!codesOf(err).some((c) => TIME_CODES.has(c))) return '';
-  const offset = lastOffsetMs === undefined ? 'no clock sync with the parent yet'
-    : `the parent's clock was ${lastOffsetMs >= 0 ? '+' : ''}${lastOffsetMs} ms from this one at the last sync`;
-  return ` (this failed on time: this clock reads ${now.toISOString()}, ${offset}; a skewed clock makes valid certificates look ` +
-    'expired or not yet valid: see bootstrap.clock_sync_interval)';
+  const offset =
+    lastOffsetMs === undefined
+      ? 'no clock sync with the parent yet'
+      : `the parent's clock was ${lastOffsetMs >= 0 ? '+' : ''}${lastOffsetMs} ms from this one at the last sync`;
+  return (
+    ` (this failed on time: this clock reads ${now.toISOString()}, ${offset}; a skewed clock makes valid certificates look ` +
+    'expired or not yet valid: see bootstrap.clock_sync_interval)'
+  );
 }

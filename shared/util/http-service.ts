@@ -11,7 +11,9 @@ export class BodyTooLargeError extends ProxyError {}
 export function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
-    return Promise.reject(new BodyTooLargeError('body_too_large', `request body of ${declared} bytes exceeds the limit of ${limit}`, { limit, size: declared }));
+    return Promise.reject(
+      new BodyTooLargeError('body_too_large', `request body of ${declared} bytes exceeds the limit of ${limit}`, { limit, size: declared }),
+    );
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];

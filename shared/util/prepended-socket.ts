@@ -30,6 +30,8 @@ export function prependedSocket(socket: net.Socket, head: Buffer): Duplex {
   });
   socket.on('end', () => stream.push(null));
   socket.on('error', (err) => stream.destroy(err));
-  socket.on('close', () => { if (!stream.destroyed) stream.destroy(); });
+  socket.on('close', () => {
+    if (!stream.destroyed) stream.destroy();
+  });
   return stream;
 }

@@ -9,9 +9,7 @@
 import type net from 'node:net';
 import { ProxyError } from '../errors/index.js';
 
-export type PrefixParse<T> =
-  | { done: false }
-  | { done: true; value: T; consumed: number };
+export type PrefixParse<T> = { done: false } | { done: true; value: T; consumed: number };
 
 export class PrefixError extends ProxyError {}
 
@@ -22,7 +20,11 @@ export interface ReadPrefixOptions {
   what: string;
 }
 
-export function readPrefix<T>(socket: net.Socket, parse: (buf: Buffer) => PrefixParse<T>, opts: ReadPrefixOptions): Promise<{ value: T; rest: Buffer }> {
+export function readPrefix<T>(
+  socket: net.Socket,
+  parse: (buf: Buffer) => PrefixParse<T>,
+  opts: ReadPrefixOptions,
+): Promise<{ value: T; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     let buf: Buffer = Buffer.alloc(0);
     const finish = (outcome: { err: Error } | { value: T; rest: Buffer }) => {
@@ -47,12 +49,32 @@ export function readPrefix<T>(socket: net.Socket, parse: (buf: Buffer) => Prefix
       if (r.done) {
         finish({ value: r.value, rest: buf.subarray(r.consumed) });
       } else if (buf.length > opts.maxBytes) {
-        finish({ err: new PrefixError('prefix_too_large', `${opts.what} exceeds ${opts.maxBytes} bytes`, { what: opts.what, limit: opts.maxBytes }) });
+        finish({
+          err: new PrefixError('prefix_too_large', `${opts.what} exceeds ${opts.maxBytes} bytes`, {
+            what: opts.what,
+            limit: opts.maxBytes,
+          }),
+        });
       }
     };
-    const onEnd = () => finish({ err: new PrefixError('prefix_truncated', `connection closed after ${buf.length} bytes, before a complete ${opts.what}`, { what: opts.what, received: buf.length }) });
+    const onEnd = () =>
+      finish({
+        err: new PrefixError('prefix_truncated', `connection closed after ${buf.length} bytes, before a complete ${opts.what}`, {
+          what: opts.what,
+          received: buf.length,
+        }),
+      });
     const onError = (err: Error) => finish({ err });
-    const timer = setTimeout(() => finish({ err: new PrefixError('prefix_timeout', `no complete ${opts.what} within ${opts.timeoutMs} ms`, { what: opts.what, received: buf.length }) }), opts.timeoutMs);
+    const timer = setTimeout(
+      () =>
+        finish({
+          err: new PrefixError('prefix_timeout', `no complete ${opts.what} within ${opts.timeoutMs} ms`, {
+            what: opts.what,
+            received: buf.length,
+          }),
+        }),
+      opts.timeoutMs,
+    );
     socket.on('data', onData);
     socket.once('end', onEnd);
     socket.once('close', onEnd);

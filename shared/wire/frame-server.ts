@@ -111,10 +111,19 @@ export interface EnclaveStream {
 /** The outer's one-stream-per-boot channels from the enclave whose frames stand alone (status, logs). */
 export function serveEnclaveStream(s: EnclaveStream): Promise<FrameServer> {
   return serveFrames({
-    what: s.what, address: s.address, log: s.log, peerCid: s.enclaveCid, exclusive: true,
+    what: s.what,
+    address: s.address,
+    log: s.log,
+    peerCid: s.enclaveCid,
+    exclusive: true,
     accept: () => {
       s.onOpen?.();
-      return { frames: (frames) => { for (const f of frames) s.onFrame(f); }, ended: () => s.onEnded?.() };
+      return {
+        frames: (frames) => {
+          for (const f of frames) s.onFrame(f);
+        },
+        ended: () => s.onEnded?.(),
+      };
     },
   });
 }

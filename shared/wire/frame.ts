@@ -41,7 +41,8 @@ export class FrameError extends ProxyError {}
 
 export function encodeFrame(type: FrameType, payload: Record<string, unknown>): Buffer {
   const body = Buffer.from(JSON.stringify(payload), 'utf8');
-  if (body.length > MAX_PAYLOAD) throw new FrameError('frame_too_large', `frame payload of ${body.length} bytes exceeds ${MAX_PAYLOAD}`, { type, size: body.length });
+  if (body.length > MAX_PAYLOAD)
+    throw new FrameError('frame_too_large', `frame payload of ${body.length} bytes exceeds ${MAX_PAYLOAD}`, { type, size: body.length });
   const header = Buffer.alloc(HEADER_BYTES);
   header[0] = WIRE_VERSION;
   header[1] = type;
@@ -53,10 +54,12 @@ export function encodeFrame(type: FrameType, payload: Record<string, unknown>): 
 export function parseFrame(buf: Buffer): PrefixParse<Frame> {
   const [version, type] = buf;
   if (buf.length < HEADER_BYTES || version === undefined || type === undefined) return { done: false };
-  if (version !== WIRE_VERSION) throw new FrameError('frame_version', `unsupported wire protocol version ${version} (this build speaks ${WIRE_VERSION})`, { version });
+  if (version !== WIRE_VERSION)
+    throw new FrameError('frame_version', `unsupported wire protocol version ${version} (this build speaks ${WIRE_VERSION})`, { version });
   if (!(type in FrameType)) throw new FrameError('frame_type', `unknown frame type ${type}`, { type });
   const len = buf.readUInt32BE(2);
-  if (len > MAX_PAYLOAD) throw new FrameError('frame_too_large', `frame payload of ${len} bytes exceeds ${MAX_PAYLOAD}`, { type, size: len });
+  if (len > MAX_PAYLOAD)
+    throw new FrameError('frame_too_large', `frame payload of ${len} bytes exceeds ${MAX_PAYLOAD}`, { type, size: len });
   if (buf.length < HEADER_BYTES + len) return { done: false };
   let payload: unknown;
   try {
@@ -64,7 +67,8 @@ export function parseFrame(buf: Buffer): PrefixParse<Frame> {
   } catch (err) {
     throw new FrameError('frame_json', `frame payload is not valid JSON: ${(err as Error).message}`, { type });
   }
-  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new FrameError('frame_json', 'frame payload must be a JSON object', { type });
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload))
+    throw new FrameError('frame_json', 'frame payload must be a JSON object', { type });
   return { done: true, value: { type, payload: payload as Record<string, unknown> }, consumed: HEADER_BYTES + len };
 }
 

@@ -35,13 +35,19 @@ export interface ImdsRelayResponse {
 
 export function parseImdsRelayRequest(payload: Record<string, unknown>): ImdsRelayRequest {
   const { id, path } = payload;
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || typeof path !== 'string') throw new FrameError('imds_request_invalid', 'ImdsRequest needs a numeric id and a string path', {});
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || typeof path !== 'string')
+    throw new FrameError('imds_request_invalid', 'ImdsRequest needs a numeric id and a string path', {});
   return { id, path };
 }
 
 export function parseImdsRelayResponse(payload: Record<string, unknown>): ImdsRelayResponse {
   const { id, status, body, content_type } = payload;
-  if (typeof id !== 'number' || typeof status !== 'number' || typeof body !== 'string' || (content_type !== undefined && typeof content_type !== 'string')) {
+  if (
+    typeof id !== 'number' ||
+    typeof status !== 'number' ||
+    typeof body !== 'string' ||
+    (content_type !== undefined && typeof content_type !== 'string')
+  ) {
     throw new FrameError('imds_response_invalid', 'ImdsResponse needs a numeric id and status and a string body', {});
   }
   return { id, status, body, ...(content_type !== undefined ? { content_type } : {}) };

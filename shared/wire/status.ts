@@ -19,9 +19,12 @@ export function parseStatus(payload: Record<string, unknown>): EnclaveStatus | u
       return typeof payload.pid === 'number' ? { state: 'running', pid: payload.pid, accepting: payload.accepting === true } : undefined;
     case 'exited':
       return (typeof payload.code === 'number' || payload.code === null) && (typeof payload.signal === 'string' || payload.signal === null)
-        ? { state: 'exited', code: payload.code, signal: payload.signal } : undefined;
+        ? { state: 'exited', code: payload.code, signal: payload.signal }
+        : undefined;
     case 'fatal':
-      return typeof payload.error === 'string' && typeof payload.code === 'number' ? { state: 'fatal', error: payload.error, code: payload.code } : undefined;
+      return typeof payload.error === 'string' && typeof payload.code === 'number'
+        ? { state: 'fatal', error: payload.error, code: payload.code }
+        : undefined;
     default:
       return undefined;
   }
@@ -32,5 +35,5 @@ export function exitCodeOf(status: EnclaveStatus, signals: Record<string, number
   if (status.state === 'fatal') return status.code;
   if (status.state !== 'exited') return undefined;
   if (status.code !== null) return status.code;
-  return 128 + (status.signal ? signals[status.signal] ?? 0 : 0);
+  return 128 + (status.signal ? (signals[status.signal] ?? 0) : 0);
 }

@@ -54,7 +54,10 @@ export async function startAwsStack(opts: AwsStackOptions = {}): Promise<AwsStac
   const rootPath = path.join(dir, 'nsm-root.pem');
   const kms = new KmsEmulator({ store, region: TEST_REGION, tls, attestationRoot: () => fs.readFileSync(rootPath, 'utf8') });
   const [imdsUrl, kmsUrl] = await Promise.all([imds.start(), kms.start()]);
-  const relay: Listening = await startImdsRelay({ address: parseAddress('vsock://any:17004'), client: new Imdsv2Client({ endpoint: imdsUrl }) });
+  const relay: Listening = await startImdsRelay({
+    address: parseAddress('vsock://any:17004'),
+    client: new Imdsv2Client({ endpoint: imdsUrl }),
+  });
   const inner = new InnerAws({
     nsm: { mode: 'simulator', simulator: { pcrs: new Map([[0, Buffer.from(TEST_PCR0, 'hex')]]), rootCertificatePath: rootPath } },
     imdsRelay: parseAddress('vsock://parent:17004'),
@@ -66,8 +69,19 @@ export async function startAwsStack(opts: AwsStackOptions = {}): Promise<AwsStac
     serveOnLoopback(inner.attestationRequestListener()),
   ]);
   return {
-    dir, store, imds, kms, kmsUrl, tlsCa: tls.cert, inner, kmsProxy, imdsEndpoint, attestationApi,
-    advance: (ms) => { offset += ms; },
+    dir,
+    store,
+    imds,
+    kms,
+    kmsUrl,
+    tlsCa: tls.cert,
+    inner,
+    kmsProxy,
+    imdsEndpoint,
+    attestationApi,
+    advance: (ms) => {
+      offset += ms;
+    },
     close: async () => {
       await Promise.all([kmsProxy.close(), imdsEndpoint.close(), attestationApi.close()]);
       await inner.close();

@@ -25,7 +25,10 @@ export function makeStandInBlobs(opts: { arch?: 'x86_64' | 'aarch64'; dir?: stri
   fs.mkdirSync(dir, { recursive: true });
   const kernel = opts.arch === 'aarch64' ? 'Image' : 'bzImage';
   fs.writeFileSync(path.join(dir, kernel), pseudoRandom('kernel', 300_001));
-  fs.writeFileSync(path.join(dir, `${kernel}.config`), '#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86_64 4.14.256-209.484.amzn2 Kernel Configuration\n');
+  fs.writeFileSync(
+    path.join(dir, `${kernel}.config`),
+    '#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86_64 4.14.256-209.484.amzn2 Kernel Configuration\n',
+  );
   fs.writeFileSync(path.join(dir, 'cmdline'), `${STAND_IN_CMDLINE}\n`);
   fs.writeFileSync(path.join(dir, 'init'), pseudoRandom('init', 70_003));
   fs.writeFileSync(path.join(dir, 'nsm.ko'), pseudoRandom('nsm', 20_002));

@@ -25,7 +25,10 @@ export class ConnectProxy {
       for (const s of [client, upstream]) {
         this.sockets.add(s);
         s.once('close', () => this.sockets.delete(s));
-        s.on('error', () => { client.destroy(); upstream.destroy(); });
+        s.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
       }
     });
     await new Promise<void>((resolve) => this.server.listen({ host: '127.0.0.1', port: 0 }, resolve));

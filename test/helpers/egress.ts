@@ -28,7 +28,13 @@ export interface Side {
  */
 export function startSide(role: 'outer' | 'inner', config: Record<string, unknown>, vsockDir: string): Promise<Side> {
   const file = path.join(vsockDir, '..', `${role}-${Math.random().toString(36).slice(2)}.yaml`);
-  const doc = { role, admin: { address: null }, vsock: { emulation_dir: vsockDir, cid: role === 'outer' ? 3 : 16 }, ...(role === 'outer' ? { enclave: { exit_with_app: false } } : {}), ...config };
+  const doc = {
+    role,
+    admin: { address: null },
+    vsock: { emulation_dir: vsockDir, cid: role === 'outer' ? 3 : 16 },
+    ...(role === 'outer' ? { enclave: { exit_with_app: false } } : {}),
+    ...config,
+  };
   fs.writeFileSync(file, stringify(doc));
   // ENCLAVER_SIDE_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR": profile both sides (npm run bench:egress).
   const nodeArgs = (process.env.ENCLAVER_SIDE_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
@@ -38,20 +44,26 @@ export function startSide(role: 'outer' | 'inner', config: Record<string, unknow
   });
   let out = '';
   const addresses: Record<string, string> = {};
-  proc.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+  proc.stderr!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     await exited;
   };
   const side: Side = {
-    proc, addresses, output: () => out, stop,
+    proc,
+    addresses,
+    output: () => out,
+    stop,
     port: (listener) => Number(/:([0-9]+)$/.exec(addresses[listener] ?? '')?.[1]),
   };
   // The inner is ready when its listeners are; the outer when its relay and collector are.
-  const wanted = role === 'inner'
-    ? ((config.listeners as Array<{ name: string }> | undefined) ?? []).map((l) => l.name)
-    : ['egress relay listening', 'audit collector listening'];
+  const wanted =
+    role === 'inner'
+      ? ((config.listeners as Array<{ name: string }> | undefined) ?? []).map((l) => l.name)
+      : ['egress relay listening', 'audit collector listening'];
   let buffered = '';
   return new Promise((resolve, reject) => {
     proc.stdout!.on('data', (c: Buffer) => {
@@ -61,7 +73,11 @@ export function startSide(role: 'outer' | 'inner', config: Record<string, unknow
       buffered = lines.pop()!;
       for (const line of lines) {
         let rec: { msg?: string; listener?: string; address?: string };
-        try { rec = JSON.parse(line) as typeof rec; } catch { continue; }
+        try {
+          rec = JSON.parse(line) as typeof rec;
+        } catch {
+          continue;
+        }
         if (rec.msg === 'listening' && rec.listener && rec.address) addresses[rec.listener] = rec.address;
         if (rec.msg === 'admin endpoint listening' && rec.address) addresses.admin = rec.address;
         if (rec.msg && wanted.includes(rec.msg)) addresses[rec.msg] = 'yes';
@@ -77,7 +93,11 @@ export function egressListener(egress: Record<string, unknown>): Record<string, 
   return { listeners: [{ name: 'egress', address: 'tcp://127.0.0.1:0', egress: { connect_timeout: '3s', ...egress } }] };
 }
 
-export interface Run { code: number; stdout: string; stderr: string }
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
   return new Promise((resolve) => {
@@ -92,18 +112,44 @@ export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = proces
 export async function makeCert(dir: string, names: string[]): Promise<{ key: string; cert: string; certPath: string }> {
   const keyPath = path.join(dir, 'key.pem');
   const certPath = path.join(dir, 'cert.pem');
-  const r = await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-keyout', keyPath, '-out', certPath, '-subj', `/CN=${names[0]}`, '-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`]);
+  const r = await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '1',
+    '-keyout',
+    keyPath,
+    '-out',
+    certPath,
+    '-subj',
+    `/CN=${names[0]}`,
+    '-addext',
+    `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
+  ]);
   if (r.code !== 0) throw new Error(`openssl failed: ${r.stderr}`);
   return { key: fs.readFileSync(keyPath, 'utf8'), cert: fs.readFileSync(certPath, 'utf8'), certPath };
 }
 
-export interface AuditLine { seq: number; boot_id: string; type: string; [k: string]: unknown }
+export interface AuditLine {
+  seq: number;
+  boot_id: string;
+  type: string;
+  [k: string]: unknown;
+}
 
 /** Every line of an audit file, the evidence (audit_boot, audit_checkpoint) included. */
 export function readAuditLines(file: string): AuditLine[] {
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as AuditLine);
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as AuditLine);
 }
 
 /** The records about egress attempts (egress, audit_dropped), without the chain's evidence lines. */
@@ -126,7 +172,10 @@ export async function waitForPort(port: number, limitMs = 10_000): Promise<void>
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (ok) return;
@@ -134,7 +183,6 @@ export async function waitForPort(port: number, limitMs = 10_000): Promise<void>
     await new Promise((r) => setTimeout(r, 25));
   }
 }
-
 
 /**
  * An egress listener's config slice from raw YAML-shaped keys (`allow`, `protocols`,
@@ -145,7 +193,9 @@ export function egressSlice(raw: Record<string, unknown>, idleTimeoutMs = 0): Eg
   const problems: string[] = [];
   const filled = egressListenerSpec.fill(raw, { configDir: process.cwd(), role: 'inner' });
   const egress = egressListenerSpec.read(filled, [], {
-    configDir: process.cwd(), role: 'inner', clusters: new Map(),
+    configDir: process.cwd(),
+    role: 'inner',
+    clusters: new Map(),
     problem: (p, m) => problems.push(`${p.join('.')}: ${m}`),
     claim: () => undefined,
     uses: () => {},

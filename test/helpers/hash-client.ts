@@ -60,8 +60,14 @@ export function transfer(port: number, opts: TransferOptions): Promise<TransferR
           const data = gen.update(zeros.subarray(0, n));
           sentHash.update(data);
           const ok = socket.write(data);
-          if (opts.paceMs) { setTimeout(write, opts.paceMs); return; }
-          if (!ok) { socket.once('drain', write); return; }
+          if (opts.paceMs) {
+            setTimeout(write, opts.paceMs);
+            return;
+          }
+          if (!ok) {
+            socket.once('drain', write);
+            return;
+          }
         }
         socket.end();
       };

@@ -9,7 +9,13 @@ import { Listener } from '../../shared/listener/listener.js';
 import { parseAddress } from '../../shared/transport/index.js';
 import { httpIngress, type HttpIngressOptions, type HttpLimits } from '../../proxy-inner/http-ingress/http-ingress.js';
 
-export const TEST_LIMITS: HttpLimits = { maxHeaderBytes: 8192, maxHeaders: 50, headTimeoutMs: 2000, idleTimeoutMs: 30_000, keepAliveTimeoutMs: 5000 };
+export const TEST_LIMITS: HttpLimits = {
+  maxHeaderBytes: 8192,
+  maxHeaders: 50,
+  headTimeoutMs: 2000,
+  idleTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5000,
+};
 
 let started = 0;
 
@@ -27,14 +33,24 @@ export function cluster(name: string, port: number): ClusterConfig {
 export async function startIngress(opts: Partial<HttpIngressOptions> & Pick<HttpIngressOptions, 'clusters'>): Promise<Ingress> {
   const name = opts.listener ?? `http-test-${++started}`;
   const handler = httpIngress({
-    listener: name, routes: [], defaultCluster: undefined, expectProxyProtocol: false, tls: undefined, localEndpoints: [],
-    limits: TEST_LIMITS, accessLog: true, http2: false, ...opts,
+    listener: name,
+    routes: [],
+    defaultCluster: undefined,
+    expectProxyProtocol: false,
+    tls: undefined,
+    localEndpoints: [],
+    limits: TEST_LIMITS,
+    accessLog: true,
+    http2: false,
+    ...opts,
   });
   const listener = new Listener({ name, address: parseAddress('tcp://127.0.0.1:0'), maxConnections: 1000, handler });
   await listener.start();
   const port = (listener.address as { port: number }).port;
   return {
-    port, url: `http://127.0.0.1:${port}`, listener: name,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    listener: name,
     async close() {
       await listener.stopAccepting();
       await listener.drain(Date.now());

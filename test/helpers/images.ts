@@ -49,7 +49,9 @@ export function skopeoCopy(from: string, to: string, extra: string[] = []): void
 }
 
 /** A ustar archive of the given entries, written by hand (so hostile paths stay as written). */
-export function tarOf(entries: { path: string; type?: 'file' | 'dir' | 'symlink' | 'hardlink'; data?: string; link?: string; mode?: number }[]): Buffer {
+export function tarOf(
+  entries: { path: string; type?: 'file' | 'dir' | 'symlink' | 'hardlink'; data?: string; link?: string; mode?: number }[],
+): Buffer {
   const blocks: Buffer[] = [];
   for (const e of entries) {
     const h = Buffer.alloc(512);
@@ -87,21 +89,33 @@ export function rawLayout(dir: string, tag: string, layers: Buffer[], config: Um
     return { digest: `sha256:${hex}`, size: b.length };
   };
   const layerDescs = layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...put(l) }));
-  const cfg = Buffer.from(JSON.stringify({
-    architecture: config.architecture ?? 'amd64', os: 'linux',
-    config: { Entrypoint: config.entrypoint ?? null, Cmd: config.cmd ?? null, Env: config.env ?? [] },
-    rootfs: { type: 'layers', diff_ids: layerDescs.map((d) => d.digest) },
-  }));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...put(cfg) }, layers: layerDescs,
-  }));
+  const cfg = Buffer.from(
+    JSON.stringify({
+      architecture: config.architecture ?? 'amd64',
+      os: 'linux',
+      config: { Entrypoint: config.entrypoint ?? null, Cmd: config.cmd ?? null, Env: config.env ?? [] },
+      rootfs: { type: 'layers', diff_ids: layerDescs.map((d) => d.digest) },
+    }),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...put(cfg) },
+      layers: layerDescs,
+    }),
+  );
   const m = put(manifest);
   fs.writeFileSync(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({
-    schemaVersion: 2,
-    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': tag } }],
-  }));
+  fs.writeFileSync(
+    path.join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': tag } },
+      ],
+    }),
+  );
   return `oci:${dir}:${tag}`;
 }
 
@@ -130,5 +144,7 @@ export function unpackCpio(archive: Buffer, dir: string): void {
 }
 
 export function cpioList(archive: Buffer): string[] {
-  return execFileSync('cpio', ['-it', '--quiet'], { input: archive, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).trim().split('\n');
+  return execFileSync('cpio', ['-it', '--quiet'], { input: archive, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+    .trim()
+    .split('\n');
 }

@@ -38,7 +38,7 @@ export interface Pair {
 }
 
 export async function startPair(opts: PairOptions): Promise<Pair> {
-  const [ingressPort, appPort, outerAdmin, innerAdmin] = await freePorts(4) as [number, number, number, number];
+  const [ingressPort, appPort, outerAdmin, innerAdmin] = (await freePorts(4)) as [number, number, number, number];
   const vport = 20000 + (appPort % 10000);
   const dir = tempDir();
   const yaml = `role: local
@@ -87,7 +87,13 @@ ${opts.innerExtra ?? ''}
     }
   }
   return {
-    proc, dir, ingressPort, appPort, outerAdmin, innerAdmin, configFile,
+    proc,
+    dir,
+    ingressPort,
+    appPort,
+    outerAdmin,
+    innerAdmin,
+    configFile,
     async metrics(side) {
       const res = await fetch(`http://127.0.0.1:${side === 'outer' ? outerAdmin : innerAdmin}/metrics`);
       return res.text();

@@ -20,7 +20,9 @@ export interface Proc {
 }
 
 const running = new Set<ChildProcess>();
-process.on('exit', () => { for (const c of running) c.kill('SIGKILL'); });
+process.on('exit', () => {
+  for (const c of running) c.kill('SIGKILL');
+});
 
 export function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): Proc {
   const child = spawn(process.execPath, [CLI, ...args], {
@@ -32,12 +34,32 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
   let out = '';
   let err = '';
   const waiters: (() => void)[] = [];
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); waiters.forEach((w) => w()); });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); waiters.forEach((w) => w()); });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => { running.delete(child); waiters.forEach((w) => w()); resolve({ code, signal }); });
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    waiters.forEach((w) => w());
   });
-  const records = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return {}; } });
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    waiters.forEach((w) => w());
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      running.delete(child);
+      waiters.forEach((w) => w());
+      resolve({ code, signal });
+    });
+  });
+  const records = () =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          return {};
+        }
+      });
   return {
     child,
     stdout: () => out,
@@ -48,13 +70,30 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
       return new Promise((resolve, reject) => {
         const check = () => {
           const hit = records().find(pred);
-          if (hit) { done(); resolve(hit); return true; }
-          if (child.exitCode !== null || child.signalCode !== null) { done(); reject(new Error(`process exited before ${what}\nstdout:\n${out}\nstderr:\n${err}`)); return true; }
+          if (hit) {
+            done();
+            resolve(hit);
+            return true;
+          }
+          if (child.exitCode !== null || child.signalCode !== null) {
+            done();
+            reject(new Error(`process exited before ${what}\nstdout:\n${out}\nstderr:\n${err}`));
+            return true;
+          }
           return false;
         };
-        const timer = setTimeout(() => { done(); reject(new Error(`timed out waiting for ${what}\nstdout:\n${out}\nstderr:\n${err}`)); }, timeoutMs);
-        const waiter = () => { check(); };
-        const done = () => { clearTimeout(timer); const i = waiters.indexOf(waiter); if (i >= 0) waiters.splice(i, 1); };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`timed out waiting for ${what}\nstdout:\n${out}\nstderr:\n${err}`));
+        }, timeoutMs);
+        const waiter = () => {
+          check();
+        };
+        const done = () => {
+          clearTimeout(timer);
+          const i = waiters.indexOf(waiter);
+          if (i >= 0) waiters.splice(i, 1);
+        };
         waiters.push(waiter);
         check();
       });
@@ -70,7 +109,10 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
 }
 
 /** Run the CLI to completion (for --check, --help, bad configs). */
-export async function runCliToEnd(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runCliToEnd(
+  args: string[],
+  opts: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const p = runCli(args, opts);
   // 'close', not 'exit': output can still be on its way when the process has exited.
   const closed = new Promise<void>((resolve) => p.child.once('close', () => resolve()));

@@ -106,10 +106,7 @@ export async function startPair(pump: Pump, options: PairOptions = {}): Promise<
     },
     async close() {
       for (const s of sockets) s.destroy();
-      await Promise.all([
-        new Promise<void>((r) => server.close(() => r())),
-        new Promise<void>((r) => front.close(() => r())),
-      ]);
+      await Promise.all([new Promise<void>((r) => server.close(() => r())), new Promise<void>((r) => front.close(() => r()))]);
     },
   };
 }
@@ -142,7 +139,10 @@ export async function send(socket: net.Socket, size: number, seed: number, { end
     if (!socket.write(b)) {
       await new Promise<void>((resolve, reject) => {
         const onClose = () => reject(new Error('socket closed while sending'));
-        socket.once('drain', () => { socket.off('close', onClose); resolve(); });
+        socket.once('drain', () => {
+          socket.off('close', onClose);
+          resolve();
+        });
         socket.once('close', onClose);
       });
     }
@@ -168,7 +168,10 @@ export function receive(socket: net.Socket): Promise<Received> {
       settled = true;
       resolve({ bytes, sha256: h.digest('hex'), ending });
     };
-    socket.on('data', (d: Buffer) => { bytes += d.length; h.update(d); });
+    socket.on('data', (d: Buffer) => {
+      bytes += d.length;
+      h.update(d);
+    });
     socket.once('end', () => finish('end'));
     socket.once('error', (err: NodeJS.ErrnoException) => finish(err.code ?? 'error'));
     socket.once('close', () => finish('close'));

@@ -23,7 +23,11 @@ export function registryAvailable(): boolean {
 }
 
 function bcrypt(password: string): string {
-  return execFileSync('python3', ['-c', 'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))', password], { encoding: 'utf8' }).trim();
+  return execFileSync(
+    'python3',
+    ['-c', 'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))', password],
+    { encoding: 'utf8' },
+  ).trim();
 }
 
 export async function startRegistry(dir: string, auth?: { user: string; password: string }): Promise<Registry> {
@@ -35,10 +39,15 @@ export async function startRegistry(dir: string, auth?: { user: string; password
     authYaml = `auth:\n  htpasswd:\n    realm: test-registry\n    path: ${path.join(dir, 'htpasswd')}\n`;
   }
   const config = path.join(dir, 'config.yml');
-  fs.writeFileSync(config, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${path.join(dir, 'data')}\nhttp:\n  addr: 127.0.0.1:${port}\n${authYaml}`);
+  fs.writeFileSync(
+    config,
+    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${path.join(dir, 'data')}\nhttp:\n  addr: 127.0.0.1:${port}\n${authYaml}`,
+  );
   const child: ChildProcess = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const host = `127.0.0.1:${port}`;
   // Ready when /v2/ answers at all (200, or 401 with auth); the loop ends on exit or after ~60 s.
@@ -48,7 +57,9 @@ export async function startRegistry(dir: string, auth?: { user: string; password
       const res = await fetch(`http://${host}/v2/`);
       await res.body?.cancel();
       if (res.status === 200 || res.status === 401) break;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     if (i > 600) throw new Error(`docker-registry did not answer on ${host}: ${stderr}`);
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -32,11 +32,14 @@ export async function startRelayStub(dir: string): Promise<RelayStub> {
     path: path.join(dir, 'relay.sock'),
     seen: [],
     connections: [],
-    answerWith(fn) { answerFor = fn; },
-    close: () => new Promise((resolve) => {
-      for (const s of stub.connections) s.destroy();
-      server.close(() => resolve());
-    }),
+    answerWith(fn) {
+      answerFor = fn;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of stub.connections) s.destroy();
+        server.close(() => resolve());
+      }),
   };
   const server = net.createServer((s) => {
     stub.connections.push(s);
@@ -48,7 +51,10 @@ export async function startRelayStub(dir: string): Promise<RelayStub> {
         stub.seen.push(req);
         const { answer, after, delayMs, pipeTo } = answerFor(req);
         const reply = () => {
-          if (answer === null) { s.destroy(); return; }
+          if (answer === null) {
+            s.destroy();
+            return;
+          }
           if (pipeTo !== undefined) {
             s.removeAllListeners('data');
             s.pause();

@@ -15,7 +15,12 @@ export interface Served {
 let served = 0;
 
 export async function serveOnLoopback(handler: http.RequestListener): Promise<Served> {
-  const listener = new Listener({ name: `test-http-${++served}`, address: parseAddress('tcp://127.0.0.1:0'), maxConnections: 1000, handler: httpListenerKind(handler) });
+  const listener = new Listener({
+    name: `test-http-${++served}`,
+    address: parseAddress('tcp://127.0.0.1:0'),
+    maxConnections: 1000,
+    handler: httpListenerKind(handler),
+  });
   await listener.start();
   const a = listener.address;
   if (a.kind !== 'tcp') throw new Error('expected a TCP listener');

@@ -19,7 +19,10 @@ function get(socket: net.Socket, path: string): Promise<string> {
     let got = '';
     const onData = (d: Buffer) => {
       got += d.toString();
-      if (got.includes('\r\n\r\n')) { socket.off('data', onData); resolve(got.split('\r\n')[0] ?? ''); }
+      if (got.includes('\r\n\r\n')) {
+        socket.off('data', onData);
+        resolve(got.split('\r\n')[0] ?? '');
+      }
     };
     socket.on('data', onData);
     socket.once('error', reject);
@@ -50,7 +53,9 @@ test('the default is 64, and a configured limit is enforced at accept', async ()
     const third = await open(port);
     const answer = await new Promise<string>((resolve) => {
       let got = '';
-      third.on('data', (d: Buffer) => { got += d.toString(); });
+      third.on('data', (d: Buffer) => {
+        got += d.toString();
+      });
       third.once('close', () => resolve(got));
       third.on('error', () => {});
       third.write('GET /live HTTP/1.1\r\nhost: admin\r\n\r\n');
@@ -66,5 +71,8 @@ test('the default is 64, and a configured limit is enforced at accept', async ()
 
 test('a limit out of range is refused at load', () => {
   const ps = configProblems('role: outer\nadmin: { max_connections: 0 }\n');
-  assert.ok(ps.some((p) => /admin\.max_connections: 0 is below the minimum of 1/.test(p)), ps.join('\n'));
+  assert.ok(
+    ps.some((p) => /admin\.max_connections: 0 is below the minimum of 1/.test(p)),
+    ps.join('\n'),
+  );
 });

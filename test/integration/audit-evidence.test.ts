@@ -38,7 +38,13 @@ after(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run { vsockDir: string; auditFile: string; rootPem: string; outerConfig: Record<string, unknown>; innerConfig: Record<string, unknown> }
+interface Run {
+  vsockDir: string;
+  auditFile: string;
+  rootPem: string;
+  outerConfig: Record<string, unknown>;
+  innerConfig: Record<string, unknown>;
+}
 
 function setUp(name: string, audit: Record<string, unknown>, innerAudit: Record<string, unknown> = {}): Run {
   const base = path.join(dir, name);
@@ -47,7 +53,9 @@ function setUp(name: string, audit: Record<string, unknown>, innerAudit: Record<
   const auditFile = path.join(base, 'audit.log');
   const rootPem = path.join(base, 'nsm-root.pem');
   return {
-    vsockDir, auditFile, rootPem,
+    vsockDir,
+    auditFile,
+    rootPem,
     outerConfig: { egress_relay: { hosts_file: hostsFile }, audit: { file: auditFile, ...audit } },
     innerConfig: {
       ...egressListener({ protocols: ['http'], allow: ['app.test'], deny: ['blocked.test'] }),
@@ -58,13 +66,24 @@ function setUp(name: string, audit: Record<string, unknown>, innerAudit: Record<
 }
 
 function attempt(inner: Side, host: string, n: number): Promise<string> {
-  return run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${inner.port('egress')}`, `http://${host}:${serverPort}/${n}`])
-    .then((r) => r.stdout);
+  return run('curl', [
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-x',
+    `http://127.0.0.1:${inner.port('egress')}`,
+    `http://${host}:${serverPort}/${n}`,
+  ]).then((r) => r.stdout);
 }
 
 /** The audit files of a run, in directory order (the verifier puts them in stream order). */
 function auditFiles(r: Run): string[] {
-  return fs.readdirSync(path.dirname(r.auditFile)).filter((n) => n.startsWith('audit.log')).map((n) => path.join(path.dirname(r.auditFile), n));
+  return fs
+    .readdirSync(path.dirname(r.auditFile))
+    .filter((n) => n.startsWith('audit.log'))
+    .map((n) => path.join(path.dirname(r.auditFile), n));
 }
 
 function verify(files: string[], r: Run, extra: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -120,15 +139,49 @@ test('a run with an outer killed mid-stream verifies; tampered copies are named'
   const egressAt = (lines: string[], k: number) => lines.findIndex((l, i) => i >= k && l.includes('"type":"egress"'));
   const cases: Array<[string, (lines: string[]) => string[], RegExp]> = [
     ['deleted', (ls) => ls.filter((_, i) => i !== egressAt(ls, 5)), /FAIL: deleted: /],
-    ['altered', (ls) => ls.map((l, i) => (i === egressAt(ls, 5) ? l.replace(/"dest_host":"[a-z.]+"/, '"dest_host":"innocent.test"') : l)), /FAIL: altered: /],
+    [
+      'altered',
+      (ls) => ls.map((l, i) => (i === egressAt(ls, 5) ? l.replace(/"dest_host":"[a-z.]+"/, '"dest_host":"innocent.test"') : l)),
+      /FAIL: altered: /,
+    ],
     ['truncated', (ls) => ls.slice(0, -3), /FAIL: truncated: /],
-    ['reordered', (ls) => { const i = egressAt(ls, 5); const o = [...ls]; [o[i], o[i + 1]] = [o[i + 1]!, o[i]!]; return o; }, /FAIL: reordered: /],
-    ['duplicated', (ls) => { const i = egressAt(ls, 5); return [...ls.slice(0, i + 1), ls[i]!, ...ls.slice(i + 1)]; }, /FAIL: duplicated: /],
-    ['forged', (ls) => {
-      // Appended after the closing checkpoint, linked and numbered as a careful forger would.
-      const last = JSON.parse(ls.at(-1)!) as { seq: number; boot_id: string };
-      return [...ls, JSON.stringify({ seq: last.seq + 1, boot_id: last.boot_id, prev: lineHash(ls.at(-1)!), type: 'egress', dest_host: 'exfil.test', decision: 'allow' })];
-    }, /FAIL: forged: .*closing checkpoint/],
+    [
+      'reordered',
+      (ls) => {
+        const i = egressAt(ls, 5);
+        const o = [...ls];
+        [o[i], o[i + 1]] = [o[i + 1]!, o[i]!];
+        return o;
+      },
+      /FAIL: reordered: /,
+    ],
+    [
+      'duplicated',
+      (ls) => {
+        const i = egressAt(ls, 5);
+        return [...ls.slice(0, i + 1), ls[i]!, ...ls.slice(i + 1)];
+      },
+      /FAIL: duplicated: /,
+    ],
+    [
+      'forged',
+      (ls) => {
+        // Appended after the closing checkpoint, linked and numbered as a careful forger would.
+        const last = JSON.parse(ls.at(-1)!) as { seq: number; boot_id: string };
+        return [
+          ...ls,
+          JSON.stringify({
+            seq: last.seq + 1,
+            boot_id: last.boot_id,
+            prev: lineHash(ls.at(-1)!),
+            type: 'egress',
+            dest_host: 'exfil.test',
+            decision: 'allow',
+          }),
+        ];
+      },
+      /FAIL: forged: .*closing checkpoint/,
+    ],
   ];
   for (const [tag, edit, want] of cases) {
     const res = await verify([copy(tag, edit)], r);
@@ -143,7 +196,10 @@ test('a run with an outer killed mid-stream verifies; tampered copies are named'
   fs.renameSync(path.join(swapDir, 'audit.log.1'), path.join(swapDir, 'tmp'));
   fs.renameSync(path.join(swapDir, 'audit.log.2'), path.join(swapDir, 'audit.log.1'));
   fs.renameSync(path.join(swapDir, 'tmp'), path.join(swapDir, 'audit.log.2'));
-  const swapped = await verify(fs.readdirSync(swapDir).map((n) => path.join(swapDir, n)), r);
+  const swapped = await verify(
+    fs.readdirSync(swapDir).map((n) => path.join(swapDir, n)),
+    r,
+  );
   assert.equal(swapped.code, 1, swapped.stdout);
   assert.match(swapped.stdout, /FAIL: reordered: .*audit\.log\.2:1/);
 });
@@ -153,14 +209,25 @@ test('a run with an outer killed mid-stream verifies; tampered copies are named'
  * well-formed record of the live boot. The outer must close it unacknowledged (today it wrote it).
  */
 async function forgeFromSecondConnection(r: Run): Promise<void> {
-  const last = orderedLines(auditFiles(r)).map((l) => JSON.parse(l) as { seq: number; boot_id: string }).at(-1)!;
+  const last = orderedLines(auditFiles(r))
+    .map((l) => JSON.parse(l) as { seq: number; boot_id: string })
+    .at(-1)!;
   const forger = net.connect({ path: path.join(r.vsockDir, '3_17003.sock') });
   forger.on('error', () => {});
   await new Promise<void>((resolve) => forger.once('connect', () => resolve()));
   let answered = 0;
-  forger.on('data', (c: Buffer) => { answered += c.length; });
+  forger.on('data', (c: Buffer) => {
+    answered += c.length;
+  });
   const closed = new Promise<void>((resolve) => forger.once('close', () => resolve()));
-  const line = JSON.stringify({ seq: last.seq + 1, boot_id: last.boot_id, prev: '0'.repeat(64), type: 'egress', dest_host: 'forged.test', decision: 'allow' });
+  const line = JSON.stringify({
+    seq: last.seq + 1,
+    boot_id: last.boot_id,
+    prev: '0'.repeat(64),
+    type: 'egress',
+    dest_host: 'forged.test',
+    decision: 'allow',
+  });
   forger.write(encodeAuditRecord({ boot_id: last.boot_id, seq: last.seq + 1, line }));
   await closed;
   assert.equal(answered, 0, 'the forged record was not acknowledged');

@@ -23,7 +23,7 @@ import { freePort } from '../helpers/ports.js';
 import { RSYSLOG_GTLS, RSYSLOGD, startRsyslog, type Rsyslog } from '../helpers/rsyslog.js';
 
 const skip = RSYSLOGD ? false : 'rsyslogd not installed (Debian package rsyslog)';
-const skipTls = skip || (RSYSLOG_GTLS ? false : 'rsyslog\'s TLS driver not installed (Debian package rsyslog-gnutls)');
+const skipTls = skip || (RSYSLOG_GTLS ? false : "rsyslog's TLS driver not installed (Debian package rsyslog-gnutls)");
 const simulator = new NsmSimulator();
 const nsm = new Nsm(simulator);
 const dir = tempDir('audit-syslog-');
@@ -33,23 +33,62 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 function record(n: number): EgressAuditRecord {
   const ts = new Date().toISOString();
   return {
-    type: 'egress', ts, end_ts: ts, duration_ms: 1, conn_id: `s${n}`, listener: 'egress', proto: 'http_connect', src: '127.0.0.1:1',
-    dest_host: `h${n}.example`, dest_port: 443, dest_ip: null, sni: null, decision: 'deny', rule: null, reason: 'not_in_allow_list',
-    bytes_up: 0, bytes_down: 0, closed_by: null, close_error: null,
+    type: 'egress',
+    ts,
+    end_ts: ts,
+    duration_ms: 1,
+    conn_id: `s${n}`,
+    listener: 'egress',
+    proto: 'http_connect',
+    src: '127.0.0.1:1',
+    dest_host: `h${n}.example`,
+    dest_port: 443,
+    dest_ip: null,
+    sni: null,
+    decision: 'deny',
+    rule: null,
+    reason: 'not_in_allow_list',
+    bytes_up: 0,
+    bytes_down: 0,
+    closed_by: null,
+    close_error: null,
   };
 }
 
-interface Stream { sender: AuditSender; collector: AuditCollector; sink: SyslogSink; file: string }
+interface Stream {
+  sender: AuditSender;
+  collector: AuditCollector;
+  sink: SyslogSink;
+  file: string;
+}
 
 async function openStream(name: string, port: number, transport: SyslogTransport): Promise<Stream> {
   const sub = path.join(dir, name);
   fs.mkdirSync(sub, { recursive: true });
   const address = parseAddress(`unix://${sub}/audit.sock`);
   const file = path.join(sub, 'audit.log');
-  const sink = new SyslogSink({ address: { kind: 'tcp', host: '127.0.0.1', port }, transport, facility: 'local0', appName: 'enclaver-proxy' });
-  const collector = new AuditCollector({ address, enclaveCid: 16, stdout: false, file: { path: file, maxBytes: 0, keep: 0 }, sinks: [sink] });
+  const sink = new SyslogSink({
+    address: { kind: 'tcp', host: '127.0.0.1', port },
+    transport,
+    facility: 'local0',
+    appName: 'enclaver-proxy',
+  });
+  const collector = new AuditCollector({
+    address,
+    enclaveCid: 16,
+    stdout: false,
+    file: { path: file, maxBytes: 0, keep: 0 },
+    sinks: [sink],
+  });
   await collector.start();
-  const sender = new AuditSender({ address, maxBuffered: 1000, retryMinMs: 5, retryMaxMs: 20, evidence: new AuditEvidence(nsm), checkpoint: { records: 3, intervalMs: 3_600_000 } });
+  const sender = new AuditSender({
+    address,
+    maxBuffered: 1000,
+    retryMinMs: 5,
+    retryMaxMs: 20,
+    evidence: new AuditEvidence(nsm),
+    checkpoint: { records: 3, intervalMs: 3_600_000 },
+  });
   sender.start();
   return { sender, collector, sink, file };
 }
@@ -95,14 +134,17 @@ test('records are acknowledged only once syslog has them', { skip }, async () =>
     await s.sender.drained();
     assert.equal(s.sender.stats().ackedSeq, inFile);
     await waitFor('rsyslog to store the lines', () => (rsyslog?.lines().length ?? 0) >= inFile);
-    assert.deepEqual(rsyslog.lines().map((l) => (JSON.parse(l) as { seq: number }).seq), Array.from({ length: inFile }, (_, i) => i + 1));
+    assert.deepEqual(
+      rsyslog.lines().map((l) => (JSON.parse(l) as { seq: number }).seq),
+      Array.from({ length: inFile }, (_, i) => i + 1),
+    );
   } finally {
     await closeStream(s);
     await rsyslog?.stop();
   }
 });
 
-test('over TLS (RFC 5425) with the server\'s CA pinned', { skip: skipTls }, async () => {
+test("over TLS (RFC 5425) with the server's CA pinned", { skip: skipTls }, async () => {
   const tlsDir = path.join(dir, 'rs-tls');
   fs.mkdirSync(tlsDir, { recursive: true });
   const cert = await makeCert(tlsDir, ['syslog.test']);

@@ -32,8 +32,12 @@ function runPair(configPath: string, home: string): Promise<{ code: number | nul
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    child.stdout.on('data', (c: Buffer) => { output += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
     child.once('exit', (code) => resolve({ code, output }));
   });
 }
@@ -68,9 +72,12 @@ describe('AWS SDK app inside the local pair (KMS proxy, IMDS relay, attestation)
         app: {
           command: [process.execPath, APP, '--as-app'],
           env: {
-            KEY_ID: keyId, AGREEMENT_KEY_ID: agreementKeyId, WRONG_PCR_KEY_ID: wrongPcrKeyId,
+            KEY_ID: keyId,
+            AGREEMENT_KEY_ID: agreementKeyId,
+            WRONG_PCR_KEY_ID: wrongPcrKeyId,
             AGREEMENT_PUBLIC_KEY: kms.publicKeyOf(agreementKeyId).toString('base64'),
-            RESULT_FILE: resultFile, RUN_FOR_MS: String(RUN_FOR_MS),
+            RESULT_FILE: resultFile,
+            RUN_FOR_MS: String(RUN_FOR_MS),
           },
         },
         listeners: [
@@ -82,7 +89,9 @@ describe('AWS SDK app inside the local pair (KMS proxy, IMDS relay, attestation)
     const configPath = path.join(dir, 'pair.yaml');
     fs.writeFileSync(configPath, stringify(config));
     run = await runPair(configPath, dir);
-    result = fs.existsSync(resultFile) ? JSON.parse(fs.readFileSync(resultFile, 'utf8')) as Record<string, unknown> : { error: 'no result file' };
+    result = fs.existsSync(resultFile)
+      ? (JSON.parse(fs.readFileSync(resultFile, 'utf8')) as Record<string, unknown>)
+      : { error: 'no result file' };
   });
 
   after(async () => {
@@ -103,9 +112,12 @@ describe('AWS SDK app inside the local pair (KMS proxy, IMDS relay, attestation)
   });
 
   it('Decrypt, GenerateDataKey, GenerateDataKeyPair, GenerateRandom and DeriveSharedSecret return plaintext', () => {
-    for (const op of ['decrypt', 'generateDataKey', 'generateDataKeyPair', 'generateRandom', 'deriveSharedSecret']) assert.equal(result[op], true, op);
-    const attested = kms.calls.filter((c) => ['Decrypt', 'GenerateDataKey', 'GenerateDataKeyPair', 'GenerateRandom', 'DeriveSharedSecret'].includes(c.action));
-    assert.ok(attested.length >= 6 && attested.every((c) => c.recipient), 'every such call carried the enclave\'s Recipient');
+    for (const op of ['decrypt', 'generateDataKey', 'generateDataKeyPair', 'generateRandom', 'deriveSharedSecret'])
+      assert.equal(result[op], true, op);
+    const attested = kms.calls.filter((c) =>
+      ['Decrypt', 'GenerateDataKey', 'GenerateDataKeyPair', 'GenerateRandom', 'DeriveSharedSecret'].includes(c.action),
+    );
+    assert.ok(attested.length >= 6 && attested.every((c) => c.recipient), "every such call carried the enclave's Recipient");
   });
 
   it('a key policy with the wrong PCR0 reaches the app as AccessDeniedException', () => {
@@ -121,7 +133,10 @@ describe('AWS SDK app inside the local pair (KMS proxy, IMDS relay, attestation)
   it('role credentials that expired during the run were refreshed, and KMS never saw a bad signature', () => {
     assert.ok((result.callsDuringExpiry as number) > 0);
     const keys = new Set(kms.calls.map((c) => c.accessKeyId));
-    assert.ok(keys.size >= 2, `the proxy signed with ${keys.size} credential set(s) over ${RUN_FOR_MS} ms of ${CREDENTIAL_LIFETIME_MS} ms credentials`);
+    assert.ok(
+      keys.size >= 2,
+      `the proxy signed with ${keys.size} credential set(s) over ${RUN_FOR_MS} ms of ${CREDENTIAL_LIFETIME_MS} ms credentials`,
+    );
     assert.deepEqual(kms.refusedSignatures, []);
   });
 

@@ -14,7 +14,14 @@ import { fakeRuntimeDir, rawLayout, run, skopeoCopy, tarOf, umociImage } from '.
 import { registryAvailable, startRegistry } from '../helpers/registry.js';
 import { cli } from '../helpers/cli-async.js';
 
-const tools = ['umoci', 'skopeo'].filter((t) => { try { run('which', [t]); return false; } catch { return true; } });
+const tools = ['umoci', 'skopeo'].filter((t) => {
+  try {
+    run('which', [t]);
+    return false;
+  } catch {
+    return true;
+  }
+});
 
 describe('enclaver-proxy build refuses bad input', { skip: tools.length ? `${tools.join(', ')} not installed` : false }, () => {
   let work: string;
@@ -26,7 +33,9 @@ describe('enclaver-proxy build refuses bad input', { skip: tools.length ? `${too
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'bad-'));
     blobs = makeStandInBlobs({ dir: path.join(work, 'blobs') });
     runtime = fakeRuntimeDir(path.join(work, 'runtime'));
-    good = umociImage(path.join(work, 'good'), 'v1', [(root) => fs.writeFileSync(path.join(root, 'app'), 'x', { mode: 0o755 })], { entrypoint: ['/app'] });
+    good = umociImage(path.join(work, 'good'), 'v1', [(root) => fs.writeFileSync(path.join(root, 'app'), 'x', { mode: 0o755 })], {
+      entrypoint: ['/app'],
+    });
   });
   after(() => fs.rmSync(work, { recursive: true, force: true }));
 
@@ -58,25 +67,41 @@ describe('enclaver-proxy build refuses bad input', { skip: tools.length ? `${too
   });
 
   it('an image for another architecture', async () => {
-    const arm = umociImage(path.join(work, 'arm'), 'v1', [(root) => fs.writeFileSync(path.join(root, 'app'), 'x')], { entrypoint: ['/app'], architecture: 'arm64' });
+    const arm = umociImage(path.join(work, 'arm'), 'v1', [(root) => fs.writeFileSync(path.join(root, 'app'), 'x')], {
+      entrypoint: ['/app'],
+      architecture: 'arm64',
+    });
     const r = await build(arm);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /the image is for linux\/arm64, the enclave needs linux\/amd64/);
   });
 
   it('a layer with a ../ path, a symlink escape, a hard link to nothing', async () => {
-    const dotdot = rawLayout(path.join(work, 'dotdot'), 'v1', [tarOf([{ path: 'app', data: 'x' }, { path: 'etc/../../evil', data: 'x' }])]);
+    const dotdot = rawLayout(path.join(work, 'dotdot'), 'v1', [
+      tarOf([
+        { path: 'app', data: 'x' },
+        { path: 'etc/../../evil', data: 'x' },
+      ]),
+    ]);
     let r = await build(dotdot);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /layer 1\/1 \(sha256:[0-9a-f]{64}\): entry "etc\/\.\.\/\.\.\/evil" has a "\.\." component/);
     const escape = rawLayout(path.join(work, 'escape'), 'v1', [
-      tarOf([{ path: 'app', data: 'x' }, { path: 'up', type: 'symlink', link: '../../../../' }]),
+      tarOf([
+        { path: 'app', data: 'x' },
+        { path: 'up', type: 'symlink', link: '../../../../' },
+      ]),
       tarOf([{ path: 'up/etc/cron.d/evil', data: 'x' }]),
     ]);
     r = await build(escape);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /layer 2\/2 .*entry "up\/etc\/cron\.d\/evil" goes through a symlink that leads outside the image root/);
-    const hardlink = rawLayout(path.join(work, 'hardlink'), 'v1', [tarOf([{ path: 'app', data: 'x' }, { path: 'shadow', type: 'hardlink', link: 'etc/shadow' }])]);
+    const hardlink = rawLayout(path.join(work, 'hardlink'), 'v1', [
+      tarOf([
+        { path: 'app', data: 'x' },
+        { path: 'shadow', type: 'hardlink', link: 'etc/shadow' },
+      ]),
+    ]);
     r = await build(hardlink);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /hard link "shadow" → "etc\/shadow" does not point at a regular file earlier in the image/);
@@ -94,7 +119,9 @@ describe('enclaver-proxy build refuses bad input', { skip: tools.length ? `${too
     const layout = path.join(work, 'tampered');
     fs.cpSync(path.join(work, 'good'), layout, { recursive: true });
     const index = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-    const manifest = JSON.parse(fs.readFileSync(path.join(layout, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+    const manifest = JSON.parse(fs.readFileSync(path.join(layout, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as {
+      layers: { digest: string }[];
+    };
     const layerFile = path.join(layout, 'blobs', 'sha256', manifest.layers[0]!.digest.slice(7));
     const layer = fs.readFileSync(layerFile);
     layer[layer.length - 20] = layer[layer.length - 20]! ^ 0xff;
@@ -105,27 +132,40 @@ describe('enclaver-proxy build refuses bad input', { skip: tools.length ? `${too
     assert.match(r.stderr, /digest|corrupt|truncated/);
   });
 
-  it('a registry that answers 401, then the same pull with Docker config credentials', { skip: registryAvailable() ? false : 'docker-registry not installed' }, async () => {
-    const registry = await startRegistry(path.join(work, 'registry'), { user: 'builder', password: 's3cret' });
-    try {
-      const dockerConfig = path.join(work, 'docker');
-      fs.mkdirSync(dockerConfig);
-      const ref = `docker://${registry.host}/private/app:v1`;
-      run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', '--dest-creds', 'builder:s3cret', good, ref]);
-      const r = await build(ref, { env: { DOCKER_CONFIG: dockerConfig } });
-      assert.equal(r.code, 1);
-      assert.match(r.stderr, new RegExp(`${ref}: registry ${registry.host} refused access to private/app`));
-      fs.writeFileSync(path.join(dockerConfig, 'config.json'), JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('builder:wrong').toString('base64') } } }));
-      const wrong = await build(ref, { env: { DOCKER_CONFIG: dockerConfig } });
-      assert.equal(wrong.code, 1);
-      assert.match(wrong.stderr, /refused access/);
-      fs.writeFileSync(path.join(dockerConfig, 'config.json'), JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('builder:s3cret').toString('base64') } } }));
-      const dir = fs.mkdtempSync(path.join(work, 'ok-'));
-      fs.writeFileSync(path.join(dir, 'enclaver.yaml'), `version: v1\nname: ok\ntarget: ok:latest\nsources:\n  app: ${ref}\n`);
-      const ok = await cli(['build', '-f', path.join(dir, 'enclaver.yaml'), '--out', path.join(dir, 'out'), '--blobs', blobs, '--runtime-dir', runtime], { env: { DOCKER_CONFIG: dockerConfig } });
-      assert.equal(ok.code, 0, ok.stderr);
-    } finally {
-      await registry.stop();
-    }
-  });
+  it(
+    'a registry that answers 401, then the same pull with Docker config credentials',
+    { skip: registryAvailable() ? false : 'docker-registry not installed' },
+    async () => {
+      const registry = await startRegistry(path.join(work, 'registry'), { user: 'builder', password: 's3cret' });
+      try {
+        const dockerConfig = path.join(work, 'docker');
+        fs.mkdirSync(dockerConfig);
+        const ref = `docker://${registry.host}/private/app:v1`;
+        run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', '--dest-creds', 'builder:s3cret', good, ref]);
+        const r = await build(ref, { env: { DOCKER_CONFIG: dockerConfig } });
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, new RegExp(`${ref}: registry ${registry.host} refused access to private/app`));
+        fs.writeFileSync(
+          path.join(dockerConfig, 'config.json'),
+          JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('builder:wrong').toString('base64') } } }),
+        );
+        const wrong = await build(ref, { env: { DOCKER_CONFIG: dockerConfig } });
+        assert.equal(wrong.code, 1);
+        assert.match(wrong.stderr, /refused access/);
+        fs.writeFileSync(
+          path.join(dockerConfig, 'config.json'),
+          JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('builder:s3cret').toString('base64') } } }),
+        );
+        const dir = fs.mkdtempSync(path.join(work, 'ok-'));
+        fs.writeFileSync(path.join(dir, 'enclaver.yaml'), `version: v1\nname: ok\ntarget: ok:latest\nsources:\n  app: ${ref}\n`);
+        const ok = await cli(
+          ['build', '-f', path.join(dir, 'enclaver.yaml'), '--out', path.join(dir, 'out'), '--blobs', blobs, '--runtime-dir', runtime],
+          { env: { DOCKER_CONFIG: dockerConfig } },
+        );
+        assert.equal(ok.code, 0, ok.stderr);
+      } finally {
+        await registry.stop();
+      }
+    },
+  );
 });

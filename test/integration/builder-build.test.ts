@@ -15,12 +15,22 @@ import { cpioList, eifSection, fakeRuntimeDir, run, skopeoCopy, umociImage, unpa
 import { cli } from '../helpers/cli-async.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
 
-const tools = ['umoci', 'skopeo', 'cpio'].filter((t) => { try { run('which', [t]); return false; } catch { return true; } });
+const tools = ['umoci', 'skopeo', 'cpio'].filter((t) => {
+  try {
+    run('which', [t]);
+    return false;
+  } catch {
+    return true;
+  }
+});
 const skip = tools.length ? `${tools.join(', ')} not installed` : false;
 
 function manifest(dir: string, app: string, extra = ''): string {
   const file = path.join(dir, 'enclaver.yaml');
-  fs.writeFileSync(file, `version: v1\nname: test-app\ntarget: test-app-enclave:latest\nsources:\n  app: ${app}\ningress:\n  - listen_port: 8080\negress:\n  allow: [example.org]\n${extra}`);
+  fs.writeFileSync(
+    file,
+    `version: v1\nname: test-app\ntarget: test-app-enclave:latest\nsources:\n  app: ${app}\ningress:\n  - listen_port: 8080\negress:\n  allow: [example.org]\n${extra}`,
+  );
   return file;
 }
 
@@ -36,20 +46,25 @@ describe('enclaver-proxy build', { skip }, () => {
     blobs = makeStandInBlobs({ dir: path.join(work, 'blobs') });
     runtime = fakeRuntimeDir(path.join(work, 'runtime'));
     layoutDir = path.join(work, 'layout');
-    image = umociImage(layoutDir, 'v1', [
-      (root) => {
-        fs.mkdirSync(path.join(root, 'app/old'), { recursive: true });
-        fs.writeFileSync(path.join(root, 'app/server'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
-        fs.writeFileSync(path.join(root, 'app/gone.txt'), 'deleted by layer 2');
-        fs.writeFileSync(path.join(root, 'app/old/a'), 'a');
-        fs.symlinkSync('server', path.join(root, 'app/link'));
-      },
-      (root) => {
-        fs.rmSync(path.join(root, 'app/gone.txt'));
-        fs.rmSync(path.join(root, 'app/old'), { recursive: true });
-        fs.writeFileSync(path.join(root, 'app/new.txt'), 'added by layer 2');
-      },
-    ], { entrypoint: ['/app/server'], cmd: ['--port', '8080'], env: ['GREETING=hi there'], workdir: '/app' });
+    image = umociImage(
+      layoutDir,
+      'v1',
+      [
+        (root) => {
+          fs.mkdirSync(path.join(root, 'app/old'), { recursive: true });
+          fs.writeFileSync(path.join(root, 'app/server'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+          fs.writeFileSync(path.join(root, 'app/gone.txt'), 'deleted by layer 2');
+          fs.writeFileSync(path.join(root, 'app/old/a'), 'a');
+          fs.symlinkSync('server', path.join(root, 'app/link'));
+        },
+        (root) => {
+          fs.rmSync(path.join(root, 'app/gone.txt'));
+          fs.rmSync(path.join(root, 'app/old'), { recursive: true });
+          fs.writeFileSync(path.join(root, 'app/new.txt'), 'added by layer 2');
+        },
+      ],
+      { entrypoint: ['/app/server'], cmd: ['--port', '8080'], env: ['GREETING=hi there'], workdir: '/app' },
+    );
   });
   after(() => fs.rmSync(work, { recursive: true, force: true }));
 
@@ -64,22 +79,46 @@ describe('enclaver-proxy build', { skip }, () => {
     assert.match(r.stdout, new RegExp(`PCR0: ${ind.pcrs.PCR0}\\nPCR1: ${ind.pcrs.PCR1}\\nPCR2: ${ind.pcrs.PCR2}\\n`));
     const rd1 = eifSection(eif, 4);
     const names = cpioList(rd1);
-    for (const want of ['cmd', 'env', 'rootfs/app/server', 'rootfs/app/new.txt', 'rootfs/app/link', 'rootfs/etc/enclaver/enclaver.yaml',
-      'rootfs/etc/enclaver/proxy.yaml', 'rootfs/opt/enclaver-proxy/bin/node', 'rootfs/opt/enclaver-proxy/lib/ld-linux-x86-64.so.2',
-      'rootfs/opt/enclaver-proxy/app/dist/bin/enclaver-proxy.js', 'rootfs/proc', 'rootfs/dev', 'rootfs/tmp']) {
+    for (const want of [
+      'cmd',
+      'env',
+      'rootfs/app/server',
+      'rootfs/app/new.txt',
+      'rootfs/app/link',
+      'rootfs/etc/enclaver/enclaver.yaml',
+      'rootfs/etc/enclaver/proxy.yaml',
+      'rootfs/opt/enclaver-proxy/bin/node',
+      'rootfs/opt/enclaver-proxy/lib/ld-linux-x86-64.so.2',
+      'rootfs/opt/enclaver-proxy/app/dist/bin/enclaver-proxy.js',
+      'rootfs/proc',
+      'rootfs/dev',
+      'rootfs/tmp',
+    ]) {
       assert.ok(names.includes(want), `${want} in the app ramdisk`);
     }
     assert.ok(!names.includes('rootfs/app/gone.txt'), 'whiteout applied');
     assert.ok(!names.some((n) => n.startsWith('rootfs/app/old')), 'deleted directory and its contents gone');
     assert.ok(!names.some((n) => n.includes('.wh.')), 'no whiteout marker emitted');
-    assert.ok(names.some((n) => n.startsWith('rootfs/opt/enclaver-proxy/app/node_modules/yaml/')), 'production dependencies bundled');
+    assert.ok(
+      names.some((n) => n.startsWith('rootfs/opt/enclaver-proxy/app/node_modules/yaml/')),
+      'production dependencies bundled',
+    );
     assert.ok(!names.some((n) => n.includes('node_modules/typescript/')), 'dev dependencies left out');
     const out = path.join(dir, 'unpacked');
     unpackCpio(rd1, out);
-    assert.equal(fs.readFileSync(path.join(out, 'cmd'), 'utf8'), [
-      '/opt/enclaver-proxy/lib/ld-linux-x86-64.so.2', '--library-path', '/opt/enclaver-proxy/lib', '/opt/enclaver-proxy/bin/node',
-      '/opt/enclaver-proxy/app/dist/bin/enclaver-proxy.js', '--config', '/etc/enclaver/proxy.yaml', '',
-    ].join('\n'));
+    assert.equal(
+      fs.readFileSync(path.join(out, 'cmd'), 'utf8'),
+      [
+        '/opt/enclaver-proxy/lib/ld-linux-x86-64.so.2',
+        '--library-path',
+        '/opt/enclaver-proxy/lib',
+        '/opt/enclaver-proxy/bin/node',
+        '/opt/enclaver-proxy/app/dist/bin/enclaver-proxy.js',
+        '--config',
+        '/etc/enclaver/proxy.yaml',
+        '',
+      ].join('\n'),
+    );
     assert.equal(fs.readFileSync(path.join(out, 'env'), 'utf8'), 'GREETING=hi there\n');
     assert.equal(fs.readFileSync(path.join(out, 'rootfs/etc/enclaver/enclaver.yaml'), 'utf8'), fs.readFileSync(file, 'utf8'));
     const proxyYaml = fs.readFileSync(path.join(out, 'rootfs/etc/enclaver/proxy.yaml'), 'utf8');
@@ -88,7 +127,11 @@ describe('enclaver-proxy build', { skip }, () => {
     assert.match(proxyYaml, /address: vsock:\/\/any:8080/);
     assert.equal(fs.readFileSync(path.join(out, 'rootfs/app/new.txt'), 'utf8'), 'added by layer 2');
     assert.equal(fs.readlinkSync(path.join(out, 'rootfs/app/link')), 'server');
-    assert.deepEqual(fs.readdirSync(path.join(dir, 'out')).sort(), ['application.eif', 'application.pcrs.json', 'release', 'release.tar'], 'no spool or temp file left');
+    assert.deepEqual(
+      fs.readdirSync(path.join(dir, 'out')).sort(),
+      ['application.eif', 'application.pcrs.json', 'release', 'release.tar'],
+      'no spool or temp file left',
+    );
   });
 
   it('gives the same PCR2 from oci:, oci-archive:, docker-archive: and a registry (docker://127.0.0.1)', async (t) => {
@@ -111,7 +154,20 @@ describe('enclaver-proxy build', { skip }, () => {
       // One manifest (it is measured too); --image names the transport.
       const file = manifest(dir, 'placeholder:latest');
       for (const [i, ref] of refs.entries()) {
-        const r = await cli(['build', '-f', file, '--image', ref, '--out', path.join(dir, `out${i}`), '--blobs', blobs, '--runtime-dir', runtime, '--json']);
+        const r = await cli([
+          'build',
+          '-f',
+          file,
+          '--image',
+          ref,
+          '--out',
+          path.join(dir, `out${i}`),
+          '--blobs',
+          blobs,
+          '--runtime-dir',
+          runtime,
+          '--json',
+        ]);
         assert.equal(r.code, 0, `${ref}: ${r.stderr}`);
         pcr2.add((JSON.parse(r.stdout) as { Measurements: { PCR2: string } }).Measurements.PCR2);
       }
@@ -124,21 +180,50 @@ describe('enclaver-proxy build', { skip }, () => {
   it('measure IMAGE prints the PCRs the build gives, and keeps nothing', async () => {
     const dir = fs.mkdtempSync(path.join(work, 'm-'));
     const file = manifest(dir, image);
-    const built = await cli(['build', '-f', file, '--out', path.join(dir, 'out'), '--blobs', blobs, '--runtime-dir', runtime, '--no-release', '--json']);
+    const built = await cli([
+      'build',
+      '-f',
+      file,
+      '--out',
+      path.join(dir, 'out'),
+      '--blobs',
+      blobs,
+      '--runtime-dir',
+      runtime,
+      '--no-release',
+      '--json',
+    ]);
     assert.equal(built.code, 0, built.stderr);
     const pcrs = (JSON.parse(built.stdout) as { Measurements: Record<string, string> }).Measurements;
     const measured = await cli(['measure', image, '-f', file, '--blobs', blobs, '--runtime-dir', runtime, '--kms-policy']);
     assert.equal(measured.code, 0, measured.stderr);
-    const condition = (JSON.parse(measured.stdout) as { Condition: { StringEqualsIgnoreCase: Record<string, string> } }).Condition.StringEqualsIgnoreCase;
+    const condition = (JSON.parse(measured.stdout) as { Condition: { StringEqualsIgnoreCase: Record<string, string> } }).Condition
+      .StringEqualsIgnoreCase;
     assert.equal(condition['kms:RecipientAttestation:PCR2'], pcrs.PCR2);
     assert.equal(condition['kms:RecipientAttestation:PCR0'], pcrs.PCR0);
-    assert.deepEqual(fs.readdirSync(path.join(dir, 'out')).sort(), ['application.eif', 'application.pcrs.json'], '--no-release: no release image');
+    assert.deepEqual(
+      fs.readdirSync(path.join(dir, 'out')).sort(),
+      ['application.eif', 'application.pcrs.json'],
+      '--no-release: no release image',
+    );
   });
 
   it('signs when the manifest has signature.certificate/key: PCR8 printed, describe-eif verifies', async () => {
     const dir = fs.mkdtempSync(path.join(work, 'c-'));
     run('openssl', ['ecparam', '-name', 'secp384r1', '-genkey', '-noout', '-out', path.join(dir, 'key.pem')]);
-    run('openssl', ['req', '-new', '-x509', '-key', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '7', '-subj', '/CN=release-signer']);
+    run('openssl', [
+      'req',
+      '-new',
+      '-x509',
+      '-key',
+      path.join(dir, 'key.pem'),
+      '-out',
+      path.join(dir, 'cert.pem'),
+      '-days',
+      '7',
+      '-subj',
+      '/CN=release-signer',
+    ]);
     const file = manifest(dir, image, 'signature:\n  certificate: cert.pem\n  key: key.pem\n');
     const r = await cli(['build', '-f', file, '--out', path.join(dir, 'out'), '--blobs', blobs, '--runtime-dir', runtime]);
     assert.equal(r.code, 0, r.stderr);

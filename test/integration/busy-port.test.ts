@@ -36,14 +36,20 @@ function write(name: string, text: string): string {
 
 /** The fatal record's message (what a user reads), from the JSON log lines. */
 function fatalMessage(stdout: string): string {
-  const fatal = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; err?: string }).find((r) => r.level === 'fatal');
+  const fatal = stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: string; err?: string })
+    .find((r) => r.level === 'fatal');
   assert.ok(fatal?.err, `a fatal record with the error:\n${stdout}`);
   return fatal.err;
 }
 
 describe('a busy port names the listener and what to change', () => {
   test('proxy.yaml: the inner egress listener of a local pair', async () => {
-    const config = write('pair.yaml', `role: local
+    const config = write(
+      'pair.yaml',
+      `role: local
 runtime_dir: ${dir}/run-pair
 outer:
   admin: { address: tcp://127.0.0.1:${free[0]} }
@@ -60,30 +66,51 @@ inner:
       address: tcp://127.0.0.1:${busyPort}
       egress: { allow: [example.com] }
   clusters: []
-`);
+`,
+    );
     const r = await runCliToEnd(['--config', config]);
     assert.notEqual(r.code, 0);
-    assert.equal(fatalMessage(r.stdout),
-      `listener "app-egress" cannot listen on tcp://127.0.0.1:${busyPort}: the address is in use by another process or by another listener of this config (EADDRINUSE); change inner.listeners[1].address`);
+    assert.equal(
+      fatalMessage(r.stdout),
+      `listener "app-egress" cannot listen on tcp://127.0.0.1:${busyPort}: the address is in use by another process or by another listener of this config (EADDRINUSE); change inner.listeners[1].address`,
+    );
   });
 
   test('Enclaver manifest: egress.proxy_port (inner) and -p for an ingress (outer)', async () => {
-    const manifest = write('enclaver.yaml', `version: v1\nname: busy\ntarget: "busy:latest"\nsources: { app: "busy:latest" }\negress:\n  proxy_port: ${busyPort}\n  allow: [example.com]\ningress:\n  - listen_port: 8001\n`);
+    const manifest = write(
+      'enclaver.yaml',
+      `version: v1\nname: busy\ntarget: "busy:latest"\nsources: { app: "busy:latest" }\negress:\n  proxy_port: ${busyPort}\n  allow: [example.com]\ningress:\n  - listen_port: 8001\n`,
+    );
     fs.mkdirSync(path.join(dir, 'vsock'), { mode: 0o700 });
     const [inner, outer] = await Promise.all([
       runCliToEnd(['--config', manifest, '--role', 'inner', '--admin', 'none', '--', process.execPath, '-e', '0']),
-      runCliToEnd(['--config', manifest, '--role', 'outer', '--admin', 'none', '-p', `127.0.0.1:${busyPort}:8001`], { env: { ENCLAVER_VSOCK_EMULATION_DIR: path.join(dir, 'vsock') } }),
+      runCliToEnd(['--config', manifest, '--role', 'outer', '--admin', 'none', '-p', `127.0.0.1:${busyPort}:8001`], {
+        env: { ENCLAVER_VSOCK_EMULATION_DIR: path.join(dir, 'vsock') },
+      }),
     ]);
     assert.notEqual(inner.code, 0);
-    assert.match(fatalMessage(inner.stdout), new RegExp(`^listener "egress" cannot listen on tcp://127\\.0\\.0\\.1:${busyPort}: the address is in use .*; change egress\\.proxy_port$`));
+    assert.match(
+      fatalMessage(inner.stdout),
+      new RegExp(
+        `^listener "egress" cannot listen on tcp://127\\.0\\.0\\.1:${busyPort}: the address is in use .*; change egress\\.proxy_port$`,
+      ),
+    );
     assert.notEqual(outer.code, 0);
-    assert.match(fatalMessage(outer.stdout), /^listener "ingress-8001" cannot listen on .*: the address is in use .*; change -p HOST_PORT:8001 \(the host port published for ingress\[0\]\.listen_port\)$/);
+    assert.match(
+      fatalMessage(outer.stdout),
+      /^listener "ingress-8001" cannot listen on .*: the address is in use .*; change -p HOST_PORT:8001 \(the host port published for ingress\[0\]\.listen_port\)$/,
+    );
   });
 
   test('the admin endpoint: admin.address or --admin', async () => {
     const config = write('inner.yaml', `role: inner\nadmin: { address: tcp://127.0.0.1:${busyPort} }\nlisteners: []\nclusters: []\n`);
     const r = await runCliToEnd(['--config', config]);
     assert.notEqual(r.code, 0);
-    assert.match(fatalMessage(r.stdout), new RegExp(`^the admin endpoint cannot listen on tcp://127\\.0\\.0\\.1:${busyPort}: the address is in use .*; change admin\\.address or --admin ADDR$`));
+    assert.match(
+      fatalMessage(r.stdout),
+      new RegExp(
+        `^the admin endpoint cannot listen on tcp://127\\.0\\.0\\.1:${busyPort}: the address is in use .*; change admin\\.address or --admin ADDR$`,
+      ),
+    );
   });
 });

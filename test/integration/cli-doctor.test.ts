@@ -21,18 +21,25 @@ describe('enclaver-proxy doctor', () => {
     }
   });
 
-  it('--json says, per transport, whether the native pump spliced or copied a real connection', { skip: nativeAddonStatus().loaded ? false : 'native addon unavailable' }, () => {
-    const r = run(['doctor', '--json'], { ENCLAVER_VSOCK_EMULATION_DIR: '' });
-    assert.equal(r.status, 0, r.stderr);
-    const report = JSON.parse(r.stdout) as { spliceByTransport: Record<string, { result: string; path?: string; bytes?: number; reason?: string }> };
-    for (const t of ['tcp', 'unix']) assert.deepEqual(report.spliceByTransport[t], { result: 'checked', path: 'splice', bytes: 512 * 1024 }, t);
-    // Real vsock only over a loopback transport (the QEMU guest checks it); never by dialling the host.
-    const vsock = report.spliceByTransport.vsock!;
-    assert.ok(vsock.result === 'not_checked' ? /loopback/.test(vsock.reason!) : vsock.path === 'splice', JSON.stringify(vsock));
-    const text = run(['doctor'], { ENCLAVER_VSOCK_EMULATION_DIR: '' });
-    assert.match(text.stdout, /^splice on tcp\s+spliced$/m);
-    assert.match(text.stdout, /^splice on unix\s+spliced$/m);
-  });
+  it(
+    '--json says, per transport, whether the native pump spliced or copied a real connection',
+    { skip: nativeAddonStatus().loaded ? false : 'native addon unavailable' },
+    () => {
+      const r = run(['doctor', '--json'], { ENCLAVER_VSOCK_EMULATION_DIR: '' });
+      assert.equal(r.status, 0, r.stderr);
+      const report = JSON.parse(r.stdout) as {
+        spliceByTransport: Record<string, { result: string; path?: string; bytes?: number; reason?: string }>;
+      };
+      for (const t of ['tcp', 'unix'])
+        assert.deepEqual(report.spliceByTransport[t], { result: 'checked', path: 'splice', bytes: 512 * 1024 }, t);
+      // Real vsock only over a loopback transport (the QEMU guest checks it); never by dialling the host.
+      const vsock = report.spliceByTransport.vsock!;
+      assert.ok(vsock.result === 'not_checked' ? /loopback/.test(vsock.reason!) : vsock.path === 'splice', JSON.stringify(vsock));
+      const text = run(['doctor'], { ENCLAVER_VSOCK_EMULATION_DIR: '' });
+      assert.match(text.stdout, /^splice on tcp\s+spliced$/m);
+      assert.match(text.stdout, /^splice on unix\s+spliced$/m);
+    },
+  );
 
   it('--json reports the JS pump and a disabled addon under ENCLAVER_NATIVE=0', () => {
     const r = run(['doctor', '--json'], { ENCLAVER_NATIVE: '0' });

@@ -33,8 +33,12 @@ function throughSlowPipe(args: string[]): Promise<{ code: number; stdout: string
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   return new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr })));
 }
 
@@ -54,7 +58,10 @@ describe('every command that prints, through a pipe to a slow reader, arrives wh
     // 4,000 allow entries: the printed config is well past 64 KiB, so a cut on exit would show.
     const allow = Array.from({ length: 4000 }, (_, i) => `      - host-${i}.example.com:443`).join('\n');
     const config = path.join(dir, 'big.yaml');
-    fs.writeFileSync(config, `role: inner\nlisteners:\n  - name: egress\n    address: tcp://127.0.0.1:10000\n    egress:\n      allow:\n${allow}\n`);
+    fs.writeFileSync(
+      config,
+      `role: inner\nlisteners:\n  - name: egress\n    address: tcp://127.0.0.1:10000\n    egress:\n      allow:\n${allow}\n`,
+    );
     const r = await throughSlowPipe(['--config', config, '--check']);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.stdout.length > 65_536, `the output (${r.stdout.length} bytes) is bigger than a pipe buffer`);
@@ -65,8 +72,10 @@ describe('every command that prints, through a pipe to a slow reader, arrives wh
 
   test('--help, --version --verbose, doctor --help, attestation --help', async () => {
     const [help, version, doctorHelp, attestationHelp] = await Promise.all([
-      throughSlowPipe(['--help']), throughSlowPipe(['--version', '--verbose']),
-      throughSlowPipe(['doctor', '--help']), throughSlowPipe(['attestation', '--help']),
+      throughSlowPipe(['--help']),
+      throughSlowPipe(['--version', '--verbose']),
+      throughSlowPipe(['doctor', '--help']),
+      throughSlowPipe(['attestation', '--help']),
     ]);
     assert.deepEqual([help.code, help.stdout], [0, HELP]);
     assert.equal(version.code, 0);
@@ -77,7 +86,8 @@ describe('every command that prints, through a pipe to a slow reader, arrives wh
 
   test('doctor, doctor --json, attestation verify', async () => {
     const [doctor, doctorJson, verify] = await Promise.all([
-      throughSlowPipe(['doctor']), throughSlowPipe(['doctor', '--json']),
+      throughSlowPipe(['doctor']),
+      throughSlowPipe(['doctor', '--json']),
       throughSlowPipe(['attestation', 'verify', path.join(VECTORS_DIR, 'attestation', 'prod-2022.cbor')]),
     ]);
     assert.equal(doctor.code, 0, doctor.stderr);

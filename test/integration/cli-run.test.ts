@@ -35,20 +35,45 @@ describe('enclaver-proxy run (release directory, nitro-cli test double)', { time
       blobs,
       rootfs: ensureMountPoints([{ kind: 'file', path: 'hello.txt', mode: 0o644, size: 6, data: Buffer.from('hello\n'), uid: 0, gid: 0 }]),
       launch: { argv: ['/bin/enclaver-proxy', 'run-inner'], env: ['PATH=/usr/bin:/bin'] },
-      metadata: encodeMetadata({ imageName: 'run-test', imageVersion: '1', toolVersion: '0.0.0', kernelInfo: blobs.kernelInfo, dockerInfo: null, sourceDateEpoch: 0 }),
+      metadata: encodeMetadata({
+        imageName: 'run-test',
+        imageVersion: '1',
+        toolVersion: '0.0.0',
+        kernelInfo: blobs.kernelInfo,
+        dockerInfo: null,
+        sourceDateEpoch: 0,
+      }),
       eifPath: path.join(release, 'application.eif'),
       pcrsPath: path.join(dir, 'pcrs.json'),
     });
     pcrsPath = built.pcrsPath;
-    fs.writeFileSync(path.join(release, 'enclaver.yaml'), stringify({
-      version: 'v1', name: 'run-test', target: 'run-test:latest', sources: { app: 'app:latest' }, defaults: { cpu_count: 4, memory_mb: 2048 },
-    }));
+    fs.writeFileSync(
+      path.join(release, 'enclaver.yaml'),
+      stringify({
+        version: 'v1',
+        name: 'run-test',
+        target: 'run-test:latest',
+        sources: { app: 'app:latest' },
+        defaults: { cpu_count: 4, memory_mb: 2048 },
+      }),
+    );
     env = {
       PATH: `${DOUBLE_DIR}:${process.env.PATH ?? ''}`,
       NITRO_CLI_DOUBLE_STATE: stateDir,
       // The enclave: the manifest's inner side with an app that exits with 5.
-      NITRO_CLI_DOUBLE_INNER: JSON.stringify([process.execPath, CLI, '--config', path.join(release, 'enclaver.yaml'), '--role', 'inner', '--admin', 'none',
-        '--', process.execPath, path.join(FIXTURES, 'apps/hash-app.mjs')]),
+      NITRO_CLI_DOUBLE_INNER: JSON.stringify([
+        process.execPath,
+        CLI,
+        '--config',
+        path.join(release, 'enclaver.yaml'),
+        '--role',
+        'inner',
+        '--admin',
+        'none',
+        '--',
+        process.execPath,
+        path.join(FIXTURES, 'apps/hash-app.mjs'),
+      ]),
       EXIT_CODE: '5',
       ENCLAVER_VSOCK_EMULATION_DIR: path.join(dir, 'vsock'),
       ENCLAVER_LAUNCH_LOCK: path.join(dir, 'launch.lock'),
@@ -59,7 +84,12 @@ describe('enclaver-proxy run (release directory, nitro-cli test double)', { time
   function runEnclaveCalls(): string[][] {
     const file = path.join(stateDir, 'calls.log');
     if (!fs.existsSync(file)) return [];
-    return fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as string[]).filter((c) => c[0] === 'run-enclave');
+    return fs
+      .readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as string[])
+      .filter((c) => c[0] === 'run-enclave');
   }
 
   it('refuses an image whose PCRs are not the expected ones, before calling nitro-cli', async () => {
@@ -75,11 +105,13 @@ describe('enclaver-proxy run (release directory, nitro-cli test double)', { time
     assert.deepEqual(runEnclaveCalls(), []);
   });
 
-  it('launches with the manifest\'s defaults once the PCRs match, and exits with the app\'s code', async () => {
+  it("launches with the manifest's defaults once the PCRs match, and exits with the app's code", async () => {
     const r = await runCliToEnd(['run', release, '--verify-before-run', pcrsPath, '--admin', 'none'], { env });
     assert.equal(r.code, 5, r.stdout + r.stderr);
     assert.match(r.stdout, /PCRs match; launching/);
-    assert.deepEqual(runEnclaveCalls(), [['run-enclave', '--eif-path', path.join(release, 'application.eif'), '--cpu-count', '4', '--memory', '2048', '--enclave-cid', '16']]);
+    assert.deepEqual(runEnclaveCalls(), [
+      ['run-enclave', '--eif-path', path.join(release, 'application.eif'), '--cpu-count', '4', '--memory', '2048', '--enclave-cid', '16'],
+    ]);
   });
 
   it('says what is missing when there is no release to run', async () => {

@@ -73,7 +73,12 @@ describe('--check', () => {
     assert.ok(files.length >= 2);
     for (const f of files) {
       const manifest = /enclaver/.test(f);
-      const r = await runCliToEnd(['--config', path.join(ROOT, 'configs', f), '--check', ...(manifest ? ['--role', 'local', '-p', '18001:8001'] : [])]);
+      const r = await runCliToEnd([
+        '--config',
+        path.join(ROOT, 'configs', f),
+        '--check',
+        ...(manifest ? ['--role', 'local', '-p', '18001:8001'] : []),
+      ]);
       assert.equal(r.code, 0, `${f}: ${r.stderr}`);
       assert.match(r.stderr, /config OK/);
       assert.ok(parse(r.stdout), `${f}: --check prints the normalized config`);
@@ -82,7 +87,10 @@ describe('--check', () => {
 
   test('a broken config names file, line and path, and no socket is opened', async () => {
     const port = await freePort();
-    const file = writeConfig(dir, 'broken.yaml', `role: outer
+    const file = writeConfig(
+      dir,
+      'broken.yaml',
+      `role: outer
 admin: { address: tcp://127.0.0.1:${port} }
 listeners:
   - name: web
@@ -91,7 +99,8 @@ listeners:
 clusters:
   - name: enclave
     endpoints: [vsock://16:17001]
-`);
+`,
+    );
     const r = await runCliToEnd(['--config', file]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, new RegExp(`${file.replace(/[.]/g, '\\.')}:5:14: listeners\\[0\\]\\.address: expected tcp://HOST:PORT`));
@@ -99,7 +108,10 @@ clusters:
     // The admin port was never bound.
     await new Promise<void>((resolve, reject) => {
       const s = net.connect({ port, host: '127.0.0.1' });
-      s.once('connect', () => { s.destroy(); reject(new Error('admin port is listening')); });
+      s.once('connect', () => {
+        s.destroy();
+        reject(new Error('admin port is listening'));
+      });
       s.once('error', () => resolve());
     });
   });

@@ -46,7 +46,10 @@ describe('--check prints a config that can be fed back', () => {
 
 describe('every problem in one run', () => {
   test('a schema error does not hide a semantic error elsewhere', async () => {
-    const file = writeConfig(dir, 'both.yaml', `role: inner
+    const file = writeConfig(
+      dir,
+      'both.yaml',
+      `role: inner
 listeners:
   - name: web
     address: vsock://any:8443
@@ -55,7 +58,8 @@ listeners:
 clusters:
   - name: app
     endpoints: [tcp://127.0.0.1:8080]
-`);
+`,
+    );
     const r = await runCliToEnd(['--config', file, '--check']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /:6:22: listeners\[0\]\.max_connections: expected integer, got string "many"/);
@@ -70,7 +74,12 @@ describe('overrides that do not apply are refused by name', () => {
     ['--hosts on an inner', inner, ['--hosts', 'h.txt'], /--hosts belongs to the outer side/],
     ['--audit-log on an inner', inner, ['--audit-log', 'a.log'], /--audit-log belongs to the outer side/],
     ['--inner-admin on one side', inner, ['--inner-admin', 'none'], /--inner-admin applies to role local/],
-    ['an app on an outer', () => writeConfig(dir, 'outer.yaml', 'role: outer\n'), ['--', 'true'], /an app command after -- needs role inner or local/],
+    [
+      'an app on an outer',
+      () => writeConfig(dir, 'outer.yaml', 'role: outer\n'),
+      ['--', 'true'],
+      /an app command after -- needs role inner or local/,
+    ],
   ];
   for (const [name, config, args, expected] of cases) {
     test(name, async () => {
@@ -93,16 +102,24 @@ describe('overrides that do not apply are refused by name', () => {
 
 describe('Enclaver manifest keys used only by the builder', () => {
   test('each one present is named in a notice, and the config still runs', async () => {
-    const file = writeConfig(dir, 'enclaver.yaml', `version: v1
+    const file = writeConfig(
+      dir,
+      'enclaver.yaml',
+      `version: v1
 name: app
 target: app:enclave
 sources: { app: app:latest }
 defaults: { memory_mb: 4096 }
 ingress: [{ listen_port: 8001 }]
-`);
+`,
+    );
     const r = await runCliToEnd(['--config', file, '--check', '--role', 'outer']);
     assert.equal(r.code, 0, r.stderr);
-    for (const [key, line] of [['target', 3], ['sources', 4], ['defaults', 5]] as const) {
+    for (const [key, line] of [
+      ['target', 3],
+      ['sources', 4],
+      ['defaults', 5],
+    ] as const) {
       assert.match(r.stderr, new RegExp(`notice: .*enclaver\\.yaml:${line}: \`${key}\` is used only by \`enclaver-proxy build\``));
     }
     assert.doesNotMatch(r.stderr, /`signature`/);
@@ -111,7 +128,10 @@ ingress: [{ listen_port: 8001 }]
 
 describe('--check looks at the files the config refers to', () => {
   test('missing TLS files, ciphertext, hosts file, app and a bad key are all reported in one run', async () => {
-    const file = writeConfig(dir, 'files.yaml', `role: local
+    const file = writeConfig(
+      dir,
+      'files.yaml',
+      `role: local
 outer:
   egress_relay: { hosts_file: no-such-hosts }
   listeners: [{ name: w, address: "tcp://127.0.0.1:18443", cluster: e }]
@@ -125,7 +145,8 @@ inner:
       tls: { certificate: missing.crt, private_key: { kms_ciphertext: missing.key.kms } }
       max_connections: lots
   clusters: [{ name: app, endpoints: ["tcp://127.0.0.1:8443"] }]
-`);
+`,
+    );
     const r = await runCliToEnd(['--config', file, '--check']);
     assert.equal(r.code, 2, r.stderr);
     const expected = [
@@ -141,12 +162,16 @@ inner:
   test('a config whose files exist passes', async () => {
     fs.writeFileSync(path.join(dir, 'present.crt'), 'x');
     fs.writeFileSync(path.join(dir, 'present.key'), 'x');
-    const file = writeConfig(dir, 'present.yaml', `role: inner
+    const file = writeConfig(
+      dir,
+      'present.yaml',
+      `role: inner
 app: { command: [node, --version] }
 listeners:
   - { name: w, address: "vsock://any:8443", cluster: app, tls: { certificate: present.crt, private_key: present.key } }
 clusters: [{ name: app, endpoints: ["tcp://127.0.0.1:8443"] }]
-`);
+`,
+    );
     const r = await runCliToEnd(['--config', file, '--check']);
     assert.equal(r.code, 0, r.stderr);
   });

@@ -29,7 +29,11 @@ before(async () => {
   serverPort = (server.address() as net.AddressInfo).port;
   fs.writeFileSync(hostsFile, '127.0.0.1 app.test blocked.test\n');
   outer = await startSide('outer', outerConfig, vsockDir);
-  inner = await startSide('inner', egressListener({ protocols: ['http', 'http_connect'], allow: ['app.test'], deny: ['blocked.test'] }), vsockDir);
+  inner = await startSide(
+    'inner',
+    egressListener({ protocols: ['http', 'http_connect'], allow: ['app.test'], deny: ['blocked.test'] }),
+    vsockDir,
+  );
   proxyPort = inner.port('egress');
 });
 
@@ -42,7 +46,16 @@ after(async () => {
 });
 
 function curlStatus(host: string, p: string): Promise<string> {
-  return run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${proxyPort}`, `http://${host}:${serverPort}${p}`]).then((r) => r.stdout);
+  return run('curl', [
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-x',
+    `http://127.0.0.1:${proxyPort}`,
+    `http://${host}:${serverPort}${p}`,
+  ]).then((r) => r.stdout);
 }
 
 /** A CONNECT tunnel held open through the pair, with one exchange done through it. */
@@ -52,7 +65,12 @@ async function openTunnel(): Promise<net.Socket> {
   await new Promise<void>((r) => s.once('connect', () => r()));
   s.write(`CONNECT app.test:${serverPort} HTTP/1.1\r\nHost: app.test:${serverPort}\r\n\r\nGET /tunnel HTTP/1.1\r\nHost: app.test\r\n\r\n`);
   let got = '';
-  await new Promise<void>((resolve) => s.on('data', (c: Buffer) => { got += c.toString(); if (got.includes('ok /tunnel')) resolve(); }));
+  await new Promise<void>((resolve) =>
+    s.on('data', (c: Buffer) => {
+      got += c.toString();
+      if (got.includes('ok /tunnel')) resolve();
+    }),
+  );
   assert.match(got, /^HTTP\/1\.1 200 Connection Established\r\n\r\nHTTP\/1\.1 200 OK/);
   return s;
 }
@@ -91,10 +109,17 @@ test('an outer restart mid-stream loses no audit record and duplicates none', as
   assert.equal(lines.length, expected.length, 'no duplicate after the restart');
   const all = readAuditLines(auditFile);
   assert.equal(all[0]!.type, 'audit_boot');
-  assert.deepEqual(all.map((l) => l.seq), all.map((_, i) => i + 1), 'no gap');
+  assert.deepEqual(
+    all.map((l) => l.seq),
+    all.map((_, i) => i + 1),
+    'no gap',
+  );
   assert.equal(new Set(lines.map((l) => l.boot_id)).size, 1);
   assert.equal(new Set(lines.map((l) => l.conn_id)).size, lines.length);
-  assert.ok(lines.every((l) => l.type === 'egress'), 'nothing was dropped');
+  assert.ok(
+    lines.every((l) => l.type === 'egress'),
+    'nothing was dropped',
+  );
   const count = (rows: Array<[string, string]>) => {
     const m = new Map<string, number>();
     for (const [h, r] of rows) m.set(`${h} ${r}`, (m.get(`${h} ${r}`) ?? 0) + 1);
@@ -110,10 +135,15 @@ test('records beyond the inner buffer while the outer is away become one audit_d
   const dropAudit = path.join(dropDir, 'audit.log');
   const config = { egress_relay: { hosts_file: hostsFile }, audit: { file: dropAudit } };
   let o: Side | undefined = await startSide('outer', config, dropVsock);
-  const i = await startSide('inner', { audit: { buffer_records: 3 }, ...egressListener({ protocols: ['http'], allow: [], deny: [] }) }, dropVsock);
+  const i = await startSide(
+    'inner',
+    { audit: { buffer_records: 3 }, ...egressListener({ protocols: ['http'], allow: [], deny: [] }) },
+    dropVsock,
+  );
   try {
     const port = i.port('egress');
-    const attempt = (n: number) => run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${port}`, `http://app.test:${serverPort}/${n}`]);
+    const attempt = (n: number) =>
+      run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${port}`, `http://app.test:${serverPort}/${n}`]);
     assert.equal((await attempt(1)).stdout, '403');
     await waitFor('first record', () => readAudit(dropAudit).length === 1);
     await o.stop('SIGKILL');
@@ -128,7 +158,11 @@ test('records beyond the inner buffer while the outer is away become one audit_d
     await waitFor('the last record', () => readAudit(dropAudit).length === before + 1);
     const lines = readAudit(dropAudit);
     const all = readAuditLines(dropAudit);
-    assert.deepEqual(all.map((l) => l.seq), all.map((_, k) => k + 1), 'no gap, no duplicate');
+    assert.deepEqual(
+      all.map((l) => l.seq),
+      all.map((_, k) => k + 1),
+      'no gap, no duplicate',
+    );
     const dropped = all.filter((l) => l.type === 'audit_dropped');
     assert.equal(dropped.length, 1);
     // After the boot record and the records that fit in the buffer.

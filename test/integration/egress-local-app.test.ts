@@ -30,7 +30,9 @@ test('an app given HTTPS_PROXY and ALL_PROXY reaches exactly what the policy all
       `curl -sS --cacert ${cert.certPath} --proxy "$ALL_PROXY" https://api.test:${port}/ > out3`,
       'echo "$HTTPS_PROXY $ALL_PROXY" > env',
     ].join(' && ');
-    fs.writeFileSync(path.join(dir, 'pair.yaml'), `role: local
+    fs.writeFileSync(
+      path.join(dir, 'pair.yaml'),
+      `role: local
 runtime_dir: run
 outer:
   admin: { address: null }
@@ -44,10 +46,15 @@ inner:
     - name: egress
       address: tcp://127.0.0.1:0
       egress: { allow: ["api.test:${port}"] }
-`);
+`,
+    );
     const pair = runCli(['--config', path.join(dir, 'pair.yaml')], { cwd: dir });
     const { code } = await pair.exited;
-    assert.equal(code, 0, `${pair.stdout()}\n${pair.stderr()}\n${fs.existsSync(path.join(dir, 'err2')) ? fs.readFileSync(path.join(dir, 'err2'), 'utf8') : ''}`);
+    assert.equal(
+      code,
+      0,
+      `${pair.stdout()}\n${pair.stderr()}\n${fs.existsSync(path.join(dir, 'err2')) ? fs.readFileSync(path.join(dir, 'err2'), 'utf8') : ''}`,
+    );
     assert.equal(fs.readFileSync(path.join(dir, 'out1'), 'utf8'), `hi from api.test:${port}`);
     assert.equal(fs.readFileSync(path.join(dir, 'out3'), 'utf8'), `hi from api.test:${port}`);
     assert.match(fs.readFileSync(path.join(dir, 'err2'), 'utf8'), /403/);
@@ -56,7 +63,10 @@ inner:
     // seq 1 is the boot's attestation record (docs/audit.md). A record is written when its
     // attempt ends: a tunnel's after the refusal that followed it may be, so the order of the
     // egress lines is not asserted, only that each is there once, with no gap in the sequence.
-    assert.deepEqual(lines.map((l) => l.seq).sort((a, b) => a - b), [2, 3, 4]);
+    assert.deepEqual(
+      lines.map((l) => l.seq).sort((a, b) => a - b),
+      [2, 3, 4],
+    );
     const seen = lines.map((l) => `${String(l.proto)} ${String(l.dest_host)} ${String(l.decision)}`).sort();
     assert.deepEqual(seen, ['http_connect api.test allow', 'http_connect other.test deny', 'socks5 api.test allow']);
   } finally {

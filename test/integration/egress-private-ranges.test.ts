@@ -25,7 +25,9 @@ test('a manifest allowing 127.0.0.0/8:PORT and host reaches them; an address out
   await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
   const otherPort = (other.address() as net.AddressInfo).port;
   try {
-    fs.writeFileSync(path.join(dir, 'enclaver.yaml'), `version: v1
+    fs.writeFileSync(
+      path.join(dir, 'enclaver.yaml'),
+      `version: v1
 name: private-ranges
 target: "private-ranges:latest"
 sources:
@@ -33,7 +35,8 @@ sources:
 egress:
   proxy_port: ${await freePort()}
   allow: ["127.0.0.0/8:${port}", "host:${port}", "localhost"]
-`);
+`,
+    );
     // The app: CONNECT (-p) to the explicit range and to `host`, then to an allowed name whose
     // address (loopback) no range names for that port: the parent's guard refuses it (a 403).
     const app = [
@@ -41,8 +44,25 @@ egress:
       `curl -sS --noproxy "" -p -x "$HTTPS_PROXY" http://host:${port}/host > out2`,
       `curl -sS -v --noproxy "" -p -x "$HTTPS_PROXY" http://localhost:${otherPort}/name > out3 2> err3; echo $? > code3`,
     ].join(' && ');
-    const pair = runCli(['--config', path.join(dir, 'enclaver.yaml'), '--role', 'local', '--audit-log', path.join(dir, 'audit.log'),
-      '--admin', `tcp://127.0.0.1:${await freePort()}`, '--inner-admin', `tcp://127.0.0.1:${await freePort()}`, '--', 'sh', '-c', app], { cwd: dir });
+    const pair = runCli(
+      [
+        '--config',
+        path.join(dir, 'enclaver.yaml'),
+        '--role',
+        'local',
+        '--audit-log',
+        path.join(dir, 'audit.log'),
+        '--admin',
+        `tcp://127.0.0.1:${await freePort()}`,
+        '--inner-admin',
+        `tcp://127.0.0.1:${await freePort()}`,
+        '--',
+        'sh',
+        '-c',
+        app,
+      ],
+      { cwd: dir },
+    );
     const { code } = await pair.exited;
     assert.equal(code, 0, `${pair.stdout()}\n${pair.stderr()}`);
     assert.equal(fs.readFileSync(path.join(dir, 'out1'), 'utf8'), 'hi /range');

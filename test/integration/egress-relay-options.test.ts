@@ -10,7 +10,18 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { egressListener, freePort, readAudit, run, startSide, tempDir, waitFor, waitForPort, type AuditLine, type Side } from '../helpers/egress.js';
+import {
+  egressListener,
+  freePort,
+  readAudit,
+  run,
+  startSide,
+  tempDir,
+  waitFor,
+  waitForPort,
+  type AuditLine,
+  type Side,
+} from '../helpers/egress.js';
 
 const dir = tempDir('egress-relay-');
 const sides: Side[] = [];
@@ -31,7 +42,11 @@ after(async () => {
 });
 
 /** A pair in its own vsock directory (outer: `egress_relay` settings, inner: `egress` settings). */
-async function pair(name: string, outer: Record<string, unknown>, inner: Record<string, unknown>): Promise<{ port: number; audit: string }> {
+async function pair(
+  name: string,
+  outer: Record<string, unknown>,
+  inner: Record<string, unknown>,
+): Promise<{ port: number; audit: string }> {
   const vsockDir = path.join(dir, name);
   fs.mkdirSync(vsockDir);
   const audit = path.join(dir, `${name}.audit`);
@@ -77,7 +92,14 @@ test('IPv6 destinations, by literal and by a name that resolves to IPv6', async 
     const p = await pair('v6', { allow_private: ['::1/128'], hosts_file: hostsFile }, { allow: ['::1', 'six.test'] });
     const byLiteral = await curl(p.port, `http://[::1]:${port}/lit`);
     assert.equal(byLiteral.stdout, `v6 [::1]:${port}/lit 200`);
-    const byName = await run('curl', ['-sS', '-w', ' %{http_code}', '--socks5-hostname', `127.0.0.1:${p.port}`, `http://six.test:${port}/name`]);
+    const byName = await run('curl', [
+      '-sS',
+      '-w',
+      ' %{http_code}',
+      '--socks5-hostname',
+      `127.0.0.1:${p.port}`,
+      `http://six.test:${port}/name`,
+    ]);
     assert.equal(byName.stdout, `v6 six.test:${port}/name 200`);
     const [lit, name] = [await lastAudit(p.audit, 1), await lastAudit(p.audit, 2)];
     assert.deepEqual([lit.dest_host, lit.dest_ip, name.dest_host, name.dest_ip, name.proto], ['::1', '::1', 'six.test', '::1', 'socks5']);
@@ -89,38 +111,50 @@ test('IPv6 destinations, by literal and by a name that resolves to IPv6', async 
 
 const hasTinyproxy = spawnSync('tinyproxy', ['-v']).error === undefined;
 
-test('an upstream HTTP CONNECT proxy (tinyproxy) carries the tunnel', { skip: hasTinyproxy ? false : 'tinyproxy is not installed on this machine (.ci/run installs it)' }, async () => {
-  const tpPort = await freePort();
-  const conf = path.join(dir, 'tinyproxy.conf');
-  fs.writeFileSync(conf, `Port ${tpPort}\nListen 127.0.0.1\nAllow 127.0.0.1\nTimeout 30\nLogLevel Connect\nMaxClients 20\n`);
-  const tp: ChildProcess = spawn('tinyproxy', ['-d', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let tpLog = '';
-  tp.stdout!.on('data', (c: Buffer) => { tpLog += c.toString(); });
-  tp.stderr!.on('data', (c: Buffer) => { tpLog += c.toString(); });
-  try {
-    await waitForPort(tpPort);
-    const viaProxy = await pair('tinyproxy', { upstream_proxy: { url: `http://127.0.0.1:${tpPort}` } }, { allow: ['127.0.0.1'] });
-    const r = await curl(viaProxy.port, `http://127.0.0.1:${serverPort}/up`);
-    assert.equal(r.stdout, `reached 127.0.0.1:${serverPort}/up 200`);
-    assert.match(tpLog, new RegExp(`CONNECT 127\\.0\\.0\\.1:${serverPort}`));
-    const ok = await lastAudit(viaProxy.audit, 1);
-    // The proxy connected by name on the relay's behalf: no address to report.
-    assert.deepEqual([ok.decision, ok.dest_ip], ['allow', null]);
-    tp.kill();
-    await new Promise((res) => tp.once('exit', res));
-    const down = await curl(viaProxy.port, `http://127.0.0.1:${serverPort}/down`);
-    assert.match(down.stdout, / 502$/);
-    await waitFor('audit of the failed attempt', () => readAudit(viaProxy.audit).some((l) => l.reason === 'upstream_proxy_failed'));
-  } finally {
-    if (tp.exitCode === null) tp.kill();
-  }
-});
+test(
+  'an upstream HTTP CONNECT proxy (tinyproxy) carries the tunnel',
+  { skip: hasTinyproxy ? false : 'tinyproxy is not installed on this machine (.ci/run installs it)' },
+  async () => {
+    const tpPort = await freePort();
+    const conf = path.join(dir, 'tinyproxy.conf');
+    fs.writeFileSync(conf, `Port ${tpPort}\nListen 127.0.0.1\nAllow 127.0.0.1\nTimeout 30\nLogLevel Connect\nMaxClients 20\n`);
+    const tp: ChildProcess = spawn('tinyproxy', ['-d', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let tpLog = '';
+    tp.stdout!.on('data', (c: Buffer) => {
+      tpLog += c.toString();
+    });
+    tp.stderr!.on('data', (c: Buffer) => {
+      tpLog += c.toString();
+    });
+    try {
+      await waitForPort(tpPort);
+      const viaProxy = await pair('tinyproxy', { upstream_proxy: { url: `http://127.0.0.1:${tpPort}` } }, { allow: ['127.0.0.1'] });
+      const r = await curl(viaProxy.port, `http://127.0.0.1:${serverPort}/up`);
+      assert.equal(r.stdout, `reached 127.0.0.1:${serverPort}/up 200`);
+      assert.match(tpLog, new RegExp(`CONNECT 127\\.0\\.0\\.1:${serverPort}`));
+      const ok = await lastAudit(viaProxy.audit, 1);
+      // The proxy connected by name on the relay's behalf: no address to report.
+      assert.deepEqual([ok.decision, ok.dest_ip], ['allow', null]);
+      tp.kill();
+      await new Promise((res) => tp.once('exit', res));
+      const down = await curl(viaProxy.port, `http://127.0.0.1:${serverPort}/down`);
+      assert.match(down.stdout, / 502$/);
+      await waitFor('audit of the failed attempt', () => readAudit(viaProxy.audit).some((l) => l.reason === 'upstream_proxy_failed'));
+    } finally {
+      if (tp.exitCode === null) tp.kill();
+    }
+  },
+);
 
-test('an upstream SOCKS5 proxy carries the tunnel (here: a second pair\'s SOCKS5 listener)', async () => {
+test("an upstream SOCKS5 proxy carries the tunnel (here: a second pair's SOCKS5 listener)", async () => {
   const hostsFile = path.join(dir, 'hosts');
   fs.writeFileSync(hostsFile, '127.0.0.1 backend.test\n');
   const corporate = await pair('corporate', { hosts_file: hostsFile }, { allow: ['backend.test'] });
-  const chained = await pair('chained', { upstream_proxy: { url: `socks5://127.0.0.1:${corporate.port}` } }, { allow: ['backend.test', 'elsewhere.test'] });
+  const chained = await pair(
+    'chained',
+    { upstream_proxy: { url: `socks5://127.0.0.1:${corporate.port}` } },
+    { allow: ['backend.test', 'elsewhere.test'] },
+  );
   const r = await curl(chained.port, `http://backend.test:${serverPort}/chain`);
   assert.equal(r.stdout, `reached backend.test:${serverPort}/chain 200`);
   const far = await lastAudit(corporate.audit, 1);

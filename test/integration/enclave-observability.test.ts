@@ -26,8 +26,12 @@ describe('the enclave seen from the parent', () => {
     await pair?.stop();
   });
 
-  test('/enclave/metrics on the outer serves the inner\'s metrics over vsock', async () => {
-    const before = metricValue(await (await fetch(`http://127.0.0.1:${pair.outerAdmin}/enclave/metrics`)).text(), 'enclaver_connections_total{listener="web"}') ?? 0;
+  test("/enclave/metrics on the outer serves the inner's metrics over vsock", async () => {
+    const before =
+      metricValue(
+        await (await fetch(`http://127.0.0.1:${pair.outerAdmin}/enclave/metrics`)).text(),
+        'enclaver_connections_total{listener="web"}',
+      ) ?? 0;
     await new Promise<void>((resolve, reject) => {
       const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort });
       s.on('data', () => {});
@@ -49,13 +53,17 @@ describe('the enclave seen from the parent', () => {
     assert.equal(metricValue(await pair.metrics('inner'), 'enclaver_connections_total{listener="web"}'), before + 1);
   });
 
-  test('the app\'s output and the inner\'s log lines reach the outer\'s stdout', async () => {
-    const appLine = await pair.proc.waitFor((r) => r.component === 'app' && r.stream === 'stdout' && r.msg === 'env-app listening', 10_000, 'forwarded app line');
+  test("the app's output and the inner's log lines reach the outer's stdout", async () => {
+    const appLine = await pair.proc.waitFor(
+      (r) => r.component === 'app' && r.stream === 'stdout' && r.msg === 'env-app listening',
+      10_000,
+      'forwarded app line',
+    );
     assert.equal(appLine.side, 'inner');
     // Inner lines arrive twice under emulation (its own stdout is the terminal too): once forwarded.
     await pair.proc.waitFor((r) => r.side === 'inner' && r.msg === 'app started', 10_000, 'inner log line');
     const forwardedStarts = pair.proc.records().filter((r) => r.side === 'inner' && r.msg === 'app started');
-    assert.equal(forwardedStarts.length, 2, 'the inner\'s line, directly and through the log channel');
+    assert.equal(forwardedStarts.length, 2, "the inner's line, directly and through the log channel");
   });
 });
 
@@ -63,11 +71,15 @@ describe('/enclave/metrics when no enclave answers', () => {
   test('a standalone outer answers 503 with the reason', async () => {
     const dir = tempDir();
     const [admin] = await freePorts(1);
-    const file = writeConfig(dir, 'outer.yaml', `role: outer
+    const file = writeConfig(
+      dir,
+      'outer.yaml',
+      `role: outer
 admin: { address: tcp://127.0.0.1:${admin} }
 vsock: { emulation_dir: ${dir} }
 enclave: { cid: 16 }
-`);
+`,
+    );
     const proc = runCli(['--config', file]);
     try {
       await proc.waitFor((r) => r.msg === 'admin endpoint listening');

@@ -25,7 +25,13 @@ interface Setup {
 }
 
 /** An outer that launches `app` (argv) in an "enclave" made by the double. */
-function setup(opts: { app: string[]; appEnv?: Record<string, string>; enclave?: Record<string, unknown>; fail?: string; eifBytes?: number }): Setup {
+function setup(opts: {
+  app: string[];
+  appEnv?: Record<string, string>;
+  enclave?: Record<string, unknown>;
+  fail?: string;
+  eifBytes?: number;
+}): Setup {
   const dir = tempDir('supervisor-');
   const vsockDir = path.join(dir, 'vsock');
   const stateDir = path.join(dir, 'nitro');
@@ -34,18 +40,31 @@ function setup(opts: { app: string[]; appEnv?: Record<string, string>; enclave?:
   fs.writeFileSync(eif, 'not a real EIF: the double does not boot it');
   if (opts.eifBytes) fs.truncateSync(eif, opts.eifBytes);
   const innerConfig = path.join(dir, 'inner.yaml');
-  fs.writeFileSync(innerConfig, stringify({
-    role: 'inner', admin: { address: null }, vsock: { emulation_dir: vsockDir },
-    app: { command: opts.app, env: opts.appEnv ?? {} }, listeners: [],
-  }));
+  fs.writeFileSync(
+    innerConfig,
+    stringify({
+      role: 'inner',
+      admin: { address: null },
+      vsock: { emulation_dir: vsockDir },
+      app: { command: opts.app, env: opts.appEnv ?? {} },
+      listeners: [],
+    }),
+  );
   const outerConfig = path.join(dir, 'outer.yaml');
-  fs.writeFileSync(outerConfig, stringify({
-    role: 'outer', admin: { address: null }, vsock: { emulation_dir: vsockDir },
-    enclave: { cid: ENCLAVE_CID, eif, cpu_count: 2, memory_mib: 512, watch_interval: '100ms', ...opts.enclave },
-    listeners: [],
-  }));
+  fs.writeFileSync(
+    outerConfig,
+    stringify({
+      role: 'outer',
+      admin: { address: null },
+      vsock: { emulation_dir: vsockDir },
+      enclave: { cid: ENCLAVE_CID, eif, cpu_count: 2, memory_mib: 512, watch_interval: '100ms', ...opts.enclave },
+      listeners: [],
+    }),
+  );
   return {
-    dir, stateDir, outerConfig,
+    dir,
+    stateDir,
+    outerConfig,
     env: {
       PATH: `${DOUBLE_DIR}:${process.env.PATH ?? ''}`,
       NITRO_CLI_DOUBLE_STATE: stateDir,
@@ -59,7 +78,13 @@ function setup(opts: { app: string[]; appEnv?: Record<string, string>; enclave?:
 /** Every nitro-cli command the double received, in order. */
 function calls(s: Setup): string[][] {
   const file = path.join(s.stateDir, 'calls.log');
-  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as string[]) : [];
+  return fs.existsSync(file)
+    ? fs
+        .readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as string[])
+    : [];
 }
 
 const started: Proc[] = [];
@@ -75,7 +100,7 @@ function outer(s: Setup): Proc {
 function terminateLeftovers(dir: string): void {
   const env = { ...process.env, NITRO_CLI_DOUBLE_STATE: path.join(dir, 'nitro') };
   const listed = spawnSync(path.join(DOUBLE_DIR, 'nitro-cli'), ['describe-enclaves'], { env, encoding: 'utf8' });
-  for (const e of (JSON.parse(listed.stdout || '[]') as { EnclaveID: string }[])) {
+  for (const e of JSON.parse(listed.stdout || '[]') as { EnclaveID: string }[]) {
     spawnSync(path.join(DOUBLE_DIR, 'nitro-cli'), ['terminate-enclave', '--enclave-id', e.EnclaveID], { env });
   }
 }
@@ -90,24 +115,42 @@ after(async () => {
 
 describe('enclave supervisor (outer + nitro-cli test double)', { timeout: 180_000 }, () => {
   it('launches, waits for the inner, streams the console, and terminates the enclave on SIGTERM', async () => {
-    const s = setup({ app: [process.execPath, path.join(FIXTURES, 'apps/hash-app.mjs')], appEnv: { PORT: '0' }, enclave: { debug_mode: true } });
+    const s = setup({
+      app: [process.execPath, path.join(FIXTURES, 'apps/hash-app.mjs')],
+      appEnv: { PORT: '0' },
+      enclave: { debug_mode: true },
+    });
     const p = outer(s);
     const launched = await p.waitFor((r) => r.msg === 'enclave started', 60_000, 'enclave started');
     assert.match(String(launched.enclave_id), /^i-[0-9a-f]+-enc[0-9a-f]+$/);
     assert.equal(launched.enclave_cid, ENCLAVE_CID);
-    assert.deepEqual(calls(s)[0], ['run-enclave', '--eif-path', path.join(s.dir, 'app.eif'), '--cpu-count', '2', '--memory', '512', '--enclave-cid', String(ENCLAVE_CID), '--debug-mode']);
+    assert.deepEqual(calls(s)[0], [
+      'run-enclave',
+      '--eif-path',
+      path.join(s.dir, 'app.eif'),
+      '--cpu-count',
+      '2',
+      '--memory',
+      '512',
+      '--enclave-cid',
+      String(ENCLAVE_CID),
+      '--debug-mode',
+    ]);
     await p.waitFor((r) => r.msg === 'enclave running', 60_000, 'the inner reporting its app running');
     // The app's own stdout, through the enclave's console (debug mode), in the outer's log.
-    await p.waitFor((r) => r.msg === 'console' && /hash-app listening/.test(String(r.line)), 60_000, 'the app\'s line on the console');
+    await p.waitFor((r) => r.msg === 'console' && /hash-app listening/.test(String(r.line)), 60_000, "the app's line on the console");
     await p.waitFor(() => calls(s).some((c) => c[0] === 'describe-enclaves'), 60_000, 'a describe-enclaves watch');
     const { code } = await p.stop('SIGTERM');
     assert.equal(code, 0);
     const id = String(launched.enclave_id);
-    assert.ok(calls(s).some((c) => c[0] === 'terminate-enclave' && c[2] === id), JSON.stringify(calls(s)));
+    assert.ok(
+      calls(s).some((c) => c[0] === 'terminate-enclave' && c[2] === id),
+      JSON.stringify(calls(s)),
+    );
     assert.ok(p.records().some((r) => r.msg === 'enclave terminated' && r.enclave_id === id));
   });
 
-  it('exits with the app\'s exit code when the app in the enclave ends', async () => {
+  it("exits with the app's exit code when the app in the enclave ends", async () => {
     const s = setup({ app: [process.execPath, path.join(FIXTURES, 'apps/hash-app.mjs')], appEnv: { EXIT_CODE: '7' } });
     const p = outer(s);
     const { code } = await p.exited;
@@ -116,10 +159,34 @@ describe('enclave supervisor (outer + nitro-cli test double)', { timeout: 180_00
   });
 
   const failures: { name: string; fail?: string; eifBytes?: number; memory?: number; kind: string; says: RegExp[] }[] = [
-    { name: 'no /dev/nitro_enclaves (E19)', fail: 'E19-device', kind: 'nitro_cli_no_device', says: [/\[ E19 \]/, /--enclave-options Enabled=true/, /usermod -aG ne/] },
-    { name: 'CPU pool too small (E22)', fail: 'E22', kind: 'nitro_cli_not_enough_cpus', says: [/\[ E22 \]/, /set `cpu_count: 2` \(or more\) in \/etc\/nitro_enclaves\/allocator\.yaml/, /systemctl restart nitro-enclaves-allocator\.service/] },
-    { name: 'hugepages too small or allocator not configured (E27)', fail: 'E27', kind: 'nitro_cli_not_enough_memory', says: [/\[ E27 \]/, /set `memory_mib: 512` \(or more\) in \/etc\/nitro_enclaves\/allocator\.yaml/] },
-    { name: 'memory below the EIF\'s size (E26)', eifBytes: 600 * 1024 * 1024, kind: 'nitro_cli_memory_below_eif', says: [/\[ E26 \]/, /minimum memory should be 600 MB/, /raise enclave\.memory_mib/] },
+    {
+      name: 'no /dev/nitro_enclaves (E19)',
+      fail: 'E19-device',
+      kind: 'nitro_cli_no_device',
+      says: [/\[ E19 \]/, /--enclave-options Enabled=true/, /usermod -aG ne/],
+    },
+    {
+      name: 'CPU pool too small (E22)',
+      fail: 'E22',
+      kind: 'nitro_cli_not_enough_cpus',
+      says: [
+        /\[ E22 \]/,
+        /set `cpu_count: 2` \(or more\) in \/etc\/nitro_enclaves\/allocator\.yaml/,
+        /systemctl restart nitro-enclaves-allocator\.service/,
+      ],
+    },
+    {
+      name: 'hugepages too small or allocator not configured (E27)',
+      fail: 'E27',
+      kind: 'nitro_cli_not_enough_memory',
+      says: [/\[ E27 \]/, /set `memory_mib: 512` \(or more\) in \/etc\/nitro_enclaves\/allocator\.yaml/],
+    },
+    {
+      name: "memory below the EIF's size (E26)",
+      eifBytes: 600 * 1024 * 1024,
+      kind: 'nitro_cli_memory_below_eif',
+      says: [/\[ E26 \]/, /minimum memory should be 600 MB/, /raise enclave\.memory_mib/],
+    },
     { name: 'enclave boot failure (E36)', fail: 'E36', kind: 'nitro_cli_boot_failed', says: [/\[ E36 \]/, /debug_mode: true/] },
   ];
   for (const f of failures) {

@@ -24,10 +24,15 @@ const exec = promisify(execFile);
 const APP = path.join(FIXTURES, 'apps', 'http-echo-app.mjs');
 const PCR0 = 'c3'.repeat(48);
 
-interface Started { proc: Proc; port: number; innerAdmin: number; dir: string }
+interface Started {
+  proc: Proc;
+  port: number;
+  innerAdmin: number;
+  dir: string;
+}
 
 async function startHttpPair(opts: { tls: boolean; headTimeout?: string }): Promise<Started> {
-  const [port, appPort, apiPort, innerAdmin] = await freePorts(4) as [number, number, number, number];
+  const [port, appPort, apiPort, innerAdmin] = (await freePorts(4)) as [number, number, number, number];
   const vport = 20000 + (appPort % 10000);
   const dir = tempDir();
   const config = {
@@ -40,20 +45,30 @@ async function startHttpPair(opts: { tls: boolean; headTimeout?: string }): Prom
     },
     inner: {
       admin: { address: `tcp://127.0.0.1:${innerAdmin}` },
-      ...(opts.tls ? { nsm: { mode: 'simulator', simulator: { pcrs: { 0: PCR0 }, root_certificate_path: path.join(dir, 'nsm-root.pem') } } } : {}),
+      ...(opts.tls
+        ? { nsm: { mode: 'simulator', simulator: { pcrs: { 0: PCR0 }, root_certificate_path: path.join(dir, 'nsm-root.pem') } } }
+        : {}),
       // The second app (the api cluster) is the same program on another port, started by a shell.
       app: { command: `node ${APP} & PORT=${apiPort} APP_NAME=api exec node ${APP}`, env: { PORT: String(appPort), APP_NAME: 'web' } },
-      listeners: [{
-        name: 'web', address: `vsock://any:${vport}`, proxy_protocol: 'v2', access_log: true,
-        ...(opts.tls ? { tls: { certificate: 'attested', names: ['localhost', '127.0.0.1'] } } : {}),
-        http: {
-          routes: [{ name: 'api', hosts: ['api.example.com'], paths: ['/v1/**'], cluster: 'api' }],
-          default_cluster: 'web',
-          max_headers: 40,
-          ...(opts.headTimeout ? { head_timeout: opts.headTimeout } : {}),
+      listeners: [
+        {
+          name: 'web',
+          address: `vsock://any:${vport}`,
+          proxy_protocol: 'v2',
+          access_log: true,
+          ...(opts.tls ? { tls: { certificate: 'attested', names: ['localhost', '127.0.0.1'] } } : {}),
+          http: {
+            routes: [{ name: 'api', hosts: ['api.example.com'], paths: ['/v1/**'], cluster: 'api' }],
+            default_cluster: 'web',
+            max_headers: 40,
+            ...(opts.headTimeout ? { head_timeout: opts.headTimeout } : {}),
+          },
         },
-      }],
-      clusters: [{ name: 'web', endpoints: [`tcp://127.0.0.1:${appPort}`] }, { name: 'api', endpoints: [`tcp://127.0.0.1:${apiPort}`] }],
+      ],
+      clusters: [
+        { name: 'web', endpoints: [`tcp://127.0.0.1:${appPort}`] },
+        { name: 'api', endpoints: [`tcp://127.0.0.1:${apiPort}`] },
+      ],
     },
   };
   const file = path.join(dir, 'pair.yaml');
@@ -81,12 +96,18 @@ async function accessLine(proc: Proc, p: string): Promise<Record<string, unknown
 
 describe('HTTP listener through the pair', () => {
   let pair: Started;
-  before(async () => { pair = await startHttpPair({ tls: false, headTimeout: '500ms' }); });
-  after(async () => { await stopPair(pair); });
+  before(async () => {
+    pair = await startHttpPair({ tls: false, headTimeout: '500ms' });
+  });
+  after(async () => {
+    await stopPair(pair);
+  });
 
-  test('routes by host and path; the client address comes from the outer\'s PROXY header, never from the client', async () => {
-    const get = async (host: string, p: string) => JSON.parse((await exec('curl', ['-sS', '-H', `Host: ${host}`, '-H', 'X-Forwarded-For: 6.6.6.6',
-      `http://127.0.0.1:${pair.port}${p}`])).stdout) as { app: string; headers: Record<string, string> };
+  test("routes by host and path; the client address comes from the outer's PROXY header, never from the client", async () => {
+    const get = async (host: string, p: string) =>
+      JSON.parse(
+        (await exec('curl', ['-sS', '-H', `Host: ${host}`, '-H', 'X-Forwarded-For: 6.6.6.6', `http://127.0.0.1:${pair.port}${p}`])).stdout,
+      ) as { app: string; headers: Record<string, string> };
     const api = await get('api.example.com', '/v1/users?id=7');
     assert.equal(api.app, 'api');
     // The inner's own leg is a Unix socket (emulated vsock): 127.0.0.1 can only have come from PROXY v2.
@@ -117,7 +138,10 @@ describe('HTTP listener through the pair', () => {
   });
 
   test('a smuggling attempt is 400 at the inner and never reaches the app; the next client is served', async () => {
-    const { text } = await rawExchange(pair.port, 'POST /clte HTTP/1.1\r\nHost: s\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: s\r\n\r\n');
+    const { text } = await rawExchange(
+      pair.port,
+      'POST /clte HTTP/1.1\r\nHost: s\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: s\r\n\r\n',
+    );
     assert.equal(firstStatus(text), 400);
     const after = await exec('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${pair.port}/after-smuggle`]);
     assert.equal(after.stdout, '200');
@@ -158,7 +182,10 @@ describe('HTTP listener through the pair', () => {
   });
 
   test('an app that resets mid-response: the client sees a truncated transfer, the line says upstream_reset', async () => {
-    const r = await exec('curl', ['-sS', '-o', '/dev/null', `http://127.0.0.1:${pair.port}/reset-mid-body`]).then(() => null, (err: { code: number }) => err);
+    const r = await exec('curl', ['-sS', '-o', '/dev/null', `http://127.0.0.1:${pair.port}/reset-mid-body`]).then(
+      () => null,
+      (err: { code: number }) => err,
+    );
     assert.ok(r && [18, 56].includes(r.code), `curl exit ${r?.code}`);
     assert.equal((await accessLine(pair.proc, '/reset-mid-body')).error, 'upstream_reset');
   });
@@ -172,8 +199,12 @@ describe('HTTP listener through the pair', () => {
 
 describe('attested TLS through the pair', () => {
   let pair: Started;
-  before(async () => { pair = await startHttpPair({ tls: true }); });
-  after(async () => { await stopPair(pair); });
+  before(async () => {
+    pair = await startHttpPair({ tls: true });
+  });
+  after(async () => {
+    await stopPair(pair);
+  });
 
   test('curl reaches the app over TLS terminated inside; X-Forwarded-Proto is https', async () => {
     const { stdout } = await exec('curl', ['-sSk', `https://127.0.0.1:${pair.port}/tls`]);
@@ -185,7 +216,15 @@ describe('attested TLS through the pair', () => {
     const ok = await runCliToEnd(['attestation', 'check', `https://127.0.0.1:${pair.port}`, '--pcr', `0=${PCR0}`, '--root', root]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal((JSON.parse(ok.stdout) as { verdict: string }).verdict, 'pass');
-    const wrong = await runCliToEnd(['attestation', 'check', `https://127.0.0.1:${pair.port}`, '--pcr', `0=${'00'.repeat(48)}`, '--root', root]);
+    const wrong = await runCliToEnd([
+      'attestation',
+      'check',
+      `https://127.0.0.1:${pair.port}`,
+      '--pcr',
+      `0=${'00'.repeat(48)}`,
+      '--root',
+      root,
+    ]);
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /FAIL pcr_mismatch/);
     // Without --root the document chains to the simulator's throw-away root, not AWS's.
@@ -197,7 +236,10 @@ describe('attested TLS through the pair', () => {
 
   test('the certificate served is the attested one and its key never touches the runtime directory', async () => {
     const cert = await new Promise<string>((resolve, reject) => {
-      const t = tls.connect({ host: '127.0.0.1', port: pair.port, rejectUnauthorized: false }, () => { resolve(t.getPeerX509Certificate()!.subjectAltName ?? ''); t.destroy(); });
+      const t = tls.connect({ host: '127.0.0.1', port: pair.port, rejectUnauthorized: false }, () => {
+        resolve(t.getPeerX509Certificate()!.subjectAltName ?? '');
+        t.destroy();
+      });
       t.once('error', reject);
     });
     assert.match(cert, /DNS:localhost/);

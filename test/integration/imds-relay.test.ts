@@ -57,7 +57,7 @@ describe('IMDSv2 relay: IMDS emulator ← outer relay ← vsock (emulated) ← i
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('gives the AWS SDK\'s fromInstanceMetadata the role credentials', async () => {
+  it("gives the AWS SDK's fromInstanceMetadata the role credentials", async () => {
     const provider = fromInstanceMetadata({ maxRetries: 0, timeout: 2000 });
     const saved = process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
     process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = endpoint.url;
@@ -77,8 +77,24 @@ describe('IMDSv2 relay: IMDS emulator ← outer relay ← vsock (emulated) ← i
   it('enforces IMDSv2 token semantics for the app (curl)', async () => {
     assert.equal((await curl(`${endpoint.url}/latest/meta-data/placement/region`)).status, 401);
     assert.equal((await curl('-X', 'PUT', `${endpoint.url}/latest/api/token`)).status, 400);
-    assert.equal((await curl('-X', 'PUT', '-H', 'x-aws-ec2-metadata-token-ttl-seconds: 99999', `${endpoint.url}/latest/api/token`)).status, 400);
-    assert.equal((await curl('-X', 'PUT', '-H', 'x-aws-ec2-metadata-token-ttl-seconds: 60', '-H', 'X-Forwarded-For: 10.0.0.1', `${endpoint.url}/latest/api/token`)).status, 403);
+    assert.equal(
+      (await curl('-X', 'PUT', '-H', 'x-aws-ec2-metadata-token-ttl-seconds: 99999', `${endpoint.url}/latest/api/token`)).status,
+      400,
+    );
+    assert.equal(
+      (
+        await curl(
+          '-X',
+          'PUT',
+          '-H',
+          'x-aws-ec2-metadata-token-ttl-seconds: 60',
+          '-H',
+          'X-Forwarded-For: 10.0.0.1',
+          `${endpoint.url}/latest/api/token`,
+        )
+      ).status,
+      403,
+    );
     const token = await curl('-X', 'PUT', '-H', 'x-aws-ec2-metadata-token-ttl-seconds: 60', `${endpoint.url}/latest/api/token`);
     assert.equal(token.status, 200);
     const auth = ['-H', `x-aws-ec2-metadata-token: ${token.body}`];
@@ -101,7 +117,10 @@ describe('IMDSv2 relay: IMDS emulator ← outer relay ← vsock (emulated) ← i
     const res = await outerClient.get('/latest/meta-data/placement/region');
     assert.equal(res.status, 200);
     assert.equal(imds.tokensIssued, before + 1);
-    assert.ok(imds.requests.some((r) => r.status === 401), 'IMDS did answer 401 once');
+    assert.ok(
+      imds.requests.some((r) => r.status === 401),
+      'IMDS did answer 401 once',
+    );
   });
 
   it('renews the host token before its TTL runs out', async () => {
@@ -123,8 +142,11 @@ describe('IMDSv2 relay: IMDS emulator ← outer relay ← vsock (emulated) ← i
     assert.equal((await relayClient.get('/latest/meta-data/placement/region')).status, 200);
   });
 
-  it('answers 502 through the relay when the host\'s IMDS cannot be reached', async () => {
-    const unreachable = await startImdsRelay({ address: parseAddress('vsock://any:17005'), client: new Imdsv2Client({ endpoint: 'http://127.0.0.1:9', timeoutMs: 500 }) });
+  it("answers 502 through the relay when the host's IMDS cannot be reached", async () => {
+    const unreachable = await startImdsRelay({
+      address: parseAddress('vsock://any:17005'),
+      client: new Imdsv2Client({ endpoint: 'http://127.0.0.1:9', timeoutMs: 500 }),
+    });
     try {
       const res = await new ImdsRelayClient({ address: parseAddress('vsock://parent:17005') }).get('/latest/meta-data/placement/region');
       assert.equal(res.status, 502);

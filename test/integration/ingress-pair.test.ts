@@ -83,10 +83,18 @@ for (const accept of ACCEPT_PATHS) {
     });
 
     test('1,000 concurrent connections are all answered', async () => {
-      const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => transfer(pair.ingressPort, { up: 1000 + i, down: 2000 + i, seed: BigInt(100 + i) })));
+      const results = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) => transfer(pair.ingressPort, { up: 1000 + i, down: 2000 + i, seed: BigInt(100 + i) })),
+      );
       assert.equal(results.filter((r) => r.upIntact && r.downIntact).length, 1000);
-      await until(async () => metricValue(await pair.metrics('outer'), 'enclaver_connections_active{listener="web"}') === 0, 'outer active connections back to 0');
-      await until(async () => metricValue(await pair.metrics('inner'), 'enclaver_connections_active{listener="web"}') === 0, 'inner active connections back to 0');
+      await until(
+        async () => metricValue(await pair.metrics('outer'), 'enclaver_connections_active{listener="web"}') === 0,
+        'outer active connections back to 0',
+      );
+      await until(
+        async () => metricValue(await pair.metrics('inner'), 'enclaver_connections_active{listener="web"}') === 0,
+        'inner active connections back to 0',
+      );
     });
 
     test('a client reset mid-stream closes only its own connection', async () => {
@@ -103,12 +111,35 @@ for (const accept of ACCEPT_PATHS) {
       const r = await bystander;
       assert.ok(r.upIntact && r.downIntact, 'the other connection is untouched');
       // The inner side logged the reset connection, with the real client address from PROXY v2.
-      const rec = await pair.proc.waitFor((x) => x.msg === 'connection closed' && x.side === 'inner' && typeof x.error === 'string', 10_000, 'inner log of the reset connection');
+      const rec = await pair.proc.waitFor(
+        (x) => x.msg === 'connection closed' && x.side === 'inner' && typeof x.error === 'string',
+        10_000,
+        'inner log of the reset connection',
+      );
       assert.equal(rec.error_side, 'downstream');
       assert.match(String(rec.client), new RegExp(`^127\\.0\\.0\\.1:${victimPort}$`));
-      assert.deepEqual(Object.keys(rec).sort(), [
-        'bytes_in', 'bytes_out', 'client', 'closed_by', 'component', 'conn_id', 'duration_ms', 'error', 'error_side', 'level', 'listener', 'msg', 'pid', 'side', 'time', 'upstream',
-      ], 'the access-log line has the same fields on either path');
+      assert.deepEqual(
+        Object.keys(rec).sort(),
+        [
+          'bytes_in',
+          'bytes_out',
+          'client',
+          'closed_by',
+          'component',
+          'conn_id',
+          'duration_ms',
+          'error',
+          'error_side',
+          'level',
+          'listener',
+          'msg',
+          'pid',
+          'side',
+          'time',
+          'upstream',
+        ],
+        'the access-log line has the same fields on either path',
+      );
       // And the pair still serves.
       const again = await transfer(pair.ingressPort, { up: 10, down: 10, seed: 23n });
       assert.ok(again.upIntact && again.downIntact);
@@ -120,7 +151,9 @@ for (const accept of ACCEPT_PATHS) {
       const got = await new Promise<{ bytes: number; error?: string }>((resolve) => {
         const s = net.connect({ host: '127.0.0.1', port });
         let bytes = 0;
-        s.on('data', (d: Buffer) => { bytes += d.length; });
+        s.on('data', (d: Buffer) => {
+          bytes += d.length;
+        });
         s.on('error', (e) => resolve({ bytes, error: e.message }));
         s.on('close', () => resolve({ bytes }));
       });
@@ -143,7 +176,11 @@ for (const accept of ACCEPT_PATHS) {
 
   describe(`curl through the local pair (${accept.name})`, { skip }, () => {
     test('curl gets the demo app answer, and the inner logs the real client', async () => {
-      const pair = await startPair({ env: accept.env, app: [process.execPath, path.join(ROOT, 'configs/demo/app.mjs')], readyLine: /demo app listening/ });
+      const pair = await startPair({
+        env: accept.env,
+        app: [process.execPath, path.join(ROOT, 'configs/demo/app.mjs')],
+        readyLine: /demo app listening/,
+      });
       try {
         const { stdout } = await exec('curl', ['-sS', '--max-time', '10', `http://127.0.0.1:${pair.ingressPort}/hello?x=1`]);
         const body = JSON.parse(stdout) as { message: string; path: string };
@@ -154,19 +191,26 @@ for (const accept of ACCEPT_PATHS) {
         assert.notEqual(String(rec.client), `127.0.0.1:${pair.ingressPort}`);
       } finally {
         const r = await pair.stop('SIGINT');
-        assert.equal(r.code, 0, 'Ctrl-C stops the pair cleanly with the app\'s exit code');
+        assert.equal(r.code, 0, "Ctrl-C stops the pair cleanly with the app's exit code");
       }
     });
   });
 
   describe(`PROXY protocol v2 on the app leg (optional, ${accept.name})`, { skip }, () => {
-    test('the app receives the real client address, then the client\'s bytes', async () => {
-      const pair = await startPair({ env: accept.env, app: [process.execPath, path.join(FIXTURES, 'apps/proxy-v2-app.mjs')], appProxyProtocol: true, readyLine: /proxy-v2-app listening/ });
+    test("the app receives the real client address, then the client's bytes", async () => {
+      const pair = await startPair({
+        env: accept.env,
+        app: [process.execPath, path.join(FIXTURES, 'apps/proxy-v2-app.mjs')],
+        appProxyProtocol: true,
+        readyLine: /proxy-v2-app listening/,
+      });
       try {
         const answer = await new Promise<string>((resolve, reject) => {
           const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort, allowHalfOpen: true }, () => s.end('hello'));
           let out = '';
-          s.on('data', (d: Buffer) => { out += d.toString(); });
+          s.on('data', (d: Buffer) => {
+            out += d.toString();
+          });
           s.on('end', () => resolve(out));
           s.on('error', reject);
         });
@@ -185,20 +229,26 @@ for (const accept of ACCEPT_PATHS) {
   describe(`an app that is not listening yet (${accept.name})`, { skip }, () => {
     test('a client that arrives before the app listens is held and served once it does; /ready follows the app', async () => {
       const pair = await startPair({
-        env: accept.env, app: [process.execPath, LATE_APP], readyLine: /late-listen-app waiting/, appClusterExtra: '      connect_timeout: 120s',
+        env: accept.env,
+        app: [process.execPath, LATE_APP],
+        readyLine: /late-listen-app waiting/,
+        appClusterExtra: '      connect_timeout: 120s',
       });
       try {
-        const ready = async (side: 'inner' | 'outer') => (await fetch(`http://127.0.0.1:${side === 'inner' ? pair.innerAdmin : pair.outerAdmin}/ready`)).status;
+        const ready = async (side: 'inner' | 'outer') =>
+          (await fetch(`http://127.0.0.1:${side === 'inner' ? pair.innerAdmin : pair.outerAdmin}/ready`)).status;
         assert.equal(await ready('inner'), 503, 'the inner is not ready while the app does not accept');
         assert.equal(await ready('outer'), 503, 'nor is the outer');
         const appPid = Number(/late-listen-app waiting pid=(\d+)/.exec(pair.proc.stdout())![1]);
         const answer = await new Promise<string>((resolve, reject) => {
           const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort, allowHalfOpen: true }, () => {
             s.end('early');
-            process.kill(appPid, 'SIGUSR2');  // now the app binds its port
+            process.kill(appPid, 'SIGUSR2'); // now the app binds its port
           });
           let out = '';
-          s.on('data', (d: Buffer) => { out += d.toString(); });
+          s.on('data', (d: Buffer) => {
+            out += d.toString();
+          });
           s.on('end', () => resolve(out));
           s.on('error', reject);
         });
@@ -213,32 +263,57 @@ for (const accept of ACCEPT_PATHS) {
 
   describe(`drain (${accept.name})`, { skip }, () => {
     test('SIGTERM drains in-flight connections before stopping the app', async () => {
-      const pair = await startPair({ env: accept.env, app: [process.execPath, HASH_APP], appEnv: { STOP_CODE: '5' }, readyLine: /hash-app listening/ });
+      const pair = await startPair({
+        env: accept.env,
+        app: [process.execPath, HASH_APP],
+        appEnv: { STOP_CODE: '5' },
+        readyLine: /hash-app listening/,
+      });
       let connected!: () => void;
-      const isConnected = new Promise<void>((r) => { connected = r; });
+      const isConnected = new Promise<void>((r) => {
+        connected = r;
+      });
       // A transfer paced to last well over a second, started before the signal.
-      const slow = transfer(pair.ingressPort, { up: 2 * MiB, down: MiB, seed: 31n, chunk: 64 * 1024, paceMs: 40, onConnected: () => connected() });
+      const slow = transfer(pair.ingressPort, {
+        up: 2 * MiB,
+        down: MiB,
+        seed: 31n,
+        chunk: 64 * 1024,
+        paceMs: 40,
+        onConnected: () => connected(),
+      });
       await isConnected;
       await new Promise((r) => setTimeout(r, 200));
       const stopping = pair.stop('SIGTERM');
       // New connections are refused once the listener closed…
-      await until(() => new Promise<boolean>((resolve) => {
-        const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort });
-        s.once('error', () => resolve(true));
-        s.once('connect', () => { s.destroy(); resolve(false); });
-      }), 'ingress refusing new connections');
+      await until(
+        () =>
+          new Promise<boolean>((resolve) => {
+            const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort });
+            s.once('error', () => resolve(true));
+            s.once('connect', () => {
+              s.destroy();
+              resolve(false);
+            });
+          }),
+        'ingress refusing new connections',
+      );
       // …while the one in flight completes intact.
       const r = await slow;
       assert.ok(r.upIntact && r.downIntact, 'the in-flight transfer completed during drain');
       const exit = await stopping;
-      assert.equal(exit.code, 5, 'exit code is the app\'s (it exits 5 on SIGTERM)');
-      assert.equal(fs.existsSync(path.join(pair.dir, 'run', 'vsock', `16_${20000 + (pair.appPort % 10000)}.sock`)), false, 'emulated vsock sockets are removed');
+      assert.equal(exit.code, 5, "exit code is the app's (it exits 5 on SIGTERM)");
+      assert.equal(
+        fs.existsSync(path.join(pair.dir, 'run', 'vsock', `16_${20000 + (pair.appPort % 10000)}.sock`)),
+        false,
+        'emulated vsock sockets are removed',
+      );
     });
   });
 }
 
 describe('app supervision', () => {
-  test('the app gets the egress proxy environment (both spellings) and none of the proxy\'s own settings', async () => {
+  test("the app gets the egress proxy environment (both spellings) and none of the proxy's own settings", async () => {
     const pair = await startPair({
       app: [process.execPath, path.join(FIXTURES, 'apps/env-app.mjs')],
       appEnv: { DEMO_SETTING: 'from-config' },
@@ -247,13 +322,17 @@ describe('app supervision', () => {
       env: { ENCLAVER_SOMETHING: 'secret-to-the-proxy', http_proxy: 'http://outer-machine-proxy:3128' },
     });
     try {
-      const env = JSON.parse(await new Promise<string>((resolve, reject) => {
-        const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort });
-        let out = '';
-        s.on('data', (d: Buffer) => { out += d.toString(); });
-        s.on('end', () => resolve(out));
-        s.on('error', reject);
-      })) as Record<string, string>;
+      const env = JSON.parse(
+        await new Promise<string>((resolve, reject) => {
+          const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort });
+          let out = '';
+          s.on('data', (d: Buffer) => {
+            out += d.toString();
+          });
+          s.on('end', () => resolve(out));
+          s.on('error', reject);
+        }),
+      ) as Record<string, string>;
       const bound = pair.proc.records().find((r) => r.msg === 'listening' && r.listener === 'egress' && r.side === 'inner');
       const hostPort = String(bound?.address).replace('tcp://', '');
       assert.equal(env.HTTP_PROXY, `http://${hostPort}`);
@@ -265,13 +344,17 @@ describe('app supervision', () => {
       assert.equal(env.NO_PROXY, 'localhost,127.0.0.1,::1');
       assert.equal(env.no_proxy, 'localhost,127.0.0.1,::1');
       assert.equal(env.DEMO_SETTING, 'from-config');
-      assert.equal(Object.keys(env).some((k) => k.startsWith('ENCLAVER_')), false, 'no ENCLAVER_* variable leaks to the app');
+      assert.equal(
+        Object.keys(env).some((k) => k.startsWith('ENCLAVER_')),
+        false,
+        'no ENCLAVER_* variable leaks to the app',
+      );
     } finally {
       await pair.stop();
     }
   });
 
-  test('the app\'s exit code is the pair\'s exit code, even when it exits at once', async () => {
+  test("the app's exit code is the pair's exit code, even when it exits at once", async () => {
     const quick = await runPairToExit({ EXIT_CODE: '3' });
     assert.equal(quick.code, 3);
     const rec = quick.records.find((r) => r.msg === 'app exited right after starting');
@@ -284,17 +367,25 @@ describe('app supervision', () => {
     assert.equal(missing.code, 127);
     const rec = missing.records.find((r) => r.msg === 'app could not be started');
     assert.match(String(rec?.err), /app command "\/nonexistent\/bin\/app" not found/);
-    assert.equal(missing.records.some((r) => r.side === 'inner' && r.msg === 'listening'), false, 'the inner opened no listener');
+    assert.equal(
+      missing.records.some((r) => r.side === 'inner' && r.msg === 'listening'),
+      false,
+      'the inner opened no listener',
+    );
   });
-
 });
 
 /** A pair whose app ends by itself: returns the pair's exit code and its log records. */
-async function runPairToExit(appEnv: Record<string, string>, app = [process.execPath, HASH_APP]): Promise<{ code: number | null; records: Record<string, unknown>[] }> {
+async function runPairToExit(
+  appEnv: Record<string, string>,
+  app = [process.execPath, HASH_APP],
+): Promise<{ code: number | null; records: Record<string, unknown>[] }> {
   const [a, b, c, d] = await freePorts(4);
   const dir = tempDir();
   const file = path.join(dir, 'exit.yaml');
-  fs.writeFileSync(file, `role: local
+  fs.writeFileSync(
+    file,
+    `role: local
 outer:
   admin: { address: tcp://127.0.0.1:${a} }
   listeners: [{ name: web, address: tcp://127.0.0.1:${b}, cluster: e }]
@@ -302,7 +393,8 @@ outer:
 inner:
   admin: { address: tcp://127.0.0.1:${d} }
   app: { command: ${JSON.stringify(app)}, env: ${JSON.stringify(appEnv)} }
-`);
+`,
+  );
   const p = runCli(['--config', file]);
   const { code } = await p.exited;
   fs.rmSync(dir, { recursive: true, force: true });

@@ -2,8 +2,15 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import {
-  DecryptCommand, DeriveSharedSecretCommand, DescribeKeyCommand, EncryptCommand, GenerateDataKeyCommand,
-  GenerateDataKeyPairCommand, GenerateRandomCommand, KMSClient, KMSServiceException,
+  DecryptCommand,
+  DeriveSharedSecretCommand,
+  DescribeKeyCommand,
+  EncryptCommand,
+  GenerateDataKeyCommand,
+  GenerateDataKeyPairCommand,
+  GenerateRandomCommand,
+  KMSClient,
+  KMSServiceException,
 } from '@aws-sdk/client-kms';
 import { request } from 'undici';
 import { registry } from '../../shared/metrics/registry.js';
@@ -49,7 +56,7 @@ describe('KMS proxy with the unmodified @aws-sdk/client-kms', () => {
     assert.deepEqual(Buffer.from(out.Plaintext!), plaintext);
     const decrypt = stack.kms.calls.filter((c) => c.action === 'Decrypt').at(-1)!;
     assert.equal(decrypt.recipient, true, 'the proxy injected a Recipient');
-    assert.ok(stack.store.lookup(decrypt.accessKeyId), 'signed with the role credentials, not the app\'s');
+    assert.ok(stack.store.lookup(decrypt.accessKeyId), "signed with the role credentials, not the app's");
     assert.equal(stack.kms.calls.find((c) => c.action === 'Encrypt')!.recipient, false);
   });
 
@@ -77,10 +84,17 @@ describe('KMS proxy with the unmodified @aws-sdk/client-kms', () => {
   it('DeriveSharedSecret returns SharedSecret equal to the ECDH the app computes itself', async () => {
     const agreementKey = stack.kms.createKey('ECC_NIST_P256', { pcrs: { 0: TEST_PCR0 } });
     const mine = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const out = await kms.send(new DeriveSharedSecretCommand({
-      KeyId: agreementKey, KeyAgreementAlgorithm: 'ECDH', PublicKey: mine.publicKey.export({ type: 'spki', format: 'der' }),
-    }));
-    const expected = crypto.diffieHellman({ privateKey: mine.privateKey, publicKey: crypto.createPublicKey({ key: stack.kms.publicKeyOf(agreementKey), format: 'der', type: 'spki' }) });
+    const out = await kms.send(
+      new DeriveSharedSecretCommand({
+        KeyId: agreementKey,
+        KeyAgreementAlgorithm: 'ECDH',
+        PublicKey: mine.publicKey.export({ type: 'spki', format: 'der' }),
+      }),
+    );
+    const expected = crypto.diffieHellman({
+      privateKey: mine.privateKey,
+      publicKey: crypto.createPublicKey({ key: stack.kms.publicKeyOf(agreementKey), format: 'der', type: 'spki' }),
+    });
     assert.deepEqual(Buffer.from(out.SharedSecret!), expected);
   });
 
@@ -89,7 +103,7 @@ describe('KMS proxy with the unmodified @aws-sdk/client-kms', () => {
     assert.equal(out.KeyMetadata!.KeyId, keyId);
   });
 
-  it('a key policy with the wrong PCR0 gives AccessDeniedException, passed through with KMS\'s request id', async () => {
+  it("a key policy with the wrong PCR0 gives AccessDeniedException, passed through with KMS's request id", async () => {
     const wrongPcr = stack.kms.createKey('SYMMETRIC_DEFAULT', { pcrs: { 0: 'b2'.repeat(48) } });
     const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: wrongPcr, Plaintext: Buffer.from('x') }));
     const err = await kmsError(kms.send(new DecryptCommand({ CiphertextBlob })));
@@ -105,18 +119,26 @@ describe('KMS proxy with the unmodified @aws-sdk/client-kms', () => {
   it('leaves a Recipient the app set itself alone: the app gets CiphertextForRecipient to open itself', async () => {
     const own = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
     const document = stack.inner.nsm.attest({ publicKey: own.publicKey.export({ type: 'spki', format: 'der' }) });
-    const out = await kms.send(new GenerateRandomCommand({ NumberOfBytes: 16, Recipient: { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: document } }));
+    const out = await kms.send(
+      new GenerateRandomCommand({
+        NumberOfBytes: 16,
+        Recipient: { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: document },
+      }),
+    );
     assert.equal(out.Plaintext, undefined);
     assert.equal(decryptRecipientEnvelope(Buffer.from(out.CiphertextForRecipient!), own.privateKey).length, 16);
   });
 
   it('refuses malformed JSON and oversized bodies with a clear 400', async () => {
-    const post = (body: string, target = 'TrentService.Decrypt') => request(stack.kmsProxy.url, {
-      method: 'POST', body, headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target },
-    });
+    const post = (body: string, target = 'TrentService.Decrypt') =>
+      request(stack.kmsProxy.url, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target },
+      });
     const malformed = await post('{"CiphertextBlob": ');
     assert.equal(malformed.statusCode, 400);
-    const body = await malformed.body.json() as { __type: string; message: string };
+    const body = (await malformed.body.json()) as { __type: string; message: string };
     assert.equal(body.__type, 'SerializationException');
     assert.match(body.message, /not valid JSON/);
     assert.equal((await post('[1,2]')).statusCode, 400);
@@ -144,7 +166,12 @@ describe('KMS proxy with the unmodified @aws-sdk/client-kms', () => {
     const nonce = crypto.randomBytes(20);
     const { publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const res = await request(`${stack.attestationApi.url}/v1/attestation`, {
-      method: 'POST', body: JSON.stringify({ nonce: nonce.toString('base64'), user_data: Buffer.from('hi').toString('base64'), public_key: publicKey.export({ type: 'spki', format: 'pem' }) }),
+      method: 'POST',
+      body: JSON.stringify({
+        nonce: nonce.toString('base64'),
+        user_data: Buffer.from('hi').toString('base64'),
+        public_key: publicKey.export({ type: 'spki', format: 'pem' }),
+      }),
     });
     assert.equal(res.headers['content-type'], 'application/cbor');
     const root = stack.inner.simulator!.rootPem;
@@ -164,7 +191,9 @@ describe('KMS proxy with the unmodified @aws-sdk/client-kms', () => {
   it('sends KMS traffic through the egress proxy (HTTP CONNECT) when one is configured', async () => {
     const egress = new ConnectProxy();
     const egressUrl = await egress.start();
-    const viaEgress = await serveOnLoopback(stack.inner.kmsRequestListener({ endpoint: stack.kmsUrl, ca: stack.tlsCa, egressProxy: egressUrl }));
+    const viaEgress = await serveOnLoopback(
+      stack.inner.kmsRequestListener({ endpoint: stack.kmsUrl, ca: stack.tlsCa, egressProxy: egressUrl }),
+    );
     const client = new KMSClient({ region: TEST_REGION, endpoint: viaEgress.url, credentials: APP_CREDENTIALS, maxAttempts: 1 });
     try {
       const out = await client.send(new GenerateRandomCommand({ NumberOfBytes: 12 }));

@@ -31,34 +31,49 @@ function run(command: string, args: string[]): Promise<{ code: number | null; st
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 describe('log output', () => {
-  test('on a terminal: one line per event, the app\'s lines as written', async () => {
-    const cli = [process.execPath, CLI, '--config', await innerConfig(), '--', process.execPath, '-e', APP_SOURCE].map(shellQuote).join(' ');
+  test("on a terminal: one line per event, the app's lines as written", async () => {
+    const cli = [process.execPath, CLI, '--config', await innerConfig(), '--', process.execPath, '-e', APP_SOURCE]
+      .map(shellQuote)
+      .join(' ');
     const r = await run('script', ['-qec', cli, '/dev/null']);
     assert.equal(r.code, 3, r.stdout);
-    // eslint-disable-next-line no-control-regex
-    const lines = r.stdout.replace(/\x1b\[[0-9;]*m/g, '').split(/\r?\n/).filter((l) => l !== '');
+    const lines = r.stdout
+      // eslint-disable-next-line no-control-regex
+      .replace(/\x1b\[[0-9;]*m/g, '')
+      .split(/\r?\n/)
+      .filter((l) => l !== '');
     const event = /^\[\d\d:\d\d:\d\d\.\d{3}\] (TRACE|DEBUG|INFO|WARN|ERROR|FATAL): inner\/[a-z_-]+: \S/;
     const appLines = ['plain {text, not json', 'warning: something odd'];
-    for (const line of lines) assert.ok(event.test(line) || appLines.includes(line), `not an event line nor the app's: ${JSON.stringify(line)}`);
+    for (const line of lines)
+      assert.ok(event.test(line) || appLines.includes(line), `not an event line nor the app's: ${JSON.stringify(line)}`);
     for (const line of appLines) assert.ok(lines.includes(line), `the app's line ${line} is printed as written`);
     const exited = lines.find((l) => l.includes('app exited'));
     assert.match(exited ?? '', /^\[.*\] ERROR: inner\/inner: app exited right after starting \{"code":3,"signal":null,"ran_ms":\d+\}$/);
     assert.ok(lines.filter((l) => event.test(l)).length >= 4, 'start, app started, app exited, stopped');
   });
 
-  test('through a pipe: every line is JSON, the app\'s lines included, and jq reads them all', async () => {
-    const cli = [process.execPath, CLI, '--config', await innerConfig(), '--', process.execPath, '-e', APP_SOURCE].map(shellQuote).join(' ');
+  test("through a pipe: every line is JSON, the app's lines included, and jq reads them all", async () => {
+    const cli = [process.execPath, CLI, '--config', await innerConfig(), '--', process.execPath, '-e', APP_SOURCE]
+      .map(shellQuote)
+      .join(' ');
     const r = await run('bash', ['-c', `set -o pipefail; ${cli} | jq -c '{level, side, component, stream, msg}'`]);
     assert.equal(r.code, 3, `the CLI's exit code (3) passes the pipe, jq accepted everything: ${r.stderr}`);
-    const records = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string | null>);
+    const records = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, string | null>);
     // The two streams are read by two pipes, so only their sets are compared, not their order.
     const appRecords = records.filter((x) => x.component === 'app' && x.stream !== null).sort((a, b) => a.stream!.localeCompare(b.stream!));
     assert.deepEqual(appRecords, [

@@ -31,7 +31,10 @@ fromInstanceMetadata({ maxRetries: 0, timeout: 5000 })().then(
   (err) => { console.error(String(err)); process.exit(1); });
 `;
 
-type Doc = { outer: Record<string, unknown>; inner: { listeners: { name: string; address: string; imds?: unknown }[] } & Record<string, unknown> };
+type Doc = {
+  outer: Record<string, unknown>;
+  inner: { listeners: { name: string; address: string; imds?: unknown }[] } & Record<string, unknown>;
+};
 
 describe('an Enclaver manifest gives the app instance-metadata credentials', () => {
   const dir = tempDir();
@@ -51,19 +54,28 @@ describe('an Enclaver manifest gives the app instance-metadata credentials', () 
   });
 
   test('the translation has the inner imds listener on a free loopback port and the outer relay', () => {
-    assert.deepEqual(doc.inner.listeners.filter((l) => l.imds !== undefined).map((l) => l.address), ['tcp://127.0.0.1:0']);
+    assert.deepEqual(
+      doc.inner.listeners.filter((l) => l.imds !== undefined).map((l) => l.address),
+      ['tcp://127.0.0.1:0'],
+    );
     assert.ok(doc.outer.imds_relay, 'the outer relays IMDS');
   });
 
   test('a manifest without KMS proxy or IMDS in its allowlist gets neither', async () => {
-    const r = await runCliToEnd(['--config', writeConfig(dir, 'plain.yaml', MANIFEST.replace('169.254.169.254, ', '')), '--check', '--role', 'local']);
+    const r = await runCliToEnd([
+      '--config',
+      writeConfig(dir, 'plain.yaml', MANIFEST.replace('169.254.169.254, ', '')),
+      '--check',
+      '--role',
+      'local',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const plain = parse(r.stdout) as Doc;
     assert.equal(plain.outer.imds_relay, undefined);
     assert.ok(plain.inner.listeners.every((l) => l.imds === undefined));
   });
 
-  test('fromInstanceMetadata in the app gets the instance role\'s credentials through the pair', async () => {
+  test("fromInstanceMetadata in the app gets the instance role's credentials through the pair", async () => {
     const upstream = await imds.start();
     const resultFile = path.join(dir, 'result.json');
     const run = {

@@ -22,12 +22,30 @@ describe('an Enclaver manifest as the local pair, with TLS in the enclave', () =
   let appPort: number;
 
   before(async () => {
-    await exec('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')]);
-    [hostPort, appPort] = await freePorts(2) as [number, number];
+    await exec('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      path.join(dir, 'key.pem'),
+      '-out',
+      path.join(dir, 'cert.pem'),
+    ]);
+    [hostPort, appPort] = (await freePorts(2)) as [number, number];
     const [outerAdmin, innerAdmin] = await freePorts(2);
-    fs.writeFileSync(path.join(dir, 'enclaver.yaml'), `version: v1
+    fs.writeFileSync(
+      path.join(dir, 'enclaver.yaml'),
+      `version: v1
 name: "no-fly-list"
 target: "no-fly-list:enclave-latest"
 sources:
@@ -39,10 +57,26 @@ ingress:
     tls:
       key_file: key.pem
       cert_file: cert.pem
-`);
-    proc = runCli(['--config', path.join(dir, 'enclaver.yaml'), '--role', 'local', '-p', `${hostPort}:${appPort}`,
-      '--admin', `tcp://127.0.0.1:${outerAdmin}`, '--inner-admin', `tcp://127.0.0.1:${innerAdmin}`,
-      '--', process.execPath, path.join(ROOT, 'configs/demo/app.mjs')], { env: { PORT: String(appPort) } });
+`,
+    );
+    proc = runCli(
+      [
+        '--config',
+        path.join(dir, 'enclaver.yaml'),
+        '--role',
+        'local',
+        '-p',
+        `${hostPort}:${appPort}`,
+        '--admin',
+        `tcp://127.0.0.1:${outerAdmin}`,
+        '--inner-admin',
+        `tcp://127.0.0.1:${innerAdmin}`,
+        '--',
+        process.execPath,
+        path.join(ROOT, 'configs/demo/app.mjs'),
+      ],
+      { env: { PORT: String(appPort) } },
+    );
     await proc.waitFor((r) => r.msg === 'local pair ready', 20_000, 'local pair ready');
     const deadline = Date.now() + 10_000;
     while (!/demo app listening/.test(proc.stdout()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -53,8 +87,15 @@ ingress:
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  test('curl over HTTPS reaches the app; the certificate is the manifest\'s', async () => {
-    const { stdout } = await exec('curl', ['-sS', '--max-time', '10', '--cacert', path.join(dir, 'cert.pem'), `https://localhost:${hostPort}/through-tls`]);
+  test("curl over HTTPS reaches the app; the certificate is the manifest's", async () => {
+    const { stdout } = await exec('curl', [
+      '-sS',
+      '--max-time',
+      '10',
+      '--cacert',
+      path.join(dir, 'cert.pem'),
+      `https://localhost:${hostPort}/through-tls`,
+    ]);
     const body = JSON.parse(stdout) as { message: string; path: string };
     assert.equal(body.message, 'Hello from inside the enclave');
     assert.equal(body.path, '/through-tls');
@@ -64,12 +105,22 @@ ingress:
     await assert.rejects(exec('curl', ['-sS', '--max-time', '5', `http://127.0.0.1:${hostPort}/`]));
     const rec = await proc.waitFor((r) => r.msg === 'connection not proxied' && r.reason === 'TLS handshake', 10_000, 'TLS failure log');
     assert.equal(rec.side, 'inner');
-    const { stdout } = await exec('curl', ['-sS', '--max-time', '10', '--cacert', path.join(dir, 'cert.pem'), `https://localhost:${hostPort}/again`]);
+    const { stdout } = await exec('curl', [
+      '-sS',
+      '--max-time',
+      '10',
+      '--cacert',
+      path.join(dir, 'cert.pem'),
+      `https://localhost:${hostPort}/again`,
+    ]);
     assert.match(stdout, /"path":"\/again"/);
   });
 
   test('openssl s_client sees the manifest certificate', async () => {
-    const { stdout } = await exec('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${hostPort} -servername localhost 2>/dev/null | openssl x509 -noout -subject`]);
+    const { stdout } = await exec('sh', [
+      '-c',
+      `echo | openssl s_client -connect 127.0.0.1:${hostPort} -servername localhost 2>/dev/null | openssl x509 -noout -subject`,
+    ]);
     assert.match(stdout, /CN ?= ?localhost/);
   });
 });

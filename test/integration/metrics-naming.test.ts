@@ -12,7 +12,12 @@ import { after, before, describe, test } from 'node:test';
 import { metricValue, startPair, type Pair } from '../helpers/pair.js';
 import { FIXTURES } from '../helpers/paths.js';
 
-interface Family { name: string; type: string; help: string; samples: { name: string; labels: Record<string, string>; value: number }[] }
+interface Family {
+  name: string;
+  type: string;
+  help: string;
+  samples: { name: string; labels: Record<string, string>; value: number }[];
+}
 
 /** Prometheus text format → metric families (enough of the format for what prom-client writes). */
 function parseExposition(text: string): Map<string, Family> {
@@ -44,7 +49,11 @@ function checkConventions(text: string, side: string): Map<string, Family> {
   assert.ok(families.size > 20, `${side}: metrics were served`);
   for (const f of families.values()) {
     assert.match(f.name, /^enclaver_[a-z0-9_]+$/, `${side}: ${f.name} has the one enclaver_ prefix`);
-    assert.doesNotMatch(f.name, /^enclaver_(process|nodejs)_\1_|^enclaver_enclaver_|^enclaver_process_(process|nodejs)_/, `${side}: ${f.name}: doubled prefix`);
+    assert.doesNotMatch(
+      f.name,
+      /^enclaver_(process|nodejs)_\1_|^enclaver_enclaver_|^enclaver_process_(process|nodejs)_/,
+      `${side}: ${f.name}: doubled prefix`,
+    );
     assert.ok(f.help.length > 0, `${side}: ${f.name} has a HELP text`);
     if (f.type === 'counter') assert.match(f.name, /_total$/, `${side}: counter ${f.name} ends in _total`);
     else assert.doesNotMatch(f.name, /_total$/, `${side}: ${f.type} ${f.name} must not end in _total`);
@@ -55,7 +64,8 @@ function checkConventions(text: string, side: string): Map<string, Family> {
         if (value === undefined || (label === 'reason' && f.name === 'enclaver_egress_attempts_total')) continue;
         assert.ok(f.help.includes(value), `${side}: ${f.name}{${label}="${value}"}: the HELP text names the values it has: ${f.help}`);
       }
-      if (s.labels.direction !== undefined) assert.ok(['client_to_upstream', 'upstream_to_client'].includes(s.labels.direction), `${side}: ${s.name}: direction vocabulary`);
+      if (s.labels.direction !== undefined)
+        assert.ok(['client_to_upstream', 'upstream_to_client'].includes(s.labels.direction), `${side}: ${s.name}: direction vocabulary`);
     }
   }
   return families;
@@ -71,16 +81,25 @@ describe('metrics: names and content, both sides', () => {
   let pair: Pair;
   before(async () => {
     // The JS accept path: connections carried whole by the native fast path have no handshake in JS to time.
-    pair = await startPair({ app: [process.execPath, `${FIXTURES}/apps/env-app.mjs`], readyLine: /env-app listening/, env: { ENCLAVER_FASTPATH: '0' } });
+    pair = await startPair({
+      app: [process.execPath, `${FIXTURES}/apps/env-app.mjs`],
+      readyLine: /env-app listening/,
+      env: { ENCLAVER_FASTPATH: '0' },
+    });
     // One connection through the pair, so the per-listener histograms have an observation.
     await new Promise<void>((resolve, reject) => {
       const s = net.connect(pair.ingressPort, '127.0.0.1');
       s.on('error', reject);
       s.resume();
-      s.on('end', () => { s.end(); resolve(); });
+      s.on('end', () => {
+        s.end();
+        resolve();
+      });
     });
   });
-  after(async () => { await pair.stop(); });
+  after(async () => {
+    await pair.stop();
+  });
 
   async function settled(side: 'outer' | 'inner'): Promise<string> {
     const deadline = Date.now() + 15_000;
@@ -95,7 +114,10 @@ describe('metrics: names and content, both sides', () => {
   for (const side of ['outer', 'inner'] as const) {
     test(`${side} /metrics passes promtool check metrics`, async (t) => {
       const r = promtool(await settled(side));
-      if ('skipped' in r) { t.skip(r.skipped); return; }
+      if ('skipped' in r) {
+        t.skip(r.skipped);
+        return;
+      }
       assert.equal(r.problems, '', `promtool found problems on the ${side}:\n${r.problems}`);
     });
 
@@ -113,17 +135,28 @@ describe('metrics: names and content, both sides', () => {
 
   test('the outer reports the relay, the audit collector and the enclave state', async () => {
     const families = parseExposition(await settled('outer'));
-    for (const name of ['enclaver_relay_tunnels_total', 'enclaver_relay_tunnels_active', 'enclaver_relay_connect_duration_seconds',
-      'enclaver_audit_records_received_total', 'enclaver_audit_records_acknowledged_total', 'enclaver_audit_records_written_total',
-      'enclaver_audit_sink_errors_total', 'enclaver_enclave_up', 'enclaver_enclave_state']) {
+    for (const name of [
+      'enclaver_relay_tunnels_total',
+      'enclaver_relay_tunnels_active',
+      'enclaver_relay_connect_duration_seconds',
+      'enclaver_audit_records_received_total',
+      'enclaver_audit_records_acknowledged_total',
+      'enclaver_audit_records_written_total',
+      'enclaver_audit_sink_errors_total',
+      'enclaver_enclave_up',
+      'enclaver_enclave_state',
+    ]) {
       assert.ok(families.has(name), `outer has ${name}`);
     }
     assert.equal(families.get('enclaver_enclave_up')!.samples[0]!.value, 1, 'the local enclave reported its app running');
     const states = families.get('enclaver_enclave_state')!.samples;
-    assert.deepEqual(states.filter((s) => s.value === 1).map((s) => s.labels.state), ['running']);
+    assert.deepEqual(
+      states.filter((s) => s.value === 1).map((s) => s.labels.state),
+      ['running'],
+    );
   });
 
-  test('the inner does not list the outer\'s series', async () => {
+  test("the inner does not list the outer's series", async () => {
     const families = parseExposition(await settled('inner'));
     assert.ok(![...families.keys()].some((n) => /^enclaver_(relay|enclave)_|^enclaver_audit_records_/.test(n)));
   });

@@ -58,7 +58,9 @@ describe('fd → net.Socket / net.Server adoption', { skip }, () => {
     const client = net.connect(name);
     const reply = await new Promise<string>((resolve) => {
       let text = '';
-      client.on('data', (d: Buffer) => { text += d.toString(); });
+      client.on('data', (d: Buffer) => {
+        text += d.toString();
+      });
       client.on('end', () => resolve(text));
       client.end('ping');
     });
@@ -71,14 +73,18 @@ describe('fd → net.Socket / net.Server adoption', { skip }, () => {
     const name = abstractName();
     const server = net.createServer({ allowHalfOpen: true }, (s) => {
       let text = '';
-      s.on('data', (d: Buffer) => { text += d.toString(); });
+      s.on('data', (d: Buffer) => {
+        text += d.toString();
+      });
       s.on('end', () => s.end(`got ${text.length} bytes after your FIN`));
     });
     await new Promise<void>((r) => server.listen(name, r));
     const socket = socketFromFd(await connectedFd(a, name));
     const reply = await new Promise<string>((resolve) => {
       let text = '';
-      socket.on('data', (d: Buffer) => { text += d.toString(); });
+      socket.on('data', (d: Buffer) => {
+        text += d.toString();
+      });
       socket.on('end', () => resolve(text));
       socket.end('x'.repeat(5000));
     });
@@ -92,7 +98,11 @@ describe('fd → net.Socket / net.Server adoption', { skip }, () => {
     const size = 8 << 20;
     const sinkResult = new Promise<{ sha256: string; bytes: number }>((resolve) => {
       const sink = net.createServer({ allowHalfOpen: true }, (s) => {
-        void receive(s).then((r) => { s.end(); resolve(r); sink.close(); });
+        void receive(s).then((r) => {
+          s.end();
+          resolve(r);
+          sink.close();
+        });
       });
       sink.listen(sinkName);
     });
@@ -115,6 +125,9 @@ describe('fd → net.Socket / net.Server adoption', { skip }, () => {
   });
 
   it('adopting an fd that is not open fails with NativeError EBADF', () => {
-    assert.throws(() => socketFromFd(65001), (err: unknown) => err instanceof NativeError && err.code === 'EBADF');
+    assert.throws(
+      () => socketFromFd(65001),
+      (err: unknown) => err instanceof NativeError && err.code === 'EBADF',
+    );
   });
 });

@@ -29,13 +29,22 @@ function inFreshProcess(env: Record<string, string>, body: string): unknown {
 
 describe('pump selection and doctor', () => {
   it('ENCLAVER_NATIVE=0 selects the JS pump and says why; doctor shows the addon disabled', () => {
-    const r = inFreshProcess({ ENCLAVER_NATIVE: '0' }, `
+    const r = inFreshProcess(
+      { ENCLAVER_NATIVE: '0' },
+      `
       let vsockError;
       try { await transport.connect(transport.parseAddress('vsock://16:5000'), { timeoutMs: 100 }); }
       catch (err) { vsockError = { code: err.code, errno: err.errno }; }
       const d = doctorReport();
       console.log(JSON.stringify({ kind: activePump().kind, summary: describePump().summary, addon: d.addon, splice: d.splice, vsockError }));
-    `) as { kind: string; summary: string; addon: { loaded: boolean; reason: string }; splice: unknown; vsockError: { code: string; errno: string } };
+    `,
+    ) as {
+      kind: string;
+      summary: string;
+      addon: { loaded: boolean; reason: string };
+      splice: unknown;
+      vsockError: { code: string; errno: string };
+    };
     assert.equal(r.kind, 'js');
     assert.match(r.summary, /JavaScript pump.*ENCLAVER_NATIVE=0/);
     assert.deepEqual({ loaded: r.addon.loaded, reason: r.addon.reason }, { loaded: false, reason: 'disabled' });
@@ -44,18 +53,23 @@ describe('pump selection and doctor', () => {
     assert.deepEqual(r.vsockError, { code: 'connect_eafnosupport', errno: 'EAFNOSUPPORT' });
   });
 
-  it('with the addon, the native pump is selected and doctor reports splice, pipes and vsock', { skip: nativeAddonStatus().loaded ? false : 'native addon unavailable' }, () => {
-    assert.equal(activePump().kind, 'native');
-    assert.match(describePump().summary, /native splice pump/);
-    const d = doctorReport();
-    assert.equal(d.addon.loaded, true);
-    assert.equal(d.pump.kind, 'native');
-    assert.ok(d.pump.pipeSize! >= 4096);
-    assert.ok(d.pump.threads! >= 1);
-    assert.deepEqual(d.splice, { supported: true });
-    assert.equal(typeof d.vsock.socketSupported, 'boolean');
-    assert.ok(d.vsock.localCid !== null || d.vsock.localCidError);
-    const text = formatDoctorReport(d);
-    for (const label of ['native addon', 'pump', 'splice', 'pipe size', 'pipe-user-pages', 'local CID']) assert.match(text, new RegExp(`^${label}\\s`, 'm'));
-  });
+  it(
+    'with the addon, the native pump is selected and doctor reports splice, pipes and vsock',
+    { skip: nativeAddonStatus().loaded ? false : 'native addon unavailable' },
+    () => {
+      assert.equal(activePump().kind, 'native');
+      assert.match(describePump().summary, /native splice pump/);
+      const d = doctorReport();
+      assert.equal(d.addon.loaded, true);
+      assert.equal(d.pump.kind, 'native');
+      assert.ok(d.pump.pipeSize! >= 4096);
+      assert.ok(d.pump.threads! >= 1);
+      assert.deepEqual(d.splice, { supported: true });
+      assert.equal(typeof d.vsock.socketSupported, 'boolean');
+      assert.ok(d.vsock.localCid !== null || d.vsock.localCidError);
+      const text = formatDoctorReport(d);
+      for (const label of ['native addon', 'pump', 'splice', 'pipe size', 'pipe-user-pages', 'local CID'])
+        assert.match(text, new RegExp(`^${label}\\s`, 'm'));
+    },
+  );
 });

@@ -37,7 +37,9 @@ describe('real AF_VSOCK over the loopback transport', { skip: unavailable }, () 
       s.resume();
     });
   });
-  after(async () => { await listening.close(); });
+  after(async () => {
+    await listening.close();
+  });
 
   it('listens and connects with net.Sockets on both ends', async () => {
     const socket = await connect(parseAddress(`vsock://local:${port}`), { timeoutMs: 2000 });
@@ -48,7 +50,7 @@ describe('real AF_VSOCK over the loopback transport', { skip: unavailable }, () 
     assert.deepEqual(loadNativeAddon()!.vsockLocalCid() >= 0, true);
   });
 
-  it('pumps between a vsock leg and another vsock leg (the pair\'s hop)', async () => {
+  it("pumps between a vsock leg and another vsock leg (the pair's hop)", async () => {
     const frontPort = randomPort();
     const sessions: Promise<unknown>[] = [];
     const front = await listen(parseAddress(`vsock://local:${frontPort}`), (down: net.Socket) => {
@@ -66,9 +68,12 @@ describe('real AF_VSOCK over the loopback transport', { skip: unavailable }, () 
     }
   });
 
-  it('reports a port nobody listens on as ECONNRESET (SO_ERROR, not libuv\'s EBADF), like emulation does', async () => {
-    await assert.rejects(connect(parseAddress(`vsock://local:${randomPort()}`), { timeoutMs: 2000 }),
-      (err: unknown) => err instanceof TransportError && err.errno === 'ECONNRESET' && /no peer is listening on this vsock port/.test(err.message));
+  it("reports a port nobody listens on as ECONNRESET (SO_ERROR, not libuv's EBADF), like emulation does", async () => {
+    await assert.rejects(
+      connect(parseAddress(`vsock://local:${randomPort()}`), { timeoutMs: 2000 }),
+      (err: unknown) =>
+        err instanceof TransportError && err.errno === 'ECONNRESET' && /no peer is listening on this vsock port/.test(err.message),
+    );
   });
 
   it('the addon itself hands the callback ECONNRESET for a refused connect', async () => {
@@ -93,7 +98,9 @@ describe('emulated vsock error paths', () => {
   });
 
   it('connecting to an emulated port nobody listens on fails with ECONNRESET', async () => {
-    await assert.rejects(connect(parseAddress('vsock://16:5000'), { timeoutMs: 1000 }),
-      (err: unknown) => err instanceof TransportError && err.errno === 'ECONNRESET' && /no peer is listening/.test(err.message));
+    await assert.rejects(
+      connect(parseAddress('vsock://16:5000'), { timeoutMs: 1000 }),
+      (err: unknown) => err instanceof TransportError && err.errno === 'ECONNRESET' && /no peer is listening/.test(err.message),
+    );
   });
 });

@@ -18,10 +18,21 @@ import { runCli, tempDir } from '../helpers/process.js';
 
 const dir = tempDir();
 const APP = path.join(FIXTURES, 'apps', 'forking-app.mjs');
-interface Pids { app: number; helper: number; parent: number; cwd: string }
+interface Pids {
+  app: number;
+  helper: number;
+  parent: number;
+  cwd: string;
+}
 const started: number[] = [];
 after(() => {
-  for (const pid of started) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone, as it should be */ } }
+  for (const pid of started) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone, as it should be */
+    }
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -57,7 +68,7 @@ function readPids(file: string): Pids | undefined {
 
 /** A config for `role` (local or inner) whose app is given after `--`; the CLI runs in `cwd`. */
 async function start(role: 'local' | 'inner', name: string) {
-  const [admin, innerAdmin] = await freePorts(2) as [number, number];
+  const [admin, innerAdmin] = (await freePorts(2)) as [number, number];
   const caseDir = path.join(dir, name);
   const cwd = path.join(caseDir, 'caller');
   fs.mkdirSync(cwd, { recursive: true });
@@ -66,24 +77,34 @@ async function start(role: 'local' | 'inner', name: string) {
   app: { command: [unused], env: { PORT: "0", PID_FILE: ${JSON.stringify(pidFile)} } }
   listeners: []
   clusters: []`;
-  const yaml = role === 'local'
-    ? `role: local\nruntime_dir: ${caseDir}/run\nouter:\n  admin: { address: tcp://127.0.0.1:${admin} }\n  listeners: []\n  clusters: []\ninner:\n  ${inner}\n`
-    : `role: inner\n${inner.replace(/^ {2}/gm, '')}\n`;
+  const yaml =
+    role === 'local'
+      ? `role: local\nruntime_dir: ${caseDir}/run\nouter:\n  admin: { address: tcp://127.0.0.1:${admin} }\n  listeners: []\n  clusters: []\ninner:\n  ${inner}\n`
+      : `role: inner\n${inner.replace(/^ {2}/gm, '')}\n`;
   const config = path.join(caseDir, 'config.yaml');
   fs.writeFileSync(config, yaml);
-  const proc = runCli(['--config', config, '--', process.execPath, APP], { cwd, env: { ENCLAVER_VSOCK_EMULATION_DIR: path.join(caseDir, 'vsock') } });
+  const proc = runCli(['--config', config, '--', process.execPath, APP], {
+    cwd,
+    env: { ENCLAVER_VSOCK_EMULATION_DIR: path.join(caseDir, 'vsock') },
+  });
   started.push(proc.child.pid!);
   fs.mkdirSync(path.join(caseDir, 'vsock'), { recursive: true });
-  const pids = await until('the app to listen', () => (proc.child.exitCode === null ? readPids(pidFile) : (() => { throw new Error(`CLI exited\n${proc.stdout()}\n${proc.stderr()}`); })()));
+  const pids = await until('the app to listen', () =>
+    proc.child.exitCode === null
+      ? readPids(pidFile)
+      : (() => {
+          throw new Error(`CLI exited\n${proc.stdout()}\n${proc.stderr()}`);
+        })(),
+  );
   started.push(pids.parent);
   return { proc, pids, cwd };
 }
 
 describe('no orphans, whatever dies', () => {
-  test('local pair: kill -9 of the inner takes the app and its fork; the app ran in the caller\'s directory', async () => {
+  test("local pair: kill -9 of the inner takes the app and its fork; the app ran in the caller's directory", async () => {
     const { proc, pids, cwd } = await start('local', 'local-inner');
     assert.equal(pids.cwd, fs.realpathSync(cwd), 'an app given after -- runs where the CLI was started');
-    assert.notEqual(pids.parent, proc.child.pid, 'the app is the inner\'s child, not the outer\'s');
+    assert.notEqual(pids.parent, proc.child.pid, "the app is the inner's child, not the outer's");
     process.kill(pids.parent, 'SIGKILL');
     await until('the app and its helper to be gone', () => (!alive(pids.app) && !alive(pids.helper) ? true : undefined));
     await proc.exited;
@@ -92,7 +113,9 @@ describe('no orphans, whatever dies', () => {
   test('local pair: kill -9 of the outer takes the inner, the app and its fork', async () => {
     const { proc, pids } = await start('local', 'local-outer');
     proc.child.kill('SIGKILL');
-    await until('the inner, the app and its helper to be gone', () => (!alive(pids.parent) && !alive(pids.app) && !alive(pids.helper) ? true : undefined));
+    await until('the inner, the app and its helper to be gone', () =>
+      !alive(pids.parent) && !alive(pids.app) && !alive(pids.helper) ? true : undefined,
+    );
   });
 
   test('standalone inner: kill -9 takes the app and its fork', async () => {

@@ -21,7 +21,10 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 function refused(connect: () => net.Socket): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect();
-    s.once('connect', () => { s.destroy(); resolve(false); });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
     s.once('error', () => resolve(true));
   });
 }
@@ -36,7 +39,8 @@ test('an outer whose listener cannot bind closes every channel it had opened', a
   const adminPort = await freePort();
   const emulation = path.join(dir, 'vsock');
   fs.mkdirSync(emulation);
-  const config = loadText(`role: outer
+  const config = loadText(
+    `role: outer
 admin: { address: "tcp://127.0.0.1:${adminPort}" }
 vsock: { emulation_dir: ${emulation} }
 egress_relay: {}
@@ -45,7 +49,10 @@ listeners:
   - { name: web, address: "tcp://127.0.0.1:${busyPort}", cluster: enclave }
 clusters:
   - { name: enclave, endpoints: ["vsock://16:8443"] }
-`, {}, path.join(dir, 'proxy.yaml')) as OuterConfig;
+`,
+    {},
+    path.join(dir, 'proxy.yaml'),
+  ) as OuterConfig;
   await assert.rejects(startOuter(config), /EADDRINUSE|address already in use/i);
   await new Promise((resolve) => busy.close(resolve));
   // The channels were open (their sockets exist or existed); none accepts now.

@@ -54,7 +54,7 @@ describe('a KMS-sealed TLS key, opened only inside the enclave', () => {
   });
 
   async function startPair(sealedKey: string): Promise<{ proc: Proc; ingress: number }> {
-    const [ingress, egress, app] = await freePorts(3) as [number, number, number];
+    const [ingress, egress, app] = (await freePorts(3)) as [number, number, number];
     const kmsPort = new URL(kmsUrl).port;
     const config = {
       role: 'local',
@@ -74,13 +74,23 @@ describe('a KMS-sealed TLS key, opened only inside the enclave', () => {
         app: { command: [process.execPath, path.join(ROOT, 'configs/demo/app.mjs')], env: { PORT: String(app) } },
         listeners: [
           {
-            name: 'web', address: 'vsock://any:8443', proxy_protocol: 'v2', cluster: 'app',
+            name: 'web',
+            address: 'vsock://any:8443',
+            proxy_protocol: 'v2',
+            cluster: 'app',
             tls: {
               certificate: 'site.crt',
-              private_key: { kms_ciphertext: sealedKey, kms: { endpoint: kmsUrl, egress_proxy: `http://127.0.0.1:${egress}`, ca_file: 'kms-ca.pem' } },
+              private_key: {
+                kms_ciphertext: sealedKey,
+                kms: { endpoint: kmsUrl, egress_proxy: `http://127.0.0.1:${egress}`, ca_file: 'kms-ca.pem' },
+              },
             },
           },
-          { name: 'egress', address: `tcp://127.0.0.1:${egress}`, egress: { protocols: ['http_connect'], allow: [`127.0.0.1:${kmsPort}`] } },
+          {
+            name: 'egress',
+            address: `tcp://127.0.0.1:${egress}`,
+            egress: { protocols: ['http_connect'], allow: [`127.0.0.1:${kmsPort}`] },
+          },
         ],
         clusters: [{ name: 'app', endpoints: [`tcp://127.0.0.1:${app}`] }],
       },
@@ -97,19 +107,33 @@ describe('a KMS-sealed TLS key, opened only inside the enclave', () => {
       await proc.waitFor((r) => r.msg === 'local pair ready', 10_000, 'pair ready');
       const deadline = Date.now() + 10_000;
       while (!/demo app listening/.test(proc.stdout()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      const { stdout } = await exec('curl', ['-sS', '--max-time', '10', '--cacert', path.join(dir, 'site.crt'), `https://localhost:${ingress}/sealed`]);
+      const { stdout } = await exec('curl', [
+        '-sS',
+        '--max-time',
+        '10',
+        '--cacert',
+        path.join(dir, 'site.crt'),
+        `https://localhost:${ingress}/sealed`,
+      ]);
       assert.match(stdout, /"path":"\/sealed"/);
       const decrypt = kms.calls.find((c) => c.action === 'Decrypt');
-      assert.ok(decrypt?.recipient, 'the Decrypt carried the enclave\'s attestation as Recipient');
+      assert.ok(decrypt?.recipient, "the Decrypt carried the enclave's attestation as Recipient");
     } finally {
       await proc.stop();
     }
     // A tunnel's audit record is complete when it closes (here: the kept-alive KMS connection at shutdown).
     const audit = proc.records().find((r) => r.type === 'egress' && r.decision === 'allow' && r.dest_port === Number(new URL(kmsUrl).port));
-    assert.ok(audit, `the KMS connection went through the egress proxy and is on the audit record\n${proc.records().filter((r) => /egress|kms|audit|relay/i.test(JSON.stringify(r))).map((r) => JSON.stringify(r)).join('\n')}`);
+    assert.ok(
+      audit,
+      `the KMS connection went through the egress proxy and is on the audit record\n${proc
+        .records()
+        .filter((r) => /egress|kms|audit|relay/i.test(JSON.stringify(r)))
+        .map((r) => JSON.stringify(r))
+        .join('\n')}`,
+    );
   });
 
-  test('a key whose policy wants other PCRs stops the inner at startup, naming the file and KMS\'s refusal', async () => {
+  test("a key whose policy wants other PCRs stops the inner at startup, naming the file and KMS's refusal", async () => {
     const { proc } = await startPair('site.key.wrong-pcr.kms');
     const { code } = await proc.exited;
     assert.equal(code, 1);

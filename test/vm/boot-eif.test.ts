@@ -57,7 +57,7 @@ describe('an EIF boots in QEMU', { skip }, () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'boot-eif-'));
   after(() => fs.rmSync(work, { recursive: true, force: true }));
 
-  it('kernel + ramdisks boot through the init contract to the inner proxy and the app\'s answer', { timeout: 20 * 60_000 }, async () => {
+  it("kernel + ramdisks boot through the init contract to the inner proxy and the app's answer", { timeout: 20 * 60_000 }, async () => {
     const blobs = path.join(work, 'blobs');
     fs.mkdirSync(blobs);
     fs.copyFileSync(debianKernel()!, path.join(blobs, 'bzImage'));
@@ -65,19 +65,41 @@ describe('an EIF boots in QEMU', { skip }, () => {
     execFileSync('gcc', ['-static', '-O2', '-o', path.join(blobs, 'init'), path.join(ROOT, 'test', 'vm', 'eif-test-init.c')]);
     fs.writeFileSync(path.join(blobs, 'nsm.ko'), 'stand-in module');
     const runtime = (p: string) => `/opt/enclaver-proxy/${p}`;
-    const image = umociImage(path.join(work, 'layout'), 'v1', [(root) => {
-      fs.mkdirSync(path.join(root, 'app'));
-      fs.writeFileSync(path.join(root, 'app', 'server.js'), [
-        "const http = require('node:http');",
-        "const server = http.createServer((req, res) => res.end('hello from the enclave app'));",
-        "server.listen(8080, '127.0.0.1', () => http.get('http://127.0.0.1:8080/', (res) => {",
-        "  let body = ''; res.on('data', (d) => { body += d; });",
-        "  res.on('end', () => { console.log(`app answered: ${body}`); server.close(); });",
-        '}));',
-      ].join('\n'));
-    }], { entrypoint: [runtime('lib/ld-linux-x86-64.so.2'), '--library-path', runtime('lib'), runtime('bin/node'), '/app/server.js'] });
-    fs.writeFileSync(path.join(work, 'enclaver.yaml'), `version: v1\nname: boot\ntarget: boot:latest\nsources:\n  app: ${image}\negress:\n  allow: [example.org]\n`);
-    const built = await cli(['build', '-f', path.join(work, 'enclaver.yaml'), '--out', path.join(work, 'out'), '--blobs', blobs, '--no-release']);
+    const image = umociImage(
+      path.join(work, 'layout'),
+      'v1',
+      [
+        (root) => {
+          fs.mkdirSync(path.join(root, 'app'));
+          fs.writeFileSync(
+            path.join(root, 'app', 'server.js'),
+            [
+              "const http = require('node:http');",
+              "const server = http.createServer((req, res) => res.end('hello from the enclave app'));",
+              "server.listen(8080, '127.0.0.1', () => http.get('http://127.0.0.1:8080/', (res) => {",
+              "  let body = ''; res.on('data', (d) => { body += d; });",
+              "  res.on('end', () => { console.log(`app answered: ${body}`); server.close(); });",
+              '}));',
+            ].join('\n'),
+          );
+        },
+      ],
+      { entrypoint: [runtime('lib/ld-linux-x86-64.so.2'), '--library-path', runtime('lib'), runtime('bin/node'), '/app/server.js'] },
+    );
+    fs.writeFileSync(
+      path.join(work, 'enclaver.yaml'),
+      `version: v1\nname: boot\ntarget: boot:latest\nsources:\n  app: ${image}\negress:\n  allow: [example.org]\n`,
+    );
+    const built = await cli([
+      'build',
+      '-f',
+      path.join(work, 'enclaver.yaml'),
+      '--out',
+      path.join(work, 'out'),
+      '--blobs',
+      blobs,
+      '--no-release',
+    ]);
     assert.equal(built.code, 0, built.stderr);
 
     const eif = readEifIndependently(path.join(work, 'out', 'application.eif'));
@@ -86,12 +108,41 @@ describe('an EIF boots in QEMU', { skip }, () => {
     fs.writeFileSync(path.join(work, 'initrd'), Buffer.concat(section(3)));
     const cmdline = section(2)[0]!.toString();
 
-    const accel = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/\b(vmx|svm)\b/) && fs.existsSync('/dev/kvm') ? ['-enable-kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max'];
-    const qemu = spawn(QEMU, [...accel, '-m', '1536', '-smp', '2', '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot',
-      '-kernel', path.join(work, 'kernel'), '-initrd', path.join(work, 'initrd'), '-append', cmdline], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const accel =
+      fs.readFileSync('/proc/cpuinfo', 'utf8').match(/\b(vmx|svm)\b/) && fs.existsSync('/dev/kvm')
+        ? ['-enable-kvm', '-cpu', 'host']
+        : ['-accel', 'tcg,thread=multi', '-cpu', 'max'];
+    const qemu = spawn(
+      QEMU,
+      [
+        ...accel,
+        '-m',
+        '1536',
+        '-smp',
+        '2',
+        '-display',
+        'none',
+        '-serial',
+        'stdio',
+        '-monitor',
+        'none',
+        '-no-reboot',
+        '-kernel',
+        path.join(work, 'kernel'),
+        '-initrd',
+        path.join(work, 'initrd'),
+        '-append',
+        cmdline,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let console = '';
-    qemu.stdout.on('data', (d: Buffer) => { console += d.toString(); });
-    qemu.stderr.on('data', (d: Buffer) => { console += d.toString(); });
+    qemu.stdout.on('data', (d: Buffer) => {
+      console += d.toString();
+    });
+    qemu.stderr.on('data', (d: Buffer) => {
+      console += d.toString();
+    });
     const killer = setTimeout(() => qemu.kill('SIGKILL'), 18 * 60_000);
     const code = await new Promise<number | null>((resolve) => qemu.on('close', resolve));
     clearTimeout(killer);
@@ -100,7 +151,11 @@ describe('an EIF boots in QEMU', { skip }, () => {
     assert.equal(code, 0, `QEMU exited with ${code}:\n${text.slice(-4000)}`);
     assert.match(text, /test-init: started/);
     // One line per event on the console (a TTY: pretty logs): `INFO: side/component: message {fields}`.
-    assert.match(text, /INFO: inner\/listener: listening \{"listener":"egress","address":"tcp:\/\/127\.0\.0\.1:10000"\}/, 'the inner proxy started and opened its listener');
+    assert.match(
+      text,
+      /INFO: inner\/listener: listening \{"listener":"egress","address":"tcp:\/\/127\.0\.0\.1:10000"\}/,
+      'the inner proxy started and opened its listener',
+    );
     assert.match(text, /INFO: inner\/app: app started \{.*"\/app\/server\.js"/, 'the inner started the app');
     assert.match(text, /app answered: hello from the enclave app/, "the app's answer");
     assert.match(text, /test-init: command exited, status 0/, 'the inner exited 0 after the app');

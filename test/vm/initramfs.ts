@@ -55,7 +55,14 @@ poweroff -f
 export function guestInitramfs(cacheDir: string, kernel: GuestKernel): string {
   if (!fs.existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing (apt-get install busybox-static)`);
   const order = loadOrder(GUEST_MODULES, kernel.modules);
-  const key = crypto.createHash('sha256').update(INIT).update(kernel.release).update(order.join(',')).update(fs.readFileSync(BUSYBOX)).digest('hex').slice(0, 16);
+  const key = crypto
+    .createHash('sha256')
+    .update(INIT)
+    .update(kernel.release)
+    .update(order.join(','))
+    .update(fs.readFileSync(BUSYBOX))
+    .digest('hex')
+    .slice(0, 16);
   const out = path.join(cacheDir, `initramfs-${key}.cpio.gz`);
   if (fs.existsSync(out)) return out;
   const stage = fs.mkdtempSync(path.join(cacheDir, 'initramfs-stage-'));
@@ -63,7 +70,8 @@ export function guestInitramfs(cacheDir: string, kernel: GuestKernel): string {
     for (const d of ['bin', 'proc', 'sys', 'dev', 'mnt', 'modules', 'tmp']) fs.mkdirSync(path.join(stage, d));
     fs.copyFileSync(BUSYBOX, path.join(stage, 'bin/busybox'));
     fs.chmodSync(path.join(stage, 'bin/busybox'), 0o755);
-    for (const m of order) fs.copyFileSync(kernel.modules.get(m) ?? kernel.modules.get(m.replace(/_/g, '-'))!, path.join(stage, 'modules', `${m}.ko`));
+    for (const m of order)
+      fs.copyFileSync(kernel.modules.get(m) ?? kernel.modules.get(m.replace(/_/g, '-'))!, path.join(stage, 'modules', `${m}.ko`));
     fs.writeFileSync(path.join(stage, 'modules/order'), `${order.join('\n')}\n`);
     fs.writeFileSync(path.join(stage, 'init'), INIT, { mode: 0o755 });
     const files = execFileSync('find', ['.', '-mindepth', '1'], { cwd: stage, encoding: 'utf8' });

@@ -47,7 +47,9 @@ function shellQuote(s: string): string {
 /** The script the guest's init runs (chrooted): environment, working directory, command. */
 function commandScript(opts: BootOptions): string {
   const exports = Object.entries(opts.env).map(([k, v]) => `export ${k}=${shellQuote(v)}`);
-  return ['#!/bin/sh', ...exports, `cd ${shellQuote(opts.project)} || exit 126`, `${opts.command.map(shellQuote).join(' ')}`, ''].join('\n');
+  return ['#!/bin/sh', ...exports, `cd ${shellQuote(opts.project)} || exit 126`, `${opts.command.map(shellQuote).join(' ')}`, ''].join(
+    '\n',
+  );
 }
 
 export async function bootGuest(opts: BootOptions): Promise<BootResult> {
@@ -61,13 +63,29 @@ export async function bootGuest(opts: BootOptions): Promise<BootResult> {
   const accel = kvmUsable() ? ['-enable-kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max'];
   const args = [
     ...accel,
-    '-m', String(opts.memoryMib), '-smp', String(opts.cpus),
-    '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot',
-    '-kernel', opts.vmlinuz, '-initrd', opts.initramfs,
-    '-append', `console=ttyS0 quiet loglevel=3 panic=-1 enclaver_project=${opts.project} enclaver_run=${runDir}`,
-    '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
-    '-virtfs', `local,path=${opts.project},mount_tag=project,security_model=none`,
-    '-device', 'virtio-rng-pci',
+    '-m',
+    String(opts.memoryMib),
+    '-smp',
+    String(opts.cpus),
+    '-display',
+    'none',
+    '-serial',
+    'stdio',
+    '-monitor',
+    'none',
+    '-no-reboot',
+    '-kernel',
+    opts.vmlinuz,
+    '-initrd',
+    opts.initramfs,
+    '-append',
+    `console=ttyS0 quiet loglevel=3 panic=-1 enclaver_project=${opts.project} enclaver_run=${runDir}`,
+    '-virtfs',
+    'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+    '-virtfs',
+    `local,path=${opts.project},mount_tag=project,security_model=none`,
+    '-device',
+    'virtio-rng-pci',
   ];
   const started = Date.now();
   const qemu = spawn(opts.qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -91,9 +109,14 @@ export async function bootGuest(opts: BootOptions): Promise<BootResult> {
     timedOut = true;
     if (qemu.pid !== undefined) process.kill(qemu.pid, 'SIGKILL');
   }, opts.timeoutMs);
-  const killOnExit = () => { if (qemu.pid !== undefined && qemu.exitCode === null) process.kill(qemu.pid, 'SIGKILL'); };
+  const killOnExit = () => {
+    if (qemu.pid !== undefined && qemu.exitCode === null) process.kill(qemu.pid, 'SIGKILL');
+  };
   // Ctrl-C or a CI timeout stops the guest too: QEMU never outlives the harness.
-  const onSignal = (signal: NodeJS.Signals) => { killOnExit(); process.exit(128 + (signal === 'SIGINT' ? 2 : 15)); };
+  const onSignal = (signal: NodeJS.Signals) => {
+    killOnExit();
+    process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+  };
   process.once('exit', killOnExit);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

@@ -38,19 +38,26 @@ function which(cmd: string): string | undefined {
 
 /** Installs the missing packages; returns a reason to skip when that is impossible here. */
 function ensurePackages(): string | undefined {
-  const missing = Object.entries(PACKAGES).filter(([cmd]) => !which(cmd)).map(([, pkg]) => pkg);
+  const missing = Object.entries(PACKAGES)
+    .filter(([cmd]) => !which(cmd))
+    .map(([, pkg]) => pkg);
   if (missing.length === 0) return undefined;
   if (!which('apt-get')) return `QEMU is not installed and this machine has no apt-get to install ${missing.join(', ')}`;
   if (process.getuid?.() !== 0) return `QEMU is not installed and installing ${missing.join(', ')} needs root`;
   log(`installing ${missing.join(' ')}`);
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-  execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  execFileSync('apt-get', ['install', '-y', '-qq', ...missing], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
   return undefined;
 }
 
 function skipReason(): string | undefined {
-  if (process.platform !== 'linux' || process.arch !== 'x64') return `the harness boots an x86-64 Linux guest; this is ${process.platform}-${process.arch}`;
-  if (!fs.existsSync(path.join(ROOT, 'native/build/Release/enclaver_native.node'))) return 'the native addon is not built (real vsock needs it): see npm install\'s output';
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    return `the harness boots an x86-64 Linux guest; this is ${process.platform}-${process.arch}`;
+  if (!fs.existsSync(path.join(ROOT, 'native/build/Release/enclaver_native.node')))
+    return "the native addon is not built (real vsock needs it): see npm install's output";
   return ensurePackages();
 }
 
@@ -66,7 +73,9 @@ async function main(): Promise<number> {
   const initramfs = guestInitramfs(cacheDir, kernel);
   const tests = process.argv.slice(2).length > 0 ? process.argv.slice(2) : DEFAULT_TESTS;
   const timeoutMs = Number(process.env.ENCLAVER_VM_TIMEOUT_S ?? 900) * 1000;
-  log(`kernel ${kernel.release}, ${kvmUsable() ? 'KVM' : 'TCG (software emulation: no vmx/svm in /proc/cpuinfo)'}, timeout ${timeoutMs / 1000} s`);
+  log(
+    `kernel ${kernel.release}, ${kvmUsable() ? 'KVM' : 'TCG (software emulation: no vmx/svm in /proc/cpuinfo)'}, timeout ${timeoutMs / 1000} s`,
+  );
   log(`guest runs: node --test ${tests.join(' ')}`);
   const result = await bootGuest({
     qemu: which('qemu-system-x86_64')!,

@@ -73,15 +73,31 @@ export class ImdsEmulator {
     if (path === credsPath) return reply(200, `${this.role}\n`);
     if (path === credsPath + this.role) {
       const c = this.credentials();
-      return reply(200, JSON.stringify({
-        Code: 'Success', LastUpdated: new Date(this.now).toISOString().replace(/\.\d+Z$/, 'Z'), Type: 'AWS-HMAC',
-        AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, Token: c.sessionToken,
-        Expiration: c.expiration.toISOString().replace(/\.\d+Z$/, 'Z'),
-      }));
+      return reply(
+        200,
+        JSON.stringify({
+          Code: 'Success',
+          LastUpdated: new Date(this.now).toISOString().replace(/\.\d+Z$/, 'Z'),
+          Type: 'AWS-HMAC',
+          AccessKeyId: c.accessKeyId,
+          SecretAccessKey: c.secretAccessKey,
+          Token: c.sessionToken,
+          Expiration: c.expiration.toISOString().replace(/\.\d+Z$/, 'Z'),
+        }),
+      );
     }
     if (path === '/latest/meta-data/placement/region') return reply(200, this.region);
     if (path === '/latest/dynamic/instance-identity/document') {
-      return reply(200, JSON.stringify({ accountId: '111122223333', instanceId: 'i-0123456789abcdef0', region: this.region, availabilityZone: `${this.region}a` }), 'application/json');
+      return reply(
+        200,
+        JSON.stringify({
+          accountId: '111122223333',
+          instanceId: 'i-0123456789abcdef0',
+          region: this.region,
+          availabilityZone: `${this.region}a`,
+        }),
+        'application/json',
+      );
     }
     if (path === '/latest/meta-data/instance-id') return reply(200, 'i-0123456789abcdef0');
     return reply(404, 'Not Found');

@@ -45,7 +45,13 @@ export function sealForRecipient(plaintext: Buffer, recipientSpkiDer: Buffer, en
   const encryptedKey = crypto.publicEncrypt({ key: publicKey, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, cek);
   const subjectKeyId = crypto.createHash('sha256').update(recipientSpkiDer).digest();
 
-  const recipient = tlv(0x30, INTEGER_2, tlv(0x80, subjectKeyId), tlv(0x30, OID_RSAES_OAEP, OAEP_SHA256_PARAMS_DER), tlv(0x04, encryptedKey));
+  const recipient = tlv(
+    0x30,
+    INTEGER_2,
+    tlv(0x80, subjectKeyId),
+    tlv(0x30, OID_RSAES_OAEP, OAEP_SHA256_PARAMS_DER),
+    tlv(0x04, encryptedKey),
+  );
   const chunks: Buffer[] = [];
   for (let i = 0; i < ciphertext.length; i += CHUNK_BYTES) chunks.push(tlv(0x04, ciphertext.subarray(i, i + CHUNK_BYTES)));
   const content = encoding === 'constructed' ? indefinite(0xa0, ...chunks) : tlv(0x80, ciphertext);

@@ -47,7 +47,11 @@ export interface KmsEmulatorOptions {
 }
 
 class KmsFault extends Error {
-  constructor(readonly errorType: string, message: string, readonly status = 400) {
+  constructor(
+    readonly errorType: string,
+    message: string,
+    readonly status = 400,
+  ) {
     super(message);
   }
 }
@@ -57,7 +61,11 @@ const b64 = (b: Buffer) => b.toString('base64');
 function blobArg(req: Record<string, unknown>, name: string, required = true): Buffer | undefined {
   const v = req[name];
   if (v === undefined || v === null) {
-    if (required) throw new KmsFault('ValidationException', `1 validation error detected: Value null at '${name}' failed to satisfy constraint: Member must not be null`);
+    if (required)
+      throw new KmsFault(
+        'ValidationException',
+        `1 validation error detected: Value null at '${name}' failed to satisfy constraint: Member must not be null`,
+      );
     return undefined;
   }
   if (typeof v !== 'string') throw new KmsFault('SerializationException', `${name} must be a base64 string`);
@@ -76,7 +84,13 @@ export class KmsEmulator {
 
   createKey(spec: EmulatedKey['spec'] = 'SYMMETRIC_DEFAULT', policy: KeyPolicy = {}): string {
     const keyId = crypto.randomUUID();
-    const key: EmulatedKey = { keyId, arn: `arn:aws:kms:${this.opts.region}:111122223333:key/${keyId}`, spec, secret: crypto.randomBytes(32), policy };
+    const key: EmulatedKey = {
+      keyId,
+      arn: `arn:aws:kms:${this.opts.region}:111122223333:key/${keyId}`,
+      spec,
+      secret: crypto.randomBytes(32),
+      policy,
+    };
     if (spec === 'ECC_NIST_P256') key.agreementKey = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     this.keys.set(keyId, key);
     return keyId;
@@ -124,14 +138,23 @@ export class KmsEmulator {
   private recipient(action: string, req: Record<string, unknown>, key: EmulatedKey | null): Buffer | null {
     const recipient = req.Recipient as { KeyEncryptionAlgorithm?: unknown; AttestationDocument?: unknown } | undefined;
     if (!recipient) {
-      if (key?.policy.requireAttestation) throw new KmsFault('AccessDeniedException', `User is not authorized to perform: kms:${action} on ${key.arn} because no attestation was provided`);
+      if (key?.policy.requireAttestation)
+        throw new KmsFault(
+          'AccessDeniedException',
+          `User is not authorized to perform: kms:${action} on ${key.arn} because no attestation was provided`,
+        );
       return null;
     }
-    if (recipient.KeyEncryptionAlgorithm !== 'RSAES_OAEP_SHA_256') throw new KmsFault('ValidationException', 'Recipient.KeyEncryptionAlgorithm must be RSAES_OAEP_SHA_256');
-    if (typeof recipient.AttestationDocument !== 'string') throw new KmsFault('ValidationException', 'Recipient.AttestationDocument is required');
+    if (recipient.KeyEncryptionAlgorithm !== 'RSAES_OAEP_SHA_256')
+      throw new KmsFault('ValidationException', 'Recipient.KeyEncryptionAlgorithm must be RSAES_OAEP_SHA_256');
+    if (typeof recipient.AttestationDocument !== 'string')
+      throw new KmsFault('ValidationException', 'Recipient.AttestationDocument is required');
     let document;
     try {
-      document = verifyAttestation(Buffer.from(recipient.AttestationDocument, 'base64'), { root: this.opts.attestationRoot(), at: 'now' }).document;
+      document = verifyAttestation(Buffer.from(recipient.AttestationDocument, 'base64'), {
+        root: this.opts.attestationRoot(),
+        at: 'now',
+      }).document;
     } catch (err) {
       throw new KmsFault('ValidationException', `Invalid attestation document: ${(err as Error).message}`);
     }
@@ -139,15 +162,24 @@ export class KmsEmulator {
     let rsa: crypto.KeyObject | null = null;
     try {
       if (spki) rsa = crypto.createPublicKey({ key: spki, format: 'der', type: 'spki' });
-    } catch { /* refused below */ }
-    if (!spki || !rsa || rsa.asymmetricKeyType !== 'rsa' || rsa.asymmetricKeyDetails?.modulusLength !== 2048) {
-      throw new KmsFault('ValidationException', 'The attestation document\'s public_key must be an RSA-2048 SubjectPublicKeyInfo');
+    } catch {
+      /* refused below */
     }
-    const conditions: [string, number, string][] = Object.entries(key?.policy.pcrs ?? {}).map(([i, v]) => [`kms:RecipientAttestation:PCR${i}`, Number(i), v]);
+    if (!spki || !rsa || rsa.asymmetricKeyType !== 'rsa' || rsa.asymmetricKeyDetails?.modulusLength !== 2048) {
+      throw new KmsFault('ValidationException', "The attestation document's public_key must be an RSA-2048 SubjectPublicKeyInfo");
+    }
+    const conditions: [string, number, string][] = Object.entries(key?.policy.pcrs ?? {}).map(([i, v]) => [
+      `kms:RecipientAttestation:PCR${i}`,
+      Number(i),
+      v,
+    ]);
     if (key?.policy.imageSha384) conditions.push(['kms:RecipientAttestation:ImageSha384', 0, key.policy.imageSha384]);
     for (const [condition, index, want] of conditions) {
       if (document.pcrs.get(index)?.toString('hex').toLowerCase() !== want.toLowerCase()) {
-        throw new KmsFault('AccessDeniedException', `User is not authorized to perform: kms:${action} on ${key!.arn} because ${condition} does not match the key policy`);
+        throw new KmsFault(
+          'AccessDeniedException',
+          `User is not authorized to perform: kms:${action} on ${key!.arn} because ${condition} does not match the key policy`,
+        );
       }
     }
     return spki;
@@ -162,31 +194,51 @@ export class KmsEmulator {
     switch (action) {
       case 'Encrypt': {
         const key = this.key(req.KeyId);
-        return { KeyId: key.arn, CiphertextBlob: b64(this.encryptBlob(key, blobArg(req, 'Plaintext')!)), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' };
+        return {
+          KeyId: key.arn,
+          CiphertextBlob: b64(this.encryptBlob(key, blobArg(req, 'Plaintext')!)),
+          EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+        };
       }
       case 'Decrypt': {
         const { key, plaintext } = this.decryptBlob(blobArg(req, 'CiphertextBlob')!);
-        if (req.KeyId !== undefined && this.key(req.KeyId) !== key) throw new KmsFault('IncorrectKeyException', 'The key ID in the request does not identify a CMK that can perform this operation.');
+        if (req.KeyId !== undefined && this.key(req.KeyId) !== key)
+          throw new KmsFault('IncorrectKeyException', 'The key ID in the request does not identify a CMK that can perform this operation.');
         const spki = this.recipient(action, req, key);
-        return { KeyId: key.arn, EncryptionAlgorithm: 'SYMMETRIC_DEFAULT', ...(spki ? { Plaintext: null, CiphertextForRecipient: this.seal(plaintext, spki) } : { Plaintext: b64(plaintext) }) };
+        return {
+          KeyId: key.arn,
+          EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+          ...(spki ? { Plaintext: null, CiphertextForRecipient: this.seal(plaintext, spki) } : { Plaintext: b64(plaintext) }),
+        };
       }
       case 'GenerateDataKey': {
         const key = this.key(req.KeyId);
         const size = req.KeySpec === 'AES_128' ? 16 : req.KeySpec === 'AES_256' ? 32 : Number(req.NumberOfBytes);
-        if (!Number.isInteger(size) || size < 1 || size > 1024) throw new KmsFault('ValidationException', 'KeySpec or NumberOfBytes is required');
+        if (!Number.isInteger(size) || size < 1 || size > 1024)
+          throw new KmsFault('ValidationException', 'KeySpec or NumberOfBytes is required');
         const spki = this.recipient(action, req, key);
         const dataKey = crypto.randomBytes(size);
-        return { KeyId: key.arn, CiphertextBlob: b64(this.encryptBlob(key, dataKey)), ...(spki ? { Plaintext: null, CiphertextForRecipient: this.seal(dataKey, spki) } : { Plaintext: b64(dataKey) }) };
+        return {
+          KeyId: key.arn,
+          CiphertextBlob: b64(this.encryptBlob(key, dataKey)),
+          ...(spki ? { Plaintext: null, CiphertextForRecipient: this.seal(dataKey, spki) } : { Plaintext: b64(dataKey) }),
+        };
       }
       case 'GenerateDataKeyPair': {
         const key = this.key(req.KeyId);
-        const pair = req.KeyPairSpec === 'RSA_2048' ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 })
-          : req.KeyPairSpec === 'ECC_NIST_P256' ? crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })
-            : (() => { throw new KmsFault('ValidationException', 'KeyPairSpec must be RSA_2048 or ECC_NIST_P256 in this emulator'); })();
+        const pair =
+          req.KeyPairSpec === 'RSA_2048'
+            ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 })
+            : req.KeyPairSpec === 'ECC_NIST_P256'
+              ? crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })
+              : (() => {
+                  throw new KmsFault('ValidationException', 'KeyPairSpec must be RSA_2048 or ECC_NIST_P256 in this emulator');
+                })();
         const spki = this.recipient(action, req, key);
         const pkcs8 = pair.privateKey.export({ type: 'pkcs8', format: 'der' });
         return {
-          KeyId: key.arn, KeyPairSpec: req.KeyPairSpec,
+          KeyId: key.arn,
+          KeyPairSpec: req.KeyPairSpec,
           PublicKey: b64(pair.publicKey.export({ type: 'spki', format: 'der' })),
           PrivateKeyCiphertextBlob: b64(this.encryptBlob(key, pkcs8)),
           ...(spki ? { PrivateKeyPlaintext: null, CiphertextForRecipient: this.seal(pkcs8, spki) } : { PrivateKeyPlaintext: b64(pkcs8) }),
@@ -211,11 +263,25 @@ export class KmsEmulator {
         }
         const spki = this.recipient(action, req, key);
         const secret = crypto.diffieHellman({ privateKey: key.agreementKey, publicKey: peer });
-        return { KeyId: key.arn, KeyAgreementAlgorithm: 'ECDH', KeyOrigin: 'AWS_KMS', ...(spki ? { SharedSecret: null, CiphertextForRecipient: this.seal(secret, spki) } : { SharedSecret: b64(secret) }) };
+        return {
+          KeyId: key.arn,
+          KeyAgreementAlgorithm: 'ECDH',
+          KeyOrigin: 'AWS_KMS',
+          ...(spki ? { SharedSecret: null, CiphertextForRecipient: this.seal(secret, spki) } : { SharedSecret: b64(secret) }),
+        };
       }
       case 'DescribeKey': {
         const key = this.key(req.KeyId);
-        return { KeyMetadata: { KeyId: key.keyId, Arn: key.arn, KeySpec: key.spec, Enabled: true, KeyState: 'Enabled', KeyUsage: key.agreementKey ? 'KEY_AGREEMENT' : 'ENCRYPT_DECRYPT' } };
+        return {
+          KeyMetadata: {
+            KeyId: key.keyId,
+            Arn: key.arn,
+            KeySpec: key.spec,
+            Enabled: true,
+            KeyState: 'Enabled',
+            KeyUsage: key.agreementKey ? 'KEY_AGREEMENT' : 'ENCRYPT_DECRYPT',
+          },
+        };
       }
       default:
         throw new KmsFault('UnknownOperationException', '');
@@ -226,14 +292,25 @@ export class KmsEmulator {
     const requestId = crypto.randomUUID();
     const reply = (status: number, value: unknown, errorType?: string) => {
       const bytes = Buffer.from(JSON.stringify(value));
-      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': requestId, 'content-length': bytes.length, ...(errorType ? { 'x-amzn-errortype': errorType } : {}) });
+      res.writeHead(status, {
+        'content-type': 'application/x-amz-json-1.1',
+        'x-amzn-requestid': requestId,
+        'content-length': bytes.length,
+        ...(errorType ? { 'x-amzn-errortype': errorType } : {}),
+      });
       res.end(bytes);
     };
     const fail = (f: KmsFault) => reply(f.status, { __type: f.errorType, message: f.message }, f.errorType);
     const sigFailure = verifySigV4(req, body, this.opts.region, this.opts.store);
     if (sigFailure) {
       this.refusedSignatures.push(sigFailure.errorType);
-      return fail(new KmsFault(sigFailure.errorType, sigFailure.message, sigFailure.errorType === 'ExpiredTokenException' || sigFailure.errorType === 'UnrecognizedClientException' ? 400 : 403));
+      return fail(
+        new KmsFault(
+          sigFailure.errorType,
+          sigFailure.message,
+          sigFailure.errorType === 'ExpiredTokenException' || sigFailure.errorType === 'UnrecognizedClientException' ? 400 : 403,
+        ),
+      );
     }
     const action = kmsActionOf(String(req.headers['x-amz-target'] ?? ''));
     if (!action) return fail(new KmsFault('UnknownOperationException', ''));

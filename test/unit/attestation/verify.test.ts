@@ -10,10 +10,20 @@ import { verifyAttestation } from '../../../shared/attestation/verify.js';
 import { vectorBytes, vectorJson } from '../../helpers/vectors.js';
 
 interface Expected {
-  module_id: string; timestamp: number; npcrs: number; cabundle: number;
-  public_key_len: number | null; user_data_len: number | null; nonce_len: number | null;
+  module_id: string;
+  timestamp: number;
+  npcrs: number;
+  cabundle: number;
+  public_key_len: number | null;
+  user_data_len: number | null;
+  nonce_len: number | null;
   leaf_not_after: string;
-  pcr0: string; pcr1: string; pcr2: string; pcr3: string; pcr4: string; pcr8: string;
+  pcr0: string;
+  pcr1: string;
+  pcr2: string;
+  pcr3: string;
+  pcr4: string;
+  pcr8: string;
 }
 const expected = vectorJson<Record<string, Expected>>('attestation/expected.json');
 const FILES = Object.keys(expected);
@@ -74,8 +84,20 @@ describe('attestation verify against the real AWS documents', () => {
   it('checks PCRs by index, in bytes or hex of either case, and names the mismatching one', () => {
     const doc = vectorBytes('attestation/prod-2022.cbor');
     const want = expected['prod-2022.cbor']!;
-    verifyAttestation(doc, { expectedPcrs: new Map<number, Buffer | string>([[0, want.pcr0.toUpperCase()], [2, Buffer.from(want.pcr2, 'hex')]]) });
-    const wrong = failure(() => verifyAttestation(doc, { expectedPcrs: new Map([[0, want.pcr0], [1, want.pcr0]]) }));
+    verifyAttestation(doc, {
+      expectedPcrs: new Map<number, Buffer | string>([
+        [0, want.pcr0.toUpperCase()],
+        [2, Buffer.from(want.pcr2, 'hex')],
+      ]),
+    });
+    const wrong = failure(() =>
+      verifyAttestation(doc, {
+        expectedPcrs: new Map([
+          [0, want.pcr0],
+          [1, want.pcr0],
+        ]),
+      }),
+    );
     assert.equal(wrong.code, 'pcr_mismatch');
     assert.equal(wrong.context.index, 1);
     assert.match(wrong.message, /^PCR1 mismatch/);
@@ -142,8 +164,15 @@ describe('attestation verify: chain rules on minted chains', () => {
 
   function document(leaf: Issued, bundle: Buffer[]): Buffer {
     const payload = encodeAttestationDocument({
-      moduleId: 'i-test', digest: 'SHA384', timestamp: Date.now(), pcrs: new Map([[0, Buffer.alloc(48)]]),
-      certificate: leaf.der, cabundle: bundle, publicKey: null, userData: null, nonce: null,
+      moduleId: 'i-test',
+      digest: 'SHA384',
+      timestamp: Date.now(),
+      pcrs: new Map([[0, Buffer.alloc(48)]]),
+      certificate: leaf.der,
+      cabundle: bundle,
+      publicKey: null,
+      userData: null,
+      nonce: null,
     });
     return signCoseSign1(payload, leaf.privateKey);
   }
@@ -162,7 +191,10 @@ describe('attestation verify: chain rules on minted chains', () => {
 
   it('refuses a CA as the signing leaf, and a chain deeper than pathLen allows', () => {
     const caLeaf = issueCertificate({ commonName: 'ca leaf', validFrom: from, validTo: to, pathLen: 0, issuer: intermediate });
-    assert.match(failure(() => verifyAttestation(document(caLeaf, [root.der, intermediate.der]), { root: root.der })).message, /leaf certificate is a CA/);
+    assert.match(
+      failure(() => verifyAttestation(document(caLeaf, [root.der, intermediate.der]), { root: root.der })).message,
+      /leaf certificate is a CA/,
+    );
     const deeper = issueCertificate({ commonName: 'deeper', validFrom: from, validTo: to, pathLen: 0, issuer: intermediate });
     const leaf = issueCertificate({ commonName: 'leaf', validFrom: from, validTo: to, issuer: deeper });
     const err = failure(() => verifyAttestation(document(leaf, [root.der, intermediate.der, deeper.der]), { root: root.der }));

@@ -27,9 +27,25 @@ const trusted: AuditVerifyOptions = { root: simulator.rootPem };
 function record(n: number): EgressAuditRecord {
   const ts = new Date(Date.UTC(2026, 10, 30, 12, 0, n)).toISOString();
   return {
-    type: 'egress', ts, end_ts: ts, duration_ms: 0, conn_id: `c${n}`, listener: 'egress', proto: 'http_connect', src: '127.0.0.1:1',
-    dest_host: `host${n}.example`, dest_port: 443, dest_ip: null, sni: null, decision: n % 3 === 0 ? 'allow' : 'deny', rule: null,
-    reason: n % 3 === 0 ? 'allowed_by_rule' : 'not_in_allow_list', bytes_up: 0, bytes_down: 0, closed_by: null, close_error: null,
+    type: 'egress',
+    ts,
+    end_ts: ts,
+    duration_ms: 0,
+    conn_id: `c${n}`,
+    listener: 'egress',
+    proto: 'http_connect',
+    src: '127.0.0.1:1',
+    dest_host: `host${n}.example`,
+    dest_port: 443,
+    dest_ip: null,
+    sni: null,
+    decision: n % 3 === 0 ? 'allow' : 'deny',
+    rule: null,
+    reason: n % 3 === 0 ? 'allowed_by_rule' : 'not_in_allow_list',
+    bytes_up: 0,
+    bytes_down: 0,
+    closed_by: null,
+    close_error: null,
   };
 }
 
@@ -38,7 +54,14 @@ async function writeBoot(file: string, records: number, opts: { maxBuffered?: nu
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-sock-'));
   const address = parseAddress(`unix://${dir}/audit.sock`);
   const collector = new AuditCollector({ address, enclaveCid: 16, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
-  const sender = new AuditSender({ address, maxBuffered: opts.maxBuffered ?? 1000, retryMinMs: 5, retryMaxMs: 10, evidence: new AuditEvidence(nsm), checkpoint: { records: 4, intervalMs: 3_600_000 } });
+  const sender = new AuditSender({
+    address,
+    maxBuffered: opts.maxBuffered ?? 1000,
+    retryMinMs: 5,
+    retryMaxMs: 10,
+    evidence: new AuditEvidence(nsm),
+    checkpoint: { records: 4, intervalMs: 3_600_000 },
+  });
   try {
     if (!opts.collectorLate) await collector.start();
     sender.start();
@@ -124,7 +147,13 @@ test('a duplicated record is named', () => {
 
 test('a forged record appended after the closing checkpoint is named, however well it links', () => {
   const last = JSON.parse(clean.at(-1)!) as { seq: number; boot_id: string };
-  const forged = JSON.stringify({ seq: last.seq + 1, boot_id: last.boot_id, prev: lineHash(clean.at(-1)!), ...record(99), decision: 'allow' });
+  const forged = JSON.stringify({
+    seq: last.seq + 1,
+    boot_id: last.boot_id,
+    prev: lineHash(clean.at(-1)!),
+    ...record(99),
+    decision: 'allow',
+  });
   const f = failure([asFile([...clean, forged])]);
   assert.equal(f.kind, 'forged');
   assert.match(f.message, /after the boot's closing checkpoint/);
@@ -153,7 +182,10 @@ test('a cut tail is named: the boot has no closing checkpoint', () => {
 test('rotated files are put in order by name, and two swapped files are named', () => {
   const parts = [clean.slice(0, 5), clean.slice(5, 10), clean.slice(10)];
   const named = [asFile(parts[2]!, 'audit.log'), asFile(parts[1]!, 'audit.log.1'), asFile(parts[0]!, 'audit.log.2')];
-  assert.deepEqual(orderFiles(named).map((f) => f.name), ['audit.log.2', 'audit.log.1', 'audit.log']);
+  assert.deepEqual(
+    orderFiles(named).map((f) => f.name),
+    ['audit.log.2', 'audit.log.1', 'audit.log'],
+  );
   assert.ok(verifyAuditLog(named, trusted).ok);
   const swapped = [asFile(parts[2]!, 'audit.log'), asFile(parts[0]!, 'audit.log.1'), asFile(parts[1]!, 'audit.log.2')];
   const f = failure(swapped);
@@ -197,7 +229,14 @@ test('a quiet stream still gets a checkpoint at the interval', async () => {
   const address = parseAddress(`unix://${dir}/audit.sock`);
   const file = path.join(dir, 'audit.log');
   const collector = new AuditCollector({ address, enclaveCid: 16, stdout: false, file: { path: file, maxBytes: 0, keep: 0 } });
-  const sender = new AuditSender({ address, maxBuffered: 100, retryMinMs: 5, retryMaxMs: 10, evidence: new AuditEvidence(nsm), checkpoint: { records: 1000, intervalMs: 20 } });
+  const sender = new AuditSender({
+    address,
+    maxBuffered: 100,
+    retryMinMs: 5,
+    retryMaxMs: 10,
+    evidence: new AuditEvidence(nsm),
+    checkpoint: { records: 1000, intervalMs: 20 },
+  });
   const lines = () => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trimEnd().split('\n').filter(Boolean) : []);
   try {
     await collector.start();

@@ -26,6 +26,6 @@ test('wrk output: req/s, p99 in microseconds, total requests and errors', () => 
   assert.equal(parseWrk(SAMPLE.replace('12.74ms', '1.50s')).p99us, 1_500_000);
 });
 
-test('output that is not wrk\'s report is an error, not zeros', () => {
+test("output that is not wrk's report is an error, not zeros", () => {
   assert.throws(() => parseWrk('connection refused'), /cannot read wrk's output/);
 });

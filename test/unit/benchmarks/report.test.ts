@@ -9,8 +9,23 @@ import type { BenchmarkReport, PathResult } from '../../../benchmarks/report/typ
 
 function result(name: string, gbps: number, cpu: number | null, p50: number, conns = 1000, connP99 = 900): PathResult {
   return {
-    name, gbps, cpu_s_per_gb: cpu, p50_us: p50, p99_us: p50 * 2, conns_per_s: conns, conn_p99_us: connP99, cpu_us_per_conn: 100,
-    trials: { gbps: [gbps], cpu_s_per_gb: cpu === null ? [] : [cpu], p50_us: [p50], p99_us: [p50 * 2], conns_per_s: [conns], conn_p99_us: [connP99], cpu_us_per_conn: [100] },
+    name,
+    gbps,
+    cpu_s_per_gb: cpu,
+    p50_us: p50,
+    p99_us: p50 * 2,
+    conns_per_s: conns,
+    conn_p99_us: connP99,
+    cpu_us_per_conn: 100,
+    trials: {
+      gbps: [gbps],
+      cpu_s_per_gb: cpu === null ? [] : [cpu],
+      p50_us: [p50],
+      p99_us: [p50 * 2],
+      conns_per_s: [conns],
+      conn_p99_us: [connP99],
+      cpu_us_per_conn: [100],
+    },
   };
 }
 
@@ -21,10 +36,17 @@ const results = [
   result('socat-2hop', 10, 2.4, 90),
   result('haproxy-2hop', 8, 1.0, 75, 1000, 800),
 ];
-const memory = [{ path: 'pair-native', tunnels: 100, fdsReturned: true, processes: [
-  { pid: 1, rssBeforeKiB: 1000, rssOpenKiB: 1800, kibPerTunnel: 8, fdsBefore: 20, fdsOpen: 220, fdsAfter: 20 },
-  { pid: 2, rssBeforeKiB: 1000, rssOpenKiB: 3500, kibPerTunnel: 25, fdsBefore: 20, fdsOpen: 220, fdsAfter: 20 },
-] }];
+const memory = [
+  {
+    path: 'pair-native',
+    tunnels: 100,
+    fdsReturned: true,
+    processes: [
+      { pid: 1, rssBeforeKiB: 1000, rssOpenKiB: 1800, kibPerTunnel: 8, fdsBefore: 20, fdsOpen: 220, fdsAfter: 20 },
+      { pid: 2, rssBeforeKiB: 1000, rssOpenKiB: 3500, kibPerTunnel: 25, fdsBefore: 20, fdsOpen: 220, fdsAfter: 20 },
+    ],
+  },
+];
 
 describe('benchmark reports', () => {
   it('median and nearest-rank percentiles', () => {
@@ -53,7 +75,10 @@ describe('benchmark reports', () => {
   });
 
   it('marks a target it cannot evaluate as n/a instead of failing it', () => {
-    const checks = checkTargets(results.filter((r) => r.name !== 'haproxy-2hop'), []);
+    const checks = checkTargets(
+      results.filter((r) => r.name !== 'haproxy-2hop'),
+      [],
+    );
     const c = checks.find((x) => x.target.includes('haproxy-2hop'))!;
     assert.equal(c.met, null);
     assert.equal(c.measured, 'n/a');
@@ -61,8 +86,14 @@ describe('benchmark reports', () => {
 
   it('renders the table and a well-formed SVG with one bar per path', () => {
     const report: BenchmarkReport = {
-      started: '2026-01-01T00:00:00Z', host: { cpus: 2, kernel: '6.x', node: 'v20' }, settings: { trials: 5 },
-      results, memory, pipe_sizes: [{ pipe_size: 262144, gbps: 20, cpu_s_per_gb: 0.3 }], targets: checkTargets(results, memory), skipped: [{ name: 'x', reason: 'y missing' }],
+      started: '2026-01-01T00:00:00Z',
+      host: { cpus: 2, kernel: '6.x', node: 'v20' },
+      settings: { trials: 5 },
+      results,
+      memory,
+      pipe_sizes: [{ pipe_size: 262144, gbps: 20, cpu_s_per_gb: 0.3 }],
+      targets: checkTargets(results, memory),
+      skipped: [{ name: 'x', reason: 'y missing' }],
     };
     const text = renderTables(report);
     assert.match(text, /^pair-native\s+20\.00\s+0\.300\s+80\.0\s+160\.0\s+1200\s+1000\s+100$/m);

@@ -36,15 +36,29 @@ function rootfs(): RootfsEntry[] {
     { kind: 'directory', path: 'bin', mode: 0o755, ...root },
     { kind: 'symlink', path: 'bin/server', target: '../app/server', ...root },
     {
-      kind: 'file', path: 'app/streamed.bin', mode: 0o644, size: 10, ...root,
-      data: async function* () { yield Buffer.from('01234'); yield Buffer.from('56789'); },
+      kind: 'file',
+      path: 'app/streamed.bin',
+      mode: 0o644,
+      size: 10,
+      ...root,
+      data: async function* () {
+        yield Buffer.from('01234');
+        yield Buffer.from('56789');
+      },
     },
   ]);
 }
 
 async function build(dir: string, opts: { signer?: ReturnType<typeof loadSigner>; blobs?: string } = {}) {
   const blobs = loadBlobs(opts.blobs ?? makeStandInBlobs({ dir: path.join(dir, 'blobs') }), 'x86_64');
-  const metadata = encodeMetadata({ imageName: 'test', imageVersion: '1', toolVersion: '0.0.0', kernelInfo: blobs.kernelInfo, dockerInfo: null, sourceDateEpoch: 0 });
+  const metadata = encodeMetadata({
+    imageName: 'test',
+    imageVersion: '1',
+    toolVersion: '0.0.0',
+    kernelInfo: blobs.kernelInfo,
+    dockerInfo: null,
+    sourceDateEpoch: 0,
+  });
   return assembleEif({
     blobs,
     rootfs: rootfs(),
@@ -79,13 +93,17 @@ describe('CRC-32 combine', () => {
 });
 
 describe('EIF writer and reader', () => {
-  it('writes nitro-cli\'s layout; an independent reader agrees on the CRC and every PCR', async () => {
+  it("writes nitro-cli's layout; an independent reader agrees on the CRC and every PCR", async () => {
     const dir = tmp();
     const result = await build(dir);
     const ind = readEifIndependently(result.eifPath);
     assert.equal(ind.version, 4);
     assert.equal(ind.flags, 0);
-    assert.deepEqual(ind.sections.map((s) => s.type), [1, 2, 5, 3, 3], 'kernel, cmdline, metadata, bootstrap ramdisk, app ramdisk');
+    assert.deepEqual(
+      ind.sections.map((s) => s.type),
+      [1, 2, 5, 3, 3],
+      'kernel, cmdline, metadata, bootstrap ramdisk, app ramdisk',
+    );
     assert.equal(ind.sections[0]!.offset, 548, 'first section right after the 548-byte header');
     for (let i = 1; i < ind.sections.length; i++) {
       assert.equal(ind.sections[i]!.offset, ind.sections[i - 1]!.offset + 12 + ind.sections[i - 1]!.size, 'sections are contiguous');
@@ -99,8 +117,14 @@ describe('EIF writer and reader', () => {
     const described = await readEif(result.eifPath);
     assert.deepEqual(described.pcrs, ind.pcrs);
     assert.equal(described.crc.ok, true);
-    assert.equal((described.metadata as { BuildMetadata: { BuildTime: string; KernelVersion: string } }).BuildMetadata.BuildTime, '1970-01-01T00:00:00.000000+00:00');
-    assert.equal((described.metadata as { BuildMetadata: { KernelVersion: string } }).BuildMetadata.KernelVersion, '4.14.256-209.484.amzn2');
+    assert.equal(
+      (described.metadata as { BuildMetadata: { BuildTime: string; KernelVersion: string } }).BuildMetadata.BuildTime,
+      '1970-01-01T00:00:00.000000+00:00',
+    );
+    assert.equal(
+      (described.metadata as { BuildMetadata: { KernelVersion: string } }).BuildMetadata.KernelVersion,
+      '4.14.256-209.484.amzn2',
+    );
     const pcrsFile = JSON.parse(fs.readFileSync(result.pcrsPath, 'utf8')) as { Measurements: Record<string, string> };
     assert.equal(pcrsFile.Measurements.PCR0, ind.pcrs.PCR0);
     assert.deepEqual(fs.readdirSync(dir).sort(), ['app.eif', 'app.pcrs.json', 'blobs'], 'no temporary file left');
@@ -136,7 +160,7 @@ describe('EIF writer and reader', () => {
     assert.ok(fs.readFileSync(a.eifPath).equals(fs.readFileSync(b.eifPath)));
   });
 
-  it('signs with an ECDSA P-384 key: PCR8 is the certificate\'s, the section holds a COSE signature over PCR0', async () => {
+  it("signs with an ECDSA P-384 key: PCR8 is the certificate's, the section holds a COSE signature over PCR0", async () => {
     const dir = tmp();
     const { key, cert } = makeSigningIdentity(dir);
     const signer = loadSigner(fs.readFileSync(cert), fs.readFileSync(key), { certificate: cert, key });
@@ -144,7 +168,10 @@ describe('EIF writer and reader', () => {
     const der = new crypto.X509Certificate(fs.readFileSync(cert)).raw;
     assert.equal(result.pcrs.PCR8, pcrOf(der));
     const ind = readEifIndependently(result.eifPath);
-    assert.deepEqual(ind.sections.map((s) => s.type), [1, 2, 5, 3, 3, 4]);
+    assert.deepEqual(
+      ind.sections.map((s) => s.type),
+      [1, 2, 5, 3, 3, 4],
+    );
     assert.equal(ind.storedCrc, ind.computedCrc);
     assert.equal(ind.pcrs.PCR0, result.pcrs.PCR0, 'the signature section is not measured');
     // Decode the section with a fresh decoder and check the COSE signature with node:crypto.
@@ -157,7 +184,14 @@ describe('EIF writer and reader', () => {
     assert.equal(Buffer.from(info.register_value).toString('hex'), result.pcrs.PCR0);
     const { Encoder } = await import('cbor-x');
     const toSign = new Encoder({ useRecords: false }).encode(['Signature1', protectedHeader, Buffer.alloc(0), payload]);
-    assert.ok(crypto.verify('sha384', toSign, { key: new crypto.X509Certificate(fs.readFileSync(cert)).publicKey, dsaEncoding: 'ieee-p1363' }, signature));
+    assert.ok(
+      crypto.verify(
+        'sha384',
+        toSign,
+        { key: new crypto.X509Certificate(fs.readFileSync(cert)).publicKey, dsaEncoding: 'ieee-p1363' },
+        signature,
+      ),
+    );
     const described = await readEif(result.eifPath);
     assert.equal(described.signature?.signatureValid, true);
     assert.equal(described.signature?.coversThisImage, true);
@@ -167,8 +201,10 @@ describe('EIF writer and reader', () => {
   it('refuses a P-256 key and a key that does not match the certificate, naming the file', () => {
     const dir = tmp();
     const p256 = makeSigningIdentity(dir, 'prime256v1');
-    assert.throws(() => loadSigner(fs.readFileSync(p256.cert), fs.readFileSync(p256.key), { certificate: p256.cert, key: p256.key }),
-      (e: BuildError) => e.code === 'signing_key_invalid' && e.message.includes(p256.key) && e.message.includes('P-384'));
+    assert.throws(
+      () => loadSigner(fs.readFileSync(p256.cert), fs.readFileSync(p256.key), { certificate: p256.cert, key: p256.key }),
+      (e: BuildError) => e.code === 'signing_key_invalid' && e.message.includes(p256.key) && e.message.includes('P-384'),
+    );
     const a = makeSigningIdentity(fs.mkdtempSync(path.join(dir, 'a')));
     const b = makeSigningIdentity(fs.mkdtempSync(path.join(dir, 'b')));
     assert.throws(() => loadSigner(fs.readFileSync(a.cert), fs.readFileSync(b.key), { certificate: a.cert, key: b.key }), /does not match/);
@@ -177,8 +213,14 @@ describe('EIF writer and reader', () => {
   it('names the missing blob', () => {
     const dir = makeStandInBlobs();
     fs.rmSync(path.join(dir, 'nsm.ko'));
-    assert.throws(() => loadBlobs(dir, 'x86_64'), (e: BuildError) => e.code === 'blob_missing' && e.message.includes(path.join(dir, 'nsm.ko')));
-    assert.throws(() => loadBlobs(dir, 'aarch64'), (e: BuildError) => e.message.includes(path.join(dir, 'Image')));
+    assert.throws(
+      () => loadBlobs(dir, 'x86_64'),
+      (e: BuildError) => e.code === 'blob_missing' && e.message.includes(path.join(dir, 'nsm.ko')),
+    );
+    assert.throws(
+      () => loadBlobs(dir, 'aarch64'),
+      (e: BuildError) => e.message.includes(path.join(dir, 'Image')),
+    );
   });
 });
 
@@ -200,9 +242,15 @@ describe('verifyEifPcrs', () => {
     bytes[bytes.length - 1000] = bytes[bytes.length - 1000]! ^ 0xff;
     const corrupt = path.join(dir, 'corrupt.eif');
     fs.writeFileSync(corrupt, bytes);
-    await assert.rejects(verifyEifPcrs(corrupt, result.pcrsPath), (e: BuildError) => e.code === 'eif_crc_mismatch' && e.message.includes(corrupt));
+    await assert.rejects(
+      verifyEifPcrs(corrupt, result.pcrsPath),
+      (e: BuildError) => e.code === 'eif_crc_mismatch' && e.message.includes(corrupt),
+    );
     fs.writeFileSync(corrupt, bytes.subarray(0, bytes.length - 5000));
-    await assert.rejects(verifyEifPcrs(corrupt, result.pcrsPath), (e: BuildError) => e.code === 'eif_invalid' && /truncated/.test(e.message));
+    await assert.rejects(
+      verifyEifPcrs(corrupt, result.pcrsPath),
+      (e: BuildError) => e.code === 'eif_invalid' && /truncated/.test(e.message),
+    );
   });
 });
 
@@ -220,9 +268,15 @@ describe('enclaver-proxy describe-eif and measure', () => {
     assert.match(text.stdout, new RegExp(`PCR8: ${result.pcrs.PCR8}`));
     assert.match(text.stdout, /signature: valid; signs this PCR0/);
     assert.match(text.stdout, /CN=eif-signer-test/);
-    const json = JSON.parse(cli('describe-eif', '--json', result.eifPath).stdout) as { Measurements: Record<string, string>; Sections: { Type: string }[] };
+    const json = JSON.parse(cli('describe-eif', '--json', result.eifPath).stdout) as {
+      Measurements: Record<string, string>;
+      Sections: { Type: string }[];
+    };
     assert.equal(json.Measurements.PCR2, result.pcrs.PCR2);
-    assert.deepEqual(json.Sections.map((s) => s.Type), ['kernel', 'cmdline', 'metadata', 'ramdisk', 'ramdisk', 'signature']);
+    assert.deepEqual(
+      json.Sections.map((s) => s.Type),
+      ['kernel', 'cmdline', 'metadata', 'ramdisk', 'ramdisk', 'signature'],
+    );
     const bytes = fs.readFileSync(result.eifPath);
     bytes[600] = bytes[600]! ^ 1;
     fs.writeFileSync(result.eifPath, bytes);
@@ -239,7 +293,9 @@ describe('enclaver-proxy describe-eif and measure', () => {
     const plain = cli('measure', result.eifPath);
     assert.equal(plain.status, 0, plain.stderr);
     assert.equal(plain.stdout, `PCR0: ${result.pcrs.PCR0}\nPCR1: ${result.pcrs.PCR1}\nPCR2: ${result.pcrs.PCR2}\n`);
-    const policy = JSON.parse(cli('measure', '--kms-policy', result.eifPath).stdout) as { Condition: { StringEqualsIgnoreCase: Record<string, string> } };
+    const policy = JSON.parse(cli('measure', '--kms-policy', result.eifPath).stdout) as {
+      Condition: { StringEqualsIgnoreCase: Record<string, string> };
+    };
     assert.deepEqual(policy.Condition.StringEqualsIgnoreCase, {
       'kms:RecipientAttestation:PCR0': result.pcrs.PCR0,
       'kms:RecipientAttestation:PCR1': result.pcrs.PCR1,

@@ -20,7 +20,13 @@ function cli(...args: string[]) {
 
 describe('enclaver-proxy attestation verify', () => {
   it('verifies the real documents as of their timestamp, raw CBOR and base64, and prints what they attest', () => {
-    const prod = cli(vector('prod-2022.cbor'), '--pcr', `0=${expected['prod-2022.cbor']!.pcr0}`, '--pcr', `2=${expected['prod-2022.cbor']!.pcr2}`);
+    const prod = cli(
+      vector('prod-2022.cbor'),
+      '--pcr',
+      `0=${expected['prod-2022.cbor']!.pcr0}`,
+      '--pcr',
+      `2=${expected['prod-2022.cbor']!.pcr2}`,
+    );
     assert.equal(prod.code, 0, prod.stderr);
     const out = JSON.parse(prod.stdout) as { verified: boolean; checked_at: string; pcrs: Record<string, string> };
     assert.equal(out.verified, true);

@@ -19,10 +19,20 @@ const run = () => spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build
 test('builds when dist is missing or older than a source, and does nothing otherwise', () => {
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
   fs.writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}\n');
-  fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { outDir: 'dist', rootDir: '.', incremental: true, tsBuildInfoFile: 'dist/.tsbuildinfo', types: [], module: 'NodeNext' },
-    include: ['*.ts'],
-  }));
+  fs.writeFileSync(
+    path.join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        outDir: 'dist',
+        rootDir: '.',
+        incremental: true,
+        tsBuildInfoFile: 'dist/.tsbuildinfo',
+        types: [],
+        module: 'NodeNext',
+      },
+      include: ['*.ts'],
+    }),
+  );
   const source = path.join(dir, 'a.ts');
   fs.writeFileSync(source, 'export const a: number = 1;\n');
 

@@ -34,14 +34,27 @@ listeners:
   - { name: imds, address: "tcp://127.0.0.1:9998", imds: {} }
   - { name: api, address: "unix:///run/api.sock", attestation_api: {} }
 `) as InnerConfig;
-    assert.deepEqual(listenerOf(c, 'kms').kms, { endpoint: undefined, endpoints: {}, egressProxy: 'http://127.0.0.1:10000', caFile: undefined, attestationReuseMs: 30_000, maxBodyBytes: 65536 });
-    assert.deepEqual(c.listeners.map((l) => l.kind), ['kms', 'imds', 'attestation_api']);
+    assert.deepEqual(listenerOf(c, 'kms').kms, {
+      endpoint: undefined,
+      endpoints: {},
+      egressProxy: 'http://127.0.0.1:10000',
+      caFile: undefined,
+      attestationReuseMs: 30_000,
+      maxBodyBytes: 65536,
+    });
+    assert.deepEqual(
+      c.listeners.map((l) => l.kind),
+      ['kms', 'imds', 'attestation_api'],
+    );
     assert.equal(c.nsm.mode, 'simulator');
     assert.deepEqual(c.nsm.simulator.pcrs.get(0), Buffer.from(PCR, 'hex'));
     assert.equal(c.nsm.simulator.rootCertificatePath, '/etc/root.pem');
     assert.deepEqual(c.aws, { region: 'eu-west-1', credentialRefreshMarginMs: 120_000 });
     assert.deepEqual(awsAppEnvironment(c, [{ name: 'kms', address: { kind: 'tcp', host: '127.0.0.1', port: 9999 } }], 'eu-west-1'), {
-      AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://127.0.0.1:9998', AWS_ENDPOINT_URL_KMS: 'http://127.0.0.1:9999', AWS_REGION: 'eu-west-1', AWS_DEFAULT_REGION: 'eu-west-1',
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://127.0.0.1:9998',
+      AWS_ENDPOINT_URL_KMS: 'http://127.0.0.1:9999',
+      AWS_REGION: 'eu-west-1',
+      AWS_DEFAULT_REGION: 'eu-west-1',
     });
   });
 
@@ -52,16 +65,30 @@ listeners:
   });
 
   it('refuses AWS listeners off loopback, on the outer, with two kinds, or with a bad PCR', () => {
-    assert.match(problems('role: inner\nlisteners: [{ name: k, address: "tcp://0.0.0.0:9999", kms: {} }]\n').join('\n'), /must listen on loopback/);
-    assert.match(problems('role: outer\nlisteners: [{ name: k, address: "tcp://127.0.0.1:9999", kms: {} }]\n').join('\n'), /only the inner side/);
-    assert.match(problems('role: inner\nclusters: [{ name: a, endpoints: ["tcp://127.0.0.1:1"] }]\nlisteners: [{ name: k, address: "tcp://127.0.0.1:9999", kms: {}, cluster: a }]\n').join('\n'), /exactly one kind/);
+    assert.match(
+      problems('role: inner\nlisteners: [{ name: k, address: "tcp://0.0.0.0:9999", kms: {} }]\n').join('\n'),
+      /must listen on loopback/,
+    );
+    assert.match(
+      problems('role: outer\nlisteners: [{ name: k, address: "tcp://127.0.0.1:9999", kms: {} }]\n').join('\n'),
+      /only the inner side/,
+    );
+    assert.match(
+      problems(
+        'role: inner\nclusters: [{ name: a, endpoints: ["tcp://127.0.0.1:1"] }]\nlisteners: [{ name: k, address: "tcp://127.0.0.1:9999", kms: {}, cluster: a }]\n',
+      ).join('\n'),
+      /exactly one kind/,
+    );
     assert.match(problems('role: inner\nnsm: { simulator: { pcrs: { "0": "abcd" } } }\n').join('\n'), /nsm\.simulator\.pcrs\[0\]/);
-    assert.match(problems('role: inner\nlisteners: [{ name: k, address: "tcp://127.0.0.1:9999", kms: { attestation_reuse: 10m } }]\n').join('\n'), /at most 5m/);
+    assert.match(
+      problems('role: inner\nlisteners: [{ name: k, address: "tcp://127.0.0.1:9999", kms: { attestation_reuse: 10m } }]\n').join('\n'),
+      /at most 5m/,
+    );
     assert.match(problems('role: inner\nimds_relay: {}\n').join('\n'), /belongs to the outer side/);
     assert.match(problems('role: outer\nimds_relay: { token_ttl: 7h }\n').join('\n'), /1s to 6h/);
   });
 
-  it('translates an Enclaver manifest\'s kms_proxy and api', () => {
+  it("translates an Enclaver manifest's kms_proxy and api", () => {
     const manifest = `
 version: v1
 name: app

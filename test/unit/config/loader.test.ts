@@ -73,23 +73,83 @@ describe('refused configs name file, line, path and expectation', () => {
     ['a list at the top', '- a\n- b\n', /expected a mapping/],
     ['missing role', 'listeners: []\n', /^proxy\.yaml:1:1: \(top level\): missing required key "role"$/],
     ['unknown role', 'role: middle\n', /^proxy\.yaml:1:7: role: expected one of: "inner", "outer", "local"; got string "middle"$/],
-    ['unknown top-level key', 'role: inner\nlisteners: []\nlistner: []\n', /^proxy\.yaml:3:1: listner: unknown key "listner" \(expected one of: .*listeners.*\)$/],
-    ['unknown listener key', `${GOOD_INNER.replace('    cluster: app\n', '    cluster: app\n    clustre: app\n')}`, /^proxy\.yaml:7:5: listeners\[0\]\.clustre: unknown key "clustre"/],
-    ['wrong type', 'role: inner\nlisteners:\n  - name: web\n    address: 8080\n    cluster: app\n', /^proxy\.yaml:4:14: listeners\[0\]\.address: expected string, got number 8080$/],
-    ['bad duration', GOOD_INNER.replace('250ms', '5 seconds'), /^proxy\.yaml:10:22: clusters\[0\]\.connect_timeout: "5 seconds" is not a duration/],
-    ['bad address scheme', GOOD_INNER.replace('tcp://127.0.0.1:8080', 'http://127.0.0.1:8080'), /^proxy\.yaml:9:17: clusters\[0\]\.endpoints\[0\]: unknown scheme "http" \(tcp, unix or vsock\)$/],
-    ['TCP port out of range', GOOD_INNER.replace('tcp://127.0.0.1:8080', 'tcp://127.0.0.1:70000'), /clusters\[0\]\.endpoints\[0\]: TCP port 70000 is out of range/],
+    [
+      'unknown top-level key',
+      'role: inner\nlisteners: []\nlistner: []\n',
+      /^proxy\.yaml:3:1: listner: unknown key "listner" \(expected one of: .*listeners.*\)$/,
+    ],
+    [
+      'unknown listener key',
+      `${GOOD_INNER.replace('    cluster: app\n', '    cluster: app\n    clustre: app\n')}`,
+      /^proxy\.yaml:7:5: listeners\[0\]\.clustre: unknown key "clustre"/,
+    ],
+    [
+      'wrong type',
+      'role: inner\nlisteners:\n  - name: web\n    address: 8080\n    cluster: app\n',
+      /^proxy\.yaml:4:14: listeners\[0\]\.address: expected string, got number 8080$/,
+    ],
+    [
+      'bad duration',
+      GOOD_INNER.replace('250ms', '5 seconds'),
+      /^proxy\.yaml:10:22: clusters\[0\]\.connect_timeout: "5 seconds" is not a duration/,
+    ],
+    [
+      'bad address scheme',
+      GOOD_INNER.replace('tcp://127.0.0.1:8080', 'http://127.0.0.1:8080'),
+      /^proxy\.yaml:9:17: clusters\[0\]\.endpoints\[0\]: unknown scheme "http" \(tcp, unix or vsock\)$/,
+    ],
+    [
+      'TCP port out of range',
+      GOOD_INNER.replace('tcp://127.0.0.1:8080', 'tcp://127.0.0.1:70000'),
+      /clusters\[0\]\.endpoints\[0\]: TCP port 70000 is out of range/,
+    ],
     ['relative unix path', GOOD_INNER.replace('tcp://127.0.0.1:8080', 'unix://run/app.sock'), /expected an absolute path/],
-    ['unknown CID name', GOOD_INNER.replace('vsock://any:8443', 'vsock://enclave:8443'), /^proxy\.yaml:4:14: listeners\[0\]\.address: unknown CID name "enclave"/],
-    ['reserved vsock port on a listener', GOOD_INNER.replace('vsock://any:8443', 'vsock://any:17002'), /^proxy\.yaml:4:14: listeners\[0\]\.address: vsock port 17002 is reserved for the pair's own channels \(17000-17009\)/],
-    ['reserved vsock port on a cluster', 'role: outer\nclusters:\n  - name: e\n    endpoints: [vsock://16:17005]\n', /clusters\[0\]\.endpoints\[0\]: vsock port 17005 is reserved/],
-    ['unknown cluster', GOOD_INNER.replace('cluster: app', 'cluster: ap'), /^proxy\.yaml:6:14: listeners\[0\]\.cluster: unknown cluster "ap" \(defined: app\)$/],
-    ['listener without a kind', 'role: inner\nlisteners:\n  - name: web\n    address: tcp://127.0.0.1:1\n', /^proxy\.yaml:3:5: listeners\[0\]: a listener needs a kind/],
-    ['duplicate listener names', `${GOOD_INNER}`.replace('clusters:', '  - name: web\n    address: vsock://any:8444\n    cluster: app\nclusters:'), /listeners\[1\]\.name: duplicate listener name "web"/],
-    ['two listeners on one address', `${GOOD_INNER}`.replace('clusters:', '  - name: web2\n    address: vsock://any:8443\n    cluster: app\nclusters:'), /listeners\[1\]\.address: vsock:\/\/any:8443 is already used by listener "web"/],
+    [
+      'unknown CID name',
+      GOOD_INNER.replace('vsock://any:8443', 'vsock://enclave:8443'),
+      /^proxy\.yaml:4:14: listeners\[0\]\.address: unknown CID name "enclave"/,
+    ],
+    [
+      'reserved vsock port on a listener',
+      GOOD_INNER.replace('vsock://any:8443', 'vsock://any:17002'),
+      /^proxy\.yaml:4:14: listeners\[0\]\.address: vsock port 17002 is reserved for the pair's own channels \(17000-17009\)/,
+    ],
+    [
+      'reserved vsock port on a cluster',
+      'role: outer\nclusters:\n  - name: e\n    endpoints: [vsock://16:17005]\n',
+      /clusters\[0\]\.endpoints\[0\]: vsock port 17005 is reserved/,
+    ],
+    [
+      'unknown cluster',
+      GOOD_INNER.replace('cluster: app', 'cluster: ap'),
+      /^proxy\.yaml:6:14: listeners\[0\]\.cluster: unknown cluster "ap" \(defined: app\)$/,
+    ],
+    [
+      'listener without a kind',
+      'role: inner\nlisteners:\n  - name: web\n    address: tcp://127.0.0.1:1\n',
+      /^proxy\.yaml:3:5: listeners\[0\]: a listener needs a kind/,
+    ],
+    [
+      'duplicate listener names',
+      `${GOOD_INNER}`.replace('clusters:', '  - name: web\n    address: vsock://any:8444\n    cluster: app\nclusters:'),
+      /listeners\[1\]\.name: duplicate listener name "web"/,
+    ],
+    [
+      'two listeners on one address',
+      `${GOOD_INNER}`.replace('clusters:', '  - name: web2\n    address: vsock://any:8443\n    cluster: app\nclusters:'),
+      /listeners\[1\]\.address: vsock:\/\/any:8443 is already used by listener "web"/,
+    ],
     ['app on the outer', 'role: outer\napp: { command: [x] }\n', /^proxy\.yaml:2:6: app: `app` belongs to the inner side/],
-    ['TLS on the outer', 'role: outer\nlisteners:\n  - { name: w, address: "tcp://127.0.0.1:1", cluster: c, tls: { certificate: a, private_key: b } }\nclusters: [{ name: c, endpoints: ["vsock://16:1"] }]\n', /listeners\[0\]\.tls: TLS is terminated inside the enclave/],
-    ['side keys at the top of a local config', 'role: local\nlisteners: []\nouter: {}\ninner: {}\n', /^proxy\.yaml:2:1: listeners: `listeners` belongs inside `outer:` or `inner:` when role is local$/],
+    [
+      'TLS on the outer',
+      'role: outer\nlisteners:\n  - { name: w, address: "tcp://127.0.0.1:1", cluster: c, tls: { certificate: a, private_key: b } }\nclusters: [{ name: c, endpoints: ["vsock://16:1"] }]\n',
+      /listeners\[0\]\.tls: TLS is terminated inside the enclave/,
+    ],
+    [
+      'side keys at the top of a local config',
+      'role: local\nlisteners: []\nouter: {}\ninner: {}\n',
+      /^proxy\.yaml:2:1: listeners: `listeners` belongs inside `outer:` or `inner:` when role is local$/,
+    ],
     ['local without inner', 'role: local\nouter: {}\n', /role local needs an `inner:` section/],
     ['outer: in a non-local config', 'role: inner\nouter: {}\n', /`outer` is only allowed when role is local/],
     ['empty endpoints', 'role: inner\nclusters: [{ name: a, endpoints: [] }]\n', /clusters\[0\]\.endpoints: expected at least 1 item/],
@@ -98,12 +158,17 @@ describe('refused configs name file, line, path and expectation', () => {
   for (const [name, text, expected] of cases) {
     test(name, () => {
       const ps = problems(text, name === '--role contradicts the file' ? { role: 'outer' } : {});
-      assert.ok(ps.some((p) => expected.test(p)), `no problem matched ${expected}:\n${ps.join('\n')}`);
+      assert.ok(
+        ps.some((p) => expected.test(p)),
+        `no problem matched ${expected}:\n${ps.join('\n')}`,
+      );
     });
   }
 
   test('every problem is reported at once', () => {
-    const ps = problems('role: inner\nlisteners:\n  - name: a\n    address: bogus\n    cluster: nope\n  - name: b\n    address: vsock://any:17000\n    cluster: nope\n');
+    const ps = problems(
+      'role: inner\nlisteners:\n  - name: a\n    address: bogus\n    cluster: nope\n  - name: b\n    address: vsock://any:17000\n    cluster: nope\n',
+    );
     assert.equal(ps.length, 4, ps.join('\n'));
   });
 
@@ -116,12 +181,20 @@ inner:
   listeners: [{ name: w, address: "vsock://any:8080", cluster: app }]
   clusters: [{ name: app, endpoints: ["tcp://127.0.0.1:8080"] }]
 `);
-    assert.ok(ps.some((p) => /^proxy\.yaml:3:\d+: outer\.listeners\[0\]\.address: TCP port 8080 is also where the app listens/.test(p)), ps.join('\n'));
+    assert.ok(
+      ps.some((p) => /^proxy\.yaml:3:\d+: outer\.listeners\[0\]\.address: TCP port 8080 is also where the app listens/.test(p)),
+      ps.join('\n'),
+    );
   });
 
   test('local mode refuses two admin endpoints on one port', () => {
-    const ps = problems('role: local\nouter: { admin: { address: "tcp://127.0.0.1:9000" } }\ninner: { admin: { address: "tcp://127.0.0.1:9000" } }\n');
-    assert.ok(ps.some((p) => /inner\.admin\.address: TCP port 9000 is used twice on this machine: outer admin and inner admin/.test(p)), ps.join('\n'));
+    const ps = problems(
+      'role: local\nouter: { admin: { address: "tcp://127.0.0.1:9000" } }\ninner: { admin: { address: "tcp://127.0.0.1:9000" } }\n',
+    );
+    assert.ok(
+      ps.some((p) => /inner\.admin\.address: TCP port 9000 is used twice on this machine: outer admin and inner admin/.test(p)),
+      ps.join('\n'),
+    );
   });
 });
 

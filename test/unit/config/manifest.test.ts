@@ -46,20 +46,29 @@ describe('Enclaver manifest translation', () => {
     const local = loadConfigSource(ConfigSource.read(file), { role: 'local', publish: [parsePublish('18001:8001')] }) as LocalConfig;
     const egress = listenerOf(local.inner, 'egress');
     assert.equal(formatAddress(egress.address), 'tcp://127.0.0.1:10000', "Enclaver's default proxy_port");
-    assert.deepEqual(egress.egress.policy.allow.map((r) => r.text), ['kms.*.amazonaws.com', 's3.amazonaws.com', '169.254.169.254'], 'patterns carried over unchanged');
+    assert.deepEqual(
+      egress.egress.policy.allow.map((r) => r.text),
+      ['kms.*.amazonaws.com', 's3.amazonaws.com', '169.254.169.254'],
+      'patterns carried over unchanged',
+    );
     const kms = listenerOf(local.inner, 'kms');
     assert.equal(formatAddress(kms.address), 'tcp://127.0.0.1:9999');
     assert.equal(kms.kms.egressProxy, 'http://127.0.0.1:10000', 'KMS goes out through the egress allowlist');
     assert.ok(local.outer.egressRelay, 'the outer relays egress');
     assert.ok(local.outer.imdsRelay, 'the outer relays IMDS credentials for the KMS proxy');
-    assert.deepEqual(local.outer.listeners.map((l) => formatAddress(l.address)), ['tcp://127.0.0.1:18001']);
+    assert.deepEqual(
+      local.outer.listeners.map((l) => formatAddress(l.address)),
+      ['tcp://127.0.0.1:18001'],
+    );
   });
-
 
   test('as outer: each ingress port becomes a TCP listener → vsock cluster with PROXY v2', () => {
     const c = load(MANIFEST, { role: 'outer', enclaveCid: 21 }) as OuterConfig;
     assert.equal(c.role, 'outer');
-    assert.deepEqual(c.listeners.map((l) => formatAddress(l.address)), ['tcp://0.0.0.0:8001', 'tcp://0.0.0.0:8443']);
+    assert.deepEqual(
+      c.listeners.map((l) => formatAddress(l.address)),
+      ['tcp://0.0.0.0:8001', 'tcp://0.0.0.0:8443'],
+    );
     const cl = c.listeners[1]!.cluster;
     assert.deepEqual(cl.endpoints.map(formatAddress), ['vsock://21:8443']);
     assert.equal(cl.sendProxyProtocol, true);
@@ -68,27 +77,46 @@ describe('Enclaver manifest translation', () => {
 
   test('as inner: vsock listener expecting PROXY v2 → the app on the same port; TLS files honoured', () => {
     const c = load(MANIFEST, { role: 'inner', appArgv: ['/app/server'] }) as InnerConfig;
-    assert.deepEqual(c.listeners.map((l) => formatAddress(l.address)), ['vsock://any:8001', 'vsock://any:8443']);
+    assert.deepEqual(
+      c.listeners.map((l) => formatAddress(l.address)),
+      ['vsock://any:8001', 'vsock://any:8443'],
+    );
     assert.ok(c.listeners.every((l) => l.expectProxyProtocol));
-    assert.deepEqual(listenerOf({ listeners: c.listeners.slice(1) }, 'tcp_proxy').tls, { source: 'files', certificate: '/etc/tls/cert.pem', privateKey: { file: '/etc/tls/key.pem' } });
+    assert.deepEqual(listenerOf({ listeners: c.listeners.slice(1) }, 'tcp_proxy').tls, {
+      source: 'files',
+      certificate: '/etc/tls/cert.pem',
+      privateKey: { file: '/etc/tls/key.pem' },
+    });
     assert.deepEqual(listenerOf(c, 'tcp_proxy').cluster.endpoints.map(formatAddress), ['tcp://127.0.0.1:8001']);
     assert.deepEqual(c.app!.argv, ['/app/server']);
   });
 
   test('as local: -p publishes the enclave port on a host port (the docker convention)', () => {
     const c = load(MANIFEST, { role: 'local', publish: [parsePublish('18001:8001'), parsePublish('127.0.0.1:18443:8443')] }) as LocalConfig;
-    assert.deepEqual(c.outer.listeners.map((l) => formatAddress(l.address)), ['tcp://127.0.0.1:18001', 'tcp://127.0.0.1:18443']);
+    assert.deepEqual(
+      c.outer.listeners.map((l) => formatAddress(l.address)),
+      ['tcp://127.0.0.1:18001', 'tcp://127.0.0.1:18443'],
+    );
   });
 
   test('a manifest needs --role', () => {
-    assert.match(problems(MANIFEST, {})[0]!, /this is an Enclaver manifest, which describes both sides: choose one with --role inner\|outer\|local/);
+    assert.match(
+      problems(MANIFEST, {})[0]!,
+      /this is an Enclaver manifest, which describes both sides: choose one with --role inner\|outer\|local/,
+    );
   });
 
   test('unknown fields are errors, as in Enclaver', () => {
     const ps = problems(`${MANIFEST}extra_field: 1\n`, { role: 'outer' });
-    assert.ok(ps.some((p) => /^enclaver\.yaml:12:1: extra_field: unknown key "extra_field"/.test(p)), ps.join('\n'));
+    assert.ok(
+      ps.some((p) => /^enclaver\.yaml:12:1: extra_field: unknown key "extra_field"/.test(p)),
+      ps.join('\n'),
+    );
     const ps2 = problems(MANIFEST.replace('  - listen_port: 8001\n', '  - listen_port: 8001\n    protocol: tcp\n'), { role: 'outer' });
-    assert.ok(ps2.some((p) => /ingress\[0\]\.protocol: unknown key "protocol"/.test(p)), ps2.join('\n'));
+    assert.ok(
+      ps2.some((p) => /ingress\[0\]\.protocol: unknown key "protocol"/.test(p)),
+      ps2.join('\n'),
+    );
   });
 
   test('missing required manifest fields are named', () => {
@@ -99,12 +127,22 @@ describe('Enclaver manifest translation', () => {
 
   test('an ingress port in the reserved range is refused', () => {
     const ps = problems(MANIFEST.replace('8001', '17002'), { role: 'outer' });
-    assert.ok(ps.some((p) => /ingress\[0\]\.listen_port: port 17002 is reserved/.test(p)), ps.join('\n'));
+    assert.ok(
+      ps.some((p) => /ingress\[0\]\.listen_port: port 17002 is reserved/.test(p)),
+      ps.join('\n'),
+    );
   });
 
   test('local mode without -p explains the port collision with the app', () => {
     const ps = problems(MANIFEST, { role: 'local' });
-    assert.ok(ps.some((p) => /^enclaver\.yaml:9:\d+: ingress\[0\]\.listen_port: in local mode the app listens on 127\.0\.0\.1:8001 itself; publish the ingress on another host port, e\.g\. -p 18001:8001/.test(p)), ps.join('\n'));
+    assert.ok(
+      ps.some((p) =>
+        /^enclaver\.yaml:9:\d+: ingress\[0\]\.listen_port: in local mode the app listens on 127\.0\.0\.1:8001 itself; publish the ingress on another host port, e\.g\. -p 18001:8001/.test(
+          p,
+        ),
+      ),
+      ps.join('\n'),
+    );
   });
 
   test('-p for a port the manifest does not have is refused', () => {

@@ -68,14 +68,16 @@ describe('configs/kubernetes', () => {
       const hugeVolume = pod.volumes.find((v: any) => v.emptyDir?.medium === 'HugePages');
       assert.ok(hugeVolume && mounted.includes(hugeVolume.name), 'a HugePages emptyDir is mounted');
       const ports = c.ports.map((p: { name: string }) => p.name);
-      for (const probe of [c.readinessProbe, c.livenessProbe]) assert.ok(ports.includes(probe.httpGet.port), `probe port ${probe.httpGet.port} is declared`);
+      for (const probe of [c.readinessProbe, c.livenessProbe])
+        assert.ok(ports.includes(probe.httpGet.port), `probe port ${probe.httpGet.port} is declared`);
     }
     assert.ok(pod.nodeSelector['aws-nitro-enclaves-k8s-dp'] === 'enabled');
   });
 
   it('no pod in the manifests is privileged', () => {
     for (const { file, doc } of all) {
-      for (const c of doc.spec?.template?.spec?.containers ?? []) assert.notEqual(c.securityContext?.privileged, true, `${file}: ${c.name}`);
+      for (const c of doc.spec?.template?.spec?.containers ?? [])
+        assert.notEqual(c.securityContext?.privileged, true, `${file}: ${c.name}`);
     }
   });
 });

@@ -67,10 +67,13 @@ test('clients that hang up before the answer: the tunnel is closed and audited',
   await until(() => records.length === 2);
   // Each record is written when its attempt ends; the two may end in either order.
   const seen = records.map((r) => [r.proto, r.decision, r.closed_by, r.bytes_up, r.dest_ip]);
-  assert.deepEqual(seen.sort((a, b) => String(a[0]).localeCompare(String(b[0]))), [
-    ['http_connect', 'allow', 'downstream', 0, '93.184.216.34'],
-    ['socks5', 'allow', 'downstream', 0, '93.184.216.34'],
-  ]);
+  assert.deepEqual(
+    seen.sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    [
+      ['http_connect', 'allow', 'downstream', 0, '93.184.216.34'],
+      ['socks5', 'allow', 'downstream', 0, '93.184.216.34'],
+    ],
+  );
   await until(() => stub.connections.length === 2 && stub.connections.every((c) => c.destroyed));
   assert.equal(listener.activeConnections, 0);
 });

@@ -34,10 +34,10 @@ before(async () => {
     name: 'egress',
     address: parseAddress('tcp://127.0.0.1:0'),
     maxConnections: 1000,
-    handler: egressProxy(
-      egressSlice({ allow: ['**'], handshake_timeout: '300ms', keep_alive_timeout: '300ms' }),
-      { relay: parseAddress(`unix://${stub.path}`), audit: (r) => records.push(r) },
-    ),
+    handler: egressProxy(egressSlice({ allow: ['**'], handshake_timeout: '300ms', keep_alive_timeout: '300ms' }), {
+      relay: parseAddress(`unix://${stub.path}`),
+      audit: (r) => records.push(r),
+    }),
   });
   await listener.start();
 });
@@ -76,7 +76,9 @@ test('200 half-sent CONNECTs and SOCKS5 greetings are closed and audited; silent
 test('an idle keep-alive connection is closed after its response; a request on it before then is served', async () => {
   const s = await open();
   let got = '';
-  s.on('data', (c: Buffer) => { got += c.toString(); });
+  s.on('data', (c: Buffer) => {
+    got += c.toString();
+  });
   s.write(`GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n`);
   await closed(s);
   assert.match(got, /^HTTP\/1\.1 200 OK[^]*ok$/);

@@ -13,7 +13,8 @@ import type { PrefixParse } from '../../../shared/util/read-prefix.js';
 
 /** Feed a parser one byte at a time: it must ask for more until the last byte, then finish. */
 function byteByByte<T>(parse: (b: Buffer) => PrefixParse<T>, bytes: Buffer): T {
-  for (let n = 1; n < bytes.length; n++) assert.equal(parse(bytes.subarray(0, n)).done, false, `complete after ${n} of ${bytes.length} bytes`);
+  for (let n = 1; n < bytes.length; n++)
+    assert.equal(parse(bytes.subarray(0, n)).done, false, `complete after ${n} of ${bytes.length} bytes`);
   const r = parse(bytes);
   assert.ok(r.done);
   return r.value;
@@ -56,12 +57,17 @@ test('SOCKS5 protocol violations carry the reply RFC 1928 prescribes', () => {
 /** The first flight of Node's TLS client, captured by a plain TCP server on loopback. */
 async function clientHello(opts: tls.ConnectionOptions): Promise<Buffer> {
   let resolveHello!: (b: Buffer) => void;
-  const hello = new Promise<Buffer>((r) => { resolveHello = r; });
+  const hello = new Promise<Buffer>((r) => {
+    resolveHello = r;
+  });
   const server = net.createServer((s) => {
     let buf = Buffer.alloc(0);
     s.on('data', (c: Buffer) => {
       buf = Buffer.concat([buf, c]);
-      if (buf.length >= 5 && buf.length >= 5 + buf.readUInt16BE(3)) { resolveHello(buf); s.destroy(); }
+      if (buf.length >= 5 && buf.length >= 5 + buf.readUInt16BE(3)) {
+        resolveHello(buf);
+        s.destroy();
+      }
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

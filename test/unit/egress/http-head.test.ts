@@ -27,7 +27,11 @@ test('a CONNECT head split at every byte: incomplete until the blank line, then 
   const r = parse(bytes);
   assert.ok(r.done);
   assert.equal(r.consumed, text.length, 'bytes behind the head are not consumed');
-  assert.deepEqual(r.value, { method: 'CONNECT', target: 'api.test:443', headers: ['Host', 'api.test:443', '__proto__', 'x', 'User-Agent', 'curl/8'] });
+  assert.deepEqual(r.value, {
+    method: 'CONNECT',
+    target: 'api.test:443',
+    headers: ['Host', 'api.test:443', '__proto__', 'x', 'User-Agent', 'curl/8'],
+  });
 });
 
 test('hostile heads are refused with the status the client is told', () => {

@@ -21,7 +21,9 @@ import { startRelayStub, type RelayStub } from '../../helpers/relay-stub.js';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-stub-'));
 let stub: RelayStub;
 
-before(async () => { stub = await startRelayStub(dir); });
+before(async () => {
+  stub = await startRelayStub(dir);
+});
 
 after(async () => {
   await stub.close();
@@ -62,12 +64,22 @@ test('no relay, or a relay that hangs up, is a 502 with relay_unavailable', asyn
   stub.answerWith(() => ({ answer: null }));
   const r = await refusal('ok.example:443');
   assert.deepEqual([r.reason, r.status, r.socksReply], ['relay_unavailable', 502, 0x01]);
-  const gone = await openUpstream({ ...ctx, deps: { ...ctx.deps, relay: parseAddress(`unix://${dir}/nobody.sock`) } }, parseAuthority('ok.example:443'), 'c2');
+  const gone = await openUpstream(
+    { ...ctx, deps: { ...ctx.deps, relay: parseAddress(`unix://${dir}/nobody.sock`) } },
+    parseAuthority('ok.example:443'),
+    'c2',
+  );
   assert.ok(isRefusal(gone) && gone.reason === 'relay_unavailable');
 });
 
 test('the reported address is validated and checked against deny CIDRs, disguises included', async () => {
-  for (const [address, reason] of [['10.1.2.3', 'resolved_address_denied'], ['::ffff:10.1.2.3', 'resolved_address_denied'], ['64:ff9b::a01:203', 'resolved_address_denied'], ['not-an-ip', 'relay_bad_address'], ['0x0a.1', 'relay_bad_address']] as const) {
+  for (const [address, reason] of [
+    ['10.1.2.3', 'resolved_address_denied'],
+    ['::ffff:10.1.2.3', 'resolved_address_denied'],
+    ['64:ff9b::a01:203', 'resolved_address_denied'],
+    ['not-an-ip', 'relay_bad_address'],
+    ['0x0a.1', 'relay_bad_address'],
+  ] as const) {
     stub.answerWith(() => ({ answer: { ok: true, address } }));
     const r = await refusal('ok.example:443');
     assert.equal(r.reason, reason, address);
@@ -85,7 +97,10 @@ test('a refused destination never reaches the relay; an accepted one keeps the b
   assert.equal(opened.destIp, '93.184.216.34');
   assert.equal(opened.headDown.toString(), '220 smtp ready\r\n');
   const seen = stub.seen[0]!;
-  assert.deepEqual({ ...seen, allow_ranges: seen.allow_ranges.map(formatCidr) }, { host: 'mail.example', port: 25, conn_id: 'c3', allow_ranges: ['0.0.0.0/0', '::/0'] },
-    'the relay gets the canonical host and the ranges the policy allows explicitly');
+  assert.deepEqual(
+    { ...seen, allow_ranges: seen.allow_ranges.map(formatCidr) },
+    { host: 'mail.example', port: 25, conn_id: 'c3', allow_ranges: ['0.0.0.0/0', '::/0'] },
+    'the relay gets the canonical host and the ranges the policy allows explicitly',
+  );
   opened.socket.destroy();
 });

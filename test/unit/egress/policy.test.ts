@@ -129,11 +129,25 @@ const ROWS: Row[] = [
   { allow: ['**'], dest: '/:443', expect: 'malformed' },
   { allow: ['**'], dest: ':443', expect: 'malformed' },
   // the outer's answer: an allowed name that resolves into a denied range is cut
-  { allow: ['**.example.com'], deny: ['169.254.0.0/16'], dest: 'meta.example.com:80', connected: '169.254.169.254', expect: 'deny', rule: '169.254.0.0/16' },
+  {
+    allow: ['**.example.com'],
+    deny: ['169.254.0.0/16'],
+    dest: 'meta.example.com:80',
+    connected: '169.254.169.254',
+    expect: 'deny',
+    rule: '169.254.0.0/16',
+  },
   { allow: ['**.example.com'], deny: ['10.0.0.0/8'], dest: 'db.example.com:5432', connected: '10.1.1.1', expect: 'deny' },
   { allow: ['**.example.com'], deny: ['10.0.0.0/8'], dest: 'db.example.com:5432', connected: '::ffff:10.1.1.1', expect: 'deny' },
   { allow: ['**.example.com'], deny: ['10.0.0.0/8'], dest: 'db.example.com:5432', connected: '64:ff9b::a01:101', expect: 'deny' },
-  { allow: ['**.example.com'], deny: ['10.0.0.0/8:22'], dest: 'db.example.com:5432', connected: '10.1.1.1', expect: 'allow', rule: '**.example.com' },
+  {
+    allow: ['**.example.com'],
+    deny: ['10.0.0.0/8:22'],
+    dest: 'db.example.com:5432',
+    connected: '10.1.1.1',
+    expect: 'allow',
+    rule: '**.example.com',
+  },
   { allow: ['**.example.com'], deny: ['10.0.0.0/8'], dest: 'www.example.com:443', connected: '93.184.216.34', expect: 'allow' },
 ];
 
@@ -164,31 +178,48 @@ test(`policy table (${ROWS.length} rows)`, () => {
 
 test('canonical forms of hosts', () => {
   const cases: Array<[string, string]> = [
-    ['2130706433', '127.0.0.1'], ['0x7f.1', '127.0.0.1'], ['0177.0.0.1', '127.0.0.1'], ['127.1', '127.0.0.1'],
-    ['0x7F000001', '127.0.0.1'], ['0', '0.0.0.0'], ['012.0.0.1', '10.0.0.1'], ['0x', '0.0.0.0'],
-    ['[::ffff:127.0.0.1]', '127.0.0.1'], ['::FFFF:7F00:1', '127.0.0.1'], ['[2001:DB8:0:0:0:0:0:1]', '2001:db8::1'],
-    ['[::]', '::'], ['[1:0:0:1:0:0:0:1]', '1:0:0:1::1'], ['[::1.2.3.4]', '::102:304'],
-    ['Example.COM.', 'example.com'], ['ÄÖÜ.example', 'xn--4ca0bs.example'],
+    ['2130706433', '127.0.0.1'],
+    ['0x7f.1', '127.0.0.1'],
+    ['0177.0.0.1', '127.0.0.1'],
+    ['127.1', '127.0.0.1'],
+    ['0x7F000001', '127.0.0.1'],
+    ['0', '0.0.0.0'],
+    ['012.0.0.1', '10.0.0.1'],
+    ['0x', '0.0.0.0'],
+    ['[::ffff:127.0.0.1]', '127.0.0.1'],
+    ['::FFFF:7F00:1', '127.0.0.1'],
+    ['[2001:DB8:0:0:0:0:0:1]', '2001:db8::1'],
+    ['[::]', '::'],
+    ['[1:0:0:1:0:0:0:1]', '1:0:0:1::1'],
+    ['[::1.2.3.4]', '::102:304'],
+    ['Example.COM.', 'example.com'],
+    ['ÄÖÜ.example', 'xn--4ca0bs.example'],
   ];
   for (const [input, want] of cases) assert.equal(canonicalHost(input).text, want, input);
 });
 
 test('canonical IPv4 equals what the WHATWG URL parser makes of every legacy form', () => {
-  fc.assert(fc.property(fc.ipV4Extended(), (text) => {
-    const whatwg = new URL(`http://${text}/`).hostname;
-    assert.equal(canonicalHost(text).text, whatwg);
-  }), { numRuns: 500 });
+  fc.assert(
+    fc.property(fc.ipV4Extended(), (text) => {
+      const whatwg = new URL(`http://${text}/`).hostname;
+      assert.equal(canonicalHost(text).text, whatwg);
+    }),
+    { numRuns: 500 },
+  );
 });
 
 test('canonical IPv6 round-trips and equals the WHATWG form', () => {
-  fc.assert(fc.property(fc.ipV6(), (text) => {
-    const host = canonicalHost(`[${text}]`);
-    const whatwg = new URL(`http://[${text}]/`).hostname.slice(1, -1);
-    // WHATWG keeps mapped addresses as IPv6; we judge them as the IPv4 address they are.
-    const mapped = /^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(whatwg);
-    if (!mapped) assert.equal(host.text, whatwg);
-    assert.equal(canonicalHost(host.kind === 'ip' && host.ip.family === 6 ? `[${host.text}]` : host.text).text, host.text);
-  }), { numRuns: 500 });
+  fc.assert(
+    fc.property(fc.ipV6(), (text) => {
+      const host = canonicalHost(`[${text}]`);
+      const whatwg = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+      // WHATWG keeps mapped addresses as IPv6; we judge them as the IPv4 address they are.
+      const mapped = /^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(whatwg);
+      if (!mapped) assert.equal(host.text, whatwg);
+      assert.equal(canonicalHost(host.kind === 'ip' && host.ip.family === 6 ? `[${host.text}]` : host.text).text, host.text);
+    }),
+    { numRuns: 500 },
+  );
 });
 
 test('embedded IPv4 of each IPv6 translation form', () => {
@@ -199,7 +230,9 @@ test('embedded IPv4 of each IPv6 translation form', () => {
     ['64:ff9b:1:a00:0:100::', ['10.0.0.1']],
     ['2002:a00:1::', ['10.0.0.1']],
     ['2001:0:4136:e378:8000:63bf:f5ff:fffe', ['65.54.227.120', '10.0.0.1']],
-    ['::1', []], ['::', []], ['2001:db8::1', []],
+    ['::1', []],
+    ['::', []],
+    ['2001:db8::1', []],
   ];
   for (const [text, want] of cases) assert.deepEqual(embeddedIPv4(parseIPv6(text)!).map(formatIp), want, text);
 });
@@ -208,7 +241,17 @@ test('non-public ranges include every disguise of them', () => {
   for (const t of ['127.0.0.1', '10.1.2.3', '169.254.169.254', '100.64.0.1', '192.168.1.1', '224.0.0.1', '255.255.255.255', '0.0.0.0']) {
     assert.ok(isNonPublic(parseIPv4Any(t)!), t);
   }
-  for (const t of ['::1', '::', 'fe80::1', 'fd00::1', 'ff02::1', '::ffff:127.0.0.1', '64:ff9b::a9fe:a9fe', '2002:a9fe:a9fe::1', '2001:0:1:2:0:0:f5ff:fffe']) {
+  for (const t of [
+    '::1',
+    '::',
+    'fe80::1',
+    'fd00::1',
+    'ff02::1',
+    '::ffff:127.0.0.1',
+    '64:ff9b::a9fe:a9fe',
+    '2002:a9fe:a9fe::1',
+    '2001:0:1:2:0:0:f5ff:fffe',
+  ]) {
     assert.ok(isNonPublic(parseIPv6(t)!), t);
   }
   for (const t of ['93.184.216.34', '8.8.8.8']) assert.ok(!isNonPublic(parseIPv4Any(t)!), t);
@@ -217,16 +260,27 @@ test('non-public ranges include every disguise of them', () => {
 
 test('invalid policy entries are config errors that name the entry', () => {
   const bad: Array<[string, RegExp]> = [
-    ['', /empty entry/], ['example.com:0', /port/], ['example.com:9-8', /port/], ['example.com:70000', /port/],
-    ['ex ample.com', /whitespace/], ['a..b', /label/], ['s3-*.amazonaws.com', /label/], ['10.0.0.0/33', /CIDR/],
-    ['127.1', /a\.b\.c\.d/], ['[::1', /unterminated/], ['under_score.com', /label/],
+    ['', /empty entry/],
+    ['example.com:0', /port/],
+    ['example.com:9-8', /port/],
+    ['example.com:70000', /port/],
+    ['ex ample.com', /whitespace/],
+    ['a..b', /label/],
+    ['s3-*.amazonaws.com', /label/],
+    ['10.0.0.0/33', /CIDR/],
+    ['127.1', /a\.b\.c\.d/],
+    ['[::1', /unterminated/],
+    ['under_score.com', /label/],
   ];
   for (const [entry, msg] of bad) {
-    assert.throws(() => compilePolicy({ allow: ['ok.example', entry] }), (err: unknown) => {
-      assert.ok(err instanceof PolicyRuleError, entry);
-      assert.match(err.message, /^egress\.allow\[1\] /);
-      assert.match(err.message, msg, entry);
-      return true;
-    });
+    assert.throws(
+      () => compilePolicy({ allow: ['ok.example', entry] }),
+      (err: unknown) => {
+        assert.ok(err instanceof PolicyRuleError, entry);
+        assert.match(err.message, /^egress\.allow\[1\] /);
+        assert.match(err.message, msg, entry);
+        return true;
+      },
+    );
   }
 });

@@ -33,7 +33,9 @@ before(async () => {
   // The destination echoes what it received: method, path and the raw header pairs.
   upstream = http.createServer((req, res) => {
     let body = 0;
-    req.on('data', (c: Buffer) => { body += c.length; });
+    req.on('data', (c: Buffer) => {
+      body += c.length;
+    });
     req.on('end', () => res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.rawHeaders, body })));
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
@@ -42,7 +44,10 @@ before(async () => {
     name: 'egress',
     address: parseAddress('tcp://127.0.0.1:0'),
     maxConnections: 1000,
-    handler: egressProxy(egressSlice({ allow: ['**'], connect_timeout: '5s', max_headers: 100 }), { relay: parseAddress(`unix://${stub.path}`), audit: (r) => records.push(r) }),
+    handler: egressProxy(egressSlice({ allow: ['**'], connect_timeout: '5s', max_headers: 100 }), {
+      relay: parseAddress(`unix://${stub.path}`),
+      audit: (r) => records.push(r),
+    }),
   });
   await listener.start();
 });
@@ -77,11 +82,16 @@ async function exchange(...requests: Array<string | Buffer>): Promise<string> {
   s.on('error', () => {});
   let got = '';
   let answered = () => {};
-  s.on('data', (c: Buffer) => { got += c.toString('latin1'); if (got.endsWith('}')) answered(); });
+  s.on('data', (c: Buffer) => {
+    got += c.toString('latin1');
+    if (got.endsWith('}')) answered();
+  });
   await new Promise<void>((r) => s.once('connect', () => r()));
   const closed = new Promise<void>((r) => s.once('close', () => r()));
   for (const [i, request] of requests.entries()) {
-    const response = new Promise<void>((r) => { answered = r; });
+    const response = new Promise<void>((r) => {
+      answered = r;
+    });
     s.write(request);
     if (i < requests.length - 1) await Promise.race([response, closed]);
   }
@@ -123,7 +133,11 @@ test('each request a parser refuses: answered, closed, audited once as http_prot
     const r = records[0]!;
     // A CONNECT with a body is a malformed destination request rather than a framing attack.
     const reason = name === 'CONNECT with a body' ? 'malformed_destination' : 'http_protocol_error';
-    assert.deepEqual([r.decision, r.reason, r.proto, r.dest_host, r.dest_port, r.closed_by], ['deny', reason, proto, null, null, null], name);
+    assert.deepEqual(
+      [r.decision, r.reason, r.proto, r.dest_host, r.dest_port, r.closed_by],
+      ['deny', reason, proto, null, null, null],
+      name,
+    );
     assert.match(response, new RegExp(`\r\nX-Enclaver-Reason: ${reason}\r\n`), name);
   }
   assert.equal(stub.seen.length, 0, 'nothing refused reached the relay');
@@ -132,14 +146,25 @@ test('each request a parser refuses: answered, closed, audited once as http_prot
 
 test('keep-alive requests refused by llhttp are audited once each; a body refused after the head is not client_gone', async () => {
   const ok = `GET http://a.test:${upstreamPort}/one HTTP/1.1\r\nHost: a.test\r\n\r\n`;
-  const response = await exchange(ok, `POST http://a.test:${upstreamPort}/two HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n`);
+  const response = await exchange(
+    ok,
+    `POST http://a.test:${upstreamPort}/two HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n`,
+  );
   assert.equal(status(response), 200);
   assert.match(response, /HTTP\/1\.1 400 Bad Request[^]*X-Enclaver-Reason: http_protocol_error/);
   await until('two records', () => records.length >= 2);
-  assert.deepEqual(records.map((r) => [r.decision, r.reason, r.dest_host]), [['allow', 'allowed_by_rule', 'a.test'], ['deny', 'http_protocol_error', null]]);
+  assert.deepEqual(
+    records.map((r) => [r.decision, r.reason, r.dest_host]),
+    [
+      ['allow', 'allowed_by_rule', 'a.test'],
+      ['deny', 'http_protocol_error', null],
+    ],
+  );
 
   records.length = 0;
-  const chunked = await exchange(`POST http://a.test:${upstreamPort}/c HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n`);
+  const chunked = await exchange(
+    `POST http://a.test:${upstreamPort}/c HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n`,
+  );
   assert.equal(status(chunked), 400, chunked);
   await until('the chunked record', () => records.length >= 1);
   assert.equal(records.length, 1);
@@ -149,13 +174,18 @@ test('keep-alive requests refused by llhttp are audited once each; a body refuse
   const many = await exchange(ok, `GET http://a.test:${upstreamPort}/two HTTP/1.1\r\n${'X-A: 1\r\n'.repeat(101)}\r\n`);
   assert.match(many, /HTTP\/1\.1 431 /, 'over the limit on a keep-alive request: 431, not a truncated forward');
   await until('two records', () => records.length >= 2);
-  assert.deepEqual(records.map((r) => r.reason), ['allowed_by_rule', 'http_protocol_error']);
+  assert.deepEqual(
+    records.map((r) => r.reason),
+    ['allowed_by_rule', 'http_protocol_error'],
+  );
 });
 
 test('headers named __proto__, constructor and toString are forwarded intact, and exactly 100 headers pass', async () => {
   const names = ['__proto__', 'constructor', 'toString', 'hasOwnProperty'];
   const extra = Array.from({ length: 100 - names.length - 2 }, (_, i) => `X-H${i}: ${i}\r\n`).join('');
-  const response = await exchange(`GET http://a.test:${upstreamPort}/p HTTP/1.1\r\nHost: a.test\r\n${names.map((n) => `${n}: v-${n}\r\n`).join('')}${extra}Connection: close\r\n\r\n`);
+  const response = await exchange(
+    `GET http://a.test:${upstreamPort}/p HTTP/1.1\r\nHost: a.test\r\n${names.map((n) => `${n}: v-${n}\r\n`).join('')}${extra}Connection: close\r\n\r\n`,
+  );
   assert.equal(status(response), 200, response);
   const echoed = JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4)) as { headers: string[] };
   for (const n of names) {
@@ -167,15 +197,22 @@ test('headers named __proto__, constructor and toString are forwarded intact, an
 });
 
 test('502 and 504 answers carry the reason code in a header and the body, nothing else', async () => {
-  const rows = [['connect_refused', 502, 'upstream_refused'], ['connect_timeout', 504, 'upstream_timeout'], ['resolve_failed', 502, 'resolve_failed']] as const;
+  const rows = [
+    ['connect_refused', 502, 'upstream_refused'],
+    ['connect_timeout', 504, 'upstream_timeout'],
+    ['resolve_failed', 502, 'resolve_failed'],
+  ] as const;
   for (const [code, want, reason] of rows) {
     stub.answerWith(() => ({ answer: { ok: false, code, message: 'connect 10.9.8.7:443: ECONNREFUSED (an internal detail)' } }));
-    for (const request of [`CONNECT far.test:443 HTTP/1.1\r\nHost: far.test:443\r\n\r\n`, `GET http://far.test/ HTTP/1.1\r\nHost: far.test\r\nConnection: close\r\n\r\n`]) {
+    for (const request of [
+      `CONNECT far.test:443 HTTP/1.1\r\nHost: far.test:443\r\n\r\n`,
+      `GET http://far.test/ HTTP/1.1\r\nHost: far.test\r\nConnection: close\r\n\r\n`,
+    ]) {
       const response = await exchange(request);
       assert.equal(status(response), want, response);
       assert.match(response, new RegExp(`\\r\\nX-Enclaver-Reason: ${reason}\\r\\n`));
       assert.match(response.slice(response.indexOf('\r\n\r\n')), new RegExp(`\\(${reason}\\)\\n$`));
-      assert.doesNotMatch(response, /10\.9\.8\.7|ECONNREFUSED/, 'the outer\'s message stays in the logs');
+      assert.doesNotMatch(response, /10\.9\.8\.7|ECONNREFUSED/, "the outer's message stays in the logs");
     }
   }
 });

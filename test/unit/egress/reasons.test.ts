@@ -15,5 +15,8 @@ test('docs/egress.md describes every audit reason and no other', () => {
   assert.ok(section.length > 0, 'docs/egress.md has the reasons table markers');
   const rows = section.split('\n').filter((l) => l.startsWith('| `'));
   // The rows are the table EGRESS_REASONS makes, in its order, word for word.
-  assert.deepEqual(rows, Object.entries(EGRESS_REASONS).map(([reason, meaning]) => `| \`${reason}\` | ${meaning.replaceAll('|', '\\|')} |`));
+  assert.deepEqual(
+    rows,
+    Object.entries(EGRESS_REASONS).map(([reason, meaning]) => `| \`${reason}\` | ${meaning.replaceAll('|', '\\|')} |`),
+  );
 });

@@ -59,7 +59,8 @@ describe('attested TLS on an HTTP listener', () => {
     app = http.createServer((req, res) => res.end(JSON.stringify({ url: req.url, proto: req.headers['x-forwarded-proto'] })));
     await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
     ingress = await startIngress({
-      clusters: new Map([['app', cluster('app', (app.address() as net.AddressInfo).port)]]), defaultCluster: 'app',
+      clusters: new Map([['app', cluster('app', (app.address() as net.AddressInfo).port)]]),
+      defaultCluster: 'app',
       tls: () => identity.secureContext(),
       localEndpoints: [attestationEndpoint({ nsm, userData: identity.userData, rate: { perSecond: 1000, burst: 1000 } })],
     });
@@ -77,7 +78,9 @@ describe('attested TLS on an HTTP listener', () => {
           capturedDocument ??= body;
           if (mitmMode === 'rebind') body = rebind(body, tlsBindingUserData(spkiOf(new crypto.X509Certificate(mitmTls.cert))));
         }
-        res.writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type']), 'content-length': body.length }).end(body);
+        res
+          .writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type']), 'content-length': body.length })
+          .end(body);
       })();
     });
     await new Promise<void>((r) => mitm.listen(0, '127.0.0.1', r));
@@ -93,7 +96,8 @@ describe('attested TLS on an HTTP listener', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const check = (port: number, pcr = PCR0) => runCliToEnd(['attestation', 'check', `https://127.0.0.1:${port}`, '--pcr', `0=${pcr}`, '--root', rootPath]);
+  const check = (port: number, pcr = PCR0) =>
+    runCliToEnd(['attestation', 'check', `https://127.0.0.1:${port}`, '--pcr', `0=${pcr}`, '--root', rootPath]);
 
   test('the CLI passes the enclave itself and names the key it checked', async () => {
     const r = await check(ingress.port);
@@ -125,7 +129,7 @@ describe('attested TLS on an HTTP listener', () => {
     assert.match(r.stderr, /FAIL nonce_mismatch/);
   });
 
-  test('a document rewritten to bind the MITM\'s key is caught by its signature', async () => {
+  test("a document rewritten to bind the MITM's key is caught by its signature", async () => {
     mitmMode = 'rebind';
     const r = await check(mitmPort);
     assert.equal(r.code, 1);
@@ -134,13 +138,22 @@ describe('attested TLS on an HTTP listener', () => {
 
   test('undici with attestedConnector reaches the enclave and refuses the man in the middle', async () => {
     const verified: string[] = [];
-    const dispatcher = new Agent({ connect: attestedConnector({ pcrs: new Map([[0, PCR0]]), root: fs.readFileSync(rootPath), onVerified: (p) => verified.push(p.spkiSha256) }) });
+    const dispatcher = new Agent({
+      connect: attestedConnector({
+        pcrs: new Map([[0, PCR0]]),
+        root: fs.readFileSync(rootPath),
+        onVerified: (p) => verified.push(p.spkiSha256),
+      }),
+    });
     try {
       const ok = await request(`https://127.0.0.1:${ingress.port}/hello`, { dispatcher });
       assert.deepEqual(await ok.body.json(), { url: '/hello', proto: 'https' });
       assert.deepEqual(verified, [identity.spkiSha256Hex]);
       mitmMode = 'relay';
-      await assert.rejects(request(`https://127.0.0.1:${mitmPort}/hello`, { dispatcher }), (err: unknown) => err instanceof AttestationError && err.code === 'binding_mismatch');
+      await assert.rejects(
+        request(`https://127.0.0.1:${mitmPort}/hello`, { dispatcher }),
+        (err: unknown) => err instanceof AttestationError && err.code === 'binding_mismatch',
+      );
     } finally {
       await dispatcher.close();
     }
@@ -148,13 +161,18 @@ describe('attested TLS on an HTTP listener', () => {
 
   test('https.request with attestedHttpsAgent reaches the enclave and refuses the man in the middle', async () => {
     const agent = attestedHttpsAgent({ pcrs: new Map([[0, PCR0]]), root: fs.readFileSync(rootPath) });
-    const get = (port: number) => new Promise<string>((resolve, reject) => {
-      https.get({ host: '127.0.0.1', port, path: '/agent', agent }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => { body += d.toString(); });
-        res.on('end', () => resolve(body));
-      }).on('error', reject);
-    });
+    const get = (port: number) =>
+      new Promise<string>((resolve, reject) => {
+        https
+          .get({ host: '127.0.0.1', port, path: '/agent', agent }, (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => {
+              body += d.toString();
+            });
+            res.on('end', () => resolve(body));
+          })
+          .on('error', reject);
+      });
     try {
       assert.deepEqual(JSON.parse(await get(ingress.port)), { url: '/agent', proto: 'https' });
       mitmMode = 'relay';
@@ -167,17 +185,21 @@ describe('attested TLS on an HTTP listener', () => {
   test('Node apps get the client as the package export enclaver-proxy/attested-client', async () => {
     // A variable specifier: resolved by Node at run time through package.json "exports" (self-reference).
     const specifier = 'enclaver-proxy/attested-client';
-    const lib = await import(specifier) as Record<string, unknown>;
-    for (const name of ['attestedConnector', 'attestedHttpsAgent', 'verifyAttestedPeer', 'AttestationError']) assert.equal(typeof lib[name], 'function', name);
+    const lib = (await import(specifier)) as Record<string, unknown>;
+    for (const name of ['attestedConnector', 'attestedHttpsAgent', 'verifyAttestedPeer', 'AttestationError'])
+      assert.equal(typeof lib[name], 'function', name);
   });
 
   test('the endpoint wants a nonce, answers only GET, and rate-limits', async () => {
     const limited = await startIngress({
-      clusters: new Map(), tls: () => identity.secureContext(),
+      clusters: new Map(),
+      tls: () => identity.secureContext(),
       localEndpoints: [attestationEndpoint({ nsm, userData: identity.userData, rate: { perSecond: 0.001, burst: 2 } })],
     });
     try {
-      const get = async (query: string, method: 'GET' | 'POST' = 'GET') => (await request(`https://127.0.0.1:${limited.port}${ATTESTATION_WELL_KNOWN_PATH}${query}`, { dispatcher: insecure, method })).statusCode;
+      const get = async (query: string, method: 'GET' | 'POST' = 'GET') =>
+        (await request(`https://127.0.0.1:${limited.port}${ATTESTATION_WELL_KNOWN_PATH}${query}`, { dispatcher: insecure, method }))
+          .statusCode;
       assert.equal(await get(''), 400);
       assert.equal(await get('?nonce=zz'), 400);
       assert.equal(await get(`?nonce=${'00'.repeat(16)}`, 'POST'), 405);

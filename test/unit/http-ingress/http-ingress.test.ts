@@ -23,7 +23,13 @@ import { selfSignedLoopbackCertificate } from '../../helpers/tls.js';
 
 const exec = promisify(execFile);
 
-interface Seen { method: string; url: string; headers: http.IncomingHttpHeaders; bodyBytes: number; bodySha256: string }
+interface Seen {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  bodyBytes: number;
+  bodySha256: string;
+}
 
 /** An app that echoes what it received as JSON, with a few special paths. */
 async function startApp(name: string): Promise<{ port: number; seen: Seen[]; connections: () => number; close(): Promise<void> }> {
@@ -32,11 +38,17 @@ async function startApp(name: string): Promise<{ port: number; seen: Seen[]; con
   const server = http.createServer((req, res) => {
     const hash = crypto.createHash('sha256');
     let bodyBytes = 0;
-    req.on('data', (d: Buffer) => { bodyBytes += d.length; hash.update(d); });
+    req.on('data', (d: Buffer) => {
+      bodyBytes += d.length;
+      hash.update(d);
+    });
     req.on('end', () => {
       const s: Seen = { method: req.method!, url: req.url!, headers: req.headers, bodyBytes, bodySha256: hash.digest('hex') };
       seen.push(s);
-      if (req.url === '/reset-before-head') { req.socket.destroy(); return; }
+      if (req.url === '/reset-before-head') {
+        req.socket.destroy();
+        return;
+      }
       if (req.url === '/reset-mid-body') {
         res.writeHead(200, { 'content-length': '1000000' });
         res.write(Buffer.alloc(1000, 0x61), () => req.socket.destroy());
@@ -44,14 +56,22 @@ async function startApp(name: string): Promise<{ port: number; seen: Seen[]; con
       }
       if (req.url?.startsWith('/download/')) {
         const total = Number(req.url.slice('/download/'.length));
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-app': name, connection: 'x-app-private', 'x-app-private': 'secret' });
+        res.writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'x-app': name,
+          connection: 'x-app-private',
+          'x-app-private': 'secret',
+        });
         const chunk = Buffer.alloc(64 * 1024, 0x62);
         let sent = 0;
         const pump = () => {
           while (sent < total) {
             const n = Math.min(chunk.length, total - sent);
             sent += n;
-            if (!res.write(chunk.subarray(0, n))) { res.once('drain', pump); return; }
+            if (!res.write(chunk.subarray(0, n))) {
+              res.once('drain', pump);
+              return;
+            }
           }
           res.end();
         };
@@ -62,7 +82,9 @@ async function startApp(name: string): Promise<{ port: number; seen: Seen[]; con
       res.end(JSON.stringify({ app: name, ...s }));
     });
   });
-  server.on('connection', () => { connections += 1; });
+  server.on('connection', () => {
+    connections += 1;
+  });
   const wss = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req, socket, head) => {
     if (req.url === '/refuse') {
@@ -80,8 +102,15 @@ async function startApp(name: string): Promise<{ port: number; seen: Seen[]; con
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
-    port: (server.address() as net.AddressInfo).port, seen, connections: () => connections,
-    close: () => new Promise<void>((r) => { wss.close(); server.closeAllConnections(); server.close(() => r()); }),
+    port: (server.address() as net.AddressInfo).port,
+    seen,
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((r) => {
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -93,10 +122,19 @@ describe('HTTP ingress listener kind', () => {
   let untap: () => void;
 
   before(async () => {
-    untap = addLogTap((line) => { try { lines.push(JSON.parse(line) as Record<string, unknown>); } catch { /* pretty output */ } });
+    untap = addLogTap((line) => {
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        /* pretty output */
+      }
+    });
     [api, web] = await Promise.all([startApp('api'), startApp('web')]);
     ingress = await startIngress({
-      clusters: new Map([['api', cluster('api', api.port)], ['web', cluster('web', web.port)]]),
+      clusters: new Map([
+        ['api', cluster('api', api.port)],
+        ['web', cluster('web', web.port)],
+      ]),
       routes: [
         { name: 'api-host', hosts: ['api.example.com'], paths: [], cluster: 'api' },
         { name: 'api-path', hosts: ['*.example.com'], paths: ['/v1/**'], cluster: 'api' },
@@ -118,7 +156,8 @@ describe('HTTP ingress listener kind', () => {
   };
 
   test('routes by host glob and path glob, first match wins, then the default route', async () => {
-    const get = async (host: string, path: string) => JSON.parse((await exec('curl', ['-sS', '-H', `Host: ${host}`, `${ingress.url}${path}`])).stdout) as { app: string; url: string };
+    const get = async (host: string, path: string) =>
+      JSON.parse((await exec('curl', ['-sS', '-H', `Host: ${host}`, `${ingress.url}${path}`])).stdout) as { app: string; url: string };
     assert.equal((await get('api.example.com', '/anything?q=1')).app, 'api');
     assert.equal((await get('www.example.com', '/v1/users/7')).app, 'api');
     assert.equal((await get('www.example.com', '/v2/users/7')).app, 'web');
@@ -133,7 +172,10 @@ describe('HTTP ingress listener kind', () => {
   });
 
   test('a listener without default route answers 404 for unrouted requests and forwards nothing', async () => {
-    const only = await startIngress({ clusters: new Map([['api', cluster('api', api.port)]]), routes: [{ name: 'r', hosts: ['a.test'], paths: [], cluster: 'api' }] });
+    const only = await startIngress({
+      clusters: new Map([['api', cluster('api', api.port)]]),
+      routes: [{ name: 'r', hosts: ['a.test'], paths: [], cluster: 'api' }],
+    });
     try {
       const before = api.seen.length;
       const { stdout } = await exec('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: b.test', `${only.url}/x`]);
@@ -145,9 +187,30 @@ describe('HTTP ingress listener kind', () => {
   });
 
   test('forwarding headers come from the proxy, never from the client; hop-by-hop headers stop at the proxy both ways', async () => {
-    const { stdout } = await exec('curl', ['-sS', '-D', '-', '-H', 'Host: www.example.com', '-H', 'X-Forwarded-For: 6.6.6.6', '-H', 'Forwarded: for=6.6.6.6',
-      '-H', 'X-Real-IP: 6.6.6.6', '-H', 'X-Forwarded-Proto: https', '-H', 'Connection: keep-alive, X-Hop', '-H', 'X-Hop: private', '-H', 'TE: trailers',
-      '-H', 'Keep-Alive: timeout=5', `${ingress.url}/download/10`]);
+    const { stdout } = await exec('curl', [
+      '-sS',
+      '-D',
+      '-',
+      '-H',
+      'Host: www.example.com',
+      '-H',
+      'X-Forwarded-For: 6.6.6.6',
+      '-H',
+      'Forwarded: for=6.6.6.6',
+      '-H',
+      'X-Real-IP: 6.6.6.6',
+      '-H',
+      'X-Forwarded-Proto: https',
+      '-H',
+      'Connection: keep-alive, X-Hop',
+      '-H',
+      'X-Hop: private',
+      '-H',
+      'TE: trailers',
+      '-H',
+      'Keep-Alive: timeout=5',
+      `${ingress.url}/download/10`,
+    ]);
     const seen = web.seen.find((s) => s.url === '/download/10')!;
     assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
     assert.equal(seen.headers['x-forwarded-proto'], 'http');
@@ -176,7 +239,12 @@ describe('HTTP ingress listener kind', () => {
     } finally {
       await agent.close();
     }
-    const clients = new Set(lines.filter((l) => l.msg === 'http request' && l.path === '/ka').slice(ingressConnections).map((l) => l.conn_id));
+    const clients = new Set(
+      lines
+        .filter((l) => l.msg === 'http request' && l.path === '/ka')
+        .slice(ingressConnections)
+        .map((l) => l.conn_id),
+    );
     assert.equal(clients.size, 1, 'one client connection carried all 20 requests');
     assert.ok(web.connections() - before <= 1, `the app saw ${web.connections() - before} new connections for 20 sequential requests`);
   });
@@ -186,9 +254,13 @@ describe('HTTP ingress listener kind', () => {
     const block = crypto.randomBytes(1024 * 1024);
     const expected = crypto.createHash('sha256');
     for (let i = 0; i < 32; i++) expected.update(block);
-    const body = Readable.from((function* () { for (let i = 0; i < 32; i++) yield block; })());
+    const body = Readable.from(
+      (function* () {
+        for (let i = 0; i < 32; i++) yield block;
+      })(),
+    );
     const up = await request(`${ingress.url}/upload`, { method: 'POST', body, headers: { host: 'up.test' } });
-    const seen = await up.body.json() as Seen;
+    const seen = (await up.body.json()) as Seen;
     assert.equal(seen.bodyBytes, size);
     assert.equal(seen.bodySha256, expected.digest('hex'));
     assert.equal(seen.headers['transfer-encoding'], 'chunked');
@@ -199,12 +271,21 @@ describe('HTTP ingress listener kind', () => {
   });
 
   for (const [name, raw] of [
-    ['Content-Length with Transfer-Encoding', 'POST /smuggle-clte HTTP/1.1\r\nHost: s.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: s.test\r\n\r\n'],
-    ['two different Content-Lengths', 'POST /smuggle-cl HTTP/1.1\r\nHost: s.test\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcdGET /smuggled HTTP/1.1\r\n\r\n'],
+    [
+      'Content-Length with Transfer-Encoding',
+      'POST /smuggle-clte HTTP/1.1\r\nHost: s.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: s.test\r\n\r\n',
+    ],
+    [
+      'two different Content-Lengths',
+      'POST /smuggle-cl HTTP/1.1\r\nHost: s.test\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcdGET /smuggled HTTP/1.1\r\n\r\n',
+    ],
     ['a bad chunk size', 'POST /smuggle-chunk HTTP/1.1\r\nHost: s.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n'],
     ['obs-fold', 'GET /smuggle-fold HTTP/1.1\r\nHost: s.test\r\nX-Folded: a\r\n b\r\n\r\n'],
     ['a bare LF line ending', 'GET /smuggle-lf HTTP/1.1\nHost: s.test\n\n'],
-    ['Transfer-Encoding other than chunked last', 'POST /smuggle-te HTTP/1.1\r\nHost: s.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n'],
+    [
+      'Transfer-Encoding other than chunked last',
+      'POST /smuggle-te HTTP/1.1\r\nHost: s.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n',
+    ],
     ['a space before the header colon', 'GET /smuggle-space HTTP/1.1\r\nHost : s.test\r\n\r\n'],
   ] as const) {
     test(`a request with ${name} is answered 400 and closed; the app receives nothing`, async () => {
@@ -216,13 +297,17 @@ describe('HTTP ingress listener kind', () => {
       assert.equal(text.match(/HTTP\/1\.1/g)?.length, 1, 'exactly one response');
       assert.equal(web.seen.length + api.seen.length, before, 'nothing was forwarded');
       assert.ok(!web.seen.some((s) => s.url === '/smuggled'));
-      while (lines.filter((l) => l.msg === 'http request' && l.status === 400).length <= errorsBefore) await new Promise((r) => setTimeout(r, 10));
+      while (lines.filter((l) => l.msg === 'http request' && l.status === 400).length <= errorsBefore)
+        await new Promise((r) => setTimeout(r, 10));
     });
   }
 
   test('an oversized head is 431, too many header fields is 431, and neither reaches the app', async () => {
     const before = web.seen.length;
-    const big = await rawExchange(ingress.port, `GET /big HTTP/1.1\r\nHost: s.test\r\nX-Big: ${'a'.repeat(TEST_LIMITS.maxHeaderBytes)}\r\n\r\n`);
+    const big = await rawExchange(
+      ingress.port,
+      `GET /big HTTP/1.1\r\nHost: s.test\r\nX-Big: ${'a'.repeat(TEST_LIMITS.maxHeaderBytes)}\r\n\r\n`,
+    );
     assert.equal(firstStatus(big.text), 431);
     const many = Array.from({ length: TEST_LIMITS.maxHeaders + 1 }, (_, i) => `X-H${i}: ${i}\r\n`).join('');
     const counted = await rawExchange(ingress.port, `GET /many HTTP/1.1\r\nHost: s.test\r\n${many}\r\n`);
@@ -232,7 +317,11 @@ describe('HTTP ingress listener kind', () => {
   });
 
   test('a client that never finishes its head gets 408 and is closed; other connections are untouched', async () => {
-    const slow = await startIngress({ clusters: new Map([['web', cluster('web', web.port)]]), defaultCluster: 'web', limits: { ...TEST_LIMITS, headTimeoutMs: 300 } });
+    const slow = await startIngress({
+      clusters: new Map([['web', cluster('web', web.port)]]),
+      defaultCluster: 'web',
+      limits: { ...TEST_LIMITS, headTimeoutMs: 300 },
+    });
     const agent = new Agent({ connections: 1 });
     try {
       const first = await request(`${slow.url}/before`, { dispatcher: agent });
@@ -251,10 +340,22 @@ describe('HTTP ingress listener kind', () => {
   });
 
   test('an app that resets before its response head → 502; mid-body → the client sees a truncated response, not a complete one', async () => {
-    const early = await exec('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: r.test', `${ingress.url}/reset-before-head`]);
+    const early = await exec('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-H',
+      'Host: r.test',
+      `${ingress.url}/reset-before-head`,
+    ]);
     assert.equal(early.stdout, '502');
     assert.equal((await waitForLine('/reset-before-head')).status, 502);
-    const mid = await exec('curl', ['-sS', '-o', '/dev/null', '-H', 'Host: r.test', `${ingress.url}/reset-mid-body`]).then(() => null, (err: { code: number }) => err);
+    const mid = await exec('curl', ['-sS', '-o', '/dev/null', '-H', 'Host: r.test', `${ingress.url}/reset-mid-body`]).then(
+      () => null,
+      (err: { code: number }) => err,
+    );
     assert.ok(mid && [18, 56].includes(mid.code), `curl reports a partial transfer (exit ${mid?.code})`);
     const line = await waitForLine('/reset-mid-body');
     assert.equal(line.status, 200);
@@ -279,7 +380,7 @@ describe('HTTP ingress listener kind', () => {
     assert.equal(line.status, 101);
   });
 
-  test('an Upgrade the app refuses reaches the client with the app\'s status and the connection closes', async () => {
+  test("an Upgrade the app refuses reaches the client with the app's status and the connection closes", async () => {
     const ws = new WebSocket(`ws://127.0.0.1:${ingress.port}/refuse`, { headers: { host: 'ws.test' } });
     const status = await new Promise<number>((resolve) => {
       ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
@@ -290,7 +391,10 @@ describe('HTTP ingress listener kind', () => {
   });
 
   test('an app that refuses an Upgrade and then resets: the client gets that one answer, cut off, never a second one', async () => {
-    const { text, closed } = await rawExchange(ingress.port, 'GET /refuse-then-reset HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    const { text, closed } = await rawExchange(
+      ingress.port,
+      'GET /refuse-then-reset HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+    );
     assert.equal(firstStatus(text), 403);
     assert.equal(text.match(/HTTP\/1\.1 /g)?.length, 1, text);
     assert.ok(closed);
@@ -305,7 +409,10 @@ describe('HTTP ingress listener kind', () => {
     const { registry } = await import('../../../shared/metrics/registry.js');
     const text = await registry.metrics();
     assert.match(text, new RegExp(`enclaver_http_requests_total\\{listener="${ingress.listener}",route="api-host",status="2xx"\\} [1-9]`));
-    assert.match(text, new RegExp(`enclaver_http_request_duration_seconds_count\\{listener="${ingress.listener}",route="default"\\} [1-9]`));
+    assert.match(
+      text,
+      new RegExp(`enclaver_http_request_duration_seconds_count\\{listener="${ingress.listener}",route="default"\\} [1-9]`),
+    );
   });
 });
 
@@ -317,7 +424,12 @@ describe('HTTP/2 on a TLS HTTP listener (ALPN h2), forwarded to the app as HTTP/
 
   before(async () => {
     app = await startApp('h2app');
-    ingress = await startIngress({ clusters: new Map([['app', cluster('app', app.port)]]), defaultCluster: 'app', tls: () => Promise.resolve(context), http2: true });
+    ingress = await startIngress({
+      clusters: new Map([['app', cluster('app', app.port)]]),
+      defaultCluster: 'app',
+      tls: () => Promise.resolve(context),
+      http2: true,
+    });
   });
   after(async () => {
     await ingress.close();
@@ -333,24 +445,38 @@ describe('HTTP/2 on a TLS HTTP listener (ALPN h2), forwarded to the app as HTTP/
     assert.equal(seen.url, '/h2?x=1');
     assert.equal(seen.headers.host, `localhost:${ingress.port}`);
     assert.equal(seen.headers['x-forwarded-proto'], 'https');
-    const http1 = await exec('curl', ['-sSk', '--http1.1', '-o', '/dev/null', '-w', '%{http_version}', `https://localhost:${ingress.port}/h1`]);
+    const http1 = await exec('curl', [
+      '-sSk',
+      '--http1.1',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_version}',
+      `https://localhost:${ingress.port}/h1`,
+    ]);
     assert.equal(http1.stdout, '1.1');
   });
 
   test('concurrent streams with bodies on one HTTP/2 connection all arrive intact', async () => {
     const session = http2.connect(`https://localhost:${ingress.port}`, { rejectUnauthorized: false });
     try {
-      const one = (i: number) => new Promise<Seen>((resolve, reject) => {
-        const body = crypto.randomBytes(100_000 + i);
-        const s = session.request({ ':method': 'POST', ':path': `/stream/${i}` });
-        let text = '';
-        s.on('data', (d: Buffer) => { text += d.toString(); });
-        s.on('end', () => resolve(JSON.parse(text) as Seen));
-        s.on('error', reject);
-        s.end(body);
-      });
+      const one = (i: number) =>
+        new Promise<Seen>((resolve, reject) => {
+          const body = crypto.randomBytes(100_000 + i);
+          const s = session.request({ ':method': 'POST', ':path': `/stream/${i}` });
+          let text = '';
+          s.on('data', (d: Buffer) => {
+            text += d.toString();
+          });
+          s.on('end', () => resolve(JSON.parse(text) as Seen));
+          s.on('error', reject);
+          s.end(body);
+        });
       const seen = await Promise.all(Array.from({ length: 10 }, (_, i) => one(i)));
-      seen.forEach((s, i) => { assert.equal(s.url, `/stream/${i}`); assert.equal(s.bodyBytes, 100_000 + i); });
+      seen.forEach((s, i) => {
+        assert.equal(s.url, `/stream/${i}`);
+        assert.equal(s.bodyBytes, 100_000 + i);
+      });
     } finally {
       session.close();
     }
@@ -358,12 +484,19 @@ describe('HTTP/2 on a TLS HTTP listener (ALPN h2), forwarded to the app as HTTP/
 });
 
 describe('HTTP listener behind the outer (PROXY v2)', () => {
-  test('a request in the same segment as the PROXY header is parsed; the client address is the header\'s', async () => {
+  test("a request in the same segment as the PROXY header is parsed; the client address is the header's", async () => {
     const app = await startApp('pp');
-    const ingress = await startIngress({ clusters: new Map([['app', cluster('app', app.port)]]), defaultCluster: 'app', expectProxyProtocol: true });
+    const ingress = await startIngress({
+      clusters: new Map([['app', cluster('app', app.port)]]),
+      defaultCluster: 'app',
+      expectProxyProtocol: true,
+    });
     try {
       const header = encodeProxyHeader({ address: '203.0.113.7', port: 40000 }, { address: '10.0.0.1', port: 443 });
-      const { text } = await rawExchange(ingress.port, Buffer.concat([header, Buffer.from('GET /same-segment HTTP/1.1\r\nHost: pp.test\r\nConnection: close\r\n\r\n')]));
+      const { text } = await rawExchange(
+        ingress.port,
+        Buffer.concat([header, Buffer.from('GET /same-segment HTTP/1.1\r\nHost: pp.test\r\nConnection: close\r\n\r\n')]),
+      );
       assert.equal(firstStatus(text), 200, text);
       const seen = JSON.parse(text.slice(text.indexOf('{'), text.lastIndexOf('}') + 1)) as Seen;
       assert.equal(seen.url, '/same-segment');

@@ -18,7 +18,15 @@ test('short-lived credentials are reused until half their life, then refreshed',
       return {
         status: 200,
         id: 2,
-        body: JSON.stringify({ Code: 'Success', Type: 'AWS-HMAC', AccessKeyId: `ASIA${fetches}`, SecretAccessKey: 's', Token: 't', Expiration: expiration, LastUpdated: new Date(clock).toISOString() }),
+        body: JSON.stringify({
+          Code: 'Success',
+          Type: 'AWS-HMAC',
+          AccessKeyId: `ASIA${fetches}`,
+          SecretAccessKey: 's',
+          Token: 't',
+          Expiration: expiration,
+          LastUpdated: new Date(clock).toISOString(),
+        }),
       };
     },
   };

@@ -10,10 +10,25 @@ describe('attestation documents for KMS recipients', () => {
     const asked: (Buffer | null | undefined)[] = [];
     let reused = 0;
     const s = new AttestationSource({
-      nsm: { attest: (req) => { asked.push(req?.publicKey); return Buffer.from(`doc${asked.length}`); } },
-      publicKey: Buffer.from('spki'), reuseMs, now: () => now, onReuse: () => reused++,
+      nsm: {
+        attest: (req) => {
+          asked.push(req?.publicKey);
+          return Buffer.from(`doc${asked.length}`);
+        },
+      },
+      publicKey: Buffer.from('spki'),
+      reuseMs,
+      now: () => now,
+      onReuse: () => reused++,
     });
-    return { s, asked, advance: (ms: number) => { now += ms; }, reused: () => reused };
+    return {
+      s,
+      asked,
+      advance: (ms: number) => {
+        now += ms;
+      },
+      reused: () => reused,
+    };
   }
 
   it('asks the NSM every time when reuse is 0, binding the recipient key', () => {
@@ -34,12 +49,18 @@ describe('attestation documents for KMS recipients', () => {
   });
 
   it('refuses a reuse window beyond five minutes', () => {
-    assert.throws(() => source(5 * 60_000 + 1), (err: unknown) => err instanceof ProxyError && err.code === 'config_invalid');
+    assert.throws(
+      () => source(5 * 60_000 + 1),
+      (err: unknown) => err instanceof ProxyError && err.code === 'config_invalid',
+    );
   });
 
   it('chooses the KMS endpoint per region, then the fixed one, then the regional default', () => {
     assert.equal(kmsEndpointFor({}, 'eu-west-1').href, 'https://kms.eu-west-1.amazonaws.com/');
     assert.equal(kmsEndpointFor({ endpoint: 'https://127.0.0.1:8443' }, 'eu-west-1').href, 'https://127.0.0.1:8443/');
-    assert.equal(kmsEndpointFor({ endpoint: 'https://x', endpoints: { 'us-east-1': 'kms-fips.us-east-1.amazonaws.com:443' } }, 'us-east-1').host, 'kms-fips.us-east-1.amazonaws.com');
+    assert.equal(
+      kmsEndpointFor({ endpoint: 'https://x', endpoints: { 'us-east-1': 'kms-fips.us-east-1.amazonaws.com:443' } }, 'us-east-1').host,
+      'kms-fips.us-east-1.amazonaws.com',
+    );
   });
 });

@@ -21,13 +21,17 @@ function open(port: number): Promise<net.Socket> {
 /** Everything the server said until it closed the connection. */
 function closedWith(s: net.Socket): Promise<string> {
   let got = '';
-  s.on('data', (c: Buffer) => { got += c.toString(); });
+  s.on('data', (c: Buffer) => {
+    got += c.toString();
+  });
   return new Promise((resolve) => s.once('close', () => resolve(got)));
 }
 
 test('an HTTP listener kind closes half-sent requests and idle keep-alive connections', async () => {
   const listener = new Listener({
-    name: 'api', address: parseAddress('tcp://127.0.0.1:0'), maxConnections: 100,
+    name: 'api',
+    address: parseAddress('tcp://127.0.0.1:0'),
+    maxConnections: 100,
     handler: httpListenerKind((_req, res) => res.end('answer'), { headMs: 300, keepAliveMs: 300 }),
   });
   await listener.start();
@@ -39,7 +43,11 @@ test('an HTTP listener kind closes half-sent requests and idle keep-alive connec
     const served = await open(a.port);
     const said = closedWith(served);
     served.write('GET /y HTTP/1.1\r\nHost: a\r\n\r\n');
-    assert.deepEqual(await Promise.all(half.map(closedWith)), half.map(() => ''), 'closed without an answer');
+    assert.deepEqual(
+      await Promise.all(half.map(closedWith)),
+      half.map(() => ''),
+      'closed without an answer',
+    );
     assert.match(await said, /^HTTP\/1\.1 200 OK[^]*answer$/, 'answered, then closed when idle');
   } finally {
     await listener.stopAccepting();

@@ -15,12 +15,13 @@ async function metric(series: string): Promise<number | undefined> {
 }
 
 /** Holds each connection open until the client closes it or the drain deadline aborts it. */
-const holdOpen: ConnectionHandler = (socket, ctx) => new Promise((resolve) => {
-  socket.resume();
-  ctx.signal.addEventListener('abort', () => socket.destroy());
-  socket.on('close', () => resolve({ bytesIn: 0, bytesOut: 0 }));
-  socket.on('end', () => socket.end());
-});
+const holdOpen: ConnectionHandler = (socket, ctx) =>
+  new Promise((resolve) => {
+    socket.resume();
+    ctx.signal.addEventListener('abort', () => socket.destroy());
+    socket.on('close', () => resolve({ bytesIn: 0, bytesOut: 0 }));
+    socket.on('end', () => socket.end());
+  });
 
 function open(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -29,10 +30,19 @@ function open(port: number): Promise<net.Socket> {
   });
 }
 
-const closed = (s: net.Socket) => new Promise<void>((r) => { if (s.destroyed) r(); else s.once('close', () => r()); });
+const closed = (s: net.Socket) =>
+  new Promise<void>((r) => {
+    if (s.destroyed) r();
+    else s.once('close', () => r());
+  });
 
 test('connections over max_connections are closed at accept and counted', async () => {
-  const l = new Listener({ name: 'limit-test', address: { kind: 'tcp', host: '127.0.0.1', port: 0 }, maxConnections: 2, handler: holdOpen });
+  const l = new Listener({
+    name: 'limit-test',
+    address: { kind: 'tcp', host: '127.0.0.1', port: 0 },
+    maxConnections: 2,
+    handler: holdOpen,
+  });
   await l.start();
   const port = (l.address as { port: number }).port;
   const a = await open(port);
@@ -52,7 +62,12 @@ test('connections over max_connections are closed at accept and counted', async 
 });
 
 test('drain waits for connections that finish, and aborts those still open at the deadline', async () => {
-  const l = new Listener({ name: 'drain-test', address: { kind: 'tcp', host: '127.0.0.1', port: 0 }, maxConnections: 10, handler: holdOpen });
+  const l = new Listener({
+    name: 'drain-test',
+    address: { kind: 'tcp', host: '127.0.0.1', port: 0 },
+    maxConnections: 10,
+    handler: holdOpen,
+  });
   await l.start();
   const port = (l.address as { port: number }).port;
   const finishing = await open(port);

@@ -22,7 +22,12 @@ test('lines written while the outer is unreachable arrive once it listens; overf
   await new Promise((r) => setTimeout(r, 150));
 
   let received = '';
-  const collector = new LogCollector({ enclaveCid: 16, out: (t) => { received += t; } });
+  const collector = new LogCollector({
+    enclaveCid: 16,
+    out: (t) => {
+      received += t;
+    },
+  });
   await collector.start();
   const deadline = Date.now() + 10_000;
   while (!received.includes('line 099') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -32,7 +37,11 @@ test('lines written while the outer is unreachable arrive once it listens; overf
   const kept = lines.slice(1);
   assert.equal(notice.dropped + kept.length, 100, 'every line is either delivered or counted as dropped');
   assert.ok(kept.length * 98 <= 4096 + 98, 'no more than the buffer was kept');
-  assert.deepEqual(kept.map((l) => l.slice(0, 8)), Array.from({ length: kept.length }, (_, i) => `line ${String(100 - kept.length + i).padStart(3, '0')}`), 'the newest lines, in order');
+  assert.deepEqual(
+    kept.map((l) => l.slice(0, 8)),
+    Array.from({ length: kept.length }, (_, i) => `line ${String(100 - kept.length + i).padStart(3, '0')}`),
+    'the newest lines, in order',
+  );
 
   forwarder.write('one more {"with":"json"}\nand an embedded newline');
   while (!received.includes('embedded newline') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -9,7 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { NativeError, errnoName, loadNativeAddon, nativeAddonStatus, type NativeAddon, type NativePumpOutcome } from '../../../shared/native/addon.js';
+import {
+  NativeError,
+  errnoName,
+  loadNativeAddon,
+  nativeAddonStatus,
+  type NativeAddon,
+  type NativePumpOutcome,
+} from '../../../shared/native/addon.js';
 import { rawSocketPair } from '../../helpers/socket-fds.js';
 
 const addon = loadNativeAddon();
@@ -31,7 +38,9 @@ function assertNativeError(fn: () => unknown, code: string, syscall: RegExp): vo
 }
 
 function pumpOnce(a: NativeAddon, downstreamFd: number, upstreamFd: number, extra: { splice?: boolean } = {}): Promise<NativePumpOutcome> {
-  return new Promise((resolve) => { a.pumpStart({ downstreamFd, upstreamFd, ...extra }, resolve); });
+  return new Promise((resolve) => {
+    a.pumpStart({ downstreamFd, upstreamFd, ...extra }, resolve);
+  });
 }
 
 describe('native addon', { skip }, () => {
@@ -106,7 +115,10 @@ describe('native addon', { skip }, () => {
     assertNativeError(() => a.pumpStart({ downstreamFd: fd, upstreamFd: CLOSED_FD }, () => {}), 'EBADF', /F_GETFL/);
     // The pump closed the good fd too: closing it again fails, and the peer sees the end.
     assertNativeError(() => a.closeFd(fd), 'EBADF', /^close$/);
-    await new Promise((r) => { peer.once('end', r); peer.resume(); });
+    await new Promise((r) => {
+      peer.once('end', r);
+      peer.resume();
+    });
     peer.destroy();
   });
 
@@ -115,7 +127,7 @@ describe('native addon', { skip }, () => {
     assert.throws(() => a.pumpStart({ downstreamFd: -1, upstreamFd: fd }, () => {}), TypeError);
     assert.throws(() => a.pumpStart({ downstreamFd: fd, upstreamFd: fd }, () => {}), TypeError);
     assert.throws(() => a.pumpStart({ downstreamFd: fd, upstreamFd: CLOSED_FD, headUp: 'text' as unknown as Buffer }, () => {}), TypeError);
-    a.closeFd(fd);  // still ours
+    a.closeFd(fd); // still ours
     peer.destroy();
   });
 
@@ -139,7 +151,9 @@ describe('native addon', { skip }, () => {
       const burst = Buffer.alloc(4 << 20, 7);
       const got = new Promise<number>((resolve) => {
         let n = 0;
-        y.peer.on('data', (d: Buffer) => { n += d.length; });
+        y.peer.on('data', (d: Buffer) => {
+          n += d.length;
+        });
         y.peer.once('end', () => resolve(n));
       });
       // A small message first (copied either way), then a burst (spliced unless splice is off).
@@ -188,7 +202,9 @@ describe('native addon', { skip }, () => {
       console.log(JSON.stringify({ outcome, got, stats: a.pumpStats() }));
       x.peer.destroy(); y.peer.destroy();`;
     const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as {
-      outcome: NativePumpOutcome; got: number; stats: { budgetCopies: number; pipePages: number };
+      outcome: NativePumpOutcome;
+      got: number;
+      stats: { budgetCopies: number; pipePages: number };
     };
     assert.equal(out.outcome.bytesUp, 1 << 20);
     assert.equal(out.got, 1 << 20);

@@ -17,11 +17,20 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test('a failed addon build prints one line that names the build log, which holds the output', () => {
   for (const file of ['build.mjs', 'binding.gyp']) fs.copyFileSync(path.join(ROOT, 'native', file), path.join(dir, file));
-  const r = spawnSync(process.execPath, [path.join(dir, 'build.mjs')], { cwd: dir, encoding: 'utf8', env: { ...process.env, NODE_PATH: '' } });
+  const r = spawnSync(process.execPath, [path.join(dir, 'build.mjs')], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { ...process.env, NODE_PATH: '' },
+  });
   assert.equal(r.status, 0, 'a failed build never fails npm install');
   const output = `${r.stdout}${r.stderr}`;
   const logFile = path.join(dir, 'build.log');
   assert.equal(output.split('\n').filter((l) => l !== '').length, 1, `one line, not gyp's output:\n${output}`);
-  assert.match(output, new RegExp(`native addon build failed .*; the JS pump will be used\\. Build log: ${logFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`));
+  assert.match(
+    output,
+    new RegExp(
+      `native addon build failed .*; the JS pump will be used\\. Build log: ${logFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`,
+    ),
+  );
   assert.match(fs.readFileSync(logFile, 'utf8'), /gyp/, 'the log holds what node-gyp printed');
 });

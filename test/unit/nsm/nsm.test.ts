@@ -14,8 +14,10 @@ const PCR0 = Buffer.alloc(48, 0xab);
 
 describe('NSM request encoding (aws-nitro-enclaves-nsm-api serde form)', () => {
   it('encodes the all-null Attestation request to the exact published bytes', () => {
-    assert.equal(encodeNsmRequest({ kind: 'Attestation', userData: null, nonce: null, publicKey: null }).toString('hex'),
-      'a16b4174746573746174696f6ea369757365725f64617461f6656e6f6e6365f66a7075626c69635f6b6579f6');
+    assert.equal(
+      encodeNsmRequest({ kind: 'Attestation', userData: null, nonce: null, publicKey: null }).toString('hex'),
+      'a16b4174746573746174696f6ea369757365725f64617461f6656e6f6e6365f66a7075626c69635f6b6579f6',
+    );
   });
 
   it('encodes DescribePCR index 0 and the bare GetRandom exactly', () => {
@@ -29,8 +31,10 @@ describe('NSM request encoding (aws-nitro-enclaves-nsm-api serde form)', () => {
   });
 
   it('refuses a request above the 4 KiB the kernel accepts', () => {
-    assert.throws(() => encodeNsmRequest({ kind: 'Attestation', userData: Buffer.alloc(5000), nonce: null, publicKey: null }),
-      (err: unknown) => err instanceof NsmError && err.code === 'nsm_request_too_large');
+    assert.throws(
+      () => encodeNsmRequest({ kind: 'Attestation', userData: Buffer.alloc(5000), nonce: null, publicKey: null }),
+      (err: unknown) => err instanceof NsmError && err.code === 'nsm_request_too_large',
+    );
   });
 });
 
@@ -41,7 +45,15 @@ describe('NSM simulator behind the NSM client', () => {
   it('answers an attestation that verifies against its own root, with the requested fields and PCRs', () => {
     const publicKey = Buffer.from('spki-bytes');
     const nonce = Buffer.alloc(16, 7);
-    const { document } = verifyAttestation(nsm.attest({ publicKey, nonce }), { root: simulator.rootPem, at: 'now', expectedPcrs: new Map([[0, PCR0], [1, Buffer.alloc(48)]]), expectedNonce: nonce });
+    const { document } = verifyAttestation(nsm.attest({ publicKey, nonce }), {
+      root: simulator.rootPem,
+      at: 'now',
+      expectedPcrs: new Map([
+        [0, PCR0],
+        [1, Buffer.alloc(48)],
+      ]),
+      expectedNonce: nonce,
+    });
     assert.deepEqual(document.publicKey, publicKey);
     assert.equal(document.userData, null);
     assert.equal(document.pcrs.size, 16);
@@ -49,13 +61,19 @@ describe('NSM simulator behind the NSM client', () => {
   });
 
   it('is refused against the AWS root as wrong_root, never mistaken for a real document', () => {
-    assert.throws(() => verifyAttestation(nsm.attest(), { at: 'now' }), (err: unknown) => err instanceof AttestationError && err.code === 'wrong_root');
+    assert.throws(
+      () => verifyAttestation(nsm.attest(), { at: 'now' }),
+      (err: unknown) => err instanceof AttestationError && err.code === 'wrong_root',
+    );
   });
 
   it('describes PCRs (0–15 locked) and refuses an index past 31', () => {
     assert.deepEqual(nsm.describePcr(0), { locked: true, data: PCR0 });
     assert.deepEqual(nsm.describePcr(16), { locked: false, data: Buffer.alloc(48) });
-    assert.throws(() => nsm.describePcr(40), (err: unknown) => err instanceof NsmError && err.code === 'nsm_refused' && err.context.nsmCode === 'InvalidIndex');
+    assert.throws(
+      () => nsm.describePcr(40),
+      (err: unknown) => err instanceof NsmError && err.code === 'nsm_refused' && err.context.nsmCode === 'InvalidIndex',
+    );
   });
 
   it('returns fresh random bytes', () => {
@@ -65,7 +83,10 @@ describe('NSM simulator behind the NSM client', () => {
   });
 
   it('answers an unknown request with the NSM error InvalidOperation', () => {
-    assert.equal(simulator.exchange(Buffer.from('6b44657363726962654e534d', 'hex')).toString('hex'), encodeNsmResponse({ kind: 'Error', error: 'InvalidOperation' }).toString('hex'));
+    assert.equal(
+      simulator.exchange(Buffer.from('6b44657363726962654e534d', 'hex')).toString('hex'),
+      encodeNsmResponse({ kind: 'Error', error: 'InvalidOperation' }).toString('hex'),
+    );
   });
 
   it('writes its root certificate where configured and refuses a PCR of the wrong size', () => {
@@ -78,7 +99,10 @@ describe('NSM simulator behind the NSM client', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
-    assert.throws(() => new NsmSimulator({ pcrs: new Map([[0, Buffer.alloc(32)]]) }), (err: unknown) => err instanceof NsmError && err.code === 'nsm_config');
+    assert.throws(
+      () => new NsmSimulator({ pcrs: new Map([[0, Buffer.alloc(32)]]) }),
+      (err: unknown) => err instanceof NsmError && err.code === 'nsm_config',
+    );
   });
 
   it('renews its three-hour leaf before it expires', () => {
@@ -112,6 +136,9 @@ describe('NSM device transport', () => {
       device.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
-    assert.throws(() => device.exchange(Buffer.alloc(1)), (err: unknown) => err instanceof NsmError && err.code === 'nsm_closed');
+    assert.throws(
+      () => device.exchange(Buffer.alloc(1)),
+      (err: unknown) => err instanceof NsmError && err.code === 'nsm_closed',
+    );
   });
 });

@@ -16,16 +16,18 @@ for (const variant of pumpsUnderTest()) {
   describe(`pump contract: ${variant.name}`, { skip: variant.skip }, () => {
     const pump = variant.pump as Pump;
     let pair: PairHarness;
-    before(async () => { pair = await startPair(pump); });
-    after(async () => { await pair.close(); });
+    before(async () => {
+      pair = await startPair(pump);
+    });
+    after(async () => {
+      await pair.close();
+    });
 
     const sizes = [0, 1, 1000, 64 * 1024 + 1, 3 * MiB + 7, 32 * MiB];
     for (const size of sizes) {
       it(`moves ${size} bytes each way at once, intact (SHA-256) and exactly counted`, async () => {
         const { client, server, session } = await pair.open();
-        const [atServer, atClient] = await Promise.all([
-          receive(server), receive(client), send(client, size, 1), send(server, size, 2),
-        ]);
+        const [atServer, atClient] = await Promise.all([receive(server), receive(client), send(client, size, 1), send(server, size, 2)]);
         assert.equal(atServer.ending, 'end');
         assert.equal(atClient.ending, 'end');
         assert.equal(atServer.bytes, size);
@@ -203,11 +205,18 @@ for (const variant of pumpsUnderTest()) {
 
     it('runs 1000 connections at once', async () => {
       const pairs = await Promise.all(Array.from({ length: 1000 }, () => pair.open()));
-      const results = await Promise.all(pairs.map(async ({ client, server, session }, i) => {
-        const [atServer, atClient] = await Promise.all([receive(server), receive(client), send(client, 2000 + i, i), send(server, 3000 + i, i + 7)]);
-        const r = await session.done;
-        return { i, atServer, atClient, r };
-      }));
+      const results = await Promise.all(
+        pairs.map(async ({ client, server, session }, i) => {
+          const [atServer, atClient] = await Promise.all([
+            receive(server),
+            receive(client),
+            send(client, 2000 + i, i),
+            send(server, 3000 + i, i + 7),
+          ]);
+          const r = await session.done;
+          return { i, atServer, atClient, r };
+        }),
+      );
       for (const { i, atServer, atClient, r } of results) {
         assert.equal(atServer.sha256, sha256Of(2000 + i, i));
         assert.equal(atClient.sha256, sha256Of(3000 + i, i + 7));
@@ -219,18 +228,20 @@ for (const variant of pumpsUnderTest()) {
     it('leaks no file descriptor (/proc/self/fd before and after 200 connections)', async () => {
       const before = openFdCount();
       const pairs = await Promise.all(Array.from({ length: 200 }, () => pair.open()));
-      await Promise.all(pairs.map(async ({ client, server, session }, i) => {
-        if (i % 3 === 2) {
-          session.abort();
-          await Promise.all([receive(client), receive(server)]);
-          client.destroy();
-          server.destroy();
-        } else {
-          await Promise.all([receive(server), receive(client), send(client, 10_000, i), send(server, 10_000, i)]);
-        }
-        await session.done;
-        await Promise.all([closed(client), closed(server)]);
-      }));
+      await Promise.all(
+        pairs.map(async ({ client, server, session }, i) => {
+          if (i % 3 === 2) {
+            session.abort();
+            await Promise.all([receive(client), receive(server)]);
+            client.destroy();
+            server.destroy();
+          } else {
+            await Promise.all([receive(server), receive(client), send(client, 10_000, i), send(server, 10_000, i)]);
+          }
+          await session.done;
+          await Promise.all([closed(client), closed(server)]);
+        }),
+      );
       // Close callbacks of the front's sockets run on the next turns of the loop.
       await new Promise((r) => setImmediate(r));
       await new Promise((r) => setTimeout(r, 50));

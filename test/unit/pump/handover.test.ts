@@ -31,7 +31,11 @@ for (const pump of pumps) {
     const [upstreamPeer, upstream, closeB] = await socketPair();
     // The client sends a 4-byte "handshake", payload, and FIN all at once.
     client.end(Buffer.concat([Buffer.from('HELO'), Buffer.from('payload-after-handshake')]));
-    const { value, rest } = await readPrefix(downstream, (b) => (b.length >= 4 ? { done: true, value: b.subarray(0, 4).toString(), consumed: 4 } : { done: false }), { timeoutMs: 2000, maxBytes: 64, what: 'test handshake' });
+    const { value, rest } = await readPrefix(
+      downstream,
+      (b) => (b.length >= 4 ? { done: true, value: b.subarray(0, 4).toString(), consumed: 4 } : { done: false }),
+      { timeoutMs: 2000, maxBytes: 64, what: 'test handshake' },
+    );
     assert.equal(value, 'HELO');
     // Let the FIN arrive while nobody listens for it.
     await new Promise((r) => setTimeout(r, 50));

@@ -30,7 +30,9 @@ async function replyServer(): Promise<{ port: number; close: () => void }> {
 function readAll(socket: net.Socket): Promise<string> {
   return new Promise((resolve) => {
     let text = '';
-    socket.on('data', (d: Buffer) => { text += d.toString(); });
+    socket.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
     socket.once('end', () => resolve(text));
   });
 }
@@ -48,7 +50,12 @@ describe('native pump hand-over edge cases', { skip }, () => {
     });
     await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
     try {
-      const client = tls.connect({ host: '127.0.0.1', port: (front.address() as net.AddressInfo).port, ca: cert.cert, allowHalfOpen: true } as tls.ConnectionOptions);
+      const client = tls.connect({
+        host: '127.0.0.1',
+        port: (front.address() as net.AddressInfo).port,
+        ca: cert.cert,
+        allowHalfOpen: true,
+      } as tls.ConnectionOptions);
       await new Promise((r) => client.once('secureConnect', r));
       const reply = readAll(client);
       client.end('over tls');

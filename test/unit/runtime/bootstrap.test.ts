@@ -26,8 +26,12 @@ import { tempDir } from '../../helpers/process.js';
 const addon = loadNativeAddon();
 const noAddon = addon ? false : 'native addon unavailable (the bootstrap needs its system calls)';
 const unshareProbe = spawnSync('unshare', ['--net', 'true']);
-const noNetns = process.getuid?.() !== 0 ? 'not root: cannot make a network namespace'
-  : unshareProbe.error || unshareProbe.status !== 0 ? `unshare --net does not work here (${unshareProbe.error?.message ?? unshareProbe.stderr.toString().trim()})` : false;
+const noNetns =
+  process.getuid?.() !== 0
+    ? 'not root: cannot make a network namespace'
+    : unshareProbe.error || unshareProbe.status !== 0
+      ? `unshare --net does not work here (${unshareProbe.error?.message ?? unshareProbe.stderr.toString().trim()})`
+      : false;
 if (noNetns) console.log(`# skipping the lo test: ${noNetns}`);
 
 describe('bootstrap: when it runs', () => {
@@ -64,8 +68,13 @@ describe('bootstrap: lo up from down', { skip: noAddon || noNetns }, () => {
 describe('bootstrap: init duties (orphans, signals)', { skip: noAddon }, () => {
   let duties: InitDuties;
   const dir = tempDir('init-duties-');
-  before(() => { duties = startInitDuties(logger('test'), { isPid1: false }); });
-  after(() => { duties.stop(); fs.rmSync(dir, { recursive: true, force: true }); });
+  before(() => {
+    duties = startInitDuties(logger('test'), { isPid1: false });
+  });
+  after(() => {
+    duties.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 
   it('reaps an orphan re-parented to us, and leaves the exit of a child Node spawned to Node', async () => {
     const pidFile = path.join(dir, 'orphan.pid');
@@ -73,20 +82,27 @@ describe('bootstrap: init duties (orphans, signals)', { skip: noAddon }, () => {
     const sh = spawn('sh', ['-c', `(sleep 0.2; exit 3) & echo $! > ${pidFile}; exit 5`]);
     duties.protect(sh.pid!);
     const [code] = await new Promise<[number | null]>((resolve) => sh.once('exit', (c) => resolve([c])));
-    assert.equal(code, 5, 'Node got its own child\'s exit status');
+    assert.equal(code, 5, "Node got its own child's exit status");
     const orphan = Number(fs.readFileSync(pidFile, 'utf8').trim());
-    await waitFor('the orphan to be reaped', () => {
-      duties.sweep();
-      return !fs.existsSync(`/proc/${orphan}`);
-    }, 30_000);
+    await waitFor(
+      'the orphan to be reaped',
+      () => {
+        duties.sweep();
+        return !fs.existsSync(`/proc/${orphan}`);
+      },
+      30_000,
+    );
     assert.ok(duties.reaped() >= 1);
     assert.ok(!zombieChildren().includes(orphan));
   });
 
-  it('forwards SIGHUP to the app\'s process group', async () => {
+  it("forwards SIGHUP to the app's process group", async () => {
     const mark = path.join(dir, 'hup');
     const ready = path.join(dir, 'ready');
-    const app = spawn('sh', ['-c', `trap 'echo hup > ${mark}; exit 0' HUP; echo > ${ready}; while :; do sleep 0.05; done`], { detached: true, stdio: 'ignore' });
+    const app = spawn('sh', ['-c', `trap 'echo hup > ${mark}; exit 0' HUP; echo > ${ready}; while :; do sleep 0.05; done`], {
+      detached: true,
+      stdio: 'ignore',
+    });
     duties.protect(app.pid!);
     duties.forwardTo(app.pid!);
     await waitFor('the app to set its trap', () => fs.existsSync(ready), 30_000);
@@ -99,17 +115,22 @@ describe('bootstrap: init duties (orphans, signals)', { skip: noAddon }, () => {
 
 describe('clock skew in error messages', () => {
   it('a certificate that failed on time (even as the cause of another error) says what the clock reads and the last offset', () => {
-    const tlsFailure = Object.assign(new Error('fetch failed'), { cause: Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' }) });
+    const tlsFailure = Object.assign(new Error('fetch failed'), {
+      cause: Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' }),
+    });
     const at = new Date('2026-11-30T12:00:00.000Z');
     recordClockOffset(-4321);
-    assert.equal(clockSkewHint(tlsFailure, at), ' (this failed on time: this clock reads 2026-11-30T12:00:00.000Z, the parent\'s clock was -4321 ms ' +
-      'from this one at the last sync; a skewed clock makes valid certificates look expired or not yet valid: see bootstrap.clock_sync_interval)');
+    assert.equal(
+      clockSkewHint(tlsFailure, at),
+      " (this failed on time: this clock reads 2026-11-30T12:00:00.000Z, the parent's clock was -4321 ms " +
+        'from this one at the last sync; a skewed clock makes valid certificates look expired or not yet valid: see bootstrap.clock_sync_interval)',
+    );
     assert.match(clockSkewHint({ code: 'not_yet_valid' }, at), /this failed on time/);
     assert.equal(clockSkewHint(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }), at), '');
   });
 });
 
-describe('bootstrap: clock sync against the parent\'s clock channel (emulated vsock)', () => {
+describe("bootstrap: clock sync against the parent's clock channel (emulated vsock)", () => {
   const dir = tempDir('clock-');
   const saved = { ...vsockSettings() };
   let skewMs = 0;
@@ -131,7 +152,7 @@ describe('bootstrap: clock sync against the parent\'s clock channel (emulated vs
     assert.equal(plannedStep({ offsetMs: 60_000, rttMs: 10_000 }, 5000), null, 'a slow round trip is no measurement');
   });
 
-  it('steps forward by the parent\'s lead (within half a round trip), and never past the bound', async () => {
+  it("steps forward by the parent's lead (within half a round trip), and never past the bound", async () => {
     const set: number[] = [];
     const sync = new ClockSync({ intervalMs: 60_000, maxStepMs: 5000, setClock: (ms) => set.push(ms - Date.now()), log: logger('test') });
     // The parent's time is read between our two readings, so the estimate is off by at most half the round trip.
@@ -148,6 +169,9 @@ describe('bootstrap: clock sync against the parent\'s clock channel (emulated vs
     skewMs = 0;
     const still = await sync.syncOnce();
     assert.ok(still.sample && (still.stepMs === 0 || Math.abs(still.stepMs) <= still.sample.rttMs / 2 + 1), `step ${still.stepMs}`);
-    assert.ok(set.every((s) => Math.abs(s) <= 5000 + 5), `every step within the bound: ${set.join(', ')}`);
+    assert.ok(
+      set.every((s) => Math.abs(s) <= 5000 + 5),
+      `every step within the bound: ${set.join(', ')}`,
+    );
   });
 });

@@ -19,9 +19,12 @@ describe('vsock.parent_cid and CID 1', () => {
     const c = loadText(INNER) as InnerConfig;
     assert.equal(c.vsock.parentCid, undefined);
     configureSideVsock(c);
-    assert.deepEqual(parentChannel(17000), process.env.ENCLAVER_VSOCK_PARENT_CID
-      ? { kind: 'vsock', cid: Number(process.env.ENCLAVER_VSOCK_PARENT_CID), port: 17000 }
-      : { kind: 'vsock', cid: 3, port: 17000 });
+    assert.deepEqual(
+      parentChannel(17000),
+      process.env.ENCLAVER_VSOCK_PARENT_CID
+        ? { kind: 'vsock', cid: Number(process.env.ENCLAVER_VSOCK_PARENT_CID), port: 17000 }
+        : { kind: 'vsock', cid: 3, port: 17000 },
+    );
   });
 
   it('parent_cid: 1 makes every channel of the inner dial CID 1', () => {
@@ -44,7 +47,12 @@ describe('vsock.parent_cid and CID 1', () => {
     ] as const) {
       const problems = configProblems(text);
       assert.equal(problems.length, 1, problems.join('\n'));
-      assert.match(problems[0]!, new RegExp(`^proxy\\.yaml:[0-9]+:[0-9]+: ${where.replace('.', '\\.')}: CID 2 is the hypervisor host.*use 3 for the parent on Nitro, 1 for a vsock loopback transport`));
+      assert.match(
+        problems[0]!,
+        new RegExp(
+          `^proxy\\.yaml:[0-9]+:[0-9]+: ${where.replace('.', '\\.')}: CID 2 is the hypervisor host.*use 3 for the parent on Nitro, 1 for a vsock loopback transport`,
+        ),
+      );
     }
   });
 

@@ -38,6 +38,10 @@ test('malformed addresses are refused with the reason', () => {
     ['ftp://x:1', /unknown scheme "ftp"/],
   ];
   for (const [input, re] of bad) {
-    assert.throws(() => parseAddress(input), (err: unknown) => err instanceof AddressError && re.test(err.message), input);
+    assert.throws(
+      () => parseAddress(input),
+      (err: unknown) => err instanceof AddressError && re.test(err.message),
+      input,
+    );
   }
 });

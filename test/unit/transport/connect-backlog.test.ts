@@ -29,12 +29,22 @@ test("connect retries while a Unix listener's accept queue is full", async () =>
   try {
     await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
     const sockets = await Promise.all(Array.from({ length: 8 }, () => connect({ kind: 'unix', path: sock }, { timeoutMs: 3000 })));
-    const answers = await Promise.all(sockets.map((s) => new Promise<string>((resolve) => {
-      let out = '';
-      s.on('data', (d: Buffer) => { out += d.toString(); });
-      s.on('end', () => { s.destroy(); resolve(out); });
-      s.resume();
-    })));
+    const answers = await Promise.all(
+      sockets.map(
+        (s) =>
+          new Promise<string>((resolve) => {
+            let out = '';
+            s.on('data', (d: Buffer) => {
+              out += d.toString();
+            });
+            s.on('end', () => {
+              s.destroy();
+              resolve(out);
+            });
+            s.resume();
+          }),
+      ),
+    );
     assert.deepEqual(answers, Array(8).fill('ok'), 'every connect eventually got through');
   } finally {
     child.kill();

@@ -38,8 +38,16 @@ describe('guest kernel modules', () => {
     add('9pnet', '');
     add('9p', '9pnet,fscache,netfs');
     add('virtio-rng', 'vsock');
-    assert.deepEqual(loadOrder(['vsock_loopback', '9p', 'virtio_rng'], mods),
-      ['vsock', 'vmw_vsock_virtio_transport_common', 'vsock_loopback', '9pnet', 'netfs', 'fscache', '9p', 'virtio_rng']);
+    assert.deepEqual(loadOrder(['vsock_loopback', '9p', 'virtio_rng'], mods), [
+      'vsock',
+      'vmw_vsock_virtio_transport_common',
+      'vsock_loopback',
+      '9pnet',
+      'netfs',
+      'fscache',
+      '9p',
+      'virtio_rng',
+    ]);
     assert.throws(() => loadOrder(['virtio_pci'], mods), /kernel module virtio_pci not found/);
     fs.rmSync(dir, { recursive: true, force: true });
   });

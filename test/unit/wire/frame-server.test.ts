@@ -42,11 +42,22 @@ function closedByServer(s: net.Socket): Promise<void> {
 test('a connection from another vsock CID is refused before any frame is read', async () => {
   const { dir, file } = tempSocket();
   const received: Frame[] = [];
-  const peers: Peer[] = [{ kind: 'vsock', cid: 17 }, { kind: 'vsock', cid: 16 }];
+  const peers: Peer[] = [
+    { kind: 'vsock', cid: 17 },
+    { kind: 'vsock', cid: 16 },
+  ];
   const server = await serveFrames({
-    what: 'test channel', address: { kind: 'unix', path: file }, log: logger('test'), peerCid: 16, exclusive: false,
+    what: 'test channel',
+    address: { kind: 'unix', path: file },
+    log: logger('test'),
+    peerCid: 16,
+    exclusive: false,
     identify: () => peers.shift()!,
-    accept: () => ({ frames: (frames) => { received.push(...frames); } }),
+    accept: () => ({
+      frames: (frames) => {
+        received.push(...frames);
+      },
+    }),
   });
   try {
     const intruder = await dial(file);
@@ -55,8 +66,18 @@ test('a connection from another vsock CID is refused before any frame is read', 
     await refused;
     const enclave = await dial(file);
     enclave.write(encodeFrame(FrameType.Status, { state: 'running', pid: 7 }));
-    await new Promise<void>((resolve) => { const t = setInterval(() => { if (received.length > 0) { clearInterval(t); resolve(); } }, 5); });
-    assert.deepEqual(received.map((f) => f.payload.state), ['running']);
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (received.length > 0) {
+          clearInterval(t);
+          resolve();
+        }
+      }, 5);
+    });
+    assert.deepEqual(
+      received.map((f) => f.payload.state),
+      ['running'],
+    );
     enclave.destroy();
   } finally {
     await server.close();
@@ -74,13 +95,24 @@ test('the status channel takes one stream: a second connection cannot report a f
     const enclave = await dial(file);
     enclave.on('data', () => {});
     enclave.write(encodeFrame(FrameType.Status, { state: 'running', pid: 42 }));
-    await new Promise<void>((resolve) => { const t = setInterval(() => { if (seen.length === 1) { clearInterval(t); resolve(); } }, 5); });
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (seen.length === 1) {
+          clearInterval(t);
+          resolve();
+        }
+      }, 5);
+    });
 
     const intruder = await dial(file);
     const refused = closedByServer(intruder);
     intruder.write(encodeFrame(FrameType.Status, { state: 'exited', code: 0, signal: null }));
     await refused;
-    assert.deepEqual(seen.map((s) => s.state), ['running'], 'the fake exit was never read');
+    assert.deepEqual(
+      seen.map((s) => s.state),
+      ['running'],
+      'the fake exit was never read',
+    );
     assert.equal(collector.latest?.state, 'running');
 
     // Once the enclave's stream ends (a reconnect), the next stream is taken.
@@ -90,8 +122,18 @@ test('the status channel takes one stream: a second connection cannot report a f
     const again = await dial(file);
     again.on('data', () => {});
     again.write(encodeFrame(FrameType.Status, { state: 'exited', code: 3, signal: null }));
-    await new Promise<void>((resolve) => { const t = setInterval(() => { if (seen.length === 2) { clearInterval(t); resolve(); } }, 5); });
-    assert.deepEqual(seen.map((s) => s.state), ['running', 'exited']);
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (seen.length === 2) {
+          clearInterval(t);
+          resolve();
+        }
+      }, 5);
+    });
+    assert.deepEqual(
+      seen.map((s) => s.state),
+      ['running', 'exited'],
+    );
     again.destroy();
   } finally {
     await collector.close();

@@ -30,21 +30,39 @@ test('bad frames are refused with a code', () => {
   const cases: [Buffer, string][] = [
     [Buffer.concat([Buffer.from([2]), f.subarray(1)]), 'frame_version'],
     [Buffer.concat([Buffer.from([1, 200]), f.subarray(2)]), 'frame_type'],
-    [(() => { const x = Buffer.from(f); x.writeUInt32BE(MAX_PAYLOAD + 1, 2); return x; })(), 'frame_too_large'],
+    [
+      (() => {
+        const x = Buffer.from(f);
+        x.writeUInt32BE(MAX_PAYLOAD + 1, 2);
+        return x;
+      })(),
+      'frame_too_large',
+    ],
     [Buffer.concat([f.subarray(0, 2), Buffer.from([0, 0, 0, 3]), Buffer.from('{x}')]), 'frame_json'],
     [Buffer.concat([f.subarray(0, 2), Buffer.from([0, 0, 0, 2]), Buffer.from('[]')]), 'frame_json'],
   ];
-  for (const [buf, code] of cases) assert.throws(() => parseFrame(buf), (e: unknown) => e instanceof FrameError && e.code === code, code);
-  assert.throws(() => encodeFrame(FrameType.Log, { line: 'x'.repeat(MAX_PAYLOAD) }), (e: unknown) => e instanceof FrameError && e.code === 'frame_too_large');
+  for (const [buf, code] of cases)
+    assert.throws(
+      () => parseFrame(buf),
+      (e: unknown) => e instanceof FrameError && e.code === code,
+      code,
+    );
+  assert.throws(
+    () => encodeFrame(FrameType.Log, { line: 'x'.repeat(MAX_PAYLOAD) }),
+    (e: unknown) => e instanceof FrameError && e.code === 'frame_too_large',
+  );
 });
 
 test('fuzz: arbitrary bytes yield frames or a FrameError, never anything else', () => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
-    const d = new FrameDecoder();
-    try {
-      for (const fr of d.push(Buffer.from(bytes))) assert.equal(typeof fr.payload, 'object');
-    } catch (err) {
-      assert.ok(err instanceof FrameError, String(err));
-    }
-  }), { numRuns: 3000 });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+      const d = new FrameDecoder();
+      try {
+        for (const fr of d.push(Buffer.from(bytes))) assert.equal(typeof fr.payload, 'object');
+      } catch (err) {
+        assert.ok(err instanceof FrameError, String(err));
+      }
+    }),
+    { numRuns: 3000 },
+  );
 });

@@ -45,33 +45,47 @@ describe('the inner as the enclave entrypoint (PID 1, lo down at start)', { skip
   const dir = tempDir('vm-boot-');
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('brings lo up, seeds the RNG, reaps an orphan, forwards SIGHUP, and the app\'s code reaches the outer', async () => {
-    const [innerAdmin] = await freePorts(1) as [number];
+  it("brings lo up, seeds the RNG, reaps an orphan, forwards SIGHUP, and the app's code reaches the outer", async () => {
+    const [innerAdmin] = (await freePorts(1)) as [number];
     const app = path.join(dir, 'app.cjs');
     fs.writeFileSync(app, APP);
     const outerFile = path.join(dir, 'outer.yaml');
     fs.writeFileSync(outerFile, stringify({ role: 'outer', admin: { address: null }, enclave: { cid: LOOPBACK_CID }, listeners: [] }));
     const innerFile = path.join(dir, 'inner.yaml');
-    fs.writeFileSync(innerFile, stringify({
-      role: 'inner',
-      admin: { address: `tcp://127.0.0.1:${innerAdmin}` },
-      vsock: { parent_cid: LOOPBACK_CID },
-      bootstrap: { mode: 'on', clock_sync_interval: '0s' },
-      nsm: { mode: 'simulator' },
-      app: { command: [process.execPath, app], env: { INNER_ADMIN: String(innerAdmin) } },
-      listeners: [],
-    }));
+    fs.writeFileSync(
+      innerFile,
+      stringify({
+        role: 'inner',
+        admin: { address: `tcp://127.0.0.1:${innerAdmin}` },
+        vsock: { parent_cid: LOOPBACK_CID },
+        bootstrap: { mode: 'on', clock_sync_interval: '0s' },
+        nsm: { mode: 'simulator' },
+        app: { command: [process.execPath, app], env: { INNER_ADMIN: String(innerAdmin) } },
+        listeners: [],
+      }),
+    );
     // The inner redials the outer's channels, so neither waits for the other to start.
     const outer = runCli(['--config', outerFile]);
     try {
       // PID 1 of new PID, mount and network namespaces: lo starts down, orphans come to us.
-      const unshare = spawn('unshare', ['--net', '--pid', '--fork', '--mount-proc', process.execPath, CLI, '--config', innerFile, '--log-level', 'debug'],
-        { env: { ...process.env, ENCLAVER_LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const unshare = spawn(
+        'unshare',
+        ['--net', '--pid', '--fork', '--mount-proc', process.execPath, CLI, '--config', innerFile, '--log-level', 'debug'],
+        { env: { ...process.env, ENCLAVER_LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let innerOut = '';
-      unshare.stdout.on('data', (d: Buffer) => { innerOut += d.toString(); });
-      unshare.stderr.on('data', (d: Buffer) => { innerOut += d.toString(); });
-      const forwarded = (msg: string) => outer.waitFor((r) => r.side === 'inner' && String(r.msg).includes(msg), START_MS, `"${msg}" from the enclave`)
-        .catch((err: Error) => { throw new Error(`${err.message}\ninner's own output:\n${innerOut}`); });
+      unshare.stdout.on('data', (d: Buffer) => {
+        innerOut += d.toString();
+      });
+      unshare.stderr.on('data', (d: Buffer) => {
+        innerOut += d.toString();
+      });
+      const forwarded = (msg: string) =>
+        outer
+          .waitFor((r) => r.side === 'inner' && String(r.msg).includes(msg), START_MS, `"${msg}" from the enclave`)
+          .catch((err: Error) => {
+            throw new Error(`${err.message}\ninner's own output:\n${innerOut}`);
+          });
       const lo = await forwarded('loopback interface lo is up');
       assert.equal(lo.was_down, true);
       const rng = await forwarded('kernel RNG seeded');
@@ -80,7 +94,11 @@ describe('the inner as the enclave entrypoint (PID 1, lo down at start)', { skip
       await forwarded('app ready');
       await forwarded('reaped an orphan');
       // The inner as seen from here: the child unshare forked (PID 1 inside its namespace).
-      const innerPid = Number(execFileSync('pgrep', ['-P', String(unshare.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
+      const innerPid = Number(
+        execFileSync('pgrep', ['-P', String(unshare.pid)], { encoding: 'utf8' })
+          .trim()
+          .split('\n')[0],
+      );
       process.kill(innerPid, 'SIGHUP');
       await forwarded('app got SIGHUP');
       const { code } = await outer.exited;
@@ -96,7 +114,12 @@ describe('the inner as the enclave entrypoint (PID 1, lo down at start)', { skip
     const server = await startClockServer(() => Date.now() + 3000);
     try {
       const addon = loadNativeAddon()!;
-      const sync = new ClockSync({ intervalMs: 60_000, maxStepMs: 5000, setClock: (ms) => addon.setRealtimeClock(ms), log: logger('test') });
+      const sync = new ClockSync({
+        intervalMs: 60_000,
+        maxStepMs: 5000,
+        setClock: (ms) => addon.setRealtimeClock(ms),
+        log: logger('test'),
+      });
       const before = Date.now();
       const r = await sync.syncOnce();
       const after = Date.now();

@@ -43,39 +43,53 @@ describe('the pair over real AF_VSOCK (loopback transport, both sides CID 1)', {
   let target: http.Server;
 
   before(async () => {
-    const [web, egress, app, outerAdmin, innerAdmin] = await freePorts(5) as [number, number, number, number, number];
+    const [web, egress, app, outerAdmin, innerAdmin] = (await freePorts(5)) as [number, number, number, number, number];
     target = http.createServer((req, res) => res.end(`hello ${req.headers.host} ${req.url}`));
     await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
     ports = { web, egress, app, outerAdmin, innerAdmin, target: (target.address() as net.AddressInfo).port };
     const hosts = path.join(dir, 'hosts');
     fs.writeFileSync(hosts, '127.0.0.1 allowed.test denied.test\n');
     const outerFile = path.join(dir, 'outer.yaml');
-    fs.writeFileSync(outerFile, stringify({
-      role: 'outer',
-      admin: { address: `tcp://127.0.0.1:${outerAdmin}` },
-      enclave: { cid: LOOPBACK_CID, exit_with_app: false },
-      listeners: [{ name: 'web', address: `tcp://127.0.0.1:${web}`, cluster: 'enclave_web' }],
-      clusters: [{ name: 'enclave_web', endpoints: [`vsock://${LOOPBACK_CID}:${vport}`] }],
-      egress_relay: { hosts_file: hosts },
-      audit: { file: auditFile },
-    }));
+    fs.writeFileSync(
+      outerFile,
+      stringify({
+        role: 'outer',
+        admin: { address: `tcp://127.0.0.1:${outerAdmin}` },
+        enclave: { cid: LOOPBACK_CID, exit_with_app: false },
+        listeners: [{ name: 'web', address: `tcp://127.0.0.1:${web}`, cluster: 'enclave_web' }],
+        clusters: [{ name: 'enclave_web', endpoints: [`vsock://${LOOPBACK_CID}:${vport}`] }],
+        egress_relay: { hosts_file: hosts },
+        audit: { file: auditFile },
+      }),
+    );
     const innerFile = path.join(dir, 'inner.yaml');
-    fs.writeFileSync(innerFile, stringify({
-      role: 'inner',
-      admin: { address: `tcp://127.0.0.1:${innerAdmin}` },
-      vsock: { parent_cid: LOOPBACK_CID },
-      app: { command: [process.execPath, path.join(FIXTURES, 'apps/hash-app.mjs')], env: { PORT: String(app) } },
-      listeners: [
-        { name: 'web', address: `vsock://any:${vport}`, cluster: 'app' },
-        { name: 'egress', address: `tcp://127.0.0.1:${egress}`, egress: { protocols: ['http_connect'], allow: ['allowed.test'], deny: ['denied.test'] } },
-      ],
-      clusters: [{ name: 'app', endpoints: [`tcp://127.0.0.1:${app}`] }],
-    }));
+    fs.writeFileSync(
+      innerFile,
+      stringify({
+        role: 'inner',
+        admin: { address: `tcp://127.0.0.1:${innerAdmin}` },
+        vsock: { parent_cid: LOOPBACK_CID },
+        app: { command: [process.execPath, path.join(FIXTURES, 'apps/hash-app.mjs')], env: { PORT: String(app) } },
+        listeners: [
+          { name: 'web', address: `vsock://any:${vport}`, cluster: 'app' },
+          {
+            name: 'egress',
+            address: `tcp://127.0.0.1:${egress}`,
+            egress: { protocols: ['http_connect'], allow: ['allowed.test'], deny: ['denied.test'] },
+          },
+        ],
+        clusters: [{ name: 'app', endpoints: [`tcp://127.0.0.1:${app}`] }],
+      }),
+    );
     outer = runCli(['--config', outerFile]);
     await outer.waitFor((r) => r.msg === 'listening' && r.listener === 'web', START_MS, 'the outer listening');
     inner = runCli(['--config', innerFile]);
     await inner.waitFor((r) => r.msg === 'listening' && r.listener === 'egress', START_MS, 'the inner listening');
-    await waitFor('the app to listen', () => inner.stdout().includes('hash-app listening') || outer.stdout().includes('hash-app listening'), START_MS);
+    await waitFor(
+      'the app to listen',
+      () => inner.stdout().includes('hash-app listening') || outer.stdout().includes('hash-app listening'),
+      START_MS,
+    );
   });
 
   after(async () => {
@@ -121,7 +135,7 @@ describe('the pair over real AF_VSOCK (loopback transport, both sides CID 1)', {
     assert.deepEqual([a.decision, a.rule, a.reason], ['deny', 'denied.test', 'denied_by_rule']);
   });
 
-  it('the log channel: the inner\'s own lines come out of the outer', async () => {
+  it("the log channel: the inner's own lines come out of the outer", async () => {
     const r = await outer.waitFor((x) => x.side === 'inner' && x.msg === 'listening', SETTLE_MS, 'a forwarded inner log line');
     assert.equal(r.side, 'inner');
   });
@@ -133,7 +147,7 @@ describe('the pair over real AF_VSOCK (loopback transport, both sides CID 1)', {
     assert.deepEqual(report.spliceByTransport.vsock, { result: 'checked', path: 'splice', bytes: 512 * 1024 });
   });
 
-  it('the metrics channel: the outer serves the inner\'s metrics at /enclave/metrics', async () => {
+  it("the metrics channel: the outer serves the inner's metrics at /enclave/metrics", async () => {
     const res = await fetch(`http://127.0.0.1:${ports.outerAdmin}/enclave/metrics`);
     assert.equal(res.status, 200);
     // Only the inner has an egress listener.
