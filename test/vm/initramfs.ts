@@ -33,6 +33,10 @@ fail() { echo "enclaver-vm: $1"; echo "${EXIT_MARKER}125"; poweroff -f; }
 opts=trans=virtio,version=9p2000.L,msize=512000,cache=loose
 mkdir -p /mnt
 mount -t 9p -o $opts,ro hostroot /mnt || fail "cannot mount the host root over 9p"
+# Fresh /tmp and /run first, then the project: a checkout under /tmp (CI clones there) stays visible.
+mount -t tmpfs tmp /mnt/tmp
+mount -t tmpfs run /mnt/run
+mkdir -p /mnt$enclaver_project
 mount -t 9p -o $opts project /mnt$enclaver_project || fail "cannot mount the project over 9p"
 mount -t proc proc /mnt/proc
 mount -t sysfs sys /mnt/sys
@@ -40,8 +44,6 @@ mount -t devtmpfs dev /mnt/dev
 mkdir -p /mnt/dev/pts /mnt/dev/shm
 mount -t devpts devpts /mnt/dev/pts
 mount -t tmpfs shm /mnt/dev/shm
-mount -t tmpfs tmp /mnt/tmp
-mount -t tmpfs run /mnt/run
 ip link set lo up || fail "cannot bring lo up"
 chroot /mnt /bin/sh $enclaver_run/command.sh
 rc=$?
