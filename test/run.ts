@@ -39,8 +39,22 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-const concurrency = runnerOptions.some((o) => o.startsWith('--test-concurrency')) ? [] : ['--test-concurrency=2'];
-const child = spawn(process.execPath, ['--test', ...concurrency, ...runnerOptions, ...files], { stdio: 'inherit' });
+// Defaults, each unless the caller gave its own:
+// - two files at once (the machines we run on have 2 cores);
+// - a hung test fails by name after 5 minutes instead of holding the run until CI's own limit
+//   (tests that legitimately take longer, such as booting an EIF under QEMU, set their own timeout);
+// - a file whose tests are done exits even if a failed test left a server open (--test-force-exit),
+//   so one failure cannot turn into a hang;
+// - the spec reporter on every Node line (Node 20 defaults to TAP when not on a terminal): it ends
+//   with the list of failing tests, which is what a CI log's tail should show.
+const defaults: [string, string][] = [
+  ['--test-concurrency', '--test-concurrency=2'],
+  ['--test-timeout', '--test-timeout=300000'],
+  ['--test-force-exit', '--test-force-exit'],
+  ['--test-reporter', '--test-reporter=spec'],
+];
+const chosen = defaults.filter(([flag]) => !runnerOptions.some((o) => o.startsWith(flag))).map(([, option]) => option);
+const child = spawn(process.execPath, ['--test', ...chosen, ...runnerOptions, ...files], { stdio: 'inherit' });
 // Ctrl-C reaches the child through the terminal's process group; a SIGTERM sent to the runner alone
 // is passed on. Either way the runner waits for the child and exits as it did.
 process.on('SIGINT', () => {});

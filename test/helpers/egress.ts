@@ -157,15 +157,6 @@ export function readAudit(file: string): AuditLine[] {
   return readAuditLines(file).filter((l) => l.type === 'egress' || l.type === 'audit_dropped');
 }
 
-/** Poll until `pred` holds (bounded: this waits for the system, it does not measure it). */
-export async function waitFor(what: string, pred: () => boolean, limitMs = 15_000): Promise<void> {
-  const until = Date.now() + limitMs;
-  while (!pred()) {
-    if (Date.now() > until) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** Resolves once something accepts TCP connections on 127.0.0.1:port (bounded). */
 export async function waitForPort(port: number, limitMs = 10_000): Promise<void> {
   const until = Date.now() + limitMs;

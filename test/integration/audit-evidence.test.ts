@@ -17,7 +17,8 @@ import { lineHash } from '../../shared/audit/chain.js';
 import { encodeAuditRecord } from '../../shared/audit/stream.js';
 import { CLI } from '../helpers/paths.js';
 import { RSYSLOGD, startRsyslog } from '../helpers/rsyslog.js';
-import { egressListener, readAudit, readAuditLines, run, startSide, tempDir, waitFor, type Side } from '../helpers/egress.js';
+import { egressListener, readAudit, readAuditLines, run, startSide, tempDir, type Side } from '../helpers/egress.js';
+import { eventually } from '../helpers/eventually.js';
 
 const PCR0 = '5e'.repeat(48);
 const dir = tempDir('audit-evidence-');
@@ -94,7 +95,7 @@ function verify(files: string[], r: Run, extra: string[] = []): Promise<{ code: 
 async function closeInner(inner: Side, r: Run): Promise<void> {
   await inner.stop('SIGTERM');
   const closing = () => readAuditLines(r.auditFile).some((l) => l.type === 'audit_checkpoint' && l.closing === true);
-  await waitFor('the closing checkpoint', closing);
+  await eventually('the closing checkpoint', closing);
 }
 
 test('a run with an outer killed mid-stream verifies; tampered copies are named', async () => {
@@ -104,7 +105,7 @@ test('a run with an outer killed mid-stream verifies; tampered copies are named'
   try {
     for (let n = 0; n < 20; n++) assert.equal(await attempt(inner, n % 2 ? 'blocked.test' : 'app.test', n), n % 2 ? '403' : '200');
     const attempts = () => orderedLines(auditFiles(r)).filter((l) => l.includes('"type":"egress"')).length;
-    await waitFor('20 records', () => attempts() === 20);
+    await eventually('20 records', () => attempts() === 20);
     await forgeFromSecondConnection(r);
     await outer.stop('SIGKILL');
     outer = undefined;
@@ -247,14 +248,14 @@ test('records dropped while the outer is away verify as a counted drop, in the f
   const inner = await startSide('inner', r.innerConfig, r.vsockDir);
   try {
     assert.equal(await attempt(inner, 'blocked.test', 0), '403');
-    await waitFor('the first record', () => readAudit(r.auditFile).length === 1);
+    await eventually('the first record', () => readAudit(r.auditFile).length === 1);
     await outer.stop('SIGKILL');
     outer = undefined;
     for (let n = 1; n <= 12; n++) assert.equal(await attempt(inner, 'blocked.test', n), '403');
     outer = await startSide('outer', r.outerConfig, r.vsockDir);
-    await waitFor('the drop notice', () => readAudit(r.auditFile).some((l) => l.type === 'audit_dropped'));
+    await eventually('the drop notice', () => readAudit(r.auditFile).some((l) => l.type === 'audit_dropped'));
     await closeInner(inner, r);
-    if (rsyslog) await waitFor('syslog to store every line', () => rsyslog.lines().length >= orderedLines(auditFiles(r)).length);
+    if (rsyslog) await eventually('syslog to store every line', () => rsyslog.lines().length >= orderedLines(auditFiles(r)).length);
   } finally {
     await inner.stop();
     await outer?.stop();

@@ -18,9 +18,10 @@ import { NsmSimulator } from '../../proxy-inner/nsm/simulator.js';
 import { AuditCollector } from '../../proxy-outer/audit/collector.js';
 import type { SyslogTransport } from '../../shared/audit/syslog.js';
 import { SyslogSink } from '../../proxy-outer/audit/syslog-sink.js';
-import { makeCert, tempDir, waitFor } from '../helpers/egress.js';
+import { makeCert, tempDir } from '../helpers/egress.js';
 import { freePort } from '../helpers/ports.js';
 import { RSYSLOG_GTLS, RSYSLOGD, startRsyslog, type Rsyslog } from '../helpers/rsyslog.js';
+import { eventually } from '../helpers/eventually.js';
 
 const skip = RSYSLOGD ? false : 'rsyslogd not installed (Debian package rsyslog)';
 const skipTls = skip || (RSYSLOG_GTLS ? false : "rsyslog's TLS driver not installed (Debian package rsyslog-gnutls)");
@@ -106,7 +107,7 @@ test('rsyslog receives every line verbatim, and what it stored verifies', { skip
     s.sender.close();
     await s.sender.drained();
     const written = fs.readFileSync(s.file, 'utf8').trimEnd().split('\n');
-    await waitFor('rsyslog to store every line', () => rsyslog.lines().length >= written.length);
+    await eventually('rsyslog to store every line', () => rsyslog.lines().length >= written.length);
     assert.deepEqual(rsyslog.lines(), written, 'the same lines, byte for byte, in order');
     const r = verifyAuditLog([{ name: 'received.log', text: fs.readFileSync(rsyslog.outFile, 'utf8') }], { root: simulator.rootPem });
     assert.ok(r.ok, JSON.stringify(r));
@@ -124,7 +125,7 @@ test('records are acknowledged only once syslog has them', { skip }, async () =>
   try {
     for (let i = 1; i <= 3; i++) s.sender.emit(record(i));
     // The file has them at once; the acknowledgement waits for syslog.
-    await waitFor('the file sink', () => fs.existsSync(s.file) && fs.readFileSync(s.file, 'utf8').split('\n').length > 4);
+    await eventually('the file sink', () => fs.existsSync(s.file) && fs.readFileSync(s.file, 'utf8').split('\n').length > 4);
     await new Promise((r) => setTimeout(r, 200));
     // Boot record, records and a checkpoint: all in the file, none acknowledged.
     const inFile = fs.readFileSync(s.file, 'utf8').trimEnd().split('\n').length;
@@ -133,7 +134,7 @@ test('records are acknowledged only once syslog has them', { skip }, async () =>
     rsyslog = await startRsyslog(path.join(dir, 'rs-late'), { port });
     await s.sender.drained();
     assert.equal(s.sender.stats().ackedSeq, inFile);
-    await waitFor('rsyslog to store the lines', () => (rsyslog?.lines().length ?? 0) >= inFile);
+    await eventually('rsyslog to store the lines', () => (rsyslog?.lines().length ?? 0) >= inFile);
     assert.deepEqual(
       rsyslog.lines().map((l) => (JSON.parse(l) as { seq: number }).seq),
       Array.from({ length: inFile }, (_, i) => i + 1),
@@ -155,7 +156,7 @@ test("over TLS (RFC 5425) with the server's CA pinned", { skip: skipTls }, async
     s.sender.close();
     await s.sender.drained();
     const written = fs.readFileSync(s.file, 'utf8').trimEnd().split('\n');
-    await waitFor('rsyslog to store every line', () => rsyslog.lines().length >= written.length);
+    await eventually('rsyslog to store every line', () => rsyslog.lines().length >= written.length);
     assert.deepEqual(rsyslog.lines(), written);
   } finally {
     await closeStream(s);

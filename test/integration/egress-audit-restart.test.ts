@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { egressListener, readAudit, readAuditLines, run, startSide, tempDir, waitFor, type Side } from '../helpers/egress.js';
+import { egressListener, readAudit, readAuditLines, run, startSide, tempDir, type Side } from '../helpers/egress.js';
+import { eventually } from '../helpers/eventually.js';
 
 const dir = tempDir('egress-restart-');
 const vsockDir = path.join(dir, 'vsock');
@@ -104,7 +105,7 @@ test('an outer restart mid-stream loses no audit record and duplicates none', as
     expected.push(['app.test', 'allowed_by_rule']);
   }
 
-  await waitFor(`${expected.length} audit lines`, () => readAudit(auditFile).length >= expected.length);
+  await eventually(`${expected.length} audit lines`, () => readAudit(auditFile).length >= expected.length);
   const lines = readAudit(auditFile);
   assert.equal(lines.length, expected.length, 'no duplicate after the restart');
   const all = readAuditLines(auditFile);
@@ -145,17 +146,17 @@ test('records beyond the inner buffer while the outer is away become one audit_d
     const attempt = (n: number) =>
       run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://127.0.0.1:${port}`, `http://app.test:${serverPort}/${n}`]);
     assert.equal((await attempt(1)).stdout, '403');
-    await waitFor('first record', () => readAudit(dropAudit).length === 1);
+    await eventually('first record', () => readAudit(dropAudit).length === 1);
     await o.stop('SIGKILL');
     o = undefined;
     // Three records fit in the buffer (four if the first one's acknowledgement was lost with the
     // outer); the rest are dropped and counted.
     for (let n = 2; n <= 9; n++) assert.equal((await attempt(n)).stdout, '403');
     o = await startSide('outer', config, dropVsock);
-    await waitFor('the drop notice', () => readAudit(dropAudit).some((l) => l.type === 'audit_dropped'));
+    await eventually('the drop notice', () => readAudit(dropAudit).some((l) => l.type === 'audit_dropped'));
     const before = readAudit(dropAudit).length;
     assert.equal((await attempt(10)).stdout, '403');
-    await waitFor('the last record', () => readAudit(dropAudit).length === before + 1);
+    await eventually('the last record', () => readAudit(dropAudit).length === before + 1);
     const lines = readAudit(dropAudit);
     const all = readAuditLines(dropAudit);
     assert.deepEqual(

@@ -19,10 +19,10 @@ import {
   run,
   startSide,
   tempDir,
-  waitFor,
   type AuditLine,
   type Side,
 } from '../helpers/egress.js';
+import { eventually } from '../helpers/eventually.js';
 
 const NAMES = ['allowed.test', 'denied.test', 'default.test', 'internal.test', 'other.test'];
 
@@ -99,7 +99,7 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', { timeout
   /** The audit line of the attempt to `host`, once the outer has written it. */
   async function auditFor(host: string, proto: string, nth = 0, where: (l: AuditLine) => boolean = () => true): Promise<AuditLine> {
     let found: AuditLine | undefined;
-    await waitFor(`audit line for ${host}`, () => {
+    await eventually(`audit line for ${host}`, () => {
       found = readAudit(auditFile).filter((l) => l.dest_host === host && l.proto === proto && where(l))[nth];
       return found !== undefined;
     });
@@ -187,7 +187,7 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', { timeout
       [a.decision, a.rule, a.reason, a.dest_ip, a.bytes_up],
       ['deny', '127.0.0.2/32', 'resolved_address_denied', '127.0.0.2', 0],
     );
-    await waitFor('the relay connection to 127.0.0.2 to close', () => internalBytes.length > 0);
+    await eventually('the relay connection to 127.0.0.2 to close', () => internalBytes.length > 0);
     assert.deepEqual(internalBytes, [0]);
   });
 
@@ -339,7 +339,7 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', { timeout
         const closed = new Promise<void>((r) => s.once('close', () => r()));
         await new Promise<void>((r) => s.once('connect', () => r()));
         s.write(greeting);
-        await waitFor('method reply', () => Buffer.concat(chunks).length >= 2);
+        await eventually('method reply', () => Buffer.concat(chunks).length >= 2);
         if (Buffer.concat(chunks)[1] === 0) s.write(bytes);
         await closed;
         return Buffer.concat(chunks);
@@ -409,7 +409,7 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', { timeout
   });
 
   test('/metrics counts attempts by decision and reason, as the audit log does', async () => {
-    await waitFor('admin address', () => inner.addresses.admin !== undefined);
+    await eventually('admin address', () => inner.addresses.admin !== undefined);
     const res = await fetch(`http://127.0.0.1:${inner.port('admin')}/metrics`);
     const text = await res.text();
     const metric = (labels: string) =>
@@ -435,7 +435,7 @@ describe('egress pair (curl, undici, urllib through the inner proxy)', { timeout
     // 1 + 1 + 1 + 1 CONNECT, 1 pipelined, 4 malformed, 2 SOCKS5, 3 absolute-form, 3 undici, 1 urllib,
     // 4 hostile SOCKS5 that reached a decision (2 protocol errors and no-method are audited too), 2 SNI.
     const want = 18 + 6 + 2;
-    await waitFor('audit to settle', () => readAudit(auditFile).length >= want).catch(() => {});
+    await eventually('audit to settle', () => readAudit(auditFile).length >= want).catch(() => {});
     const lines = readAudit(auditFile);
     assert.equal(lines.length, want, lines.map((l) => `${l.proto} ${l.dest_host} ${l.reason}`).join('\n'));
     // Two inner processes ran (the SNI one has its own boot): each numbers its records from 1.

@@ -10,18 +10,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import {
-  egressListener,
-  freePort,
-  readAudit,
-  run,
-  startSide,
-  tempDir,
-  waitFor,
-  waitForPort,
-  type AuditLine,
-  type Side,
-} from '../helpers/egress.js';
+import { egressListener, freePort, readAudit, run, startSide, tempDir, waitForPort, type AuditLine, type Side } from '../helpers/egress.js';
+import { eventually } from '../helpers/eventually.js';
 
 const dir = tempDir('egress-relay-');
 const sides: Side[] = [];
@@ -57,7 +47,7 @@ async function pair(
 }
 
 async function lastAudit(file: string, n: number): Promise<AuditLine> {
-  await waitFor(`${n} audit lines in ${path.basename(file)}`, () => readAudit(file).length >= n);
+  await eventually(`${n} audit lines in ${path.basename(file)}`, () => readAudit(file).length >= n);
   return readAudit(file)[n - 1]!;
 }
 
@@ -139,7 +129,7 @@ test(
       await new Promise((res) => tp.once('exit', res));
       const down = await curl(viaProxy.port, `http://127.0.0.1:${serverPort}/down`);
       assert.match(down.stdout, / 502$/);
-      await waitFor('audit of the failed attempt', () => readAudit(viaProxy.audit).some((l) => l.reason === 'upstream_proxy_failed'));
+      await eventually('audit of the failed attempt', () => readAudit(viaProxy.audit).some((l) => l.reason === 'upstream_proxy_failed'));
     } finally {
       if (tp.exitCode === null) tp.kill();
     }

@@ -87,6 +87,28 @@ function calls(s: Setup): string[][] {
     : [];
 }
 
+/**
+ * Resolves once the double has logged a call matching `pred`. The outer says nothing when it asks
+ * describe-enclaves, so this watches the double's state directory rather than the outer's output.
+ */
+function waitForCall(s: Setup, pred: (call: string[]) => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const watcher = fs.watch(s.stateDir);
+    const timer = setTimeout(() => finish(new Error(`timed out waiting for ${what}: ${JSON.stringify(calls(s))}`)), timeoutMs);
+    const finish = (err?: Error) => {
+      clearTimeout(timer);
+      watcher.close();
+      if (err) reject(err);
+      else resolve();
+    };
+    const check = () => {
+      if (calls(s).some(pred)) finish();
+    };
+    watcher.on('change', check); // every event of the directory: calls.log appended or created
+    check();
+  });
+}
+
 const started: Proc[] = [];
 const dirs: string[] = [];
 function outer(s: Setup): Proc {
@@ -139,7 +161,7 @@ describe('enclave supervisor (outer + nitro-cli test double)', { timeout: 180_00
     await p.waitFor((r) => r.msg === 'enclave running', 60_000, 'the inner reporting its app running');
     // The app's own stdout, through the enclave's console (debug mode), in the outer's log.
     await p.waitFor((r) => r.msg === 'console' && /hash-app listening/.test(String(r.line)), 60_000, "the app's line on the console");
-    await p.waitFor(() => calls(s).some((c) => c[0] === 'describe-enclaves'), 60_000, 'a describe-enclaves watch');
+    await waitForCall(s, (c) => c[0] === 'describe-enclaves', 'a describe-enclaves watch');
     const { code } = await p.stop('SIGTERM');
     assert.equal(code, 0);
     const id = String(launched.enclave_id);

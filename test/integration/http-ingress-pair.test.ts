@@ -19,6 +19,7 @@ import { metricValue } from '../helpers/pair.js';
 import { FIXTURES } from '../helpers/paths.js';
 import { freePorts } from '../helpers/ports.js';
 import { runCli, runCliToEnd, tempDir, type Proc } from '../helpers/process.js';
+import { eventually } from '../helpers/eventually.js';
 
 const exec = promisify(execFile);
 const APP = path.join(FIXTURES, 'apps', 'http-echo-app.mjs');
@@ -133,7 +134,7 @@ describe('HTTP listener through the pair', () => {
     } finally {
       await agent.close();
     }
-    while (accessLines(pair.proc, '/ka').length < 20) await new Promise((r) => setTimeout(r, 10));
+    await eventually('an access line for each of 20 requests', () => accessLines(pair.proc, '/ka').length >= 20);
     assert.equal(new Set(accessLines(pair.proc, '/ka').map((l) => l.conn_id)).size, 1);
   });
 

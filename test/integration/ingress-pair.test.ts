@@ -14,19 +14,12 @@ import { metricValue, startPair, type Pair } from '../helpers/pair.js';
 import { FIXTURES, ROOT } from '../helpers/paths.js';
 import { freePorts } from '../helpers/ports.js';
 import { runCli, tempDir } from '../helpers/process.js';
+import { eventually } from '../helpers/eventually.js';
 
 const exec = promisify(execFile);
 const HASH_APP = path.join(FIXTURES, 'apps/hash-app.mjs');
 const LATE_APP = path.join(FIXTURES, 'apps/late-listen-app.mjs');
 const MiB = 1024 * 1024;
-
-async function until(pred: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /**
  * Every ingress assertion runs on both accept paths: the native fast path (the default where the
@@ -87,13 +80,13 @@ for (const accept of ACCEPT_PATHS) {
         Array.from({ length: 1000 }, (_, i) => transfer(pair.ingressPort, { up: 1000 + i, down: 2000 + i, seed: BigInt(100 + i) })),
       );
       assert.equal(results.filter((r) => r.upIntact && r.downIntact).length, 1000);
-      await until(
-        async () => metricValue(await pair.metrics('outer'), 'enclaver_connections_active{listener="web"}') === 0,
+      await eventually(
         'outer active connections back to 0',
+        async () => metricValue(await pair.metrics('outer'), 'enclaver_connections_active{listener="web"}') === 0,
       );
-      await until(
-        async () => metricValue(await pair.metrics('inner'), 'enclaver_connections_active{listener="web"}') === 0,
+      await eventually(
         'inner active connections back to 0',
+        async () => metricValue(await pair.metrics('inner'), 'enclaver_connections_active{listener="web"}') === 0,
       );
     });
 
@@ -253,8 +246,8 @@ for (const accept of ACCEPT_PATHS) {
           s.on('error', reject);
         });
         assert.equal(answer, 'EARLY');
-        await until(async () => (await ready('inner')) === 200, 'inner /ready once the app accepts');
-        await until(async () => (await ready('outer')) === 200, 'outer /ready once the app accepts');
+        await eventually('inner /ready once the app accepts', async () => (await ready('inner')) === 200);
+        await eventually('outer /ready once the app accepts', async () => (await ready('outer')) === 200);
       } finally {
         await pair.stop();
       }
@@ -286,7 +279,8 @@ for (const accept of ACCEPT_PATHS) {
       await new Promise((r) => setTimeout(r, 200));
       const stopping = pair.stop('SIGTERM');
       // New connections are refused once the listener closed…
-      await until(
+      await eventually(
+        'ingress refusing new connections',
         () =>
           new Promise<boolean>((resolve) => {
             const s = net.connect({ host: '127.0.0.1', port: pair.ingressPort });
@@ -296,7 +290,6 @@ for (const accept of ACCEPT_PATHS) {
               resolve(false);
             });
           }),
-        'ingress refusing new connections',
       );
       // …while the one in flight completes intact.
       const r = await slow;

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { ROOT } from '../helpers/paths.js';
 import { freePorts } from '../helpers/ports.js';
 import { runCli, tempDir, type Proc } from '../helpers/process.js';
+import { eventually } from '../helpers/eventually.js';
 
 const exec = promisify(execFile);
 
@@ -78,8 +79,7 @@ ingress:
       { env: { PORT: String(appPort) } },
     );
     await proc.waitFor((r) => r.msg === 'local pair ready', 20_000, 'local pair ready');
-    const deadline = Date.now() + 10_000;
-    while (!/demo app listening/.test(proc.stdout()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await eventually('the demo app listening', () => /demo app listening/.test(proc.stdout()));
   });
 
   after(async () => {

@@ -18,6 +18,7 @@ import { ROOT } from '../helpers/paths.js';
 import { freePorts } from '../helpers/ports.js';
 import { runCli, tempDir, type Proc } from '../helpers/process.js';
 import { selfSignedLoopbackCertificate } from '../helpers/tls.js';
+import { eventually } from '../helpers/eventually.js';
 
 const exec = promisify(execFile);
 const REGION = 'eu-west-1';
@@ -105,8 +106,7 @@ describe('a KMS-sealed TLS key, opened only inside the enclave', () => {
     try {
       await proc.waitFor((r) => r.msg === 'TLS keys decrypted inside the enclave (attested KMS)', 20_000, 'the sealed key opened');
       await proc.waitFor((r) => r.msg === 'local pair ready', 10_000, 'pair ready');
-      const deadline = Date.now() + 10_000;
-      while (!/demo app listening/.test(proc.stdout()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await eventually('the demo app listening', () => /demo app listening/.test(proc.stdout()));
       const { stdout } = await exec('curl', [
         '-sS',
         '--max-time',

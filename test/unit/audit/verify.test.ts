@@ -18,6 +18,7 @@ import { AuditSender } from '../../../proxy-inner/audit/sender.js';
 import { Nsm } from '../../../proxy-inner/nsm/nsm.js';
 import { NsmSimulator } from '../../../proxy-inner/nsm/simulator.js';
 import { AuditCollector } from '../../../proxy-outer/audit/collector.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const PCR0 = 'ab'.repeat(48);
 const simulator = new NsmSimulator({ pcrs: new Map([[0, Buffer.from(PCR0, 'hex')]]) });
@@ -243,8 +244,7 @@ test('a quiet stream still gets a checkpoint at the interval', async () => {
     sender.start();
     sender.emit(record(1));
     sender.emit(record(2));
-    const until = Date.now() + 15_000;
-    while (!lines().some((l) => typeOf(l) === 'audit_checkpoint') && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    await eventually('a checkpoint', () => lines().some((l) => typeOf(l) === 'audit_checkpoint'));
     const got = lines();
     assert.deepEqual(got.map(typeOf), ['audit_boot', 'egress', 'egress', 'audit_checkpoint']);
     // Running, not closed: the tail after the checkpoint is empty, so nothing is unproven.

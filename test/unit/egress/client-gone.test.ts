@@ -16,6 +16,7 @@ import { parseAddress } from '../../../shared/transport/index.js';
 import { egressProxy } from '../../../proxy-inner/egress/egress-proxy.js';
 import { egressSlice } from '../../helpers/egress.js';
 import { startRelayStub, type RelayStub } from '../../helpers/relay-stub.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'client-gone-'));
 let stub: RelayStub;
@@ -55,16 +56,11 @@ async function askAndLeave(bytes: Buffer): Promise<void> {
   s.destroy();
 }
 
-async function until(pred: () => boolean): Promise<void> {
-  for (let i = 0; i < 400 && !pred(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(pred());
-}
-
 test('clients that hang up before the answer: the tunnel is closed and audited', async () => {
   records.length = 0;
   await askAndLeave(Buffer.from('CONNECT far.example:443 HTTP/1.1\r\nHost: far.example:443\r\n\r\n'));
   await askAndLeave(Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 3, 11]), Buffer.from('far.example'), Buffer.from([1, 187])]));
-  await until(() => records.length === 2);
+  await eventually('two records', () => records.length === 2);
   // Each record is written when its attempt ends; the two may end in either order.
   const seen = records.map((r) => [r.proto, r.decision, r.closed_by, r.bytes_up, r.dest_ip]);
   assert.deepEqual(
@@ -74,7 +70,7 @@ test('clients that hang up before the answer: the tunnel is closed and audited',
       ['socks5', 'allow', 'downstream', 0, '93.184.216.34'],
     ],
   );
-  await until(() => stub.connections.length === 2 && stub.connections.every((c) => c.destroyed));
+  await eventually('both relay connections closed', () => stub.connections.length === 2 && stub.connections.every((c) => c.destroyed));
   assert.equal(listener.activeConnections, 0);
 });
 
@@ -86,10 +82,10 @@ test('a connection destroyed by the drain deadline while the outer connects: cli
   s.on('error', () => {});
   await new Promise<void>((r) => s.once('connect', () => r()));
   s.write('CONNECT far.example:443 HTTP/1.1\r\nHost: far.example:443\r\n\r\n');
-  await until(() => stub.seen.length === 3);
+  await eventually('three requests at the relay', () => stub.seen.length === 3);
   await listener.drain(Date.now());
-  await until(() => records.length === 1);
+  await eventually('one record', () => records.length === 1);
   assert.deepEqual([records[0]!.reason, records[0]!.closed_by], ['client_gone', 'downstream']);
-  await until(() => stub.connections.length === 3 && stub.connections[2]!.destroyed);
+  await eventually('the third relay connection closed', () => stub.connections.length === 3 && stub.connections[2]!.destroyed);
   s.destroy();
 });

@@ -17,6 +17,7 @@ import { parseAddress } from '../../../shared/transport/index.js';
 import { egressProxy } from '../../../proxy-inner/egress/egress-proxy.js';
 import { egressSlice } from '../../helpers/egress.js';
 import { startRelayStub, type RelayStub } from '../../helpers/relay-stub.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'egress-deadline-'));
 let stub: RelayStub;
@@ -66,7 +67,10 @@ test('200 half-sent CONNECTs and SOCKS5 greetings are closed and audited; silent
   half.forEach((s, i) => s.write(i % 2 === 0 ? 'CONNECT a.test:443 HTTP/1.1\r\nHost: a.te' : Buffer.from([5, 2, 0])));
   const silent = await Promise.all(Array.from({ length: 20 }, () => open()));
   await Promise.all([...half, ...silent].map(closed));
-  for (let i = 0; i < 1000 && (records.length < 200 || listener.activeConnections > 0); i++) await new Promise((r) => setTimeout(r, 10));
+  await eventually(
+    'a record for each half-sent handshake, every connection closed',
+    () => records.length >= 200 && listener.activeConnections === 0,
+  );
   assert.equal(listener.activeConnections, 0);
   assert.equal(records.length, 200, 'one record per half-sent handshake, none for silence');
   assert.deepEqual(new Set(records.map((r) => `${r.decision} ${r.reason}`)), new Set(['deny handshake_timeout']));

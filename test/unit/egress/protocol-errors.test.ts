@@ -20,6 +20,7 @@ import { parseAddress } from '../../../shared/transport/index.js';
 import { egressProxy } from '../../../proxy-inner/egress/egress-proxy.js';
 import { egressSlice } from '../../helpers/egress.js';
 import { startRelayStub, type RelayStub } from '../../helpers/relay-stub.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'egress-proto-'));
 let stub: RelayStub;
@@ -99,11 +100,6 @@ async function exchange(...requests: Array<string | Buffer>): Promise<string> {
   return got;
 }
 
-async function until(what: string, pred: () => boolean): Promise<void> {
-  for (let i = 0; i < 1000 && !pred(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(pred(), `gave up waiting for ${what}`);
-}
-
 const status = (response: string) => Number(/^HTTP\/1\.1 ([0-9]{3})/.exec(response)?.[1]);
 
 test('each request a parser refuses: answered, closed, audited once as http_protocol_error, never relayed', async () => {
@@ -128,7 +124,7 @@ test('each request a parser refuses: answered, closed, audited once as http_prot
     records.length = 0;
     const response = await exchange(input);
     assert.equal(status(response), want, `${name}: ${response.split('\r\n')[0]}`);
-    await until(`the record of ${name}`, () => records.length >= 1);
+    await eventually(`the record of ${name}`, () => records.length >= 1);
     assert.equal(records.length, 1, name);
     const r = records[0]!;
     // A CONNECT with a body is a malformed destination request rather than a framing attack.
@@ -141,7 +137,7 @@ test('each request a parser refuses: answered, closed, audited once as http_prot
     assert.match(response, new RegExp(`\r\nX-Enclaver-Reason: ${reason}\r\n`), name);
   }
   assert.equal(stub.seen.length, 0, 'nothing refused reached the relay');
-  await until('every connection closed', () => listener.activeConnections === 0);
+  await eventually('every connection closed', () => listener.activeConnections === 0);
 });
 
 test('keep-alive requests refused by llhttp are audited once each; a body refused after the head is not client_gone', async () => {
@@ -152,7 +148,7 @@ test('keep-alive requests refused by llhttp are audited once each; a body refuse
   );
   assert.equal(status(response), 200);
   assert.match(response, /HTTP\/1\.1 400 Bad Request[^]*X-Enclaver-Reason: http_protocol_error/);
-  await until('two records', () => records.length >= 2);
+  await eventually('two records', () => records.length >= 2);
   assert.deepEqual(
     records.map((r) => [r.decision, r.reason, r.dest_host]),
     [
@@ -166,14 +162,14 @@ test('keep-alive requests refused by llhttp are audited once each; a body refuse
     `POST http://a.test:${upstreamPort}/c HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n`,
   );
   assert.equal(status(chunked), 400, chunked);
-  await until('the chunked record', () => records.length >= 1);
+  await eventually('the chunked record', () => records.length >= 1);
   assert.equal(records.length, 1);
   assert.deepEqual([records[0]!.decision, records[0]!.reason, records[0]!.dest_host], ['deny', 'http_protocol_error', 'a.test']);
 
   records.length = 0;
   const many = await exchange(ok, `GET http://a.test:${upstreamPort}/two HTTP/1.1\r\n${'X-A: 1\r\n'.repeat(101)}\r\n`);
   assert.match(many, /HTTP\/1\.1 431 /, 'over the limit on a keep-alive request: 431, not a truncated forward');
-  await until('two records', () => records.length >= 2);
+  await eventually('two records', () => records.length >= 2);
   assert.deepEqual(
     records.map((r) => r.reason),
     ['allowed_by_rule', 'http_protocol_error'],

@@ -20,6 +20,7 @@ import { addLogTap } from '../../../shared/log/logger.js';
 import { encodeProxyHeader } from '../../../shared/proxy-protocol/v2.js';
 import { cluster, firstStatus, rawExchange, startIngress, TEST_LIMITS, type Ingress } from '../../helpers/http-ingress.js';
 import { selfSignedLoopbackCertificate } from '../../helpers/tls.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const exec = promisify(execFile);
 
@@ -151,7 +152,7 @@ describe('HTTP ingress listener kind', () => {
 
   const accessLines = (path: string) => lines.filter((l) => l.msg === 'http request' && l.path === path);
   const waitForLine = async (path: string, n = 1) => {
-    while (accessLines(path).length < n) await new Promise((r) => setTimeout(r, 10));
+    await eventually(`${n} access line(s) for ${path}`, () => accessLines(path).length >= n);
     return accessLines(path)[n - 1]!;
   };
 
@@ -297,8 +298,10 @@ describe('HTTP ingress listener kind', () => {
       assert.equal(text.match(/HTTP\/1\.1/g)?.length, 1, 'exactly one response');
       assert.equal(web.seen.length + api.seen.length, before, 'nothing was forwarded');
       assert.ok(!web.seen.some((s) => s.url === '/smuggled'));
-      while (lines.filter((l) => l.msg === 'http request' && l.status === 400).length <= errorsBefore)
-        await new Promise((r) => setTimeout(r, 10));
+      await eventually(
+        'the access line of the refused request',
+        () => lines.filter((l) => l.msg === 'http request' && l.status === 400).length > errorsBefore,
+      );
     });
   }
 

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { Listener } from '../../../shared/listener/listener.js';
 import type { ConnectionHandler } from '../../../shared/listener/types.js';
 import { registry } from '../../../shared/metrics/registry.js';
+import { eventually } from '../../helpers/eventually.js';
 
 async function metric(series: string): Promise<number | undefined> {
   const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${series} `));
@@ -47,7 +48,7 @@ test('connections over max_connections are closed at accept and counted', async 
   const port = (l.address as { port: number }).port;
   const a = await open(port);
   const b = await open(port);
-  while (l.activeConnections < 2) await new Promise((r) => setTimeout(r, 5));
+  await eventually('two connections accepted', () => l.activeConnections >= 2);
   const c = await open(port);
   c.on('error', () => {});
   await closed(c);
@@ -73,7 +74,7 @@ test('drain waits for connections that finish, and aborts those still open at th
   const finishing = await open(port);
   const stuck = await open(port);
   stuck.on('error', () => {});
-  while (l.activeConnections < 2) await new Promise((r) => setTimeout(r, 5));
+  await eventually('two connections accepted', () => l.activeConnections >= 2);
   await l.stopAccepting();
   await assert.rejects(open(port), 'no new connection after stopAccepting');
   setTimeout(() => finishing.end(), 50);

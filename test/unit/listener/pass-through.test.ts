@@ -17,6 +17,7 @@ import { loadNativeAddon } from '../../../shared/native/addon.js';
 import { encodeProxyHeader, parseProxyHeader } from '../../../shared/proxy-protocol/v2.js';
 import { tcpProxy } from '../../../shared/tcp-proxy/tcp-proxy.js';
 import { freePort } from '../../helpers/ports.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const addon = loadNativeAddon();
 
@@ -117,11 +118,6 @@ function closedWith(s: net.Socket): Promise<string> {
   });
   s.on('error', () => {});
   return new Promise((resolve) => s.once('close', () => resolve(got)));
-}
-
-/** Waits for a condition that an event will make true (a report from the pump threads). */
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((r) => setTimeout(r, 2));
 }
 
 async function finish(l: Listener, deadlineMs = 10_000): Promise<void> {
@@ -368,7 +364,7 @@ for (const mode of ['fast', 'js'] as const) {
         });
         first.end();
         await firstClosed;
-        await until(() => l.activeConnections === 1);
+        await eventually('the connection counted by the pump threads', () => l.activeConnections === 1);
         assert.equal(drained, false, 'the drain still waits for the second connection');
         second.end();
         await secondClosed;

@@ -11,6 +11,7 @@ import { LogForwarder } from '../../../proxy-inner/logs/forwarder.js';
 import { LogCollector } from '../../../proxy-outer/logs/collector.js';
 import { configureVsock } from '../../../shared/transport/vsock.js';
 import { LineSplitter } from '../../../shared/util/line-splitter.js';
+import { eventually } from '../../helpers/eventually.js';
 
 test('lines written while the outer is unreachable arrive once it listens; overflow is reported', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ep-logs-'));
@@ -29,8 +30,7 @@ test('lines written while the outer is unreachable arrive once it listens; overf
     },
   });
   await collector.start();
-  const deadline = Date.now() + 10_000;
-  while (!received.includes('line 099') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await eventually('line 099', () => received.includes('line 099'));
   const lines = received.trimEnd().split('\n');
   const notice = JSON.parse(lines[0]!) as { dropped: number; msg: string; component: string };
   assert.equal(notice.component, 'logs');
@@ -44,7 +44,7 @@ test('lines written while the outer is unreachable arrive once it listens; overf
   );
 
   forwarder.write('one more {"with":"json"}\nand an embedded newline');
-  while (!received.includes('embedded newline') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await eventually('the embedded-newline line', () => received.includes('embedded newline'));
   assert.ok(received.endsWith('one more {"with":"json"} and an embedded newline\n'), 'an embedded newline cannot forge a second line');
   await forwarder.stop();
   await collector.close();

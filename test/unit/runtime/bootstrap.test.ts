@@ -19,9 +19,9 @@ import { clockSkewHint, recordClockOffset } from '../../../shared/util/clock-ske
 import { loadNativeAddon } from '../../../shared/native/addon.js';
 import type { Listening } from '../../../shared/transport/index.js';
 import { configureVsock, vsockSettings } from '../../../shared/transport/vsock.js';
-import { waitFor } from '../../helpers/egress.js';
 import { ROOT } from '../../helpers/paths.js';
 import { tempDir } from '../../helpers/process.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const addon = loadNativeAddon();
 const noAddon = addon ? false : 'native addon unavailable (the bootstrap needs its system calls)';
@@ -84,7 +84,7 @@ describe('bootstrap: init duties (orphans, signals)', { skip: noAddon }, () => {
     const [code] = await new Promise<[number | null]>((resolve) => sh.once('exit', (c) => resolve([c])));
     assert.equal(code, 5, "Node got its own child's exit status");
     const orphan = Number(fs.readFileSync(pidFile, 'utf8').trim());
-    await waitFor(
+    await eventually(
       'the orphan to be reaped',
       () => {
         duties.sweep();
@@ -105,7 +105,7 @@ describe('bootstrap: init duties (orphans, signals)', { skip: noAddon }, () => {
     });
     duties.protect(app.pid!);
     duties.forwardTo(app.pid!);
-    await waitFor('the app to set its trap', () => fs.existsSync(ready), 30_000);
+    await eventually('the app to set its trap', () => fs.existsSync(ready), 30_000);
     process.kill(process.pid, 'SIGHUP');
     const [code] = await new Promise<[number | null]>((resolve) => app.once('exit', (c) => resolve([c])));
     assert.equal(code, 0);

@@ -16,13 +16,14 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { activePump } from '../../../shared/pump/index.js';
-import { readAudit, run, waitFor } from '../../helpers/egress.js';
+import { readAudit, run } from '../../helpers/egress.js';
 import { transfer } from '../../helpers/hash-client.js';
 import { metricValue } from '../../helpers/pair.js';
 import { FIXTURES } from '../../helpers/paths.js';
 import { freePorts } from '../../helpers/ports.js';
 import { runCli, runCliToEnd, tempDir, type Proc } from '../../helpers/process.js';
 import { vsockLoopbackUnavailable } from '../../helpers/vsock-loopback.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const unavailable = await vsockLoopbackUnavailable();
 if (unavailable) console.log(`# skipping the pair over real vsock: ${unavailable}`);
@@ -85,7 +86,7 @@ describe('the pair over real AF_VSOCK (loopback transport, both sides CID 1)', {
     await outer.waitFor((r) => r.msg === 'listening' && r.listener === 'web', START_MS, 'the outer listening');
     inner = runCli(['--config', innerFile]);
     await inner.waitFor((r) => r.msg === 'listening' && r.listener === 'egress', START_MS, 'the inner listening');
-    await waitFor(
+    await eventually(
       'the app to listen',
       () => inner.stdout().includes('hash-app listening') || outer.stdout().includes('hash-app listening'),
       START_MS,
@@ -121,7 +122,7 @@ describe('the pair over real AF_VSOCK (loopback transport, both sides CID 1)', {
     const r = await run('curl', ['-sS', '-p', '-x', `http://127.0.0.1:${ports.egress}`, `http://allowed.test:${ports.target}/in`]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `hello allowed.test:${ports.target} /in`);
-    await waitFor('the allowed audit record', () => readAudit(auditFile).some((a) => a.dest_host === 'allowed.test'), SETTLE_MS);
+    await eventually('the allowed audit record', () => readAudit(auditFile).some((a) => a.dest_host === 'allowed.test'), SETTLE_MS);
     const a = readAudit(auditFile).find((x) => x.dest_host === 'allowed.test')!;
     assert.deepEqual([a.decision, a.proto, a.reason, a.dest_ip], ['allow', 'http_connect', 'allowed_by_rule', '127.0.0.1']);
   });
@@ -130,7 +131,7 @@ describe('the pair over real AF_VSOCK (loopback transport, both sides CID 1)', {
     const r = await run('curl', ['-sS', '-v', '-p', '-x', `http://127.0.0.1:${ports.egress}`, `http://denied.test:${ports.target}/`]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /< HTTP\/1\.1 403/);
-    await waitFor('the denied audit record', () => readAudit(auditFile).some((a) => a.dest_host === 'denied.test'), SETTLE_MS);
+    await eventually('the denied audit record', () => readAudit(auditFile).some((a) => a.dest_host === 'denied.test'), SETTLE_MS);
     const a = readAudit(auditFile).find((x) => x.dest_host === 'denied.test')!;
     assert.deepEqual([a.decision, a.rule, a.reason], ['deny', 'denied.test', 'denied_by_rule']);
   });
