@@ -45,8 +45,6 @@ export default tseslint.config(
     files: [
       // egress (issue 9)
       'proxy-inner/egress/*.ts', 'proxy-outer/egress-relay/*.ts', 'shared/egress/*.ts',
-      // l7 (issue 12)
-      'proxy-inner/http-ingress/*.ts', 'proxy-inner/tls/*.ts', 'shared/attestation/*.ts', 'bin/cli/attestation-command.ts',
       // audit (issue 14)
       'proxy-inner/audit/*.ts', 'proxy-inner/logs/*.ts', 'proxy-outer/audit/*.ts', 'shared/audit/*.ts', 'bin/cli/audit-command.ts', 'bin/cli/verify-flags.ts',
       // builder (issue 11)

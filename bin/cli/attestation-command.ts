@@ -134,12 +134,13 @@ function openTls(url: URL): Promise<tls.TLSSocket> {
 }
 
 async function checkCommand(args: string[], s: CheckSettings): Promise<number> {
-  if (args.length !== 1) return usage('give exactly one https://HOST[:PORT]');
+  const [target, ...extra] = args;
+  if (target === undefined || extra.length > 0) return usage('give exactly one https://HOST[:PORT]');
   let url: URL;
   try {
-    url = new URL(args[0]!);
+    url = new URL(target);
   } catch {
-    return usage(`not a URL: ${args[0]}`);
+    return usage(`not a URL: ${target}`);
   }
   if (url.protocol !== 'https:') return usage('attestation check needs an https:// URL');
   if (s.expectedPcrs.size === 0) return usage('give at least one --pcr N=HEX: a check that expects no PCRs proves nothing');
@@ -167,7 +168,7 @@ async function checkCommand(args: string[], s: CheckSettings): Promise<number> {
           tls_spki_sha256: peer.spkiSha256,
           module_id: peer.document.moduleId,
           timestamp: new Date(peer.document.timestamp).toISOString(),
-          pcrs: Object.fromEntries([...s.expectedPcrs.keys()].map((i) => [i, peer.document.pcrs.get(i)!.toString('hex')])),
+          pcrs: Object.fromEntries([...s.expectedPcrs.keys()].map((i) => [i, peer.document.pcrs.get(i)?.toString('hex')])),
         },
         null,
         2,

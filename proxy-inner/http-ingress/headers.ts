@@ -35,6 +35,18 @@ export interface ClientFacts {
   proto: 'http' | 'https';
 }
 
+/**
+ * Visits Node's flat raw header list ([name, value, name, value, …]) as pairs. The list always has
+ * an even length; the check is what lets the types know both halves exist.
+ */
+export function forEachField(rawHeaders: readonly string[], visit: (name: string, value: string) => void): void {
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    const value = rawHeaders[i + 1];
+    if (name !== undefined && value !== undefined) visit(name, value);
+  }
+}
+
 /** The field names a Connection header lists (comma-separated tokens), lower-cased. */
 function connectionTokens(value: string | string[] | undefined): Set<string> {
   const tokens = new Set<string>();
@@ -55,23 +67,18 @@ function connectionTokens(value: string | string[] | undefined): Set<string> {
  */
 export function upstreamRequestHeaders(rawHeaders: string[], client: ClientFacts, options: { keepUpgrade: boolean }): string[] {
   let connection: string[] | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.toLowerCase() === 'connection') (connection ??= []).push(rawHeaders[i + 1]!);
-  }
+  forEachField(rawHeaders, (name, value) => {
+    if (name.toLowerCase() === 'connection') (connection ??= []).push(value);
+  });
   const named = connectionTokens(connection);
   const out: string[] = [];
   let host: string | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
+  forEachField(rawHeaders, (name, value) => {
     const lower = name.toLowerCase();
-    if (lower === 'host') host ??= rawHeaders[i + 1];
-    if (lower === 'upgrade' && options.keepUpgrade) {
-      out.push(name, rawHeaders[i + 1]!);
-      continue;
-    }
-    if (HOP_BY_HOP.has(lower) || CLIENT_CLAIMS.has(lower) || named.has(lower) || lower === 'expect') continue;
-    out.push(name, rawHeaders[i + 1]!);
-  }
+    if (lower === 'host') host ??= value;
+    if (lower === 'upgrade' && options.keepUpgrade) out.push(name, value);
+    else if (!(HOP_BY_HOP.has(lower) || CLIENT_CLAIMS.has(lower) || named.has(lower) || lower === 'expect')) out.push(name, value);
+  });
   if (options.keepUpgrade) out.push('connection', 'upgrade');
   if (client.address !== undefined) out.push('x-forwarded-for', client.address);
   out.push('x-forwarded-proto', client.proto);
@@ -109,18 +116,13 @@ export function downstreamResponseHeaders(headers: Record<string, string | strin
 /** The same for a raw [name, value, …] list (an Upgrade's response, written by hand). */
 export function downstreamRawHeaders(rawHeaders: string[], options: { keepUpgrade: boolean }): string[] {
   const named = new Set<string>();
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.toLowerCase() === 'connection') for (const t of connectionTokens(rawHeaders[i + 1])) named.add(t);
-  }
+  forEachField(rawHeaders, (name, value) => {
+    if (name.toLowerCase() === 'connection') for (const t of connectionTokens(value)) named.add(t);
+  });
   const out: string[] = [];
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const lower = rawHeaders[i]!.toLowerCase();
-    if (lower === 'upgrade' && options.keepUpgrade) {
-      out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
-      continue;
-    }
-    if (HOP_BY_HOP.has(lower) || named.has(lower)) continue;
-    out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
-  }
+  forEachField(rawHeaders, (name, value) => {
+    const lower = name.toLowerCase();
+    if ((lower === 'upgrade' && options.keepUpgrade) || !(HOP_BY_HOP.has(lower) || named.has(lower))) out.push(name, value);
+  });
   return out;
 }

@@ -53,43 +53,46 @@ export function fetchAttestationDocument(
     let bodyStart = -1;
     let length = -1;
     let status = 0;
-    const finish = (err: Error | null, body?: Buffer) => {
+    const stop = () => {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('error', onError);
       socket.off('end', onEnd);
       socket.pause();
-      if (err) reject(err);
-      else resolve(body!);
+    };
+    const fail = (err: Error) => {
+      stop();
+      reject(err);
     };
     const onData = (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
-      if (buf.length > MAX_RESPONSE_BYTES) return finish(fetchFailed(`the attestation response exceeds ${MAX_RESPONSE_BYTES} bytes`));
+      if (buf.length > MAX_RESPONSE_BYTES) return fail(fetchFailed(`the attestation response exceeds ${MAX_RESPONSE_BYTES} bytes`));
       if (bodyStart < 0) {
         const end = buf.indexOf('\r\n\r\n');
         if (end < 0) return;
         const head = buf.subarray(0, end).toString('latin1').split('\r\n');
         const m = /^HTTP\/1\.[01] (\d{3})/.exec(head[0] ?? '');
-        if (!m) return finish(fetchFailed('the server did not answer HTTP/1.1'));
+        if (!m) return fail(fetchFailed('the server did not answer HTTP/1.1'));
         status = Number(m[1]);
         const cl = head.map((l) => /^content-length:\s*(\d+)\s*$/i.exec(l)).find((x) => x);
-        if (!cl) return finish(fetchFailed(`the attestation response (status ${status}) has no Content-Length`, { status }));
+        if (!cl) return fail(fetchFailed(`the attestation response (status ${status}) has no Content-Length`, { status }));
         length = Number(cl[1]);
         bodyStart = end + 4;
       }
       if (buf.length < bodyStart + length) return;
       const body = buf.subarray(bodyStart, bodyStart + length);
       const extra = buf.subarray(bodyStart + length);
-      if (extra.length > 0) return finish(fetchFailed('the server sent bytes after the attestation response'));
+      if (extra.length > 0) return fail(fetchFailed('the server sent bytes after the attestation response'));
       if (status !== 200)
-        return finish(
+        return fail(
           fetchFailed(`GET ${ATTESTATION_WELL_KNOWN_PATH} answered ${status}: ${body.toString('utf8').slice(0, 200)}`, { status }),
         );
-      finish(null, Buffer.from(body));
+      stop();
+      resolve(Buffer.from(body));
     };
-    const onError = (err: Error) => finish(fetchFailed(`the connection failed while fetching the attestation: ${err.message}`));
-    const onEnd = () => finish(fetchFailed('the server closed the connection before the attestation response was complete'));
-    const timer = setTimeout(() => finish(fetchFailed(`no attestation response within ${timeoutMs} ms`)), timeoutMs);
+    const onError = (err: Error) => fail(fetchFailed(`the connection failed while fetching the attestation: ${err.message}`));
+    const onEnd = () => fail(fetchFailed('the server closed the connection before the attestation response was complete'));
+    const timer = setTimeout(() => fail(fetchFailed(`no attestation response within ${timeoutMs} ms`)), timeoutMs);
     socket.on('data', onData);
     socket.once('error', onError);
     socket.once('end', onEnd);
