@@ -8,12 +8,16 @@
  * certificate key (not a man in the middle's). Only the enclave holds that key's private half, and
  * the TLS handshake just proved the peer holds it.
  *
+ * When the certificate itself carries a document (`embed_attestation`), it is checked first and the
+ * same way, minus the nonce (verifyEmbeddedAttestation): no request at all.
+ *
  * The request is written by hand (one GET, a Content-Length body) so that the socket can be handed
  * on afterwards to undici or https with nothing consumed past the response.
  */
 import crypto from 'node:crypto';
 import type tls from 'node:tls';
 import type { AttestationDocument } from './document.js';
+import { embeddedAttestation } from './embedded.js';
 import { AttestationError } from './errors.js';
 import { ATTESTATION_WELL_KNOWN_PATH, checkTlsBinding, spkiOf, spkiSha256 } from './tls-binding.js';
 import { type ValidityInstant, verifyAttestation } from './verify.js';
@@ -35,6 +39,8 @@ export interface AttestedPeer {
   document: AttestationDocument;
   /** SHA-256 of the peer certificate's SPKI, hex. */
   spkiSha256: string;
+  /** Where the document came from: the peer's certificate (no round trip) or the endpoint (a fresh nonce). */
+  evidence: 'certificate' | 'endpoint';
 }
 
 function fetchFailed(message: string, context: Record<string, unknown> = {}): AttestationError {
@@ -104,25 +110,53 @@ export function fetchAttestationDocument(
 }
 
 /**
- * The SPKI of the connection's peer certificate. Ask once per socket: Node 20 answers
+ * The connection's peer certificate. Ask once per socket: Node 20 answers
  * getPeerX509Certificate() only the first time it is called on a client socket.
  */
-export function peerSpki(socket: tls.TLSSocket): Buffer {
+export function peerCertificate(socket: tls.TLSSocket): crypto.X509Certificate {
   const cert = socket.getPeerX509Certificate();
   if (!cert) throw fetchFailed('the TLS peer presented no certificate');
-  return spkiOf(cert);
+  return cert;
 }
 
 /**
- * Checks the peer of an established TLS connection; rejects with an AttestationError naming the
- * failure. `spki` is the peer's key if the caller already read it (see peerSpki).
+ * A document carried in a certificate has no nonce of ours: its freshness is its signing chain's
+ * validity (hours), so it is checked at the present instant, not at its own timestamp.
+ */
+function embeddedInstant(at: ValidityInstant | undefined): ValidityInstant {
+  return at === undefined || at === 'document' ? 'now' : at;
+}
+
+/**
+ * Checks the document the peer's certificate carries (`embed_attestation`), with no round trip:
+ * it verifies, has the expected PCRs, and binds this very certificate's key. Undefined when the
+ * certificate carries none (the caller then asks the endpoint).
+ */
+export function verifyEmbeddedAttestation(cert: crypto.X509Certificate, opts: AttestedTlsOptions): AttestedPeer | undefined {
+  const bytes = embeddedAttestation(cert.raw);
+  if (!bytes) return undefined;
+  const spki = spkiOf(cert);
+  const { document } = verifyAttestation(bytes, {
+    expectedPcrs: opts.pcrs,
+    at: embeddedInstant(opts.at),
+    ...(opts.root ? { root: opts.root } : {}),
+  });
+  checkTlsBinding(document, spki);
+  return { document, spkiSha256: spkiSha256(spki).toString('hex'), evidence: 'certificate' };
+}
+
+/**
+ * Checks the peer of an established TLS connection with a fresh document from its endpoint;
+ * rejects with an AttestationError naming the failure. `cert` is the peer's certificate if the
+ * caller already read it (see peerCertificate).
  */
 export async function verifyAttestedPeer(
   socket: tls.TLSSocket,
   host: string,
   opts: AttestedTlsOptions,
-  spki = peerSpki(socket),
+  cert = peerCertificate(socket),
 ): Promise<AttestedPeer> {
+  const spki = spkiOf(cert);
   const nonce = crypto.randomBytes(32);
   const bytes = await fetchAttestationDocument(socket, host, nonce, opts.timeoutMs);
   const { document } = verifyAttestation(bytes, {
@@ -132,5 +166,5 @@ export async function verifyAttestedPeer(
     ...(opts.root ? { root: opts.root } : {}),
   });
   checkTlsBinding(document, spki);
-  return { document, spkiSha256: spkiSha256(spki).toString('hex') };
+  return { document, spkiSha256: spkiSha256(spki).toString('hex'), evidence: 'endpoint' };
 }
