@@ -153,7 +153,8 @@ export function parseRequestHead(buf: Buffer, maxHeaders: number): PrefixParse<R
   // A method starts with an upper-case letter: SOCKS4, TLS, a lower-case method and binary
   // garbage are refused at their first byte instead of after the deadline.
   const first = buf.readUInt8(0);
-  if (!isUpper(first)) throw new HttpProtocolError(400, `not an HTTP/1.x request (first byte 0x${first.toString(16).padStart(2, '0')})`, null);
+  if (!isUpper(first))
+    throw new HttpProtocolError(400, `not an HTTP/1.x request (first byte 0x${first.toString(16).padStart(2, '0')})`, null);
   const endAt = buf.indexOf(END);
   const headEnd = endAt < 0 ? Math.min(buf.length, MAX_HEAD_BYTES) : endAt + 4;
   const lineEnd = buf.indexOf('\r\n', 0, 'latin1');
