@@ -7,7 +7,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { forEachField } from './headers.js';
+import { headerPairs } from '../../shared/util/header-pairs.js';
 
 export type ResponseHeaders = Record<string, string | string[] | number>;
 
@@ -71,11 +71,11 @@ export function http2Exchange(stream: http2.ServerHttp2Stream, headers: http2.In
   let bytesIn = 0;
   const h1Raw: string[] = [];
   let host: string | undefined;
-  forEachField(rawHeaders, (name, value) => {
-    if (name.startsWith(':')) return;
+  for (const [name, value] of headerPairs(rawHeaders)) {
+    if (name.startsWith(':')) continue;
     if (name === 'host') host = value;
     h1Raw.push(name, value);
-  });
+  }
   const authority = String(headers[HTTP2_HEADER_AUTHORITY] ?? host ?? '');
   if (host === undefined && authority) h1Raw.unshift('host', authority);
   // An HTTP/2 request has a body unless its HEADERS frame ended the stream. undici destroys a request

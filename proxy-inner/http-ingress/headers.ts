@@ -11,6 +11,7 @@
  * outer sent, or the socket): an app behind this listener can trust them because a client can
  * never set them.
  */
+import { headerPairs } from '../../shared/util/header-pairs.js';
 
 /** Fields that belong to one connection (RFC 9110 §7.6.1, §7.8; RFC 9112 §6.1) and never cross the proxy. */
 const HOP_BY_HOP = new Set([
@@ -35,18 +36,6 @@ export interface ClientFacts {
   proto: 'http' | 'https';
 }
 
-/**
- * Visits Node's flat raw header list ([name, value, name, value, …]) as pairs. The list always has
- * an even length; the check is what lets the types know both halves exist.
- */
-export function forEachField(rawHeaders: readonly string[], visit: (name: string, value: string) => void): void {
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i];
-    const value = rawHeaders[i + 1];
-    if (name !== undefined && value !== undefined) visit(name, value);
-  }
-}
-
 /** The field names a Connection header lists (comma-separated tokens), lower-cased. */
 function connectionTokens(value: string | string[] | undefined): Set<string> {
   const tokens = new Set<string>();
@@ -67,18 +56,16 @@ function connectionTokens(value: string | string[] | undefined): Set<string> {
  */
 export function upstreamRequestHeaders(rawHeaders: string[], client: ClientFacts, options: { keepUpgrade: boolean }): string[] {
   let connection: string[] | undefined;
-  forEachField(rawHeaders, (name, value) => {
-    if (name.toLowerCase() === 'connection') (connection ??= []).push(value);
-  });
+  for (const [name, value] of headerPairs(rawHeaders)) if (name.toLowerCase() === 'connection') (connection ??= []).push(value);
   const named = connectionTokens(connection);
   const out: string[] = [];
   let host: string | undefined;
-  forEachField(rawHeaders, (name, value) => {
+  for (const [name, value] of headerPairs(rawHeaders)) {
     const lower = name.toLowerCase();
     if (lower === 'host') host ??= value;
     if (lower === 'upgrade' && options.keepUpgrade) out.push(name, value);
     else if (!(HOP_BY_HOP.has(lower) || CLIENT_CLAIMS.has(lower) || named.has(lower) || lower === 'expect')) out.push(name, value);
-  });
+  }
   if (options.keepUpgrade) out.push('connection', 'upgrade');
   if (client.address !== undefined) out.push('x-forwarded-for', client.address);
   out.push('x-forwarded-proto', client.proto);
@@ -116,13 +103,13 @@ export function downstreamResponseHeaders(headers: Record<string, string | strin
 /** The same for a raw [name, value, …] list (an Upgrade's response, written by hand). */
 export function downstreamRawHeaders(rawHeaders: string[], options: { keepUpgrade: boolean }): string[] {
   const named = new Set<string>();
-  forEachField(rawHeaders, (name, value) => {
+  for (const [name, value] of headerPairs(rawHeaders)) {
     if (name.toLowerCase() === 'connection') for (const t of connectionTokens(value)) named.add(t);
-  });
+  }
   const out: string[] = [];
-  forEachField(rawHeaders, (name, value) => {
+  for (const [name, value] of headerPairs(rawHeaders)) {
     const lower = name.toLowerCase();
     if ((lower === 'upgrade' && options.keepUpgrade) || !(HOP_BY_HOP.has(lower) || named.has(lower))) out.push(name, value);
-  });
+  }
   return out;
 }

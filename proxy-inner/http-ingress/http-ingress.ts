@@ -24,10 +24,11 @@ import { errnoOf, messageOf, ProxyError } from '../../shared/errors/index.js';
 import type { ClusterConfig } from '../../shared/config/types.js';
 import type { ConnectionContext, ConnectionHandler, ConnectionOutcome } from '../../shared/listener/types.js';
 import { receiveProxyHeader } from '../../shared/proxy-protocol/receive.js';
+import { headerPairs } from '../../shared/util/header-pairs.js';
 import { terminateTls, type TlsContextSource } from '../../shared/tcp-proxy/tcp-proxy.js';
 import { type Exchange, http1Exchange, http2Exchange } from './exchange.js';
 import { forwardRequest, type ForwardEnd } from './forward.js';
-import { type ClientFacts, forEachField, upstreamRequestHeaders } from './headers.js';
+import { type ClientFacts, upstreamRequestHeaders } from './headers.js';
 import { routeMetrics } from './metrics.js';
 import { compileRoutes, type HttpRoute } from './routes.js';
 import { carryUpgrade } from './upgrade.js';
@@ -235,9 +236,7 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
         return;
       }
       let fields = 0;
-      forEachField(rawHeaders, (name) => {
-        if (!name.startsWith(':')) fields++;
-      });
+      for (const [name] of headerPairs(rawHeaders)) if (!name.startsWith(':')) fields++;
       serve(http2Exchange(stream, headers, rawHeaders), facts, fields);
     });
   };
