@@ -1,6 +1,7 @@
 /**
- * `enclaver-proxy build -f enclaver.yaml [--out DIR] …`: app image + manifest → EIF, PCR JSON and
- * the release image, without a Docker daemon. Prints the PCRs the way Enclaver does. Exit 0 on
+ * `enclaver-proxy build -f enclaver.yaml | --config proxy.yaml [--out DIR] …`: app image + an
+ * Enclaver manifest or our own config's `build:` section → EIF, PCR JSON and the release image,
+ * without a Docker daemon. Prints the PCRs the way Enclaver does. Exit 0 on
  * success, 1 when the build fails (the error names the input), 2 on usage or manifest errors.
  */
 import path from 'node:path';
@@ -11,15 +12,18 @@ import { BuildError } from '../../builder/errors.js';
 import type { LayerProgress } from '../../builder/image/layers.js';
 
 export const BUILD_USAGE = `Usage: enclaver-proxy build -f enclaver.yaml [options]
+       enclaver-proxy build --config proxy.yaml [options]
 
-Builds the enclave image (EIF) from the manifest's sources.app, prints its PCRs and writes them
-as JSON next to it. No Docker daemon, no nitro-cli. The image may be oci:DIR[:REF],
-oci-archive:FILE, docker-archive:FILE, docker://HOST/REPO:TAG or a bare reference (registry).
+Builds the enclave image (EIF) from the manifest's sources.app (or the config's build.image),
+prints its PCRs and writes them as JSON next to it, then the release image. No Docker daemon, no
+nitro-cli. The image may be oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE,
+docker://HOST/REPO:TAG or a bare reference (registry).
 
 Options:
   -f, --file FILE        the Enclaver manifest (default: enclaver.yaml)
+  -c, --config FILE      a role inner proxy.yaml with a build: section (instead of -f)
       --out DIR          where the outputs go (default: .)
-      --image REF        build from REF instead of the manifest's sources.app
+      --image REF        build from REF instead of sources.app / build.image
       --blobs DIR        Nitro blobs (default: $NITRO_CLI_BLOBS or /usr/share/nitro_enclaves/blobs)
       --arch ARCH        x86_64 (default) or aarch64
       --node FILE        the Node.js binary to put in the enclave (default: this one)
@@ -81,6 +85,7 @@ export async function buildCommand(args: string[], env: { packageRoot: string; v
       strict: true,
       options: {
         file: { type: 'string', short: 'f' },
+        config: { type: 'string', short: 'c' },
         out: { type: 'string' },
         image: { type: 'string' },
         blobs: { type: 'string' },
@@ -101,6 +106,10 @@ export async function buildCommand(args: string[], env: { packageRoot: string; v
     process.stdout.write(BUILD_USAGE);
     return 0;
   }
+  if (v.file !== undefined && v.config !== undefined) {
+    process.stderr.write('enclaver-proxy build: -f (an Enclaver manifest) and --config (a proxy.yaml) name the same thing: give one\n');
+    return 2;
+  }
   if (v.arch !== undefined && v.arch !== 'x86_64' && v.arch !== 'aarch64') {
     process.stderr.write(`enclaver-proxy build: --arch must be x86_64 or aarch64, not "${v.arch}"\n`);
     return 2;
@@ -108,7 +117,7 @@ export async function buildCommand(args: string[], env: { packageRoot: string; v
   const progress = progressBar();
   try {
     const result = await buildEif({
-      manifestPath: v.file ?? 'enclaver.yaml',
+      source: v.config !== undefined ? { kind: 'config', file: v.config } : { kind: 'manifest', file: v.file ?? 'enclaver.yaml' },
       outDir: path.resolve(v.out ?? '.'),
       packageRoot: env.packageRoot,
       toolVersion: env.version,
@@ -126,7 +135,9 @@ export async function buildCommand(args: string[], env: { packageRoot: string; v
   } catch (err) {
     if (progress) process.stderr.write('\n');
     if (err instanceof ConfigError) {
-      process.stderr.write(`enclaver-proxy build: invalid manifest\n${err.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+      process.stderr.write(
+        `enclaver-proxy build: invalid ${v.config !== undefined ? 'config' : 'manifest'}\n${err.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`,
+      );
       return 2;
     }
     if (err instanceof BuildError) {
