@@ -49,8 +49,6 @@ export default tseslint.config(
       'proxy-inner/http-ingress/*.ts', 'proxy-inner/tls/*.ts', 'shared/attestation/*.ts', 'bin/cli/attestation-command.ts',
       // audit (issue 14)
       'proxy-inner/audit/*.ts', 'proxy-inner/logs/*.ts', 'proxy-outer/audit/*.ts', 'shared/audit/*.ts', 'bin/cli/audit-command.ts', 'bin/cli/verify-flags.ts',
-      // builder (issue 11)
-      'builder/**/*.ts', 'bin/cli/describe-eif-command.ts', 'bin/cli/measure-command.ts',
       // fastpath (issue 13) and runtime (issue 10)
       'shared/proxy-protocol/*.ts', 'shared/pump/*.ts', 'shared/transport/index.ts', 'shared/transport/native-vsock.ts', 'proxy-outer/enclave/*.ts',
       // ops (issue 9)

@@ -10,6 +10,7 @@ import { ConfigError, formatProblem } from '../../shared/errors/index.js';
 import { buildEif, type BuildResult } from '../../builder/build.js';
 import { BuildError } from '../../builder/errors.js';
 import type { LayerProgress } from '../../builder/image/layers.js';
+import { pushRelease, type PushResult } from '../../builder/oci/push.js';
 
 export const BUILD_USAGE = `Usage: enclaver-proxy build -f enclaver.yaml [options]
        enclaver-proxy build --config proxy.yaml [options]
@@ -29,6 +30,8 @@ Options:
       --node FILE        the Node.js binary to put in the enclave (default: this one)
       --runtime-dir DIR  a pinned runtime: DIR/bin/node and DIR/lib/ (loader and libraries)
       --no-release       write the EIF and its PCRs only, not the release image
+      --push             push the release image to its target (HOST/REPO:TAG) over the registry
+                         API; credentials from the Docker config, as for pulls
       --json             print the result as JSON
 Environment:
   SOURCE_DATE_EPOCH      the build time recorded in the EIF metadata (default: 0)
@@ -53,10 +56,32 @@ export function progressBar(): LayerProgress | undefined {
   };
 }
 
-export function printResult(r: BuildResult, json: boolean): void {
+/**
+ * Push, or say why not: null when the push failed (the outputs stay; the tag was not written, so
+ * the registry holds no half image under it).
+ */
+async function pushOrExplain(layoutDir: string, target: string): Promise<PushResult | null> {
+  try {
+    return await pushRelease(layoutDir, target);
+  } catch (err) {
+    if (!(err instanceof BuildError)) throw err;
+    process.stderr.write(
+      `enclaver-proxy build: ${err.message}\nenclaver-proxy build: the build's outputs are complete; the release image was NOT pushed ` +
+        `(${target} was not written). Push it again with --push, or with skopeo copy oci:${layoutDir}:TAG docker://${target}\n`,
+    );
+    return null;
+  }
+}
+
+export function printResult(r: BuildResult, json: boolean, pushed?: PushResult): void {
   if (json) {
     const release = r.release
-      ? { Layout: `oci:${r.release.layoutDir}:${r.release.ref}`, Archive: r.release.archivePath, Digest: r.release.manifestDigest }
+      ? {
+          Layout: `oci:${r.release.layoutDir}:${r.release.ref}`,
+          Archive: r.release.archivePath,
+          Digest: r.release.manifestDigest,
+          Pushed: pushed ? pushed.reference : null,
+        }
       : null;
     process.stdout.write(
       `${JSON.stringify({ Eif: r.eifPath, PcrsFile: r.pcrsPath, Image: r.image.text, ImageConfig: r.image.configDigest, Measurements: r.pcrs, Release: release }, null, 2)}\n`,
@@ -71,6 +96,9 @@ export function printResult(r: BuildResult, json: boolean): void {
       ? [
           `Release image: oci:${r.release.layoutDir}:${r.release.ref} and oci-archive:${r.release.archivePath} (${r.release.manifestDigest})`,
         ]
+      : []),
+    ...(pushed
+      ? [`Pushed ${pushed.reference} (${pushed.digest}; ${pushed.uploaded} blobs uploaded, ${pushed.skipped} already there)`]
       : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -94,6 +122,7 @@ export async function buildCommand(args: string[], env: { packageRoot: string; v
         'runtime-dir': { type: 'string' },
         json: { type: 'boolean' },
         'no-release': { type: 'boolean' },
+        push: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -108,6 +137,10 @@ export async function buildCommand(args: string[], env: { packageRoot: string; v
   }
   if (v.file !== undefined && v.config !== undefined) {
     process.stderr.write('enclaver-proxy build: -f (an Enclaver manifest) and --config (a proxy.yaml) name the same thing: give one\n');
+    return 2;
+  }
+  if (v.push && v['no-release']) {
+    process.stderr.write('enclaver-proxy build: --push pushes the release image, which --no-release leaves out: give one\n');
     return 2;
   }
   if (v.arch !== undefined && v.arch !== 'x86_64' && v.arch !== 'aarch64') {
@@ -130,7 +163,9 @@ export async function buildCommand(args: string[], env: { packageRoot: string; v
       ...(progress ? { progress } : {}),
     });
     if (progress) process.stderr.write('\r\x1b[2K');
-    printResult(result, v.json === true);
+    const pushed = v.push && result.release ? await pushOrExplain(result.release.layoutDir, result.plan.target) : undefined;
+    if (pushed === null) return 1;
+    printResult(result, v.json === true, pushed);
     return 0;
   } catch (err) {
     if (progress) process.stderr.write('\n');

@@ -106,12 +106,12 @@ export async function measureCommand(args: string[], env: { packageRoot: string;
     process.stdout.write(MEASURE_USAGE);
     return 0;
   }
-  if (positionals.length !== 1 || (values.json && values['kms-policy'])) {
+  const [target] = positionals;
+  if (positionals.length !== 1 || target === undefined || (values.json && values['kms-policy'])) {
     process.stderr.write(`enclaver-proxy measure: give one EIF or image and at most one of --json, --kms-policy\n\n${MEASURE_USAGE}`);
     return 2;
   }
   let pcrs: Pcrs;
-  const target = positionals[0]!;
   try {
     if (isEif(target) || target.endsWith('.eif')) {
       const eif = await readEif(target);
