@@ -3,6 +3,7 @@
  * 2, the message, then the usage text) and the `--pcr N=HEX` flag, so both read PCRs alike.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { groupOf } from '../../shared/util/checked.js';
 
 export const USAGE_ERROR = 2;
 export const VERIFY_FAILED = 1;
@@ -20,8 +21,10 @@ export function parsePcrFlags(specs: string[] | undefined): Map<number, string> 
   const pcrs = new Map<number, string>();
   for (const spec of specs ?? []) {
     const m = /^([0-9]{1,2})=([0-9a-fA-F]+)$/.exec(spec);
-    if (!m || Number(m[1]) > 31 || m[2]!.length % 2 !== 0) return { error: `--pcr ${spec}: expected N=HEX with N in 0..31` };
-    pcrs.set(Number(m[1]), m[2]!);
+    const index = m ? Number(groupOf(m, 1)) : NaN;
+    const hex = m ? groupOf(m, 2) : '';
+    if (!m || index > 31 || hex.length % 2 !== 0) return { error: `--pcr ${spec}: expected N=HEX with N in 0..31` };
+    pcrs.set(index, hex);
   }
   return pcrs;
 }

@@ -75,7 +75,7 @@ export function resolveProgram(program: string, cwd: string, envPath: string | u
 export function preflightApp(app: AppConfig, envPath: string | undefined): string {
   if (!fs.existsSync(app.cwd))
     throw new AppStartError('app_cwd_missing', `app working directory ${app.cwd} does not exist`, 126, { cwd: app.cwd });
-  return resolveProgram(app.argv[0]!, app.cwd, envPath);
+  return resolveProgram(app.argv[0], app.cwd, envPath);
 }
 
 /** Starts the guard that kills process group `pgid` once this process is gone (see the header). */
@@ -88,7 +88,7 @@ function startOrphanGuard(pgid: number): ChildProcess | undefined {
   guard.once('error', (err) =>
     log.warn({ err: err.message }, 'no orphan guard (/bin/sh): the app would outlive this process if it were killed'),
   );
-  guard.stdin!.on('error', () => {});
+  guard.stdin.on('error', () => {});
   // Neither the guard nor its pipe keeps this process alive; they only matter when it is gone.
   guard.unref();
   (guard.stdin as unknown as { unref(): void }).unref();
@@ -158,8 +158,11 @@ export class AppSupervisor {
         resolve({ code, signal });
       });
     });
+    // No pid: the spawn failed after the checks above (EAGAIN, ENOMEM); 'error' above reports it as exit 126.
+    if (child.pid === undefined)
+      throw new AppStartError('app_spawn_failed', `app ${program} could not be spawned`, 126, { program: resolved });
     log.info({ pid: child.pid, argv: this.app.argv, cwd: this.app.cwd }, 'app started');
-    return child.pid!;
+    return child.pid;
   }
 
   get exited(): Promise<AppExit> {

@@ -207,9 +207,8 @@ export class AuditSender {
   private onAck(seq: number): void {
     if (seq <= this.ackedSeq) return;
     this.ackedSeq = seq;
-    let i = 0;
-    while (i < this.buffer.length && this.buffer[i]!.seq <= seq) i++;
-    this.buffer.splice(0, i);
+    const firstUnacked = this.buffer.findIndex((p) => p.seq > seq);
+    this.buffer.splice(0, firstUnacked < 0 ? this.buffer.length : firstUnacked);
     this.flushDropNotice();
     this.flushCheckpoint();
     if (this.buffer.length === 0 && this.drop === null) {

@@ -55,19 +55,21 @@ export async function handleConnect(ctx: EgressContext, conn: EgressConnection, 
     attempt.finishDenied('protocol_disabled');
     return;
   }
+  let dest: Destination;
   try {
-    attempt.dest = connectTarget(head);
+    dest = connectTarget(head);
   } catch (err) {
     if (!(err instanceof DestinationError)) throw err;
     refuseOnSocket(client, 400, 'malformed_destination');
     attempt.finishRefused(malformedRefusal());
     return;
   }
-  const opened = await openUpstream(ctx, attempt.dest, attempt.connId);
+  attempt.dest = dest;
+  const opened = await openUpstream(ctx, dest, attempt.connId);
   if (isRefusal(opened)) {
     refuseOnSocket(client, opened.status, opened.reason);
     attempt.finishRefused(opened);
     return;
   }
-  await runTunnel(ctx, conn, attempt, opened, rest, ESTABLISHED);
+  await runTunnel(ctx, conn, attempt, dest, opened, rest, ESTABLISHED);
 }

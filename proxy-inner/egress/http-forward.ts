@@ -17,6 +17,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { errnoOf } from '../../shared/errors/index.js';
+import { groupOf, present } from '../../shared/util/checked.js';
 import { canonicalHost, parseAuthority, DestinationError, formatDestination, type Destination } from '../../shared/egress/destination.js';
 import { serveHttpConnection } from '../../shared/listener/http-kind.js';
 import type { EgressReason } from '../../shared/audit/record.js';
@@ -24,7 +25,7 @@ import { Attempt } from './attempt.js';
 import type { EgressConnection } from './connection.js';
 import type { EgressContext } from './context.js';
 import { REASON_HEADER, refusalBody, statusText, type RefusalStatus } from './http-answers.js';
-import { MAX_HEAD_BYTES } from './http-head.js';
+import { headerPairs, MAX_HEAD_BYTES } from './http-head.js';
 import { isRefusal, malformedRefusal, openUpstream, RefusedError } from './open-upstream.js';
 
 /** Connection-scoped headers (RFC 9110 §7.6.1) and proxy credentials that never travel on. */
@@ -49,22 +50,24 @@ interface Target {
 function parseTarget(url: string): Target {
   const m = /^http:\/\/([^/?#]*)([^#]*)$/i.exec(url);
   if (!m) throw new DestinationError('absolute-form http:// URL expected', url);
-  const path = m[2] === '' ? '/' : m[2]!;
+  const authority = groupOf(m, 1);
+  const rest = groupOf(m, 2);
+  const path = rest === '' ? '/' : rest;
   if (!path.startsWith('/') && !path.startsWith('?')) throw new DestinationError('bad path', url);
-  return { dest: parseAuthority(m[1]!, 80), path: path.startsWith('?') ? `/${path}` : path };
+  return { dest: parseAuthority(authority, 80), path: path.startsWith('?') ? `/${path}` : path };
 }
 
 /** Raw header pairs minus hop-by-hop ones and those the Connection header names. */
 function forwardableHeaders(raw: string[]): string[] {
   const named = new Set<string>();
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() === 'connection') for (const t of raw[i + 1]!.split(',')) named.add(t.trim().toLowerCase());
+  for (const [name, value] of headerPairs(raw)) {
+    if (name.toLowerCase() === 'connection') for (const t of value.split(',')) named.add(t.trim().toLowerCase());
   }
   const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || named.has(name)) continue;
-    out.push(raw[i]!, raw[i + 1]!);
+  for (const [name, value] of headerPairs(raw)) {
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || named.has(lower)) continue;
+    out.push(name, value);
   }
   return out;
 }
@@ -100,11 +103,12 @@ class RelayAgent extends http.Agent {
 
   // The callback form lets the connection be asynchronous (Node's Agent supports both forms).
   override createConnection(options: http.ClientRequestArgs, cb?: (err: Error | null, stream: Duplex) => void): null {
-    const done = cb!;
+    // Node's Agent always passes the callback; without it there is no one to hand the socket to.
+    const done = present(cb, 'createConnection callback');
     let dest: Destination;
     try {
       // The host and port this agent was given are a canonical destination's own text.
-      dest = { host: canonicalHost(options.host!), port: Number(options.port) };
+      dest = { host: canonicalHost(present(options.host, 'agent request host')), port: Number(options.port) };
     } catch (err) {
       done(err as Error, undefined as unknown as Duplex);
       return null;
@@ -145,8 +149,10 @@ export function forwardHttp(ctx: EgressContext, conn: EgressConnection): void {
     keepAliveTimeout: keepAliveTimeoutMs,
     requireHostHeader: false,
   });
-  // One more than the limit, so that a request over it is seen (Node truncates silently).
-  server.maxHeadersCount = maxHeaders + 1;
+  // No count limit in Node's parser (past maxHeadersCount, Node 20 truncates silently and Node 22+
+  // fails the parse before the request is known): the count is checked below, with the request
+  // audited; memory stays bounded by maxHeaderSize.
+  server.maxHeadersCount = 0;
   let agent: RelayAgent | undefined;
   let reading: Reading | null = null;
   /** Responses not finished yet (pipelined requests are answered in order). */

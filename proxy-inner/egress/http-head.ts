@@ -16,6 +16,7 @@
  */
 import { ProxyError } from '../../shared/errors/index.js';
 import type { PrefixParse } from '../../shared/util/read-prefix.js';
+import { itemAt } from '../../shared/util/checked.js';
 
 /** Request heads beyond this are refused with 431 (Node's own default `maxHeaderSize`). */
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -63,6 +64,13 @@ function isUpper(c: number | undefined): boolean {
   return c !== undefined && c >= 0x41 && c <= 0x5a;
 }
 
+/** The upper-case letters `buf` starts with, up to `limit` bytes: the method, for refusals made before the line is whole. */
+function leadingMethod(buf: Buffer, limit: number): string {
+  let n = 0;
+  while (n < limit && isUpper(buf[n])) n++;
+  return buf.toString('latin1', 0, n);
+}
+
 /**
  * CR only before LF and LF only after CR, no NUL, anywhere in `buf[0, end)`: a bare CR or LF
  * must be refused as soon as it arrives, not when a blank line that will never come does.
@@ -81,9 +89,9 @@ function checkLineEndings(buf: Buffer, end: number, method: string | null): void
 function parseRequestLine(line: string): { method: string; target: string } {
   const sp1 = line.indexOf(' ');
   const sp2 = line.lastIndexOf(' ');
-  const method = sp1 > 0 ? line.slice(0, sp1) : null;
-  if (sp1 <= 0 || sp2 === sp1) throw new HttpProtocolError(400, 'malformed request line', method);
-  if (!/^[A-Z]{1,24}$/.test(method!)) throw new HttpProtocolError(400, 'malformed method', method);
+  if (sp1 <= 0 || sp2 === sp1) throw new HttpProtocolError(400, 'malformed request line', sp1 > 0 ? line.slice(0, sp1) : null);
+  const method = line.slice(0, sp1);
+  if (!/^[A-Z]{1,24}$/.test(method)) throw new HttpProtocolError(400, 'malformed method', method);
   const version = line.slice(sp2 + 1);
   if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0') {
     throw new HttpProtocolError(
@@ -94,15 +102,15 @@ function parseRequestLine(line: string): { method: string; target: string } {
   }
   const target = line.slice(sp1 + 1, sp2);
   if (!/^[\x21-\x7e]+$/.test(target)) throw new HttpProtocolError(400, 'malformed request-target', method);
-  return { method: method!, target };
+  return { method, target };
 }
 
 /** One `name: value` line, or the refusal it earns; `value` has its optional whitespace trimmed. */
 function parseHeaderLine(buf: Buffer, from: number, to: number, method: string): [string, string] {
-  const first = buf[from]!;
+  const first = buf.readUInt8(from);
   if (first === 0x20 || first === 0x09) throw new HttpProtocolError(400, 'obs-fold (a header line starting with whitespace)', method);
   let i = from;
-  while (i < to && TCHAR[buf[i]!] === 1) i++;
+  while (i < to && TCHAR[buf.readUInt8(i)] === 1) i++;
   if (i === from) throw new HttpProtocolError(400, 'empty or invalid header name', method);
   if (i === to || buf[i] !== 0x3a) {
     throw new HttpProtocolError(400, buf[i] === 0x20 || buf[i] === 0x09 ? 'whitespace before the colon' : 'invalid header name', method);
@@ -113,7 +121,7 @@ function parseHeaderLine(buf: Buffer, from: number, to: number, method: string):
   while (start < end && (buf[start] === 0x20 || buf[start] === 0x09)) start++;
   while (end > start && (buf[end - 1] === 0x20 || buf[end - 1] === 0x09)) end--;
   for (let j = start; j < end; j++)
-    if (VALUE_CHAR[buf[j]!] !== 1) throw new HttpProtocolError(400, 'control character in a header value', method);
+    if (VALUE_CHAR[buf.readUInt8(j)] !== 1) throw new HttpProtocolError(400, 'control character in a header value', method);
   return [name, buf.toString('latin1', start, end)];
 }
 
@@ -121,14 +129,14 @@ function parseHeaderLine(buf: Buffer, from: number, to: number, method: string):
 function checkFraming(headers: string[], method: string): void {
   let lengths = 0;
   let encodings = 0;
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!.toLowerCase();
+  for (const [rawName, value] of headerPairs(headers)) {
+    const name = rawName.toLowerCase();
     if (name === 'content-length') {
       lengths++;
-      if (!/^[0-9]{1,15}$/.test(headers[i + 1]!)) throw new HttpProtocolError(400, 'invalid Content-Length', method);
+      if (!/^[0-9]{1,15}$/.test(value)) throw new HttpProtocolError(400, 'invalid Content-Length', method);
     } else if (name === 'transfer-encoding') {
       encodings++;
-      if (headers[i + 1]!.toLowerCase() !== 'chunked') throw new HttpProtocolError(400, 'Transfer-Encoding other than chunked', method);
+      if (value.toLowerCase() !== 'chunked') throw new HttpProtocolError(400, 'Transfer-Encoding other than chunked', method);
     }
   }
   if (lengths > 1) throw new HttpProtocolError(400, 'duplicate Content-Length', method);
@@ -144,12 +152,13 @@ export function parseRequestHead(buf: Buffer, maxHeaders: number): PrefixParse<R
   if (buf.length === 0) return { done: false };
   // A method starts with an upper-case letter: SOCKS4, TLS, a lower-case method and binary
   // garbage are refused at their first byte instead of after the deadline.
-  if (!isUpper(buf[0]))
-    throw new HttpProtocolError(400, `not an HTTP/1.x request (first byte 0x${buf[0]!.toString(16).padStart(2, '0')})`, null);
+  const first = buf.readUInt8(0);
+  if (!isUpper(first))
+    throw new HttpProtocolError(400, `not an HTTP/1.x request (first byte 0x${first.toString(16).padStart(2, '0')})`, null);
   const endAt = buf.indexOf(END);
   const headEnd = endAt < 0 ? Math.min(buf.length, MAX_HEAD_BYTES) : endAt + 4;
   const lineEnd = buf.indexOf('\r\n', 0, 'latin1');
-  const method = lineEnd > 0 ? /^[A-Z]*/.exec(buf.toString('latin1', 0, Math.min(lineEnd, 32)))![0] : null;
+  const method = lineEnd > 0 ? leadingMethod(buf, Math.min(lineEnd, 32)) : null;
   checkLineEndings(buf, headEnd, method);
   if (endAt < 0) {
     if (buf.length >= MAX_HEAD_BYTES) throw new HttpProtocolError(431, `request head over ${MAX_HEAD_BYTES} bytes`, method);
@@ -172,6 +181,11 @@ export function parseRequestHead(buf: Buffer, maxHeaders: number): PrefixParse<R
 /** Values of one header (case-insensitive name), in order. */
 export function headerValues(headers: readonly string[], name: string): string[] {
   const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === name) out.push(headers[i + 1]!);
+  for (const [headerName, value] of headerPairs(headers)) if (headerName.toLowerCase() === name) out.push(value);
   return out;
+}
+
+/** Name/value pairs of a flat header list (`name, value, name, value…`, as here and in Node's `rawHeaders`). */
+export function* headerPairs(flat: readonly string[]): Generator<[name: string, value: string]> {
+  for (let i = 0; i + 1 < flat.length; i += 2) yield [itemAt(flat, i, 'header name'), itemAt(flat, i + 1, 'header value')];
 }

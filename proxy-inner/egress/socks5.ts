@@ -39,7 +39,7 @@ export class SocksError extends ProxyError {
 export function parseGreeting(buf: Buffer): PrefixParse<number[]> {
   if (buf.length < 2) return { done: false };
   if (buf[0] !== VERSION) throw new SocksError(null, `version ${buf[0]} is not 5`);
-  const n = buf[1]!;
+  const n = buf.readUInt8(1);
   if (n === 0) throw new SocksError(null, 'no authentication methods offered');
   if (buf.length < 2 + n) return { done: false };
   return { done: true, value: [...buf.subarray(2, 2 + n)], consumed: 2 + n };
@@ -56,7 +56,7 @@ export function parseRequest(buf: Buffer): PrefixParse<SocksRequest> {
   if (buf[0] !== VERSION) throw new SocksError(SocksReply.GeneralFailure, `version ${buf[0]} is not 5`);
   if (buf[2] !== 0) throw new SocksError(SocksReply.GeneralFailure, 'reserved byte is not zero');
   if (buf[1] !== CMD_CONNECT) throw new SocksError(SocksReply.CommandNotSupported, `command ${buf[1]} is not supported (CONNECT only)`);
-  const atyp = buf[3]!;
+  const atyp = buf.readUInt8(3);
   let addrEnd: number;
   let host: () => string;
   switch (atyp) {
@@ -70,7 +70,7 @@ export function parseRequest(buf: Buffer): PrefixParse<SocksRequest> {
       break;
     case ATYP_DOMAIN: {
       if (buf.length < 5) return { done: false };
-      const len = buf[4]!;
+      const len = buf.readUInt8(4);
       if (len === 0) throw new SocksError(SocksReply.GeneralFailure, 'empty domain name');
       addrEnd = 5 + len;
       host = () => {
@@ -133,19 +133,21 @@ export async function handleSocks5(ctx: EgressContext, conn: EgressConnection): 
     attempt.finishDenied(err instanceof SocksError ? 'socks_protocol_error' : handshakeFailure(err));
     return;
   }
+  let dest: Destination;
   try {
-    attempt.dest = toDestination(request);
+    dest = toDestination(request);
   } catch (err) {
     if (!(err instanceof DestinationError)) throw err;
     closeWith(client, socksReply(malformedRefusal().socksReply));
     attempt.finishRefused(malformedRefusal());
     return;
   }
-  const opened = await openUpstream(ctx, attempt.dest, attempt.connId);
+  attempt.dest = dest;
+  const opened = await openUpstream(ctx, dest, attempt.connId);
   if (isRefusal(opened)) {
     closeWith(client, socksReply(opened.socksReply));
     attempt.finishRefused(opened);
     return;
   }
-  await runTunnel(ctx, conn, attempt, opened, rest, SUCCEEDED);
+  await runTunnel(ctx, conn, attempt, dest, opened, rest, SUCCEEDED);
 }

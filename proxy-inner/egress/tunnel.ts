@@ -3,7 +3,7 @@
  * TLS ClientHello's SNI against the requested host, then hand both sockets to the pump.
  */
 import type net from 'node:net';
-import { canonicalHost, DestinationError } from '../../shared/egress/destination.js';
+import { canonicalHost, DestinationError, type Destination } from '../../shared/egress/destination.js';
 import { pumpedTotal } from '../../shared/metrics/registry.js';
 import { activePump } from '../../shared/pump/index.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
@@ -18,7 +18,7 @@ type SniVerdict =
   | { ok: false; sni: string | null; reason: 'sni_unreadable' | 'sni_missing' | 'sni_mismatch' };
 
 /** Read the ClientHello (leaving it to be forwarded) and compare its SNI with the requested host. */
-async function checkSni(ctx: EgressContext, client: net.Socket, head: Buffer, attempt: Attempt): Promise<SniVerdict> {
+async function checkSni(ctx: EgressContext, client: net.Socket, head: Buffer, dest: Destination): Promise<SniVerdict> {
   if (head.length > 0) client.unshift(head);
   let sni: string | null;
   let buffered: Buffer;
@@ -33,7 +33,7 @@ async function checkSni(ctx: EgressContext, client: net.Socket, head: Buffer, at
   } catch {
     return { ok: false, sni: null, reason: 'sni_unreadable' };
   }
-  const host = attempt.dest!.host;
+  const host = dest.host;
   if (sni === null) {
     // A client that asked for an IP address has no name to send; one that asked for a name must.
     return host.kind === 'ip' ? { ok: true, sni, buffered } : { ok: false, sni, reason: 'sni_missing' };
@@ -65,7 +65,7 @@ function clientGone(client: net.Socket, attempt: Attempt, opened: Opened): boole
 }
 
 /**
- * `acceptance` is the client's "tunnel open" answer (`200`, SOCKS success). Without an SNI check
+ * `dest` is the destination `opened` reached (what the SNI must name). `acceptance` is the client's "tunnel open" answer (`200`, SOCKS success). Without an SNI check
  * it goes to the pump as the first downstream bytes: the pump's thread writes it, not the event
  * loop (a loopback write runs the receiver's TCP path too: ~14% of the inner's CPU per CONNECT,
  * issue 13). With the SNI check the client must have it before it sends its ClientHello.
@@ -74,6 +74,7 @@ export async function runTunnel(
   ctx: EgressContext,
   conn: EgressConnection,
   attempt: Attempt,
+  dest: Destination,
   opened: Opened,
   head: Buffer,
   acceptance: Buffer,
@@ -86,7 +87,7 @@ export async function runTunnel(
   if (ctx.listener.egress.requireSniMatch) {
     client.write(acceptance);
     headDown = opened.headDown;
-    const verdict = await checkSni(ctx, client, head, attempt);
+    const verdict = await checkSni(ctx, client, head, dest);
     attempt.sni = verdict.sni;
     if (!verdict.ok) {
       client.destroy();

@@ -9,6 +9,7 @@
  */
 import type net from 'node:net';
 import { logger } from '../../shared/log/logger.js';
+import { present } from '../../shared/util/checked.js';
 import { parentChannel } from '../../shared/transport/vsock.js';
 import { Redialer } from '../../shared/transport/redial.js';
 import { encodeFrame, FrameType } from '../../shared/wire/frame.js';
@@ -53,7 +54,7 @@ export class LogForwarder {
     this.pending.push(line);
     this.pendingBytes += line.length;
     while (this.pendingBytes > this.maxBufferedBytes && this.pending.length > 1) {
-      this.pendingBytes -= this.pending.shift()!.length;
+      this.pendingBytes -= present(this.pending.shift(), 'oldest queued log line').length;
       this.dropped += 1;
     }
     if (!this.scheduled) {
@@ -85,8 +86,12 @@ export class LogForwarder {
     while (this.pending.length > 0) {
       const lines: string[] = [];
       let bytes = 0;
-      while (this.pending.length > 0 && (lines.length === 0 || bytes + this.pending[0]!.length <= FRAME_BYTES)) {
-        const line = this.pending.shift()!;
+      for (
+        let line = this.pending[0];
+        line !== undefined && (lines.length === 0 || bytes + line.length <= FRAME_BYTES);
+        line = this.pending[0]
+      ) {
+        this.pending.shift();
         bytes += line.length;
         lines.push(line);
       }

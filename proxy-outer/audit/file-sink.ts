@@ -42,9 +42,9 @@ function lastPosition(path: string): { boot_id: string; seq: number } | undefine
       .toString('utf8')
       .split('\n')
       .filter((l) => l.length > 0);
-    for (let i = lines.length - 1; i >= 0; i--) {
+    for (const line of lines.reverse()) {
       try {
-        const v = JSON.parse(lines[i]!) as { boot_id?: unknown; seq?: unknown };
+        const v = JSON.parse(line) as { boot_id?: unknown; seq?: unknown };
         if (typeof v.boot_id === 'string' && typeof v.seq === 'number') return { boot_id: v.boot_id, seq: v.seq };
       } catch {
         // A torn last line (crash mid-write) is skipped; the inner will send that record again.

@@ -141,8 +141,7 @@ export class SyslogSink implements AuditSink {
   private send(): void {
     const socket = this.channel.socket;
     if (!socket || socket.destroyed) return;
-    while (this.waiting.length > 0) {
-      const batch = this.waiting.shift()!;
+    for (let batch = this.waiting.shift(); batch !== undefined; batch = this.waiting.shift()) {
       this.inFlight.add(batch);
       socket.write(batch.data, (err) => {
         if (err) {

@@ -16,8 +16,9 @@ export function parseHosts(text: string, file: string): HostsMap {
   lines.forEach((raw, i) => {
     const line = raw.replace(/#.*/, '').trim();
     if (line === '') return;
-    const [addrText, ...names] = line.split(/\s+/);
-    const ip = parseIPv4Strict(addrText!) ?? parseIPv6(addrText!);
+    // A line that is not blank after trimming splits into at least one field.
+    const [addrText = line, ...names] = line.split(/\s+/);
+    const ip = parseIPv4Strict(addrText) ?? parseIPv6(addrText);
     const problem = (message: string) => new ConfigError([{ file, line: i + 1, path: '', message }]);
     if (!ip) throw problem(`"${addrText}" is not an IP address`);
     if (names.length === 0) throw problem('an address needs at least one name');

@@ -23,6 +23,7 @@ import {
 import { pumpedTotal } from '../../shared/metrics/registry.js';
 import { activePump, type PumpSession } from '../../shared/pump/index.js';
 import { listen, type Address, type Listening } from '../../shared/transport/index.js';
+import { formatHostPort } from '../../shared/transport/address.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
 import { parseFrame } from '../../shared/wire/frame.js';
 import { AddressGuard, type GuardOptions } from './guard.js';
@@ -120,7 +121,7 @@ export class EgressRelay {
         address: this.listening.bound,
         guard: this.guard.describe(),
         upstream_proxy: this.opts.upstreamProxy
-          ? `${this.opts.upstreamProxy.kind}://${this.opts.upstreamProxy.host}:${this.opts.upstreamProxy.port}`
+          ? `${this.opts.upstreamProxy.kind}://${formatHostPort(this.opts.upstreamProxy.host, this.opts.upstreamProxy.port)}`
           : undefined,
       },
       'egress relay listening',
@@ -211,16 +212,19 @@ export class EgressRelay {
     setTimeout(() => inner.destroy(), 1000).unref();
   }
 
-  private viaProxy(host: string, port: number): boolean {
-    if (!this.opts.upstreamProxy) return false;
-    if (!this.proxyHosts) return true;
-    return decide(this.proxyHosts, { host: canonicalHost(host), port }).allowed;
+  /** The upstream proxy this destination goes through, or null when it is dialled directly. */
+  private proxyFor(host: string, port: number): UpstreamProxy | null {
+    const proxy = this.opts.upstreamProxy;
+    if (!proxy) return null;
+    if (!this.proxyHosts) return proxy;
+    return decide(this.proxyHosts, { host: canonicalHost(host), port }).allowed ? proxy : null;
   }
 
   private async open(req: EgressRequest): Promise<{ socket: net.Socket; address: string | null; headDown: Buffer }> {
     const timeoutMs = this.opts.connectTimeoutMs ?? 5000;
-    if (this.viaProxy(req.host, req.port)) {
-      const { socket, rest } = await connectThroughProxy(this.opts.upstreamProxy!, canonicalHost(req.host).text, req.port, timeoutMs);
+    const proxy = this.proxyFor(req.host, req.port);
+    if (proxy) {
+      const { socket, rest } = await connectThroughProxy(proxy, canonicalHost(req.host).text, req.port, timeoutMs);
       return { socket, address: null, headDown: rest };
     }
     const deadline = Date.now() + timeoutMs;

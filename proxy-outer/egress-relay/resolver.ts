@@ -6,11 +6,9 @@
 import dns from 'node:dns/promises';
 import { ProxyError, errnoOf } from '../../shared/errors/index.js';
 import { canonicalHost } from '../../shared/egress/destination.js';
-import { parseIPv4Strict, parseIPv6, unmapIp, type IpAddress } from '../../shared/egress/ip.js';
+import { IPV4_LOOPBACK, parseIPv4Strict, parseIPv6, unmapIp, type IpAddress } from '../../shared/egress/ip.js';
 import { PARENT_HOST } from '../../shared/egress/policy.js';
 import type { HostsMap } from './hosts-file.js';
-
-const PARENT_LOOPBACK = parseIPv4Strict('127.0.0.1')!;
 
 export interface Resolved {
   addresses: IpAddress[];
@@ -37,7 +35,7 @@ export class Resolver {
     if (fromFile) return { addresses: [...fromFile], trusted: true };
     // Enclaver's `host`: this instance. Not trusted: the enclave's policy must allow it by name
     // (the inner then sends 127.0.0.1/32 as an explicit range), or the guard refuses it.
-    if (canonical.text === PARENT_HOST) return { addresses: [PARENT_LOOPBACK], trusted: false };
+    if (canonical.text === PARENT_HOST) return { addresses: [IPV4_LOOPBACK], trusted: false };
     let answers: { address: string }[];
     try {
       answers = await this.lookup(canonical.text, { all: true, verbatim: true });

@@ -5,6 +5,7 @@
  * backtrace. Unknown codes keep nitro-cli's own first line.
  */
 import { ProxyError } from '../../shared/errors/index.js';
+import { groupOf } from '../../shared/util/checked.js';
 
 export type NitroCliErrorKind =
   'not_installed' | 'no_device' | 'eif_unreadable' | 'not_enough_cpus' | 'memory_below_eif' | 'not_enough_memory' | 'boot_failed' | 'other';
@@ -31,7 +32,7 @@ const RESTART_ALLOCATOR = 'sudo systemctl restart nitro-enclaves-allocator.servi
 /** The `[ Exx ] text` line of nitro-cli's stderr, if any. */
 export function nitroErrorLine(stderr: string): { code: string; text: string } | undefined {
   const m = /\[\s*(E[0-9]{2})\s*\]\s*([^\n]*)/.exec(stderr);
-  return m ? { code: m[1]!, text: m[2]!.trim() } : undefined;
+  return m ? { code: groupOf(m, 1), text: groupOf(m, 2).trim() } : undefined;
 }
 
 export interface LaunchRequest {

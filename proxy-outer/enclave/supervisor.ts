@@ -6,6 +6,7 @@
  */
 import { logger } from '../../shared/log/logger.js';
 import { messageOf, ProxyError } from '../../shared/errors/index.js';
+import { present } from '../../shared/util/checked.js';
 import { LineSplitter } from '../../shared/util/line-splitter.js';
 import type { StatusCollector } from '../status/collector.js';
 import { withLaunchLock } from './launch-lock.js';
@@ -70,7 +71,7 @@ export class EnclaveSupervisor {
         'nitro-cli gave the enclave another CID than enclave.cid; the pair dials enclave.cid',
       );
     if (l.debugMode) this.streamConsole(this.info.enclaveId);
-    this.watch();
+    this.watch(this.info.enclaveId);
     return this.info;
   }
 
@@ -119,21 +120,22 @@ export class EnclaveSupervisor {
       return this.gone;
     }
     clearInterval(this.watchTimer);
+    const enclaveId = this.info.enclaveId;
     try {
-      const listed = (await this.cli.describeEnclaves()).some((e) => e.enclaveId === this.info!.enclaveId);
+      const listed = (await this.cli.describeEnclaves()).some((e) => e.enclaveId === enclaveId);
       if (listed) {
-        await this.cli.terminateEnclave(this.info.enclaveId);
-        log.info({ enclave_id: this.info.enclaveId }, 'enclave terminated');
+        await this.cli.terminateEnclave(enclaveId);
+        log.info({ enclave_id: enclaveId }, 'enclave terminated');
       }
     } catch (err) {
-      log.error({ enclave_id: this.info.enclaveId, err: messageOf(err) }, 'could not terminate the enclave');
+      log.error({ enclave_id: enclaveId, err: messageOf(err) }, 'could not terminate the enclave');
     }
     this.consoleProc?.kill();
     this.resolveGone();
     return this.gone;
   }
 
-  private watch(): void {
+  private watch(enclaveId: string): void {
     let asking = false;
     this.watchTimer = setInterval(() => {
       if (asking) return;
@@ -142,9 +144,9 @@ export class EnclaveSupervisor {
         .describeEnclaves()
         .then(
           (list) => {
-            const me = list.find((e) => e.enclaveId === this.info!.enclaveId);
+            const me = list.find((e) => e.enclaveId === enclaveId);
             if (!me) {
-              log.info({ enclave_id: this.info!.enclaveId }, 'enclave is gone (describe-enclaves no longer lists it)');
+              log.info({ enclave_id: enclaveId }, 'enclave is gone (describe-enclaves no longer lists it)');
               clearInterval(this.watchTimer);
               this.consoleProc?.kill();
               this.resolveGone();
@@ -168,8 +170,9 @@ export class EnclaveSupervisor {
     // One splitter per stream: a partial line of one must not be glued to the other's.
     const out = new LineSplitter();
     const err = new LineSplitter();
-    proc.stdout!.on('data', (d: Buffer) => emit(out.push(d)));
-    proc.stderr!.on('data', (d: Buffer) => emit(err.push(d)));
+    // nitro-cli.console() spawns with both pipes; a double that forgot one is a bug to name.
+    present(proc.stdout, 'nitro-cli console stdout').on('data', (d: Buffer) => emit(out.push(d)));
+    present(proc.stderr, 'nitro-cli console stderr').on('data', (d: Buffer) => emit(err.push(d)));
     proc.once('error', (e) => log.warn({ err: e.message }, 'nitro-cli console could not start'));
     proc.once('close', () => emit([...out.end(), ...err.end()]));
   }

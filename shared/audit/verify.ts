@@ -10,6 +10,7 @@
  * shell glob works and two swapped files show as reordered records.
  */
 import crypto from 'node:crypto';
+import { getOrInsert, groupOf, itemAt, mapGet } from '../util/checked.js';
 import { AttestationError } from '../attestation/errors.js';
 import { verifyAttestation } from '../attestation/verify.js';
 import { attestationUserData, GENESIS_PREV, lineHash, verifyLineSignature } from './chain.js';
@@ -91,7 +92,9 @@ class Failure extends Error {
 export function orderFiles<T extends { name: string }>(files: T[]): T[] {
   const key = (name: string) => {
     const m = /^(.*)\.([0-9]+)$/.exec(name);
-    return m && files.some((f) => f.name === m[1]) ? { base: m[1]!, n: Number(m[2]) } : { base: name, n: 0 };
+    if (!m) return { base: name, n: 0 };
+    const base = groupOf(m, 1);
+    return files.some((f) => f.name === base) ? { base, n: Number(groupOf(m, 2)) } : { base: name, n: 0 };
   };
   const bases = [...new Set(files.map((f) => key(f.name).base))];
   return [...files].sort((a, b) => {
@@ -260,15 +263,16 @@ export function verifyAuditLog(files: AuditFile[], opts: AuditVerifyOptions = {}
     for (const line of lines) parsed.push(parseLine(line));
     // Seqs still to come, per boot: a missing seq found further on is a reordering, not a deletion.
     const ahead = new Map<string, Set<number>>();
-    for (const p of parsed) (ahead.get(p.boot_id) ?? ahead.set(p.boot_id, new Set()).get(p.boot_id)!).add(p.seq);
+    for (const p of parsed) getOrInsert(ahead, p.boot_id, () => new Set<number>()).add(p.seq);
     lines.forEach((line, i) => {
-      const p = parsed[i]!;
-      ahead.get(p.boot_id)!.delete(p.seq);
+      const p = itemAt(parsed, i, 'parsed audit line');
+      const bootAhead = mapGet(ahead, p.boot_id, 'seqs ahead of boot');
+      bootAhead.delete(p.seq);
       summary.lines += 1;
       const st = boots.get(p.boot_id);
       if (!st) {
         if (p.seq !== 1) {
-          if (ahead.get(p.boot_id)!.has(1)) fail('reordered', line, p, 'comes before seq 1 of its boot (records or files out of order)');
+          if (bootAhead.has(1)) fail('reordered', line, p, 'comes before seq 1 of its boot (records or files out of order)');
           fail(
             'deleted',
             line,

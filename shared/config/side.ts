@@ -134,7 +134,10 @@ const bootstrapSpec = object(
   },
 );
 
-const appCommand = custom<string[] | undefined>(
+/** A program and its arguments: never empty, so the program is always there to name. */
+export type CommandLine = readonly [program: string, ...args: string[]];
+
+const appCommand = custom<CommandLine | undefined>(
   {
     description: 'Program and arguments (a list), or one string run by /bin/sh -c.',
     oneOf: [
@@ -144,8 +147,10 @@ const appCommand = custom<string[] | undefined>(
   },
   (raw) => {
     if (typeof raw === 'string' && raw.length > 0) return ['/bin/sh', '-c', raw];
-    if (Array.isArray(raw) && raw.length > 0 && raw.every((a) => typeof a === 'string')) return raw as string[];
-    return undefined;
+    if (!Array.isArray(raw)) return undefined;
+    const [program, ...args] = raw as unknown[];
+    const strings = args.filter((a): a is string => typeof a === 'string');
+    return typeof program === 'string' && strings.length === args.length ? [program, ...strings] : undefined;
   },
 );
 

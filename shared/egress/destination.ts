@@ -8,6 +8,7 @@
  */
 import { domainToASCII } from 'node:url';
 import { ProxyError } from '../errors/index.js';
+import { lastOf } from '../util/checked.js';
 import { formatIp, parseIPv4Any, parseIPv6, unmapIp, type IpAddress } from './ip.js';
 
 export type DestinationHost =
@@ -71,7 +72,7 @@ export function canonicalHost(raw: string): DestinationHost {
   if (name.endsWith('.')) name = name.slice(0, -1);
   if (name.length === 0) throw new DestinationError('empty host', raw);
   const labels = name.split('.');
-  if (NUMERIC_LABEL.test(labels[labels.length - 1]!)) {
+  if (NUMERIC_LABEL.test(lastOf(labels, 'host label'))) {
     const ip = parseIPv4Any(name);
     if (!ip) throw new DestinationError('numeric host is not a valid IPv4 address', raw);
     return ipHost(ip);

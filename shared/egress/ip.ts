@@ -7,6 +7,7 @@
  * Teredo). This module turns every such spelling into bytes, and tells which IPv4 addresses an
  * IPv6 address stands for, so that policy and guard rules are applied to what is really dialled.
  */
+import { itemAt, lastOf } from '../util/checked.js';
 
 export type IpFamily = 4 | 6;
 
@@ -45,7 +46,7 @@ export function parseIPv4Any(text: string): IpAddress | null {
     if (v === null || !Number.isFinite(v)) return null;
     values.push(v);
   }
-  const last = values[values.length - 1]!;
+  const last = lastOf(values, 'IPv4 part');
   const leading = values.slice(0, -1);
   if (leading.some((v) => v > 255)) return null;
   const lastBytes = 4 - leading.length;
@@ -63,8 +64,7 @@ export function parseIPv4Strict(text: string): IpAddress | null {
   const parts = text.split('.');
   if (parts.length !== 4) return null;
   const bytes = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
+  for (const [i, p] of parts.entries()) {
     if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
     const v = Number(p);
     if (v > 255) return null;
@@ -82,7 +82,7 @@ export function parseIPv6(text: string): IpAddress | null {
   if (text.includes('.')) {
     const v4 = parseIPv4Strict(text.slice(lastColon + 1));
     if (!v4) return null;
-    tail = [(v4.bytes[0]! << 8) | v4.bytes[1]!, (v4.bytes[2]! << 8) | v4.bytes[3]!];
+    tail = [group16(v4.bytes, 0), group16(v4.bytes, 2)];
     head = text.slice(0, lastColon + 1);
     // `::1.2.3.4` leaves `::`; `a::1.2.3.4` leaves `a::`; `a:b:…:1.2.3.4` leaves a trailing single colon.
     if (head.endsWith(':') && !head.endsWith('::')) head = head.slice(0, -1);
@@ -98,8 +98,8 @@ export function parseIPv6(text: string): IpAddress | null {
     }
     return out;
   };
-  const left = groupsOf(halves[0]!);
-  const right = halves.length === 2 ? groupsOf(halves[1]!) : [];
+  const left = groupsOf(itemAt(halves, 0, 'IPv6 half'));
+  const right = halves.length === 2 ? groupsOf(itemAt(halves, 1, 'IPv6 half')) : [];
   if (!left || !right) return null;
   const explicit = left.length + right.length + tail.length;
   let groups: number[];
@@ -118,11 +118,19 @@ export function parseIPv6(text: string): IpAddress | null {
   return { family: 6, bytes };
 }
 
+/** 127.0.0.1: where the parent instance (Enclaver's `host`) is reached from the outer. */
+export const IPV4_LOOPBACK: IpAddress = { family: 4, bytes: Uint8Array.of(127, 0, 0, 1) };
+
+/** The big-endian 16-bit group at `offset` (a DataView read throws RangeError past the end). */
+function group16(bytes: Uint8Array, offset: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint16(offset);
+}
+
 export function formatIp(ip: IpAddress): string {
   const b = ip.bytes;
   if (ip.family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
   const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!);
+  for (let i = 0; i < 16; i += 2) groups.push(group16(b, i));
   // RFC 5952: compress the longest run (of at least two) zero groups, the first one on a tie.
   let bestStart = -1;
   let bestLen = 1;
@@ -150,7 +158,7 @@ function bitsEqual(a: Uint8Array, b: Uint8Array, bits: number): boolean {
   const rem = bits & 7;
   if (rem === 0) return true;
   const mask = (0xff << (8 - rem)) & 0xff;
-  return (a[full]! & mask) === (b[full]! & mask);
+  return (itemAt(a, full, 'address byte') & mask) === (itemAt(b, full, 'address byte') & mask);
 }
 
 export function cidrContains(cidr: IpCidr, ip: IpAddress): boolean {
@@ -191,7 +199,7 @@ const SIX_TO_FOUR = builtinCidr('2002::/16');
 const TEREDO = builtinCidr('2001::/32');
 
 function v4At(bytes: Uint8Array, ...idx: number[]): IpAddress {
-  return { family: 4, bytes: Uint8Array.from(idx.map((i) => bytes[i]!)) };
+  return { family: 4, bytes: Uint8Array.from(idx.map((i) => itemAt(bytes, i, 'address byte'))) };
 }
 
 /**
@@ -221,7 +229,7 @@ export function embeddedIPv4(ip: IpAddress): IpAddress[] {
   if (cidrContains(SIX_TO_FOUR, ip)) out.push(v4At(b, 2, 3, 4, 5));
   if (cidrContains(TEREDO, ip)) {
     out.push(v4At(b, 4, 5, 6, 7));
-    out.push({ family: 4, bytes: Uint8Array.from([12, 13, 14, 15].map((i) => b[i]! ^ 0xff)) });
+    out.push({ family: 4, bytes: v4At(b, 12, 13, 14, 15).bytes.map((x) => x ^ 0xff) });
   }
   return out;
 }

@@ -16,7 +16,8 @@
 import { domainToASCII } from 'node:url';
 import { ProxyError } from '../errors/index.js';
 import type { Destination } from './destination.js';
-import { addressesToJudge, cidrContains, parseCidr, parseIPv4Strict, unmapIp, type IpAddress, type IpCidr } from './ip.js';
+import { addressesToJudge, cidrContains, IPV4_LOOPBACK, parseCidr, unmapIp, type IpAddress, type IpCidr } from './ip.js';
+import { itemAt, lastOf } from '../util/checked.js';
 
 export interface PortRange {
   from: number;
@@ -102,7 +103,7 @@ function parseNamePattern(host: string): string[] | string {
   }
   name = converted.join('.');
   if (name.length > 253) return 'name is longer than 253 bytes';
-  const last = converted[converted.length - 1]!;
+  const last = lastOf(converted, 'name label');
   if (/^[0-9]+$/.test(last)) return 'not a valid address or CIDR (write IPv4 rules as a.b.c.d or a.b.c.d/n)';
   return converted;
 }
@@ -146,7 +147,7 @@ export function nameMatches(pattern: readonly string[], name: string): boolean {
   const host = name.split('.');
   let h = host.length - 1;
   for (let p = pattern.length - 1; p >= 0; p--, h--) {
-    const want = pattern[p]!;
+    const want = itemAt(pattern, p, 'name pattern label');
     if (want === '**') return h >= 0;
     if (h < 0) return false;
     if (want !== '*' && want !== host[h]) return false;
@@ -205,7 +206,7 @@ export function decideConnected(policy: EgressPolicy, dest: Destination, first: 
 
 /** Enclaver's name for the parent instance itself: the outer connects it to its own loopback. */
 export const PARENT_HOST = 'host';
-const PARENT_LOOPBACK: IpCidr = { address: parseIPv4Strict('127.0.0.1')!, prefix: 32 };
+const PARENT_LOOPBACK: IpCidr = { address: IPV4_LOOPBACK, prefix: 32 };
 
 /**
  * The address ranges this policy allows explicitly for a destination's port — its CIDR allow

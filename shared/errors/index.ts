@@ -21,6 +21,7 @@ export class ProxyError<Code extends string = string> extends Error {
 export const ErrorCode = {
   ConfigInvalid: 'config_invalid',
   AddressInvalid: 'address_invalid',
+  MissingValue: 'missing_value',
 } as const;
 
 /** The socket operations a TransportError names; its code is `<op>_<errno in lower case>` or `<op>_failed`. */
@@ -56,6 +57,16 @@ export class ConfigError extends ProxyError<typeof ErrorCode.ConfigInvalid> {
 export class AddressError extends ProxyError<typeof ErrorCode.AddressInvalid> {
   constructor(input: string, reason: string) {
     super(ErrorCode.AddressInvalid, `invalid address "${input}": ${reason}`, { input, reason });
+  }
+}
+
+/**
+ * A value the code proved present was not: an index past the end, a regex group that did not
+ * take part, a map key never set. It names what was missing, so the bug it reveals is findable.
+ */
+export class MissingValueError extends ProxyError<typeof ErrorCode.MissingValue> {
+  constructor(what: string, key: string | number) {
+    super(ErrorCode.MissingValue, `${what} ${JSON.stringify(key)} is missing`, { what, key });
   }
 }
 

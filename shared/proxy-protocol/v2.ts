@@ -45,12 +45,12 @@ export function parseProxyHeader(buf: Buffer): PrefixParse<ProxyHeader> {
     throw new ProxyProtocolError('proxy_header_missing', 'connection did not start with a PROXY protocol v2 header');
   }
   if (buf.length < HEADER_BYTES) return { done: false };
-  const verCmd = buf[12]!;
+  const verCmd = buf.readUInt8(12);
   if (verCmd >> 4 !== 2)
     throw new ProxyProtocolError('proxy_header_version', `PROXY protocol version ${verCmd >> 4} is not supported (expected 2)`);
   const cmd = verCmd & 0x0f;
   if (cmd > 1) throw new ProxyProtocolError('proxy_header_command', `unknown PROXY command ${cmd}`);
-  const fam = buf[13]!;
+  const fam = buf.readUInt8(13);
   const len = buf.readUInt16BE(14);
   if (HEADER_BYTES + len > MAX_HEADER_BYTES)
     throw new ProxyProtocolError('proxy_header_too_large', `PROXY header of ${HEADER_BYTES + len} bytes exceeds ${MAX_HEADER_BYTES}`);

@@ -16,6 +16,7 @@ import { choosePumpSettings } from '../native/pump-settings.js';
 import { errnoMessage, errnoName, type NativeAddon, type NativePumpOutcome } from '../native/addon.js';
 import { messageOf, errnoOf } from '../errors/index.js';
 import { jsPump } from './js-pump.js';
+import { present } from '../util/checked.js';
 import type { Pump, PumpOptions, PumpResult, PumpSession } from './types.js';
 
 interface HandleWithFd {
@@ -145,8 +146,9 @@ export function createNativePump(addon: NativeAddon, pumpOptions: NativePumpOpti
         let downstreamFd: number | undefined;
         let upstreamFd: number | undefined;
         try {
-          downstreamFd = addon.dupFd(fdOf(downstream)!);
-          upstreamFd = addon.dupFd(fdOf(upstream)!);
+          // canHandOver saw both fds; a socket that lost its handle since then fails here, by name.
+          downstreamFd = addon.dupFd(present(fdOf(downstream), 'downstream socket fd'));
+          upstreamFd = addon.dupFd(present(fdOf(upstream), 'upstream socket fd'));
         } catch (err) {
           if (downstreamFd !== undefined) addon.closeFd(downstreamFd);
           failBeforeHandOver(downstreamFd === undefined ? 'downstream' : 'upstream', err);

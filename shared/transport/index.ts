@@ -9,6 +9,7 @@ import { type Address, formatAddress } from './address.js';
 import type { FastEndpoint, NativeAddon } from '../native/addon.js';
 import { connectVsock, listenVsock, type VsockAddress } from './native-vsock.js';
 import { emulatedPath, vsockSettings } from './vsock.js';
+import { itemAt } from '../util/checked.js';
 
 export { parseAddress, formatAddress, type Address } from './address.js';
 
@@ -183,7 +184,7 @@ export async function connect(addr: Address, opts: ConnectOptions): Promise<net.
     } catch (err) {
       // A burst of connections can fill a Unix listener's accept queue; TCP would queue the SYN
       // instead. Wait a little and try again until the connect timeout.
-      const retryIn = BACKLOG_FULL_RETRY_MS[Math.min(attempt, BACKLOG_FULL_RETRY_MS.length - 1)]!;
+      const retryIn = itemAt(BACKLOG_FULL_RETRY_MS, Math.min(attempt, BACKLOG_FULL_RETRY_MS.length - 1), 'backlog retry delay');
       const full = err instanceof TransportError && err.errno === 'EAGAIN' && 'path' in target;
       if (!full || opts.signal?.aborted || Date.now() + retryIn >= deadline) throw err;
       await new Promise((r) => setTimeout(r, retryIn));

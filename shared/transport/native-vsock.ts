@@ -64,17 +64,17 @@ export function connectVsock(addr: VsockAddress, opts: VsockConnectOptions): Pro
   return new Promise((resolve, reject) => {
     let token: number | undefined;
     let settled = false;
-    const finish = (err: TransportError | null, socket?: net.Socket) => {
+    const finish = (outcome: { err: TransportError } | { socket: net.Socket }) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve(socket!);
+      if ('err' in outcome) reject(outcome.err);
+      else resolve(outcome.socket);
     };
     const giveUp = (err: TransportError) => {
       if (token !== undefined) addon.vsockConnectCancel(token);
-      finish(err);
+      finish({ err });
     };
     const onAbort = () => giveUp(new TransportError('connect', display, 'aborted', 'ECANCELED'));
     // The kernel enforces the same timeout (SO_VM_SOCKETS_CONNECT_TIMEOUT); this one also covers
@@ -88,7 +88,7 @@ export function connectVsock(addr: VsockAddress, opts: VsockConnectOptions): Pro
       const errno = errnoOf(err);
       // What a vsock peer that is not listening looks like, the same as under emulation.
       const message = errno === 'ECONNRESET' ? 'no peer is listening on this vsock port' : messageOf(err);
-      finish(new TransportError('connect', display, message, errno, err));
+      finish({ err: new TransportError('connect', display, message, errno, err) });
     };
     try {
       token = addon.vsockConnect(addr.cid, addr.port, opts.timeoutMs, (err, fd) => {
@@ -101,7 +101,7 @@ export function connectVsock(addr: VsockAddress, opts: VsockConnectOptions): Pro
           return;
         }
         try {
-          finish(null, socketFromFd(fd));
+          finish({ socket: socketFromFd(fd) });
         } catch (wrapErr) {
           addon.closeFd(fd);
           fail(wrapErr);
