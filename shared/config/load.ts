@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors/index.js';
 import { annotateAddressKeys } from './address-keys.js';
+import type { BuildConfig } from './build.js';
 import { configSchema } from './schema.js';
 import { ConfigSource } from './source.js';
 import { looksLikeManifest, manifestNotices, translateManifest, type Publish } from './enclaver-manifest.js';
@@ -146,9 +147,9 @@ function problemsOf(src: ConfigSource): Normalized {
   const role = (src.data as { role?: unknown }).role;
   // Without a known role the sections cannot be read: the schema's problem says what to fix.
   if (role !== 'inner' && role !== 'outer' && role !== 'local') throw new ConfigError(schemaProblems);
-  const { config, problems, references } = normalize(src);
+  const { config, problems, references, build } = normalize(src);
   const seen = new Set(schemaProblems.map((p) => `${p.path}|${p.message}`));
-  return { config, references, problems: [...schemaProblems, ...problems.filter((p) => !seen.has(`${p.path}|${p.message}`))] };
+  return { config, references, build, problems: [...schemaProblems, ...problems.filter((p) => !seen.has(`${p.path}|${p.message}`))] };
 }
 
 export function loadConfigSource(source: ConfigSource, opts: LoadOptions = {}): Config {
@@ -168,6 +169,17 @@ export interface Loaded {
   references: FileReference[];
   /** A problem located in the config file, for checks made after loading. */
   problemAt(path: readonly PathSegment[], message: string): ConfigProblem;
+  /** The `build:` section (role inner), for `enclaver-proxy build`. */
+  build: BuildConfig | undefined;
+}
+
+/** Things in the file that this command does not use, said once so they do not look honoured. */
+function noticesOf(source: ConfigSource): string[] {
+  if (looksLikeManifest(source.data)) return manifestNotices(source);
+  if (!isObject(source.data) || source.data.build === undefined) return [];
+  const at = source.locate([], 'build');
+  const where = at.line !== undefined ? `${source.file}:${at.line}` : source.file;
+  return [`${where}: \`build\` is used only by \`enclaver-proxy build --config\`; running the proxy ignores it`];
 }
 
 /**
@@ -176,10 +188,11 @@ export interface Loaded {
  */
 export function loadWithNotices(source: ConfigSource, opts: LoadOptions = {}, moreChecks?: (loaded: Loaded) => ConfigProblem[]): Loaded {
   const src = prepare(source, opts);
-  const { config, problems, references } = problemsOf(src);
+  const { config, problems, references, build } = problemsOf(src);
   const loaded: Loaded = {
     config,
-    notices: looksLikeManifest(source.data) ? manifestNotices(source) : [],
+    build,
+    notices: noticesOf(source),
     document: () => effectiveDocument(src),
     references,
     problemAt: (p, message) => src.problem(p, message),
