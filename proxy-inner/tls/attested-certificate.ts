@@ -47,7 +47,7 @@ const BACKDATE_MS = 5 * 60_000;
 
 export interface AttestedCertificateOptions {
   /** DNS names and IP addresses the certificate is issued for (subjectAltName). */
-  names: string[];
+  names: readonly string[];
   now?: () => number;
 }
 

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors/index.js';
 import { annotateAddressKeys } from './address-keys.js';
+import { freezeConfig } from './freeze.js';
 import { configSchema } from './schema.js';
 import { ConfigSource } from './source.js';
 import { looksLikeManifest, manifestNotices, translateManifest, type Publish } from './enclaver-manifest.js';
@@ -155,7 +156,7 @@ export function loadConfigSource(source: ConfigSource, opts: LoadOptions = {}): 
   const { config, problems } = problemsOf(prepare(source, opts));
   if (problems.length) throw new ConfigError(problems);
   annotateAddressKeys(config, source.data, looksLikeManifest(source.data));
-  return config;
+  return freezeConfig(config);
 }
 
 export interface Loaded {
@@ -187,6 +188,7 @@ export function loadWithNotices(source: ConfigSource, opts: LoadOptions = {}, mo
   const all = [...problems, ...(moreChecks?.(loaded) ?? [])];
   if (all.length) throw new ConfigError(all);
   annotateAddressKeys(config, source.data, looksLikeManifest(source.data));
+  freezeConfig(config);
   return loaded;
 }
 
