@@ -149,8 +149,10 @@ export function forwardHttp(ctx: EgressContext, conn: EgressConnection): void {
     keepAliveTimeout: keepAliveTimeoutMs,
     requireHostHeader: false,
   });
-  // One more than the limit, so that a request over it is seen (Node truncates silently).
-  server.maxHeadersCount = maxHeaders + 1;
+  // No count limit in Node's parser (past maxHeadersCount, Node 20 truncates silently and Node 22+
+  // fails the parse before the request is known): the count is checked below, with the request
+  // audited; memory stays bounded by maxHeaderSize.
+  server.maxHeadersCount = 0;
   let agent: RelayAgent | undefined;
   let reading: Reading | null = null;
   /** Responses not finished yet (pipelined requests are answered in order). */

@@ -154,8 +154,11 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headTimeoutMs / 4))),
     noDelay: true,
   });
-  // One more than the limit, so that "too many" is visible (Node silently drops fields past maxHeadersCount).
-  server.maxHeadersCount = limits.maxHeaders + 1;
+  // No count limit in Node's parser: past maxHeadersCount, Node 20 drops fields silently and Node 22+
+  // fails the parse (HPE_HEADER_OVERFLOW, before the request line reaches us, so the access line
+  // would have no method or path). The count is ours to enforce (tooManyHeaders, 431 with the
+  // request named); the parser's memory stays bounded by maxHeaderSize.
+  server.maxHeadersCount = 0;
   server.timeout = limits.idleTimeoutMs;
   // Node checks head deadlines only for servers that have emitted 'listening'; this one never listens
   // itself (the Listener accepts), so it is told it does.

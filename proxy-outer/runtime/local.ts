@@ -65,9 +65,13 @@ export async function runLocal(config: LocalConfig, opts: LocalOptions): Promise
       resolve(1);
     });
   });
-  outer.status.on('status', (s) => {
-    if (s.state === 'running') log.info('local pair ready');
-  });
+  // Once: later statuses (the app starting to accept, say) are the outer's own 'enclave running' lines.
+  const onFirstRunning = (s: { state: string }) => {
+    if (s.state !== 'running') return;
+    outer.status.off('status', onFirstRunning);
+    log.info('local pair ready');
+  };
+  outer.status.on('status', onFirstRunning);
 
   const unhook = onShutdownSignal(() => {
     // Ingress closes first so no new work reaches an enclave that is stopping.

@@ -248,6 +248,13 @@ for (const accept of ACCEPT_PATHS) {
         assert.equal(answer, 'EARLY');
         await eventually('inner /ready once the app accepts', async () => (await ready('inner')) === 200);
         await eventually('outer /ready once the app accepts', async () => (await ready('outer')) === 200);
+        // The app starting to accept is the outer's status line; readiness is said once.
+        await pair.proc.waitFor(
+          (r) => r.msg === 'enclave running' && (r.enclave_status as { accepting?: boolean }).accepting === true,
+          60_000,
+          'the status line of the app accepting',
+        );
+        assert.equal(pair.proc.records().filter((r) => r.msg === 'local pair ready').length, 1, 'ready is said once');
       } finally {
         await pair.stop();
       }
