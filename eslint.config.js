@@ -70,10 +70,6 @@ export default tseslint.config(
       'proxy-inner/tls/*.ts',
       'shared/attestation/*.ts',
       'bin/cli/attestation-command.ts',
-      // builder (issue 11)
-      'builder/**/*.ts',
-      'bin/cli/describe-eif-command.ts',
-      'bin/cli/measure-command.ts',
     ],
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
   },

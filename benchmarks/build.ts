@@ -136,7 +136,7 @@ async function main(): Promise<void> {
     const progress = progressBar();
     const start = process.hrtime.bigint();
     const result = await buildEif({
-      manifestPath: path.join(work, 'enclaver.yaml'),
+      source: { kind: 'manifest', file: path.join(work, 'enclaver.yaml') },
       outDir: path.join(work, 'out'),
       packageRoot: ROOT,
       toolVersion: 'bench',

@@ -50,8 +50,8 @@ function readBlob(dir: string, name: string, why: string): Buffer {
 /** Line 3 of a kernel config: "# Linux/x86_64 4.14.256-209.484.amzn2 Kernel Configuration". */
 export function parseKernelConfig(text: string): { os: string; version: string } | undefined {
   const line = text.split('\n')[2] ?? '';
-  const m = /^#\s*([^/\s]+)\/\S+\s+(\S+)/.exec(line);
-  return m ? { os: m[1]!, version: m[2]! } : undefined;
+  const [, os, version] = /^#\s*([^/\s]+)\/\S+\s+(\S+)/.exec(line) ?? [];
+  return os !== undefined && version !== undefined ? { os, version } : undefined;
 }
 
 export function loadBlobs(dir: string, arch: Arch): Blobs {

@@ -1,26 +1,25 @@
 /**
- * `enclaver-proxy build`: an Enclaver manifest (unchanged) → EIF + PCR JSON (+ release image).
+ * `enclaver-proxy build`: an Enclaver manifest (unchanged, `-f`) or a role inner proxy.yaml with a
+ * `build:` section (`--config`) → EIF + PCR JSON (+ release image).
  *
- *   1. validate the manifest (unknown keys are errors, with file:line:col), load blobs and the
- *      signing key first, so a bad input fails in a second, before any layer is read;
- *   2. resolve the app image (`sources.app`) for the target architecture and flatten its layers
- *      into a spool under the output directory (bounded memory);
- *   3. add the inner runtime (/opt/enclaver-proxy), the manifest (/etc/enclaver/enclaver.yaml)
- *      and the inner config generated from it (/etc/enclaver/proxy.yaml: the app's
- *      ENTRYPOINT+CMD, ENV and WORKDIR), all measured into PCR2;
+ *   1. read the source into a plan (./plan.ts; unknown keys are errors, with file:line:col), load
+ *      blobs and the signing key first, so a bad input fails in a second, before any layer is read;
+ *   2. resolve the app image for the target architecture and flatten its layers into a spool
+ *      under the output directory (bounded memory);
+ *   3. add the inner runtime (/opt/enclaver-proxy) and the inner's config in its canonical form
+ *      (/etc/enclaver/proxy.yaml: the plan's inner side, the app's ENTRYPOINT+CMD, ENV and
+ *      WORKDIR), all measured into PCR2;
  *   4. write the EIF (cmd = the inner, which starts first and supervises the app) and its PCRs;
- *   5. write the release image (outer runtime + the EIF + the manifest), layout and archive.
+ *   5. write the release image (outer runtime + the EIF + the outer side's config), layout and archive.
  * Every output is written under a temporary name and renamed at the end: a failed build leaves
  * nothing at the output paths.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { stringify } from 'yaml';
+import { loadWithNotices } from '../shared/config/load.js';
 import { ConfigError } from '../shared/errors/index.js';
-import { manifestSchema, translateManifest } from '../shared/config/enclaver-manifest.js';
-import { loadConfigSource } from '../shared/config/load.js';
 import { ConfigSource } from '../shared/config/source.js';
-import { validateAgainst } from '../shared/config/validate.js';
+import { isObject } from '../shared/config/spec.js';
 import { blobsDir, loadBlobs, type Arch } from './blobs.js';
 import { assembleEif } from './eif/assemble.js';
 import { encodeMetadata, sourceDateEpoch } from './eif/metadata.js';
@@ -33,47 +32,11 @@ import type { ResolvedImage } from './image/model.js';
 import { resolveImage } from './image/resolve.js';
 import { INIT_MOUNT_POINTS } from './ramdisk/app.js';
 import { writeReleaseImage, type ReleaseResult } from './oci/release.js';
+import { canonicalYaml, EIF_NAME, planFromConfig, planFromManifest, type BuildPlan } from './plan.js';
 import { innerArgv, runtimeBundle } from './runtime-bundle.js';
 
 export const ENCLAVE_CONFIG_DIR = 'etc/enclaver';
-export const ENCLAVE_MANIFEST = `/${ENCLAVE_CONFIG_DIR}/enclaver.yaml`;
 export const ENCLAVE_PROXY_CONFIG = `/${ENCLAVE_CONFIG_DIR}/proxy.yaml`;
-export const EIF_NAME = 'application.eif';
-
-export interface Manifest {
-  file: string;
-  text: Buffer;
-  name: string;
-  target: string;
-  app: string;
-  signature: { certificate: string; key: string } | undefined;
-  defaults: { cpuCount: number | undefined; memoryMb: number | undefined };
-}
-
-export function loadManifest(file: string): Manifest {
-  const source = ConfigSource.read(file);
-  const problems = validateAgainst(manifestSchema, source);
-  if (problems.length) throw new ConfigError(problems);
-  const m = source.data as {
-    name: string;
-    target: string;
-    sources: { app: string };
-    signature?: { certificate: string; key: string };
-    defaults?: { cpu_count?: number; memory_mb?: number };
-  };
-  const dir = path.dirname(file);
-  return {
-    file,
-    text: fs.readFileSync(file),
-    name: m.name,
-    target: m.target,
-    app: m.sources.app,
-    signature: m.signature
-      ? { certificate: path.resolve(dir, m.signature.certificate), key: path.resolve(dir, m.signature.key) }
-      : undefined,
-    defaults: { cpuCount: m.defaults?.cpu_count, memoryMb: m.defaults?.memory_mb },
-  };
-}
 
 /** Docker's rule: ENTRYPOINT then CMD (nitro-cli ignores ENTRYPOINT when CMD is set; we do not). */
 export function appArgv(image: ResolvedImage): string[] {
@@ -87,27 +50,29 @@ export function appArgv(image: ResolvedImage): string[] {
   return argv;
 }
 
-/** The inner's own config, generated from the manifest, with the app's command and directory. */
-export function innerConfigYaml(manifest: Manifest, image: ResolvedImage): Buffer {
-  const source = ConfigSource.parse(ENCLAVE_MANIFEST, manifest.text.toString('utf8'));
-  const inner = translateManifest(source, { role: 'inner', publish: [], appArgv: undefined, enclaveCid: undefined }).data as Record<
-    string,
-    unknown
-  >;
-  const doc = {
-    ...inner,
-    app: { command: appArgv(image), cwd: image.config.config?.WorkingDir || '/' },
-  };
-  // No image reference here: the same image pulled by digest, from an archive or a layout must give
-  // the same PCR2.
-  const yaml = `# Generated by enclaver-proxy build from enclaver.yaml and the app image's config; measured into PCR2.\n${stringify(doc)}`;
-  // Fail the build, not the enclave, when the generated config would not load.
-  loadConfigSource(ConfigSource.parse(ENCLAVE_PROXY_CONFIG, yaml));
+/**
+ * The inner's config as the enclave runs it (/etc/enclaver/proxy.yaml, measured into PCR2): the
+ * plan's inner side with the app's command (the image's ENTRYPOINT+CMD unless the side sets
+ * `app`) and directory (the image's WORKDIR unless set), written in its canonical form (every
+ * default out, paths absolute against /etc/enclaver, keys in the specs' order). Canonical, so that
+ * comments, key order and spelled-out defaults in the source do not change PCRs, and an Enclaver
+ * manifest and the proxy.yaml that says the same give the same measurements. No image reference
+ * here either: the same image from a registry, an archive or a layout gives the same PCR2.
+ */
+export function innerConfigYaml(inner: Record<string, unknown>, image: ResolvedImage): Buffer {
+  const cwd = image.config.config?.WorkingDir || '/';
+  const app = isObject(inner.app) ? { cwd, ...inner.app } : { command: appArgv(image), cwd };
+  // Loading it fails the build, not the enclave, when the result would not run.
+  const loaded = loadWithNotices(ConfigSource.synthetic(ENCLAVE_PROXY_CONFIG, { ...inner, role: 'inner', app }));
+  const yaml = `# Generated by enclaver-proxy build; measured into PCR2.\n${canonicalYaml(loaded.document())}`;
   return Buffer.from(yaml, 'utf8');
 }
 
+/** Where the build reads its inputs: an Enclaver manifest or a proxy.yaml with a `build:` section. */
+export type BuildSource = { kind: 'manifest'; file: string } | { kind: 'config'; file: string };
+
 export interface BuildOptions {
-  manifestPath: string;
+  source: BuildSource;
   outDir: string;
   packageRoot: string;
   toolVersion: string;
@@ -127,23 +92,24 @@ export interface BuildResult {
   pcrsPath: string;
   pcrs: Pcrs;
   image: ResolvedImage;
-  manifest: Manifest;
+  plan: BuildPlan;
   release: ReleaseResult | undefined;
   stats: { entries: number; bytes: number; eifBytes: bigint };
 }
 
 export async function buildEif(opts: BuildOptions): Promise<BuildResult> {
-  const manifest = loadManifest(opts.manifestPath);
-  const arch: Arch = opts.arch ?? 'x86_64';
+  const plan = opts.source.kind === 'manifest' ? planFromManifest(opts.source.file) : planFromConfig(opts.source.file);
+  if (!opts.noRelease && 'missing' in plan.release) throw new ConfigError([plan.release.missing]);
+  const arch: Arch = opts.arch ?? plan.arch ?? 'x86_64';
   const blobs = loadBlobs(blobsDir(opts.blobs), arch);
   let signer: EifSigner | undefined;
-  if (manifest.signature) {
-    const { certificate, key } = manifest.signature;
+  if (plan.signature) {
+    const { certificate, key, at } = plan.signature;
     const read = (f: string, what: string) => {
       try {
         return fs.readFileSync(f);
       } catch {
-        throw new BuildError('signing_key_invalid', `${manifest.file}: signature.${what}: cannot read ${f}`, { file: f });
+        throw new BuildError('signing_key_invalid', `${plan.file}: ${at}.${what}: cannot read ${f}`, { file: f });
       }
     };
     signer = loadSigner(read(certificate, 'certificate'), read(key, 'key'), { certificate, key });
@@ -154,8 +120,8 @@ export async function buildEif(opts: BuildOptions): Promise<BuildResult> {
     ...(opts.node ? { node: opts.node } : {}),
     ...(opts.runtimeDir ? { runtimeDir: opts.runtimeDir } : {}),
   });
-  const image = await resolveImage(opts.image ?? manifest.app, arch);
-  const config = innerConfigYaml(manifest, image);
+  const image = await resolveImage(opts.image ?? plan.image, arch);
+  const config = innerConfigYaml(plan.inner, image);
 
   fs.mkdirSync(opts.outDir, { recursive: true });
   const tree = await FlatTree.create(path.join(opts.outDir, `.spool.${process.pid}.tmp`));
@@ -164,11 +130,10 @@ export async function buildEif(opts: BuildOptions): Promise<BuildResult> {
     await tree.addEntries([
       ...INIT_MOUNT_POINTS.filter((d) => !tree.has(d)).map((d) => ({ kind: 'directory' as const, path: d, mode: 0o755 })),
       ...bundle.files.map((f) => ({ kind: 'disk-file' as const, path: f.path, source: f.source, mode: f.mode })),
-      { kind: 'file', path: ENCLAVE_MANIFEST, data: manifest.text, mode: 0o644 },
       { kind: 'file', path: ENCLAVE_PROXY_CONFIG, data: config, mode: 0o644 },
     ]);
     const metadata = encodeMetadata({
-      imageName: manifest.name,
+      imageName: plan.name,
       imageVersion: image.configDigest,
       toolVersion: opts.toolVersion,
       kernelInfo: blobs.kernelInfo,
@@ -187,19 +152,19 @@ export async function buildEif(opts: BuildOptions): Promise<BuildResult> {
       metadata,
       eifPath: path.join(opts.outDir, EIF_NAME),
       ...(signer ? { signer } : {}),
-      ...(manifest.defaults.memoryMb !== undefined ? { defaultMemoryBytes: BigInt(manifest.defaults.memoryMb) * 1024n * 1024n } : {}),
-      ...(manifest.defaults.cpuCount !== undefined ? { defaultCpus: BigInt(manifest.defaults.cpuCount) } : {}),
+      ...(plan.defaults.memoryMib !== undefined ? { defaultMemoryBytes: BigInt(plan.defaults.memoryMib) * 1024n * 1024n } : {}),
+      ...(plan.defaults.cpuCount !== undefined ? { defaultCpus: BigInt(plan.defaults.cpuCount) } : {}),
     });
     let release: ReleaseResult | undefined;
-    if (!opts.noRelease) {
+    if (!opts.noRelease && !('missing' in plan.release)) {
       try {
         release = await writeReleaseImage({
           outDir: opts.outDir,
           eifPath: result.eifPath,
-          manifestText: manifest.text,
+          outer: plan.release,
           bundle,
           arch,
-          target: manifest.target,
+          target: plan.target,
           sourceDateEpoch: epoch,
         });
       } catch (err) {
@@ -214,7 +179,7 @@ export async function buildEif(opts: BuildOptions): Promise<BuildResult> {
       pcrsPath: result.pcrsPath,
       pcrs: result.pcrs,
       image,
-      manifest,
+      plan,
       release,
       stats: { ...tree.stats, eifBytes: result.bytes },
     };

@@ -21,7 +21,8 @@ export type BuildErrorCode =
   | 'registry_unauthorized'
   | 'registry_error'
   | 'manifest_invalid'
-  | 'runtime_missing';
+  | 'runtime_missing'
+  | 'push_failed';
 
 export class BuildError extends ProxyError {
   declare readonly code: BuildErrorCode;

@@ -76,12 +76,9 @@ export function parseLdd(text: string): { loader: string | undefined; libraries:
   let loader: string | undefined;
   const libraries: string[] = [];
   for (const line of text.split('\n')) {
-    const arrow = /=>\s+(\/\S+)/.exec(line);
-    if (arrow) libraries.push(arrow[1]!);
-    else {
-      const bare = /^\s*(\/\S*ld-linux\S*)/.exec(line);
-      if (bare) loader = bare[1]!;
-    }
+    const library = /=>\s+(\/\S+)/.exec(line)?.[1];
+    if (library !== undefined) libraries.push(library);
+    else loader = /^\s*(\/\S*ld-linux\S*)/.exec(line)?.[1] ?? loader;
   }
   return { loader, libraries };
 }

@@ -97,13 +97,14 @@ export async function describeEifCommand(args: string[]): Promise<number> {
     process.stdout.write(DESCRIBE_EIF_USAGE);
     return 0;
   }
-  if (parsed.positionals.length !== 1) {
+  const [file] = parsed.positionals;
+  if (parsed.positionals.length !== 1 || file === undefined) {
     process.stderr.write(`enclaver-proxy describe-eif: give exactly one EIF file\n\n${DESCRIBE_EIF_USAGE}`);
     return 2;
   }
   let d: EifDescription;
   try {
-    d = await readEif(parsed.positionals[0]!);
+    d = await readEif(file);
   } catch (err) {
     if (!(err instanceof BuildError)) throw err;
     process.stderr.write(`enclaver-proxy describe-eif: ${err.message}\n`);

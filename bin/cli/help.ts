@@ -10,7 +10,7 @@ Usage:
                                                 verify a Nitro attestation document
   enclaver-proxy audit verify FILE… [--pcr N=HEX …] [--root PEM] [--running] [--json]
                                                 prove an egress audit log (docs/audit.md)
-  enclaver-proxy build -f enclaver.yaml [--out DIR] [--blobs DIR] …
+  enclaver-proxy build -f enclaver.yaml | --config proxy.yaml [--out DIR] [--blobs DIR] …
                                                 app image → EIF + PCRs + release image (no daemon)
   enclaver-proxy describe-eif FILE [--json]     an EIF's header, sections, CRC, PCRs, signature
   enclaver-proxy measure EIF|IMAGE [-f enclaver.yaml] [--json|--kms-policy]

@@ -1,7 +1,7 @@
 /**
  * `enclaver-proxy measure EIF|IMAGE [--json | --kms-policy]`: the PCRs only, for a KMS key policy
  * or a CI comparison. An EIF's are recomputed from the file; an app image's are those the build
- * would produce (`-f enclaver.yaml`, built into a temporary directory that is then removed). `--kms-policy` prints the `Condition` block a KMS key
+ * would produce (`-f enclaver.yaml` or `-c proxy.yaml`, built into a temporary directory that is then removed). `--kms-policy` prints the `Condition` block a KMS key
  * policy statement needs so that only an enclave with these measurements may use the key.
  * A corrupt EIF (CRC mismatch) is refused: its PCRs would describe nothing that can run.
  */
@@ -15,7 +15,7 @@ import type { Pcrs } from '../../builder/eif/pcr.js';
 import { BuildError } from '../../builder/errors.js';
 
 export const MEASURE_USAGE = `Usage: enclaver-proxy measure EIF [--json | --kms-policy]
-       enclaver-proxy measure IMAGE [-f enclaver.yaml] [--blobs DIR] [--json | --kms-policy]
+       enclaver-proxy measure IMAGE [-f enclaver.yaml | -c proxy.yaml] [--blobs DIR] [--json | --kms-policy]
 
 Prints the enclave image's PCRs (SHA-384, recomputed from the file), or for an app image the
 PCRs its build would have (built in a temporary directory, nothing kept):
@@ -24,6 +24,7 @@ PCRs its build would have (built in a temporary directory, nothing kept):
 Options:
   -f, --file F   the manifest, for an IMAGE (default: enclaver.yaml); --blobs, --arch, --node and
                  --runtime-dir as for build
+  -c, --config F a role inner proxy.yaml with a build: section, instead of -f
   --json         {"Measurements": {...}} as build writes it next to the EIF
   --kms-policy   the Condition block for a KMS key policy (kms:RecipientAttestation:PCRn)
 `;
@@ -48,6 +49,7 @@ function isEif(file: string): boolean {
 
 interface ImageMeasureOptions {
   file?: string;
+  config?: string;
   blobs?: string;
   arch?: string;
   node?: string;
@@ -59,7 +61,7 @@ async function measureImage(image: string, o: ImageMeasureOptions, env: { packag
   const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'enclaver-measure-'));
   try {
     const result = await buildEif({
-      manifestPath: o.file ?? 'enclaver.yaml',
+      source: o.config !== undefined ? { kind: 'config', file: o.config } : { kind: 'manifest', file: o.file ?? 'enclaver.yaml' },
       outDir,
       packageRoot: env.packageRoot,
       toolVersion: env.version,
@@ -88,6 +90,7 @@ export async function measureCommand(args: string[], env: { packageRoot: string;
         'kms-policy': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         file: { type: 'string', short: 'f' },
+        config: { type: 'string', short: 'c' },
         blobs: { type: 'string' },
         arch: { type: 'string' },
         node: { type: 'string' },
@@ -103,12 +106,12 @@ export async function measureCommand(args: string[], env: { packageRoot: string;
     process.stdout.write(MEASURE_USAGE);
     return 0;
   }
-  if (positionals.length !== 1 || (values.json && values['kms-policy'])) {
+  const [target] = positionals;
+  if (positionals.length !== 1 || target === undefined || (values.json && values['kms-policy'])) {
     process.stderr.write(`enclaver-proxy measure: give one EIF or image and at most one of --json, --kms-policy\n\n${MEASURE_USAGE}`);
     return 2;
   }
   let pcrs: Pcrs;
-  const target = positionals[0]!;
   try {
     if (isEif(target) || target.endsWith('.eif')) {
       const eif = await readEif(target);
@@ -119,7 +122,9 @@ export async function measureCommand(args: string[], env: { packageRoot: string;
     }
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`enclaver-proxy measure: invalid manifest\n${err.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+      process.stderr.write(
+        `enclaver-proxy measure: invalid ${values.config !== undefined ? 'config' : 'manifest'}\n${err.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`,
+      );
       return 2;
     }
     if (!(err instanceof BuildError)) throw err;

@@ -15,12 +15,19 @@ const POLY = 0xedb88320;
 
 function matrixTimes(matrix: Uint32Array, vector: number): number {
   let sum = 0;
-  for (let i = 0; vector !== 0; i++, vector >>>= 1) if (vector & 1) sum ^= matrix[i]!;
+  let bits = vector;
+  for (const row of matrix) {
+    if (bits === 0) break;
+    if (bits & 1) sum ^= row;
+    bits >>>= 1;
+  }
   return sum >>> 0;
 }
 
 function matrixSquare(square: Uint32Array, matrix: Uint32Array): void {
-  for (let n = 0; n < 32; n++) square[n] = matrixTimes(matrix, matrix[n]!);
+  matrix.forEach((row, n) => {
+    square[n] = matrixTimes(matrix, row);
+  });
 }
 
 /** CRC of A‖B from crc(A), crc(B) and B's length. */

@@ -7,12 +7,14 @@
 import crypto from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 
+const port = parentPort;
+if (!port) throw new Error('builder/eif/hash-worker.js runs as a worker thread (new Worker), not as a program');
 const hash = crypto.createHash('sha384');
-parentPort!.on('message', (message: ArrayBuffer | 'digest') => {
+port.on('message', (message: ArrayBuffer | 'digest') => {
   if (message === 'digest') {
-    parentPort!.postMessage(hash.digest());
+    port.postMessage(hash.digest());
     return;
   }
   hash.update(new Uint8Array(message));
-  parentPort!.postMessage('ack');
+  port.postMessage('ack');
 });

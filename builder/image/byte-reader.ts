@@ -31,7 +31,9 @@ export class ByteReader {
     const out: Buffer[] = [];
     let need = n;
     while (need > 0) {
-      const head = this.pending[0]!;
+      const head = this.pending[0];
+      // Callers take only what `fill` brought in; a gap here is a stream that ended early.
+      if (head === undefined) throw new TruncatedError(this.consumed + n - need);
       if (head.length <= need) {
         out.push(head);
         this.pending.shift();
@@ -44,7 +46,8 @@ export class ByteReader {
     }
     this.pendingBytes -= n;
     this.consumed += n;
-    return out.length === 1 ? out[0]! : Buffer.concat(out);
+    const [only] = out;
+    return out.length === 1 && only !== undefined ? only : Buffer.concat(out);
   }
 
   /** Exactly n bytes; null at a clean end; throws 'truncated' when the stream ends inside them. */
@@ -60,8 +63,9 @@ export class ByteReader {
     let left = n;
     while (left > 0) {
       if (this.pendingBytes === 0) await this.fill(1);
-      if (this.pendingBytes === 0) throw new TruncatedError(this.consumed);
-      const k = Math.min(left, this.pending[0]!.length);
+      const head = this.pending[0];
+      if (this.pendingBytes === 0 || head === undefined) throw new TruncatedError(this.consumed);
+      const k = Math.min(left, head.length);
       left -= k;
       yield this.take(k);
     }

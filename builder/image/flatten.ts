@@ -39,11 +39,23 @@ type TreeNode =
   | (NodeBase & { kind: 'directory'; mode: number; children: Map<string, TreeNode> })
   | (NodeBase & { kind: 'file'; mode: number; offset: number; size: number })
   | (NodeBase & { kind: 'symlink'; target: string });
+type DirectoryNode = TreeNode & { kind: 'directory' };
 
 export interface LayerContext {
   /** How the error names the layer: "layer 2 (sha256:…) of docker://…". */
   name: string;
   index: number;
+}
+
+/** An entry's own name (its path's last component); only the root has none, and the root is no entry. */
+function baseName(parts: readonly string[], raw: string, layer: LayerContext): string {
+  const base = parts.at(-1);
+  if (base === undefined)
+    throw new BuildError('layer_invalid', `${layer.name}: entry "${raw}" names the image root, not a file in it`, {
+      layer: layer.name,
+      path: raw,
+    });
+  return base;
 }
 
 /** Split and check an entry path: relative, no `..`, no empty name. */
@@ -59,7 +71,7 @@ function components(raw: string, layer: LayerContext): string[] {
 }
 
 export class FlatTree {
-  private readonly root: TreeNode & { kind: 'directory' } = {
+  private readonly root: DirectoryNode = {
     kind: 'directory',
     mode: 0o755,
     uid: 0,
@@ -94,13 +106,14 @@ export class FlatTree {
    * extracting a layer onto the lower ones would), confined to the root: a link that climbs
    * above it is an escape. Missing directories are created (layers may omit parents).
    */
-  private parentDir(parts: string[], layer: LayerContext, raw: string, create: boolean): (TreeNode & { kind: 'directory' }) | undefined {
+  private parentDir(parts: string[], layer: LayerContext, raw: string, create: true): DirectoryNode;
+  private parentDir(parts: string[], layer: LayerContext, raw: string, create: false): DirectoryNode | undefined;
+  private parentDir(parts: string[], layer: LayerContext, raw: string, create: boolean): DirectoryNode | undefined {
     let dir = this.root;
-    const stack: (TreeNode & { kind: 'directory' })[] = [];
+    const stack: DirectoryNode[] = [];
     const queue = parts.slice(0, -1);
     let hops = 0;
-    while (queue.length > 0) {
-      const name = queue.shift()!;
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
       if (name === '.' || name === '') continue;
       if (name === '..') {
         const up = stack.pop();
@@ -129,6 +142,7 @@ export class FlatTree {
         continue;
       }
       if (!child || child.kind !== 'directory') {
+        // The only way out without a directory, and only when not asked to create one (the overloads).
         if (!create) return undefined;
         child = { kind: 'directory', mode: 0o755, uid: 0, gid: 0, layer: layer.index, children: new Map() };
         dir.children.set(name, child);
@@ -158,7 +172,7 @@ export class FlatTree {
         if (h.type === 'directory') Object.assign(this.root, { mode: h.mode, uid: h.uid, gid: h.gid });
         continue;
       }
-      const base = parts[parts.length - 1]!;
+      const base = baseName(parts, h.path, layer);
       if (base.startsWith(WHITEOUT)) {
         const dir = this.parentDir(parts, layer, h.path, false);
         if (base === OPAQUE) {
@@ -178,7 +192,7 @@ export class FlatTree {
         this.stats.skipped++;
         continue;
       }
-      const dir = this.parentDir(parts, layer, h.path, true)!;
+      const dir = this.parentDir(parts, layer, h.path, true);
       const existing = dir.children.get(base);
       const owner = { layer: layer.index, uid: h.uid, gid: h.gid };
       this.stats.entries++;
@@ -191,9 +205,11 @@ export class FlatTree {
           dir.children.set(base, { kind: 'symlink', target: h.linkname, ...owner });
           break;
         case 'hardlink': {
-          const targetParts = h.linkname.startsWith('/') ? null : components(h.linkname, layer);
-          const targetDir = targetParts && targetParts.length > 0 ? this.parentDir(targetParts, layer, h.linkname, false) : undefined;
-          const target = targetDir?.children.get(targetParts![targetParts!.length - 1]!);
+          // An absolute link target is refused like a missing one: layers name link targets relative to the root.
+          const targetParts = h.linkname.startsWith('/') ? [] : components(h.linkname, layer);
+          const targetName = targetParts.at(-1);
+          const target =
+            targetName === undefined ? undefined : this.parentDir(targetParts, layer, h.linkname, false)?.children.get(targetName);
           if (!target || target.kind !== 'file') {
             throw new BuildError(
               'layer_path_unsafe',
@@ -279,8 +295,8 @@ export class FlatTree {
     const layer = { name: 'builder additions', index: Number.MAX_SAFE_INTEGER };
     for (const e of entries) {
       const parts = components(e.path, layer);
-      const dir = this.parentDir(parts, layer, e.path, true)!;
-      const base = parts[parts.length - 1]!;
+      const dir = this.parentDir(parts, layer, e.path, true);
+      const base = baseName(parts, e.path, layer);
       const owner = { layer: layer.index, uid: 0, gid: 0 };
       if (e.kind === 'directory')
         dir.children.set(base, {
@@ -309,11 +325,11 @@ export class FlatTree {
 
   /** Every entry, parents before children, siblings in byte order of their full paths. */
   *entries(): Generator<RootfsEntry> {
-    const walk = function* (this: FlatTree, dir: TreeNode & { kind: 'directory' }, prefix: string): Generator<RootfsEntry> {
-      const names = [...dir.children.keys()].map((n) => `${prefix}${n}`).sort(comparePaths);
+    const walk = function* (this: FlatTree, dir: DirectoryNode, prefix: string): Generator<RootfsEntry> {
+      const children = [...dir.children].map(([name, node]) => ({ full: `${prefix}${name}`, node }));
       // Sorting full paths keeps "a-b" before "a/…" consistently with comparePaths on the whole list.
-      for (const full of names) {
-        const node = dir.children.get(full.slice(prefix.length))!;
+      children.sort((a, b) => comparePaths(a.full, b.full));
+      for (const { full, node } of children) {
         if (node.kind === 'directory') {
           yield { kind: 'directory', path: full, mode: node.mode, uid: node.uid, gid: node.gid };
           yield* walk.call(this, node, `${full}/`);

@@ -47,11 +47,13 @@ async function* decompressed(source: AsyncIterable<Buffer>, layer: ImageLayer): 
     return;
   }
   const zstd = (zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream }).createZstdDecompress;
-  if (kind === 'zstd' && !zstd)
+  let inflate: NodeJS.ReadWriteStream;
+  if (kind === 'gzip') inflate = zlib.createGunzip();
+  else if (zstd) inflate = zstd();
+  else
     throw new BuildError('layer_invalid', `${layer.name}: zstd-compressed layers need Node.js ≥ 22.15 (this is ${process.version})`, {
       layer: layer.name,
     });
-  const inflate = kind === 'gzip' ? zlib.createGunzip() : zstd!();
   const out = Readable.from(rest).pipe(inflate as unknown as NodeJS.WritableStream) as unknown as Readable;
   try {
     for await (const chunk of out) yield chunk as Buffer;
@@ -78,7 +80,9 @@ function checkLayerDigest(hash: crypto.Hash, expected: string | undefined, what:
 }
 
 export async function applyLayers(image: ResolvedImage, tree: FlatTree, progress?: LayerProgress): Promise<void> {
-  const totalBytes = image.layers.every((l) => l.size !== undefined) ? image.layers.reduce((a, l) => a + l.size!, 0) : undefined;
+  // A total only when every layer says its size (a progress bar over part of the work would lie).
+  const sizes = image.layers.map((l) => l.size).filter((size): size is number => size !== undefined);
+  const totalBytes = sizes.length === image.layers.length ? sizes.reduce((a, size) => a + size, 0) : undefined;
   let bytes = 0;
   for (const layer of image.layers) {
     const stored = crypto.createHash('sha256');

@@ -10,9 +10,9 @@ import { checkDigest, parseJson, type ResolvedImage } from './model.js';
 import { resolveOci, type BlobStore } from './oci.js';
 
 export function blobPath(dir: string, digest: string, image: string): string {
-  const m = /^(sha256):([0-9a-f]{64})$/.exec(digest);
-  if (!m) throw new BuildError('image_invalid', `${image}: unsupported or malformed digest "${digest}"`, { image, digest });
-  return path.join(dir, 'blobs', m[1]!, m[2]!);
+  const hex = /^sha256:([0-9a-f]{64})$/.exec(digest)?.[1];
+  if (hex === undefined) throw new BuildError('image_invalid', `${image}: unsupported or malformed digest "${digest}"`, { image, digest });
+  return path.join(dir, 'blobs', 'sha256', hex);
 }
 
 export function layoutStore(dir: string, image: string): BlobStore {

@@ -43,7 +43,8 @@ export function pickFromIndex(index: IndexJson, ref: string | undefined, arch: '
     candidates = candidates.filter((d) => d.annotations?.['org.opencontainers.image.ref.name'] === ref);
     if (candidates.length === 0) throw new BuildError('image_not_found', `${image}: no image tagged "${ref}" in the index`, { image, ref });
   }
-  if (candidates.length === 1 && !candidates[0]!.platform) return candidates[0]!;
+  const [only] = candidates;
+  if (candidates.length === 1 && only && !only.platform) return only;
   const want = ociArch(arch);
   const matching = candidates.filter((d) => !d.platform || (d.platform.architecture === want && (d.platform.os ?? 'linux') === 'linux'));
   if (matching.length === 0) {
@@ -56,7 +57,10 @@ export function pickFromIndex(index: IndexJson, ref: string | undefined, arch: '
   if (matching.length > 1 && ref === undefined && matching.every((d) => !d.platform)) {
     throw new BuildError('image_not_found', `${image}: the index holds ${matching.length} images; name one as ${image}:REF`, { image });
   }
-  return matching[0]!;
+  const [chosen] = matching;
+  // Unreachable (matching is not empty here), but proved rather than asserted.
+  if (!chosen) throw new BuildError('image_arch_mismatch', `${image}: no linux/${want} image in the index`, { image, want });
+  return chosen;
 }
 
 /** From a manifest or index descriptor to a resolved image (indexes may nest). */
@@ -86,11 +90,12 @@ export async function resolveOci(
     throw new BuildError('image_invalid', `${image}: manifest lists ${doc.layers.length} layers, config ${diffIds.length} diff_ids`, {
       image,
     });
+  const layerCount = doc.layers.length;
   const layers: ImageLayer[] = doc.layers.map((d, index) => ({
     index,
     digest: d.digest,
     diffId: diffIds[index],
-    name: `${image}: layer ${index + 1}/${doc.layers!.length} (${d.digest})`,
+    name: `${image}: layer ${index + 1}/${layerCount} (${d.digest})`,
     size: d.size,
     open: () => store.open(d.digest),
   }));

@@ -1,6 +1,6 @@
 /**
- * Pulling from a registry (Distribution API v2) without a daemon: manifest by tag or digest,
- * blobs streamed. Authentication follows the standard challenge: a 401 names a Bearer realm (get
+ * Speaking to a registry (Distribution API v2) without a daemon: pulls (manifest by tag or
+ * digest, blobs streamed) and the requests a push makes (../oci/push.ts). Authentication follows the standard challenge: a 401 names a Bearer realm (get
  * a token there, with Basic credentials when we have some) or asks for Basic. Credentials come
  * from the Docker config (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, `auths`
  * entries; credential helpers are not run). HTTPS always, except registries on loopback
@@ -24,9 +24,14 @@ export function registryBaseUrl(registry: string): string {
   return `${isLoopbackRegistry(registry) ? 'http' : 'https'}://${registry}`;
 }
 
+/** `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`. */
+function dockerConfigFile(env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(env.DOCKER_CONFIG ?? path.join(os.homedir(), '.docker'), 'config.json');
+}
+
 /** `user:password` for a registry from the Docker config, if any. */
 export function dockerCredentials(registry: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const file = path.join(env.DOCKER_CONFIG ?? path.join(os.homedir(), '.docker'), 'config.json');
+  const file = dockerConfigFile(env);
   let config: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
   try {
     config = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof config;
@@ -49,19 +54,34 @@ function parseChallenge(header: string): { scheme: string; params: Record<string
   const space = header.indexOf(' ');
   const scheme = (space < 0 ? header : header.slice(0, space)).toLowerCase();
   const params: Record<string, string> = {};
-  for (const m of header.slice(space + 1).matchAll(/(\w+)="([^"]*)"/g)) params[m[1]!] = m[2]!;
+  for (const [, key, value] of header.slice(space + 1).matchAll(/(\w+)="([^"]*)"/g)) {
+    if (key !== undefined && value !== undefined) params[key] = value;
+  }
   return { scheme, params };
+}
+
+/** What a client may do in a repository: the scope it asks a token service for. */
+export type RegistryAccess = 'pull' | 'push';
+
+/** What a request sends: headers, and a body that can be sent again after a 401 (or none). */
+interface RequestInit {
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** Statuses that are answers, not errors (e.g. 404 for "is this blob there?"). */
+  accept?: readonly number[];
 }
 
 export class RegistryClient {
   private authorization: string | undefined;
   private readonly credentials: string | undefined;
-  private readonly base: string;
+  readonly base: string;
 
   constructor(
-    private readonly registry: string,
+    readonly registry: string,
     private readonly repository: string,
+    /** The image this client works for, named in every message (the pulled image or the push target). */
     private readonly image: string,
+    private readonly access: RegistryAccess = 'pull',
   ) {
     this.credentials = dockerCredentials(registry);
     this.base = registryBaseUrl(registry);
@@ -78,11 +98,11 @@ export class RegistryClient {
     if (scheme !== 'bearer' || !params.realm) throw this.unauthorized(`unsupported authentication challenge "${challenge}"`);
     const url = new URL(params.realm);
     if (params.service) url.searchParams.set('service', params.service);
-    url.searchParams.set('scope', params.scope ?? `repository:${this.repository}:pull`);
+    url.searchParams.set('scope', params.scope ?? `repository:${this.repository}:${this.access === 'push' ? 'pull,push' : 'pull'}`);
     const res = await fetch(url, { headers: basic ? { authorization: basic } : {} });
     if (res.status === 401 || res.status === 403)
       throw this.unauthorized(
-        `the token service ${url.origin} refused ${basic ? 'the Docker config credentials' : 'an anonymous pull'} (HTTP ${res.status})`,
+        `the token service ${url.origin} refused ${basic ? 'the Docker config credentials' : `an anonymous ${this.access}`} (HTTP ${res.status})`,
       );
     if (!res.ok)
       throw new BuildError('registry_error', `${this.image}: token service ${url.origin} answered HTTP ${res.status}`, {
@@ -96,56 +116,89 @@ export class RegistryClient {
   }
 
   private unauthorized(why: string): BuildError {
+    const fix = this.credentials
+      ? `check the ${this.registry} entry of the Docker config (${dockerConfigFile()})`
+      : `log in first (\`skopeo login --authfile ${dockerConfigFile()} ${this.registry}\` or \`docker login ${this.registry}\`)`;
     return new BuildError(
       'registry_unauthorized',
-      `${this.image}: registry ${this.registry} refused access to ${this.repository}: ${why}`,
+      `${this.image}: registry ${this.registry} refused to let us ${this.access} ${this.repository}: ${why}; ${fix}`,
       { image: this.image, registry: this.registry },
     );
   }
 
-  async get(pathname: string, accept?: string): Promise<Response> {
-    const url = `${this.base}/v2/${this.repository}/${pathname}`;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const headers: Record<string, string> = {};
-      if (accept) headers.accept = accept;
-      if (this.authorization) headers.authorization = this.authorization;
-      let res: Response;
-      try {
-        res = await fetch(url, { headers });
-      } catch (err) {
-        throw new BuildError(
-          'registry_error',
-          `${this.image}: cannot reach ${this.base} (${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message})`,
-          { image: this.image },
-          { cause: err },
-        );
-      }
-      if (res.status === 401 && attempt === 0) {
-        await res.body?.cancel();
-        await this.authenticate(res.headers.get('www-authenticate') ?? '');
-        continue;
-      }
-      if (res.status === 401 || res.status === 403) {
-        await res.body?.cancel();
-        throw this.unauthorized(
-          `HTTP ${res.status}${this.credentials ? ' with the Docker config credentials' : ' (no credentials in the Docker config)'}`,
-        );
-      }
-      if (res.status === 404) {
-        await res.body?.cancel();
-        throw new BuildError(
-          'image_not_found',
-          `${this.image}: ${this.registry} has no ${this.repository}/${pathname.replace(/^manifests\//, 'manifest ')}`,
-          { image: this.image },
-        );
-      }
-      if (!res.ok) {
-        await res.body?.cancel();
-        throw new BuildError('registry_error', `${this.image}: ${url} answered HTTP ${res.status}`, { image: this.image });
-      }
-      return res;
+  /** The URL of `pathname` under this repository (`manifests/…`, `blobs/…`), or a Location the registry gave. */
+  url(pathname: string): URL {
+    return new URL(pathname.startsWith('/') || /^https?:/.test(pathname) ? pathname : `/v2/${this.repository}/${pathname}`, this.base);
+  }
+
+  private async send(method: string, url: URL, init: RequestInit & { stream?: () => AsyncIterable<Buffer> }): Promise<Response> {
+    const headers: Record<string, string> = { ...init.headers };
+    if (this.authorization) headers.authorization = this.authorization;
+    try {
+      const body = init.stream ? init.stream() : init.body;
+      return await fetch(url, { method, headers, ...(body ? { body, duplex: 'half' } : {}) } as globalThis.RequestInit);
+    } catch (err) {
+      throw new BuildError(
+        'registry_error',
+        `${this.image}: cannot reach ${this.base} (${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message})`,
+        { image: this.image },
+        { cause: err },
+      );
     }
-    throw this.unauthorized('authentication did not succeed');
+  }
+
+  /** A failed answer as the error that names the image, the request and the status. */
+  private async failure(res: Response, method: string, url: URL): Promise<BuildError> {
+    const detail = (await res.text().catch(() => '')).slice(0, 300).trim();
+    if (res.status === 401 || res.status === 403)
+      return this.unauthorized(
+        `HTTP ${res.status}${this.credentials ? ' with the Docker config credentials' : ' (no credentials in the Docker config)'}`,
+      );
+    if (res.status === 404 && method === 'GET') {
+      const pathname = url.pathname.slice(`/v2/${this.repository}/`.length);
+      return new BuildError(
+        'image_not_found',
+        `${this.image}: ${this.registry} has no ${this.repository}/${pathname.replace(/^manifests\//, 'manifest ')}`,
+        { image: this.image },
+      );
+    }
+    return new BuildError(
+      'registry_error',
+      `${this.image}: ${method} ${url.pathname} answered HTTP ${res.status}${detail ? `: ${detail}` : ''}`,
+      { image: this.image, status: res.status },
+    );
+  }
+
+  /**
+   * One request, authenticated the way the registry's 401 challenge asks (once per client); a
+   * status outside 2xx and `init.accept` is an error naming the image.
+   */
+  async request(method: string, pathname: string, init: RequestInit = {}): Promise<Response> {
+    const url = this.url(pathname);
+    let res = await this.send(method, url, init);
+    // A challenge is answered once per request: a token may be for less than this request needs
+    // (a pull-only scope before a push), so a later 401 gets its own.
+    if (res.status === 401) {
+      await res.body?.cancel();
+      await this.authenticate(res.headers.get('www-authenticate') ?? '');
+      res = await this.send(method, url, init);
+    }
+    if (res.ok || init.accept?.includes(res.status)) return res;
+    throw await this.failure(res, method, url);
+  }
+
+  /**
+   * A request whose body is streamed (a blob upload): it cannot be sent twice, so it goes out
+   * with the authorization an earlier request of this client earned.
+   */
+  async stream(method: string, url: URL, headers: Record<string, string>, body: () => AsyncIterable<Buffer>): Promise<Response> {
+    const res = await this.send(method, url, { headers, stream: body });
+    if (res.ok) return res;
+    throw await this.failure(res, method, url);
+  }
+
+  get(pathname: string, accept?: string): Promise<Response> {
+    return this.request('GET', pathname, accept ? { headers: { accept } } : {});
   }
 
   store(): BlobStore {

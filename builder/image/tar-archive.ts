@@ -134,24 +134,23 @@ export async function resolveDockerArchive(
   if (!archive.has('manifest.json'))
     throw new BuildError('image_invalid', `${image}: ${file} holds no manifest.json (not a docker save archive)`, { image });
   const entries = parseJson<DockerManifestEntry[]>(await archive.read('manifest.json', 'manifest'), 'manifest.json', image);
-  let entry: DockerManifestEntry | undefined;
-  if (ref !== undefined) {
-    entry = entries.find((e) => (e.RepoTags ?? []).some((t) => t === ref || t.endsWith(`/${ref}`) || t.split(':')[0] === ref));
-    if (!entry)
-      throw new BuildError(
-        'image_not_found',
-        `${image}: no image tagged "${ref}" in ${file} (it has ${entries.flatMap((e) => e.RepoTags ?? []).join(', ') || 'untagged images'})`,
-        { image, ref },
-      );
-  } else {
-    if (entries.length !== 1)
-      throw new BuildError(
-        'image_not_found',
-        `${image}: ${file} holds ${entries.length} images; name one as docker-archive:${file}:REPO:TAG`,
-        { image },
-      );
-    entry = entries[0]!;
-  }
+  const [only] = entries;
+  const entry =
+    ref === undefined
+      ? entries.length === 1
+        ? only
+        : undefined
+      : entries.find((e) => (e.RepoTags ?? []).some((t) => t === ref || t.endsWith(`/${ref}`) || t.split(':')[0] === ref));
+  if (!entry)
+    throw ref === undefined
+      ? new BuildError('image_not_found', `${image}: ${file} holds ${entries.length} images; name one as docker-archive:${file}:REPO:TAG`, {
+          image,
+        })
+      : new BuildError(
+          'image_not_found',
+          `${image}: no image tagged "${ref}" in ${file} (it has ${entries.flatMap((e) => e.RepoTags ?? []).join(', ') || 'untagged images'})`,
+          { image, ref },
+        );
   const configBytes = await archive.read(entry.Config, 'config');
   const configHex = /([0-9a-f]{64})(?:\.json)?$/.exec(entry.Config)?.[1];
   if (configHex) checkDigest(configBytes, `sha256:${configHex}`, 'config', image);

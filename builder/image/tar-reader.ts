@@ -39,10 +39,12 @@ function cstring(b: Buffer, start: number, length: number): string {
 
 function numeric(b: Buffer, start: number, length: number, what: string, at: number): number {
   const field = b.subarray(start, start + length);
-  if (field[0]! & 0x80) {
+  const first = field[0];
+  if (first === undefined) throw new TarFormatError(`tar header at byte ${at}: no ${what} field (the header is cut short)`);
+  if (first & 0x80) {
     // GNU base-256 for values that do not fit in octal.
     let n = 0;
-    for (let i = 1; i < field.length; i++) n = n * 256 + field[i]!;
+    for (const byte of field.subarray(1)) n = n * 256 + byte;
     return n;
   }
   const text = field.toString('latin1').replace(/\0.*$/s, '').trim();
@@ -107,14 +109,15 @@ export async function* readTar(
       if (block.every((x) => x === 0)) return;
       const stored = numeric(block, 148, 8, 'checksum', at);
       let sum = 0;
-      for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!;
+      for (const [i, byte] of block.entries()) sum += i >= 148 && i < 156 ? 0x20 : byte;
       if (sum !== stored) throw new TarFormatError(`tar header at byte ${at}: checksum mismatch (not a tar archive, or corrupt)`);
-      const flag = String.fromCharCode(block[156]!);
+      // One latin1 character: the type flag ('\0' for an old-style regular file).
+      const flag = block.toString('latin1', 156, 157);
       let size = numeric(block, 124, 12, 'size', at);
       const padded = Math.ceil(size / BLOCK) * BLOCK;
       if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
         if (size > MAX_META_BYTES) throw new TarFormatError(`tar header at byte ${at}: ${size}-byte extended header is implausible`);
-        const data = size === 0 ? Buffer.alloc(0) : (await reader.read(padded))!;
+        const data = size === 0 ? Buffer.alloc(0) : await reader.read(padded);
         if (data === null) throw new TruncatedError(reader.consumed);
         const text = data.subarray(0, size).toString('utf8');
         if (flag === 'x') pax = { ...pax, ...parsePax(text) };

@@ -2,8 +2,10 @@
  * The release image: an OCI image that runs the whole thing on a parent instance, written as an
  * OCI layout directory (`<out>/release`) and the same as an oci-archive (`<out>/release.tar`).
  *   layer 1  /opt/enclaver-proxy: node, its loader and libraries, the proxy (the outer side)
- *   layer 2  /enclave/application.eif and /enclave/enclaver.yaml
- *   entrypoint  enclaver-proxy run   (reads /enclave/…, starts the enclave, runs the outer)
+ *   layer 2  /enclave/application.eif and the outer side's config: /enclave/enclaver.yaml (built
+ *            from a manifest) or /enclave/proxy.yaml (built from a `build:` section)
+ *   entrypoint  `enclaver-proxy run` or `enclaver-proxy --config /enclave/proxy.yaml`: starts the
+ *            enclave, runs the outer
  * Layers are uncompressed tars written by our deterministic writer: gzip output depends on the
  * zlib build (Node bundles Chromium's), so compressed digests would differ between machines;
  * uncompressed layers make the image digest a function of the inputs only. The config has no
@@ -16,6 +18,7 @@ import type { Arch } from '../blobs.js';
 import type { ByteSink } from '../cpio/newc.js';
 import { fileRange } from '../image/file-chunks.js';
 import { ociArch } from '../image/model.js';
+import { EIF_NAME, RELEASE_DIR, type ReleaseOuter } from '../plan.js';
 import { RUNTIME_ROOT, type RuntimeBundle } from '../runtime-bundle.js';
 import { TarWriter, type TarWriteEntry } from './tar-writer.js';
 
@@ -64,10 +67,11 @@ class HashingFileSink implements ByteSink {
 export interface ReleaseInputs {
   outDir: string;
   eifPath: string;
-  manifestText: Buffer;
+  /** The outer side's config (put under /enclave) and the entrypoint's arguments. */
+  outer: ReleaseOuter;
   bundle: RuntimeBundle;
   arch: Arch;
-  /** The manifest's `target` (REPO:TAG); the tag names the image in the layout. */
+  /** The build's `target` (REPO:TAG); the tag names the image in the layout. */
   target: string;
   sourceDateEpoch: number;
 }
@@ -112,14 +116,14 @@ async function writeBlob(blobsDir: string, data: Buffer): Promise<{ digest: stri
   return { digest: `sha256:${hex}`, size: data.length };
 }
 
-export function releaseEntrypoint(bundle: RuntimeBundle): string[] {
+export function releaseEntrypoint(bundle: RuntimeBundle, args: readonly string[]): string[] {
   return [
     bundle.loader,
     '--library-path',
     `/${RUNTIME_ROOT}/lib`,
     `/${RUNTIME_ROOT}/bin/node`,
     `/${RUNTIME_ROOT}/app/dist/bin/enclaver-proxy.js`,
-    'run',
+    ...args,
   ];
 }
 
@@ -154,8 +158,14 @@ export async function writeReleaseImage(inputs: ReleaseInputs): Promise<ReleaseR
     const enclaveLayer = await writeLayer(
       blobs,
       [
-        await diskFile('enclave/application.eif', inputs.eifPath, 0o644),
-        { kind: 'file', path: 'enclave/enclaver.yaml', mode: 0o644, size: inputs.manifestText.length, data: inputs.manifestText },
+        await diskFile(`${RELEASE_DIR.slice(1)}/${EIF_NAME}`, inputs.eifPath, 0o644),
+        {
+          kind: 'file',
+          path: `${RELEASE_DIR.slice(1)}/${inputs.outer.configName}`,
+          mode: 0o644,
+          size: inputs.outer.configText.length,
+          data: inputs.outer.configText,
+        },
       ],
       mtime,
     );
@@ -165,9 +175,9 @@ export async function writeReleaseImage(inputs: ReleaseInputs): Promise<ReleaseR
         architecture: ociArch(inputs.arch),
         os: 'linux',
         config: {
-          Entrypoint: releaseEntrypoint(inputs.bundle),
+          Entrypoint: releaseEntrypoint(inputs.bundle, inputs.outer.args),
           Env: [`PATH=/${RUNTIME_ROOT}/bin:/usr/local/bin:/usr/bin:/bin`],
-          WorkingDir: '/enclave',
+          WorkingDir: RELEASE_DIR,
         },
         rootfs: { type: 'layers', diff_ids: [runtimeLayer.digest, enclaveLayer.digest] },
       }),

@@ -7,13 +7,14 @@
 import path from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors/index.js';
 import { annotateAddressKeys } from './address-keys.js';
+import type { BuildConfig } from './build.js';
 import { freezeConfig } from './freeze.js';
 import { configSchema } from './schema.js';
 import { ConfigSource } from './source.js';
 import { looksLikeManifest, manifestNotices, translateManifest, type Publish } from './enclaver-manifest.js';
 import { effectiveDocument, normalize, type Normalized } from './normalize.js';
 import type { PathSegment } from './source.js';
-import { isObject, type FileReference } from './spec.js';
+import { isObject, type DeepReadonly, type FileReference } from './spec.js';
 import { validateAgainst } from './validate.js';
 import type { Config } from './types.js';
 
@@ -147,9 +148,9 @@ function problemsOf(src: ConfigSource): Normalized {
   const role = (src.data as { role?: unknown }).role;
   // Without a known role the sections cannot be read: the schema's problem says what to fix.
   if (role !== 'inner' && role !== 'outer' && role !== 'local') throw new ConfigError(schemaProblems);
-  const { config, problems, references } = normalize(src);
+  const { config, problems, references, build } = normalize(src);
   const seen = new Set(schemaProblems.map((p) => `${p.path}|${p.message}`));
-  return { config, references, problems: [...schemaProblems, ...problems.filter((p) => !seen.has(`${p.path}|${p.message}`))] };
+  return { config, references, build, problems: [...schemaProblems, ...problems.filter((p) => !seen.has(`${p.path}|${p.message}`))] };
 }
 
 export function loadConfigSource(source: ConfigSource, opts: LoadOptions = {}): Config {
@@ -169,6 +170,17 @@ export interface Loaded {
   references: FileReference[];
   /** A problem located in the config file, for checks made after loading. */
   problemAt(path: readonly PathSegment[], message: string): ConfigProblem;
+  /** The `build:` section (role inner), for `enclaver-proxy build`; read-only and frozen like the config. */
+  build: DeepReadonly<BuildConfig> | undefined;
+}
+
+/** Things in the file that this command does not use, said once so they do not look honoured. */
+function noticesOf(source: ConfigSource): string[] {
+  if (looksLikeManifest(source.data)) return manifestNotices(source);
+  if (!isObject(source.data) || source.data.build === undefined) return [];
+  const at = source.locate([], 'build');
+  const where = at.line !== undefined ? `${source.file}:${at.line}` : source.file;
+  return [`${where}: \`build\` is used only by \`enclaver-proxy build --config\`; running the proxy ignores it`];
 }
 
 /**
@@ -177,10 +189,11 @@ export interface Loaded {
  */
 export function loadWithNotices(source: ConfigSource, opts: LoadOptions = {}, moreChecks?: (loaded: Loaded) => ConfigProblem[]): Loaded {
   const src = prepare(source, opts);
-  const { config, problems, references } = problemsOf(src);
+  const { config, problems, references, build } = problemsOf(src);
   const loaded: Loaded = {
     config,
-    notices: looksLikeManifest(source.data) ? manifestNotices(source) : [],
+    build,
+    notices: noticesOf(source),
     document: () => effectiveDocument(src),
     references,
     problemAt: (p, message) => src.problem(p, message),
@@ -189,6 +202,7 @@ export function loadWithNotices(source: ConfigSource, opts: LoadOptions = {}, mo
   if (all.length) throw new ConfigError(all);
   annotateAddressKeys(config, source.data, looksLikeManifest(source.data));
   freezeConfig(config);
+  if (build) freezeConfig(build);
   return loaded;
 }
 

@@ -6,10 +6,11 @@
  */
 import path from 'node:path';
 import type { ConfigProblem } from '../errors/index.js';
+import { buildSpec, type BuildConfig } from './build.js';
 import type { ConfigSource, PathSegment } from './source.js';
 import { LOCAL_KEYS, LOG_LEVELS, type LogLevel } from './schema.js';
 import { fillSide, readSide, type InnerConfig, type OuterConfig, type SideSource } from './side.js';
-import { isObject, type FileReference } from './spec.js';
+import { isObject, Unreadable, type FileReference } from './spec.js';
 import type { Config, LocalConfig } from './types.js';
 
 function sideSource(source: ConfigSource, problems: ConfigProblem[], references: FileReference[]): SideSource {
@@ -74,6 +75,22 @@ export interface Normalized {
   problems: ConfigProblem[];
   /** The files the config refers to, with their YAML paths (for `--check`). */
   references: FileReference[];
+  /** The `build:` section (role inner), read only by `enclaver-proxy build`. */
+  build: BuildConfig | undefined;
+}
+
+const BUILD_IS_INNER =
+  '`build` packages an inner side into an enclave image: put it in a role inner config (its outer side is build.outer_config)';
+
+/** The `build:` section of a role inner config; its problems are reported with the rest. */
+function readBuild(raw: Record<string, unknown>, src: SideSource): BuildConfig | undefined {
+  const ctx = { configDir: src.configDir, role: 'inner' as const, clusters: new Map(), problem: src.problem, uses: src.uses };
+  try {
+    return buildSpec.read(raw.build, ['build'], { ...ctx, claim: () => undefined });
+  } catch (err) {
+    if (!(err instanceof Unreadable)) throw err;
+    return undefined;
+  }
 }
 
 export function normalize(source: ConfigSource): Normalized {
@@ -84,7 +101,8 @@ export function normalize(source: ConfigSource): Normalized {
   const logLevel = logLevelOf(raw);
   if (raw.role === 'local') {
     for (const key of Object.keys(raw)) {
-      if (!LOCAL_KEYS.includes(key))
+      if (key === 'build') problems.push(source.problem([], BUILD_IS_INNER, key));
+      else if (!LOCAL_KEYS.includes(key))
         problems.push(source.problem([], `\`${key}\` belongs inside \`outer:\` or \`inner:\` when role is local`, key));
     }
     if (!raw.outer) problems.push(source.problem([], 'role local needs an `outer:` section'));
@@ -94,12 +112,14 @@ export function normalize(source: ConfigSource): Normalized {
     if (!problems.length) localCollisions((p, m) => problems.push(source.problem(p, m)), { outer, inner });
     const runtimeDir = typeof raw.runtime_dir === 'string' ? path.resolve(src.configDir, raw.runtime_dir) : undefined;
     const local: LocalConfig = { role: 'local', source: source.file, logLevel, runtimeDir, outer, inner };
-    return { config: local, problems, references };
+    return { config: local, problems, references, build: undefined };
   }
   for (const key of ['outer', 'inner', 'runtime_dir'])
     if (key in raw) problems.push(source.problem([], `\`${key}\` is only allowed when role is local`, key));
   const role = raw.role === 'outer' ? 'outer' : 'inner';
-  return { config: { ...readSide(raw, [], role, src), logLevel }, problems, references };
+  if (role === 'outer' && raw.build !== undefined) problems.push(source.problem([], BUILD_IS_INNER, 'build'));
+  const build = role === 'inner' ? readBuild(raw, src) : undefined;
+  return { config: { ...readSide(raw, [], role, src), logLevel }, problems, references, build };
 }
 
 /** The document with every default written out and paths absolute: a valid config again (`--check`). */
@@ -112,5 +132,6 @@ export function effectiveDocument(source: ConfigSource): Record<string, unknown>
     return { role: 'local', ...log, ...runtimeDir, outer: fillSide(raw.outer, 'outer', ctx), inner: fillSide(raw.inner, 'inner', ctx) };
   }
   const role = raw.role === 'outer' ? 'outer' : 'inner';
-  return { role, ...log, ...fillSide(raw, role, ctx) };
+  const build = role === 'inner' ? buildSpec.fill(raw.build, { ...ctx, role }) : undefined;
+  return { role, ...log, ...fillSide(raw, role, ctx), ...(build === undefined ? {} : { build }) };
 }

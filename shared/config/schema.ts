@@ -1,9 +1,10 @@
 /**
  * The JSON Schema of proxy.yaml, assembled from the section specs (./side.ts, ./listeners.ts,
- * ./clusters.ts, ./egress.ts). The loader validates with it, `enclaver-proxy schema` prints it,
+ * ./clusters.ts, ./egress.ts, ./build.ts). The loader validates with it, `enclaver-proxy schema` prints it,
  * schema/enclaver-proxy.schema.json publishes it for editors, and docs/config.md is generated from
  * it (a test fails when stale). Every property carries a description (and its default).
  */
+import { buildSpec } from './build.js';
 import { sideSchema } from './side.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -47,6 +48,7 @@ export const configSchema = {
         "role local: directory for emulated vsock sockets and the inner's config (default: a " +
         'new temporary directory, removed at exit).',
     },
+    build: buildSpec.schema,
     outer: { ...side, description: 'role local: the outer side.' },
     inner: { ...side, description: 'role local: the inner side.' },
     ...sideRefs,

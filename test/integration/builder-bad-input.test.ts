@@ -144,14 +144,17 @@ describe('enclaver-proxy build refuses bad input', { skip: tools.length ? `${too
         run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', '--dest-creds', 'builder:s3cret', good, ref]);
         const r = await build(ref, { env: { DOCKER_CONFIG: dockerConfig } });
         assert.equal(r.code, 1);
-        assert.match(r.stderr, new RegExp(`${ref}: registry ${registry.host} refused access to private/app`));
+        assert.match(r.stderr, new RegExp(`${ref}: registry ${registry.host} refused to let us pull private/app: .*; log in first`));
         fs.writeFileSync(
           path.join(dockerConfig, 'config.json'),
           JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('builder:wrong').toString('base64') } } }),
         );
         const wrong = await build(ref, { env: { DOCKER_CONFIG: dockerConfig } });
         assert.equal(wrong.code, 1);
-        assert.match(wrong.stderr, /refused access/);
+        assert.match(
+          wrong.stderr,
+          new RegExp(`refused to let us pull private/app: HTTP 401 with the Docker config credentials; check the ${registry.host} entry`),
+        );
         fs.writeFileSync(
           path.join(dockerConfig, 'config.json'),
           JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('builder:s3cret').toString('base64') } } }),
