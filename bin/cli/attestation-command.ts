@@ -5,11 +5,12 @@
  *
  * `enclaver-proxy attestation check https://HOST[:PORT] --pcr N=HEX … [--root PEM]`: the same
  * verdict for a live attested-TLS listener: connect, fetch a fresh document over that connection,
- * verify it, and require that it binds this connection's TLS key (shared/attestation/attested-tls.ts).
+ * verify it, and require that it binds this connection's TLS key (shared/attestation/attested-tls.ts);
+ * a document the certificate itself carries (`embed_attestation`) is verified too.
  */
 import fs from 'node:fs';
 import tls from 'node:tls';
-import { verifyAttestedPeer } from '../../shared/attestation/attested-tls.js';
+import { peerCertificate, verifyAttestedPeer, verifyEmbeddedAttestation } from '../../shared/attestation/attested-tls.js';
 import { AttestationError } from '../../shared/attestation/errors.js';
 import { type ValidityInstant, verifyAttestation } from '../../shared/attestation/verify.js';
 import { parsePcrFlags, usageReporter, verifyArguments, VERIFY_FAILED } from './verify-flags.js';
@@ -29,7 +30,9 @@ Options:
 
 check connects to an attested TLS listener (tls.certificate: attested), fetches a document with a
 fresh nonce over that same connection, verifies it as above, and requires that its user_data binds
-the TLS key of this connection: a parent (or anyone) terminating TLS with its own key fails.
+the TLS key of this connection: a parent (or anyone) terminating TLS with its own key fails. When
+the certificate also carries a document (tls.embed_attestation), that one must verify and bind the
+key as well (checked at the present time, or --at DATE: it has no nonce of ours).
 `;
 
 const usage = usageReporter('attestation', ATTESTATION_USAGE);
@@ -134,12 +137,13 @@ function openTls(url: URL): Promise<tls.TLSSocket> {
 }
 
 async function checkCommand(args: string[], s: CheckSettings): Promise<number> {
-  if (args.length !== 1) return usage('give exactly one https://HOST[:PORT]');
+  const [target, ...extra] = args;
+  if (target === undefined || extra.length > 0) return usage('give exactly one https://HOST[:PORT]');
   let url: URL;
   try {
-    url = new URL(args[0]!);
+    url = new URL(target);
   } catch {
-    return usage(`not a URL: ${args[0]}`);
+    return usage(`not a URL: ${target}`);
   }
   if (url.protocol !== 'https:') return usage('attestation check needs an https:// URL');
   if (s.expectedPcrs.size === 0) return usage('give at least one --pcr N=HEX: a check that expects no PCRs proves nothing');
@@ -158,7 +162,11 @@ async function checkCommand(args: string[], s: CheckSettings): Promise<number> {
     return VERIFY_FAILED;
   }
   try {
-    const peer = await verifyAttestedPeer(socket, url.host, { pcrs: s.expectedPcrs, at: s.at, ...(root ? { root } : {}) });
+    const options = { pcrs: s.expectedPcrs, at: s.at, ...(root ? { root } : {}) };
+    const cert = peerCertificate(socket);
+    // Both kinds of evidence when the certificate carries a document: a listener must pass each one it offers.
+    const embedded = verifyEmbeddedAttestation(cert, options);
+    const peer = await verifyAttestedPeer(socket, url.host, options, cert);
     process.stdout.write(
       `${JSON.stringify(
         {
@@ -167,7 +175,8 @@ async function checkCommand(args: string[], s: CheckSettings): Promise<number> {
           tls_spki_sha256: peer.spkiSha256,
           module_id: peer.document.moduleId,
           timestamp: new Date(peer.document.timestamp).toISOString(),
-          pcrs: Object.fromEntries([...s.expectedPcrs.keys()].map((i) => [i, peer.document.pcrs.get(i)!.toString('hex')])),
+          pcrs: Object.fromEntries([...s.expectedPcrs.keys()].map((i) => [i, peer.document.pcrs.get(i)?.toString('hex')])),
+          embedded_attestation: embedded ? { verdict: 'pass', timestamp: new Date(embedded.document.timestamp).toISOString() } : 'absent',
         },
         null,
         2,

@@ -18,6 +18,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { errnoOf } from '../../shared/errors/index.js';
 import { groupOf, present } from '../../shared/util/checked.js';
+import { headerPairs } from '../../shared/util/header-pairs.js';
 import { canonicalHost, parseAuthority, DestinationError, formatDestination, type Destination } from '../../shared/egress/destination.js';
 import { serveHttpConnection } from '../../shared/listener/http-kind.js';
 import type { EgressReason } from '../../shared/audit/record.js';
@@ -25,7 +26,7 @@ import { Attempt } from './attempt.js';
 import type { EgressConnection } from './connection.js';
 import type { EgressContext } from './context.js';
 import { REASON_HEADER, refusalBody, statusText, type RefusalStatus } from './http-answers.js';
-import { headerPairs, MAX_HEAD_BYTES } from './http-head.js';
+import { MAX_HEAD_BYTES } from './http-head.js';
 import { isRefusal, malformedRefusal, openUpstream, RefusedError } from './open-upstream.js';
 
 /** Connection-scoped headers (RFC 9110 §7.6.1) and proxy credentials that never travel on. */

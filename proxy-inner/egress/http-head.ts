@@ -16,7 +16,7 @@
  */
 import { ProxyError } from '../../shared/errors/index.js';
 import type { PrefixParse } from '../../shared/util/read-prefix.js';
-import { itemAt } from '../../shared/util/checked.js';
+import { headerPairs } from '../../shared/util/header-pairs.js';
 
 /** Request heads beyond this are refused with 431 (Node's own default `maxHeaderSize`). */
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -183,9 +183,4 @@ export function headerValues(headers: readonly string[], name: string): string[]
   const out: string[] = [];
   for (const [headerName, value] of headerPairs(headers)) if (headerName.toLowerCase() === name) out.push(value);
   return out;
-}
-
-/** Name/value pairs of a flat header list (`name, value, name, value…`, as here and in Node's `rawHeaders`). */
-export function* headerPairs(flat: readonly string[]): Generator<[name: string, value: string]> {
-  for (let i = 0; i + 1 < flat.length; i += 2) yield [itemAt(flat, i, 'header name'), itemAt(flat, i + 1, 'header value')];
 }

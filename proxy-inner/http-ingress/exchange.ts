@@ -7,6 +7,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { headerPairs } from '../../shared/util/header-pairs.js';
 
 export type ResponseHeaders = Record<string, string | string[] | number>;
 
@@ -70,11 +71,10 @@ export function http2Exchange(stream: http2.ServerHttp2Stream, headers: http2.In
   let bytesIn = 0;
   const h1Raw: string[] = [];
   let host: string | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
+  for (const [name, value] of headerPairs(rawHeaders)) {
     if (name.startsWith(':')) continue;
-    if (name === 'host') host = rawHeaders[i + 1];
-    h1Raw.push(name, rawHeaders[i + 1]!);
+    if (name === 'host') host = value;
+    h1Raw.push(name, value);
   }
   const authority = String(headers[HTTP2_HEADER_AUTHORITY] ?? host ?? '');
   if (host === undefined && authority) h1Raw.unshift('host', authority);

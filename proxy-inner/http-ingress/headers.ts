@@ -11,6 +11,7 @@
  * outer sent, or the socket): an app behind this listener can trust them because a client can
  * never set them.
  */
+import { headerPairs } from '../../shared/util/header-pairs.js';
 
 /** Fields that belong to one connection (RFC 9110 §7.6.1, §7.8; RFC 9112 §6.1) and never cross the proxy. */
 const HOP_BY_HOP = new Set([
@@ -55,22 +56,15 @@ function connectionTokens(value: string | string[] | undefined): Set<string> {
  */
 export function upstreamRequestHeaders(rawHeaders: string[], client: ClientFacts, options: { keepUpgrade: boolean }): string[] {
   let connection: string[] | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.toLowerCase() === 'connection') (connection ??= []).push(rawHeaders[i + 1]!);
-  }
+  for (const [name, value] of headerPairs(rawHeaders)) if (name.toLowerCase() === 'connection') (connection ??= []).push(value);
   const named = connectionTokens(connection);
   const out: string[] = [];
   let host: string | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
+  for (const [name, value] of headerPairs(rawHeaders)) {
     const lower = name.toLowerCase();
-    if (lower === 'host') host ??= rawHeaders[i + 1];
-    if (lower === 'upgrade' && options.keepUpgrade) {
-      out.push(name, rawHeaders[i + 1]!);
-      continue;
-    }
-    if (HOP_BY_HOP.has(lower) || CLIENT_CLAIMS.has(lower) || named.has(lower) || lower === 'expect') continue;
-    out.push(name, rawHeaders[i + 1]!);
+    if (lower === 'host') host ??= value;
+    if (lower === 'upgrade' && options.keepUpgrade) out.push(name, value);
+    else if (!(HOP_BY_HOP.has(lower) || CLIENT_CLAIMS.has(lower) || named.has(lower) || lower === 'expect')) out.push(name, value);
   }
   if (options.keepUpgrade) out.push('connection', 'upgrade');
   if (client.address !== undefined) out.push('x-forwarded-for', client.address);
@@ -109,18 +103,13 @@ export function downstreamResponseHeaders(headers: Record<string, string | strin
 /** The same for a raw [name, value, …] list (an Upgrade's response, written by hand). */
 export function downstreamRawHeaders(rawHeaders: string[], options: { keepUpgrade: boolean }): string[] {
   const named = new Set<string>();
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.toLowerCase() === 'connection') for (const t of connectionTokens(rawHeaders[i + 1])) named.add(t);
+  for (const [name, value] of headerPairs(rawHeaders)) {
+    if (name.toLowerCase() === 'connection') for (const t of connectionTokens(value)) named.add(t);
   }
   const out: string[] = [];
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const lower = rawHeaders[i]!.toLowerCase();
-    if (lower === 'upgrade' && options.keepUpgrade) {
-      out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
-      continue;
-    }
-    if (HOP_BY_HOP.has(lower) || named.has(lower)) continue;
-    out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
+  for (const [name, value] of headerPairs(rawHeaders)) {
+    const lower = name.toLowerCase();
+    if ((lower === 'upgrade' && options.keepUpgrade) || !(HOP_BY_HOP.has(lower) || named.has(lower))) out.push(name, value);
   }
   return out;
 }

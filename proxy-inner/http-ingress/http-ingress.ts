@@ -23,9 +23,9 @@ import type tls from 'node:tls';
 import { errnoOf, messageOf, ProxyError } from '../../shared/errors/index.js';
 import type { ClusterConfig } from '../../shared/config/types.js';
 import type { ConnectionContext, ConnectionHandler, ConnectionOutcome } from '../../shared/listener/types.js';
-import { MAX_HEADER_BYTES, parseProxyHeader } from '../../shared/proxy-protocol/v2.js';
+import { receiveProxyHeader } from '../../shared/proxy-protocol/receive.js';
+import { headerPairs } from '../../shared/util/header-pairs.js';
 import { terminateTls, type TlsContextSource } from '../../shared/tcp-proxy/tcp-proxy.js';
-import { readPrefix } from '../../shared/util/read-prefix.js';
 import { type Exchange, http1Exchange, http2Exchange } from './exchange.js';
 import { forwardRequest, type ForwardEnd } from './forward.js';
 import { type ClientFacts, upstreamRequestHeaders } from './headers.js';
@@ -33,8 +33,6 @@ import { routeMetrics } from './metrics.js';
 import { compileRoutes, type HttpRoute } from './routes.js';
 import { carryUpgrade } from './upgrade.js';
 import { Upstreams } from './upstream.js';
-
-const PROXY_HEADER_TIMEOUT_MS = 5000;
 
 export interface HttpLimits {
   /** Request line + headers, bytes; larger → 431 (Node's maxHeaderSize). */
@@ -237,8 +235,9 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
         stream.respond({ [http2.constants.HTTP2_HEADER_STATUS]: 405 }, { endStream: true });
         return;
       }
-      const pseudo = rawHeaders.filter((_, i) => i % 2 === 0 && rawHeaders[i]!.startsWith(':')).length;
-      serve(http2Exchange(stream, headers, rawHeaders), facts, rawHeaders.length / 2 - pseudo);
+      let fields = 0;
+      for (const [name] of headerPairs(rawHeaders)) if (!name.startsWith(':')) fields++;
+      serve(http2Exchange(stream, headers, rawHeaders), facts, fields);
     });
   };
 
@@ -338,16 +337,12 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
     };
     if (opts.expectProxyProtocol) {
       try {
-        const { value, rest } = await readPrefix(socket, parseProxyHeader, {
-          timeoutMs: PROXY_HEADER_TIMEOUT_MS,
-          maxBytes: MAX_HEADER_BYTES,
-          what: 'PROXY v2 header',
-        });
-        if ('source' in value) {
-          clientAddress = value.source.address;
-          clientPort = value.source.port;
+        const received = await receiveProxyHeader(socket);
+        if (received.addresses) {
+          clientAddress = received.addresses.source.address;
+          clientPort = received.addresses.source.port;
         }
-        head = rest;
+        head = received.rest;
       } catch (err) {
         ctx.metrics.rejected('proxy_protocol');
         return fail('bad PROXY protocol header', err);

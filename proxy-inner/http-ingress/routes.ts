@@ -25,8 +25,8 @@ export type RouteMatch = { route: string; cluster: string } | null;
 export const DEFAULT_ROUTE = 'default';
 
 interface CompiledRoute {
-  name: string;
-  cluster: string;
+  /** The answer when this route matches, built once (a request allocates nothing to be routed). */
+  match: { route: string; cluster: string };
   hosts: Minimatch[];
   paths: Minimatch[];
 }
@@ -46,20 +46,17 @@ export function hostWithoutPort(host: string): string {
 
 export function compileRoutes(routes: HttpRoute[], defaultCluster: string | undefined): RouteTable {
   const compiled: CompiledRoute[] = routes.map((r) => ({
-    name: r.name,
-    cluster: r.cluster,
+    match: { route: r.name, cluster: r.cluster },
     hosts: r.hosts.map((g) => new Minimatch(g.toLowerCase(), { nocase: true, dot: true, noglobstar: true })),
     paths: r.paths.map((g) => new Minimatch(g, { dot: true })),
   }));
   const fallback: RouteMatch = defaultCluster === undefined ? null : { route: DEFAULT_ROUTE, cluster: defaultCluster };
-  const matched = compiled.map((r): RouteMatch => ({ route: r.name, cluster: r.cluster }));
   return (host, path) => {
     const bareHost = hostWithoutPort(host);
-    for (let i = 0; i < compiled.length; i++) {
-      const r = compiled[i]!;
+    for (const r of compiled) {
       if (r.hosts.length > 0 && !r.hosts.some((m) => m.match(bareHost))) continue;
       if (r.paths.length > 0 && !r.paths.some((m) => m.match(path))) continue;
-      return matched[i]!;
+      return r.match;
     }
     return fallback;
   };

@@ -28,7 +28,7 @@ function ciphertextBlob(file: string): string {
 function kmsError(body: Buffer): string {
   try {
     const e = JSON.parse(body.toString('utf8')) as { __type?: string; message?: string; Message?: string };
-    const type = (e.__type ?? 'KMS error').split('#').pop()!.split(':')[0];
+    const type = (e.__type ?? 'KMS error').replace(/^.*#/, '').split(':')[0];
     return `${type}: ${e.message ?? e.Message ?? ''}`.trim();
   } catch {
     return body.toString('utf8').slice(0, 200);

@@ -3,7 +3,8 @@
  * (a bad key stops the process before it listens); KMS-sealed keys are decrypted once, after the
  * listeners are up (the KMS call may need the egress listener), and `ready()` makes any failure
  * fatal at startup rather than at the first client. Attested certificates are generated at
- * construction, with the endpoint that serves documents binding them.
+ * construction, with the endpoint that serves documents binding them (and, with
+ * `embed_attestation`, the first embedded document: no document, no start).
  */
 import type { ListenerOf } from '../../shared/config/types.js';
 import { logger } from '../../shared/log/logger.js';
@@ -34,9 +35,16 @@ export class TlsIdentities {
     if (t.source === 'files') return { context: this.fromFiles(listener.name, t), endpoints: [] };
     const aws = this.aws;
     if (!aws) throw new Error(`listener ${listener.name}: an attested certificate needs the inner's NSM`);
-    const certificate = new AttestedCertificate({ names: t.names });
+    const certificate = new AttestedCertificate({ names: t.names, ...(t.embedAttestation ? { embed: { nsm: aws.nsm } } : {}) });
     log.info(
-      { listener: listener.name, names: t.names, spki_sha256: certificate.spkiSha256Hex, nsm: aws.nsm.kind },
+      {
+        listener: listener.name,
+        names: t.names,
+        spki_sha256: certificate.spkiSha256Hex,
+        nsm: aws.nsm.kind,
+        embedded_attestation: t.embedAttestation,
+        ...(certificate.reissueAt !== undefined ? { next_reissue: new Date(certificate.reissueAt).toISOString() } : {}),
+      },
       'attested TLS: key pair generated inside the enclave; documents at /.well-known/enclave-attestation bind it',
     );
     return {

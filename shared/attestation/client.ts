@@ -8,6 +8,8 @@
  *   const dispatcher = new Agent({ connect: attestedConnector({ pcrs: new Map([[0, '…']]) }) });
  *   await fetch('https://enclave.example.com/api', { dispatcher });
  *
+ * A certificate that carries its own document (`embed_attestation: true` on the listener) is checked
+ * as the handshake completes, with no request; otherwise a document is fetched over the connection.
  * The certificate is self-signed (its trust is the attestation), so the usual CA check is off
  * unless `ca` is given. A key once proven is remembered for `reuseMs` (default 10 minutes): a new
  * connection presenting the same key is the same enclave (the handshake proves possession), so it
@@ -17,10 +19,22 @@ import https from 'node:https';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { buildConnector } from 'undici';
-import { type AttestedPeer, type AttestedTlsOptions, peerSpki, verifyAttestedPeer } from './attested-tls.js';
-import { spkiSha256 } from './tls-binding.js';
+import {
+  type AttestedPeer,
+  type AttestedTlsOptions,
+  peerCertificate,
+  verifyAttestedPeer,
+  verifyEmbeddedAttestation,
+} from './attested-tls.js';
+import { spkiOf, spkiSha256 } from './tls-binding.js';
 
-export { verifyAttestedPeer, fetchAttestationDocument, type AttestedPeer, type AttestedTlsOptions } from './attested-tls.js';
+export {
+  verifyAttestedPeer,
+  verifyEmbeddedAttestation,
+  fetchAttestationDocument,
+  type AttestedPeer,
+  type AttestedTlsOptions,
+} from './attested-tls.js';
 export { AttestationError, type AttestationFailure } from './errors.js';
 
 const DEFAULT_REUSE_MS = 10 * 60_000;
@@ -51,10 +65,11 @@ class ProvenKeys {
   }
 }
 
+/** The certificate's own document when it carries one (no round trip), else a fresh one from the endpoint. */
 async function check(socket: tls.TLSSocket, host: string, opts: AttestedClientOptions, proven: ProvenKeys): Promise<void> {
-  const spki = peerSpki(socket);
-  if (proven.has(spki)) return;
-  const peer = await verifyAttestedPeer(socket, host, opts, spki);
+  const cert = peerCertificate(socket);
+  if (proven.has(spkiOf(cert))) return;
+  const peer = verifyEmbeddedAttestation(cert, opts) ?? (await verifyAttestedPeer(socket, host, opts, cert));
   proven.add(peer);
   opts.onVerified?.(peer);
 }

@@ -47,7 +47,7 @@ function rootDer(root: string | Buffer): Buffer {
 interface CaProfile {
   ca: boolean;
   pathLen: number | undefined;
-  keyUsage: number | undefined;
+  keyUsage: number;
 }
 
 /**
@@ -83,20 +83,21 @@ function caProfile(der: Buffer, what: string): CaProfile {
 
 function parseCaProfile(der: Buffer, what: string): CaProfile {
   const cert = AsnConvert.parse(der, Certificate);
-  const profile: CaProfile = { ca: false, pathLen: undefined, keyUsage: undefined };
+  let ca = false;
+  let pathLen: number | undefined;
+  let keyUsage: number | undefined;
   for (const ext of cert.tbsCertificate.extensions ?? []) {
     const value = ext.extnValue.buffer;
     if (ext.extnID === id_ce_basicConstraints) {
       const bc = AsnConvert.parse(value, BasicConstraints);
-      profile.ca = bc.cA;
-      profile.pathLen = bc.pathLenConstraint;
+      ca = bc.cA;
+      pathLen = bc.pathLenConstraint;
     } else if (ext.extnID === id_ce_keyUsage) {
-      profile.keyUsage = AsnConvert.parse(value, KeyUsage).toNumber();
+      keyUsage = AsnConvert.parse(value, KeyUsage).toNumber();
     }
   }
-  if (profile.keyUsage === undefined)
-    throw new AttestationError('chain_invalid', `${what} has no keyUsage extension`, { certificate: what });
-  return profile;
+  if (keyUsage === undefined) throw new AttestationError('chain_invalid', `${what} has no keyUsage extension`, { certificate: what });
+  return { ca, pathLen, keyUsage };
 }
 
 function checkValidity(cert: crypto.X509Certificate, what: string, at: Date): void {
@@ -125,55 +126,59 @@ function checkValidity(cert: crypto.X509Certificate, what: string, at: Date): vo
     );
 }
 
-function chainBroken(names: string[], i: number, cert: crypto.X509Certificate): AttestationError {
-  return new AttestationError('chain_invalid', `${names[i]} is not signed by ${i + 1 < names.length ? names[i + 1] : 'itself'}`, {
-    certificate: names[i],
-    subject: cert.subject,
-  });
+interface ChainLink {
+  der: Buffer;
+  name: string;
+  cert: crypto.X509Certificate;
+}
+
+function checkLeafProfile(profile: CaProfile, name: string): void {
+  if (profile.ca) throw new AttestationError('chain_invalid', 'the leaf certificate is a CA', { certificate: name });
+  if ((profile.keyUsage & KeyUsageFlags.digitalSignature) === 0)
+    throw new AttestationError('chain_invalid', 'the leaf certificate may not sign (no digitalSignature key usage)', { certificate: name });
+}
+
+/** `casBelow`: how many CAs sit between this one and the leaf (pathLen counts those, not the leaf). */
+function checkCaProfile(profile: CaProfile, name: string, casBelow: number): void {
+  if (!profile.ca || (profile.keyUsage & KeyUsageFlags.keyCertSign) === 0)
+    throw new AttestationError('chain_invalid', `${name} is not a CA allowed to sign certificates`, { certificate: name });
+  if (profile.pathLen !== undefined && casBelow > profile.pathLen)
+    throw new AttestationError('chain_invalid', `${name} allows ${profile.pathLen} CAs below it, the chain has ${casBelow}`, {
+      certificate: name,
+    });
 }
 
 function checkChain(doc: AttestationDocument, pinnedRoot: Buffer, at: Date): void {
-  if (!doc.cabundle[0]!.equals(pinnedRoot)) {
-    const rootSha256 = fingerprint(doc.cabundle[0]!);
+  const [bundleRoot, ...intermediates] = doc.cabundle;
+  if (!bundleRoot?.equals(pinnedRoot)) {
+    const rootSha256 = bundleRoot ? fingerprint(bundleRoot) : 'none';
     throw new AttestationError('wrong_root', `the document chains to a root (SHA-256 ${rootSha256}) that is not the pinned root`, {
       rootSha256,
     });
   }
   // Leaf first, then the intermediates from the one nearest the leaf up to the root.
-  const ders = [doc.certificate, ...doc.cabundle.slice(1).reverse(), pinnedRoot];
-  const names = [
-    'leaf certificate',
-    ...doc.cabundle.slice(1).map((_, i) => `cabundle[${doc.cabundle.length - 1 - i}]`),
-    'root certificate',
+  const named: Array<{ der: Buffer; name: string }> = [
+    { der: doc.certificate, name: 'leaf certificate' },
+    ...intermediates.map((der, i) => ({ der, name: `cabundle[${i + 1}]` })).reverse(),
+    { der: pinnedRoot, name: 'root certificate' },
   ];
-  const certs = ders.map((der, i) => toX509(der, names[i]!));
-  for (let i = 0; i < certs.length; i++) {
-    const cert = certs[i]!;
-    const issuer = certs[i + 1] ?? cert;
-    const link = `${fingerprint(ders[i]!)}<${fingerprint(ders[i + 1] ?? ders[i]!)}`;
-    if (!verifiedLinks.has(link)) {
-      if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) throw chainBroken(names, i, cert);
-      remember(verifiedLinks, link);
-    }
-    const profile = caProfile(ders[i]!, names[i]!);
-    if (i === 0) {
-      if (profile.ca) throw new AttestationError('chain_invalid', 'the leaf certificate is a CA', { certificate: names[i] });
-      if ((profile.keyUsage! & KeyUsageFlags.digitalSignature) === 0)
-        throw new AttestationError('chain_invalid', 'the leaf certificate may not sign (no digitalSignature key usage)', {
-          certificate: names[i],
+  const chain: ChainLink[] = named.map(({ der, name }) => ({ der, name, cert: toX509(der, name) }));
+  chain.forEach((link, i) => {
+    const issuer = chain[i + 1] ?? link;
+    const key = `${fingerprint(link.der)}<${fingerprint(issuer.der)}`;
+    if (!verifiedLinks.has(key)) {
+      if (!link.cert.checkIssued(issuer.cert) || !link.cert.verify(issuer.cert.publicKey))
+        throw new AttestationError('chain_invalid', `${link.name} is not signed by ${issuer === link ? 'itself' : issuer.name}`, {
+          certificate: link.name,
+          subject: link.cert.subject,
         });
-    } else {
-      if (!profile.ca || (profile.keyUsage! & KeyUsageFlags.keyCertSign) === 0)
-        throw new AttestationError('chain_invalid', `${names[i]} is not a CA allowed to sign certificates`, { certificate: names[i] });
-      // pathLen counts the CAs that may follow below this one; the leaf is not one of them.
-      const casBelow = i - 1;
-      if (profile.pathLen !== undefined && casBelow > profile.pathLen)
-        throw new AttestationError('chain_invalid', `${names[i]} allows ${profile.pathLen} CAs below it, the chain has ${casBelow}`, {
-          certificate: names[i],
-        });
+      remember(verifiedLinks, key);
     }
-    checkValidity(cert, names[i]!, at);
-  }
+    const profile = caProfile(link.der, link.name);
+    if (i === 0) checkLeafProfile(profile, link.name);
+    else checkCaProfile(profile, link.name, i - 1);
+    checkValidity(link.cert, link.name, at);
+  });
 }
 
 function pcrBytes(expected: Buffer | string, index: number): Buffer {

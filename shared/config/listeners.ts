@@ -137,7 +137,8 @@ export const ATTESTED_CERTIFICATE = 'attested';
  * `certificate: attested` — a key pair generated inside the enclave at startup and a self-signed
  * certificate for `names`, bound to the attestation (docs/http-ingress.md).
  */
-export type TlsConfig = { source: 'files'; certificate: string; privateKey: TlsPrivateKey } | { source: 'attested'; names: string[] };
+export type TlsConfig =
+  { source: 'files'; certificate: string; privateKey: TlsPrivateKey } | { source: 'attested'; names: string[]; embedAttestation: boolean };
 
 const tlsFields = {
   certificate: required(
@@ -149,6 +150,13 @@ const tlsFields = {
   privateKey: privateKeySpec,
   names: list(required(string({ description: 'A DNS name or IP address.' })), {
     description: 'With `certificate: attested`: the names (subjectAltName) of the generated certificate.',
+  }),
+  embedAttestation: boolean({
+    default: false,
+    description:
+      'With `certificate: attested`: also carry an attestation document binding the key inside the certificate (a non-critical ' +
+      'extension), so that clients verify it during the handshake without fetching one; the certificate is re-issued with a ' +
+      "fresh document before the document's signing certificate expires.",
   }),
 };
 
@@ -163,10 +171,16 @@ const tlsSpec = optional(
         const names = tlsFields.names.read(doc.names, [...p, 'names'], ctx);
         if (names.length === 0)
           ctx.problem([...p, 'names'], 'an attested certificate needs `names` (the DNS names or IP addresses clients connect to)');
-        return { source: 'attested', names };
+        const embedAttestation = tlsFields.embedAttestation.read(doc.embed_attestation, [...p, 'embed_attestation'], ctx);
+        return { source: 'attested', names, embedAttestation };
       }
       if (doc.names !== undefined)
         ctx.problem([...p, 'names'], '`names` is for `certificate: attested`; a certificate file has its own names');
+      if (doc.embed_attestation !== undefined)
+        ctx.problem(
+          [...p, 'embed_attestation'],
+          '`embed_attestation` is for `certificate: attested`: only a certificate made inside the enclave can carry its attestation',
+        );
       const certificate = required(file('')).read(doc.certificate, [...p, 'certificate'], ctx);
       if (doc.private_key === undefined) {
         ctx.problem(p, 'a certificate file needs `private_key` (a PEM file or {kms_ciphertext: FILE}); or use `certificate: attested`');

@@ -15,12 +15,11 @@ import { unredactedLogger, type Logger } from '../log/logger.js';
 import type { ClosedConnection, ConnectionContext, ConnectionHandler, ConnectionOutcome } from '../listener/types.js';
 import { formatAddress } from '../transport/index.js';
 import { formatHostPort } from '../transport/address.js';
-import { encodeProxyHeader, MAX_HEADER_BYTES, parseProxyHeader, type Endpoint } from '../proxy-protocol/v2.js';
+import { receiveProxyHeader } from '../proxy-protocol/receive.js';
+import { encodeProxyHeader, type Endpoint } from '../proxy-protocol/v2.js';
 import { activePump, jsPump, type Pump } from '../pump/index.js';
 import { prependedSocket } from '../util/prepended-socket.js';
-import { readPrefix } from '../util/read-prefix.js';
 
-const PROXY_HEADER_TIMEOUT_MS = 5000;
 const TLS_HANDSHAKE_TIMEOUT_MS = 15_000;
 
 /** The TLS identity of a terminating listener; awaited per connection (it may still be loading). */
@@ -117,16 +116,12 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
 
     if (listener.expectProxyProtocol) {
       try {
-        const { value, rest } = await readPrefix(socket, parseProxyHeader, {
-          timeoutMs: PROXY_HEADER_TIMEOUT_MS,
-          maxBytes: MAX_HEADER_BYTES,
-          what: 'PROXY v2 header',
-        });
-        if ('source' in value) {
-          client = value.source;
-          destination = value.destination;
+        const received = await receiveProxyHeader(socket);
+        if (received.addresses) {
+          client = received.addresses.source;
+          destination = received.addresses.destination;
         }
-        head = rest;
+        head = received.rest;
       } catch (err) {
         ctx.metrics.rejected('proxy_protocol');
         return fail('bad PROXY protocol header', err);

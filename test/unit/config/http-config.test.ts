@@ -19,7 +19,7 @@ ${CLUSTERS}listeners:
       default_cluster: web
 `) as InnerConfig;
     const l = listenerOf(c, 'http');
-    assert.deepEqual(l.tls, { source: 'attested', names: ['api.example.com', '10.0.0.1'] });
+    assert.deepEqual(l.tls, { source: 'attested', names: ['api.example.com', '10.0.0.1'], embedAttestation: false });
     assert.equal(l.http.routes[0]!.cluster.name, 'api');
     assert.deepEqual(l.http.routes[0]!.paths, ['/v1/**']);
     assert.equal(l.http.defaultCluster?.name, 'web');
@@ -28,6 +28,13 @@ ${CLUSTERS}listeners:
       [16384, 100, 10_000, 5000, false],
     );
     assert.equal(l.expectProxyProtocol, true);
+  });
+
+  it('reads embed_attestation on an attested certificate', () => {
+    const c = loadText(
+      `role: inner\n${CLUSTERS}listeners: [{ name: w, address: "vsock://any:8443", tls: { certificate: attested, names: [a], embed_attestation: true }, http: { default_cluster: web } }]\n`,
+    ) as InnerConfig;
+    assert.deepEqual(listenerOf(c, 'http').tls, { source: 'attested', names: ['a'], embedAttestation: true });
   });
 
   it('keeps certificate files for http listeners as for TCP ones', () => {
@@ -72,6 +79,12 @@ ${CLUSTERS}listeners:
     assert.match(
       refused('{ name: w, address: "vsock://any:1", http: { default_cluster: web }, tls: { certificate: c.pem } }'),
       /needs `private_key`/,
+    );
+    assert.match(
+      refused(
+        '{ name: w, address: "vsock://any:1", http: { default_cluster: web }, tls: { certificate: c.pem, private_key: k.pem, embed_attestation: true } }',
+      ),
+      /tls\.embed_attestation: `embed_attestation` is for `certificate: attested`/,
     );
   });
 });

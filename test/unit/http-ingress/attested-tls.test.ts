@@ -142,13 +142,14 @@ describe('attested TLS on an HTTP listener', () => {
       connect: attestedConnector({
         pcrs: new Map([[0, PCR0]]),
         root: fs.readFileSync(rootPath),
-        onVerified: (p) => verified.push(p.spkiSha256),
+        onVerified: (p) => verified.push(`${p.evidence} ${p.spkiSha256}`),
       }),
     });
     try {
       const ok = await request(`https://127.0.0.1:${ingress.port}/hello`, { dispatcher });
       assert.deepEqual(await ok.body.json(), { url: '/hello', proto: 'https' });
-      assert.deepEqual(verified, [identity.spkiSha256Hex]);
+      // No document in this certificate: the client fell back to the endpoint.
+      assert.deepEqual(verified, [`endpoint ${identity.spkiSha256Hex}`]);
       mitmMode = 'relay';
       await assert.rejects(
         request(`https://127.0.0.1:${mitmPort}/hello`, { dispatcher }),
