@@ -18,7 +18,6 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { chainLine, GENESIS_PREV, lineHash, signLine } from '../shared/audit/chain.js';
 import type { EgressAuditRecord } from '../shared/audit/record.js';
 import { verifyAuditLog } from '../shared/audit/verify.js';
@@ -31,19 +30,19 @@ import { AuditCollector } from '../proxy-outer/audit/collector.js';
 import { egressListener, startSide, tempDir, type Side } from '../test/helpers/egress.js';
 import { cpuSeconds } from './lib/proc-stats.js';
 import { median } from './lib/stats.js';
+import { benchOptions } from './lib/options.js';
 
-const { values } = parseArgs({
-  options: {
-    records: { type: 'string', default: '50000' },
-    handshakes: { type: 'string', default: '1500' },
-    runs: { type: 'string', default: '3' },
-    concurrency: { type: 'string', default: '16' },
-  },
+const {
+  records: RECORDS,
+  handshakes: HANDSHAKES,
+  runs: RUNS,
+  concurrency: CONCURRENCY,
+} = benchOptions('npm run bench:audit', 'Audit chain and checkpoint costs, and what signing costs CONNECT handshakes/s.', {
+  records: { default: 50_000, help: 'records chained per run' },
+  handshakes: { default: 1500, help: 'CONNECT handshakes per handshake run' },
+  runs: { default: 3, help: 'runs per figure (the median is reported)' },
+  concurrency: { default: 16, help: 'clients in parallel' },
 });
-const RECORDS = Number(values.records);
-const HANDSHAKES = Number(values.handshakes);
-const RUNS = Number(values.runs);
-const CONCURRENCY = Number(values.concurrency);
 const NEVER = 1_000_000_000;
 
 const simulator = new NsmSimulator();

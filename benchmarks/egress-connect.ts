@@ -18,22 +18,21 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { describePump } from '../shared/pump/index.js';
 import { egressListener, freePort, readAudit, startSide, tempDir, waitForPort, type Side } from '../test/helpers/egress.js';
+import { benchOptions } from './lib/options.js';
 
-const { values } = parseArgs({
-  options: {
-    mib: { type: 'string', default: '512' },
-    runs: { type: 'string', default: '5' },
-    handshakes: { type: 'string', default: '2000' },
-    concurrency: { type: 'string', default: '16' },
-  },
+const {
+  mib: MIB,
+  runs: RUNS,
+  handshakes: HANDSHAKES,
+  concurrency: CONCURRENCY,
+} = benchOptions('npm run bench:egress', 'CONNECT tunnel throughput and handshakes/s: the pair against tinyproxy and no proxy.', {
+  mib: { default: 512, help: 'MiB downloaded through one tunnel per throughput run' },
+  runs: { default: 5, help: 'runs per figure (the median is reported)' },
+  handshakes: { default: 2000, help: 'CONNECT handshakes per handshake run' },
+  concurrency: { default: 16, help: 'clients in parallel' },
 });
-const MIB = Number(values.mib);
-const RUNS = Number(values.runs);
-const HANDSHAKES = Number(values.handshakes);
-const CONCURRENCY = Number(values.concurrency);
 const CHUNK = Buffer.alloc(256 * 1024, 0x61);
 
 /** Destination: after one byte from the client, sends `mib` MiB (or echoes one byte for `h`). */

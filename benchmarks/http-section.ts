@@ -7,10 +7,11 @@
  * haproxy-https.
  */
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { selfSignedLoopbackCertificate } from '../test/helpers/tls.js';
 import { freePort } from './lib/net.js';
+import { startNginx } from './lib/nginx.js';
 import { start, stop, type Tracked } from './lib/processes.js';
 import { median } from './lib/stats.js';
 import { which } from './paths/binaries.js';
@@ -61,24 +62,15 @@ function log(message: string): void {
 async function startApp(workDir: string, nofile: number): Promise<{ port: number; proc: Tracked; kind: string }> {
   const port = await freePort();
   if (which('nginx')) {
-    const dir = path.join(workDir, 'nginx-app');
-    fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(
-      path.join(dir, 'nginx.conf'),
-      `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 65536; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
+    const proc = startNginx(
+      'nginx-app',
+      path.join(workDir, 'nginx-app'),
+      `  keepalive_requests 1000000;
   keepalive_timeout 1h;
   server { listen 127.0.0.1:${port}; location / { return 200 "hello from the app\\n"; } }
-}
 `,
+      nofile,
     );
-    const proc = start('nginx-app', 'nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { nofile });
     for (let i = 0; i < 100; i++) {
       try {
         execFileSync('curl', ['-sf', '-o', '/dev/null', `http://127.0.0.1:${port}/`]);
@@ -101,31 +93,10 @@ http {
   return { port, proc, kind: 'node http (1 process)' };
 }
 
-function tlsPem(workDir: string): string {
-  const key = path.join(workDir, 'bench-tls.key');
-  const cert = path.join(workDir, 'bench-tls.crt');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-    ],
-    { stdio: 'ignore' },
-  );
-  return fs.readFileSync(cert, 'utf8') + fs.readFileSync(key, 'utf8');
+/** The TLS paths' certificate and key in one PEM (HAProxy's `crt` form; the pair reads both from it). */
+function tlsPem(): string {
+  const { cert, key } = selfSignedLoopbackCertificate();
+  return cert + key;
 }
 
 function ratio(results: HttpPathResult[], ours: string, theirs: string, wanted: number): HttpTarget {
@@ -143,7 +114,7 @@ export async function runHttpSection(s: HttpSettings, workDir: string, nofile: n
   }
   const app = await startApp(workDir, nofile);
   report.app = app.kind;
-  const pem = tlsPem(workDir);
+  const pem = tlsPem();
   const paths: RunningHttpPath[] = [];
   try {
     for (const d of HTTP_PATHS.filter((p) => !s.only || s.only.includes(p.name))) {

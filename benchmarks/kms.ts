@@ -13,11 +13,11 @@
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { DecryptCommand, EncryptCommand, KMSClient } from '@aws-sdk/client-kms';
 import { RecipientKey } from '../proxy-inner/kms/recipient-key.js';
 import { serveOnLoopback } from '../test/helpers/serve.js';
 import { TEST_PCR0, TEST_REGION, startAwsStack } from '../test/helpers/aws-stack.js';
+import { benchOptions } from './lib/options.js';
 
 interface Figures {
   label: string;
@@ -53,11 +53,10 @@ async function measure(label: string, call: () => Promise<unknown>, requests: nu
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { requests: { type: 'string', default: '400' }, concurrency: { type: 'string', default: '8' } },
+  const { requests, concurrency } = benchOptions('npm run bench:kms', 'Attested KMS calls through the inner: requests/s and latency.', {
+    requests: { default: 400, help: 'KMS requests per run' },
+    concurrency: { default: 8, help: 'requests in parallel' },
   });
-  const requests = Number(values.requests);
-  const concurrency = Number(values.concurrency);
   const stack = await startAwsStack();
   const reuse = await serveOnLoopback(
     stack.inner.kmsRequestListener({ endpoint: stack.kmsUrl, ca: stack.tlsCa, attestationReuseMs: 60_000 }),

@@ -5,6 +5,7 @@
       "sources": [
         "src/addon.cc",
         "src/syscall_error.cc",
+        "src/exports.cc",
         "src/fd.cc",
         "src/vsock.cc",
         "src/nsm.cc",

@@ -19,6 +19,7 @@ import { stringify } from 'yaml';
 import { freePort, sleep } from '../lib/net.js';
 import { anyExit, start, stop, type Tracked } from '../lib/processes.js';
 import { cpuSeconds, descendants } from '../lib/proc-stats.js';
+import { startNginx } from '../lib/nginx.js';
 import { which } from './binaries.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'enclaver-proxy.js');
@@ -184,27 +185,18 @@ export const nginxHttp: HttpPathDefinition = {
   unavailable: () => (which('nginx') ? null : 'nginx is not installed (apt-get install nginx-light)'),
   async start(ctx) {
     const entry = await freePort();
-    const dir = path.join(ctx.workDir, 'nginx-proxy');
-    fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(
-      path.join(dir, 'nginx.conf'),
-      `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 65536; }
-http {
-  access_log off;
-  upstream app { server 127.0.0.1:${ctx.appPort}; keepalive 256; keepalive_requests 1000000; }
+    const proc = startNginx(
+      'nginx-proxy',
+      path.join(ctx.workDir, 'nginx-proxy'),
+      `  upstream app { server 127.0.0.1:${ctx.appPort}; keepalive 256; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:${entry};
     keepalive_requests 1000000;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header X-Forwarded-For $remote_addr; }
   }
-}
 `,
+      ctx.nofile,
     );
-    const proc = start('nginx-proxy', 'nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { nofile: ctx.nofile });
     const url = `http://127.0.0.1:${entry}/`;
     await waitForHttp(url, 'nginx-http', [proc]);
     return running('nginx-http', url, false, [proc], () => [proc.pid, ...descendants(proc.pid).filter((p) => p !== proc.pid)]);

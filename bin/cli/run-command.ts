@@ -154,7 +154,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     throw err;
   }
   const defaults = manifestDefaults(release.manifest);
-  config.enclave.launch = {
+  const launch = {
     eif: path.resolve(release.eif),
     cpuCount: cpuCount ?? defaults.cpu_count ?? DEFAULT_CPUS,
     memoryMib: memoryMib ?? defaults.memory_mb ?? DEFAULT_MEMORY_MIB,
@@ -162,5 +162,6 @@ export async function runCommand(argv: string[]): Promise<number> {
     readyTimeoutMs: READY_TIMEOUT_MS,
     watchIntervalMs: WATCH_INTERVAL_MS,
   };
-  return runOuter(config);
+  // The config is read-only once made: the launch settings go into a copy.
+  return runOuter({ ...config, enclave: { ...config.enclave, launch } });
 }

@@ -1,20 +1,28 @@
 /**
  * A SHA-384 running on its own thread: PCR0 and PCR2 both cover the app ramdisk (the bulk of an
  * EIF), so one of them is computed here while the main thread does the other, and hashing costs
- * the time of one pass, not two, when a second core is free. Messages: a chunk (ArrayBuffer,
- * transferred) → 'ack'; 'digest' → the digest bytes.
+ * the time of one pass, not two, when a second core is free. Messages: a batch (an ArrayBuffer
+ * and how many of its bytes count, transferred) → the same buffer back, for reuse; 'digest' →
+ * the digest bytes.
  */
 import crypto from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 
+export type HashWorkerRequest = { kind: 'bytes'; buffer: ArrayBuffer; length: number } | { kind: 'digest' };
+export type HashWorkerReply = { kind: 'done'; buffer: ArrayBuffer } | { kind: 'digest'; digest: Uint8Array };
+
 const port = parentPort;
-if (!port) throw new Error('builder/eif/hash-worker.js runs as a worker thread (new Worker), not as a program');
-const hash = crypto.createHash('sha384');
-port.on('message', (message: ArrayBuffer | 'digest') => {
-  if (message === 'digest') {
-    port.postMessage(hash.digest());
-    return;
-  }
-  hash.update(new Uint8Array(message));
-  port.postMessage('ack');
-});
+// Outside a worker thread (pcr.ts imports only its types) there is nothing to serve.
+if (port) {
+  const hash = crypto.createHash('sha384');
+  port.on('message', (message: HashWorkerRequest) => {
+    if (message.kind === 'digest') {
+      const reply: HashWorkerReply = { kind: 'digest', digest: hash.digest() };
+      port.postMessage(reply);
+      return;
+    }
+    hash.update(new Uint8Array(message.buffer, 0, message.length));
+    const reply: HashWorkerReply = { kind: 'done', buffer: message.buffer };
+    port.postMessage(reply, [message.buffer]);
+  });
+}

@@ -7,9 +7,16 @@
  */
 import crypto from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import type { HashWorkerReply, HashWorkerRequest } from './hash-worker.js';
 
-/** Chunks in flight to the hashing thread before `update` waits: bounds the memory it can hold. */
+/** Batches in flight to the hashing thread before `update` waits: bounds the memory it can hold. */
 const MAX_IN_FLIGHT = 4;
+/**
+ * Bytes per message to the hashing thread. The EIF writer's chunks are small and many (cpio
+ * headers, file pieces); a message each cost more than the hashing (a copy, a structured-clone
+ * round trip, garbage). Batches are copied into a few buffers that travel there and back.
+ */
+const BATCH_BYTES = 4 * 1024 * 1024;
 
 /** SHA-384 on a worker thread, fed in order, with back-pressure (see hash-worker.ts). */
 class OffThreadSha384 {
@@ -18,16 +25,21 @@ class OffThreadSha384 {
   private waiting: (() => void) | undefined;
   private result: ((digest: Buffer) => void) | undefined;
   private failure: Error | undefined;
+  /** Batch buffers back from the thread, for reuse. */
+  private readonly spare: ArrayBuffer[] = [];
+  private batch = new Uint8Array(BATCH_BYTES);
+  private batched = 0;
 
   constructor() {
-    this.worker.on('message', (m: 'ack' | Uint8Array) => {
-      if (m === 'ack') {
+    this.worker.on('message', (m: HashWorkerReply) => {
+      if (m.kind === 'done') {
         this.inFlight--;
+        this.spare.push(m.buffer);
         const wake = this.waiting;
         this.waiting = undefined;
         wake?.();
       } else {
-        this.result?.(Buffer.from(m));
+        this.result?.(Buffer.from(m.digest));
       }
     });
     this.worker.on('error', (err) => {
@@ -37,22 +49,39 @@ class OffThreadSha384 {
   }
 
   async update(chunk: Uint8Array): Promise<void> {
+    for (let from = 0; from < chunk.length;) {
+      const n = Math.min(chunk.length - from, BATCH_BYTES - this.batched);
+      this.batch.set(chunk.subarray(from, from + n), this.batched);
+      this.batched += n;
+      from += n;
+      if (this.batched === BATCH_BYTES) await this.send();
+    }
+  }
+
+  /** The batch to the thread (waiting while MAX_IN_FLIGHT are there), and a fresh or reused one to fill. */
+  private async send(): Promise<void> {
     while (this.inFlight >= MAX_IN_FLIGHT && !this.failure)
       await new Promise<void>((resolve) => {
         this.waiting = resolve;
       });
     if (this.failure) throw this.failure;
-    const copy = Uint8Array.prototype.slice.call(chunk) as Uint8Array;
+    const buffer = this.batch.buffer as ArrayBuffer;
+    const message: HashWorkerRequest = { kind: 'bytes', buffer, length: this.batched };
     this.inFlight++;
-    this.worker.postMessage(copy.buffer, [copy.buffer as ArrayBuffer]);
+    this.worker.postMessage(message, [buffer]);
+    const spare = this.spare.pop();
+    this.batch = spare ? new Uint8Array(spare) : new Uint8Array(BATCH_BYTES);
+    this.batched = 0;
   }
 
   async digest(): Promise<Buffer> {
+    if (this.batched > 0) await this.send();
     if (this.failure) throw this.failure;
     const digest = new Promise<Buffer>((resolve) => {
       this.result = resolve;
     });
-    this.worker.postMessage('digest');
+    const message: HashWorkerRequest = { kind: 'digest' };
+    this.worker.postMessage(message);
     try {
       return await digest;
     } finally {

@@ -2,7 +2,9 @@
  * Layer flattening in bounded memory. Layers are applied in order onto an in-memory tree of
  * metadata only; file contents go to one append-only spool file and nodes keep (offset, size),
  * so memory grows with the number of paths, never with their bytes. The tree is then walked in
- * byte order of paths for the app ramdisk, reading contents back from the spool.
+ * byte order of paths for the app ramdisk, reading contents back from the spool. Bytes that are
+ * already in a local file, uncompressed (a layer blob of a layout or archive, the runtime's
+ * files), are not copied: the node keeps (file, offset, size) and they are read from there.
  *
  * OCI whiteout rules (image-spec layer.md): `.wh.NAME` deletes NAME (and its subtree) as the
  * lower layers left it; `.wh..wh..opq` hides everything lower layers put in its directory;
@@ -18,7 +20,7 @@
 import fs from 'node:fs/promises';
 import { BuildError } from '../errors.js';
 import { comparePaths, type RootfsEntry } from '../ramdisk/app.js';
-import { fileRange } from './file-chunks.js';
+import type { FileSpan } from './model.js';
 import type { TarEntry } from './tar-reader.js';
 
 export type BuilderAddition = { path: string; mode: number } & (
@@ -35,9 +37,15 @@ interface NodeBase {
   uid: number;
   gid: number;
 }
+/**
+ * Where a file's bytes are: appended to the spool, or already in a local file the build reads
+ * anyway (an uncompressed layer's blob, a runtime file), which then is read in place, not copied.
+ */
+type FileBytes = { in: 'spool'; offset: number } | { in: 'file'; path: string; offset: number };
+
 type TreeNode =
   | (NodeBase & { kind: 'directory'; mode: number; children: Map<string, TreeNode> })
-  | (NodeBase & { kind: 'file'; mode: number; offset: number; size: number })
+  | (NodeBase & { kind: 'file'; mode: number; bytes: FileBytes; size: number })
   | (NodeBase & { kind: 'symlink'; target: string });
 type DirectoryNode = TreeNode & { kind: 'directory' };
 
@@ -45,6 +53,11 @@ export interface LayerContext {
   /** How the error names the layer: "layer 2 (sha256:…) of docker://…". */
   name: string;
   index: number;
+  /**
+   * Where the layer's tar lies, uncompressed, in a local file: file bodies are then read back from
+   * there (at the offset the tar reader reports) instead of being copied to the spool.
+   */
+  tarFile?: FileSpan;
 }
 
 /** An entry's own name (its path's last component); only the root has none, and the root is no entry. */
@@ -220,7 +233,7 @@ export class FlatTree {
           dir.children.set(base, {
             kind: 'file',
             mode: target.mode,
-            offset: target.offset,
+            bytes: target.bytes,
             size: target.size,
             ...owner,
             uid: target.uid,
@@ -229,14 +242,18 @@ export class FlatTree {
           break;
         }
         case 'file': {
-          const offset = this.spoolSize;
+          const { tarFile } = layer;
+          const bytes: FileBytes = tarFile
+            ? { in: 'file', path: tarFile.path, offset: tarFile.offset + entry.dataOffset }
+            : { in: 'spool', offset: this.spoolSize };
           let size = 0;
+          // In place, the body is still read: the layer's digests cover it, and the tar goes on after it.
           for await (const chunk of entry.body()) {
-            await this.writeSpool(chunk);
+            if (!tarFile) await this.writeSpool(chunk);
             size += chunk.length;
           }
           this.stats.bytes += size;
-          dir.children.set(base, { kind: 'file', mode: h.mode, offset, size, ...owner });
+          dir.children.set(base, { kind: 'file', mode: h.mode, bytes, size, ...owner });
           break;
         }
       }
@@ -287,9 +304,30 @@ export class FlatTree {
     };
   }
 
+  /** A file's bytes read where they already are (a layer blob, a runtime file), through the same one buffer. */
+  private inPlace(bytes: { path: string; offset: number }, size: number): () => AsyncIterable<Buffer> {
+    const buffer = this.readBuffer;
+    return async function* () {
+      const fh = await fs.open(bytes.path, 'r');
+      try {
+        for (let done = 0; done < size;) {
+          const { bytesRead } = await fh.read(buffer, 0, Math.min(SPOOL_READ, size - done), bytes.offset + done);
+          if (bytesRead === 0)
+            throw new BuildError('layer_invalid', `${bytes.path} changed during the build: it ended ${size - done} bytes early`, {
+              path: bytes.path,
+            });
+          done += bytesRead;
+          yield buffer.subarray(0, bytesRead);
+        }
+      } finally {
+        await fh.close();
+      }
+    };
+  }
+
   /**
    * The builder's own additions (runtime, config), root-owned, replacing whatever the image has
-   * at those paths. Files come from memory or are streamed from disk into the spool.
+   * at those paths. Files from memory go to the spool; files on disk are read in place at the end.
    */
   async addEntries(entries: BuilderAddition[]): Promise<void> {
     const layer = { name: 'builder additions', index: Number.MAX_SAFE_INTEGER };
@@ -306,11 +344,13 @@ export class FlatTree {
           children: (dir.children.get(base) as { children?: Map<string, TreeNode> } | undefined)?.children ?? new Map(),
         });
       else if (e.kind === 'symlink') dir.children.set(base, { kind: 'symlink', target: e.target, ...owner });
-      else {
+      else if (e.kind === 'disk-file') {
+        const { size } = await fs.stat(e.source);
+        dir.children.set(base, { kind: 'file', mode: e.mode, bytes: { in: 'file', path: e.source, offset: 0 }, size, ...owner });
+      } else {
         const offset = this.spoolSize;
-        if (e.kind === 'file') await this.writeSpool(e.data);
-        else for await (const chunk of fileRange(e.source)) await this.writeSpool(chunk);
-        dir.children.set(base, { kind: 'file', mode: e.mode, offset, size: this.spoolSize - offset, ...owner });
+        await this.writeSpool(e.data);
+        dir.children.set(base, { kind: 'file', mode: e.mode, bytes: { in: 'spool', offset }, size: e.data.length, ...owner });
       }
     }
   }
@@ -343,7 +383,7 @@ export class FlatTree {
             uid: node.uid,
             gid: node.gid,
             size: node.size,
-            data: this.spooled(node.offset, node.size),
+            data: node.bytes.in === 'spool' ? this.spooled(node.bytes.offset, node.size) : this.inPlace(node.bytes, node.size),
           };
         }
       }

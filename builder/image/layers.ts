@@ -96,7 +96,9 @@ export async function applyLayers(image: ResolvedImage, tree: FlatTree, progress
     const storedStream = counted(layer.open(), stored, onBytes);
     const tarStream = sameBytes ? storedStream : counted(decompressed(storedStream, layer), plain, () => undefined);
     try {
-      await tree.apply(readTar(tarStream), { name: layer.name, index: layer.index });
+      // An uncompressed layer in a local file: file bodies are read back from it, not spooled.
+      const tarFile = sameBytes ? layer.file : undefined;
+      await tree.apply(readTar(tarStream), { name: layer.name, index: layer.index, ...(tarFile ? { tarFile } : {}) });
       for await (const _ of tarStream) {
         /* trailing blocks: part of the digest */
       }

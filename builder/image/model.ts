@@ -39,6 +39,14 @@ export interface ImageLayer {
   /** Stored size in bytes, when known (progress only). */
   size: number | undefined;
   open(): AsyncIterable<Buffer>;
+  /** Where the stored bytes lie on the build host (a layout's blob, an archive's member), when they do. */
+  file: FileSpan | undefined;
+}
+
+/** Bytes of a local file from `offset` on. */
+export interface FileSpan {
+  path: string;
+  offset: number;
 }
 
 export interface ResolvedImage {

@@ -34,6 +34,7 @@ export function layoutStore(dir: string, image: string): BlobStore {
         throw new BuildError('image_invalid', `${image}: layer blob ${digest} is missing (${file})`, { image, digest });
       return fileRange(file);
     },
+    locate: (digest) => ({ path: blobPath(dir, digest, image), offset: 0 }),
   };
 }
 

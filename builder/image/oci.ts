@@ -11,6 +11,7 @@ import {
   ociArch,
   parseJson,
   type Descriptor,
+  type FileSpan,
   type ImageConfig,
   type ImageLayer,
   type ResolvedImage,
@@ -21,6 +22,8 @@ export interface BlobStore {
   read(digest: string, what: string): Promise<Buffer>;
   /** A layer blob as chunks. */
   open(digest: string): AsyncIterable<Buffer>;
+  /** Where a blob lies on the build host, for stores that keep blobs in local files. */
+  locate?(digest: string): FileSpan;
 }
 
 interface IndexJson {
@@ -98,6 +101,7 @@ export async function resolveOci(
     name: `${image}: layer ${index + 1}/${layerCount} (${d.digest})`,
     size: d.size,
     open: () => store.open(d.digest),
+    file: store.locate?.(d.digest),
   }));
   return { text: image, name, configDigest: doc.config.digest, config, layers };
 }

@@ -8,7 +8,7 @@
 import fs from 'node:fs/promises';
 import { BuildError } from '../errors.js';
 import { fileRange, seekableFile } from './file-chunks.js';
-import { checkArchitecture, checkDigest, parseJson, type ImageConfig, type ResolvedImage } from './model.js';
+import { checkArchitecture, checkDigest, parseJson, type FileSpan, type ImageConfig, type ResolvedImage } from './model.js';
 import { resolveOci, type BlobStore } from './oci.js';
 import { readTar, TarFormatError } from './tar-reader.js';
 
@@ -92,6 +92,10 @@ export class TarArchive {
     return fileRange(this.file, m.offset, m.size);
   }
 
+  locate(name: string, what: string): FileSpan {
+    return { path: this.file, offset: this.member(name, what).offset };
+  }
+
   blobStore(): BlobStore {
     const name = (digest: string) => `blobs/${digest.replace(':', '/')}`;
     return {
@@ -101,6 +105,7 @@ export class TarArchive {
         return data;
       },
       open: (digest) => this.open(name(digest), 'layer blob'),
+      locate: (digest) => this.locate(name(digest), 'layer blob'),
     };
   }
 }
@@ -179,6 +184,7 @@ export async function resolveDockerArchive(
         diffId: diffIds[index],
         name: `${image}: layer ${index + 1}/${entry.Layers.length} (${layerPath})`,
         open: () => archive.open(layerPath, 'layer'),
+        file: archive.locate(layerPath, 'layer'),
       };
     }),
   };

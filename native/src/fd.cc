@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 
+#include "exports.h"
 #include "syscall_error.h"
 
 namespace enclaver {
@@ -44,8 +45,10 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterFdFunctions(Napi::Env env, Napi::Object exports) {
-  exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
-  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  ExportFunctions(env, exports, {
+      {"dupFd", DupFd},
+      {"closeFd", CloseFd},
+  });
 }
 
 }  // namespace enclaver

@@ -2,6 +2,7 @@
 // single ioctl (aws-nitro-enclaves-nsm-api, driver `nsm.c`): NSM_IOCTL_RAW = _IOWR(0x0A, 0,
 // struct nsm_raw) = 0xC0200A00 on 64-bit Linux. The kernel writes the response length back into
 // response.len. Encoding and decoding the CBOR is the JS side's job.
+#include "exports.h"
 #include "nsm.h"
 
 #include <sys/ioctl.h>
@@ -61,7 +62,9 @@ Napi::Value NsmIoctl(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterNsmFunctions(Napi::Env env, Napi::Object exports) {
-  exports.Set("nsmIoctl", Napi::Function::New(env, NsmIoctl, "nsmIoctl"));
+  ExportFunctions(env, exports, {
+      {"nsmIoctl", NsmIoctl},
+  });
 }
 
 }  // namespace enclaver

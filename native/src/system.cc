@@ -1,5 +1,6 @@
 // System calls for the enclave bootstrap and the supervisor (see system.h). Each function is one
 // call or one short sequence with no state kept between calls; failures throw errno-named errors.
+#include "exports.h"
 #include "system.h"
 
 #include <fcntl.h>
@@ -165,13 +166,15 @@ Napi::Value TryLockFile(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterSystemFunctions(Napi::Env env, Napi::Object exports) {
-  exports.Set("interfaceUp", Napi::Function::New(env, InterfaceUp, "interfaceUp"));
-  exports.Set("interfaceIsUp", Napi::Function::New(env, InterfaceIsUp, "interfaceIsUp"));
-  exports.Set("addEntropy", Napi::Function::New(env, AddEntropy, "addEntropy"));
-  exports.Set("setRealtimeClock", Napi::Function::New(env, SetRealtimeClock, "setRealtimeClock"));
-  exports.Set("reapChild", Napi::Function::New(env, ReapChild, "reapChild"));
-  exports.Set("setChildSubreaper", Napi::Function::New(env, SetChildSubreaper, "setChildSubreaper"));
-  exports.Set("tryLockFile", Napi::Function::New(env, TryLockFile, "tryLockFile"));
+  ExportFunctions(env, exports, {
+      {"interfaceUp", InterfaceUp},
+      {"interfaceIsUp", InterfaceIsUp},
+      {"addEntropy", AddEntropy},
+      {"setRealtimeClock", SetRealtimeClock},
+      {"reapChild", ReapChild},
+      {"setChildSubreaper", SetChildSubreaper},
+      {"tryLockFile", TryLockFile},
+  });
 }
 
 }  // namespace enclaver

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "addon_state.h"
+#include "exports.h"
 #include "fd.h"
 #include "syscall_error.h"
 
@@ -242,12 +243,14 @@ Napi::Value VsockAddressOf(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterVsockFunctions(Napi::Env env, Napi::Object exports) {
-  exports.Set("vsockListen", Napi::Function::New(env, VsockListen, "vsockListen"));
-  exports.Set("vsockConnect", Napi::Function::New(env, VsockConnect, "vsockConnect"));
-  exports.Set("vsockConnectCancel", Napi::Function::New(env, VsockConnectCancel, "vsockConnectCancel"));
-  exports.Set("vsockLocalCid", Napi::Function::New(env, VsockLocalCid, "vsockLocalCid"));
-  exports.Set("vsockSocketSupported", Napi::Function::New(env, VsockSocketSupported, "vsockSocketSupported"));
-  exports.Set("vsockAddress", Napi::Function::New(env, VsockAddressOf, "vsockAddress"));
+  ExportFunctions(env, exports, {
+      {"vsockListen", VsockListen},
+      {"vsockConnect", VsockConnect},
+      {"vsockConnectCancel", VsockConnectCancel},
+      {"vsockLocalCid", VsockLocalCid},
+      {"vsockSocketSupported", VsockSocketSupported},
+      {"vsockAddress", VsockAddressOf},
+  });
 }
 
 }  // namespace enclaver

@@ -6,6 +6,7 @@
  */
 import type net from 'node:net';
 import type { ConnectionContext } from '../../shared/listener/types.js';
+import { formatHostPort } from '../../shared/transport/address.js';
 
 export class EgressConnection {
   /** `127.0.0.1:54321`, `[::1]:54321` or `unix`: the audit record's `src`. */
@@ -21,8 +22,8 @@ export class EgressConnection {
     readonly socket: net.Socket,
     readonly ctx: ConnectionContext,
   ) {
-    const a = socket.remoteAddress;
-    this.src = a === undefined ? 'unix' : a.includes(':') ? `[${a}]:${socket.remotePort}` : `${a}:${socket.remotePort}`;
+    const { remoteAddress, remotePort } = socket;
+    this.src = remoteAddress === undefined || remotePort === undefined ? 'unix' : formatHostPort(remoteAddress, remotePort);
   }
 
   /** The id of a new attempt: the connection id for the first, `<id>.<n>` for later keep-alive requests. */

@@ -4,7 +4,7 @@
  * records go). Built once per listener; per-connection state lives in EgressConnection.
  */
 import type { EgressProto } from '../../shared/audit/record.js';
-import type { EgressListenerConfig } from '../../shared/config/egress.js';
+import type { EgressListenerConfig } from '../../shared/config/types.js';
 import type { Address } from '../../shared/transport/index.js';
 import type { AuditSink } from './attempt.js';
 

@@ -13,9 +13,9 @@ export interface HttpRoute {
   /** Label for metrics and the access log. */
   name: string;
   /** Host globs; empty = any host. */
-  hosts: string[];
+  hosts: readonly string[];
   /** Path globs; empty = any path. */
-  paths: string[];
+  paths: readonly string[];
   cluster: string;
 }
 

@@ -23,7 +23,7 @@ const CLOCK_SKEW_MS = 60_000;
 
 export interface NsmSimulatorOptions {
   /** PCR index → value; indices 0–15 that are not given read as zeros. */
-  pcrs?: Map<number, Buffer>;
+  pcrs?: ReadonlyMap<number, Buffer>;
   moduleId?: string;
   /** The root certificate PEM is written here at startup so that verifiers can pin it. */
   rootCertificatePath?: string;

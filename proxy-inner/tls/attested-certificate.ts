@@ -157,7 +157,7 @@ function timerScheduler(now: () => number): ScheduleAt {
 
 export interface AttestedCertificateOptions {
   /** DNS names and IP addresses the certificate is issued for (subjectAltName). */
-  names: string[];
+  names: readonly string[];
   now?: () => number;
   /** Carry a document binding the key in the certificate, re-issued before its chain expires. */
   embed?: { nsm: Pick<Nsm, 'attest'>; schedule?: ScheduleAt };

@@ -47,7 +47,7 @@ export interface EgressRelayOptions {
   guard?: GuardOptions;
   upstreamProxy?: UpstreamProxy & {
     /** Destinations (egress rule entries) that go through the proxy; all when absent. */
-    hosts?: Rule[];
+    hosts?: readonly Rule[];
   };
   /** Replaces the system resolver (tests). */
   resolver?: Resolver;
@@ -69,13 +69,13 @@ function connectIp(ip: IpAddress, port: number, timeoutMs: number): Promise<net.
     const socket = net.connect({ host: formatIp(ip), port, family: ip.family, allowHalfOpen: true, noDelay: true });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new TunnelOpenError('connect_timeout', `connect to ${formatIp(ip)}:${port} timed out`));
+      reject(new TunnelOpenError('connect_timeout', `connect to ${formatHostPort(formatIp(ip), port)} timed out`));
     }, timeoutMs);
     socket.once('error', (err) => {
       clearTimeout(timer);
       const errno = errnoOf(err);
       const code: RelayErrorCode = errno === 'ECONNREFUSED' ? 'connect_refused' : errno === 'ETIMEDOUT' ? 'connect_timeout' : 'unreachable';
-      reject(new TunnelOpenError(code, `connect to ${formatIp(ip)}:${port}: ${errno ?? messageOf(err)}`));
+      reject(new TunnelOpenError(code, `connect to ${formatHostPort(formatIp(ip), port)}: ${errno ?? messageOf(err)}`));
     });
     socket.once('connect', () => {
       clearTimeout(timer);
@@ -242,6 +242,6 @@ export class EgressRelay {
         last = err;
       }
     }
-    throw last ?? new TunnelOpenError('connect_timeout', `connect to ${req.host}:${req.port} timed out`);
+    throw last ?? new TunnelOpenError('connect_timeout', `connect to ${formatHostPort(req.host, req.port)} timed out`);
   }
 }

@@ -6,6 +6,7 @@
 import net from 'node:net';
 import { SocksClient } from 'socks';
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
+import { formatHostPort } from '../../shared/transport/address.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
 
 export interface UpstreamProxy {
@@ -36,7 +37,7 @@ function httpConnect(proxy: UpstreamProxy, host: string, port: number, timeoutMs
     });
     socket.once('connect', () => {
       clearTimeout(timer);
-      const authority = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+      const authority = formatHostPort(host, port);
       socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
       readPrefix<string>(
         socket,

@@ -8,12 +8,13 @@ import path from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors/index.js';
 import { annotateAddressKeys } from './address-keys.js';
 import type { BuildConfig } from './build.js';
+import { freezeConfig } from './freeze.js';
 import { configSchema } from './schema.js';
 import { ConfigSource } from './source.js';
 import { looksLikeManifest, manifestNotices, translateManifest, type Publish } from './enclaver-manifest.js';
 import { effectiveDocument, normalize, type Normalized } from './normalize.js';
 import type { PathSegment } from './source.js';
-import { isObject, type FileReference } from './spec.js';
+import { isObject, type DeepReadonly, type FileReference } from './spec.js';
 import { validateAgainst } from './validate.js';
 import type { Config } from './types.js';
 
@@ -156,7 +157,7 @@ export function loadConfigSource(source: ConfigSource, opts: LoadOptions = {}): 
   const { config, problems } = problemsOf(prepare(source, opts));
   if (problems.length) throw new ConfigError(problems);
   annotateAddressKeys(config, source.data, looksLikeManifest(source.data));
-  return config;
+  return freezeConfig(config);
 }
 
 export interface Loaded {
@@ -169,8 +170,8 @@ export interface Loaded {
   references: FileReference[];
   /** A problem located in the config file, for checks made after loading. */
   problemAt(path: readonly PathSegment[], message: string): ConfigProblem;
-  /** The `build:` section (role inner), for `enclaver-proxy build`. */
-  build: BuildConfig | undefined;
+  /** The `build:` section (role inner), for `enclaver-proxy build`; read-only and frozen like the config. */
+  build: DeepReadonly<BuildConfig> | undefined;
 }
 
 /** Things in the file that this command does not use, said once so they do not look honoured. */
@@ -200,6 +201,8 @@ export function loadWithNotices(source: ConfigSource, opts: LoadOptions = {}, mo
   const all = [...problems, ...(moreChecks?.(loaded) ?? [])];
   if (all.length) throw new ConfigError(all);
   annotateAddressKeys(config, source.data, looksLikeManifest(source.data));
+  freezeConfig(config);
+  if (build) freezeConfig(build);
   return loaded;
 }
 

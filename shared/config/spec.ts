@@ -77,6 +77,21 @@ export interface Spec<T> {
 
 export type Static<S> = S extends Spec<infer T> ? T : never;
 
+/**
+ * `T` read-only all the way down: what the config types are named as outside the spec builder.
+ * Arrays and tuples become readonly through the mapped type; maps and sets lose their writers.
+ * Binary values (PCRs, address bytes) stay as they are: a typed array cannot be frozen either.
+ */
+export type DeepReadonly<T> = T extends ((...args: never[]) => unknown) | ArrayBufferView
+  ? T
+  : T extends ReadonlyMap<infer K, infer V>
+    ? ReadonlyMap<K, DeepReadonly<V>>
+    : T extends ReadonlySet<infer V>
+      ? ReadonlySet<DeepReadonly<V>>
+      : T extends object
+        ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+        : T;
+
 /** `T`, or `T | undefined` when the options give no default. */
 type WithDefault<O, T> = O extends { default: unknown } ? T : T | undefined;
 

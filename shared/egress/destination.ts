@@ -8,6 +8,7 @@
  */
 import { domainToASCII } from 'node:url';
 import { ProxyError } from '../errors/index.js';
+import { formatHostPort } from '../transport/address.js';
 import { lastOf } from '../util/checked.js';
 import { formatIp, parseIPv4Any, parseIPv6, unmapIp, type IpAddress } from './ip.js';
 
@@ -130,6 +131,6 @@ export function parseAuthority(raw: string, defaultPort?: number): Destination {
 
 /** The authority as it should be written in a CONNECT line, a Host header or a log. */
 export function formatDestination(d: Destination): string {
-  const host = d.host.kind === 'ip' && d.host.ip.family === 6 ? `[${d.host.text}]` : d.host.text;
-  return `${host}:${d.port}`;
+  // Only an IPv6 address has a colon in its canonical text: formatHostPort brackets exactly those.
+  return formatHostPort(d.host.text, d.port);
 }

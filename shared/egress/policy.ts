@@ -30,12 +30,12 @@ interface RuleBase {
   ports: PortRange | null;
 }
 export type Rule =
-  | (RuleBase & { kind: 'name'; /** labels, left to right; `*` and `**` are wildcards */ labels: string[] })
+  | (RuleBase & { kind: 'name'; /** labels, left to right; `*` and `**` are wildcards */ labels: readonly string[] })
   | (RuleBase & { kind: 'cidr'; cidr: IpCidr });
 
 export interface EgressPolicy {
-  allow: Rule[];
-  deny: Rule[];
+  allow: readonly Rule[];
+  deny: readonly Rule[];
 }
 
 export interface PolicyLists {

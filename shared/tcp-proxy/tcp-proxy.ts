@@ -14,6 +14,7 @@ import { connectCluster } from '../cluster/connect.js';
 import { unredactedLogger, type Logger } from '../log/logger.js';
 import type { ClosedConnection, ConnectionContext, ConnectionHandler, ConnectionOutcome } from '../listener/types.js';
 import { formatAddress } from '../transport/index.js';
+import { formatHostPort } from '../transport/address.js';
 import { receiveProxyHeader } from '../proxy-protocol/receive.js';
 import { encodeProxyHeader, type Endpoint } from '../proxy-protocol/v2.js';
 import { activePump, jsPump, type Pump } from '../pump/index.js';
@@ -40,7 +41,7 @@ function localOf(socket: net.Socket): Endpoint | undefined {
 }
 
 function describe(e: Endpoint | undefined): string | undefined {
-  return e ? (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`) : undefined;
+  return e ? formatHostPort(e.address, e.port) : undefined;
 }
 
 /** A TLS identity from PEM files, read now: a missing or bad key stops the process before it listens. */

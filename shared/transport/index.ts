@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { TransportError, errnoOf, messageOf } from '../errors/index.js';
-import { type Address, formatAddress } from './address.js';
+import { type Address, formatAddress, formatHostPort } from './address.js';
 import type { FastEndpoint, NativeAddon } from '../native/addon.js';
 import { connectVsock, listenVsock, type VsockAddress } from './native-vsock.js';
 import { emulatedPath, vsockSettings } from './vsock.js';
@@ -102,7 +102,7 @@ function adoptServer(server: net.Server, addr: Address, display: string, opts: L
   // Accept errors (EMFILE, …) must never take the process down; they are per-attempt failures.
   server.on('error', () => {});
   const a = server.address();
-  const bound = typeof a === 'string' ? a : a ? `${a.address}:${a.port}` : display;
+  const bound = typeof a === 'string' ? a : a ? formatHostPort(a.address, a.port) : display;
   const boundAddress: Address = addr.kind === 'tcp' && a && typeof a !== 'string' ? { ...addr, port: a.port } : addr;
   return {
     address: boundAddress,
@@ -223,7 +223,7 @@ export async function listenNative(addon: NativeAddon, addr: Address, backlog = 
     }
     const { fd, port } = addon.fastBindTcp(target.host, target.port, backlog);
     const address: Address = addr.kind === 'tcp' ? { ...addr, port } : addr;
-    return { fd, address, bound: `${target.host}:${port}`, unlink: () => {} };
+    return { fd, address, bound: formatHostPort(target.host, port), unlink: () => {} };
   } catch (err) {
     throw err instanceof TransportError ? err : asTransportError(err);
   }

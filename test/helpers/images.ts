@@ -93,7 +93,12 @@ export function rawLayout(dir: string, tag: string, layers: Buffer[], config: Um
     JSON.stringify({
       architecture: config.architecture ?? 'amd64',
       os: 'linux',
-      config: { Entrypoint: config.entrypoint ?? null, Cmd: config.cmd ?? null, Env: config.env ?? [] },
+      config: {
+        Entrypoint: config.entrypoint ?? null,
+        Cmd: config.cmd ?? null,
+        Env: config.env ?? [],
+        ...(config.workdir ? { WorkingDir: config.workdir } : {}),
+      },
       rootfs: { type: 'layers', diff_ids: layerDescs.map((d) => d.digest) },
     }),
   );

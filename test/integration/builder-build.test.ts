@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { makeStandInBlobs } from '../helpers/blobs.js';
 import { readEifIndependently } from '../helpers/eif-independent.js';
-import { cpioList, eifSection, fakeRuntimeDir, run, skopeoCopy, umociImage, unpackCpio } from '../helpers/images.js';
+import { cpioList, eifSection, fakeRuntimeDir, rawLayout, run, skopeoCopy, umociImage, unpackCpio } from '../helpers/images.js';
 import { cli } from '../helpers/cli-async.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
 
@@ -174,6 +175,47 @@ describe('enclaver-proxy build', { skip }, () => {
     } finally {
       await registry?.stop();
     }
+  });
+
+  it('the same layers uncompressed (file bodies read in place from the layout and the archive, not spooled) give the same PCR2', async () => {
+    const dir = fs.mkdtempSync(path.join(work, 'u-'));
+    // umoci writes gzip layers; the same tars, uncompressed, in a layout of their own.
+    const index = JSON.parse(fs.readFileSync(path.join(layoutDir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    const blob = (digest: string) => fs.readFileSync(path.join(layoutDir, 'blobs', 'sha256', digest.slice('sha256:'.length)));
+    const [top] = index.manifests;
+    assert.ok(top, 'the layout has an image');
+    const layers = (JSON.parse(blob(top.digest).toString('utf8')) as { layers: { digest: string }[] }).layers;
+    const tars = layers.map((l) => zlib.gunzipSync(blob(l.digest)));
+    const plain = rawLayout(path.join(dir, 'plain'), 'v1', tars, {
+      entrypoint: ['/app/server'],
+      cmd: ['--port', '8080'],
+      env: ['GREETING=hi there'],
+      workdir: '/app',
+    });
+    const archive = path.join(dir, 'plain.oci.tar');
+    skopeoCopy(plain, `oci-archive:${archive}:v1`);
+    const file = manifest(dir, 'placeholder:latest');
+    const pcr2: string[] = [];
+    for (const [i, ref] of [image, plain, `oci-archive:${archive}:v1`].entries()) {
+      const r = await cli([
+        'build',
+        '-f',
+        file,
+        '--image',
+        ref,
+        '--out',
+        path.join(dir, `out${i}`),
+        '--blobs',
+        blobs,
+        '--runtime-dir',
+        runtime,
+        '--no-release',
+        '--json',
+      ]);
+      assert.equal(r.code, 0, `${ref}: ${r.stderr}`);
+      pcr2.push((JSON.parse(r.stdout) as { Measurements: { PCR2: string } }).Measurements.PCR2);
+    }
+    assert.deepEqual(new Set(pcr2).size, 1, `one PCR2 for gzip, uncompressed layout and uncompressed archive: ${pcr2.join(', ')}`);
   });
 
   it('measure IMAGE prints the PCRs the build gives, and keeps nothing', async () => {

@@ -151,6 +151,19 @@ describe(
       assert.notEqual(c.PCR2, a.PCR2, 'another egress allowlist is another PCR2');
     });
 
+    it('measure IMAGE -c proxy.yaml gives the PCRs the build gave', async () => {
+      assert.equal(fromConfig.code, 0, fromConfig.stderr);
+      const built = (JSON.parse(fromConfig.stdout) as BuildJson).Measurements;
+      const config = path.join(work, 'project', 'proxy.yaml');
+      const r = await cli(['measure', `oci:${layout}:v1`, '-c', config, '--blobs', blobs, '--runtime-dir', runtime, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const measured = (JSON.parse(r.stdout) as { Measurements: Record<string, string> }).Measurements;
+      assert.deepEqual(
+        { PCR0: measured.PCR0, PCR1: measured.PCR1, PCR2: measured.PCR2, PCR8: measured.PCR8 },
+        { PCR0: built.PCR0, PCR1: built.PCR1, PCR2: built.PCR2, PCR8: built.PCR8 },
+      );
+    });
+
     it("the release image runs outer_config's outer side, launching /enclave/application.eif with the build's defaults", async () => {
       assert.equal(fromConfig.code, 0, fromConfig.stderr);
       const out = path.join(work, 'o1');

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "addon_state.h"
+#include "exports.h"
 #include "fastpath/fast_listener.h"
 #include "fd.h"
 #include "pump/pump_binding.h"
@@ -48,16 +49,6 @@ struct Delivery {
   }
 };
 
-const char* CauseName(CloseCause cause) {
-  switch (cause) {
-    case CloseCause::kDownstream: return "downstream";
-    case CloseCause::kUpstream: return "upstream";
-    case CloseCause::kAborted: return "aborted";
-    case CloseCause::kIdleTimeout: return "idle_timeout";
-  }
-  return "aborted";
-}
-
 void Delivery::CallJs(Napi::Env env, Napi::Function callback, Delivery*, FastBatch* raw) {
   std::unique_ptr<FastBatch> batch(raw);
   if (env == nullptr) return;  // teardown: the batch's destructor closes handed-back fds
@@ -80,7 +71,7 @@ void Delivery::CallJs(Napi::Env env, Napi::Function callback, Delivery*, FastBat
     o.Set("bytesIn", Napi::Number::New(env, static_cast<double>(r.bytes_in)));
     o.Set("bytesOut", Napi::Number::New(env, static_cast<double>(r.bytes_out)));
     o.Set("durationMs", Napi::Number::New(env, static_cast<double>(r.duration_ms)));
-    o.Set("closedBy", Napi::String::New(env, CauseName(r.closed_by)));
+    o.Set("closedBy", Napi::String::New(env, CloseCauseName(r.closed_by)));
     o.Set("copied", Napi::Boolean::New(env, r.copied));
     if (r.error_end >= 0) {
       o.Set("errorSide", Napi::String::New(env, r.error_end == kDownstreamEnd ? "downstream" : "upstream"));
@@ -352,13 +343,15 @@ Napi::Value FastBindUnix(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterFastPathFunctions(Napi::Env env, Napi::Object exports) {
-  exports.Set("fastBindTcp", Napi::Function::New(env, FastBindTcp, "fastBindTcp"));
-  exports.Set("fastBindUnix", Napi::Function::New(env, FastBindUnix, "fastBindUnix"));
-  exports.Set("fastListen", Napi::Function::New(env, FastListen, "fastListen"));
-  exports.Set("fastStop", Napi::Function::New(env, FastStop, "fastStop"));
-  exports.Set("fastAbortAll", Napi::Function::New(env, FastAbortAll, "fastAbortAll"));
-  exports.Set("fastRelease", Napi::Function::New(env, FastRelease, "fastRelease"));
-  exports.Set("fastClose", Napi::Function::New(env, FastClose, "fastClose"));
+  ExportFunctions(env, exports, {
+      {"fastBindTcp", FastBindTcp},
+      {"fastBindUnix", FastBindUnix},
+      {"fastListen", FastListen},
+      {"fastStop", FastStop},
+      {"fastAbortAll", FastAbortAll},
+      {"fastRelease", FastRelease},
+      {"fastClose", FastClose},
+  });
 }
 
 }  // namespace enclaver

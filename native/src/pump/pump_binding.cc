@@ -9,22 +9,13 @@
 #include <string>
 
 #include "addon_state.h"
+#include "exports.h"
 #include "fd.h"
 #include "syscall_error.h"
 
 namespace enclaver {
 
 namespace {
-
-const char* CauseName(CloseCause cause) {
-  switch (cause) {
-    case CloseCause::kDownstream: return "downstream";
-    case CloseCause::kUpstream: return "upstream";
-    case CloseCause::kAborted: return "aborted";
-    case CloseCause::kIdleTimeout: return "idle_timeout";
-  }
-  return "aborted";
-}
 
 const char* EndName(int end) {
   return end == kDownstreamEnd ? "downstream" : "upstream";
@@ -206,7 +197,7 @@ void PumpEngine::Deliver(Napi::Env env, PumpCompletion* completion) {
   Napi::Object result = Napi::Object::New(env);
   result.Set("bytesUp", Napi::Number::New(env, static_cast<double>(o.bytes_up)));
   result.Set("bytesDown", Napi::Number::New(env, static_cast<double>(o.bytes_down)));
-  result.Set("closedBy", Napi::String::New(env, CauseName(o.closed_by)));
+  result.Set("closedBy", Napi::String::New(env, CloseCauseName(o.closed_by)));
   if (o.error_end >= 0) {
     result.Set("errorSide", Napi::String::New(env, EndName(o.error_end)));
     result.Set("errno", Napi::Number::New(env, o.error_errno));
@@ -253,12 +244,24 @@ Napi::Value SpliceProbe(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+const char* CloseCauseName(CloseCause cause) {
+  switch (cause) {
+    case CloseCause::kDownstream: return "downstream";
+    case CloseCause::kUpstream: return "upstream";
+    case CloseCause::kAborted: return "aborted";
+    case CloseCause::kIdleTimeout: return "idle_timeout";
+  }
+  return "aborted";
+}
+
 void RegisterPumpFunctions(Napi::Env env, Napi::Object exports) {
-  exports.Set("pumpConfigure", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Engine(info.Env()).Configure(info); }, "pumpConfigure"));
-  exports.Set("pumpStart", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Engine(info.Env()).Start(info); }, "pumpStart"));
-  exports.Set("pumpAbort", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Engine(info.Env()).Abort(info); }, "pumpAbort"));
-  exports.Set("pumpStats", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Engine(info.Env()).Stats(info); }, "pumpStats"));
-  exports.Set("spliceProbe", Napi::Function::New(env, SpliceProbe, "spliceProbe"));
+  ExportFunctions(env, exports, {
+      {"pumpConfigure", [](const Napi::CallbackInfo& info) { return Engine(info.Env()).Configure(info); }},
+      {"pumpStart", [](const Napi::CallbackInfo& info) { return Engine(info.Env()).Start(info); }},
+      {"pumpAbort", [](const Napi::CallbackInfo& info) { return Engine(info.Env()).Abort(info); }},
+      {"pumpStats", [](const Napi::CallbackInfo& info) { return Engine(info.Env()).Stats(info); }},
+      {"spliceProbe", SpliceProbe},
+  });
 }
 
 }  // namespace enclaver

@@ -59,6 +59,10 @@ class PumpEngine {
   std::unordered_map<uint64_t, Napi::FunctionReference> callbacks_;  // main thread only
 };
 
+// The `closedBy` string JS reads for a cause (shared/pump/types.ts `CloseCause`): the pump's and
+// the fast path's results use the same names.
+const char* CloseCauseName(CloseCause cause);
+
 // This environment's engine, created on first use.
 PumpEngine& PumpEngineOf(Napi::Env env);
 
