@@ -357,9 +357,11 @@ describe('app supervision', () => {
   test("the app's exit code is the pair's exit code, even when it exits at once", async () => {
     const quick = await runPairToExit({ EXIT_CODE: '3' });
     assert.equal(quick.code, 3);
-    const rec = quick.records.find((r) => r.msg === 'app exited right after starting');
-    assert.ok(rec, 'the inner says the app exited right after starting');
+    const rec = quick.records.find((r) => String(r.msg).startsWith('app exited'));
+    assert.ok(rec, 'the inner says the app exited');
     assert.equal(rec.code, 3);
+    // Whether it was "right after starting" is the app's run time (under 1 s), which a loaded machine decides.
+    assert.equal(rec.msg, Number(rec.ran_ms) < 1000 ? 'app exited right after starting' : 'app exited');
   });
 
   test('a missing app binary is a precise error and exit code 127, before the app side listens', async () => {

@@ -60,7 +60,8 @@ describe('log output', () => {
       assert.ok(event.test(line) || appLines.includes(line), `not an event line nor the app's: ${JSON.stringify(line)}`);
     for (const line of appLines) assert.ok(lines.includes(line), `the app's line ${line} is printed as written`);
     const exited = lines.find((l) => l.includes('app exited'));
-    assert.match(exited ?? '', /^\[.*\] ERROR: inner\/inner: app exited right after starting \{"code":3,"signal":null,"ran_ms":\d+\}$/);
+    // "right after starting" depends on how long the app ran (under 1 s), which a loaded machine decides.
+    assert.match(exited ?? '', /^\[.*\] ERROR: inner\/inner: app exited( right after starting)? \{"code":3,"signal":null,"ran_ms":\d+\}$/);
     assert.ok(lines.filter((l) => event.test(l)).length >= 4, 'start, app started, app exited, stopped');
   });
 
