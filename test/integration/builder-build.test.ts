@@ -42,6 +42,27 @@ describe('enclaver-proxy build', { skip }, () => {
   let image: string;
   let layoutDir: string;
 
+  /** PCR2 of a `--json` build of `file` with `--image ref` into `out` (blobs and runtime fixed). */
+  async function pcr2Of(file: string, ref: string, out: string, ...extra: string[]): Promise<string> {
+    const r = await cli([
+      'build',
+      '-f',
+      file,
+      '--image',
+      ref,
+      '--out',
+      out,
+      '--blobs',
+      blobs,
+      '--runtime-dir',
+      runtime,
+      ...extra,
+      '--json',
+    ]);
+    assert.equal(r.code, 0, `${ref}: ${r.stderr}`);
+    return (JSON.parse(r.stdout) as { Measurements: { PCR2: string } }).Measurements.PCR2;
+  }
+
   before(() => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'build-'));
     blobs = makeStandInBlobs({ dir: path.join(work, 'blobs') });
@@ -154,22 +175,7 @@ describe('enclaver-proxy build', { skip }, () => {
       // One manifest (it is measured too); --image names the transport.
       const file = manifest(dir, 'placeholder:latest');
       for (const [i, ref] of refs.entries()) {
-        const r = await cli([
-          'build',
-          '-f',
-          file,
-          '--image',
-          ref,
-          '--out',
-          path.join(dir, `out${i}`),
-          '--blobs',
-          blobs,
-          '--runtime-dir',
-          runtime,
-          '--json',
-        ]);
-        assert.equal(r.code, 0, `${ref}: ${r.stderr}`);
-        pcr2.add((JSON.parse(r.stdout) as { Measurements: { PCR2: string } }).Measurements.PCR2);
+        pcr2.add(await pcr2Of(file, ref, path.join(dir, `out${i}`)));
       }
       assert.equal(pcr2.size, 1, `one PCR2 for ${refs.join(', ')}`);
     } finally {
@@ -197,23 +203,7 @@ describe('enclaver-proxy build', { skip }, () => {
     const file = manifest(dir, 'placeholder:latest');
     const pcr2: string[] = [];
     for (const [i, ref] of [image, plain, `oci-archive:${archive}:v1`].entries()) {
-      const r = await cli([
-        'build',
-        '-f',
-        file,
-        '--image',
-        ref,
-        '--out',
-        path.join(dir, `out${i}`),
-        '--blobs',
-        blobs,
-        '--runtime-dir',
-        runtime,
-        '--no-release',
-        '--json',
-      ]);
-      assert.equal(r.code, 0, `${ref}: ${r.stderr}`);
-      pcr2.push((JSON.parse(r.stdout) as { Measurements: { PCR2: string } }).Measurements.PCR2);
+      pcr2.push(await pcr2Of(file, ref, path.join(dir, `out${i}`), '--no-release'));
     }
     assert.deepEqual(new Set(pcr2).size, 1, `one PCR2 for gzip, uncompressed layout and uncompressed archive: ${pcr2.join(', ')}`);
   });
