@@ -21,7 +21,13 @@ const APP_SOURCE = 'console.log("plain {text, not json"); console.error("warning
 
 async function innerConfig(): Promise<string> {
   const file = path.join(dir, `inner-${await freePort()}.yaml`);
-  fs.writeFileSync(file, `role: inner\nadmin: { address: tcp://127.0.0.1:${await freePort()} }\nlisteners: []\nclusters: []\n`);
+  // Emulated vsock in a directory of its own: the inner's channels (metrics on 17005, …) must not
+  // bind this machine's real vsock ports, nor meet another copy of this test.
+  const vsockDir = fs.mkdtempSync(path.join(dir, 'vsock-'));
+  fs.writeFileSync(
+    file,
+    `role: inner\nvsock: { emulation_dir: ${vsockDir} }\nadmin: { address: tcp://127.0.0.1:${await freePort()} }\nlisteners: []\nclusters: []\n`,
+  );
   return file;
 }
 
