@@ -24,7 +24,7 @@ import { blobsDir, loadBlobs, type Arch } from './blobs.js';
 import { assembleEif } from './eif/assemble.js';
 import { encodeMetadata, sourceDateEpoch } from './eif/metadata.js';
 import type { Pcrs } from './eif/pcr.js';
-import { loadSigner, type EifSigner } from './eif/signature.js';
+import { loadCertificate, openSigner, type EifSigning } from './eif/signature.js';
 import { BuildError } from './errors.js';
 import { FlatTree } from './image/flatten.js';
 import { applyLayers, type LayerProgress } from './image/layers.js';
@@ -85,6 +85,8 @@ export interface BuildOptions {
   image?: string;
   /** Skip the release image (EIF and PCRs only). */
   noRelease?: boolean;
+  /** Measure only (`measure IMAGE`): PCR8 from the certificate, but no signature (no key read, no KMS call). */
+  measureOnly?: boolean;
 }
 
 export interface BuildResult {
@@ -97,23 +99,29 @@ export interface BuildResult {
   stats: { entries: number; bytes: number; eifBytes: bigint };
 }
 
+/** The signing step the plan asks for, loaded (and a KMS key asked for its public key) before any layer is read. */
+async function signingFor(file: string, signature: NonNullable<BuildPlan['signature']>, measureOnly: boolean): Promise<EifSigning> {
+  const read = (f: string, what: string) => {
+    try {
+      return fs.readFileSync(f);
+    } catch {
+      throw new BuildError('signing_key_invalid', `${file}: ${signature.at}.${what}: cannot read ${f}`, { file: f });
+    }
+  };
+  const certificatePem = read(signature.certificate, 'certificate');
+  if (measureOnly) {
+    loadCertificate(certificatePem, signature.certificate);
+    return { kind: 'measure', certificatePem };
+  }
+  return { kind: 'sign', signer: await openSigner(certificatePem, signature.certificate, signature.key, (f) => read(f, 'key')) };
+}
+
 export async function buildEif(opts: BuildOptions): Promise<BuildResult> {
   const plan = opts.source.kind === 'manifest' ? planFromManifest(opts.source.file) : planFromConfig(opts.source.file);
   if (!opts.noRelease && 'missing' in plan.release) throw new ConfigError([plan.release.missing]);
   const arch: Arch = opts.arch ?? plan.arch ?? 'x86_64';
   const blobs = loadBlobs(blobsDir(opts.blobs), arch);
-  let signer: EifSigner | undefined;
-  if (plan.signature) {
-    const { certificate, key, at } = plan.signature;
-    const read = (f: string, what: string) => {
-      try {
-        return fs.readFileSync(f);
-      } catch {
-        throw new BuildError('signing_key_invalid', `${plan.file}: ${at}.${what}: cannot read ${f}`, { file: f });
-      }
-    };
-    signer = loadSigner(read(certificate, 'certificate'), read(key, 'key'), { certificate, key });
-  }
+  const signing = plan.signature ? await signingFor(plan.file, plan.signature, opts.measureOnly === true) : undefined;
   const epoch = sourceDateEpoch();
   const bundle = runtimeBundle(opts.packageRoot, {
     arch,
@@ -151,7 +159,7 @@ export async function buildEif(opts: BuildOptions): Promise<BuildResult> {
       launch: { argv: innerArgv(bundle, ENCLAVE_PROXY_CONFIG), env: image.config.config?.Env ?? [] },
       metadata,
       eifPath: path.join(opts.outDir, EIF_NAME),
-      ...(signer ? { signer } : {}),
+      ...(signing ? { signing } : {}),
       ...(plan.defaults.memoryMib !== undefined ? { defaultMemoryBytes: BigInt(plan.defaults.memoryMib) * 1024n * 1024n } : {}),
       ...(plan.defaults.cpuCount !== undefined ? { defaultCpus: BigInt(plan.defaults.cpuCount) } : {}),
     });

@@ -11,6 +11,8 @@ export type BuildErrorCode =
   | 'eif_crc_mismatch'
   | 'pcr_file_invalid'
   | 'signing_key_invalid'
+  | 'signature_invalid'
+  | 'kms_request_failed'
   | 'image_not_found'
   | 'image_invalid'
   | 'image_arch_mismatch'

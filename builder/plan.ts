@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { stringify, type Pair } from 'yaml';
-import type { BuildConfig } from '../shared/config/build.js';
+import { KMS_KEY_ARN_PATTERN, type BuildConfig, type SignatureConfig } from '../shared/config/build.js';
 import { manifestSchema, translateManifest } from '../shared/config/enclaver-manifest.js';
 import { loadWithNotices } from '../shared/config/load.js';
 import { ConfigSource } from '../shared/config/source.js';
@@ -47,7 +47,7 @@ export interface BuildPlan {
   /** The architecture the source asks for; --arch overrides it. */
   arch: Arch | undefined;
   /** Absolute paths; `at` is the source's key for messages (`signature` or `build.signature`). */
-  signature: { certificate: string; key: string; at: string } | undefined;
+  signature: (SignatureConfig & { at: string }) | undefined;
   defaults: { cpuCount: number | undefined; memoryMib: number | undefined };
   /** The inner side as a document (role inner); without `app`, the image's ENTRYPOINT+CMD runs. */
   inner: Record<string, unknown>;
@@ -75,7 +75,14 @@ export function planFromManifest(file: string): BuildPlan {
     target: m.target,
     arch: undefined,
     signature: m.signature
-      ? { certificate: path.resolve(dir, m.signature.certificate), key: path.resolve(dir, m.signature.key), at: 'signature' }
+      ? {
+          certificate: path.resolve(dir, m.signature.certificate),
+          // nitro-cli's rule for --private-key: an ARN is a KMS key, anything else a file.
+          key: new RegExp(KMS_KEY_ARN_PATTERN).test(m.signature.key)
+            ? { kind: 'kms', arn: m.signature.key }
+            : { kind: 'file', file: path.resolve(dir, m.signature.key) },
+          at: 'signature',
+        }
       : undefined,
     defaults: { cpuCount: m.defaults?.cpu_count, memoryMib: m.defaults?.memory_mb },
     inner: isObject(inner) ? inner : {},

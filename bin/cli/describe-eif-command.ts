@@ -38,6 +38,7 @@ export function describeEifJson(d: EifDescription): Record<string, unknown> {
           NotBefore: d.signature.validFrom,
           NotAfter: d.signature.validTo,
           Fingerprint256: d.signature.fingerprint256,
+          Algorithm: d.signature.algorithm,
           SignatureValid: d.signature.signatureValid,
           CoversThisImage: d.signature.coversThisImage,
           Certificate: d.signature.certificatePem,
@@ -72,7 +73,7 @@ function describeText(d: EifDescription): string {
       `  issuer: ${s.issuer.replace(/\n/g, ', ')}`,
       `  valid: ${s.validFrom} → ${s.validTo}`,
       `  certificate SHA-256: ${s.fingerprint256}`,
-      `  signature: ${s.signatureValid ? 'valid' : 'INVALID'}; ${s.coversThisImage ? 'signs this PCR0' : `signs PCR0 ${s.signedPcr0}, NOT this image's`}`,
+      `  signature: ${s.algorithm}, ${s.signatureValid ? 'valid' : 'INVALID'}; ${s.coversThisImage ? 'signs this PCR0' : `signs PCR0 ${s.signedPcr0}, NOT this image's`}`,
     );
   } else {
     lines.push('Signature: none (unsigned image, no PCR8)');

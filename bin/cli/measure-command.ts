@@ -67,6 +67,7 @@ async function measureImage(image: string, o: ImageMeasureOptions, env: { packag
       toolVersion: env.version,
       image,
       noRelease: true,
+      measureOnly: true,
       ...(o.arch === 'aarch64' ? { arch: 'aarch64' as const } : {}),
       ...(o.blobs ? { blobs: o.blobs } : {}),
       ...(o.node ? { node: o.node } : {}),

@@ -10,7 +10,7 @@ import type { Blobs } from '../blobs.js';
 import { writeAppRamdisk, type AppLaunch, type RootfsEntry } from '../ramdisk/app.js';
 import { writeBootstrapRamdisk } from '../ramdisk/bootstrap.js';
 import { pcrsJson, type Pcrs } from './pcr.js';
-import type { EifSigner } from './signature.js';
+import type { EifSigning } from './signature.js';
 import { EifWriter, type EifResult } from './writer.js';
 
 export interface AssembleInputs {
@@ -18,7 +18,7 @@ export interface AssembleInputs {
   rootfs: Iterable<RootfsEntry>;
   launch: AppLaunch;
   metadata: Buffer;
-  signer?: EifSigner;
+  signing?: EifSigning;
   eifPath: string;
   /** Where the PCR JSON goes; defaults to `<eif without .eif>.pcrs.json`. */
   pcrsPath?: string;
@@ -55,7 +55,7 @@ export async function assembleEif(inputs: AssembleInputs): Promise<EifResult & {
   try {
     await writer.ramdisk((sink) => writeBootstrapRamdisk(sink, inputs.blobs));
     await writer.ramdisk((sink) => writeAppRamdisk(sink, inputs.rootfs, inputs.launch));
-    result = await writer.finish(inputs.signer);
+    result = await writer.finish(inputs.signing);
   } catch (err) {
     await writer.abort();
     await fs.rm(tmp, { force: true });

@@ -23,7 +23,7 @@ import {
   encodeSectionHeader,
 } from './format.js';
 import { PcrMeasurer, type Pcrs } from './pcr.js';
-import { certificateDer, encodeSignatureSection, type EifSigner } from './signature.js';
+import { certificateDer, signatureSection, type EifSigning } from './signature.js';
 import type { ByteSink } from '../cpio/newc.js';
 
 const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -133,9 +133,11 @@ export class EifWriter implements ByteSink {
     await this.end();
   }
 
-  async finish(signer?: EifSigner): Promise<EifResult> {
-    const pcrs = await this.measurer.finish(signer ? certificateDer(signer.certificatePem) : undefined);
-    if (signer) await this.fixedSection(SectionType.signature, 'other', encodeSignatureSection(signer, pcrs.PCR0));
+  async finish(signing?: EifSigning): Promise<EifResult> {
+    const certificatePem = signing?.kind === 'sign' ? signing.signer.certificatePem : signing?.certificatePem;
+    const pcrs = await this.measurer.finish(certificatePem ? certificateDer(certificatePem) : undefined);
+    if (signing?.kind === 'sign')
+      await this.fixedSection(SectionType.signature, 'other', await signatureSection(signing.signer, pcrs.PCR0));
     const header = encodeHeader({
       version: EIF_VERSION,
       flags: this.inputs.arch === 'aarch64' ? FLAG_ARM64 : 0,

@@ -9,7 +9,23 @@
  * Running the proxy ignores this section (a notice says so); only the builder reads it.
  */
 import path from 'node:path';
-import { file, integer, object, oneOfValues, optional, refine, required, string, type FillContext, type Static } from './spec.js';
+import {
+  custom,
+  file,
+  fillFields,
+  integer,
+  object,
+  objectSchema,
+  oneOfValues,
+  optional,
+  readFieldsPartial,
+  refine,
+  required,
+  string,
+  Unreadable,
+  type FillContext,
+  type Static,
+} from './spec.js';
 
 /** skopeo's transports whose reference is a local path (resolved against the config's directory). */
 const PATH_TRANSPORTS = ['oci', 'oci-archive', 'docker-archive'];
@@ -36,6 +52,67 @@ const imageSpec = {
   fill: (raw: unknown, ctx: FillContext) => (typeof raw === 'string' ? resolveImage(raw, ctx.configDir) : raw),
 };
 
+/**
+ * A KMS key ARN as nitro-cli recognises one (aws-nitro-enclaves-image-format, eif_signer.rs): any
+ * `aws…` partition, the region (captured: the KMS client is made for it), a 12-digit account, and
+ * `key/ID` or `key:ID`. Aliases are not accepted, as in nitro-cli.
+ */
+export const KMS_KEY_ARN_PATTERN = '^arn:aws[-a-z]*:kms:([a-z0-9-]+):[0-9]{12}:key[:/][a-zA-Z0-9-]+$';
+
+/** The EIF signing key: a PEM file on the build host, or an asymmetric KMS key that signs remotely. */
+export type SigningKey = { kind: 'file'; file: string } | { kind: 'kms'; arn: string };
+
+export interface SignatureConfig {
+  certificate: string;
+  key: SigningKey;
+}
+
+const signatureFields = {
+  certificate: required(file('The signing certificate (PEM): an ECDSA P-256, P-384 or P-521 public key. PCR8 measures it (its DER form).')),
+  key: file('Its private key (PEM file, same curve). Give this or `kms_key_arn`.'),
+  kmsKeyArn: string({
+    pattern: KMS_KEY_ARN_PATTERN,
+    description:
+      'Sign with this asymmetric KMS key instead of a key file (ARN arn:aws:kms:REGION:ACCOUNT:key/ID; KeyUsage SIGN_VERIFY, ' +
+      "KeySpec ECC_NIST_P256/P384/P521, public key = the certificate's). The KMS region is the ARN's; credentials and " +
+      'endpoint come from the standard AWS settings (environment, profile, instance role; AWS_ENDPOINT_URL_KMS).',
+  }),
+};
+
+/**
+ * Two keys, not one string sniffed for `arn:`: the schema can then check the ARN's form (reported
+ * at file:line:col), `--check` looks for the key file only when there is one, and a relative path
+ * that happens to start with `arn:` cannot be taken for a key in KMS.
+ */
+const signatureSpec = optional(
+  custom<SignatureConfig>(
+    objectSchema(
+      "Sign the EIF, like nitro-cli's --signing-certificate/--private-key: the certificate and either `key` (a PEM file) " +
+        'or `kms_key_arn` (a KMS key). The certificate is measured into PCR8.',
+      signatureFields,
+    ),
+    (raw, p, ctx) => {
+      const { value, complete } = readFieldsPartial(signatureFields, raw, p, ctx);
+      const { certificate, key, kmsKeyArn } = value;
+      const keys: SigningKey[] = [
+        ...(key !== undefined ? [{ kind: 'file' as const, file: key }] : []),
+        ...(kmsKeyArn !== undefined ? [{ kind: 'kms' as const, arn: kmsKeyArn }] : []),
+      ];
+      if (keys.length !== 1)
+        ctx.problem(
+          p,
+          keys.length
+            ? 'give the signing key once: `key` (a PEM file) or `kms_key_arn` (a KMS key), not both'
+            : 'the signing key is missing: add `key` (a PEM file) or `kms_key_arn` (a KMS key ARN)',
+        );
+      const [only] = keys;
+      if (!complete || certificate === undefined || only === undefined || keys.length > 1) throw new Unreadable();
+      return { certificate, key: only };
+    },
+    (raw, ctx) => fillFields(signatureFields, raw, ctx),
+  ),
+);
+
 export const buildSpec = optional(
   object(
     'Role inner only: how `enclaver-proxy build --config FILE` packages this inner side (the rest of this file, measured into ' +
@@ -56,12 +133,7 @@ export const buildSpec = optional(
           '/enclave/application.eif. Needed for the release image; without it, build with --no-release.',
       ),
       arch: oneOfValues(['x86_64', 'aarch64'], { default: 'x86_64', description: 'The enclave architecture (--arch overrides it).' }),
-      signature: optional(
-        object('Sign the EIF (its certificate is measured into PCR8).', {
-          certificate: required(file('The signing certificate (PEM, ECDSA P-384).')),
-          key: required(file('Its private key (PEM).')),
-        }),
-      ),
+      signature: signatureSpec,
       defaults: object("Written into the EIF's header (nitro-cli's defaults), and the release image's launch settings.", {
         cpuCount: integer({
           minimum: 1,

@@ -22,6 +22,7 @@
  */
 import { ConfigError } from '../errors/index.js';
 import { formatHostPort } from '../transport/address.js';
+import { KMS_KEY_ARN_PATTERN } from './build.js';
 import { ConfigSource } from './source.js';
 import { validateAgainst } from './validate.js';
 
@@ -53,7 +54,12 @@ export const manifestSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['certificate', 'key'],
-      properties: { certificate: { type: 'string' }, key: { type: 'string' } },
+      properties: {
+        certificate: { type: 'string' },
+        // nitro-cli's --private-key: a PEM file, or a KMS key ARN. Something that starts like an
+        // ARN but is not one is an error here, not a file name to look for.
+        key: { type: 'string', if: { pattern: '^arn:' }, then: { pattern: KMS_KEY_ARN_PATTERN } },
+      },
     },
     defaults: {
       type: 'object',

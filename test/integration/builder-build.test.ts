@@ -261,6 +261,6 @@ describe('enclaver-proxy build', { skip }, () => {
     assert.match(r.stdout, /PCR8: [0-9a-f]{96}\n/);
     const d = await cli(['describe-eif', path.join(dir, 'out', 'application.eif')]);
     assert.equal(d.code, 0, d.stdout);
-    assert.match(d.stdout, /signature: valid; signs this PCR0/);
+    assert.match(d.stdout, /signature: ES384, valid; signs this PCR0/);
   });
 });

@@ -10,13 +10,13 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { describe, it } from 'node:test';
-import { Decoder } from 'cbor-x';
 import { loadBlobs } from '../../../builder/blobs.js';
 import { assembleEif } from '../../../builder/eif/assemble.js';
 import { crc32Combine } from '../../../builder/eif/crc32.js';
 import { encodeMetadata } from '../../../builder/eif/metadata.js';
 import { readEif } from '../../../builder/eif/reader.js';
-import { loadSigner } from '../../../builder/eif/signature.js';
+import { openSigner, type EifSigner } from '../../../builder/eif/signature.js';
+import { derSignatureToRaw } from '../../../builder/eif/kms-key.js';
 import { verifyEifPcrs } from '../../../builder/eif/verify.js';
 import { ensureMountPoints, type RootfsEntry } from '../../../builder/ramdisk/app.js';
 import { BuildError } from '../../../builder/errors.js';
@@ -49,7 +49,7 @@ function rootfs(): RootfsEntry[] {
   ]);
 }
 
-async function build(dir: string, opts: { signer?: ReturnType<typeof loadSigner>; blobs?: string } = {}) {
+async function build(dir: string, opts: { signer?: EifSigner; blobs?: string } = {}) {
   const blobs = loadBlobs(opts.blobs ?? makeStandInBlobs({ dir: path.join(dir, 'blobs') }), 'x86_64');
   const metadata = encodeMetadata({
     imageName: 'test',
@@ -65,7 +65,7 @@ async function build(dir: string, opts: { signer?: ReturnType<typeof loadSigner>
     launch: { argv: ['/app/server', '--port', '8080'], env: ['PATH=/usr/bin:/bin', 'GREETING=hi there'] },
     metadata,
     eifPath: path.join(dir, 'app.eif'),
-    ...(opts.signer ? { signer: opts.signer } : {}),
+    ...(opts.signer ? { signing: { kind: 'sign' as const, signer: opts.signer } } : {}),
   });
 }
 
@@ -80,6 +80,10 @@ function makeSigningIdentity(dir: string, curve = 'secp384r1') {
   openssl('req', '-new', '-x509', '-key', key, '-out', cert, '-days', '30', '-subj', '/CN=eif-signer-test');
   return { key, cert };
 }
+
+/** The signer `build` makes from a certificate file and a PEM key file. */
+const pemSigner = (cert: string, key: string) =>
+  openSigner(fs.readFileSync(cert), cert, { kind: 'file', file: key }, (f) => fs.readFileSync(f));
 
 describe('CRC-32 combine', () => {
   it('gives the CRC of the concatenation for any split, including empty and multi-megabyte pieces', () => {
@@ -160,54 +164,107 @@ describe('EIF writer and reader', () => {
     assert.ok(fs.readFileSync(a.eifPath).equals(fs.readFileSync(b.eifPath)));
   });
 
-  it("signs with an ECDSA P-384 key: PCR8 is the certificate's, the section holds a COSE signature over PCR0", async () => {
-    const dir = tmp();
-    const { key, cert } = makeSigningIdentity(dir);
-    const signer = loadSigner(fs.readFileSync(cert), fs.readFileSync(key), { certificate: cert, key });
-    const result = await build(dir, { signer });
-    const der = new crypto.X509Certificate(fs.readFileSync(cert)).raw;
-    assert.equal(result.pcrs.PCR8, pcrOf(der));
-    const ind = readEifIndependently(result.eifPath);
-    assert.deepEqual(
-      ind.sections.map((s) => s.type),
-      [1, 2, 5, 3, 3, 4],
-    );
-    assert.equal(ind.storedCrc, ind.computedCrc);
-    assert.equal(ind.pcrs.PCR0, result.pcrs.PCR0, 'the signature section is not measured');
-    // Decode the section with a fresh decoder and check the COSE signature with node:crypto.
-    const dec = new Decoder({ mapsAsObjects: true, useRecords: false });
-    const [entry] = dec.decode(ind.sections[5]!.payload) as { signing_certificate: number[]; signature: number[] }[];
-    assert.equal(Buffer.from(entry!.signing_certificate).toString(), fs.readFileSync(cert, 'utf8'));
-    const [protectedHeader, , payload, signature] = dec.decode(Buffer.from(entry!.signature)) as [Buffer, unknown, Buffer, Buffer];
-    const info = dec.decode(payload) as { register_index: number; register_value: number[] };
-    assert.equal(info.register_index, 0);
-    assert.equal(Buffer.from(info.register_value).toString('hex'), result.pcrs.PCR0);
-    const { Encoder } = await import('cbor-x');
-    const toSign = new Encoder({ useRecords: false }).encode(['Signature1', protectedHeader, Buffer.alloc(0), payload]);
-    assert.ok(
-      crypto.verify(
-        'sha384',
-        toSign,
-        { key: new crypto.X509Certificate(fs.readFileSync(cert)).publicKey, dsaEncoding: 'ieee-p1363' },
-        signature,
-      ),
-    );
-    const described = await readEif(result.eifPath);
-    assert.equal(described.signature?.signatureValid, true);
-    assert.equal(described.signature?.coversThisImage, true);
-    assert.equal(described.pcrs.PCR8, result.pcrs.PCR8);
-  });
+  for (const [curve, algorithm] of [
+    ['secp384r1', 'ES384'],
+    ['prime256v1', 'ES256'],
+    ['secp521r1', 'ES512'],
+  ] as const) {
+    it(`signs with an ECDSA ${curve} key (${algorithm}): PCR8 is the certificate's, the section holds a COSE signature over PCR0`, async () => {
+      const dir = tmp();
+      const { key, cert } = makeSigningIdentity(dir, curve);
+      const result = await build(dir, { signer: await pemSigner(cert, key) });
+      const der = new crypto.X509Certificate(fs.readFileSync(cert)).raw;
+      assert.equal(result.pcrs.PCR8, pcrOf(der));
+      const ind = readEifIndependently(result.eifPath);
+      assert.deepEqual(
+        ind.sections.map((s) => s.type),
+        [1, 2, 5, 3, 3, 4],
+      );
+      assert.equal(ind.storedCrc, ind.computedCrc);
+      assert.equal(ind.pcrs.PCR0, result.pcrs.PCR0, 'the signature section is not measured');
+      assert.equal(ind.pcrs.PCR8, result.pcrs.PCR8);
+      assert.equal(ind.signature?.certificatePem, fs.readFileSync(cert, 'utf8'));
+      assert.equal(ind.signature.algorithm, algorithm);
+      assert.equal(ind.signature.signedPcr0, result.pcrs.PCR0);
+      assert.equal(ind.signature.valid, true, 'the independent reader verifies the COSE signature');
+      const described = await readEif(result.eifPath);
+      assert.equal(described.signature?.signatureValid, true);
+      assert.equal(described.signature.algorithm, algorithm);
+      assert.equal(described.signature.coversThisImage, true);
+      assert.equal(described.pcrs.PCR8, result.pcrs.PCR8);
+    });
+  }
 
-  it('refuses a P-256 key and a key that does not match the certificate, naming the file', () => {
+  it('refuses a key on another curve, an RSA key and a key that does not match the certificate, naming the file', async () => {
     const dir = tmp();
-    const p256 = makeSigningIdentity(dir, 'prime256v1');
-    assert.throws(
-      () => loadSigner(fs.readFileSync(p256.cert), fs.readFileSync(p256.key), { certificate: p256.cert, key: p256.key }),
-      (e: BuildError) => e.code === 'signing_key_invalid' && e.message.includes(p256.key) && e.message.includes('P-384'),
+    const k1 = makeSigningIdentity(dir, 'secp256k1');
+    await assert.rejects(
+      pemSigner(k1.cert, k1.key),
+      (e: BuildError) => e.code === 'signing_key_invalid' && e.message.includes(k1.cert) && e.message.includes('P-256, P-384 or P-521'),
+    );
+    const rsaKey = path.join(dir, 'rsa.key');
+    openssl('genrsa', '-out', rsaKey, '2048');
+    const p384 = makeSigningIdentity(fs.mkdtempSync(path.join(dir, 'p')));
+    await assert.rejects(
+      pemSigner(p384.cert, rsaKey),
+      (e: BuildError) => e.code === 'signing_key_invalid' && e.message.includes(`${rsaKey}: the EIF signing key must be ECDSA`),
     );
     const a = makeSigningIdentity(fs.mkdtempSync(path.join(dir, 'a')));
     const b = makeSigningIdentity(fs.mkdtempSync(path.join(dir, 'b')));
-    assert.throws(() => loadSigner(fs.readFileSync(a.cert), fs.readFileSync(b.key), { certificate: a.cert, key: b.key }), /does not match/);
+    await assert.rejects(pemSigner(a.cert, b.key), /does not match/);
+  });
+
+  it('verifies the signature before writing: a key that signs with other material fails the build, and no EIF is left', async () => {
+    const dir = tmp();
+    const good = makeSigningIdentity(fs.mkdtempSync(path.join(dir, 'good')));
+    const other = crypto.generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
+    const signer = await pemSigner(good.cert, good.key);
+    const lying: EifSigner = {
+      ...signer,
+      key: {
+        name: 'lying key',
+        algorithm: 'ES384',
+        sign: (m) => Promise.resolve(crypto.sign('sha384', m, { key: other, dsaEncoding: 'ieee-p1363' })),
+      },
+    };
+    await assert.rejects(
+      build(dir, { signer: lying }),
+      (e: BuildError) =>
+        e.code === 'signature_invalid' &&
+        e.message.includes(`lying key: the signature it made does not verify with the public key of ${good.cert}`),
+    );
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((f) => f.includes('eif')),
+      [],
+      'no EIF and no temporary file',
+    );
+  });
+
+  it('turns DER ECDSA signatures (as KMS returns them) into raw r||s for every curve, and refuses malformed ones', () => {
+    for (const [curve, half] of [
+      ['P-256', 32],
+      ['P-384', 48],
+      ['P-521', 66],
+    ] as const) {
+      const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: curve });
+      // Enough signatures that short r or s (leading zero bytes) and the 0x00 sign byte both occur.
+      for (let i = 0; i < 200; i++) {
+        const message = Buffer.from(`message ${i}`);
+        const der = crypto.sign('sha256', message, { key: privateKey, dsaEncoding: 'der' });
+        const raw = derSignatureToRaw(der, half);
+        assert.ok(raw, `${curve}: converted`);
+        assert.equal(raw.length, 2 * half);
+        assert.ok(crypto.verify('sha256', message, { key: publicKey, dsaEncoding: 'ieee-p1363' }, raw), `${curve}: verifies as r||s`);
+      }
+    }
+    const der = crypto.sign('sha256', Buffer.from('x'), {
+      key: crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+      dsaEncoding: 'der',
+    });
+    assert.equal(derSignatureToRaw(der.subarray(0, der.length - 1), 32), undefined, 'truncated');
+    assert.equal(derSignatureToRaw(Buffer.concat([der, Buffer.from([0])]), 32), undefined, 'trailing byte');
+    assert.equal(derSignatureToRaw(der, 16), undefined, 'integers wider than the curve');
+    assert.equal(derSignatureToRaw(Buffer.from([0x31, 0x00]), 32), undefined, 'not a SEQUENCE');
   });
 
   it('names the missing blob', () => {
@@ -260,13 +317,13 @@ describe('enclaver-proxy describe-eif and measure', () => {
   it('describe-eif prints sections, CRC, PCRs, metadata and the signature; exits 1 on a corrupt file', async () => {
     const dir = tmp();
     const { key, cert } = makeSigningIdentity(dir);
-    const result = await build(dir, { signer: loadSigner(fs.readFileSync(cert), fs.readFileSync(key), { certificate: cert, key }) });
+    const result = await build(dir, { signer: await pemSigner(cert, key) });
     const text = cli('describe-eif', result.eifPath);
     assert.equal(text.status, 0, text.stderr);
     assert.match(text.stdout, /EIF version 4, x86_64/);
     assert.match(text.stdout, /CRC32 [0-9a-f]{8} ok/);
     assert.match(text.stdout, new RegExp(`PCR8: ${result.pcrs.PCR8}`));
-    assert.match(text.stdout, /signature: valid; signs this PCR0/);
+    assert.match(text.stdout, /signature: ES384, valid; signs this PCR0/);
     assert.match(text.stdout, /CN=eif-signer-test/);
     const json = JSON.parse(cli('describe-eif', '--json', result.eifPath).stdout) as {
       Measurements: Record<string, string>;
