@@ -7,11 +7,21 @@
  * simulator's root, enforces the key policy's `kms:RecipientAttestation:PCR<N>` /
  * `…:ImageSha384` conditions, and seals the plaintext to the document's RSA key as BER CMS,
  * leaving the plaintext field null as KMS does. Errors are KMS-shaped with x-amzn-RequestId.
+ *
+ * Asymmetric signing keys (ECC_NIST_P256/P384/P521, RSA_2048; generated, or imported as KMS
+ * allows for EXTERNAL key material) answer GetPublicKey (DER SPKI, KeySpec, KeyUsage,
+ * SigningAlgorithms) and Sign (MessageType RAW or DIGEST, DER signature). node:crypto cannot
+ * sign a digest it did not compute, so DIGEST signing is done by `openssl pkeyutl`, which signs
+ * its input as the digest. Keys can be disabled, and a policy can deny actions.
  */
+import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import type http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { verifyAttestation } from '../../../shared/attestation/verify.js';
 import { ATTESTED_ACTIONS, kmsActionOf } from '../../../proxy-inner/aws/kms-actions.js';
 import type { CredentialStore } from '../credential-store.js';
@@ -25,14 +35,32 @@ export interface KeyPolicy {
   imageSha384?: string;
   /** Deny every call that carries no attestation (what a Nitro-only key policy amounts to). */
   requireAttestation?: boolean;
+  /** Actions the caller is not allowed (e.g. `Sign`: a policy granting only kms:GetPublicKey). */
+  deny?: string[];
 }
+
+type SigningSpec = 'ECC_NIST_P256' | 'ECC_NIST_P384' | 'ECC_NIST_P521' | 'RSA_2048';
+
+/** What KMS lists per signing key spec, and the hash each algorithm uses. */
+const SIGNING: Record<SigningSpec, { curve?: string; algorithms: Record<string, string> }> = {
+  ECC_NIST_P256: { curve: 'P-256', algorithms: { ECDSA_SHA_256: 'sha256' } },
+  ECC_NIST_P384: { curve: 'P-384', algorithms: { ECDSA_SHA_384: 'sha384' } },
+  ECC_NIST_P521: { curve: 'P-521', algorithms: { ECDSA_SHA_512: 'sha512' } },
+  RSA_2048: {
+    algorithms: { RSASSA_PKCS1_V1_5_SHA_256: 'sha256', RSASSA_PKCS1_V1_5_SHA_384: 'sha384', RSASSA_PSS_SHA_256: 'sha256' },
+  },
+};
+const RAW_MESSAGE_LIMIT = 4096;
 
 interface EmulatedKey {
   keyId: string;
   arn: string;
-  spec: 'SYMMETRIC_DEFAULT' | 'ECC_NIST_P256';
+  spec: 'SYMMETRIC_DEFAULT' | SigningSpec;
+  usage: 'ENCRYPT_DECRYPT' | 'KEY_AGREEMENT' | 'SIGN_VERIFY';
   secret: Buffer;
-  agreementKey?: crypto.KeyObject;
+  /** The private half of an asymmetric key (KEY_AGREEMENT or SIGN_VERIFY). */
+  privateKey?: crypto.KeyObject;
+  enabled: boolean;
   policy: KeyPolicy;
 }
 
@@ -79,20 +107,62 @@ export class KmsEmulator {
   /** One entry per request that passed SigV4, for assertions. */
   readonly calls: { action: string; recipient: boolean; accessKeyId: string }[] = [];
   readonly refusedSignatures: string[] = [];
+  /** Every Sign request that reached a key: how it asked, for assertions. */
+  readonly signRequests: { keyId: string; messageType: string; signingAlgorithm: string }[] = [];
+  /** Signing keys as PEM files, for `openssl pkeyutl` (made on first use, removed by stop()). */
+  private keyDir: string | undefined;
 
   constructor(private readonly opts: KmsEmulatorOptions) {}
 
-  createKey(spec: EmulatedKey['spec'] = 'SYMMETRIC_DEFAULT', policy: KeyPolicy = {}): string {
+  /** A symmetric key, or (ECC_NIST_P256) a KEY_AGREEMENT key. */
+  createKey(spec: 'SYMMETRIC_DEFAULT' | 'ECC_NIST_P256' = 'SYMMETRIC_DEFAULT', policy: KeyPolicy = {}): string {
+    return this.addKey(
+      spec,
+      spec === 'ECC_NIST_P256' ? 'KEY_AGREEMENT' : 'ENCRYPT_DECRYPT',
+      spec === 'ECC_NIST_P256' ? crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey : undefined,
+      policy,
+    );
+  }
+
+  /** A SIGN_VERIFY key, with generated key material or `material` imported (KMS's EXTERNAL origin). */
+  createSigningKey(spec: SigningSpec, opts: { material?: crypto.KeyObject; policy?: KeyPolicy } = {}): string {
+    const curve = SIGNING[spec].curve;
+    const privateKey =
+      opts.material ??
+      (curve ? crypto.generateKeyPairSync('ec', { namedCurve: curve }) : crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }))
+        .privateKey;
+    const keyId = this.addKey(spec, 'SIGN_VERIFY', privateKey, opts.policy ?? {});
+    this.keyDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'kms-emulator-keys-'));
+    fs.writeFileSync(path.join(this.keyDir, `${keyId}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    return keyId;
+  }
+
+  /** Like `aws kms disable-key`: GetPublicKey and Sign then fail with DisabledException. */
+  disableKey(keyId: string): void {
+    this.key(keyId).enabled = false;
+  }
+
+  arnOf(keyId: string): string {
+    return this.key(keyId).arn;
+  }
+
+  private addKey(
+    spec: EmulatedKey['spec'],
+    usage: EmulatedKey['usage'],
+    privateKey: crypto.KeyObject | undefined,
+    policy: KeyPolicy,
+  ): string {
     const keyId = crypto.randomUUID();
-    const key: EmulatedKey = {
+    this.keys.set(keyId, {
       keyId,
       arn: `arn:aws:kms:${this.opts.region}:111122223333:key/${keyId}`,
       spec,
+      usage,
       secret: crypto.randomBytes(32),
+      ...(privateKey ? { privateKey } : {}),
+      enabled: true,
       policy,
-    };
-    if (spec === 'ECC_NIST_P256') key.agreementKey = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-    this.keys.set(keyId, key);
+    });
     return keyId;
   }
 
@@ -103,7 +173,7 @@ export class KmsEmulator {
 
   /** The public half of an ECC key, as KMS GetPublicKey would return it (SPKI DER). */
   publicKeyOf(keyId: string): Buffer {
-    return crypto.createPublicKey(this.key(keyId).agreementKey!).export({ type: 'spki', format: 'der' });
+    return crypto.createPublicKey(this.key(keyId).privateKey!).export({ type: 'spki', format: 'der' });
   }
 
   private key(id: unknown): EmulatedKey {
@@ -111,6 +181,63 @@ export class KmsEmulator {
     const key = this.keys.get(id) ?? [...this.keys.values()].find((k) => k.arn === id);
     if (!key) throw new KmsFault('NotFoundException', `Key '${id}' does not exist`);
     return key;
+  }
+
+  /** The key for an action that checks key state and the policy's `deny` (GetPublicKey, Sign). */
+  private usable(action: string, id: unknown): EmulatedKey {
+    const key = this.key(id);
+    if (!key.enabled) throw new KmsFault('DisabledException', `${key.arn} is disabled.`);
+    if (key.policy.deny?.includes(action))
+      throw new KmsFault(
+        'AccessDeniedException',
+        `User: arn:aws:sts::111122223333:assumed-role/builder/session is not authorized to perform: kms:${action} on resource: ${key.arn} because no identity-based policy allows the kms:${action} action`,
+      );
+    return key;
+  }
+
+  private async sign(key: EmulatedKey, req: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (key.usage !== 'SIGN_VERIFY' || !key.privateKey)
+      throw new KmsFault('InvalidKeyUsageException', `You cannot perform this operation on a ${key.usage} key: ${key.arn}`);
+    const algorithm = String(req.SigningAlgorithm);
+    const hash = SIGNING[key.spec as SigningSpec].algorithms[algorithm];
+    if (hash === undefined)
+      throw new KmsFault('InvalidKeyUsageException', `Signing algorithm ${algorithm} is not valid for ${key.spec} key ${key.arn}`);
+    const message = blobArg(req, 'Message')!;
+    const messageType = req.MessageType === undefined ? 'RAW' : String(req.MessageType);
+    this.signRequests.push({ keyId: key.keyId, messageType, signingAlgorithm: algorithm });
+    let signature: Buffer;
+    if (messageType === 'DIGEST') {
+      const want = crypto.createHash(hash).digest().length;
+      if (message.length !== want)
+        throw new KmsFault(
+          'ValidationException',
+          `Digest is invalid length for algorithm ${algorithm}: ${message.length} bytes, not ${want}`,
+        );
+      if (!SIGNING[key.spec as SigningSpec].curve)
+        throw new KmsFault('UnsupportedOperationException', 'this emulator signs digests with ECC keys only');
+      signature = await this.opensslSign(key, message);
+    } else if (messageType === 'RAW') {
+      if (message.length > RAW_MESSAGE_LIMIT)
+        throw new KmsFault('ValidationException', `Message must be at most ${RAW_MESSAGE_LIMIT} bytes with MessageType RAW; use DIGEST`);
+      const pss = algorithm.startsWith('RSASSA_PSS') ? { padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } : {};
+      signature = crypto.sign(hash, message, { key: key.privateKey, ...pss });
+    } else {
+      throw new KmsFault('ValidationException', `MessageType must be RAW or DIGEST, not ${messageType}`);
+    }
+    return { KeyId: key.arn, Signature: b64(signature), SigningAlgorithm: algorithm };
+  }
+
+  /** ECDSA over a digest given as is, DER-encoded: what KMS does for MessageType DIGEST. */
+  private opensslSign(key: EmulatedKey, digest: Buffer): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const child = execFile(
+        'openssl',
+        ['pkeyutl', '-sign', '-inkey', path.join(this.keyDir!, `${key.keyId}.pem`)],
+        { encoding: 'buffer' },
+        (err, stdout) => (err ? reject(new KmsFault('KMSInternalException', `openssl pkeyutl: ${err.message}`, 500)) : resolve(stdout)),
+      );
+      child.stdin!.end(digest);
+    });
   }
 
   private encryptBlob(key: EmulatedKey, plaintext: Buffer): Buffer {
@@ -190,8 +317,28 @@ export class KmsEmulator {
     return b64(sealForRecipient(plaintext, spki, encoding));
   }
 
-  private perform(action: string, req: Record<string, unknown>): Record<string, unknown> {
+  private async perform(action: string, req: Record<string, unknown>): Promise<Record<string, unknown>> {
     switch (action) {
+      case 'GetPublicKey': {
+        const key = this.usable(action, req.KeyId);
+        if (!key.privateKey)
+          throw new KmsFault(
+            'UnsupportedOperationException',
+            `${key.arn} key usage is ENCRYPT_DECRYPT which is not valid for GetPublicKey.`,
+          );
+        return {
+          KeyId: key.arn,
+          PublicKey: b64(crypto.createPublicKey(key.privateKey).export({ type: 'spki', format: 'der' })),
+          KeySpec: key.spec,
+          CustomerMasterKeySpec: key.spec,
+          KeyUsage: key.usage,
+          KeyOrigin: 'AWS_KMS',
+          ...(key.usage === 'SIGN_VERIFY' ? { SigningAlgorithms: Object.keys(SIGNING[key.spec as SigningSpec].algorithms) } : {}),
+          ...(key.usage === 'KEY_AGREEMENT' ? { KeyAgreementAlgorithms: ['ECDH'] } : {}),
+        };
+      }
+      case 'Sign':
+        return this.sign(this.usable(action, req.KeyId), req);
       case 'Encrypt': {
         const key = this.key(req.KeyId);
         return {
@@ -253,7 +400,8 @@ export class KmsEmulator {
       }
       case 'DeriveSharedSecret': {
         const key = this.key(req.KeyId);
-        if (!key.agreementKey) throw new KmsFault('InvalidKeyUsageException', 'The key is not a KEY_AGREEMENT key');
+        if (key.usage !== 'KEY_AGREEMENT' || !key.privateKey)
+          throw new KmsFault('InvalidKeyUsageException', 'The key is not a KEY_AGREEMENT key');
         if (req.KeyAgreementAlgorithm !== 'ECDH') throw new KmsFault('ValidationException', 'KeyAgreementAlgorithm must be ECDH');
         let peer: crypto.KeyObject;
         try {
@@ -262,7 +410,7 @@ export class KmsEmulator {
           throw new KmsFault('ValidationException', 'PublicKey is not a DER SubjectPublicKeyInfo');
         }
         const spki = this.recipient(action, req, key);
-        const secret = crypto.diffieHellman({ privateKey: key.agreementKey, publicKey: peer });
+        const secret = crypto.diffieHellman({ privateKey: key.privateKey, publicKey: peer });
         return {
           KeyId: key.arn,
           KeyAgreementAlgorithm: 'ECDH',
@@ -277,9 +425,9 @@ export class KmsEmulator {
             KeyId: key.keyId,
             Arn: key.arn,
             KeySpec: key.spec,
-            Enabled: true,
-            KeyState: 'Enabled',
-            KeyUsage: key.agreementKey ? 'KEY_AGREEMENT' : 'ENCRYPT_DECRYPT',
+            Enabled: key.enabled,
+            KeyState: key.enabled ? 'Enabled' : 'Disabled',
+            KeyUsage: key.usage,
           },
         };
       }
@@ -322,12 +470,10 @@ export class KmsEmulator {
     }
     const accessKeyId = /Credential=([^/]+)/.exec(String(req.headers.authorization))![1]!;
     this.calls.push({ action, recipient: action in ATTESTED_ACTIONS && request.Recipient !== undefined, accessKeyId });
-    try {
-      reply(200, this.perform(action, request));
-    } catch (err) {
-      if (err instanceof KmsFault) fail(err);
-      else fail(new KmsFault('KMSInternalException', (err as Error).message, 500));
-    }
+    this.perform(action, request).then(
+      (answer) => reply(200, answer),
+      (err: unknown) => fail(err instanceof KmsFault ? err : new KmsFault('KMSInternalException', (err as Error).message, 500)),
+    );
   }
 
   async start(): Promise<string> {
@@ -341,6 +487,7 @@ export class KmsEmulator {
   }
 
   async stop(): Promise<void> {
+    if (this.keyDir) fs.rmSync(this.keyDir, { recursive: true, force: true });
     if (!this.server) return;
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server!.close(() => resolve()));
