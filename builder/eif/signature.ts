@@ -8,7 +8,7 @@
  *
  * The algorithm follows the certificate's curve as in nitro-cli (P-256 → ES256, P-384 → ES384,
  * P-521 → ES512). The key that signs is an `EifKey`: a PEM file here, or a KMS key
- * (./kms-key.ts, loaded only when asked for, with the AWS SDK it needs).
+ * (./kms-key.ts, which loads the AWS SDK only when a KMS key is used).
  */
 import crypto from 'node:crypto';
 import { Decoder, Encoder } from 'cbor-x';
@@ -22,6 +22,7 @@ import {
 } from '../../shared/attestation/cose.js';
 import type { SigningKey } from '../../shared/config/build.js';
 import { BuildError } from '../errors.js';
+import { openKmsKey } from './kms-key.js';
 import { pcrOfBytes } from './pcr.js';
 
 const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
@@ -110,7 +111,7 @@ export async function openSigner(
   const eifKey =
     key.kind === 'file'
       ? pemKey(readKey(key.file), key.file, certificate, certificateFile)
-      : await (await import('./kms-key.js')).openKmsKey(key.arn, certificate, certificateFile);
+      : await openKmsKey(key.arn, certificate, certificateFile);
   return { certificatePem, certificate, certificateFile, key: eifKey };
 }
 

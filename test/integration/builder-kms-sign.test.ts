@@ -214,6 +214,18 @@ describe('enclaver-proxy build signs with a KMS key', { skip: missing.length ? `
       assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
       for (const secret of [c.secretAccessKey, c.sessionToken]) assert.ok(!r.stderr.includes(secret), 'no credential in the output');
     }
+    // None at all: the SDK's chain finds nothing (instance metadata disabled, no profile files), KMS is never asked.
+    const before = kms.calls.length + kms.refusedSignatures.length;
+    const none = await buildManifest(manifest(caseDir(), p384.cert, arn), {
+      ...awsEnv({ accessKeyId: '', secretAccessKey: '', sessionToken: '' }),
+      AWS_PROFILE: '',
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: '',
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: '',
+      AWS_WEB_IDENTITY_TOKEN_FILE: '',
+    });
+    assert.equal(none.code, 1, none.stderr);
+    assert.match(none.stderr, new RegExp(`KMS key ${arn}: GetPublicKey failed: no AWS credentials \\(.*\\); give them the usual way`));
+    assert.equal(kms.calls.length + kms.refusedSignatures.length, before, 'no request reached KMS');
   });
 
   it('refuses an unknown key, a disabled key, and a symmetric, RSA or key-agreement key, naming the ARN', async () => {
