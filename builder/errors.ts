@@ -13,6 +13,7 @@ export type BuildErrorCode =
   | 'signing_key_invalid'
   | 'signature_invalid'
   | 'kms_request_failed'
+  | 'kms_client_missing'
   | 'image_not_found'
   | 'image_invalid'
   | 'image_arch_mismatch'

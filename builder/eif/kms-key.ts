@@ -95,7 +95,7 @@ async function kmsClient(region: string): Promise<{ client: KmsClient; sdk: type
     sdk = await import('@aws-sdk/client-kms');
   } catch (err) {
     throw new BuildError(
-      'kms_request_failed',
+      'kms_client_missing',
       `signing with a KMS key needs the optional dependency @aws-sdk/client-kms, which is not installed (${(err as Error).message.split('\n')[0]}): ` +
         'npm install @aws-sdk/client-kms next to enclaver-proxy',
       {},

@@ -18,6 +18,7 @@ import { KmsEmulator } from '../emulators/kms/server.js';
 import { makeStandInBlobs } from '../helpers/blobs.js';
 import { cli } from '../helpers/cli-async.js';
 import { readEifIndependently } from '../helpers/eif-independent.js';
+import { ROOT } from '../helpers/paths.js';
 import { fakeRuntimeDir, run, umociImage } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
 import { selfSignedLoopbackCertificate } from '../helpers/tls.js';
@@ -278,6 +279,19 @@ describe('enclaver-proxy build signs with a KMS key', { skip: missing.length ? `
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`KMS key ${arn}: GetPublicKey failed: KMS not reached: .*ECONNREFUSED`));
     assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  });
+
+  it('without the optional @aws-sdk/client-kms: says to install it, before any layer is read; a PEM-signed build still works', async () => {
+    const hide = { NODE_OPTIONS: `--import=${path.join(ROOT, 'dist/test/fixtures/without-kms-sdk.js')}` };
+    const arn = kms.arnOf(kms.createSigningKey('ECC_NIST_P384', { material: p384.material }));
+    const r = await buildManifest(manifest(caseDir(), p384.cert, arn), { ...awsEnv(creds), ...hide });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /signing with a KMS key needs the optional dependency @aws-sdk\/client-kms, which is not installed .*npm install @aws-sdk\/client-kms/,
+    );
+    const pem = await buildManifest(manifest(caseDir(), p384.cert, p384.key), hide);
+    assert.equal(pem.code, 0, pem.stderr);
   });
 
   it('a malformed ARN is a config error at file:line:col, in a manifest and in build:; so is a key given twice', async () => {
