@@ -3,7 +3,8 @@
  * `build:` section (`--config`) → EIF + PCR JSON (+ release image).
  *
  *   1. read the source into a plan (./plan.ts; unknown keys are errors, with file:line:col), load
- *      blobs and the signing key first, so a bad input fails in a second, before any layer is read;
+ *      blobs and the signing key (a KMS key: its public key) first, so a bad input fails in a
+ *      second, before any layer is read;
  *   2. resolve the app image for the target architecture and flatten its layers into a spool
  *      under the output directory (bounded memory);
  *   3. add the inner runtime (/opt/enclaver-proxy) and the inner's config in its canonical form

@@ -55,10 +55,15 @@ export const manifestSchema = {
       additionalProperties: false,
       required: ['certificate', 'key'],
       properties: {
-        certificate: { type: 'string' },
+        certificate: { type: 'string', description: 'Signing certificate (PEM, ECDSA P-256/P-384/P-521); PCR8 measures it.' },
         // nitro-cli's --private-key: a PEM file, or a KMS key ARN. Something that starts like an
         // ARN but is not one is an error here, not a file name to look for.
-        key: { type: 'string', if: { pattern: '^arn:' }, then: { pattern: KMS_KEY_ARN_PATTERN } },
+        key: {
+          type: 'string',
+          description: "Its private key: a PEM file, or a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), as nitro-cli's --private-key.",
+          if: { pattern: '^arn:' },
+          then: { pattern: KMS_KEY_ARN_PATTERN },
+        },
       },
     },
     defaults: {
