@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describePump } from '../shared/pump/index.js';
+import { cpuSeconds } from './lib/proc-stats.js';
 import { egressListener, freePort, readAudit, startSide, tempDir, waitForPort, type Side } from '../test/helpers/egress.js';
 import { benchOptions } from './lib/options.js';
 
@@ -122,8 +123,10 @@ async function throughput(proxyPort: number, target: number): Promise<number> {
   return MIB / seconds;
 }
 
-async function handshakes(proxyPort: number, target: number): Promise<number> {
+/** Handshakes/s, and CPU µs per handshake of each of `procs` (user + system, from /proc) over the run. */
+async function handshakes(proxyPort: number, target: number, procs: readonly number[]): Promise<{ hps: number; cpuUs: number[] }> {
   let next = 0;
+  const cpuBefore = procs.map(cpuSeconds);
   const started = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
@@ -141,7 +144,8 @@ async function handshakes(proxyPort: number, target: number): Promise<number> {
       }
     }),
   );
-  return HANDSHAKES / (Number(process.hrtime.bigint() - started) / 1e9);
+  const hps = HANDSHAKES / (Number(process.hrtime.bigint() - started) / 1e9);
+  return { hps, cpuUs: procs.map((pid, i) => ((cpuSeconds(pid) - (cpuBefore[i] ?? 0)) / HANDSHAKES) * 1e6) };
 }
 
 function median(xs: number[]): number {
@@ -168,26 +172,32 @@ async function main(): Promise<void> {
   const sides: Side[] = [];
   let tiny: { port: number; proc: ChildProcess } | undefined;
   try {
-    sides.push(await startSide('outer', { egress_relay: { allow_private: ['127.0.0.0/8'] }, audit: { file: auditFile } }, vsockDir));
+    const outer = await startSide('outer', { egress_relay: { allow_private: ['127.0.0.0/8'] }, audit: { file: auditFile } }, vsockDir);
+    sides.push(outer);
     const inner = await startSide('inner', egressListener({ protocols: ['http_connect'], allow: ['127.0.0.1'] }), vsockDir);
     sides.push(inner);
     tiny = await startTinyproxy(dir);
 
-    const rows: Array<{ name: string; port: number }> = [
-      { name: 'direct (no proxy)', port: 0 },
-      ...(tiny ? [{ name: 'tinyproxy (1 hop)', port: tiny.port }] : []),
-      { name: 'enclaver-proxy pair', port: inner.port('egress') },
+    // `procs`: the proxy processes whose CPU per handshake is reported (inner first, then outer).
+    const pids = (p: ChildProcess): number[] => (p.pid === undefined ? [] : [p.pid]);
+    const rows: Array<{ name: string; port: number; procs: number[] }> = [
+      { name: 'direct (no proxy)', port: 0, procs: [] },
+      ...(tiny ? [{ name: 'tinyproxy (1 hop)', port: tiny.port, procs: pids(tiny.proc) }] : []),
+      { name: 'enclaver-proxy pair', port: inner.port('egress'), procs: [...pids(inner.proc), ...pids(outer.proc)] },
     ];
-    const results: Array<{ name: string; mibps: number; hps: number }> = [];
+    const results: Array<{ name: string; mibps: number; hps: number; cpuUs: number[] }> = [];
     for (const row of rows) {
       await throughput(row.port, server.port); // warm-up
       const t: number[] = [];
       const h: number[] = [];
+      const cpu: number[][] = row.procs.map(() => []);
       for (let i = 0; i < RUNS; i++) {
         t.push(await throughput(row.port, server.port));
-        h.push(await handshakes(row.port, server.port));
+        const r = await handshakes(row.port, server.port, row.procs);
+        h.push(r.hps);
+        r.cpuUs.forEach((us, j) => cpu[j]?.push(us));
       }
-      results.push({ name: row.name, mibps: median(t), hps: median(h) });
+      results.push({ name: row.name, mibps: median(t), hps: median(h), cpuUs: cpu.map(median) });
     }
     const pair = results[results.length - 1]!;
     const tp = results.find((r) => r.name.startsWith('tinyproxy'));
@@ -196,13 +206,23 @@ async function main(): Promise<void> {
     );
     // The pair's processes pick their pump the same way this process does.
     process.stdout.write(`pump: ${describePump().summary}\n\n`);
-    process.stdout.write('| path | throughput MiB/s | handshakes/s |\n|---|---:|---:|\n');
-    for (const r of results) process.stdout.write(`| ${r.name} | ${r.mibps.toFixed(0)} | ${r.hps.toFixed(0)} |\n`);
+    // CPU per handshake is the steadier figure on a shared machine: it does not depend on who got a core.
+    process.stdout.write('| path | throughput MiB/s | handshakes/s | proxy CPU µs/handshake |\n|---|---:|---:|---|\n');
+    for (const r of results) {
+      const cpu =
+        r.cpuUs.length === 0
+          ? '–'
+          : r.cpuUs.length === 1
+            ? `${r.cpuUs[0]?.toFixed(0)}`
+            : `inner ${r.cpuUs[0]?.toFixed(0)} + outer ${r.cpuUs[1]?.toFixed(0)}`;
+      process.stdout.write(`| ${r.name} | ${r.mibps.toFixed(0)} | ${r.hps.toFixed(0)} | ${cpu} |\n`);
+    }
     if (tp)
       process.stdout.write(
         `\npair / tinyproxy: throughput ${(pair.mibps / tp.mibps).toFixed(2)}x, handshakes ${(pair.hps / tp.hps).toFixed(2)}x\n`,
       );
     else process.stdout.write('\ntinyproxy is not installed (apt-get install tinyproxy): no baseline row\n');
+    process.stdout.write(`load average: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
     const audited = readAudit(auditFile).length;
     process.stdout.write(`audit records written by the outer during the run: ${audited}\n`);
   } finally {
