@@ -7,7 +7,10 @@
  *   ENCLAVER_NATIVE=0 npm run bench:egress     # the same with the JavaScript pump
  *   ENCLAVER_SIDE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench:egress   # CPU profiles of both sides
  *
- * Every figure is the median of `--runs` runs. Throughput is one tunnel downloading `--mib` MiB
+ * Every figure is the median of `--runs` runs, interleaved across the paths; the pair/tinyproxy
+ * ratios are taken per run (median and range), and each proxy's CPU time per handshake (user +
+ * system from /proc, every thread) is printed beside its rate: on a shared machine the rate moves
+ * with whoever else has the cores, the CPU per handshake much less. Throughput is one tunnel downloading `--mib` MiB
  * from a loopback server (the bytes cross the pair once each way in user space with the JS
  * pump; the native pump replaces it when present). Handshakes/s is CONNECT + 200 + a 1-byte
  * exchange + close, with `--concurrency` clients in parallel; every pair handshake also makes a
@@ -20,6 +23,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describePump } from '../shared/pump/index.js';
 import { cpuSeconds } from './lib/proc-stats.js';
+import { itemAt } from '../shared/util/checked.js';
 import { egressListener, freePort, readAudit, startSide, tempDir, waitForPort, type Side } from '../test/helpers/egress.js';
 import { benchOptions } from './lib/options.js';
 
@@ -185,20 +189,25 @@ async function main(): Promise<void> {
       ...(tiny ? [{ name: 'tinyproxy (1 hop)', port: tiny.port, procs: pids(tiny.proc) }] : []),
       { name: 'enclaver-proxy pair', port: inner.port('egress'), procs: [...pids(inner.proc), ...pids(outer.proc)] },
     ];
-    const results: Array<{ name: string; mibps: number; hps: number; cpuUs: number[] }> = [];
-    for (const row of rows) {
-      await throughput(row.port, server.port); // warm-up
-      const t: number[] = [];
-      const h: number[] = [];
-      const cpu: number[][] = row.procs.map(() => []);
-      for (let i = 0; i < RUNS; i++) {
-        t.push(await throughput(row.port, server.port));
+    // Runs are interleaved across the paths (each run visits every path, in a rotated order), so a
+    // change of load on a shared machine moves all of them alike; the ratios are taken per run.
+    for (const row of rows) await throughput(row.port, server.port); // warm-up
+    const samples = rows.map((row) => ({ t: [] as number[], h: [] as number[], cpu: row.procs.map(() => [] as number[]) }));
+    for (let i = 0; i < RUNS; i++) {
+      for (let k = 0; k < rows.length; k++) {
+        const j = (i + k) % rows.length;
+        const row = itemAt(rows, j, 'row');
+        const sample = itemAt(samples, j, 'sample');
+        sample.t.push(await throughput(row.port, server.port));
         const r = await handshakes(row.port, server.port, row.procs);
-        h.push(r.hps);
-        r.cpuUs.forEach((us, j) => cpu[j]?.push(us));
+        sample.h.push(r.hps);
+        r.cpuUs.forEach((us, p) => sample.cpu[p]?.push(us));
       }
-      results.push({ name: row.name, mibps: median(t), hps: median(h), cpuUs: cpu.map(median) });
     }
+    const results = rows.map((row, j) => {
+      const sample = itemAt(samples, j, 'sample');
+      return { name: row.name, mibps: median(sample.t), hps: median(sample.h), cpuUs: sample.cpu.map(median), runs: sample };
+    });
     const pair = results[results.length - 1]!;
     const tp = results.find((r) => r.name.startsWith('tinyproxy'));
     process.stdout.write(
@@ -217,11 +226,16 @@ async function main(): Promise<void> {
             : `inner ${r.cpuUs[0]?.toFixed(0)} + outer ${r.cpuUs[1]?.toFixed(0)}`;
       process.stdout.write(`| ${r.name} | ${r.mibps.toFixed(0)} | ${r.hps.toFixed(0)} | ${cpu} |\n`);
     }
-    if (tp)
-      process.stdout.write(
-        `\npair / tinyproxy: throughput ${(pair.mibps / tp.mibps).toFixed(2)}x, handshakes ${(pair.hps / tp.hps).toFixed(2)}x\n`,
-      );
-    else process.stdout.write('\ntinyproxy is not installed (apt-get install tinyproxy): no baseline row\n');
+    if (tp) {
+      // Per run: the pair's figure over tinyproxy's from the same run; the median and the range.
+      const ratios = (of: (r: (typeof results)[number]) => number[]) => {
+        const a = of(pair);
+        const b = of(tp);
+        const rs = a.map((x, i) => x / (b[i] ?? Number.NaN));
+        return `${median(rs).toFixed(2)}x (${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)})`;
+      };
+      process.stdout.write(`\npair / tinyproxy, per run: throughput ${ratios((r) => r.runs.t)}, handshakes ${ratios((r) => r.runs.h)}\n`);
+    } else process.stdout.write('\ntinyproxy is not installed (apt-get install tinyproxy): no baseline row\n');
     process.stdout.write(`load average: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
     const audited = readAudit(auditFile).length;
     process.stdout.write(`audit records written by the outer during the run: ${audited}\n`);
