@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describePump } from '../shared/pump/index.js';
-import { cpuSeconds } from './lib/proc-stats.js';
+import { cpuSeconds, mainThreadCpuSeconds } from './lib/proc-stats.js';
 import { itemAt } from '../shared/util/checked.js';
 import { egressListener, freePort, readAudit, startSide, tempDir, waitForPort, type Side } from '../test/helpers/egress.js';
 import { benchOptions } from './lib/options.js';
@@ -127,10 +127,18 @@ async function throughput(proxyPort: number, target: number): Promise<number> {
   return MIB / seconds;
 }
 
-/** Handshakes/s, and CPU µs per handshake of each of `procs` (user + system, from /proc) over the run. */
-async function handshakes(proxyPort: number, target: number, procs: readonly number[]): Promise<{ hps: number; cpuUs: number[] }> {
+/**
+ * Handshakes/s, and CPU µs per handshake of each of `procs` over the run (user + system, from
+ * /proc): all its threads, and its main thread alone.
+ */
+async function handshakes(
+  proxyPort: number,
+  target: number,
+  procs: readonly number[],
+): Promise<{ hps: number; cpuUs: number[]; mainUs: number[] }> {
   let next = 0;
   const cpuBefore = procs.map(cpuSeconds);
+  const mainBefore = procs.map(mainThreadCpuSeconds);
   const started = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
@@ -149,7 +157,9 @@ async function handshakes(proxyPort: number, target: number, procs: readonly num
     }),
   );
   const hps = HANDSHAKES / (Number(process.hrtime.bigint() - started) / 1e9);
-  return { hps, cpuUs: procs.map((pid, i) => ((cpuSeconds(pid) - (cpuBefore[i] ?? 0)) / HANDSHAKES) * 1e6) };
+  const perHandshake = (now: (pid: number) => number, before: number[]) =>
+    procs.map((pid, i) => ((now(pid) - (before[i] ?? 0)) / HANDSHAKES) * 1e6);
+  return { hps, cpuUs: perHandshake(cpuSeconds, cpuBefore), mainUs: perHandshake(mainThreadCpuSeconds, mainBefore) };
 }
 
 function median(xs: number[]): number {
@@ -192,7 +202,12 @@ async function main(): Promise<void> {
     // Runs are interleaved across the paths (each run visits every path, in a rotated order), so a
     // change of load on a shared machine moves all of them alike; the ratios are taken per run.
     for (const row of rows) await throughput(row.port, server.port); // warm-up
-    const samples = rows.map((row) => ({ t: [] as number[], h: [] as number[], cpu: row.procs.map(() => [] as number[]) }));
+    const samples = rows.map((row) => ({
+      t: [] as number[],
+      h: [] as number[],
+      cpu: row.procs.map(() => [] as number[]),
+      main: row.procs.map(() => [] as number[]),
+    }));
     for (let i = 0; i < RUNS; i++) {
       for (let k = 0; k < rows.length; k++) {
         const j = (i + k) % rows.length;
@@ -202,11 +217,19 @@ async function main(): Promise<void> {
         const r = await handshakes(row.port, server.port, row.procs);
         sample.h.push(r.hps);
         r.cpuUs.forEach((us, p) => sample.cpu[p]?.push(us));
+        r.mainUs.forEach((us, p) => sample.main[p]?.push(us));
       }
     }
     const results = rows.map((row, j) => {
       const sample = itemAt(samples, j, 'sample');
-      return { name: row.name, mibps: median(sample.t), hps: median(sample.h), cpuUs: sample.cpu.map(median), runs: sample };
+      return {
+        name: row.name,
+        mibps: median(sample.t),
+        hps: median(sample.h),
+        cpuUs: sample.cpu.map(median),
+        mainUs: sample.main.map(median),
+        runs: sample,
+      };
     });
     const pair = results[results.length - 1]!;
     const tp = results.find((r) => r.name.startsWith('tinyproxy'));
@@ -223,7 +246,7 @@ async function main(): Promise<void> {
           ? '–'
           : r.cpuUs.length === 1
             ? `${r.cpuUs[0]?.toFixed(0)}`
-            : `inner ${r.cpuUs[0]?.toFixed(0)} + outer ${r.cpuUs[1]?.toFixed(0)}`;
+            : `inner ${r.cpuUs[0]?.toFixed(0)} (main thread ${r.mainUs[0]?.toFixed(0)}) + outer ${r.cpuUs[1]?.toFixed(0)} (main thread ${r.mainUs[1]?.toFixed(0)})`;
       process.stdout.write(`| ${r.name} | ${r.mibps.toFixed(0)} | ${r.hps.toFixed(0)} | ${cpu} |\n`);
     }
     if (tp) {
