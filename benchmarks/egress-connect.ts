@@ -167,14 +167,34 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-async function startTinyproxy(dir: string): Promise<{ port: number; proc: ChildProcess } | undefined> {
-  if (spawnSync('tinyproxy', ['-v']).error) return undefined;
+interface Tinyproxy {
+  port: number;
+  proc: ChildProcess;
+}
+
+/** A tinyproxy; with `upstream`, it sends every request (CONNECT included) on to that proxy. */
+async function startTinyproxy(dir: string, name: string, upstream?: number): Promise<Tinyproxy> {
   const port = await freePort();
-  const conf = path.join(dir, 'tinyproxy.conf');
-  fs.writeFileSync(conf, `Port ${port}\nListen 127.0.0.1\nAllow 127.0.0.1\nTimeout 60\nMaxClients ${CONCURRENCY * 4}\nLogLevel Critical\n`);
+  const conf = path.join(dir, `${name}.conf`);
+  fs.writeFileSync(
+    conf,
+    `Port ${port}\nListen 127.0.0.1\nAllow 127.0.0.1\nTimeout 60\nMaxClients ${CONCURRENCY * 4}\nLogLevel Critical\n` +
+      (upstream === undefined ? '' : `Upstream http 127.0.0.1:${upstream}\n`),
+  );
   const proc = spawn('tinyproxy', ['-d', '-c', conf], { stdio: 'ignore' });
   await waitForPort(port);
   return { port, proc };
+}
+
+/** A process whose CPU per handshake is reported; `node`: its main thread is reported too. */
+interface Proc {
+  name: string;
+  pid: number;
+  node: boolean;
+}
+
+function proc(name: string, p: ChildProcess, node: boolean): Proc[] {
+  return p.pid === undefined ? [] : [{ name, pid: p.pid, node }];
 }
 
 async function main(): Promise<void> {
@@ -184,21 +204,34 @@ async function main(): Promise<void> {
   const auditFile = path.join(dir, 'audit.log');
   const server = await startServer();
   const sides: Side[] = [];
-  let tiny: { port: number; proc: ChildProcess } | undefined;
+  const tinies: Tinyproxy[] = [];
   try {
     const outer = await startSide('outer', { egress_relay: { allow_private: ['127.0.0.0/8'] }, audit: { file: auditFile } }, vsockDir);
     sides.push(outer);
     const inner = await startSide('inner', egressListener({ protocols: ['http_connect'], allow: ['127.0.0.1'] }), vsockDir);
     sides.push(inner);
-    tiny = await startTinyproxy(dir);
-
-    // `procs`: the proxy processes whose CPU per handshake is reported (inner first, then outer).
-    const pids = (p: ChildProcess): number[] => (p.pid === undefined ? [] : [p.pid]);
-    const rows: Array<{ name: string; port: number; procs: number[] }> = [
-      { name: 'direct (no proxy)', port: 0, procs: [] },
-      ...(tiny ? [{ name: 'tinyproxy (1 hop)', port: tiny.port, procs: pids(tiny.proc) }] : []),
-      { name: 'enclaver-proxy pair', port: inner.port('egress'), procs: [...pids(inner.proc), ...pids(outer.proc)] },
-    ];
+    const hasTinyproxy = !spawnSync('tinyproxy', ['-v']).error;
+    const rows: Array<{ name: string; port: number; procs: Proc[] }> = [{ name: 'direct (no proxy)', port: 0, procs: [] }];
+    if (hasTinyproxy) {
+      const tiny = await startTinyproxy(dir, 'tinyproxy');
+      // Two C hops, as the pair has two: what any two-hop design pays for its second set of sockets.
+      const second = await startTinyproxy(dir, 'tinyproxy-hop2');
+      const first = await startTinyproxy(dir, 'tinyproxy-hop1', second.port);
+      tinies.push(tiny, first, second);
+      rows.push(
+        { name: 'tinyproxy (1 hop)', port: tiny.port, procs: proc('tinyproxy', tiny.proc, false) },
+        {
+          name: 'tinyproxy → tinyproxy (2 hops)',
+          port: first.port,
+          procs: [...proc('hop 1', first.proc, false), ...proc('hop 2', second.proc, false)],
+        },
+      );
+    }
+    rows.push({
+      name: 'enclaver-proxy pair',
+      port: inner.port('egress'),
+      procs: [...proc('inner', inner.proc, true), ...proc('outer', outer.proc, true)],
+    });
     // Runs are interleaved across the paths (each run visits every path, in a rotated order), so a
     // change of load on a shared machine moves all of them alike; the ratios are taken per run.
     for (const row of rows) await throughput(row.port, server.port); // warm-up
@@ -214,7 +247,11 @@ async function main(): Promise<void> {
         const row = itemAt(rows, j, 'row');
         const sample = itemAt(samples, j, 'sample');
         sample.t.push(await throughput(row.port, server.port));
-        const r = await handshakes(row.port, server.port, row.procs);
+        const r = await handshakes(
+          row.port,
+          server.port,
+          row.procs.map((p) => p.pid),
+        );
         sample.h.push(r.hps);
         r.cpuUs.forEach((us, p) => sample.cpu[p]?.push(us));
         r.mainUs.forEach((us, p) => sample.main[p]?.push(us));
@@ -223,7 +260,7 @@ async function main(): Promise<void> {
     const results = rows.map((row, j) => {
       const sample = itemAt(samples, j, 'sample');
       return {
-        name: row.name,
+        ...row,
         mibps: median(sample.t),
         hps: median(sample.h),
         cpuUs: sample.cpu.map(median),
@@ -231,8 +268,6 @@ async function main(): Promise<void> {
         runs: sample,
       };
     });
-    const pair = results[results.length - 1]!;
-    const tp = results.find((r) => r.name.startsWith('tinyproxy'));
     process.stdout.write(
       `\nEgress CONNECT benchmark: ${MIB} MiB per tunnel, ${HANDSHAKES} handshakes at concurrency ${CONCURRENCY}, median of ${RUNS} runs\n`,
     );
@@ -242,28 +277,36 @@ async function main(): Promise<void> {
     process.stdout.write('| path | throughput MiB/s | handshakes/s | proxy CPU µs/handshake |\n|---|---:|---:|---|\n');
     for (const r of results) {
       const cpu =
-        r.cpuUs.length === 0
+        r.procs.length === 0
           ? '–'
-          : r.cpuUs.length === 1
-            ? `${r.cpuUs[0]?.toFixed(0)}`
-            : `inner ${r.cpuUs[0]?.toFixed(0)} (main thread ${r.mainUs[0]?.toFixed(0)}) + outer ${r.cpuUs[1]?.toFixed(0)} (main thread ${r.mainUs[1]?.toFixed(0)})`;
+          : r.procs
+              .map((p, i) => {
+                const main = p.node ? ` (main thread ${r.mainUs[i]?.toFixed(0)})` : '';
+                return `${r.procs.length > 1 || p.node ? `${p.name} ` : ''}${r.cpuUs[i]?.toFixed(0)}${main}`;
+              })
+              .join(' + ');
       process.stdout.write(`| ${r.name} | ${r.mibps.toFixed(0)} | ${r.hps.toFixed(0)} | ${cpu} |\n`);
     }
-    if (tp) {
-      // Per run: the pair's figure over tinyproxy's from the same run; the median and the range.
-      const ratios = (of: (r: (typeof results)[number]) => number[]) => {
-        const a = of(pair);
-        const b = of(tp);
-        const rs = a.map((x, i) => x / (b[i] ?? Number.NaN));
-        return `${median(rs).toFixed(2)}x (${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)})`;
-      };
-      process.stdout.write(`\npair / tinyproxy, per run: throughput ${ratios((r) => r.runs.t)}, handshakes ${ratios((r) => r.runs.h)}\n`);
-    } else process.stdout.write('\ntinyproxy is not installed (apt-get install tinyproxy): no baseline row\n');
+    const pair = itemAt(results, results.length - 1, 'pair row');
+    // Per run: the pair's figure over the baseline's from the same run; the median and the range.
+    const ratios = (base: (typeof results)[number], of: (r: (typeof results)[number]) => number[]) => {
+      const a = of(pair);
+      const b = of(base);
+      const rs = a.map((x, i) => x / (b[i] ?? Number.NaN));
+      return `${median(rs).toFixed(2)}x (${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)})`;
+    };
+    if (hasTinyproxy) {
+      process.stdout.write('\n');
+      for (const base of results.slice(1, 3))
+        process.stdout.write(
+          `pair / ${base.name}, per run: throughput ${ratios(base, (r) => r.runs.t)}, handshakes ${ratios(base, (r) => r.runs.h)}\n`,
+        );
+    } else process.stdout.write('\ntinyproxy is not installed (apt-get install tinyproxy): no baseline rows\n');
     process.stdout.write(`load average: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
     const audited = readAudit(auditFile).length;
     process.stdout.write(`audit records written by the outer during the run: ${audited}\n`);
   } finally {
-    tiny?.proc.kill();
+    for (const t of tinies) t.proc.kill();
     for (const s of sides.reverse()) await s.stop();
     server.close();
     fs.rmSync(dir, { recursive: true, force: true });
