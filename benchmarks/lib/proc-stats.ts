@@ -15,10 +15,10 @@ function ticksPerSecond(): number {
   return clockTicks;
 }
 
-/** Fields of /proc/PID/stat after the command name (which may contain spaces). */
-function statFields(pid: number): string[] | null {
+/** Fields of /proc/PID/stat (or of one thread's stat file) after the command name (which may contain spaces). */
+function statFields(pid: number, tid?: number): string[] | null {
   try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const s = fs.readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     return s.slice(s.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
@@ -35,6 +35,15 @@ export function cpuSeconds(pid: number): number {
   // After the name: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
   const ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
   return ticks / ticksPerSecond();
+}
+
+/**
+ * CPU seconds of a process's main thread alone (for Node: the event loop, where JavaScript runs),
+ * to tell it from the pump and V8 helper threads that cpuSeconds() includes.
+ */
+export function mainThreadCpuSeconds(pid: number): number {
+  const f = statFields(pid, pid);
+  return f ? (Number(f[11]) + Number(f[12])) / ticksPerSecond() : 0;
 }
 
 export function parentOf(pid: number): number | null {

@@ -119,9 +119,10 @@ export class AuditSender {
       log.warn({ type: record.type }, 'audit record after the closing checkpoint; not recorded');
       return;
     }
-    const now = new Date().toISOString();
     this.flushDropNotice();
     if (this.drop !== null || this.buffer.length >= this.opts.maxBuffered) {
+      // The clock is read only for a drop (the record itself carries its own times).
+      const now = new Date().toISOString();
       this.droppedTotal += 1;
       if (this.drop) {
         this.drop.count += 1;

@@ -6,6 +6,7 @@
  */
 import type net from 'node:net';
 import type { ConnectionContext } from '../../shared/listener/types.js';
+import type { PumpResult, PumpSession } from '../../shared/pump/index.js';
 import { formatHostPort } from '../../shared/transport/address.js';
 
 export class EgressConnection {
@@ -17,6 +18,8 @@ export class EgressConnection {
   private settledWaiters: (() => void)[] = [];
   /** Payload bytes of the connection's tunnel, exact from the pump. */
   tunnel: { up: number; down: number } | null = null;
+  /** Ends the tunnel's pump (set while one runs: the JS socket is gone by then). */
+  private abortTunnel: (() => void) | null = null;
 
   constructor(
     readonly socket: net.Socket,
@@ -41,6 +44,22 @@ export class EgressConnection {
   settled(): Promise<void> {
     if (this.open === 0) return Promise.resolve();
     return new Promise((resolve) => this.settledWaiters.push(resolve));
+  }
+
+  /** Drain's deadline passed: close the connection, wherever its bytes are. */
+  abort(): void {
+    this.socket.destroy();
+    this.abortTunnel?.();
+  }
+
+  /** Waits for the tunnel's pump to end; `abort()` ends it meanwhile. */
+  async carry(session: PumpSession): Promise<PumpResult> {
+    this.abortTunnel = () => session.abort('drain deadline');
+    try {
+      return await session.done;
+    } finally {
+      this.abortTunnel = null;
+    }
   }
 
   /** What the listener counts for this connection: the tunnel's bytes when there was one. */

@@ -99,7 +99,8 @@ export function egressProxy(listener: EgressListenerSlice, deps: EgressDeps): Co
   return async (socket, cctx) => {
     const conn = new EgressConnection(socket, cctx);
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    const abort = () => socket.destroy();
+    // One listener per connection: the tunnel's pump is reached through conn.abort() too.
+    const abort = () => conn.abort();
     cctx.signal.addEventListener('abort', abort, { once: true });
     try {
       await serve(ctx, conn, parseFirst);

@@ -106,14 +106,9 @@ export async function runTunnel(
     headUp = verdict.buffered;
     if (clientGone(client, attempt, opened)) return;
   }
-  // Drain's deadline reaches the tunnel through the pump: the JS socket may be gone by then.
-  const signal = conn.ctx.signal;
   conn.ctx.established();
-  const session = activePump().run(client, opened.socket, { headUp, headDown, idleTimeoutMs: ctx.listener.idleTimeoutMs });
-  const abort = () => session.abort('drain deadline');
-  signal.addEventListener('abort', abort, { once: true });
-  const result = await session.done;
-  signal.removeEventListener('abort', abort);
+  // Drain's deadline reaches the tunnel through the pump (conn.abort): the JS socket may be gone by then.
+  const result = await conn.carry(activePump().run(client, opened.socket, { headUp, headDown, idleTimeoutMs: ctx.listener.idleTimeoutMs }));
   pumpedTotal.inc({ listener: ctx.listener.name, path: result.path });
   // The pump counted the acceptance it wrote: the audit counts the tunnel's bytes only.
   const proxyBytes = headDown.length - opened.headDown.length;

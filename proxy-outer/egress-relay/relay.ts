@@ -192,18 +192,20 @@ export class EgressRelay {
     relayMetrics.closed();
     this.sessions.delete(session);
     pumpedTotal.inc({ listener: RELAY_METRICS_LABEL, path: result.path });
-    log.debug(
-      {
-        conn_id: req.conn_id,
-        host: req.host,
-        port: req.port,
-        address: upstream.address,
-        bytes_up: result.bytesUp,
-        bytes_down: result.bytesDown,
-        closed_by: result.closedBy,
-      },
-      'egress tunnel closed',
-    );
+    // Checked first: the fields would be gathered for every tunnel only to be thrown away at info.
+    if (log.isLevelEnabled('debug'))
+      log.debug(
+        {
+          conn_id: req.conn_id,
+          host: req.host,
+          port: req.port,
+          address: upstream.address,
+          bytes_up: result.bytesUp,
+          bytes_down: result.bytesDown,
+          closed_by: result.closedBy,
+        },
+        'egress tunnel closed',
+      );
   }
 
   private answer(inner: net.Socket, a: EgressAnswer): void {

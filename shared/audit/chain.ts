@@ -53,7 +53,8 @@ export interface ChainPosition {
 }
 
 export function lineHash(line: string): string {
-  return crypto.createHash('sha256').update(line, 'utf8').digest('hex');
+  // One-shot: no Hash object per record (it runs once per egress attempt).
+  return crypto.hash('sha256', line, 'hex');
 }
 
 /** One line (without newline): the stream position first, then the record's own fields. */

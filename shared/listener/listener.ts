@@ -8,7 +8,7 @@
  * accepted here in JS. Both count against the same limit and drain together.
  */
 import type net from 'node:net';
-import { logger } from '../log/logger.js';
+import { logger, type Logger } from '../log/logger.js';
 import { listenerMetrics, type ListenerMetrics } from '../metrics/registry.js';
 import { loadNativeAddon } from '../native/addon.js';
 import { listen, formatAddress, type Address, type Listening } from '../transport/index.js';
@@ -97,11 +97,16 @@ export class Listener {
     this.metrics.accepted();
     // Errors are reported by the handler's outcome; this only keeps a late one from crashing us.
     socket.on('error', () => {});
+    const listenerLog = this.log;
+    let log: Logger | undefined;
     const done = this.opts
       .handler(socket, {
         id,
         listener: this.name,
-        log: this.log.child({ conn_id: id }),
+        // Made on first use: most connections log nothing of their own, and a child costs ~2 µs.
+        get log() {
+          return (log ??= listenerLog.child({ conn_id: id }));
+        },
         metrics: this.metrics,
         signal: abort.signal,
         established: () => this.metrics.established(Date.now() - started),

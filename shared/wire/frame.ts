@@ -40,14 +40,16 @@ export interface Frame {
 export class FrameError extends ProxyError {}
 
 export function encodeFrame(type: FrameType, payload: Record<string, unknown>): Buffer {
-  const body = Buffer.from(JSON.stringify(payload), 'utf8');
-  if (body.length > MAX_PAYLOAD)
-    throw new FrameError('frame_too_large', `frame payload of ${body.length} bytes exceeds ${MAX_PAYLOAD}`, { type, size: body.length });
-  const header = Buffer.alloc(HEADER_BYTES);
-  header[0] = WIRE_VERSION;
-  header[1] = type;
-  header.writeUInt32BE(body.length, 2);
-  return Buffer.concat([header, body]);
+  const json = JSON.stringify(payload);
+  const size = Buffer.byteLength(json, 'utf8');
+  if (size > MAX_PAYLOAD) throw new FrameError('frame_too_large', `frame payload of ${size} bytes exceeds ${MAX_PAYLOAD}`, { type, size });
+  // Header and payload in one buffer: frames are written once per egress handshake and audit record.
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + size);
+  frame[0] = WIRE_VERSION;
+  frame[1] = type;
+  frame.writeUInt32BE(size, 2);
+  frame.write(json, HEADER_BYTES, 'utf8');
+  return frame;
 }
 
 /** Parse one frame from the front of `buf`; `done: false` when more bytes are needed. */
