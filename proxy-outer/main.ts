@@ -6,7 +6,7 @@ import type { OuterConfig } from '../shared/config/types.js';
 import { messageOf } from '../shared/errors/index.js';
 import { logger } from '../shared/log/logger.js';
 import { Closers } from '../shared/runtime/closers.js';
-import { SideRuntime } from '../shared/runtime/side-runtime.js';
+import { logReady, SideRuntime } from '../shared/runtime/side-runtime.js';
 import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf, type EnclaveStatus } from '../shared/wire/status.js';
 import { parseAddress } from '../shared/transport/index.js';
@@ -110,6 +110,7 @@ export async function startOuter(config: OuterConfig): Promise<OuterHandle> {
     }
     closers.add('listeners', () => runtime.shutdown());
     await runtime.start();
+    logReady(log, 'outer proxy ready', runtime);
     return { runtime, status, egressRelay, audit, shutdown: () => closers.closeAll() };
   } catch (err) {
     await closers.closeAll();

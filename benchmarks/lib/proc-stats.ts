@@ -37,6 +37,12 @@ export function cpuSeconds(pid: number): number {
   return ticks / ticksPerSecond();
 }
 
+/** CPU seconds of the children of a process that have exited and been reaped (cutime + cstime). */
+export function reapedChildrenCpuSeconds(pid: number): number {
+  const f = statFields(pid);
+  return f ? (Number(f[13]) + Number(f[14])) / ticksPerSecond() : 0;
+}
+
 export function parentOf(pid: number): number | null {
   const f = statFields(pid);
   return f ? Number(f[1]) : null;
