@@ -8,6 +8,7 @@ import type { SideConfig } from '../config/types.js';
 import { Listener } from '../listener/listener.js';
 import type { ConnectionHandler } from '../listener/types.js';
 import { logger, type Logger } from '../log/logger.js';
+import { registerProcessMetrics } from '../metrics/registry.js';
 import { describePump } from '../pump/index.js';
 import { errnoOf, ProxyError, TransportError } from '../errors/index.js';
 import { formatAddress, VSOCK_CID_PARENT, type Address } from '../transport/address.js';
@@ -108,6 +109,8 @@ export class SideRuntime<C extends SideConfig = SideConfig> {
       await bindOrExplain(() => l.start(), `listener "${configured.name}"`, configured.address, addressKeyOf(configured));
     }
     this.started = true;
+    // Not needed to accept, so not on the way to the ready line (shared/metrics/registry.ts).
+    setImmediate(registerProcessMetrics);
   }
 
   /** Stop accepting on every listener; open connections continue. */
