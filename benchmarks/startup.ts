@@ -13,6 +13,8 @@
  *   audit and metrics channels connect instead of failing and retrying. At the ready line every
  *   listener and the admin endpoint must accept a connection: the benchmark checks it and fails
  *   otherwise, so the figure is the time to listeners accepting, not to a log line.
+ * - `inner, ingress only`: the same inner without its egress listener, so without the audit
+ *   stream's attestation (the NSM simulator off Nitro).
  *
  * Figures are medians (min–max beside them) over `--runs`. CPU ms (user + system, from /proc) is
  * the steadier figure when other work shares the machine; the load average is printed with them.
@@ -50,16 +52,26 @@ const vsockDir = (side: string) => {
 type Probe = { kind: 'tcp'; port: number } | { kind: 'unix'; path: string };
 
 interface SideCase {
-  name: 'inner' | 'outer';
+  name: string;
   config: string;
   readyMessage: string;
   probes: Probe[];
 }
 
-async function innerCase(emulationDir: string): Promise<SideCase> {
+/**
+ * The local demo's inner side (configs/local-demo.yaml) without its app; `ingressOnly` drops its
+ * egress listener, and with it the audit stream's NSM attestation (off Nitro: the simulator and
+ * its throw-away CA), which is what an inner that uses no NSM, or the real one, skips.
+ */
+async function innerCase(name: string, emulationDir: string, ingressOnly: boolean): Promise<SideCase> {
   const [admin, egress] = [await freePort(), await freePort()];
-  const config = path.join(dir, 'inner.yaml');
-  // The local demo's inner side (configs/local-demo.yaml) without its app.
+  const config = path.join(dir, `${name}.yaml`);
+  const egressListener = `
+  - name: egress
+    address: tcp://127.0.0.1:${egress}
+    egress:
+      allow: [example.com:443, "**.amazonaws.com:443"]
+      deny: [169.254.0.0/16]`;
   fs.writeFileSync(
     config,
     `role: inner
@@ -70,12 +82,7 @@ listeners:
     address: vsock://any:8080
     proxy_protocol: v2
     access_log: true
-    cluster: app
-  - name: egress
-    address: tcp://127.0.0.1:${egress}
-    egress:
-      allow: [example.com:443, "**.amazonaws.com:443"]
-      deny: [169.254.0.0/16]
+    cluster: app${ingressOnly ? '' : egressListener}
 clusters:
   - { name: app, endpoints: [tcp://127.0.0.1:8080] }
 `,
@@ -83,9 +90,9 @@ clusters:
   const probes: Probe[] = [
     { kind: 'tcp', port: admin },
     { kind: 'unix', path: path.join(emulationDir, '16_8080.sock') },
-    { kind: 'tcp', port: egress },
+    ...(ingressOnly ? [] : [{ kind: 'tcp' as const, port: egress }]),
   ];
-  return { name: 'inner', config, readyMessage: 'inner proxy ready', probes };
+  return { name, config, readyMessage: 'inner proxy ready', probes };
 }
 
 async function outerCase(name: string, emulationDir: string): Promise<SideCase> {
@@ -198,7 +205,8 @@ function fmt(values: number[]): string {
 async function main(): Promise<void> {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: npm run build first`);
   const innerVsock = vsockDir('inner');
-  const inner = await innerCase(innerVsock);
+  const inner = await innerCase('inner', innerVsock, false);
+  const ingressOnly = await innerCase('inner-ingress-only', innerVsock, true);
   const outer = await outerCase('outer', vsockDir('outer'));
   // The inner's parent: running through every inner run, as on a Nitro host.
   const parent = (await startToReady(await outerCase('parent', innerVsock))).tracked;
@@ -207,6 +215,7 @@ async function main(): Promise<void> {
     { name: '--version', run: () => runToExit(['--version']) },
     { name: 'inner --check', run: () => runToExit(['--config', inner.config, '--check']) },
     { name: 'inner', run: () => runToReady(inner) },
+    { name: 'inner, ingress only', run: () => runToReady(ingressOnly) },
     { name: 'outer', run: () => runToReady(outer) },
   ];
   const load = os.loadavg();
