@@ -46,6 +46,9 @@ Options:
   --only a,b           only these paths
   --workloads a,b      only these of: bulk, latency, connections, memory, http (default: all)
   --http-connections N wrk connections for the http section (default 32)
+  --conn-concurrency N connection loops of the connections workload (default 32: a saturated
+                       machine, whose new-conn p99 is mostly queueing; 1: one fresh connection
+                       at a time, the latency one SDK request on a new tunnel sees)
   --http-warmup S      seconds of load per http path before measuring (default 10, quick 5)
   --pipe-sizes a,b     also measure pair-native bulk throughput with these pipe sizes (bytes)
   --json FILE          write the results as JSON
@@ -104,6 +107,7 @@ function parseSettings(argv: string[]): Settings | null {
       workloads: { type: 'string' },
       'pipe-sizes': { type: 'string' },
       'http-connections': { type: 'string' },
+      'conn-concurrency': { type: 'string' },
       'http-warmup': { type: 'string' },
       json: { type: 'string' },
       svg: { type: 'string' },
@@ -120,7 +124,7 @@ function parseSettings(argv: string[]): Settings | null {
     latencyIterations: quick ? 2000 : 5000,
     latencyWarmup: quick ? 200 : 500,
     connRateMs: quick ? 1000 : 3000,
-    connRateConcurrency: 32,
+    connRateConcurrency: positive(values['conn-concurrency'], 'conn-concurrency', 32),
     only: values.only ? values.only.split(',').map((s) => s.trim()) : null,
     workloads: parseWorkloads(values.workloads),
     pipeSizes: values['pipe-sizes'] ? values['pipe-sizes'].split(',').map((s) => positive(s.trim(), 'pipe-sizes', 0)) : [],

@@ -146,7 +146,8 @@ export function runtimeBundle(packageRoot: string, opts: { node?: string; runtim
   for (const dir of DIST_DIRS) {
     const root = path.join(packageRoot, 'dist', dir);
     if (!fs.existsSync(root)) throw new BuildError('runtime_missing', `${root} is missing: run npm run build first`, { dir: root });
-    for (const file of walk(root, (f) => f.endsWith('.js')))
+    // .cjs: the config validators compiled at build time (shared/config/validators.generated.cjs).
+    for (const file of walk(root, (f) => f.endsWith('.js') || f.endsWith('.cjs')))
       files.push({ path: `${app}/${path.relative(packageRoot, file)}`, source: file, mode: 0o644 });
   }
   for (const pkg of productionPackages(packageRoot)) {

@@ -48,12 +48,12 @@ async function handlerFor(l: InnerListenerConfig, { aws, audit, tls }: InnerServ
   switch (l.kind) {
     case 'tcp_proxy': {
       const { tcpProxy } = await import('../shared/tcp-proxy/tcp-proxy.js');
-      const identity = tls.identityFor(l);
+      const identity = await tls.identityFor(l);
       return tcpProxy({ listener: l, cluster: l.cluster, ...(identity ? { tls: identity.context } : {}) });
     }
     case 'http': {
       const { httpIngress } = await import('./http-ingress/http-ingress.js');
-      const identity = tls.identityFor(l);
+      const identity = await tls.identityFor(l);
       const clusters = new Map(
         [...l.http.routes.map((r) => r.cluster), ...(l.http.defaultCluster ? [l.http.defaultCluster] : [])].map((c) => [c.name, c]),
       );

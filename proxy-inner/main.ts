@@ -7,7 +7,7 @@ import { whenAccepting } from '../shared/cluster/accepting.js';
 import { messageOf } from '../shared/errors/index.js';
 import { addLogTap, logger, logsAreJson } from '../shared/log/logger.js';
 import { Closers } from '../shared/runtime/closers.js';
-import { configureSideVsock, SideRuntime } from '../shared/runtime/side-runtime.js';
+import { configureSideVsock, logReady, SideRuntime } from '../shared/runtime/side-runtime.js';
 import { parentChannel, vsockSettings } from '../shared/transport/vsock.js';
 import { LogForwarder } from './logs/forwarder.js';
 import { MetricsExporter } from './metrics-export/exporter.js';
@@ -137,6 +137,7 @@ async function superviseInner(
     // Sealed TLS keys need the listeners (egress) up; a key KMS will not open is fatal now.
     const sealed = await tls.ready();
     if (sealed > 0) log.info({ keys: sealed }, 'TLS keys decrypted inside the enclave (attested KMS)');
+    logReady(log, 'inner proxy ready', runtime);
   } catch (err) {
     return fatal(err, 'inner proxy could not start');
   }

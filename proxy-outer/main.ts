@@ -6,7 +6,7 @@ import type { OuterConfig } from '../shared/config/types.js';
 import { messageOf } from '../shared/errors/index.js';
 import { logger } from '../shared/log/logger.js';
 import { Closers } from '../shared/runtime/closers.js';
-import { SideRuntime } from '../shared/runtime/side-runtime.js';
+import { logReady, SideRuntime } from '../shared/runtime/side-runtime.js';
 import { onShutdownSignal, SIGNAL_NUMBERS } from '../shared/runtime/signals.js';
 import { exitCodeOf, type EnclaveStatus } from '../shared/wire/status.js';
 import { parseAddress } from '../shared/transport/index.js';
@@ -19,8 +19,6 @@ import { registerOuterMetrics, setEnclaveState } from './metrics.js';
 import { StatusCollector } from './status/collector.js';
 import { enclaveMetricsRoute } from './enclave-metrics/fetch.js';
 import { LogCollector } from './logs/collector.js';
-import { Imdsv2Client } from './imds-relay/imdsv2-client.js';
-import { startImdsRelay } from './imds-relay/relay-server.js';
 import { VSOCK_CID_ANY } from '../shared/transport/address.js';
 import { PairPort } from '../shared/wire/ports.js';
 import { EnclaveSupervisor } from './enclave/supervisor.js';
@@ -103,6 +101,11 @@ export async function startOuter(config: OuterConfig): Promise<OuterHandle> {
     }
     const imds = config.imdsRelay;
     if (imds) {
+      // Loaded only with an IMDS relay: its HTTP client (undici) was most of the outer's start-up.
+      const [{ Imdsv2Client }, { startImdsRelay }] = await Promise.all([
+        import('./imds-relay/imdsv2-client.js'),
+        import('./imds-relay/relay-server.js'),
+      ]);
       const client = new Imdsv2Client({ endpoint: imds.upstream, tokenTtlSeconds: imds.tokenTtlSeconds, timeoutMs: imds.timeoutMs });
       const imdsRelay = await startImdsRelay({ address: { kind: 'vsock', cid: VSOCK_CID_ANY, port: PairPort.Imds }, client });
       closers.add('IMDS relay', () => imdsRelay.close());
@@ -110,6 +113,7 @@ export async function startOuter(config: OuterConfig): Promise<OuterHandle> {
     }
     closers.add('listeners', () => runtime.shutdown());
     await runtime.start();
+    logReady(log, 'outer proxy ready', runtime);
     return { runtime, status, egressRelay, audit, shutdown: () => closers.closeAll() };
   } catch (err) {
     await closers.closeAll();

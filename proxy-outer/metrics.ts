@@ -6,7 +6,7 @@
  * They join the process registry only when an outer starts (`registerOuterMetrics`): the same
  * binary runs the inner, whose /metrics must not list the relay's zeros.
  */
-import { Counter, Gauge, Histogram, type Metric } from 'prom-client';
+import { Counter, Gauge, Histogram, type Metric } from '../shared/metrics/prom.js';
 import { RELAY_ERROR_CODES, type RelayErrorCode } from '../shared/egress/relay-frames.js';
 import { registry } from '../shared/metrics/registry.js';
 import type { EnclaveStatus } from '../shared/wire/status.js';

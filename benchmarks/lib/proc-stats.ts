@@ -46,6 +46,12 @@ export function mainThreadCpuSeconds(pid: number): number {
   return f ? (Number(f[11]) + Number(f[12])) / ticksPerSecond() : 0;
 }
 
+/** CPU seconds of the children of a process that have exited and been reaped (cutime + cstime). */
+export function reapedChildrenCpuSeconds(pid: number): number {
+  const f = statFields(pid);
+  return f ? (Number(f[13]) + Number(f[14])) / ticksPerSecond() : 0;
+}
+
 export function parentOf(pid: number): number | null {
   const f = statFields(pid);
   return f ? Number(f[1]) : null;

@@ -9,7 +9,7 @@
  * minute, far above real drift), every step is logged with the offset it corrects, and a sample
  * with a slow round trip is ignored. A parent that lies can only drag the clock slowly and loudly.
  */
-import { Gauge } from 'prom-client';
+import { Gauge } from '../../shared/metrics/prom.js';
 import { messageOf } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/log/logger.js';
 import { registry } from '../../shared/metrics/registry.js';

@@ -2,7 +2,7 @@
  * Egress metrics, counted from the same records the audit log gets, so the two always agree:
  * attempts by decision and reason, and tunnel bytes by direction (per listener).
  */
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge } from '../../shared/metrics/prom.js';
 import type { EgressAuditRecord } from '../../shared/audit/record.js';
 import { DIRECTIONS, registry } from '../../shared/metrics/registry.js';
 import type { AuditSenderStats } from '../audit/sender.js';

@@ -10,7 +10,7 @@
  * counts, and the registry gets two metric objects that build prom-client's exposition values from
  * them at scrape time (same names, labels and buckets as before; promtool accepts the output).
  */
-import type { Metric } from 'prom-client';
+import type { Metric } from '../../shared/metrics/prom.js';
 import { registry } from '../../shared/metrics/registry.js';
 
 const REQUESTS = 'enclaver_http_requests_total';

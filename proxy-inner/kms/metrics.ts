@@ -1,5 +1,5 @@
 /** Metrics of the AWS side of the inner proxy, on the process registry that /metrics serves. */
-import { Counter } from 'prom-client';
+import { Counter } from '../../shared/metrics/prom.js';
 import { registry } from '../../shared/metrics/registry.js';
 
 export const kmsRequests = new Counter({

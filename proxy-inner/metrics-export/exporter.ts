@@ -6,7 +6,7 @@
  * an exclusive channel.
  */
 import { logger } from '../../shared/log/logger.js';
-import { registry } from '../../shared/metrics/registry.js';
+import { renderMetrics } from '../../shared/metrics/registry.js';
 import { VSOCK_CID_ANY } from '../../shared/transport/address.js';
 import { vsockSettings } from '../../shared/transport/vsock.js';
 import { encodeFrame, FrameType } from '../../shared/wire/frame.js';
@@ -29,8 +29,8 @@ export class MetricsExporter {
         frames: (frames) => {
           for (const f of frames) {
             if (f.type !== FrameType.MetricsRequest) continue;
-            void registry.metrics().then(
-              (body) => socket.write(encodeFrame(FrameType.MetricsResponse, { content_type: registry.contentType, body })),
+            void renderMetrics().then(
+              ({ body, contentType }) => socket.write(encodeFrame(FrameType.MetricsResponse, { content_type: contentType, body })),
               (err: unknown) => socket.write(encodeFrame(FrameType.MetricsResponse, { error: (err as Error).message })),
             );
           }

@@ -4,26 +4,21 @@
  * simulated attestation documents; nothing it signs is worth anything off this machine.
  */
 import crypto from 'node:crypto';
-import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
-import {
-  AlgorithmIdentifier,
-  AttributeTypeAndValue,
-  AttributeValue,
-  BasicConstraints,
-  Certificate,
-  Extension,
-  Extensions,
-  KeyUsage,
-  KeyUsageFlags,
-  Name,
-  RelativeDistinguishedName,
-  SubjectPublicKeyInfo,
-  TBSCertificate,
-  Validity,
-  Version,
-  id_ce_basicConstraints,
-  id_ce_keyUsage,
-} from '@peculiar/asn1-x509';
+import { createRequire } from 'node:module';
+import type * as Asn1Schema from '@peculiar/asn1-schema';
+import type * as Asn1X509 from '@peculiar/asn1-x509';
+
+/**
+ * The ASN.1 code (~270 modules, ~40 ms of start-up) is loaded with the first certificate: every
+ * inner loads this file (the NSM opens the simulator only off Nitro), and one with the real NSM
+ * never needs it. require(), because issuing is synchronous (the simulator starts in openNsm).
+ */
+let asn1: { schema: typeof Asn1Schema; x509: typeof Asn1X509 } | undefined;
+function loadAsn1(): { schema: typeof Asn1Schema; x509: typeof Asn1X509 } {
+  const require = createRequire(import.meta.url);
+  asn1 ??= { schema: require('@peculiar/asn1-schema') as typeof Asn1Schema, x509: require('@peculiar/asn1-x509') as typeof Asn1X509 };
+  return asn1;
+}
 
 const ECDSA_WITH_SHA384 = '1.2.840.10045.4.3.3';
 const OID_COMMON_NAME = '2.5.4.3';
@@ -32,16 +27,19 @@ const OID_ORGANIZATION = '2.5.4.10';
 export interface Issued {
   der: Buffer;
   privateKey: crypto.KeyObject;
-  subject: Name;
+  subject: Asn1X509.Name;
 }
 
-function name(commonName: string): Name {
+function name(commonName: string): Asn1X509.Name {
+  const { AttributeTypeAndValue, AttributeValue, Name, RelativeDistinguishedName } = loadAsn1().x509;
   const attr = (type: string, text: string) =>
     new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: text }) })]);
   return new Name([attr(OID_ORGANIZATION, 'enclaver-proxy NSM simulator (not AWS)'), attr(OID_COMMON_NAME, commonName)]);
 }
 
-function extension(extnID: string, value: BasicConstraints | KeyUsage): Extension {
+function extension(extnID: string, value: Asn1X509.BasicConstraints | Asn1X509.KeyUsage): Asn1X509.Extension {
+  const { AsnConvert, OctetString } = loadAsn1().schema;
+  const { Extension } = loadAsn1().x509;
   return new Extension({ extnID, critical: true, extnValue: new OctetString(AsnConvert.serialize(value)) });
 }
 
@@ -62,6 +60,21 @@ export interface IssueOptions {
 }
 
 export function issueCertificate(opts: IssueOptions): Issued {
+  const { AsnConvert } = loadAsn1().schema;
+  const {
+    AlgorithmIdentifier,
+    BasicConstraints,
+    Certificate,
+    Extensions,
+    KeyUsage,
+    KeyUsageFlags,
+    SubjectPublicKeyInfo,
+    TBSCertificate,
+    Validity,
+    Version,
+    id_ce_basicConstraints,
+    id_ce_keyUsage,
+  } = loadAsn1().x509;
   const { publicKey, privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-384' });
   const subject = name(opts.commonName);
   const isCa = opts.pathLen !== undefined;

@@ -4,17 +4,14 @@
  * listeners are up (the KMS call may need the egress listener), and `ready()` makes any failure
  * fatal at startup rather than at the first client. Attested certificates are generated at
  * construction, with the endpoint that serves documents binding them (and, with
- * `embed_attestation`, the first embedded document: no document, no start).
+ * `embed_attestation`, the first embedded document: no document, no start). Each kind's code (X.509
+ * and COSE for attested certificates, KMS for sealed keys) is imported only when a listener uses it.
  */
 import type { ListenerOf } from '../../shared/config/types.js';
 import { logger } from '../../shared/log/logger.js';
-import { tlsContextFromFiles, type TlsContextSource } from '../../shared/tcp-proxy/tcp-proxy.js';
+import type { TlsContextSource } from '../../shared/tcp-proxy/tcp-proxy.js';
 import type { InnerAws } from '../aws-services.js';
 import type { LocalEndpoint } from '../http-ingress/http-ingress.js';
-import { kmsSettings } from '../kms/settings.js';
-import { attestationEndpoint } from './attestation-endpoint.js';
-import { AttestedCertificate } from './attested-certificate.js';
-import { unsealTlsContext } from './kms-private-key.js';
 
 const log = logger('tls');
 
@@ -29,12 +26,16 @@ export class TlsIdentities {
 
   constructor(private readonly aws: InnerAws | null) {}
 
-  identityFor(listener: ListenerOf<'tcp_proxy'> | ListenerOf<'http'>): TlsIdentity | undefined {
+  async identityFor(listener: ListenerOf<'tcp_proxy'> | ListenerOf<'http'>): Promise<TlsIdentity | undefined> {
     const t = listener.tls;
     if (!t) return undefined;
-    if (t.source === 'files') return { context: this.fromFiles(listener.name, t), endpoints: [] };
+    if (t.source === 'files') return { context: await this.fromFiles(listener.name, t), endpoints: [] };
     const aws = this.aws;
     if (!aws) throw new Error(`listener ${listener.name}: an attested certificate needs the inner's NSM`);
+    const [{ AttestedCertificate }, { attestationEndpoint }] = await Promise.all([
+      import('./attested-certificate.js'),
+      import('./attestation-endpoint.js'),
+    ]);
     const certificate = new AttestedCertificate({ names: t.names, ...(t.embedAttestation ? { embed: { nsm: aws.nsm } } : {}) });
     log.info(
       {
@@ -53,11 +54,15 @@ export class TlsIdentities {
     };
   }
 
-  private fromFiles(name: string, t: Extract<NonNullable<ListenerOf<'http'>['tls']>, { source: 'files' }>): TlsContextSource {
+  private async fromFiles(
+    name: string,
+    t: Extract<NonNullable<ListenerOf<'http'>['tls']>, { source: 'files' }>,
+  ): Promise<TlsContextSource> {
     const key = t.privateKey;
-    if ('file' in key) return tlsContextFromFiles(t.certificate, key.file);
+    if ('file' in key) return (await import('../../shared/tcp-proxy/tcp-proxy.js')).tlsContextFromFiles(t.certificate, key.file);
     const aws = this.aws;
     if (!aws) throw new Error(`listener ${name}: a KMS-sealed key needs the inner's AWS services`);
+    const [{ kmsSettings }, { unsealTlsContext }] = await Promise.all([import('../kms/settings.js'), import('./kms-private-key.js')]);
     const kms = aws.kmsProxy(kmsSettings(key.kms));
     let loading: ReturnType<TlsContextSource> | undefined;
     const source: TlsContextSource = () => (loading ??= unsealTlsContext(kms, t.certificate, key.kmsCiphertext));

@@ -4,7 +4,6 @@
  * itself. The proxy resolves the name, so the relay reports no connected address.
  */
 import net from 'node:net';
-import { SocksClient } from 'socks';
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
 import { formatHostPort } from '../../shared/transport/address.js';
 import { readPrefix } from '../../shared/util/read-prefix.js';
@@ -73,6 +72,8 @@ export async function connectThroughProxy(
   timeoutMs: number,
 ): Promise<{ socket: net.Socket; rest: Buffer }> {
   if (proxy.kind === 'http') return httpConnect(proxy, host, port, timeoutMs);
+  // Imported on first use: most outers have no SOCKS5 upstream, and start-up need not load it.
+  const { SocksClient } = await import('socks');
   try {
     const { socket } = await SocksClient.createConnection({
       proxy: { host: proxy.host, port: proxy.port, type: 5 },

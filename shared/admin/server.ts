@@ -11,7 +11,7 @@ import type net from 'node:net';
 import { DEFAULT_HTTP_DEADLINES, serveHttpConnection, type HttpDeadlines } from '../listener/http-kind.js';
 import { logger } from '../log/logger.js';
 import { MAX_ADMIN_CONNECTIONS } from './limits.js';
-import { registry } from '../metrics/registry.js';
+import { renderMetrics } from '../metrics/registry.js';
 import { listen, formatAddress, type Address, type Listening } from '../transport/index.js';
 
 const log = logger('admin');
@@ -61,8 +61,8 @@ export class AdminServer {
       }
       case '/metrics': {
         try {
-          const body = await registry.metrics();
-          res.writeHead(200, { 'content-type': registry.contentType }).end(body);
+          const { body, contentType } = await renderMetrics();
+          res.writeHead(200, { 'content-type': contentType }).end(body);
         } catch (err) {
           log.error({ err }, 'collecting metrics failed');
           res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n');

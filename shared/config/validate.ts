@@ -1,20 +1,60 @@
 /**
  * JSON Schema validation (ajv) with messages a person can act on: which file and line, which
  * YAML path, what was expected there.
+ *
+ * The validators are compiled at build time (`npm run build` writes ajv's standalone code for every
+ * schema of ./precompile.ts to dist/shared/config/validators.generated.cjs): compiling the config
+ * schema at start-up cost ~200 ms of CPU, most of the inner's start. Each generated validator is
+ * exported under the digest of the schema it was compiled from, so a stale or missing file can
+ * only miss (then the schema is compiled here, as before), never validate against an old schema.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { ErrorObject, Options } from 'ajv';
 import type { ConfigProblem } from '../errors/index.js';
 import type { ConfigSource, PathSegment } from './source.js';
 
 // inlineRefs: false compiles each referenced definition once (they are shared by three places);
 // verbose gives each error the schema that holds the failed keyword, for the message.
-const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, inlineRefs: false, verbose: true });
-const compiled = new WeakMap<object, ValidateFunction>();
+export const AJV_OPTIONS: Options = { allErrors: true, strict: false, allowUnionTypes: true, inlineRefs: false, verbose: true };
+/** Beside this module in dist/; CommonJS, so that a synchronous require() can load it when needed. */
+export const PRECOMPILED_FILE = 'validators.generated.cjs';
 
-function validatorFor(schema: object): ValidateFunction {
+type Validate = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
+
+const require = createRequire(import.meta.url);
+const compiled = new WeakMap<object, Validate>();
+let precompiled: Record<string, Validate | undefined> | null | undefined;
+let ajv: import('ajv').Ajv | undefined;
+
+/** The name a schema's build-time validator is exported under: the digest of the schema it was made from. */
+export function precompiledName(schema: object): string {
+  return `schema_${createHash('sha256').update(JSON.stringify(schema)).digest('hex')}`;
+}
+
+function precompiledValidators(): Record<string, Validate | undefined> | null {
+  if (precompiled === undefined) {
+    try {
+      precompiled = require(`./${PRECOMPILED_FILE}`) as Record<string, Validate | undefined>;
+    } catch (err) {
+      // Absent when dist/ was built by tsc alone (no `npm run build`): compile instead.
+      if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
+      precompiled = null;
+    }
+  }
+  return precompiled;
+}
+
+/** The schema compiled now, in this process (what the build does ahead of time). */
+export function compileValidator(schema: object): Validate {
+  ajv ??= new (require('ajv') as typeof import('ajv')).Ajv(AJV_OPTIONS);
+  return ajv.compile(schema);
+}
+
+function validatorFor(schema: object): Validate {
   let v = compiled.get(schema);
   if (!v) {
-    v = ajv.compile(schema);
+    v = precompiledValidators()?.[precompiledName(schema)] ?? compileValidator(schema);
     compiled.set(schema, v);
   }
   return v;

@@ -9,8 +9,8 @@
  * The supervised app's output goes through here too (`writeAppOutput`), so that with JSON logs
  * every line on stdout is JSON and `enclaver-proxy … | jq` reads all of it.
  */
+import { createRequire } from 'node:module';
 import { pino, type Logger, type LevelWithSilent } from 'pino';
-import pretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -52,6 +52,9 @@ function wantsPretty(): boolean {
 const prettyMode = wantsPretty();
 
 function prettyStream() {
+  // Loaded only for a terminal: JSON output (every supervised run) never pays for pino-pretty's
+  // ~80 modules at start-up. require(), because the logger is made synchronously at load.
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
   return pretty({
     sync: true,
     colorize: process.stdout.isTTY === true,

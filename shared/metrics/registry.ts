@@ -10,15 +10,32 @@
  * `client_to_upstream` (from whoever connected to the listener, towards where it forwards) and
  * `upstream_to_client`.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PumpPath } from '../pump/types.js';
+import { Counter, Gauge, Histogram, loadDefaultMetrics, Registry } from './prom.js';
 
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'enclaver_' });
-// prom-client also exports the active handles/requests/resources as gauges named `…_total`, a
-// counter's suffix; the same values are there without the suffix.
-for (const metric of registry.getMetricsAsArray()) {
-  if (metric.name.endsWith('_total') && metric instanceof Gauge) registry.removeSingleMetric(metric.name);
+let processMetrics = false;
+
+/**
+ * prom-client's process metrics (`enclaver_process_*`, `enclaver_nodejs_*`), registered once: by
+ * SideRuntime right after its listeners are up (loading them is ~45 ms of CPU that accepting does
+ * not need), or by the first scrape if one comes sooner. Their CPU counters count from here.
+ */
+export function registerProcessMetrics(): void {
+  if (processMetrics) return;
+  processMetrics = true;
+  loadDefaultMetrics()({ register: registry, prefix: 'enclaver_' });
+  // prom-client also exports the active handles/requests/resources as gauges named `…_total`, a
+  // counter's suffix; the same values are there without the suffix.
+  for (const metric of registry.getMetricsAsArray()) {
+    if (metric.name.endsWith('_total') && metric instanceof Gauge) registry.removeSingleMetric(metric.name);
+  }
+}
+
+/** The Prometheus text of every metric of this process (what /metrics and the inner's export serve). */
+export async function renderMetrics(): Promise<{ body: string; contentType: string }> {
+  registerProcessMetrics();
+  return { body: await registry.metrics(), contentType: registry.contentType };
 }
 
 /** The direction label's values, for every byte counter. */

@@ -7,7 +7,8 @@ import { addressKeyOf, adminAddressKeyOf } from '../config/address-keys.js';
 import type { SideConfig } from '../config/types.js';
 import { Listener } from '../listener/listener.js';
 import type { ConnectionHandler } from '../listener/types.js';
-import { logger } from '../log/logger.js';
+import { logger, type Logger } from '../log/logger.js';
+import { registerProcessMetrics } from '../metrics/registry.js';
 import { describePump } from '../pump/index.js';
 import { errnoOf, ProxyError, TransportError } from '../errors/index.js';
 import { formatAddress, VSOCK_CID_PARENT, type Address } from '../transport/address.js';
@@ -50,6 +51,16 @@ const BIND_ERRORS: Record<string, string> = {
   EACCES: 'permission denied, ports below 1024 need root or CAP_NET_BIND_SERVICE',
   EADDRNOTAVAIL: 'no interface of this machine has that address',
 };
+
+/**
+ * The one line that says a side is ready: every listener and the admin endpoint accept (and, in
+ * the enclave, sealed TLS keys are open). `startup_ms` counts from the process's start, Node's own
+ * boot included, so it is what a supervisor waited for (benchmarks/startup.ts measures it from
+ * outside too).
+ */
+export function logReady(log: Logger, message: string, runtime: { readonly listeners: readonly unknown[] }): void {
+  log.info({ listeners: runtime.listeners.length, startup_ms: Math.round(performance.now()) }, message);
+}
 
 /** A listener of a side with the handler of its kind (each side maps kinds to its modules). */
 export interface SideListener<C extends SideConfig> {
@@ -98,6 +109,8 @@ export class SideRuntime<C extends SideConfig = SideConfig> {
       await bindOrExplain(() => l.start(), `listener "${configured.name}"`, configured.address, addressKeyOf(configured));
     }
     this.started = true;
+    // Not needed to accept, so not on the way to the ready line (shared/metrics/registry.ts).
+    setImmediate(registerProcessMetrics);
   }
 
   /** Stop accepting on every listener; open connections continue. */
