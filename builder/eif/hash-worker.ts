@@ -1,7 +1,7 @@
 /**
  * A SHA-384 running on its own thread: PCR0 and PCR2 both cover the app ramdisk (the bulk of an
- * EIF), so one of them is computed here while the main thread does the other, and hashing costs
- * the time of one pass, not two, when a second core is free. Messages: a batch (an ArrayBuffer
+ * EIF), so each runs on a thread of its own, off the main thread that reads the layers and writes
+ * the EIF; with two cores the two passes and the I/O overlap. Messages: a batch (an ArrayBuffer
  * and how many of its bytes count, transferred) → the same buffer back, for reuse; 'digest' →
  * the digest bytes.
  */

@@ -114,13 +114,15 @@ export function pcrOfBytes(data: Uint8Array): string {
 
 /**
  * Feeds each section's bytes, in file order, to the hashes it belongs to. Ramdisk 0 is the
- * bootstrap; later ramdisks are the app's. PCR0's hash runs on a worker thread (it sees every
- * measured byte); PCR1's and PCR2's run here. `finish` or `close` ends the thread.
+ * bootstrap; later ramdisks are the app's. PCR0's and PCR2's hashes run on worker threads (each
+ * sees the whole app ramdisk: on the main thread PCR2 made it the build's critical path, 7.7–8.7 s
+ * → 5.3–6.9 s for a 1 GiB image on 2 cores); PCR1's (kernel, cmdline and the small bootstrap
+ * ramdisk) runs here. `finish` or `close` ends the threads.
  */
 export class PcrMeasurer {
   private readonly image = new OffThreadSha384();
   private readonly bootstrap = crypto.createHash('sha384');
-  private readonly app = crypto.createHash('sha384');
+  private readonly app = new OffThreadSha384();
   private ramdisksSeen = 0;
   private current: 'boot' | 'ramdisk0' | 'app' | 'none' = 'none';
 
@@ -139,8 +141,7 @@ export class PcrMeasurer {
         this.bootstrap.update(chunk);
         return;
       case 'app':
-        await this.image.update(chunk);
-        this.app.update(chunk);
+        await Promise.all([this.image.update(chunk), this.app.update(chunk)]);
         return;
       case 'none':
         return;
@@ -148,15 +149,15 @@ export class PcrMeasurer {
   }
 
   /** Ends the hashing thread without a result (on failure). */
-  close(): Promise<void> {
-    return this.image.close();
+  async close(): Promise<void> {
+    await Promise.all([this.image.close(), this.app.close()]);
   }
 
   async finish(signingCertificateDer?: Buffer): Promise<Pcrs> {
     const pcrs: Pcrs = {
       PCR0: extendFromZero(await this.image.digest()),
       PCR1: extendFromZero(this.bootstrap.digest()),
-      PCR2: extendFromZero(this.app.digest()),
+      PCR2: extendFromZero(await this.app.digest()),
     };
     if (signingCertificateDer) pcrs.PCR8 = pcrOfBytes(signingCertificateDer);
     return pcrs;
