@@ -4,8 +4,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import type { EgressAuditRecord } from '../../shared/audit/record.js';
 import { egressListenerSpec } from '../../shared/config/egress.js';
+import { Listener } from '../../shared/listener/listener.js';
+import { parseAddress } from '../../shared/transport/index.js';
 import type { EgressListenerSlice } from '../../proxy-inner/egress/context.js';
+import { egressProxy } from '../../proxy-inner/egress/egress-proxy.js';
 import { CLI } from './paths.js';
 
 export { freePort } from './ports.js';
@@ -193,4 +197,24 @@ export function egressSlice(raw: Record<string, unknown>, idleTimeoutMs = 0): Eg
   });
   if (problems.length > 0) throw new Error(problems.join('\n'));
   return { name: 'egress', idleTimeoutMs, egress };
+}
+
+/**
+ * The egress listener kind in this process on an ephemeral loopback port, relaying through the
+ * Unix socket at `relayPath` (a relay stub) and pushing its audit records onto `records`.
+ */
+export async function startEgressListener(
+  raw: Record<string, unknown>,
+  relayPath: string,
+  records: EgressAuditRecord[],
+  maxConnections: number,
+): Promise<Listener> {
+  const listener = new Listener({
+    name: 'egress',
+    address: parseAddress('tcp://127.0.0.1:0'),
+    maxConnections,
+    handler: egressProxy(egressSlice(raw), { relay: parseAddress(`unix://${relayPath}`), audit: (r) => records.push(r) }),
+  });
+  await listener.start();
+  return listener;
 }

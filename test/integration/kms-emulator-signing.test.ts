@@ -9,22 +9,13 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import https from 'node:https';
 import { after, before, describe, it } from 'node:test';
-import { GetPublicKeyCommand, KMSClient, KMSServiceException, SignCommand } from '@aws-sdk/client-kms';
+import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { CredentialStore } from '../emulators/credential-store.js';
 import { KmsEmulator } from '../emulators/kms/server.js';
 import { selfSignedLoopbackCertificate } from '../helpers/tls.js';
+import { kmsError } from '../helpers/kms-error.js';
 
 const REGION = 'eu-west-1';
-
-async function kmsError(p: Promise<unknown>): Promise<KMSServiceException> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof KMSServiceException, `expected a KMS service error, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('the call unexpectedly succeeded');
-}
 
 describe('KMS emulator: asymmetric signing keys, through @aws-sdk/client-kms', () => {
   let emulator: KmsEmulator;

@@ -10,7 +10,6 @@ import {
   GenerateDataKeyPairCommand,
   GenerateRandomCommand,
   KMSClient,
-  KMSServiceException,
 } from '@aws-sdk/client-kms';
 import { request } from 'undici';
 import { registry } from '../../shared/metrics/registry.js';
@@ -19,19 +18,10 @@ import { decryptRecipientEnvelope } from '../../proxy-inner/aws/cms.js';
 import { serveOnLoopback } from '../helpers/serve.js';
 import { type AwsStack, TEST_PCR0, TEST_REGION, startAwsStack } from '../helpers/aws-stack.js';
 import { ConnectProxy } from '../helpers/connect-proxy.js';
+import { kmsError } from '../helpers/kms-error.js';
 
 /** The app's own (dummy) credentials: the proxy must drop them and sign with the role's. */
 const APP_CREDENTIALS = { accessKeyId: 'AKIDAPPDUMMY', secretAccessKey: 'app-secret-that-kms-never-sees' };
-
-async function kmsError(p: Promise<unknown>): Promise<KMSServiceException> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof KMSServiceException, `expected a KMS service error, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('the call unexpectedly succeeded');
-}
 
 describe('KMS proxy with the unmodified @aws-sdk/client-kms', () => {
   let stack: AwsStack;

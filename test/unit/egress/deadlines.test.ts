@@ -12,10 +12,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { EgressAuditRecord } from '../../../shared/audit/record.js';
-import { Listener } from '../../../shared/listener/listener.js';
-import { parseAddress } from '../../../shared/transport/index.js';
-import { egressProxy } from '../../../proxy-inner/egress/egress-proxy.js';
-import { egressSlice } from '../../helpers/egress.js';
+import type { Listener } from '../../../shared/listener/listener.js';
+import { startEgressListener } from '../../helpers/egress.js';
 import { startRelayStub, type RelayStub } from '../../helpers/relay-stub.js';
 import { eventually } from '../../helpers/eventually.js';
 
@@ -31,16 +29,12 @@ before(async () => {
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const upstreamPort = (upstream.address() as net.AddressInfo).port;
   stub.answerWith(() => ({ answer: { ok: true, address: '127.0.0.1' }, pipeTo: upstreamPort }));
-  listener = new Listener({
-    name: 'egress',
-    address: parseAddress('tcp://127.0.0.1:0'),
-    maxConnections: 1000,
-    handler: egressProxy(egressSlice({ allow: ['**'], handshake_timeout: '300ms', keep_alive_timeout: '300ms' }), {
-      relay: parseAddress(`unix://${stub.path}`),
-      audit: (r) => records.push(r),
-    }),
-  });
-  await listener.start();
+  listener = await startEgressListener(
+    { allow: ['**'], handshake_timeout: '300ms', keep_alive_timeout: '300ms' },
+    stub.path,
+    records,
+    1000,
+  );
 });
 
 after(async () => {

@@ -11,10 +11,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { EgressAuditRecord } from '../../../shared/audit/record.js';
-import { Listener } from '../../../shared/listener/listener.js';
-import { parseAddress } from '../../../shared/transport/index.js';
-import { egressProxy } from '../../../proxy-inner/egress/egress-proxy.js';
-import { egressSlice } from '../../helpers/egress.js';
+import type { Listener } from '../../../shared/listener/listener.js';
+import { startEgressListener } from '../../helpers/egress.js';
 import { startRelayStub, type RelayStub } from '../../helpers/relay-stub.js';
 import { eventually } from '../../helpers/eventually.js';
 
@@ -34,16 +32,12 @@ before(async () => {
   const echoPort = (echo.address() as net.AddressInfo).port;
   stub = await startRelayStub(dir);
   stub.answerWith(() => ({ answer: { ok: true, address: '93.184.216.34' }, pipeTo: echoPort }));
-  listener = new Listener({
-    name: 'egress',
-    address: parseAddress('tcp://127.0.0.1:0'),
-    maxConnections: 100,
-    handler: egressProxy(egressSlice({ protocols: ['http_connect'], allow: ['**'], connect_timeout: '5s', handshake_timeout: '5s' }), {
-      relay: parseAddress(`unix://${stub.path}`),
-      audit: (r) => records.push(r),
-    }),
-  });
-  await listener.start();
+  listener = await startEgressListener(
+    { protocols: ['http_connect'], allow: ['**'], connect_timeout: '5s', handshake_timeout: '5s' },
+    stub.path,
+    records,
+    100,
+  );
 });
 
 after(async () => {

@@ -15,10 +15,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { EgressAuditRecord } from '../../../shared/audit/record.js';
-import { Listener } from '../../../shared/listener/listener.js';
-import { parseAddress } from '../../../shared/transport/index.js';
-import { egressProxy } from '../../../proxy-inner/egress/egress-proxy.js';
-import { egressSlice } from '../../helpers/egress.js';
+import type { Listener } from '../../../shared/listener/listener.js';
+import { startEgressListener } from '../../helpers/egress.js';
 import { startRelayStub, type RelayStub } from '../../helpers/relay-stub.js';
 import { eventually } from '../../helpers/eventually.js';
 
@@ -41,16 +39,7 @@ before(async () => {
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   upstreamPort = (upstream.address() as net.AddressInfo).port;
-  listener = new Listener({
-    name: 'egress',
-    address: parseAddress('tcp://127.0.0.1:0'),
-    maxConnections: 1000,
-    handler: egressProxy(egressSlice({ allow: ['**'], connect_timeout: '5s', max_headers: 100 }), {
-      relay: parseAddress(`unix://${stub.path}`),
-      audit: (r) => records.push(r),
-    }),
-  });
-  await listener.start();
+  listener = await startEgressListener({ allow: ['**'], connect_timeout: '5s', max_headers: 100 }, stub.path, records, 1000);
 });
 
 after(async () => {
