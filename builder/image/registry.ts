@@ -50,6 +50,13 @@ export function dockerCredentials(registry: string, env: NodeJS.ProcessEnv = pro
   return undefined;
 }
 
+/** Why a fetch threw, as one phrase: undici's cause code and message (ECONNREFUSED, UND_ERR_SOCKET: other side closed, …). */
+function fetchFailure(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  if (!cause) return (err as Error).message;
+  return [cause.code, cause.message].filter(Boolean).join(': ');
+}
+
 function parseChallenge(header: string): { scheme: string; params: Record<string, string> } {
   const space = header.indexOf(' ');
   const scheme = (space < 0 ? header : header.slice(0, space)).toLowerCase();
@@ -73,6 +80,8 @@ interface RequestInit {
 
 export class RegistryClient {
   private authorization: string | undefined;
+  /** The origin of the token service the last Bearer token came from, named in refusals. */
+  private tokenService: string | undefined;
   private readonly credentials: string | undefined;
   readonly base: string;
 
@@ -96,19 +105,56 @@ export class RegistryClient {
       return;
     }
     if (scheme !== 'bearer' || !params.realm) throw this.unauthorized(`unsupported authentication challenge "${challenge}"`);
-    const url = new URL(params.realm);
+    let url: URL;
+    try {
+      url = new URL(params.realm);
+    } catch {
+      throw this.unauthorized(`the registry names a token service that is not a URL ("${params.realm}")`);
+    }
+    // Credentials go to the realm in the clear unless it is HTTPS: only a loopback one may be HTTP,
+    // the same rule as for registries.
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackRegistry(url.host)))
+      throw this.unauthorized(`the registry names a token service that is not HTTPS (${url.origin}); credentials are not sent there`);
     if (params.service) url.searchParams.set('service', params.service);
-    url.searchParams.set('scope', params.scope ?? `repository:${this.repository}:${this.access === 'push' ? 'pull,push' : 'pull'}`);
-    const res = await fetch(url, { headers: basic ? { authorization: basic } : {} });
-    if (res.status === 401 || res.status === 403)
+    // The challenge's scope is what this request needs; a push client asks for pull,push whatever
+    // the first request was (a HEAD asks for pull), so one token serves the whole push instead of
+    // one per 401. A scope ours does not cover (another repository, another action) is asked too.
+    const prefix = `repository:${this.repository}:`;
+    const actions = this.access === 'push' ? ['pull', 'push'] : ['pull'];
+    const needed = params.scope;
+    const covered =
+      needed?.startsWith(prefix) &&
+      needed
+        .slice(prefix.length)
+        .split(',')
+        .every((a) => actions.includes(a));
+    if (needed !== undefined && !covered) url.searchParams.append('scope', needed);
+    url.searchParams.append('scope', `${prefix}${actions.join(',')}`);
+    this.tokenService = url.origin;
+    let res: Response;
+    try {
+      res = await fetch(url, { headers: basic ? { authorization: basic } : {} });
+    } catch (err) {
+      throw new BuildError(
+        'registry_error',
+        `${this.image}: cannot reach the token service ${url.origin} that ${this.registry} names (${fetchFailure(err)})`,
+        { image: this.image, registry: this.registry },
+        { cause: err },
+      );
+    }
+    if (res.status === 401 || res.status === 403) {
+      await res.body?.cancel();
       throw this.unauthorized(
         `the token service ${url.origin} refused ${basic ? 'the Docker config credentials' : `an anonymous ${this.access}`} (HTTP ${res.status})`,
       );
-    if (!res.ok)
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
       throw new BuildError('registry_error', `${this.image}: token service ${url.origin} answered HTTP ${res.status}`, {
         image: this.image,
       });
-    const body = (await res.json()) as { token?: string; access_token?: string };
+    }
+    const body = (await res.json().catch(() => ({}))) as { token?: string; access_token?: string };
     const token = body.token ?? body.access_token;
     if (!token)
       throw new BuildError('registry_error', `${this.image}: token service ${url.origin} returned no token`, { image: this.image });
@@ -138,10 +184,11 @@ export class RegistryClient {
       const body = init.stream ? init.stream() : init.body;
       return await fetch(url, { method, headers, ...(body ? { body, duplex: 'half' } : {}) } as globalThis.RequestInit);
     } catch (err) {
+      const reason = fetchFailure(err);
       throw new BuildError(
         'registry_error',
-        `${this.image}: cannot reach ${this.base} (${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message})`,
-        { image: this.image },
+        `${this.image}: ${method} ${url.pathname} to ${this.base} failed (${reason})`,
+        { image: this.image, registry: this.registry, reason },
         { cause: err },
       );
     }
@@ -150,6 +197,14 @@ export class RegistryClient {
   /** A failed answer as the error that names the image, the request and the status. */
   private async failure(res: Response, method: string, url: URL): Promise<BuildError> {
     const detail = (await res.text().catch(() => '')).slice(0, 300).trim();
+    // A token the registry still refuses for this request: the token service granted less than
+    // was asked (distribution says so with error="insufficient_scope" in the challenge).
+    const challenge = parseChallenge(res.headers.get('www-authenticate') ?? '');
+    if (res.status === 401 && this.tokenService && challenge.params.error === 'insufficient_scope')
+      return this.unauthorized(
+        `the token service ${this.tokenService} granted ${this.credentials ? 'the Docker config credentials' : 'an anonymous client'} ` +
+          `less than ${challenge.params.scope ?? this.access} (the registry answered insufficient_scope to ${method} ${url.pathname})`,
+      );
     if (res.status === 401 || res.status === 403)
       return this.unauthorized(
         `HTTP ${res.status}${this.credentials ? ' with the Docker config credentials' : ' (no credentials in the Docker config)'}`,
@@ -162,11 +217,8 @@ export class RegistryClient {
         { image: this.image },
       );
     }
-    return new BuildError(
-      'registry_error',
-      `${this.image}: ${method} ${url.pathname} answered HTTP ${res.status}${detail ? `: ${detail}` : ''}`,
-      { image: this.image, status: res.status },
-    );
+    const reason = `${method} ${url.pathname} answered HTTP ${res.status}${detail ? `: ${detail}` : ''}`;
+    return new BuildError('registry_error', `${this.image}: ${reason}`, { image: this.image, status: res.status, reason });
   }
 
   /**

@@ -35,8 +35,8 @@ interface Manifest {
   layers: Descriptor[];
 }
 
-function pushError(target: string, message: string): BuildError {
-  return new BuildError('push_failed', `push to ${target}: ${message}`, { target });
+function pushError(target: string, message: string, cause?: unknown): BuildError {
+  return new BuildError('push_failed', `push to ${target}: ${message}`, { target }, cause === undefined ? {} : { cause });
 }
 
 /** The one manifest of the layout (the build writes exactly one). */
@@ -57,19 +57,28 @@ function blobPath(layoutDir: string, digest: string): string {
 async function pushBlob(client: RegistryClient, layoutDir: string, blob: Descriptor, target: string): Promise<boolean> {
   const head = await client.request('HEAD', `blobs/${blob.digest}`, { accept: [404] });
   if (head.status !== 404) return false;
-  const opened = await client.request('POST', 'blobs/uploads/', { headers: { 'content-length': '0' } });
-  await opened.body?.cancel();
-  const location = opened.headers.get('location');
-  if (!location) throw pushError(target, `${client.registry} opened an upload for ${blob.digest} without a Location`);
-  const url = client.url(location);
-  url.searchParams.set('digest', blob.digest);
   const file = blobPath(layoutDir, blob.digest);
   const { size } = await fs.stat(file);
   if (blob.size !== undefined && blob.size !== size)
     throw pushError(target, `${file} is ${size} bytes, the manifest says ${blob.size}: the layout changed since the build`);
-  const put = await client.stream('PUT', url, { 'content-type': 'application/octet-stream', 'content-length': String(size) }, () =>
-    fileRange(file),
-  );
+  let put: Response;
+  try {
+    const opened = await client.request('POST', 'blobs/uploads/', { headers: { 'content-length': '0' } });
+    await opened.body?.cancel();
+    const location = opened.headers.get('location');
+    if (!location) throw pushError(target, `${client.registry} opened an upload for ${blob.digest} without a Location`);
+    const url = client.url(location);
+    url.searchParams.set('digest', blob.digest);
+    put = await client.stream('PUT', url, { 'content-type': 'application/octet-stream', 'content-length': String(size) }, () =>
+      fileRange(file),
+    );
+  } catch (err) {
+    // A refusal says it all already; anything else (a connection cut mid-upload, an HTTP error)
+    // is named by the blob, which the registry's upload URL does not show.
+    if (!(err instanceof BuildError) || err.code !== 'registry_error') throw err;
+    const reason = typeof err.context.reason === 'string' ? err.context.reason : err.message;
+    throw pushError(target, `blob ${blob.digest} (${size} bytes) was not uploaded to ${client.registry}: ${reason}`, err);
+  }
   await put.body?.cancel();
   const stored = put.headers.get('docker-content-digest');
   if (stored !== null && stored !== blob.digest)

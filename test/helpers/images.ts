@@ -5,13 +5,23 @@
  * layers that no honest tool writes (`../` paths, escaping symlinks), `rawLayout` assembles an
  * OCI layout from hand-made tar bytes (`tarOf`).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 export function run(cmd: string, args: string[], cwd?: string): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
+}
+
+/**
+ * `run` without blocking the event loop: for a tool that talks to a server living in the test
+ * process (a token service), which a synchronous run would never let answer.
+ */
+export async function runAsync(cmd: string, args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(cmd, args, { encoding: 'utf8' });
+  return stdout;
 }
 
 export interface UmociConfig {

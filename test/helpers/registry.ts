@@ -1,7 +1,8 @@
 /**
- * A real registry for pull tests: Debian's docker-registry (distribution 2.8) on 127.0.0.1 on a
- * free port, storage in a temp dir, optionally with htpasswd (bcrypt) authentication. Stopped by
- * PID when the test ends.
+ * A real registry for pull and push tests: Debian's docker-registry (distribution 2.8) on
+ * 127.0.0.1 on a free port, storage in a temp dir, optionally with htpasswd (bcrypt)
+ * authentication or token authentication against a token service (the test's
+ * ../emulators/registry-token). Stopped by PID when the test ends.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,6 +13,11 @@ export interface Registry {
   host: string;
   stop(): Promise<void>;
 }
+
+/** How the registry authenticates: htpasswd Basic, or bearer tokens from a token service. */
+export type RegistryAuth =
+  | { kind: 'htpasswd'; user: string; password: string }
+  | { kind: 'token'; realm: string; service: string; issuer: string; /** PEM of the certificate that signs tokens. */ rootCert: string };
 
 export function registryAvailable(): boolean {
   try {
@@ -30,18 +36,26 @@ function bcrypt(password: string): string {
   ).trim();
 }
 
-export async function startRegistry(dir: string, auth?: { user: string; password: string }): Promise<Registry> {
+function authYaml(dir: string, auth: RegistryAuth | undefined): string {
+  if (!auth) return '';
+  if (auth.kind === 'htpasswd') {
+    fs.writeFileSync(path.join(dir, 'htpasswd'), `${auth.user}:${bcrypt(auth.password)}\n`);
+    return `auth:\n  htpasswd:\n    realm: test-registry\n    path: ${path.join(dir, 'htpasswd')}\n`;
+  }
+  fs.writeFileSync(path.join(dir, 'token-root.pem'), auth.rootCert);
+  return (
+    `auth:\n  token:\n    realm: ${auth.realm}\n    service: ${auth.service}\n    issuer: ${auth.issuer}\n` +
+    `    rootcertbundle: ${path.join(dir, 'token-root.pem')}\n`
+  );
+}
+
+export async function startRegistry(dir: string, auth?: RegistryAuth): Promise<Registry> {
   const port = await freePort();
   fs.mkdirSync(dir, { recursive: true });
-  let authYaml = '';
-  if (auth) {
-    fs.writeFileSync(path.join(dir, 'htpasswd'), `${auth.user}:${bcrypt(auth.password)}\n`);
-    authYaml = `auth:\n  htpasswd:\n    realm: test-registry\n    path: ${path.join(dir, 'htpasswd')}\n`;
-  }
   const config = path.join(dir, 'config.yml');
   fs.writeFileSync(
     config,
-    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${path.join(dir, 'data')}\nhttp:\n  addr: 127.0.0.1:${port}\n${authYaml}`,
+    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${path.join(dir, 'data')}\nhttp:\n  addr: 127.0.0.1:${port}\n${authYaml(dir, auth)}`,
   );
   const child: ChildProcess = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

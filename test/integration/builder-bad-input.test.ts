@@ -136,7 +136,7 @@ describe('enclaver-proxy build refuses bad input', { skip: tools.length ? `${too
     'a registry that answers 401, then the same pull with Docker config credentials',
     { skip: registryAvailable() ? false : 'docker-registry not installed' },
     async () => {
-      const registry = await startRegistry(path.join(work, 'registry'), { user: 'builder', password: 's3cret' });
+      const registry = await startRegistry(path.join(work, 'registry'), { kind: 'htpasswd', user: 'builder', password: 's3cret' });
       try {
         const dockerConfig = path.join(work, 'docker');
         fs.mkdirSync(dockerConfig);

@@ -50,7 +50,7 @@ describe('enclaver-proxy build --push', { skip }, () => {
   });
 
   async function registry(auth?: { user: string; password: string }): Promise<Registry> {
-    const r = await startRegistry(fs.mkdtempSync(path.join(work, 'registry-')), auth);
+    const r = await startRegistry(fs.mkdtempSync(path.join(work, 'registry-')), auth && { kind: 'htpasswd', ...auth });
     registries.push(r);
     return r;
   }

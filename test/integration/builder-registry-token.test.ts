@@ -1,0 +1,179 @@
+/**
+ * The registry token flow for real: Debian's docker-registry with `auth: token` (JWTs verified
+ * against a root certificate bundle) and the test's token service (../emulators/registry-token),
+ * which checks Basic credentials and grants only what each user may do. A pull (`docker://…`)
+ * and a `build --push` go through it with Docker config credentials; a wrong password and a
+ * token that grants pull only on a push are refused, each naming the token service and the
+ * image, with nothing half-written: no outputs after a refused pull, no tag after a refused push.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { RegistryTokenService } from '../emulators/registry-token/server.js';
+import { makeStandInBlobs } from '../helpers/blobs.js';
+import { cli } from '../helpers/cli-async.js';
+import { fakeRuntimeDir, run, runAsync, umociImage } from '../helpers/images.js';
+import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
+import { selfSignedLoopbackCertificate } from '../helpers/tls.js';
+
+const missing = ['umoci', 'skopeo', 'openssl'].filter((t) => {
+  try {
+    run('which', [t]);
+    return false;
+  } catch {
+    return true;
+  }
+});
+const skip = missing.length ? `${missing.join(', ')} not installed` : registryAvailable() ? false : 'docker-registry not installed';
+
+const pusher = { user: 'builder', password: 'push-s3cret' };
+const reader = { user: 'reader', password: 'read-s3cret' };
+
+describe('registry token authentication (docker-registry auth: token)', { skip }, () => {
+  let work: string;
+  let blobs: string;
+  let runtime: string;
+  let image: string;
+  let tokens: RegistryTokenService;
+  let registry: Registry;
+
+  before(async () => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'regtoken-'));
+    blobs = makeStandInBlobs({ dir: path.join(work, 'blobs') });
+    runtime = fakeRuntimeDir(path.join(work, 'runtime'));
+    image = umociImage(path.join(work, 'layout'), 'v1', [(root) => fs.writeFileSync(path.join(root, 'app'), 'x', { mode: 0o755 })], {
+      entrypoint: ['/app'],
+    });
+    const { key, cert } = selfSignedLoopbackCertificate();
+    tokens = new RegistryTokenService({
+      key,
+      cert,
+      users: {
+        [pusher.user]: { password: pusher.password, actions: ['pull', 'push'] },
+        [reader.user]: { password: reader.password, actions: ['pull'] },
+      },
+    });
+    await tokens.start();
+    registry = await startRegistry(path.join(work, 'registry'), {
+      kind: 'token',
+      realm: tokens.realm,
+      service: tokens.service,
+      issuer: tokens.issuer,
+      rootCert: cert,
+    });
+    // skopeo, a client nobody here wrote, goes through the same token flow to put the app there.
+    await runAsync('skopeo', [
+      'copy',
+      '--quiet',
+      '--dest-tls-verify=false',
+      '--dest-creds',
+      `${pusher.user}:${pusher.password}`,
+      image,
+      `docker://${registry.host}/private/app:v1`,
+    ]);
+  });
+  after(async () => {
+    await registry.stop();
+    await tokens.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  function dockerConfig(user: { user: string; password: string }): string {
+    const dir = fs.mkdtempSync(path.join(work, 'docker-'));
+    const auth = Buffer.from(`${user.user}:${user.password}`).toString('base64');
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ auths: { [registry.host]: { auth } } }));
+    return dir;
+  }
+
+  async function build(app: string, user: { user: string; password: string }, opts: { target?: string; push?: boolean } = {}) {
+    const dir = fs.mkdtempSync(path.join(work, 'b-'));
+    const file = path.join(dir, 'enclaver.yaml');
+    fs.writeFileSync(file, `version: v1\nname: tok\ntarget: ${opts.target ?? 'tok:latest'}\nsources:\n  app: ${app}\n`);
+    const out = path.join(dir, 'out');
+    const args = [
+      'build',
+      '-f',
+      file,
+      '--out',
+      out,
+      '--blobs',
+      blobs,
+      '--runtime-dir',
+      runtime,
+      '--json',
+      ...(opts.push ? ['--push'] : []),
+    ];
+    const r = await cli(args, { env: { DOCKER_CONFIG: dockerConfig(user) } });
+    return { ...r, out };
+  }
+
+  const inspect = async (ref: string) =>
+    JSON.parse(await runAsync('skopeo', ['inspect', '--tls-verify=false', '--creds', `${pusher.user}:${pusher.password}`, ref])) as {
+      Digest: string;
+    };
+
+  it('pulls docker://… through the token service with Docker config credentials', async () => {
+    const seen = tokens.requests.length;
+    const r = await build(`docker://${registry.host}/private/app:v1`, reader);
+    assert.equal(r.code, 0, r.stderr);
+    const asked = tokens.requests.slice(seen);
+    assert.ok(asked.length > 0, 'the token service was asked');
+    for (const t of asked) {
+      assert.equal(t.status, 200);
+      assert.equal(t.user, reader.user);
+      assert.deepEqual(t.granted, ['repository:private/app:pull']);
+    }
+    assert.ok(fs.existsSync(path.join(r.out, 'application.eif')));
+  });
+
+  it('a wrong password: the token service and the image are named, nothing is left at the output path', async () => {
+    const ref = `docker://${registry.host}/private/app:v1`;
+    const r = await build(ref, { user: reader.user, password: 'not-it' });
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `${ref}: registry ${registry.host} refused to let us pull private/app: the token service ${new URL(tokens.realm).origin} ` +
+          `refused the Docker config credentials \\(HTTP 401\\); check the ${registry.host} entry of the Docker config`,
+      ),
+    );
+    assert.ok(!r.stderr.includes('not-it'), 'the password is not printed');
+    const left = fs.existsSync(r.out) ? fs.readdirSync(r.out) : [];
+    assert.deepEqual(left, [], `nothing left in the output directory (${left.join(', ')})`);
+  });
+
+  it('build --push through the token service: one pull,push token, the tag lands and skopeo sees it', async () => {
+    const target = `${registry.host}/team/release:1.0`;
+    const seen = tokens.requests.length;
+    const r = await build(image, pusher, { target, push: true });
+    assert.equal(r.code, 0, r.stderr);
+    const built = JSON.parse(r.stdout) as { Release: { Digest: string; Pushed: string } };
+    assert.equal(built.Release.Pushed, `docker://${target}`);
+    const asked = tokens.requests.slice(seen);
+    assert.deepEqual(
+      asked.map((t) => [t.user, t.granted]),
+      [[pusher.user, ['repository:team/release:pull,push']]],
+      'one token, for pull and push',
+    );
+    assert.equal((await inspect(`docker://${target}`)).Digest, built.Release.Digest);
+  });
+
+  it('a token that grants pull only, on a push: refused naming the token service and the target, and no tag', async () => {
+    const target = `${registry.host}/team/readonly:1.0`;
+    const r = await build(image, reader, { target, push: true });
+    assert.equal(r.code, 1, r.stdout);
+    assert.equal(r.stdout, '', 'no result printed: nothing reported as success');
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `docker://${target}: registry ${registry.host} refused to let us push team/readonly: the token service ` +
+          `${new URL(tokens.realm).origin} granted the Docker config credentials less than repository:team/readonly:pull,push ` +
+          `\\(the registry answered insufficient_scope to POST /v2/team/readonly/blobs/uploads/\\)`,
+      ),
+    );
+    assert.match(r.stderr, /the release image was NOT pushed/);
+    await assert.rejects(inspect(`docker://${target}`), /manifest unknown|not found/i);
+  });
+});
