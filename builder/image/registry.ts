@@ -50,10 +50,14 @@ export function dockerCredentials(registry: string, env: NodeJS.ProcessEnv = pro
   return undefined;
 }
 
-/** Why a fetch threw, as one phrase: undici's cause code and message (ECONNREFUSED, UND_ERR_SOCKET: other side closed, …). */
+/** Socket errors that mean the connection went away after it was made (not "cannot connect"). */
+const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
+/** Why a fetch threw, as one phrase: undici's cause code and message (ECONNREFUSED, …). */
 function fetchFailure(err: unknown): string {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   if (!cause) return (err as Error).message;
+  if (cause.code && CONNECTION_LOST.has(cause.code)) return `the connection was closed before the registry answered (${cause.code})`;
   return [cause.code, cause.message].filter(Boolean).join(': ');
 }
 

@@ -3,7 +3,9 @@
  * lands under the target's tag (skopeo inspects it; a pull back by skopeo gives the same digest
  * and the same EIF bytes); a second push uploads nothing new. Against an htpasswd-protected
  * registry: without credentials the push fails naming the registry and the fix, reports no
- * success and leaves no tag; with the credentials in a Docker config it is pushed.
+ * success and leaves no tag; with the credentials in a Docker config it is pushed. A push whose
+ * connection is cut in the middle of a blob upload (a forwarder of the test's own, counting
+ * bytes) fails naming the registry and the blob, leaves no tag, and a second push completes it.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -12,6 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeStandInBlobs } from '../helpers/blobs.js';
 import { cli } from '../helpers/cli-async.js';
+import { startCuttingForwarder } from '../helpers/cutting-forwarder.js';
 import { fakeRuntimeDir, run, umociImage } from '../helpers/images.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
 
@@ -156,4 +159,63 @@ describe('enclaver-proxy build --push', { skip }, () => {
     );
     assert.ok(!r.stderr.includes('wrong-one'));
   });
+
+  it('a connection cut in the middle of a blob upload: the push fails naming the registry and the blob; a second push completes it', async () => {
+    const reg = await registry();
+    // Cut the first upload of at least 64 KiB (a layer, not the config) after 32 KiB of its body.
+    const forwarder = await startCuttingForwarder(reg.host, { minBody: 64 * 1024, afterBytes: 32 * 1024 });
+    try {
+      const target = `${forwarder.host}/team/cut:1.0`;
+      const r = await buildAndPush(target, dockerConfig());
+      const { cut } = forwarder;
+      assert.ok(cut, `the forwarder cut an upload (stderr: ${r.stderr})`);
+      assert.ok(cut.digest, cut.path);
+      assert.equal(r.code, 1, r.stdout);
+      assert.equal(r.stdout, '', 'no result printed: nothing reported as success');
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `push to ${target}: blob ${cut.digest} \\(${cut.size} bytes\\) was not uploaded to ${forwarder.host}: the connection was closed before the registry answered`,
+        ),
+      );
+      assert.match(r.stderr, /the release image was NOT pushed/);
+      assert.doesNotMatch(r.stderr, /Pushed /);
+      const layers = (
+        JSON.parse(fs.readFileSync(path.join(r.out, 'release', 'blobs', 'sha256', readIndexDigest(r.out).slice(7)), 'utf8')) as {
+          layers: { digest: string }[];
+        }
+      ).layers.map((l) => l.digest);
+      assert.ok(layers.includes(cut.digest), `the cut blob ${cut.digest} is one of the release image's layers`);
+      // The registry itself (not through the forwarder, which lives in this process) has no tag.
+      const direct = `docker://${reg.host}/team/cut:1.0`;
+      assert.throws(() => inspect(direct), /manifest unknown|not found/i);
+
+      // The forwarder cuts once: the same push again goes through and the image is whole.
+      const again = await buildAndPush(target, dockerConfig());
+      assert.equal(again.code, 0, again.stderr);
+      const built = JSON.parse(again.stdout) as BuildJson;
+      assert.equal(built.Release.Pushed, `docker://${target}`);
+      assert.equal(inspect(direct).Digest, built.Release.Digest);
+      const pulled = path.join(work, 'pulled-after-cut');
+      run('skopeo', ['copy', '--quiet', '--preserve-digests', '--src-tls-verify=false', direct, `oci:${pulled}:1.0`]);
+      const bundle = path.join(work, 'pulled-after-cut-bundle');
+      run('umoci', ['unpack', '--rootless', '--image', `${pulled}:1.0`, bundle]);
+      assert.ok(
+        fs
+          .readFileSync(path.join(bundle, 'rootfs/enclave/application.eif'))
+          .equals(fs.readFileSync(path.join(again.out, 'application.eif'))),
+        'the EIF came back byte for byte',
+      );
+    } finally {
+      await forwarder.close();
+    }
+  });
 });
+
+/** The release layout's one manifest digest. */
+function readIndexDigest(out: string): string {
+  const index = JSON.parse(fs.readFileSync(path.join(out, 'release', 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+  const [manifest] = index.manifests;
+  assert.ok(manifest, 'the release layout has a manifest');
+  return manifest.digest;
+}
