@@ -78,6 +78,11 @@ export type RegistryAccess = 'pull' | 'push';
 interface RequestInit {
   headers?: Record<string, string>;
   body?: Buffer;
+  /**
+   * A streamed body (a blob upload), opened anew for each sending: a token that expired between
+   * two requests of a long push earns a 401 and a second sending, not a failed push.
+   */
+  stream?: () => AsyncIterable<Buffer>;
   /** Statuses that are answers, not errors (e.g. 404 for "is this blob there?"). */
   accept?: readonly number[];
 }
@@ -177,11 +182,12 @@ export class RegistryClient {
   }
 
   /** The URL of `pathname` under this repository (`manifests/…`, `blobs/…`), or a Location the registry gave. */
-  url(pathname: string): URL {
+  url(pathname: string | URL): URL {
+    if (pathname instanceof URL) return pathname;
     return new URL(pathname.startsWith('/') || /^https?:/.test(pathname) ? pathname : `/v2/${this.repository}/${pathname}`, this.base);
   }
 
-  private async send(method: string, url: URL, init: RequestInit & { stream?: () => AsyncIterable<Buffer> }): Promise<Response> {
+  private async send(method: string, url: URL, init: RequestInit): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
     if (this.authorization) headers.authorization = this.authorization;
     try {
@@ -226,10 +232,11 @@ export class RegistryClient {
   }
 
   /**
-   * One request, authenticated the way the registry's 401 challenge asks (once per client); a
-   * status outside 2xx and `init.accept` is an error naming the image.
+   * One request, authenticated the way the registry's 401 challenge asks; a status outside 2xx
+   * and `init.accept` is an error naming the image. `pathname` is under the repository
+   * (`manifests/…`, `blobs/…`) or a Location the registry gave.
    */
-  async request(method: string, pathname: string, init: RequestInit = {}): Promise<Response> {
+  async request(method: string, pathname: string | URL, init: RequestInit = {}): Promise<Response> {
     const url = this.url(pathname);
     let res = await this.send(method, url, init);
     // A challenge is answered once per request: a token may be for less than this request needs
@@ -240,16 +247,6 @@ export class RegistryClient {
       res = await this.send(method, url, init);
     }
     if (res.ok || init.accept?.includes(res.status)) return res;
-    throw await this.failure(res, method, url);
-  }
-
-  /**
-   * A request whose body is streamed (a blob upload): it cannot be sent twice, so it goes out
-   * with the authorization an earlier request of this client earned.
-   */
-  async stream(method: string, url: URL, headers: Record<string, string>, body: () => AsyncIterable<Buffer>): Promise<Response> {
-    const res = await this.send(method, url, { headers, stream: body });
-    if (res.ok) return res;
     throw await this.failure(res, method, url);
   }
 

@@ -69,9 +69,10 @@ async function pushBlob(client: RegistryClient, layoutDir: string, blob: Descrip
     if (!location) throw pushError(target, `${client.registry} opened an upload for ${blob.digest} without a Location`);
     const url = client.url(location);
     url.searchParams.set('digest', blob.digest);
-    put = await client.stream('PUT', url, { 'content-type': 'application/octet-stream', 'content-length': String(size) }, () =>
-      fileRange(file),
-    );
+    put = await client.request('PUT', url, {
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+      stream: () => fileRange(file),
+    });
   } catch (err) {
     // A refusal says it all already; anything else (a connection cut mid-upload, an HTTP error)
     // is named by the blob, which the registry's upload URL does not show.
