@@ -1,10 +1,13 @@
 /**
  * Speaking to a registry (Distribution API v2) without a daemon: pulls (manifest by tag or
- * digest, blobs streamed) and the requests a push makes (../oci/push.ts). Authentication follows the standard challenge: a 401 names a Bearer realm (get
- * a token there, with Basic credentials when we have some) or asks for Basic. Credentials come
- * from the Docker config (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, `auths`
- * entries; credential helpers are not run). HTTPS always, except registries on loopback
- * (localhost, 127.0.0.0/8, ::1), which are spoken to over plain HTTP like a local test registry.
+ * digest, blobs streamed) and the requests a push makes (../oci/push.ts). Authentication follows
+ * the standard challenge: a 401 names a Bearer realm (a token service: get a token there for the
+ * repository's pull, or pull,push, scope, with Basic credentials when we have some) or asks for
+ * Basic. A token that still earns a 401 `insufficient_scope` was granted less than asked, and the
+ * error says so. Credentials come from the Docker config (`$DOCKER_CONFIG/config.json` or
+ * `~/.docker/config.json`, `auths` entries; credential helpers are not run). HTTPS always, for
+ * registries and token services alike, except on loopback (localhost, 127.0.0.0/8, ::1), which
+ * is spoken to over plain HTTP like a local test registry.
  */
 import fs from 'node:fs';
 import os from 'node:os';

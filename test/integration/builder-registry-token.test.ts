@@ -5,6 +5,7 @@
  * and a `build --push` go through it with Docker config credentials; a wrong password and a
  * token that grants pull only on a push are refused, each naming the token service and the
  * image, with nothing half-written: no outputs after a refused pull, no tag after a refused push.
+ * A registry that sends its clients to a plain-HTTP token service off loopback gets no credentials.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -175,5 +176,33 @@ describe('registry token authentication (docker-registry auth: token)', { skip }
     );
     assert.match(r.stderr, /the release image was NOT pushed/);
     await assert.rejects(inspect(`docker://${target}`), /manifest unknown|not found/i);
+  });
+
+  it('a token service that is plain HTTP off loopback: refused before any credentials are sent', async () => {
+    // The realm is never connected to (the refusal comes first), so a name that cannot resolve is enough.
+    const realm = 'http://token.invalid/token';
+    const other = await startRegistry(path.join(work, 'registry-http-realm'), {
+      kind: 'token',
+      realm,
+      service: tokens.service,
+      issuer: tokens.issuer,
+      rootCert: selfSignedLoopbackCertificate().cert,
+    });
+    try {
+      const ref = `docker://${other.host}/private/app:v1`;
+      const r = await build(ref, reader);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `${ref}: registry ${other.host} refused to let us pull private/app: the registry names a token service that is not HTTPS ` +
+            `\\(http://token\\.invalid\\); credentials are not sent there`,
+        ),
+      );
+      const left = fs.existsSync(r.out) ? fs.readdirSync(r.out) : [];
+      assert.deepEqual(left, [], `nothing left in the output directory (${left.join(', ')})`);
+    } finally {
+      await other.stop();
+    }
   });
 });
