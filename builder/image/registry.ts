@@ -92,8 +92,8 @@ interface RequestInit {
 
 export class RegistryClient {
   private authorization: string | undefined;
-  /** The origin of the token service the last Bearer token came from, named in refusals. */
-  private tokenService: string | undefined;
+  /** The token service the last Bearer token came from and the scopes asked of it, named in refusals. */
+  private tokenService: { origin: string; scopes: string } | undefined;
   private readonly credentials: string | undefined;
   readonly base: string;
 
@@ -142,7 +142,7 @@ export class RegistryClient {
         .every((a) => actions.includes(a));
     if (needed !== undefined && !covered) url.searchParams.append('scope', needed);
     url.searchParams.append('scope', `${prefix}${actions.join(',')}`);
-    this.tokenService = url.origin;
+    this.tokenService = { origin: url.origin, scopes: url.searchParams.getAll('scope').join(' ') };
     let res: Response;
     try {
       res = await fetch(url, { headers: basic ? { authorization: basic } : {} });
@@ -215,8 +215,8 @@ export class RegistryClient {
     const challenge = parseChallenge(res.headers.get('www-authenticate') ?? '');
     if (res.status === 401 && this.tokenService && challenge.params.error === 'insufficient_scope')
       return this.unauthorized(
-        `the token service ${this.tokenService} granted ${this.credentials ? 'the Docker config credentials' : 'an anonymous client'} ` +
-          `less than ${challenge.params.scope ?? this.access} (the registry answered insufficient_scope to ${method} ${url.pathname})`,
+        `the token service ${this.tokenService.origin} granted ${this.credentials ? 'the Docker config credentials' : 'an anonymous client'} ` +
+          `less than the ${this.tokenService.scopes} asked for (the registry answered insufficient_scope to ${method} ${url.pathname})`,
       );
     if (res.status === 401 || res.status === 403)
       return this.unauthorized(

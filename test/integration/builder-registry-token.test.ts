@@ -170,8 +170,8 @@ describe('registry token authentication (docker-registry auth: token)', { skip }
       r.stderr,
       new RegExp(
         `docker://${target}: registry ${registry.host} refused to let us push team/readonly: the token service ` +
-          `${new URL(tokens.realm).origin} granted the Docker config credentials less than repository:team/readonly:pull,push ` +
-          `\\(the registry answered insufficient_scope to POST /v2/team/readonly/blobs/uploads/\\)`,
+          `${new URL(tokens.realm).origin} granted the Docker config credentials less than the repository:team/readonly:pull,push ` +
+          `asked for \\(the registry answered insufficient_scope to POST /v2/team/readonly/blobs/uploads/\\)`,
       ),
     );
     assert.match(r.stderr, /the release image was NOT pushed/);
