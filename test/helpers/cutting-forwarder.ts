@@ -1,20 +1,25 @@
 /**
  * A TCP forwarder on loopback, in the test process, between a registry client and a registry,
- * that cuts one blob upload mid-way: it follows the client's HTTP/1.1 requests on each
- * connection (heads, Content-Length bodies; keep-alive included) and, on the first
- * `PUT …/blobs/uploads/…` whose body is at least `minBody` bytes, forwards `afterBytes` bytes of
- * that body and then destroys both sockets. Byte counts, not timers, decide where the cut falls,
- * so the test is deterministic. After that one cut it forwards everything untouched. A body it
- * cannot frame (chunked) is passed through and never cut.
+ * that interrupts one blob upload: it follows the client's HTTP/1.1 requests on each connection
+ * (heads, Content-Length bodies; keep-alive included) and, on the first
+ * `PUT …/blobs/uploads/…` whose body is at least `minBody` bytes, either
+ *   - `cut`: forwards `afterBytes` bytes of that body and then destroys both sockets, or
+ *   - `answer`: forwards none of that request, reads its whole body and answers it itself (a
+ *     401 challenge, say), closing the connection after the answer.
+ * Byte counts, not timers, decide where the interruption falls, so the test is deterministic.
+ * After that one interruption it forwards everything untouched. A body it cannot frame
+ * (chunked) is passed through and never interrupted.
  */
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+
+export type Interruption = { kind: 'cut'; afterBytes: number } | { kind: 'answer'; status: number; headers: Record<string, string> };
 
 export interface Cut {
   /** The request path (with the query: the upload's `digest=`). */
   path: string;
   digest: string | null;
-  /** The body's declared size, and how much of it was forwarded before the cut. */
+  /** The body's declared size, and how much of it reached the registry. */
   size: number;
   forwarded: number;
 }
@@ -22,7 +27,7 @@ export interface Cut {
 export interface CuttingForwarder {
   /** HOST:PORT to name instead of the registry's. */
   host: string;
-  /** The cut made, once it is made. */
+  /** The request interrupted, once it is. */
   readonly cut: Cut | null;
   close(): Promise<void>;
 }
@@ -30,12 +35,15 @@ export interface CuttingForwarder {
 type State =
   | { kind: 'head'; buffered: Buffer }
   | { kind: 'body'; remaining: number }
-  | { kind: 'cutting'; remaining: number; cut: Cut }
+  | { kind: 'interrupting'; remaining: number; cut: Cut }
   | { kind: 'raw' };
 
-export async function startCuttingForwarder(upstream: string, opts: { minBody: number; afterBytes: number }): Promise<CuttingForwarder> {
+export async function startCuttingForwarder(
+  upstream: string,
+  opts: { minBody: number; interrupt: Interruption },
+): Promise<CuttingForwarder> {
   const [upstreamHost = '', upstreamPort = ''] = upstream.split(/:(?=\d+$)/);
-  let cut: Cut | null = null;
+  let interrupted: Cut | null = null;
   const sockets = new Set<net.Socket>();
 
   const server = net.createServer((client) => {
@@ -73,7 +81,6 @@ export async function startCuttingForwarder(upstream: string, opts: { minBody: n
           }
           const head = all.subarray(0, end + 4);
           data = all.subarray(end + 4);
-          forward(head);
           const [requestLine = '', ...fields] = head.toString('latin1').split('\r\n');
           const header = (name: string) =>
             fields
@@ -83,23 +90,31 @@ export async function startCuttingForwarder(upstream: string, opts: { minBody: n
           const [method, path = ''] = requestLine.split(' ');
           const length = Number(header('content-length') ?? 0);
           if (header('transfer-encoding') !== undefined) state = { kind: 'raw' };
-          else if (cut === null && method === 'PUT' && path.includes('/blobs/uploads/') && length >= opts.minBody)
+          else if (interrupted === null && method === 'PUT' && path.includes('/blobs/uploads/') && length >= opts.minBody) {
+            const forwarded = opts.interrupt.kind === 'cut' ? opts.interrupt.afterBytes : 0;
+            const digest = new URL(path, 'http://x').searchParams.get('digest');
             state = {
-              kind: 'cutting',
-              remaining: opts.afterBytes,
-              cut: { path, digest: new URL(path, 'http://x').searchParams.get('digest'), size: length, forwarded: opts.afterBytes },
+              kind: 'interrupting',
+              remaining: opts.interrupt.kind === 'cut' ? forwarded : length,
+              cut: { path, digest, size: length, forwarded },
             };
-          else state = { kind: 'body', remaining: length };
+          } else state = { kind: 'body', remaining: length };
+          if (opts.interrupt.kind === 'cut' || state.kind !== 'interrupting') forward(head);
           continue;
         }
         const take = Math.min(state.remaining, data.length);
-        forward(data.subarray(0, take));
+        if (state.kind === 'body' || opts.interrupt.kind === 'cut') forward(data.subarray(0, take));
         data = data.subarray(take);
         state.remaining -= take;
-        if (state.kind === 'cutting' && state.remaining === 0) {
-          cut = state.cut;
-          client.destroy();
+        if (state.kind === 'interrupting' && state.remaining === 0) {
+          interrupted = state.cut;
           registry.destroy();
+          if (opts.interrupt.kind === 'cut') client.destroy();
+          else {
+            const { status, headers } = opts.interrupt;
+            const fields = Object.entries({ ...headers, 'content-length': '0', connection: 'close' }).map(([k, v]) => `${k}: ${v}\r\n`);
+            client.end(`HTTP/1.1 ${status} Interrupted\r\n${fields.join('')}\r\n`);
+          }
           return;
         }
         if (state.kind === 'body' && state.remaining === 0) state = { kind: 'head', buffered: Buffer.alloc(0) };
@@ -111,7 +126,7 @@ export async function startCuttingForwarder(upstream: string, opts: { minBody: n
   return {
     host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     get cut() {
-      return cut;
+      return interrupted;
     },
     async close() {
       for (const s of sockets) s.destroy();

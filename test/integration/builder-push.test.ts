@@ -163,7 +163,7 @@ describe('enclaver-proxy build --push', { skip }, () => {
   it('a connection cut in the middle of a blob upload: the push fails naming the registry and the blob; a second push completes it', async () => {
     const reg = await registry();
     // Cut the first upload of at least 64 KiB (a layer, not the config) after 32 KiB of its body.
-    const forwarder = await startCuttingForwarder(reg.host, { minBody: 64 * 1024, afterBytes: 32 * 1024 });
+    const forwarder = await startCuttingForwarder(reg.host, { minBody: 64 * 1024, interrupt: { kind: 'cut', afterBytes: 32 * 1024 } });
     try {
       const target = `${forwarder.host}/team/cut:1.0`;
       const r = await buildAndPush(target, dockerConfig());

@@ -5,7 +5,9 @@
  * and a `build --push` go through it with Docker config credentials; a wrong password and a
  * token that grants pull only on a push are refused, each naming the token service and the
  * image, with nothing half-written: no outputs after a refused pull, no tag after a refused push.
- * A registry that sends its clients to a plain-HTTP token service off loopback gets no credentials.
+ * A token the registry refuses in the middle of a push (as when it expires between the POST and
+ * the PUT of an upload) earns a new one and the upload is sent again. A registry that sends its
+ * clients to a plain-HTTP token service off loopback gets no credentials.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -14,6 +16,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { RegistryTokenService } from '../emulators/registry-token/server.js';
 import { makeStandInBlobs } from '../helpers/blobs.js';
+import { startCuttingForwarder } from '../helpers/cutting-forwarder.js';
 import { cli } from '../helpers/cli-async.js';
 import { fakeRuntimeDir, run, runAsync, umociImage } from '../helpers/images.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
@@ -81,14 +84,19 @@ describe('registry token authentication (docker-registry auth: token)', { skip }
     fs.rmSync(work, { recursive: true, force: true });
   });
 
-  function dockerConfig(user: { user: string; password: string }): string {
+  /** A Docker config with `user` for the registry (or for `host`, a forwarder in front of it). */
+  function dockerConfig(user: { user: string; password: string }, host = registry.host): string {
     const dir = fs.mkdtempSync(path.join(work, 'docker-'));
     const auth = Buffer.from(`${user.user}:${user.password}`).toString('base64');
-    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ auths: { [registry.host]: { auth } } }));
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ auths: { [host]: { auth } } }));
     return dir;
   }
 
-  async function build(app: string, user: { user: string; password: string }, opts: { target?: string; push?: boolean } = {}) {
+  async function build(
+    app: string,
+    user: { user: string; password: string },
+    opts: { target?: string; push?: boolean; host?: string } = {},
+  ) {
     const dir = fs.mkdtempSync(path.join(work, 'b-'));
     const file = path.join(dir, 'enclaver.yaml');
     fs.writeFileSync(file, `version: v1\nname: tok\ntarget: ${opts.target ?? 'tok:latest'}\nsources:\n  app: ${app}\n`);
@@ -106,7 +114,7 @@ describe('registry token authentication (docker-registry auth: token)', { skip }
       '--json',
       ...(opts.push ? ['--push'] : []),
     ];
-    const r = await cli(args, { env: { DOCKER_CONFIG: dockerConfig(user) } });
+    const r = await cli(args, { env: { DOCKER_CONFIG: dockerConfig(user, opts.host) } });
     return { ...r, out };
   }
 
@@ -176,6 +184,39 @@ describe('registry token authentication (docker-registry auth: token)', { skip }
     );
     assert.match(r.stderr, /the release image was NOT pushed/);
     await assert.rejects(inspect(`docker://${target}`), /manifest unknown|not found/i);
+  });
+
+  it('a 401 on a blob upload mid-push (a token gone stale): a new token, the upload sent again, the push completes', async () => {
+    // A forwarder answers the first layer upload itself with the challenge a registry gives an
+    // expired token, as if the token had run out between the POST and the PUT.
+    const forwarder = await startCuttingForwarder(registry.host, {
+      minBody: 64 * 1024,
+      interrupt: {
+        kind: 'answer',
+        status: 401,
+        headers: {
+          'www-authenticate': `Bearer realm="${tokens.realm}",service="${tokens.service}",scope="repository:team/renew:pull,push",error="invalid_token"`,
+        },
+      },
+    });
+    try {
+      const seen = tokens.requests.length;
+      const r = await build(image, pusher, { target: `${forwarder.host}/team/renew:1.0`, push: true, host: forwarder.host });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(forwarder.cut?.digest, 'the forwarder answered a layer upload with 401');
+      assert.deepEqual(
+        tokens.requests.slice(seen).map((t) => [t.user, t.granted]),
+        [
+          [pusher.user, ['repository:team/renew:pull,push']],
+          [pusher.user, ['repository:team/renew:pull,push']],
+        ],
+        'a second token after the 401',
+      );
+      const built = JSON.parse(r.stdout) as { Release: { Digest: string } };
+      assert.equal((await inspect(`docker://${registry.host}/team/renew:1.0`)).Digest, built.Release.Digest);
+    } finally {
+      await forwarder.close();
+    }
   });
 
   it('a token service that is plain HTTP off loopback: refused before any credentials are sent', async () => {
