@@ -5,7 +5,7 @@
  * when the layer ends; a mismatch or a truncated stream fails the build naming the layer.
  */
 import crypto from 'node:crypto';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { BuildError } from '../errors.js';
 import type { FlatTree } from './flatten.js';
@@ -54,10 +54,14 @@ async function* decompressed(source: AsyncIterable<Buffer>, layer: ImageLayer): 
     throw new BuildError('layer_invalid', `${layer.name}: zstd-compressed layers need Node.js ≥ 22.15 (this is ${process.version})`, {
       layer: layer.name,
     });
-  const out = Readable.from(rest).pipe(inflate as unknown as NodeJS.WritableStream) as unknown as Readable;
+  // pipeline, not pipe: a source that fails (a registry download cut off) must fail `out` too;
+  // with pipe its error is an unhandled 'error' event that kills the process, spool left behind.
+  // The callback has nothing to do: the error reaches the loop below through `out`.
+  const out = pipeline(Readable.from(rest), inflate, () => undefined) as unknown as Readable;
   try {
     for await (const chunk of out) yield chunk as Buffer;
   } catch (err) {
+    if (err instanceof BuildError) throw err;
     throw new BuildError(
       'archive_truncated',
       `${layer.name}: ${kind} stream is corrupt or truncated (${(err as Error).message})`,

@@ -60,7 +60,7 @@ const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_E
 function fetchFailure(err: unknown): string {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   if (!cause) return (err as Error).message;
-  if (cause.code && CONNECTION_LOST.has(cause.code)) return `the connection was closed before the registry answered (${cause.code})`;
+  if (cause.code && CONNECTION_LOST.has(cause.code)) return `the connection was closed (${cause.code})`;
   return [cause.code, cause.message].filter(Boolean).join(': ');
 }
 
@@ -270,11 +270,26 @@ export class RegistryClient {
       },
       open: (digest) => {
         const get = () => this.get(`blobs/${digest}`);
+        // A download cut off mid-blob surfaces while the body is read, as undici's bare
+        // "terminated": name the blob and the registry instead.
+        const cutOff = (err: unknown) => {
+          const reason = fetchFailure(err);
+          return new BuildError(
+            'registry_error',
+            `${this.image}: blob ${digest} from ${this.registry} was cut off: ${reason}`,
+            { image: this.image, registry: this.registry, reason },
+            { cause: err },
+          );
+        };
         return (async function* () {
           const res = await get();
           if (!res.body) return;
-          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>)
-            yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+          try {
+            for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>)
+              yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+          } catch (err) {
+            throw cutOff(err);
+          }
         })();
       },
     };

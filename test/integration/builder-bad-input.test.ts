@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -171,4 +173,43 @@ describe('enclaver-proxy build refuses bad input', { skip: tools.length ? `${too
       }
     },
   );
+
+  it('a layer download cut off mid-blob: the blob and the registry are named, nothing is left', async () => {
+    // A registry stand-in of the test's own (the real one cannot be told to stop mid-body): it
+    // serves the good image's manifest and config, and half of its layer before closing.
+    const layout = path.join(work, 'good');
+    const blob = (digest: string) => fs.readFileSync(path.join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length)));
+    const index = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')) as {
+      manifests: { digest: string; mediaType: string; annotations?: Record<string, string> }[];
+    };
+    const descriptor = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === 'v1');
+    assert.ok(descriptor, 'the good layout has v1');
+    const manifest = JSON.parse(blob(descriptor.digest).toString('utf8')) as { layers: { digest: string }[] };
+    const [layer] = manifest.layers;
+    assert.ok(layer);
+    const server = http.createServer((req, res) => {
+      const url = req.url ?? '';
+      if (url === '/v2/cut/app/manifests/v1') {
+        res.writeHead(200, { 'content-type': descriptor.mediaType });
+        res.end(blob(descriptor.digest));
+      } else if (url.startsWith('/v2/cut/app/blobs/')) {
+        const digest = url.slice('/v2/cut/app/blobs/'.length);
+        const bytes = blob(digest);
+        res.writeHead(200, { 'content-length': bytes.length });
+        if (digest === layer.digest) res.write(bytes.subarray(0, bytes.length >> 1), () => res.destroy());
+        else res.end(bytes);
+      } else res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const ref = `docker://${host}/cut/app:v1`;
+      const r = await build(ref);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, new RegExp(`${ref}: blob ${layer.digest} from ${host} was cut off: `));
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });

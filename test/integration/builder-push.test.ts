@@ -175,7 +175,7 @@ describe('enclaver-proxy build --push', { skip }, () => {
       assert.match(
         r.stderr,
         new RegExp(
-          `push to ${target}: blob ${cut.digest} \\(${cut.size} bytes\\) was not uploaded to ${forwarder.host}: the connection was closed before the registry answered`,
+          `push to ${target}: blob ${cut.digest} \\(${cut.size} bytes\\) was not uploaded to ${forwarder.host}: the connection was closed`,
         ),
       );
       assert.match(r.stderr, /the release image was NOT pushed/);
