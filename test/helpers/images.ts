@@ -15,6 +15,18 @@ export function run(cmd: string, args: string[], cwd?: string): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
 }
 
+/** The tools of `names` that are not on PATH (a suite skips, naming them, rather than failing). */
+export function missingTools(names: readonly string[]): string[] {
+  return names.filter((t) => {
+    try {
+      run('which', [t]);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+}
+
 /**
  * `run` without blocking the event loop: for a tool that talks to a server living in the test
  * process (a token service), which a synchronous run would never let answer.

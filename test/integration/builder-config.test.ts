@@ -13,16 +13,9 @@ import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { makeStandInBlobs } from '../helpers/blobs.js';
 import { cli } from '../helpers/cli-async.js';
-import { fakeRuntimeDir, run, umociImage } from '../helpers/images.js';
+import { fakeRuntimeDir, run, umociImage, missingTools } from '../helpers/images.js';
 
-const missing = ['umoci', 'skopeo', 'openssl'].filter((t) => {
-  try {
-    run('which', [t]);
-    return false;
-  } catch {
-    return true;
-  }
-});
+const missing = missingTools(['umoci', 'skopeo', 'openssl']);
 
 const MANIFEST = `version: v1
 name: same-app

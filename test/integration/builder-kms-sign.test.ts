@@ -19,20 +19,13 @@ import { makeStandInBlobs } from '../helpers/blobs.js';
 import { cli } from '../helpers/cli-async.js';
 import { readEifIndependently } from '../helpers/eif-independent.js';
 import { ROOT } from '../helpers/paths.js';
-import { fakeRuntimeDir, run, umociImage } from '../helpers/images.js';
+import { fakeRuntimeDir, run, umociImage, missingTools } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
 import { selfSignedLoopbackCertificate } from '../helpers/tls.js';
 
 const REGION = 'eu-west-1';
 
-const missing = ['umoci', 'openssl'].filter((t) => {
-  try {
-    run('which', [t]);
-    return false;
-  } catch {
-    return true;
-  }
-});
+const missing = missingTools(['umoci', 'openssl']);
 
 /** An OpenSSL-made key on `curve` and a self-signed certificate for it. */
 function identity(dir: string, curve: string): { key: string; cert: string; material: crypto.KeyObject } {

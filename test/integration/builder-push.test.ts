@@ -15,17 +15,10 @@ import { after, before, describe, it } from 'node:test';
 import { makeStandInBlobs } from '../helpers/blobs.js';
 import { cli } from '../helpers/cli-async.js';
 import { startCuttingForwarder } from '../helpers/cutting-forwarder.js';
-import { fakeRuntimeDir, run, umociImage } from '../helpers/images.js';
+import { fakeRuntimeDir, run, umociImage, missingTools } from '../helpers/images.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
 
-const missing = ['umoci', 'skopeo', 'python3'].filter((t) => {
-  try {
-    run('which', [t]);
-    return false;
-  } catch {
-    return true;
-  }
-});
+const missing = missingTools(['umoci', 'skopeo', 'python3']);
 const skip = missing.length ? `${missing.join(', ')} not installed` : registryAvailable() ? false : 'docker-registry not installed';
 
 interface BuildJson {

@@ -18,18 +18,11 @@ import { RegistryTokenService } from '../emulators/registry-token/server.js';
 import { makeStandInBlobs } from '../helpers/blobs.js';
 import { startCuttingForwarder } from '../helpers/cutting-forwarder.js';
 import { cli } from '../helpers/cli-async.js';
-import { fakeRuntimeDir, run, runAsync, umociImage } from '../helpers/images.js';
+import { fakeRuntimeDir, runAsync, umociImage, missingTools } from '../helpers/images.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
 import { selfSignedLoopbackCertificate } from '../helpers/tls.js';
 
-const missing = ['umoci', 'skopeo', 'openssl'].filter((t) => {
-  try {
-    run('which', [t]);
-    return false;
-  } catch {
-    return true;
-  }
-});
+const missing = missingTools(['umoci', 'skopeo', 'openssl']);
 const skip = missing.length ? `${missing.join(', ')} not installed` : registryAvailable() ? false : 'docker-registry not installed';
 
 const pusher = { user: 'builder', password: 'push-s3cret' };

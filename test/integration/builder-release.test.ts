@@ -14,16 +14,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeStandInBlobs } from '../helpers/blobs.js';
 import { cli } from '../helpers/cli-async.js';
-import { eifSection, run, umociImage, unpackCpio } from '../helpers/images.js';
+import { eifSection, run, umociImage, unpackCpio, missingTools } from '../helpers/images.js';
 
-const missing = ['umoci', 'skopeo', 'cpio'].filter((t) => {
-  try {
-    run('which', [t]);
-    return false;
-  } catch {
-    return true;
-  }
-});
+const missing = missingTools(['umoci', 'skopeo', 'cpio']);
 const isRoot = process.getuid?.() === 0;
 
 describe(
