@@ -16,7 +16,9 @@
         "src/pump/pump_binding.cc",
         "src/fastpath/proxy_v2.cc",
         "src/fastpath/fast_listener.cc",
-        "src/fastpath/fastpath_binding.cc"
+        "src/fastpath/fastpath_binding.cc",
+        "src/fastpath/tls_tunnel.cc",
+        "src/stream/tls_stream.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "src"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js';
 import type { ListenerMetrics } from '../metrics/registry.js';
 import type { Address } from '../transport/index.js';
 import type { CloseCause, PumpEnd } from '../pump/types.js';
+import type { TlsContextSource } from '../tls/identity.js';
 
 export interface ConnectionContext {
   /** Process-unique id, also used in audit records and access logs. */
@@ -56,6 +57,8 @@ export interface PassThroughPlan {
   logsEveryConnection(): boolean;
   /** Reports one connection that ended: the same line the handler writes for its own. */
   closed(connection: ClosedConnection): void;
+  /** Terminate TLS (on the pump threads) with this identity; connections go to JS until it is loaded. */
+  tls?: { context: TlsContextSource; handshakeTimeoutMs: number; clusterName: string };
 }
 
 /** Handles one accepted connection; resolves when it is completely closed. Must not reject. */
