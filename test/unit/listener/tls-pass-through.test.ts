@@ -380,10 +380,13 @@ for (const mode of ['fast', 'js'] as const) {
           plain.end('not tls');
           plain.resume();
           await closed(plain);
-          const reset = tlsConnect(port);
+          // A TLSSocket cannot reset; its TCP socket can.
+          const raw = net.connect({ host: '127.0.0.1', port });
+          raw.on('error', () => {});
+          const reset = tlsConnect(0, { socket: raw });
           await new Promise((r) => reset.once('secureConnect', r));
-          reset.resetAndDestroy();
-          await closed(reset);
+          raw.resetAndDestroy();
+          await closed(raw);
         }
         await finish(l);
         await eventually('every fd closed', () => openFds() <= before);
