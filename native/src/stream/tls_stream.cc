@@ -121,7 +121,9 @@ std::shared_ptr<TlsContext> TlsContext::Create(Settings& settings, std::string* 
   SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
   SSL_CTX_set_options(raw, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
   // Partial writes: a full socket returns what went out; the caller keeps the rest in place.
-  SSL_CTX_set_mode(raw, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  // Buffers are kept between calls (no SSL_MODE_RELEASE_BUFFERS): releasing them cost ~30% more
+  // CPU per GB in bench:tls, for ~34 KiB saved per idle connection.
+  SSL_CTX_set_mode(raw, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   if (!settings.cipher_list.empty() && SSL_CTX_set_cipher_list(raw, settings.cipher_list.c_str()) != 1) {
     *error = "TLS ciphers not accepted: " + OpenSslReason("no usable cipher");
     return nullptr;
