@@ -155,7 +155,11 @@ export class FastAccept {
       return;
     }
     try {
-      this.opts.addon.fastSetTls(this.handle, { certificate: pem.certificate.toString(), key: pem.key.toString(), ...nodeDefaultCiphers() });
+      this.opts.addon.fastSetTls(this.handle, {
+        certificate: pem.certificate.toString(),
+        key: pem.key.toString(),
+        ...nodeDefaultCiphers(),
+      });
       this.tlsLoads++;
     } catch (err) {
       log.warn({ error: messageOf(err) }, 'TLS identity refused by the fast path: TLS is terminated in JS for this listener');

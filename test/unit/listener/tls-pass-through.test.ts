@@ -98,7 +98,12 @@ async function tlsListener(upstreamPort: number, opts: Options = {}): Promise<{ 
     name,
     address: listener.address,
     maxConnections: listener.maxConnections,
-    handler: tcpProxy({ listener, cluster, tls: source, ...(opts.handshakeTimeoutMs ? { tlsHandshakeTimeoutMs: opts.handshakeTimeoutMs } : {}) }),
+    handler: tcpProxy({
+      listener,
+      cluster,
+      tls: source,
+      ...(opts.handshakeTimeoutMs ? { tlsHandshakeTimeoutMs: opts.handshakeTimeoutMs } : {}),
+    }),
   });
   await l.start();
   // The identity loads asynchronously: until it has, the fast path hands connections to JS.
