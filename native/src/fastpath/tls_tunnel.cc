@@ -22,10 +22,6 @@ bool IsReset(int err) {
   return err == ECONNRESET || err == EPIPE;
 }
 
-CloseCause CauseOf(int end) {
-  return end == kDownstreamEnd ? CloseCause::kDownstream : CloseCause::kUpstream;
-}
-
 }  // namespace
 
 TlsTunnel::TlsTunnel(Options options)
@@ -104,7 +100,7 @@ TlsTunnel::Step TlsTunnel::MoveUp(PumpContext& ctx) {
       case ClientStream::Io::kWouldBlock: return Step::kBlocked;
       case ClientStream::Io::kEof:
         b.eof = true;
-        NoteFirstClose(CloseCause::kDownstream);
+        outcome_.NoteClose(CloseCause::kDownstream);
         continue;
       case ClientStream::Io::kError: return Failed(kDownstreamEnd, r.error);
     }
@@ -142,7 +138,7 @@ TlsTunnel::Step TlsTunnel::MoveDown(PumpContext& ctx) {
     }
     if (n == 0) {
       b.eof = true;
-      NoteFirstClose(CloseCause::kUpstream);
+      outcome_.NoteClose(CloseCause::kUpstream);
       continue;
     }
     if (errno == EINTR) continue;
@@ -151,24 +147,9 @@ TlsTunnel::Step TlsTunnel::MoveDown(PumpContext& ctx) {
   }
 }
 
-TlsTunnel::Step TlsTunnel::Failed(int end, int err) {
-  if (outcome_.error_end < 0) {
-    outcome_.error_end = end;
-    outcome_.error_errno = err;
-  }
-  NoteFirstClose(CauseOf(end));
-  return Step::kFailed;
-}
-
-void TlsTunnel::NoteFirstClose(CloseCause cause) {
-  if (closed_by_set_) return;
-  closed_by_set_ = true;
-  outcome_.closed_by = cause;
-}
-
 void TlsTunnel::End(CloseCause cause, PumpContext& ctx) {
   if (ended_) return;
-  NoteFirstClose(cause);
+  outcome_.NoteClose(cause);
   Close(ctx);
 }
 

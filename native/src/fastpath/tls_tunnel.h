@@ -72,8 +72,10 @@ class TlsTunnel : public ReactorTask {
   void Advance(PumpContext& ctx);
   Step MoveUp(PumpContext& ctx);    // client → upstream
   Step MoveDown(PumpContext& ctx);  // upstream → client
-  Step Failed(int end, int err);
-  void NoteFirstClose(CloseCause cause);
+  Step Failed(int end, int err) {
+    outcome_.NoteError(end, err);
+    return Step::kFailed;
+  }
   void Close(PumpContext& ctx);
 
   uint64_t id_;
@@ -85,7 +87,6 @@ class TlsTunnel : public ReactorTask {
   int64_t idle_timeout_ms_;
   int64_t started_ms_ = 0;
   int64_t last_activity_ms_ = 0;
-  bool closed_by_set_ = false;
   bool ended_ = false;
   PumpOutcome outcome_;
   EndFn on_end_;
