@@ -369,6 +369,32 @@ for (const mode of ['fast', 'js'] as const) {
         up.server.close();
       });
 
+      test('drain at the deadline: an open TLS connection and one mid-handshake are both ended and reported', async () => {
+        const up = await upstream(() => {});
+        const { l, port, name } = await tlsListener(up.port);
+        const open = tlsConnect(port, { allowHalfOpen: false } as tls.ConnectionOptions);
+        await new Promise((r) => open.once('secureConnect', r));
+        open.resume();
+        const openClosed = closed(open);
+        await eventually('the upstream connection', () => up.connections() === 1);
+        const stalled = net.connect({ host: '127.0.0.1', port });
+        stalled.on('error', () => {});
+        stalled.resume();
+        stalled.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+        const stalledClosed = closed(stalled);
+        await eventually('both connections counted', () => l.activeConnections === 2);
+        await l.stopAccepting();
+        await l.drain(Date.now());
+        await openClosed;
+        await stalledClosed;
+        assert.equal(l.activeConnections, 0);
+        assert.equal(await metric(`enclaver_connections_active{listener="${name}"}`), 0);
+        assert.equal(await metric(`enclaver_connections_total{listener="${name}"}`), 2);
+        const rec = lines.find((r) => r.msg === 'connection closed' && r.listener === name)!;
+        assert.equal(rec.closed_by, 'aborted');
+        up.server.close();
+      });
+
       test('no fd is left behind by connections that ended every way', async () => {
         const up = await upstream((s) => void readAll(s).then(() => s.end('done')));
         const { l, port } = await tlsListener(up.port, { handshakeTimeoutMs: 300 });
