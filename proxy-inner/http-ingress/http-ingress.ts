@@ -22,7 +22,8 @@ import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { errnoOf, messageOf, ProxyError } from '../../shared/errors/index.js';
 import type { ClusterConfig } from '../../shared/config/types.js';
-import type { ConnectionContext, ConnectionHandler, ConnectionOutcome } from '../../shared/listener/types.js';
+import type { ConnectionContext, ConnectionHandler, ConnectionOutcome, NativeHttpPlan } from '../../shared/listener/types.js';
+import type { Logger } from '../../shared/log/logger.js';
 import { receiveProxyHeader } from '../../shared/proxy-protocol/receive.js';
 import { headerPairs } from '../../shared/util/header-pairs.js';
 import { terminateTls, type TlsContextSource } from '../../shared/tcp-proxy/tcp-proxy.js';
@@ -114,20 +115,98 @@ function errorCode(err: Error & { code?: string }): string {
   return (err.code ?? errnoOf(err) ?? 'bad_request').toLowerCase();
 }
 
+/** The answer to a request Node's parser refused or timed out (400, 408, 431); also what the native engine writes for 408. */
+function clientErrorAnswer(status: number): string {
+  const body = `${http.STATUS_CODES[status]}\n`;
+  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
+}
+
+/** The access-log fields of one request, whichever path served it. */
+interface AccessLine {
+  method: string;
+  host: string;
+  path: string;
+  route: string;
+  status: number;
+  bytes_in: number;
+  bytes_out: number;
+  duration_ms: number;
+  client: string | undefined;
+  error?: string;
+}
+
+/**
+ * The native engine's plan for this listener (plain HTTP/1.1 only: TLS and h2 stay in JS), or
+ * undefined when a cluster needs what only the JS path does (a PROXY header to the app).
+ */
+function nativePlan(opts: HttpIngressOptions, write: (line: AccessLine, log: Logger) => void, observe: (route: string, status: number, ms: number) => void): NativeHttpPlan | undefined {
+  if (opts.tls) return undefined;
+  const names = [...new Set([...opts.routes.map((r) => r.cluster), ...(opts.defaultCluster ? [opts.defaultCluster] : [])])];
+  const clusters = names.map((n) => opts.clusters.get(n));
+  if (clusters.some((c) => c === undefined || c.sendProxyProtocol || c.endpoints.length === 0)) return undefined;
+  const defined = clusters as ClusterConfig[];
+  const { limits } = opts;
+  return {
+    clusters: defined.map((c) => c.endpoints[0]!),
+    expectProxyProtocol: opts.expectProxyProtocol,
+    connectTimeoutMs: Math.max(...defined.map((c) => c.connectTimeoutMs)),
+    options: {
+      routes: opts.routes.map((r) => ({ name: r.name, cluster: names.indexOf(r.cluster), hosts: r.hosts.map((h) => h.toLowerCase()), paths: r.paths })),
+      ...(opts.defaultCluster ? { defaultCluster: names.indexOf(opts.defaultCluster) } : {}),
+      localPaths: opts.localEndpoints.map((e) => e.path),
+      maxHeaderBytes: limits.maxHeaderBytes,
+      maxHeaders: limits.maxHeaders,
+      headTimeoutMs: limits.headTimeoutMs,
+      idleTimeoutMs: limits.idleTimeoutMs,
+      keepAliveTimeoutMs: limits.keepAliveTimeoutMs,
+      upstreamIdleMs: UPSTREAM_KEEP_ALIVE_MS,
+      timeoutAnswer: Buffer.from(clientErrorAnswer(408), 'latin1'),
+      reasons: http.STATUS_CODES,
+      proto: 'http',
+    },
+    request(r, log) {
+      observe(r.route, r.status, r.durationMs);
+      write(
+        {
+          method: r.method,
+          host: r.host,
+          path: r.path,
+          route: r.route,
+          status: r.status,
+          bytes_in: r.bytesIn,
+          bytes_out: r.bytesOut,
+          duration_ms: Math.round(r.durationMs * 1000) / 1000,
+          client: r.client,
+          ...(r.error ? { error: r.error } : {}),
+        },
+        log(),
+      );
+    },
+  };
+}
+
+/** How long an idle connection to the app is kept for the next request (undici's pool, the native engine's). */
+const UPSTREAM_KEEP_ALIVE_MS = 4000;
+
 export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { close(): Promise<void> } {
   const { limits } = opts;
   const routeTable = compileRoutes(opts.routes, opts.defaultCluster);
   const metrics = routeMetrics(opts.listener, [...opts.routes.map((r) => r.name), ...(opts.defaultCluster ? ['default'] : [])]);
-  const upstreams = new Upstreams(opts.clusters, { keepAliveTimeoutMs: 4000 });
+  const upstreams = new Upstreams(opts.clusters, { keepAliveTimeoutMs: UPSTREAM_KEEP_ALIVE_MS });
   const connections = new WeakMap<Duplex, ConnectionFacts>();
   const localByPath = new Map(opts.localEndpoints.map((e) => [e.path, e]));
   const proto = opts.tls ? 'https' : 'http';
+
+  const write = (line: AccessLine, log: Logger) => {
+    if (opts.accessLog) log.info(line, 'http request');
+    else log.debug(line, 'http request');
+  };
 
   const record = (facts: ConnectionFacts | undefined, r: RequestRecord) => {
     const durationMs = performance.now() - r.started;
     metrics.observe(r.route, r.status, durationMs);
     if (!facts) return;
-    const line = {
+    const line: AccessLine = {
       method: r.method,
       host: r.host,
       path: r.path,
@@ -139,8 +218,7 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
       client: facts.clientLabel,
       ...(r.error ? { error: r.error } : {}),
     };
-    if (opts.accessLog) facts.ctx.log.info(line, 'http request');
-    else facts.ctx.log.debug(line, 'http request');
+    write(line, facts.ctx.log);
   };
 
   const server = http.createServer({
@@ -307,10 +385,7 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
       return;
     }
     const status = clientErrorStatus(err);
-    const body = `${http.STATUS_CODES[status]}\n`;
-    socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    socket.end(clientErrorAnswer(status));
     record(facts, {
       method: '-',
       host: '-',
@@ -325,8 +400,9 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
   });
 
   const handler: ConnectionHandler = async (socket: net.Socket, ctx: ConnectionContext): Promise<ConnectionOutcome> => {
-    let clientAddress = socket.remoteAddress;
-    let clientPort = socket.remotePort;
+    // A connection the native engine served first: its PROXY header is already consumed.
+    let clientAddress = ctx.resumed ? ctx.resumed.clientAddress : socket.remoteAddress;
+    let clientPort = ctx.resumed ? ctx.resumed.clientPort : socket.remotePort;
     let head: Buffer = Buffer.alloc(0);
     const fail = (reason: string, err: unknown): ConnectionOutcome => {
       const code = err instanceof ProxyError ? err.code : (errnoOf(err) ?? 'error');
@@ -335,7 +411,7 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
       socket.destroy();
       return { bytesIn: 0, bytesOut: 0 };
     };
-    if (opts.expectProxyProtocol) {
+    if (opts.expectProxyProtocol && !ctx.resumed) {
       try {
         const received = await receiveProxyHeader(socket);
         if (received.addresses) {
@@ -383,5 +459,6 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
       conn.resume();
     });
   };
-  return Object.assign(handler, { close: () => upstreams.close() });
+  const native = nativePlan(opts, write, (route, status, ms) => metrics.observe(route, status, ms));
+  return Object.assign(handler, { close: () => upstreams.close() }, native ? { nativeHttp: native } : {});
 }

@@ -4,6 +4,7 @@
  */
 import type net from 'node:net';
 import type { Logger } from '../log/logger.js';
+import type { FastHttpOptions } from '../native/addon.js';
 import type { ListenerMetrics } from '../metrics/registry.js';
 import type { Address } from '../transport/index.js';
 import type { CloseCause, PumpEnd } from '../pump/types.js';
@@ -18,6 +19,14 @@ export interface ConnectionContext {
   signal: AbortSignal;
   /** Call when the connection is set up and bytes start to flow upstream: records the handshake time. */
   established(): void;
+  /** Set when the native HTTP engine served this connection first and handed it over between requests. */
+  resumed?: ResumedConnection;
+}
+
+/** What the native HTTP engine knew about a connection it handed to JS: its PROXY header is consumed. */
+export interface ResumedConnection {
+  clientAddress: string | undefined;
+  clientPort: number | undefined;
 }
 
 export interface ConnectionOutcome {
@@ -58,9 +67,40 @@ export interface PassThroughPlan {
   closed(connection: ClosedConnection): void;
 }
 
+/** One request the native HTTP engine served, as the access log and route metrics take it. */
+export interface NativeHttpRequest {
+  method: string;
+  host: string;
+  path: string;
+  route: string;
+  status: number;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+  client: string | undefined;
+  error?: string;
+}
+
+/**
+ * An HTTP listener the native engine can serve (plain HTTP/1.1, routes inside the glob subset):
+ * what the addon needs, and where its per-request records go.
+ */
+export interface NativeHttpPlan {
+  /** The engine's options, but for the endpoints: `clusters` says where each cluster index dials. */
+  options: Omit<FastHttpOptions, 'endpoints'>;
+  /** Per cluster index, its first endpoint. */
+  clusters: Address[];
+  expectProxyProtocol: boolean;
+  connectTimeoutMs: number;
+  /** The access line and route metrics of one natively served request; `log` is its connection's logger. */
+  request(r: NativeHttpRequest, log: () => Logger): void;
+}
+
 /** Handles one accepted connection; resolves when it is completely closed. Must not reject. */
 export interface ConnectionHandler {
   (socket: net.Socket, ctx: ConnectionContext): Promise<ConnectionOutcome>;
   /** Set by kinds whose connections the native fast path can run (TCP pass-through). */
   passThrough?: PassThroughPlan;
+  /** Set by HTTP listeners the native HTTP engine can serve. */
+  nativeHttp?: NativeHttpPlan;
 }
