@@ -128,6 +128,8 @@ export interface NativeAddon {
   fastClose(handle: number): void;
   /** Why a route glob is outside what the native HTTP engine matches exactly ('' when inside). */
   httpGlobProblem(pattern: string, host: boolean): string;
+  /** Whether the native HTTP engine's matcher matches `subject` against `pattern` (tests hold it equal to minimatch). */
+  httpGlobMatch(pattern: string, host: boolean, subject: string): boolean;
 }
 
 /** Where a fast-path listener dials: the cluster's first endpoint, as a socket address. */
@@ -298,6 +300,7 @@ function typed(raw: RawAddon, addonPath: string): NativeAddon {
     fastRelease: (handle) => rethrowTyped(() => raw.fastRelease(handle)),
     fastClose: (handle) => rethrowTyped(() => raw.fastClose(handle)),
     httpGlobProblem: (pattern, host) => rethrowTyped(() => raw.httpGlobProblem(pattern, host)),
+    httpGlobMatch: (pattern, host, subject) => rethrowTyped(() => raw.httpGlobMatch(pattern, host, subject)),
   };
 }
 

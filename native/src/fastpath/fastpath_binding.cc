@@ -454,6 +454,13 @@ Napi::Value HttpGlobProblem(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), GlobSubsetProblem(info[0].ToString().Utf8Value(), info[1].ToBoolean().Value()));
 }
 
+// httpGlobMatch(pattern, host, subject) → whether the native matcher matches (for the property
+// test that holds it equal to minimatch).
+Napi::Value HttpGlobMatch(const Napi::CallbackInfo& info) {
+  Glob glob(info[0].ToString().Utf8Value(), info[1].ToBoolean().Value());
+  return Napi::Boolean::New(info.Env(), glob.Match(info[2].ToString().Utf8Value()));
+}
+
 }  // namespace
 
 void RegisterFastPathFunctions(Napi::Env env, Napi::Object exports) {
@@ -466,6 +473,7 @@ void RegisterFastPathFunctions(Napi::Env env, Napi::Object exports) {
       {"fastRelease", FastRelease},
       {"fastClose", FastClose},
       {"httpGlobProblem", HttpGlobProblem},
+      {"httpGlobMatch", HttpGlobMatch},
   });
 }
 

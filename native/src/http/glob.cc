@@ -29,11 +29,11 @@ bool StarsOnly(std::string_view p) {
 bool WildMatch(std::string_view p, std::string_view s) {
   size_t pi = 0, si = 0, star = std::string_view::npos, mark = 0;
   while (si < s.size()) {
-    if (pi < p.size() && (p[pi] == '?' || p[pi] == s[si])) {
-      pi++, si++;
-    } else if (pi < p.size() && p[pi] == '*') {
+    if (pi < p.size() && p[pi] == '*') {
       star = pi++;
       mark = si;
+    } else if (pi < p.size() && (p[pi] == '?' || p[pi] == s[si])) {
+      pi++, si++;
     } else if (star != std::string_view::npos) {
       pi = star + 1;
       si = ++mark;
@@ -46,8 +46,8 @@ bool WildMatch(std::string_view p, std::string_view s) {
 }
 
 bool SegmentMatch(std::string_view p, std::string_view f) {
-  if (p.empty() || (p.front() != '*' && p.front() != '?')) return p.find_first_of("*?") == std::string_view::npos ? p == f : WildMatch(p, f);
-  if (f == "." || f == "..") return false;
+  if (p.find_first_of("*?") == std::string_view::npos) return p == f;
+  if (f == "." || f == "..") return false;  // a wildcard never matches these, even with {dot: true}
   if (StarsOnly(p)) return !f.empty();
   return WildMatch(p, f);
 }

@@ -10,7 +10,7 @@
 // dot, noglobstar} for lower-cased hosts), proven equal by test/unit/http-ingress/glob.test.ts:
 //  - a subject is split on '/'; pattern and subject segments are compared one to one;
 //  - in a segment '*' matches any run, '?' one character; a segment of stars only needs a
-//    non-empty subject segment; a segment starting with '*' or '?' never matches "." or "..";
+//    non-empty subject segment; a segment with a wildcard never matches "." or "..";
 //  - '**' matches zero or more whole segments (none of them "." or ".."); at the end of the
 //    pattern it takes everything left;
 //  - a subject with one more, empty, segment (a trailing '/') still matches.
