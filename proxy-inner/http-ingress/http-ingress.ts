@@ -164,8 +164,10 @@ function nativePlan(opts: HttpIngressOptions, write: (line: AccessLine, log: Log
       reasons: http.STATUS_CODES,
       proto: 'http',
     },
-    request(r, log) {
+    request(r, log, connId) {
       observe(r.route, r.status, r.durationMs);
+      // Most deployments log above this level: then the line is never built.
+      if (!log.isLevelEnabled(opts.accessLog ? 'info' : 'debug')) return;
       write(
         {
           method: r.method,
@@ -179,7 +181,7 @@ function nativePlan(opts: HttpIngressOptions, write: (line: AccessLine, log: Log
           client: r.client,
           ...(r.error ? { error: r.error } : {}),
         },
-        log(),
+        log.child({ conn_id: connId() }),
       );
     },
   };

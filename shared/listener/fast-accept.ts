@@ -233,25 +233,9 @@ export class FastAccept {
       });
     this.pumped -= batch.closed.length;
     if (batch.requests.length > 0 && plan.kind === 'http') {
-      const listenerLog = log;
+      const { request } = plan.plan;
       logBatch(() => {
-        for (const r of batch.requests) {
-          plan.plan.request(
-            {
-              method: r.method,
-              host: r.host,
-              path: r.path,
-              route: r.route,
-              status: r.status,
-              bytesIn: r.bytesIn,
-              bytesOut: r.bytesOut,
-              durationMs: r.durationMs,
-              client: r.client,
-              ...(r.error ? { error: r.error } : {}),
-            },
-            () => listenerLog.child({ conn_id: fastConnId(r.conn) }),
-          );
-        }
+        for (const r of batch.requests) request(r, log, () => fastConnId(r.conn));
       });
     }
     for (const f of batch.fallbacks) {

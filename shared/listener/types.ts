@@ -77,7 +77,7 @@ export interface NativeHttpRequest {
   bytesIn: number;
   bytesOut: number;
   durationMs: number;
-  client: string | undefined;
+  client?: string;
   error?: string;
 }
 
@@ -92,8 +92,11 @@ export interface NativeHttpPlan {
   clusters: Address[];
   expectProxyProtocol: boolean;
   connectTimeoutMs: number;
-  /** The access line and route metrics of one natively served request; `log` is its connection's logger. */
-  request(r: NativeHttpRequest, log: () => Logger): void;
+  /**
+   * The access line and route metrics of one natively served request. `log` is the listener's
+   * logger; the line goes to a child with the connection's `conn_id`, made only when it is written.
+   */
+  request(r: NativeHttpRequest, log: Logger, connId: () => string): void;
 }
 
 /** Handles one accepted connection; resolves when it is completely closed. Must not reject. */
