@@ -17,7 +17,11 @@ namespace {
 
 constexpr int kClientSlot = 0;
 constexpr int kUpstreamSlot = 1;
-constexpr uint32_t kWatch = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+// Edge-triggered. EPOLLOUT is added only while a write is blocked (WatchWrites): a Unix peer
+// reading what we wrote would otherwise wake this thread once per response for nothing.
+constexpr uint32_t kWatch = EPOLLIN | EPOLLRDHUP | EPOLLET;
+constexpr uint32_t kReadable = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+constexpr uint32_t kWritable = EPOLLOUT | EPOLLHUP | EPOLLERR;
 // Per direction: reading stops while the next buffer holds this much.
 constexpr size_t kMaxBuffered = 256 * 1024;
 constexpr size_t kReadChunk = 64 * 1024;
@@ -93,7 +97,7 @@ void HttpSession::Begin(PumpContext& ctx, std::string read) {
   total_in_ = read.size();
   in_ = std::move(read);
   epoll_event ev{};
-  ev.events = kWatch;
+  ev.events = client_watch_ = kWatch;
   ev.data.ptr = &tags_[kClientSlot];
   if (epoll_ctl(ctx.epoll_fd, EPOLL_CTL_ADD, client_->fd(), &ev) < 0) return HandBack(ctx);
   Drive(ctx);
@@ -101,9 +105,19 @@ void HttpSession::Begin(PumpContext& ctx, std::string read) {
 
 void HttpSession::OnEvents(int slot, uint32_t events, PumpContext& ctx) {
   if (phase_ == Phase::kDone) return;
-  // An edge on either direction: try both (a TLS stream may need a write to make a read progress).
-  if (slot == kClientSlot) client_ready_in_ = client_ready_out_ = true;
-  else if (up_fd_ >= 0) up_ready_in_ = up_ready_out_ = true;
+  if (slot == kClientSlot) {
+    // A TLS stream that needs a write to make a read progress asks for EPOLLOUT (WaitEvents):
+    // either edge then retries both directions.
+    bool any = client_->WaitEvents() != EPOLLIN;
+    client_ready_in_ |= any || (events & kReadable) != 0;
+    client_ready_out_ |= any || (events & kWritable) != 0;
+    // The end may have come with the last bytes: a short read's "drained" must not hide it.
+    client_hup_ |= (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+  } else if (up_fd_ >= 0) {
+    up_ready_in_ |= (events & kReadable) != 0;
+    up_ready_out_ |= (events & kWritable) != 0;
+    up_hup_ |= (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+  }
   if (slot == kUpstreamSlot && phase_ == Phase::kConnecting) {
     int err = 0;
     socklen_t len = sizeof(err);
@@ -139,6 +153,7 @@ bool HttpSession::FlushClient(PumpContext& ctx) {
     ClientStream::Result r = client_->Write(down_out_.data() + down_off_, down_out_.size() - down_off_);
     if (r.io == ClientStream::Io::kWouldBlock) {
       client_ready_out_ = false;
+      WatchWrites(kClientSlot, client_->fd(), client_->WaitEvents(), ctx);
       break;
     }
     if (r.io != ClientStream::Io::kOk) {
@@ -170,6 +185,7 @@ bool HttpSession::FlushUpstream(PumpContext& ctx) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       up_ready_out_ = false;
+      WatchWrites(kUpstreamSlot, up_fd_, EPOLLOUT, ctx);
       break;
     }
     if (n < 0) {
@@ -194,7 +210,7 @@ bool HttpSession::ReadClient(PumpContext& ctx) {
   char buf[kReadChunk];
   ClientStream::Result r = client_->Read(buf, sizeof(buf));
   if (r.io == ClientStream::Io::kWouldBlock) {
-    client_ready_in_ = client_->HasBuffered();
+    client_ready_in_ = client_->HasBuffered() || std::exchange(client_hup_, false);
     return MoveBody();
   }
   if (r.io == ClientStream::Io::kEof) {
@@ -247,6 +263,8 @@ bool HttpSession::ReadUpstream(PumpContext& ctx) {
     up_eof_ = true;
     return true;
   }
+  // A short read drained the socket (see plain_stream.cc): the next bytes raise a new edge.
+  if (static_cast<size_t>(n) < sizeof(buf)) up_ready_in_ = std::exchange(up_hup_, false);
   if (up_in_off_ == up_in_.size()) up_in_.clear(), up_in_off_ = 0;
   up_in_.append(buf, static_cast<size_t>(n));
   return true;
@@ -342,7 +360,10 @@ void HttpSession::Dispatch(const RequestHead& head, const RouteHit& hit, PumpCon
 
   // The app connection: this session's own when it is to the same app and still idle, else a
   // pooled one of this thread, else a new one.
-  if (up_fd_ >= 0 && (up_endpoint_ != hit.cluster || !PeerStillIdle(up_fd_))) DetachUpstream(ctx, up_endpoint_ != hit.cluster);
+  // No edge since it went quiet means nothing arrived on it (no close, no stray bytes): no need to look.
+  if (up_fd_ >= 0 && (up_endpoint_ != hit.cluster || (up_ready_in_ && !PeerStillIdle(up_fd_)))) {
+    DetachUpstream(ctx, up_endpoint_ != hit.cluster);
+  }
   if (up_fd_ >= 0) {
     up_reused_ = true;
     phase_ = Phase::kExchange;
@@ -363,12 +384,13 @@ void HttpSession::Dispatch(const RequestHead& head, const RouteHit& hit, PumpCon
 
 bool HttpSession::AttachUpstream(int fd, PumpContext& ctx) {
   up_fd_ = fd;
-  up_eof_ = false;
+  up_eof_ = up_hup_ = false;
   up_in_.clear();
   up_in_off_ = 0;
   epoll_event ev{};
-  ev.events = kWatch;
+  ev.events = kWatch | EPOLLOUT;  // EPOLLOUT: a connect in progress completes with it
   ev.data.ptr = &tags_[kUpstreamSlot];
+  up_watch_ = ev.events;
   if (epoll_ctl(ctx.epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
     close(std::exchange(up_fd_, -1));
     UpstreamFailed("upstream_connect", ctx);
@@ -386,7 +408,18 @@ void HttpSession::DetachUpstream(PumpContext& ctx, bool reusable) {
   else close(up_fd_);
   up_fd_ = -1;
   up_endpoint_ = -1;
-  up_ready_in_ = up_ready_out_ = false;
+  up_ready_in_ = up_ready_out_ = up_hup_ = false;
+}
+
+void HttpSession::WatchWrites(int slot, int fd, uint32_t wanted, PumpContext& ctx) {
+  uint32_t& watch = slot == kClientSlot ? client_watch_ : up_watch_;
+  uint32_t events = kWatch | wanted;
+  if (events == watch) return;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = &tags_[slot];
+  // Failure leaves the old mask: the idle timeout then ends a connection that never wakes.
+  if (epoll_ctl(ctx.epoll_fd, EPOLL_CTL_MOD, fd, &ev) == 0) watch = events;
 }
 
 bool HttpSession::Connect(int endpoint, PumpContext& ctx) {

@@ -86,6 +86,8 @@ class HttpSession : public ReactorTask {
   bool Advance(PumpContext& ctx);
   void Dispatch(const RequestHead& head, const RouteHit& hit, PumpContext& ctx);
   bool Connect(int endpoint, PumpContext& ctx);
+  // Adds `wanted` (EPOLLOUT, or what a TLS stream waits for) to the fd's edge-triggered mask.
+  void WatchWrites(int slot, int fd, uint32_t wanted, PumpContext& ctx);
   bool AttachUpstream(int fd, PumpContext& ctx);
   void DetachUpstream(PumpContext& ctx, bool reusable);
   bool ProcessResponse(PumpContext& ctx);
@@ -114,6 +116,8 @@ class HttpSession : public ReactorTask {
   std::string down_out_;
   size_t down_off_ = 0;
   bool client_ready_in_ = true, client_ready_out_ = true, client_eof_ = false;
+  uint32_t client_watch_ = 0;  // the epoll mask registered for the client fd
+  bool client_hup_ = false, up_hup_ = false;  // an edge said the peer ended: read until it shows
   uint64_t total_in_ = 0, total_out_ = 0, appended_out_ = 0;
   uint32_t served_ = 0;
   int64_t head_started_ms_;  // the current head's deadline counts from here
@@ -130,6 +134,7 @@ class HttpSession : public ReactorTask {
   std::string up_in_;
   size_t up_in_off_ = 0;
   int64_t connect_deadline_ms_ = 0;
+  uint32_t up_watch_ = 0;
 
   // The exchange in flight.
   std::string method_, host_, path_;

@@ -4,6 +4,10 @@
 //  - the fd is owned from construction until Release() (then -1) or destruction (closed);
 //  - nothing is ever buffered here, so HasBuffered() is always false and a kWouldBlock read or
 //    write is exactly "wait for EPOLLIN / EPOLLOUT";
+//  - a read that returned fewer bytes than asked drained the socket at that moment, so the next
+//    Read says kWouldBlock without a syscall (once): bytes that arrive later raise a new
+//    edge-triggered EPOLLIN, which is what the caller waits for after kWouldBlock. This saves the
+//    read(2) that would only say EAGAIN, one per request on a keep-alive connection;
 //  - EINTR is retried; EAGAIN is kWouldBlock; read() == 0 is the peer's FIN (kEof).
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -28,9 +32,16 @@ class PlainClientStreamImpl final : public ClientStream {
   int fd() const override { return fd_; }
 
   Result Read(char* buf, size_t len) override {
+    if (std::exchange(drained_, false)) {
+      wait_ = EPOLLIN;
+      return Result{Io::kWouldBlock, 0, 0};
+    }
     for (;;) {
       ssize_t n = read(fd_, buf, len);
-      if (n > 0) return Result{Io::kOk, static_cast<size_t>(n), 0};
+      if (n > 0) {
+        drained_ = static_cast<size_t>(n) < len;
+        return Result{Io::kOk, static_cast<size_t>(n), 0};
+      }
       if (n == 0) return Result{Io::kEof, 0, 0};
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -67,6 +78,7 @@ class PlainClientStreamImpl final : public ClientStream {
  private:
   int fd_;
   uint32_t wait_ = EPOLLIN;
+  bool drained_ = false;
 };
 
 }  // namespace
