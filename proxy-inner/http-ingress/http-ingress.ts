@@ -27,6 +27,7 @@ import type { Logger } from '../../shared/log/logger.js';
 import { receiveProxyHeader } from '../../shared/proxy-protocol/receive.js';
 import { headerPairs } from '../../shared/util/header-pairs.js';
 import { terminateTls, type TlsContextSource } from '../../shared/tcp-proxy/tcp-proxy.js';
+import type { Address } from '../../shared/transport/index.js';
 import { type Exchange, http1Exchange, http2Exchange } from './exchange.js';
 import { forwardRequest, type ForwardEnd } from './forward.js';
 import { type ClientFacts, upstreamRequestHeaders } from './headers.js';
@@ -139,19 +140,34 @@ interface AccessLine {
  * The native engine's plan for this listener (plain HTTP/1.1 only: TLS and h2 stay in JS), or
  * undefined when a cluster needs what only the JS path does (a PROXY header to the app).
  */
-function nativePlan(opts: HttpIngressOptions, write: (line: AccessLine, log: Logger) => void, observe: (route: string, status: number, ms: number) => void): NativeHttpPlan | undefined {
+function nativePlan(
+  opts: HttpIngressOptions,
+  write: (line: AccessLine, log: Logger) => void,
+  observe: (route: string, status: number, ms: number) => void,
+): NativeHttpPlan | undefined {
   if (opts.tls) return undefined;
   const names = [...new Set([...opts.routes.map((r) => r.cluster), ...(opts.defaultCluster ? [opts.defaultCluster] : [])])];
-  const clusters = names.map((n) => opts.clusters.get(n));
-  if (clusters.some((c) => c === undefined || c.sendProxyProtocol || c.endpoints.length === 0)) return undefined;
-  const defined = clusters as ClusterConfig[];
+  const defined: ClusterConfig[] = [];
+  const firstEndpoints: Address[] = [];
+  for (const name of names) {
+    const c = opts.clusters.get(name);
+    const first = c?.endpoints[0];
+    if (!c || !first || c.sendProxyProtocol) return undefined;
+    defined.push(c);
+    firstEndpoints.push(first);
+  }
   const { limits } = opts;
   return {
-    clusters: defined.map((c) => c.endpoints[0]!),
+    clusters: firstEndpoints,
     expectProxyProtocol: opts.expectProxyProtocol,
     connectTimeoutMs: Math.max(...defined.map((c) => c.connectTimeoutMs)),
     options: {
-      routes: opts.routes.map((r) => ({ name: r.name, cluster: names.indexOf(r.cluster), hosts: r.hosts.map((h) => h.toLowerCase()), paths: r.paths })),
+      routes: opts.routes.map((r) => ({
+        name: r.name,
+        cluster: names.indexOf(r.cluster),
+        hosts: r.hosts.map((h) => h.toLowerCase()),
+        paths: r.paths,
+      })),
       ...(opts.defaultCluster ? { defaultCluster: names.indexOf(opts.defaultCluster) } : {}),
       localPaths: opts.localEndpoints.map((e) => e.path),
       maxHeaderBytes: limits.maxHeaderBytes,

@@ -174,9 +174,8 @@ export class FastAccept {
     this.unlink = unlink;
     // The same pump threads as the JS path's native pump: configured once, whoever starts them.
     configureNativePump(opts.addon);
-    this.handle = opts.addon.fastListen(
-      { ...options, maxConnections: opts.maxConnections, headerTimeoutMs: HEADER_WAIT_MS },
-      (batch) => this.onBatch(batch),
+    this.handle = opts.addon.fastListen({ ...options, maxConnections: opts.maxConnections, headerTimeoutMs: HEADER_WAIT_MS }, (batch) =>
+      this.onBatch(batch),
     );
     this.threadsAccepting = opts.addon.pumpStats().threads;
   }
