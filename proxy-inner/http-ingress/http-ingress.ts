@@ -22,7 +22,13 @@ import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { errnoOf, messageOf, ProxyError } from '../../shared/errors/index.js';
 import type { ClusterConfig } from '../../shared/config/types.js';
-import type { ConnectionContext, ConnectionHandler, ConnectionOutcome, NativeHttpPlan } from '../../shared/listener/types.js';
+import type {
+  ConnectionContext,
+  ConnectionHandler,
+  ConnectionOutcome,
+  NativeHttpPlan,
+  NativeHttpRequest,
+} from '../../shared/listener/types.js';
 import type { Logger } from '../../shared/log/logger.js';
 import { receiveProxyHeader } from '../../shared/proxy-protocol/receive.js';
 import { headerPairs } from '../../shared/util/header-pairs.js';
@@ -136,6 +142,22 @@ interface AccessLine {
   error?: string;
 }
 
+/** The access-log line of one request, whichever path served it. */
+function accessLine(r: NativeHttpRequest): AccessLine {
+  return {
+    method: r.method,
+    host: r.host,
+    path: r.path,
+    route: r.route,
+    status: r.status,
+    bytes_in: r.bytesIn,
+    bytes_out: r.bytesOut,
+    duration_ms: Math.round(r.durationMs * 1000) / 1000,
+    client: r.client,
+    ...(r.error ? { error: r.error } : {}),
+  };
+}
+
 /**
  * The native engine's plan for this listener (plain HTTP/1.1 only: TLS and h2 stay in JS), or
  * undefined when a cluster needs what only the JS path does (a PROXY header to the app).
@@ -184,21 +206,7 @@ function nativePlan(
       observe(r.route, r.status, r.durationMs);
       // Most deployments log above this level: then the line is never built.
       if (!log.isLevelEnabled(opts.accessLog ? 'info' : 'debug')) return;
-      write(
-        {
-          method: r.method,
-          host: r.host,
-          path: r.path,
-          route: r.route,
-          status: r.status,
-          bytes_in: r.bytesIn,
-          bytes_out: r.bytesOut,
-          duration_ms: Math.round(r.durationMs * 1000) / 1000,
-          client: r.client,
-          ...(r.error ? { error: r.error } : {}),
-        },
-        log.child({ conn_id: connId() }),
-      );
+      write(accessLine(r), log.child({ conn_id: connId() }));
     },
   };
 }
@@ -224,19 +232,7 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
     const durationMs = performance.now() - r.started;
     metrics.observe(r.route, r.status, durationMs);
     if (!facts) return;
-    const line: AccessLine = {
-      method: r.method,
-      host: r.host,
-      path: r.path,
-      route: r.route,
-      status: r.status,
-      bytes_in: r.bytesIn,
-      bytes_out: r.bytesOut,
-      duration_ms: Math.round(durationMs * 1000) / 1000,
-      client: facts.clientLabel,
-      ...(r.error ? { error: r.error } : {}),
-    };
-    write(line, facts.ctx.log);
+    write(accessLine({ ...r, durationMs, client: facts.clientLabel }), facts.ctx.log);
   };
 
   const server = http.createServer({

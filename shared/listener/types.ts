@@ -4,7 +4,7 @@
  */
 import type net from 'node:net';
 import type { Logger } from '../log/logger.js';
-import type { FastHttpOptions } from '../native/addon.js';
+import type { FastHttpOptions, FastRequest } from '../native/addon.js';
 import type { ListenerMetrics } from '../metrics/registry.js';
 import type { Address } from '../transport/index.js';
 import type { CloseCause, PumpEnd } from '../pump/types.js';
@@ -67,19 +67,8 @@ export interface PassThroughPlan {
   closed(connection: ClosedConnection): void;
 }
 
-/** One request the native HTTP engine served, as the access log and route metrics take it. */
-export interface NativeHttpRequest {
-  method: string;
-  host: string;
-  path: string;
-  route: string;
-  status: number;
-  bytesIn: number;
-  bytesOut: number;
-  durationMs: number;
-  client?: string;
-  error?: string;
-}
+/** One request, as the access log and route metrics take it (the native engine's records, or the JS path's). */
+export type NativeHttpRequest = Omit<FastRequest, 'conn'>;
 
 /**
  * An HTTP listener the native engine can serve (plain HTTP/1.1, routes inside the glob subset):
