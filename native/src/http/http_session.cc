@@ -619,6 +619,7 @@ void HttpSession::BadGateway(const char* code, const char* message, PumpContext&
   appended_out_ += down_out_.size() - before;
   Record(502, code);
   phase_ = Phase::kClosing;
+  last_activity_ms_ = ctx.now_ms;
   FlushClient(ctx);
 }
 
@@ -673,6 +674,7 @@ void HttpSession::CheckDeadline(PumpContext& ctx) {
         down_out_.append(config_.timeout_answer);
         appended_out_ += config_.timeout_answer.size();
         phase_ = Phase::kClosing;
+        last_activity_ms_ = ctx.now_ms;
         FlushClient(ctx);
       }
       return;
@@ -680,12 +682,15 @@ void HttpSession::CheckDeadline(PumpContext& ctx) {
       if (ctx.now_ms >= connect_deadline_ms_) UpstreamFailed("upstream_connect", ctx);
       return;
     case Phase::kExchange:
-    case Phase::kClosing:
-      if (config_.idle_timeout_ms > 0 && ctx.now_ms - last_activity_ms_ >= config_.idle_timeout_ms) {
+    case Phase::kClosing: {
+      // A last answer a client never reads must not hold the session without an idle timeout.
+      int64_t limit = config_.idle_timeout_ms > 0 ? config_.idle_timeout_ms : phase_ == Phase::kClosing ? config_.head_timeout_ms : 0;
+      if (limit > 0 && ctx.now_ms - last_activity_ms_ >= limit) {
         if (phase_ == Phase::kExchange) Record(response_head_done_ ? status_ : 499, "client_gone");
         End(ctx);
       }
       return;
+    }
     case Phase::kDone:
       return;
   }
