@@ -199,6 +199,7 @@ function nativePlan(
       keepAliveTimeoutMs: limits.keepAliveTimeoutMs,
       upstreamIdleMs: UPSTREAM_KEEP_ALIVE_MS,
       timeoutAnswer: Buffer.from(clientErrorAnswer(408), 'latin1'),
+      badRequestAnswer: Buffer.from(clientErrorAnswer(400), 'latin1'),
       reasons: http.STATUS_CODES,
       proto: 'http',
     },

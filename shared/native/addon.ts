@@ -155,6 +155,8 @@ export interface FastHttpOptions {
   upstreamIdleMs: number;
   /** The JS path's 408 answer, written as it is when a head is too slow. */
   timeoutAnswer: Buffer;
+  /** The JS path's 400, written when a chunked request body's framing fails after it was forwarded in part. */
+  badRequestAnswer: Buffer;
   /** Reason phrases by status (Node's http.STATUS_CODES). */
   reasons: Record<number, string | undefined>;
   proto: 'http' | 'https';

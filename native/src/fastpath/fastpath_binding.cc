@@ -277,6 +277,7 @@ std::shared_ptr<const HttpConfig> HttpOption(Napi::Env env, Napi::Value value) {
   config->keep_alive_timeout_ms = MsOption(o, "keepAliveTimeoutMs", 5000);
   config->upstream_idle_ms = MsOption(o, "upstreamIdleMs", 4000);
   config->timeout_answer = StringOption(o, "timeoutAnswer");
+  config->bad_request_answer = StringOption(o, "badRequestAnswer");
   config->proto = StringOption(o, "proto");
   Napi::Value reasons = o.Get("reasons");
   if (reasons.IsObject()) {

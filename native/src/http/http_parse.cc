@@ -197,6 +197,7 @@ HeadParse ParseRequestHead(std::string_view data, size_t max_bytes, size_t max_f
   out->head_method = method == "HEAD";
   out->content_length = 0;
   out->close = false;
+  out->chunked = false;
   bool have_host = false, have_length = false;
   for (const HttpField& f : out->fields) {
     if (EqualsNoCase(f.name, "host")) {
@@ -206,7 +207,11 @@ HeadParse ParseRequestHead(std::string_view data, size_t max_bytes, size_t max_f
     } else if (EqualsNoCase(f.name, "content-length")) {
       if (have_length || !ParseDigits(f.value, &out->content_length)) return HeadParse::kHandBack;
       have_length = true;
-    } else if (EqualsNoCase(f.name, "transfer-encoding") || EqualsNoCase(f.name, "expect") || EqualsNoCase(f.name, "upgrade")) {
+    } else if (EqualsNoCase(f.name, "transfer-encoding")) {
+      // One field, exactly "chunked": lists, other codings and repeats are the JS path's to judge.
+      if (out->chunked || !EqualsNoCase(f.value, "chunked")) return HeadParse::kHandBack;
+      out->chunked = true;
+    } else if (EqualsNoCase(f.name, "expect") || EqualsNoCase(f.name, "upgrade")) {
       return HeadParse::kHandBack;
     } else if (EqualsNoCase(f.name, "connection")) {
       std::vector<std::string> tokens;
@@ -217,7 +222,7 @@ HeadParse ParseRequestHead(std::string_view data, size_t max_bytes, size_t max_f
       }
     }
   }
-  if (!have_host) return HeadParse::kHandBack;
+  if (!have_host || (out->chunked && have_length)) return HeadParse::kHandBack;
   return HeadParse::kComplete;
 }
 

@@ -12,8 +12,9 @@
 //  - a kComplete result describes only bytes inside [data, data + head_length);
 //  - every request field line was `token ":" OWS visible-or-SP/HTAB* OWS CRLF`; no CTL, no byte
 //    >= 0x80, no bare CR or LF, no obs-fold anywhere in an accepted head;
-//  - an accepted request has exactly one Host (hostname[:port] characters only), at most one
-//    Content-Length (1-15 digits), and no Transfer-Encoding, Expect or Upgrade;
+//  - an accepted request has exactly one Host (hostname[:port] characters only), either at most
+//    one Content-Length (1-15 digits) or one Transfer-Encoding that is exactly `chunked` (never
+//    both), and no Expect or Upgrade;
 //  - the response parser refuses (kBad) what undici refuses: CL with TE, differing CLs, a TE
 //    other than chunked, a malformed status line or field line.
 #pragma once
@@ -41,6 +42,7 @@ struct RequestHead {
   int64_t content_length = 0;
   bool close = false;  // Connection: close
   bool head_method = false;
+  bool chunked = false;  // Transfer-Encoding: chunked
   std::vector<HttpField> fields;
 };
 

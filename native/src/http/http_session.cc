@@ -205,13 +205,13 @@ bool HttpSession::FlushUpstream(PumpContext& ctx) {
 bool HttpSession::ReadClient(PumpContext& ctx) {
   bool want = false;
   if (phase_ == Phase::kHead) want = PendingIn() <= config_.max_header_bytes;
-  else if (phase_ == Phase::kConnecting || phase_ == Phase::kExchange) want = body_left_ > 0 && up_out_.size() < kMaxBuffered;
-  if (!want || !client_ready_in_ || client_eof_) return MoveBody();
+  else if (phase_ == Phase::kConnecting || phase_ == Phase::kExchange) want = RequestBodyPending() && up_out_.size() < kMaxBuffered;
+  if (!want || !client_ready_in_ || client_eof_) return MoveBody(ctx);
   char buf[kReadChunk];
   ClientStream::Result r = client_->Read(buf, sizeof(buf));
   if (r.io == ClientStream::Io::kWouldBlock) {
     client_ready_in_ = client_->HasBuffered() || std::exchange(client_hup_, false);
-    return MoveBody();
+    return MoveBody(ctx);
   }
   if (r.io == ClientStream::Io::kEof) {
     client_eof_ = true;
@@ -226,22 +226,52 @@ bool HttpSession::ReadClient(PumpContext& ctx) {
   if (phase_ == Phase::kHead && PendingIn() == 0 && served_ > 0) head_started_ms_ = ctx.now_ms;
   in_.append(buf, r.bytes);
   total_in_ += r.bytes;
-  MoveBody();
+  MoveBody(ctx);
   return true;
 }
 
-// Request body bytes already read go to the app's buffer (and the replay copy while it is small).
-bool HttpSession::MoveBody() {
-  if (body_left_ <= 0 || PendingIn() == 0 || (phase_ != Phase::kExchange && phase_ != Phase::kConnecting)) return false;
-  size_t n = static_cast<size_t>(std::min<int64_t>(body_left_, static_cast<int64_t>(PendingIn())));
-  up_out_.append(in_, in_off_, n);
-  if (replayable_) {
-    if (replay_.size() + n > kMaxReplay) replayable_ = false, replay_.clear();
-    else replay_.append(in_, in_off_, n);
+// Request body bytes already read go to the app's buffer (and the replay copy while it is small):
+// a Content-Length body as it is, a chunked one validated and re-framed.
+bool HttpSession::MoveBody(PumpContext& ctx) {
+  if (!RequestBodyPending() || PendingIn() == 0 || (phase_ != Phase::kExchange && phase_ != Phase::kConnecting)) return false;
+  size_t before = up_out_.size();
+  if (body_chunked_) {
+    size_t used = 0;
+    ChunkedDecoder::Result r = request_chunks_.Feed(std::string_view(in_.data() + in_off_, PendingIn()), &used, &up_out_);
+    in_off_ += used;
+    if (r == ChunkedDecoder::Result::kBad) {
+      BadRequestBody(ctx);
+      return false;
+    }
+    if (r == ChunkedDecoder::Result::kDone) body_chunked_ = false;
+  } else {
+    size_t n = static_cast<size_t>(std::min<int64_t>(body_left_, static_cast<int64_t>(PendingIn())));
+    up_out_.append(in_, in_off_, n);
+    in_off_ += n;
+    body_left_ -= static_cast<int64_t>(n);
   }
-  in_off_ += n;
-  body_left_ -= static_cast<int64_t>(n);
+  size_t added = up_out_.size() - before;
+  if (replayable_) {
+    if (replay_.size() + added > kMaxReplay) replayable_ = false, replay_.clear();
+    else replay_.append(up_out_, before, added);
+  }
   return true;
+}
+
+void HttpSession::BadRequestBody(PumpContext& ctx) {
+  // The app's connection goes with the truncated request: it never sees a complete one.
+  DetachUpstream(ctx, false);
+  body_chunked_ = false;
+  if (response_head_done_) {
+    Record(status_, "bad_chunked_body");
+    return End(ctx);
+  }
+  Record(400, "bad_chunked_body");
+  down_out_.append(config_.bad_request_answer);
+  appended_out_ += config_.bad_request_answer.size();
+  phase_ = Phase::kClosing;
+  last_activity_ms_ = ctx.now_ms;
+  FlushClient(ctx);
 }
 
 bool HttpSession::ReadUpstream(PumpContext& ctx) {
@@ -290,6 +320,16 @@ bool HttpSession::Advance(PumpContext& ctx) {
     case HeadParse::kComplete:
       break;
   }
+  if (head.chunked) {
+    // Framing already wrong in what came with the head: JS refuses it before the app sees anything.
+    ChunkedDecoder probe;
+    std::string scratch;
+    size_t used = 0;
+    if (probe.Feed(pending.substr(head.head_length), &used, &scratch) == ChunkedDecoder::Result::kBad) {
+      HandBack(ctx);
+      return false;
+    }
+  }
   for (const std::string& local : config_.local_paths) {
     if (head.path == local) {
       HandBack(ctx);
@@ -316,7 +356,9 @@ void HttpSession::Dispatch(const RequestHead& head, const RouteHit& hit, PumpCon
   request_out_start_ = appended_out_;
   head_method_ = head.head_method;
   close_after_ = head.close;
-  body_left_ = head.content_length;
+  body_left_ = head.chunked ? 0 : head.content_length;
+  body_chunked_ = head.chunked;
+  request_chunks_ = ChunkedDecoder();
   response_head_done_ = false;
   status_ = 0;
   up_retried_ = false;
@@ -351,7 +393,10 @@ void HttpSession::Dispatch(const RequestHead& head, const RouteHit& hit, PumpCon
   } else {
     out.append("for=unknown");
   }
-  out.append(";proto=").append(config_.proto).append(";host=").append(Quoted(std::string(head.host))).append("\r\n\r\n");
+  out.append(";proto=").append(config_.proto).append(";host=").append(Quoted(std::string(head.host))).append("\r\n");
+  // The body's framing is ours on this leg, as undici's is on the JS path.
+  if (head.chunked) out.append("transfer-encoding: chunked\r\n");
+  out.append("\r\n");
   rewritten_length_ = out.size();
   request_head_.assign(in_, in_off_, head.head_length);
   in_off_ += head.head_length;
@@ -379,7 +424,7 @@ void HttpSession::Dispatch(const RequestHead& head, const RouteHit& hit, PumpCon
       return;
     }
   }
-  MoveBody();
+  MoveBody(ctx);
 }
 
 bool HttpSession::AttachUpstream(int fd, PumpContext& ctx) {
@@ -599,6 +644,7 @@ void HttpSession::UpstreamFailed(const char* code, PumpContext& ctx) {
     in_.replace(0, in_off_, request_head_ + replay_.substr(rewritten_length_));
     in_off_ = 0;
     body_left_ = 0;
+    body_chunked_ = false;
     return HandBack(ctx);
   }
   if (!response_head_done_) return BadGateway(code, "the app did not answer", ctx);
@@ -626,10 +672,10 @@ void HttpSession::BadGateway(const char* code, const char* message, PumpContext&
 void HttpSession::FinishExchange(PumpContext& ctx) {
   Record(status_, nullptr);
   served_++;
-  bool reusable = !response_close_ && framing_ != BodyFraming::kUntilClose && body_left_ == 0 && up_off_ == up_out_.size();
+  bool reusable = !response_close_ && framing_ != BodyFraming::kUntilClose && !RequestBodyPending() && up_off_ == up_out_.size();
   if (!reusable) DetachUpstream(ctx, false);
   // The app answered before the whole request body came: the rest cannot be told from a next request.
-  if (body_left_ > 0) close_after_ = true;
+  if (RequestBodyPending()) close_after_ = true;
   if (close_after_ || client_eof_) {
     phase_ = Phase::kClosing;
     FlushClient(ctx);

@@ -1,13 +1,16 @@
 // The native HTTP/1.1 engine of an `http` listener: one HttpSession per client connection, on
 // the pump thread that accepted it. It reads and parses request heads (http_parse.h), routes
 // them (glob.h), rewrites the head as proxy-inner/http-ingress/headers.ts does, forwards it and
-// the body over a kept-alive upstream connection, and writes the app's response back with the
+// the body (Content-Length, or chunked: validated and re-framed) over a kept-alive upstream connection, and writes the app's response back with the
 // framing Node's ServerResponse would choose. JS hears one record per request, in batches.
 //
 // Whatever it does not do itself goes to JS at a request boundary, with the fd and every byte
 // of that request and after it: a head the strict parser does not accept (JS answers 400/431 or
 // serves it), Upgrade, Expect, HTTP/1.0, no route (JS answers 404), the listener's own paths, a
-// chunked request body, an app that cannot be dialled (JS tries every endpoint, answers 502).
+// chunked body whose framing is already wrong in the bytes read with its head (JS answers 400
+// and the app sees nothing), an app that cannot be dialled (JS tries every endpoint, answers 502).
+// Chunked framing that goes wrong later is a 400 (or a close, once the response has begun) and
+// the app's connection is closed, so the app never sees a complete request.
 //
 // Invariants:
 //  - the session owns the client stream and the upstream fd until it ends or hands back; both
@@ -49,6 +52,7 @@ struct HttpConfig {
   int64_t keep_alive_timeout_ms = 5000;
   int64_t upstream_idle_ms = 4000;  // a pooled app connection unused this long is closed
   std::string timeout_answer;  // the bytes of the JS path's 408, written as they are
+  std::string bad_request_answer;  // the JS path's 400, for chunked framing that fails mid-body
   std::vector<std::string> reasons;  // status → reason phrase (Node's http.STATUS_CODES)
   std::string proto = "http";
 };
@@ -82,7 +86,9 @@ class HttpSession : public ReactorTask {
   bool FlushUpstream(PumpContext& ctx);
   bool ReadClient(PumpContext& ctx);
   bool ReadUpstream(PumpContext& ctx);
-  bool MoveBody();
+  bool MoveBody(PumpContext& ctx);
+  bool RequestBodyPending() const { return body_chunked_ || body_left_ > 0; }
+  void BadRequestBody(PumpContext& ctx);
   bool Advance(PumpContext& ctx);
   void Dispatch(const RequestHead& head, const RouteHit& hit, PumpContext& ctx);
   bool Connect(int endpoint, PumpContext& ctx);
@@ -142,6 +148,8 @@ class HttpSession : public ReactorTask {
   std::chrono::steady_clock::time_point request_started_;
   uint64_t request_in_start_ = 0, request_out_start_ = 0;
   int64_t body_left_ = 0;
+  bool body_chunked_ = false;  // a chunked request body not yet at its last chunk
+  ChunkedDecoder request_chunks_;
   bool head_method_ = false, close_after_ = false, replayable_ = true;
   std::string replay_;  // the request's bytes sent so far (rewritten head and body), for a retry
   size_t rewritten_length_ = 0;  // of replay_, the rewritten head

@@ -21,9 +21,12 @@ import { eventually } from '../../helpers/eventually.js';
 const skip = loadNativeAddon() ? false : 'the native addon is not built';
 
 /** An app that answers every request with its method, URL and forwarding header; it echoes after an Upgrade. */
-async function startApp(): Promise<{ port: number; requests: string[]; close(): Promise<void> }> {
+async function startApp(): Promise<{ port: number; requests: string[]; heads: string[]; close(): Promise<void> }> {
   const requests: string[] = [];
+  /** URLs whose head arrived (the body may still be coming). */
+  const heads: string[] = [];
   const server = http.createServer((req, res) => {
+    heads.push(req.url ?? '');
     const chunks: Buffer[] = [];
     req.on('data', (d: Buffer) => chunks.push(d));
     req.on('end', () => {
@@ -47,6 +50,7 @@ async function startApp(): Promise<{ port: number; requests: string[]; close(): 
   return {
     port: (server.address() as net.AddressInfo).port,
     requests,
+    heads,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
@@ -235,6 +239,40 @@ describe('native HTTP engine', { skip }, () => {
     } finally {
       slow.end();
     }
+  });
+
+  test('a chunked request body is forwarded whole (extensions and trailers dropped), in pieces, on a kept-alive connection', async () => {
+    const c = new RawClient(ingress.port);
+    try {
+      c.write('POST /chunked-up HTTP/1.1\r\nHost: n.test\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n');
+      c.write('6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n');
+      const r = await c.response();
+      assert.equal(r.status, 200);
+      assert.equal((JSON.parse(r.body) as { body: string }).body, 'hello world');
+      c.write(get('/after-chunked'));
+      assert.equal((await c.response()).status, 200);
+    } finally {
+      c.end();
+    }
+    await eventually('the access line of the chunked request', () => linesFor('/chunked-up').length === 1);
+    assert.equal(linesFor('/chunked-up')[0]!.status, 200);
+  });
+
+  test('chunked framing that goes wrong after the body began: 400, and the app never sees a complete request', async () => {
+    const c = new RawClient(ingress.port);
+    try {
+      c.write('POST /bad-later HTTP/1.1\r\nHost: n.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n');
+      // Once the app has the head, the engine has forwarded it: the bad chunk comes after.
+      await eventually('the app has the head', () => app.heads.includes('/bad-later'));
+      c.write('zz\r\nabc\r\n0\r\n\r\n');
+      const r = await c.response();
+      assert.equal(r.status, 400);
+    } finally {
+      c.end();
+    }
+    await eventually('the access line of the refused body', () => linesFor('/bad-later').length === 1);
+    assert.equal(linesFor('/bad-later')[0]!.error, 'bad_chunked_body');
+    assert.ok(!app.requests.includes('POST /bad-later'), 'the app saw no complete request');
   });
 
   test('a request the engine cannot route goes to JS, which answers 404 on the same connection', async () => {
