@@ -37,7 +37,7 @@ import type { Address } from '../../shared/transport/index.js';
 import { type Exchange, http1Exchange, http2Exchange } from './exchange.js';
 import { forwardRequest, type ForwardEnd } from './forward.js';
 import { type ClientFacts, upstreamRequestHeaders } from './headers.js';
-import { routeMetrics } from './metrics.js';
+import { HTTP_DURATION_BUCKETS, routeMetrics, type RouteMetrics } from './metrics.js';
 import { compileRoutes, type HttpRoute } from './routes.js';
 import { carryUpgrade } from './upgrade.js';
 import { Upstreams } from './upstream.js';
@@ -165,7 +165,7 @@ function accessLine(r: NativeHttpRequest): AccessLine {
 function nativePlan(
   opts: HttpIngressOptions,
   write: (line: AccessLine, log: Logger) => void,
-  observe: (route: string, status: number, ms: number) => void,
+  metrics: RouteMetrics,
 ): NativeHttpPlan | undefined {
   if (opts.tls) return undefined;
   const names = [...new Set([...opts.routes.map((r) => r.cluster), ...(opts.defaultCluster ? [opts.defaultCluster] : [])])];
@@ -200,12 +200,15 @@ function nativePlan(
       upstreamIdleMs: UPSTREAM_KEEP_ALIVE_MS,
       timeoutAnswer: Buffer.from(clientErrorAnswer(408), 'latin1'),
       badRequestAnswer: Buffer.from(clientErrorAnswer(400), 'latin1'),
+      bucketsSeconds: HTTP_DURATION_BUCKETS,
       reasons: http.STATUS_CODES,
       proto: 'http',
     },
+    accessLevel: opts.accessLog ? 'info' : 'debug',
+    routeSums: (sums) => metrics.add(sums),
     request(r, log, connId) {
-      observe(r.route, r.status, r.durationMs);
-      // Most deployments log above this level: then the line is never built.
+      metrics.observe(r.route, r.status, r.durationMs);
+      // A level raised after start: the line is not built.
       if (!log.isLevelEnabled(opts.accessLog ? 'info' : 'debug')) return;
       write(accessLine(r), log.child({ conn_id: connId() }));
     },
@@ -474,6 +477,6 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
       conn.resume();
     });
   };
-  const native = nativePlan(opts, write, (route, status, ms) => metrics.observe(route, status, ms));
+  const native = nativePlan(opts, write, metrics);
   return Object.assign(handler, { close: () => upstreams.close() }, native ? { nativeHttp: native } : {});
 }

@@ -77,7 +77,7 @@ function resumedHandBack(r: FastResumed): ResumedHandBack {
 }
 
 /** The engine's options, or why this HTTP listener stays on the JS path. */
-function httpOptions(addon: NativeAddon, plan: NativeHttpPlan): FastHttpOptions | string {
+function httpOptions(addon: NativeAddon, plan: NativeHttpPlan, log: Logger): FastHttpOptions | string {
   const endpoints: FastEndpoint[] = [];
   for (const [i, address] of plan.clusters.entries()) {
     const endpoint = nativeEndpoint(address);
@@ -95,7 +95,8 @@ function httpOptions(addon: NativeAddon, plan: NativeHttpPlan): FastHttpOptions 
       }
     }
   }
-  return { ...plan.options, endpoints };
+  // Decided at start, as a pass-through's records: a log level changed later applies to new listeners.
+  return { ...plan.options, endpoints, requestRecords: log.isLevelEnabled(plan.accessLevel) };
 }
 
 /** A socket for an fd the fast path handed back: paused, with the bytes already read in front. */
@@ -144,7 +145,7 @@ export class FastAccept {
         records: plan.plan.logsEveryConnection(),
       };
     } else {
-      const http = httpOptions(opts.addon, plan.plan);
+      const http = httpOptions(opts.addon, plan.plan, opts.log);
       if (typeof http === 'string') {
         opts.log.info({ reason: http }, 'HTTP listener served in JavaScript: outside what the native HTTP engine does');
         return undefined;
@@ -237,6 +238,7 @@ export class FastAccept {
         for (const r of batch.requests) request(r, log, () => fastConnId(r.conn));
       });
     }
+    if (plan.kind === 'http') for (const sums of batch.routes) plan.plan.routeSums(sums);
     for (const f of batch.fallbacks) {
       this.handedBackOpen++;
       // A connection the HTTP engine served first was counted as accepted then; it is JS's from here.

@@ -4,7 +4,7 @@
  */
 import type net from 'node:net';
 import type { Logger } from '../log/logger.js';
-import type { FastHttpOptions, FastRequest } from '../native/addon.js';
+import type { FastHttpOptions, FastRequest, FastRouteSums } from '../native/addon.js';
 import type { ListenerMetrics } from '../metrics/registry.js';
 import type { Address } from '../transport/index.js';
 import type { CloseCause, PumpEnd } from '../pump/types.js';
@@ -75,8 +75,10 @@ export type NativeHttpRequest = Omit<FastRequest, 'conn'>;
  * what the addon needs, and where its per-request records go.
  */
 export interface NativeHttpPlan {
-  /** The engine's options, but for the endpoints: `clusters` says where each cluster index dials. */
-  options: Omit<FastHttpOptions, 'endpoints'>;
+  /** The engine's options, but for the endpoints (`clusters` says where each cluster index dials) and whether lines are written. */
+  options: Omit<FastHttpOptions, 'endpoints' | 'requestRecords'>;
+  /** The level of the access lines: when the listener's logger is above it, requests are only summed per route. */
+  accessLevel: 'info' | 'debug';
   /** Per cluster index, its first endpoint. */
   clusters: Address[];
   expectProxyProtocol: boolean;
@@ -86,6 +88,8 @@ export interface NativeHttpPlan {
    * logger; the line goes to a child with the connection's `conn_id`, made only when it is written.
    */
   request(r: NativeHttpRequest, log: Logger, connId: () => string): void;
+  /** Requests summed per route (no request lines): the route metrics only. */
+  routeSums(sums: FastRouteSums): void;
 }
 
 /** Handles one accepted connection; resolves when it is completely closed. Must not reject. */

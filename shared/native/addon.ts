@@ -157,6 +157,10 @@ export interface FastHttpOptions {
   timeoutAnswer: Buffer;
   /** The JS path's 400, written when a chunked request body's framing fails after it was forwarded in part. */
   badRequestAnswer: Buffer;
+  /** true: one record per request (someone writes request lines); false: per-route sums in `routes`. */
+  requestRecords: boolean;
+  /** The route latency histogram's bounds, seconds (proxy-inner/http-ingress/metrics.ts). */
+  bucketsSeconds: readonly number[];
   /** Reason phrases by status (Node's http.STATUS_CODES). */
   reasons: Record<number, string | undefined>;
   proto: 'http' | 'https';
@@ -239,8 +243,19 @@ export interface FastBatch {
   stopped: boolean;
   closed: FastClosed[];
   fallbacks: FastFallback[];
-  /** HTTP listeners: the requests served natively since the last batch. */
+  /** HTTP listeners: the requests served natively since the last batch (requestRecords). */
   requests: FastRequest[];
+  /** HTTP listeners without request records: the requests since the last batch, summed per route. */
+  routes: FastRouteSums[];
+}
+
+/** Requests of one route summed: by status class (hundreds digit), per histogram bucket (not cumulative, +Inf last). */
+export interface FastRouteSums {
+  route: string;
+  byClass: number[];
+  perBucket: number[];
+  sumSeconds: number;
+  count: number;
 }
 
 export type NativeAddonStatus =

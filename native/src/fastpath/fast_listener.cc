@@ -394,6 +394,28 @@ void Acceptor::Serve(Dial& dial, PumpContext& ctx) {
 
 void Acceptor::RecordRequest(HttpRequestRecord record) { batch_->requests.push_back(std::move(record)); }
 
+void Acceptor::CountRequest(const std::string& route, int status, double duration_ms) {
+  const std::vector<double>& bounds = listener_->config().http->buckets_seconds;
+  RouteAggregate* a = nullptr;
+  for (RouteAggregate& r : batch_->routes) {
+    if (r.route == route) a = &r;
+  }
+  if (a == nullptr) {
+    batch_->routes.emplace_back();
+    a = &batch_->routes.back();
+    a->route = route;
+    a->per_bucket.assign(bounds.size() + 1, 0);
+  }
+  // As observe() in proxy-inner/http-ingress/metrics.ts: class by hundreds digit, first bound >= value.
+  a->by_class[std::min(9, std::max(0, status / 100))]++;
+  double seconds = duration_ms / 1000;
+  size_t bucket = 0;
+  while (bucket < bounds.size() && seconds > bounds[bucket]) bucket++;
+  a->per_bucket[bucket]++;
+  a->sum_seconds += seconds;
+  a->count++;
+}
+
 void Acceptor::SessionHandedBack(HttpSession& session, FallbackRecord record, uint64_t bytes_in, uint64_t bytes_out, PumpContext& ctx) {
   // Counted against max_connections until JS releases it; its bytes so far are JS's to sum.
   batch_->fallbacks.push_back(std::move(record));

@@ -100,6 +100,16 @@ struct HttpRequestRecord {
   std::string error;  // empty: none
 };
 
+// Requests of one route summed, for listeners whose request lines nobody writes (the access-log
+// level is off): what the route metrics need, without one JS object per request.
+struct RouteAggregate {
+  std::string route;
+  uint32_t by_class[10] = {};  // by status class (hundreds digit)
+  std::vector<uint32_t> per_bucket;  // not cumulative; the last slot is above the largest bound
+  double sum_seconds = 0;
+  uint32_t count = 0;
+};
+
 // Connections that ended cleanly, summed (FastListenerConfig::records false).
 struct ClosedSummary {
   uint32_t count = 0;
@@ -119,9 +129,11 @@ struct FastBatch {
   std::vector<ClosedRecord> closed;
   std::vector<FallbackRecord> fallbacks;
   std::vector<HttpRequestRecord> requests;
-  size_t size() const { return accepted + summed.count + closed.size() + requests.size(); }
+  std::vector<RouteAggregate> routes;
+  size_t size() const { return accepted + summed.count + closed.size() + requests.size() + routes.size(); }
   bool empty() const {
-    return accepted == 0 && rejected == 0 && summed.count == 0 && !stopped && closed.empty() && fallbacks.empty() && requests.empty();
+    return accepted == 0 && rejected == 0 && summed.count == 0 && !stopped && closed.empty() && fallbacks.empty() && requests.empty() &&
+           routes.empty();
   }
   ~FastBatch();  // closes fallback fds nobody took
 };
@@ -180,6 +192,8 @@ class Acceptor : public ReactorTask {
 
   // From an HttpSession (same thread).
   void RecordRequest(HttpRequestRecord record);
+  // A request only the route metrics hear about (HttpConfig::request_records false).
+  void CountRequest(const std::string& route, int status, double duration_ms);
   void SessionHandedBack(HttpSession& session, FallbackRecord record, uint64_t bytes_in, uint64_t bytes_out, PumpContext& ctx);
   void SessionEnded(HttpSession& session, uint64_t bytes_in, uint64_t bytes_out, int64_t duration_ms);
   // This thread's idle app connections, per endpoint: an fd still idle, or -1.

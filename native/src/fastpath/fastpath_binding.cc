@@ -118,6 +118,22 @@ void Delivery::CallJs(Napi::Env env, Napi::Function callback, Delivery*, FastBat
     requests.Set(i, o);
   }
   out.Set("requests", requests);
+  Napi::Array routes = Napi::Array::New(env, batch->routes.size());
+  for (size_t i = 0; i < batch->routes.size(); i++) {
+    const RouteAggregate& a = batch->routes[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("route", Napi::String::New(env, a.route));
+    Napi::Array by_class = Napi::Array::New(env, 10);
+    for (uint32_t c = 0; c < 10; c++) by_class.Set(c, Napi::Number::New(env, a.by_class[c]));
+    o.Set("byClass", by_class);
+    Napi::Array per_bucket = Napi::Array::New(env, a.per_bucket.size());
+    for (size_t b = 0; b < a.per_bucket.size(); b++) per_bucket.Set(b, Napi::Number::New(env, a.per_bucket[b]));
+    o.Set("perBucket", per_bucket);
+    o.Set("sumSeconds", Napi::Number::New(env, a.sum_seconds));
+    o.Set("count", Napi::Number::New(env, a.count));
+    routes.Set(i, o);
+  }
+  out.Set("routes", routes);
   // An exception from the callback propagates as uncaught: it is the caller's bug.
   callback.Call({out});
 }
@@ -278,6 +294,12 @@ std::shared_ptr<const HttpConfig> HttpOption(Napi::Env env, Napi::Value value) {
   config->upstream_idle_ms = MsOption(o, "upstreamIdleMs", 4000);
   config->timeout_answer = StringOption(o, "timeoutAnswer");
   config->bad_request_answer = StringOption(o, "badRequestAnswer");
+  config->request_records = o.Get("requestRecords").ToBoolean().Value();
+  Napi::Value buckets = o.Get("bucketsSeconds");
+  if (buckets.IsArray()) {
+    Napi::Array ba = buckets.As<Napi::Array>();
+    for (uint32_t i = 0; i < ba.Length(); i++) config->buckets_seconds.push_back(ba.Get(i).ToNumber().DoubleValue());
+  }
   config->proto = StringOption(o, "proto");
   Napi::Value reasons = o.Get("reasons");
   if (reasons.IsObject()) {

@@ -25,6 +25,7 @@ constexpr uint32_t kWritable = EPOLLOUT | EPOLLHUP | EPOLLERR;
 // Per direction: reading stops while the next buffer holds this much.
 constexpr size_t kMaxBuffered = 256 * 1024;
 constexpr size_t kReadChunk = 64 * 1024;
+const std::string kNoRoute = "-";  // the access line's route of a request that got none
 // A request whose bytes sent so far exceed this cannot be retried or handed back.
 constexpr size_t kMaxReplay = 64 * 1024;
 // Largest response head accepted from the app.
@@ -688,12 +689,17 @@ void HttpSession::FinishExchange(PumpContext& ctx) {
 }
 
 void HttpSession::Record(int status, const char* error) {
+  if (!config_.request_records) {
+    acceptor_.CountRequest(route_ ? *route_ : kNoRoute, status, MsSince(request_started_));
+    route_ = nullptr;
+    return;
+  }
   HttpRequestRecord r;
   r.conn = id_;
   r.method = method_;
   r.host = host_;
   r.path = path_;
-  r.route = route_ ? *route_ : "-";
+  r.route = route_ ? *route_ : kNoRoute;
   r.status = status;
   r.bytes_in = total_in_ - request_in_start_;
   r.bytes_out = appended_out_ - request_out_start_;

@@ -54,6 +54,10 @@ struct HttpConfig {
   std::string timeout_answer;  // the bytes of the JS path's 408, written as they are
   std::string bad_request_answer;  // the JS path's 400, for chunked framing that fails mid-body
   std::vector<std::string> reasons;  // status → reason phrase (Node's http.STATUS_CODES)
+  // false: nobody writes request lines (the access-log level is off), so requests are only
+  // summed per route for the metrics, with these histogram bounds.
+  bool request_records = true;
+  std::vector<double> buckets_seconds;
   std::string proto = "http";
 };
 

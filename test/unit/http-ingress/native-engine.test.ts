@@ -326,60 +326,74 @@ describe('native HTTP engine behind the outer (PROXY v2)', { skip }, () => {
 });
 
 describe('access lines and route metrics are the same on both paths', { skip }, () => {
-  test('the same requests give the same lines (but duration and connection) and the same counts', async () => {
-    const app = await startApp();
-    const lines: Record<string, unknown>[] = [];
-    const untap = addLogTap((line) => {
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        /* pretty output */
-      }
-    });
-    const { registry } = await import('../../../shared/metrics/registry.js');
-    const seen: Record<string, { lines: Record<string, unknown>[]; metrics: string[] }> = {};
-    try {
-      for (const mode of ['native', 'js'] as const) {
-        useFastPath(mode === 'native');
-        const ingress = await startIngress({
-          clusters: new Map([['app', cluster('app', app.port)]]),
-          routes: [{ name: 'api', hosts: ['*.test'], paths: ['/api/**'], cluster: 'app' }],
-          defaultCluster: 'app',
-        });
-        const c = new RawClient(ingress.port);
+  // access_log off: the lines are debug, below the level, so the engine only sums per route.
+  for (const accessLog of [true, false])
+    test(`the same requests give the same lines (but duration and connection) and the same counts (access_log ${accessLog})`, async () => {
+      const app = await startApp();
+      const lines: Record<string, unknown>[] = [];
+      const untap = addLogTap((line) => {
         try {
-          for (const path of ['/api/a?q=1', '/other', '/api/b/c']) {
-            c.write(get(path));
-            await c.response();
-          }
-          c.write('POST /api/post HTTP/1.1\r\nHost: n.test\r\nContent-Length: 4\r\n\r\nbody');
-          await c.response();
-        } finally {
-          c.end();
+          lines.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          /* pretty output */
         }
-        await eventually(
-          `${mode}: four access lines`,
-          () => lines.filter((l) => l.listener === ingress.listener && l.msg === 'http request').length === 4,
-        );
-        await ingress.close();
-        seen[mode] = {
-          lines: lines
-            .filter((l) => l.listener === ingress.listener && l.msg === 'http request')
-            .map(({ method, host, path, route, status, bytes_out, error }) => ({ method, host, path, route, status, bytes_out, error })),
-          metrics: (await registry.metrics())
-            .split('\n')
-            .filter((l) => l.startsWith('enclaver_http_requests_total') && l.includes(`listener="${ingress.listener}"`))
-            .map((l) => l.replace(ingress.listener, 'L'))
-            .sort(),
-        };
+      });
+      const { registry } = await import('../../../shared/metrics/registry.js');
+      const seen: Record<string, { lines: Record<string, unknown>[]; metrics: string[] }> = {};
+      try {
+        for (const mode of ['native', 'js'] as const) {
+          useFastPath(mode === 'native');
+          const ingress = await startIngress({
+            clusters: new Map([['app', cluster('app', app.port)]]),
+            routes: [{ name: 'api', hosts: ['*.test'], paths: ['/api/**'], cluster: 'app' }],
+            defaultCluster: 'app',
+            accessLog,
+          });
+          const metricLines = async () =>
+            (await registry.metrics())
+              .split('\n')
+              .filter(
+                (l) => /^enclaver_http_request(s_total|_duration_seconds_count)\{/.test(l) && l.includes(`listener="${ingress.listener}"`),
+              )
+              .map((l) => l.replace(ingress.listener, 'L'))
+              .sort();
+          const counted = async () =>
+            (await metricLines())
+              .filter((l) => l.startsWith('enclaver_http_requests_total'))
+              .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+          const c = new RawClient(ingress.port);
+          try {
+            for (const path of ['/api/a?q=1', '/other', '/api/b/c']) {
+              c.write(get(path));
+              await c.response();
+            }
+            c.write('POST /api/post HTTP/1.1\r\nHost: n.test\r\nContent-Length: 4\r\n\r\nbody');
+            await c.response();
+          } finally {
+            c.end();
+          }
+          await eventually(`${mode}: four requests counted`, async () => (await counted()) === 4);
+          if (accessLog)
+            await eventually(
+              `${mode}: four access lines`,
+              () => lines.filter((l) => l.listener === ingress.listener && l.msg === 'http request').length === 4,
+            );
+          await ingress.close();
+          seen[mode] = {
+            lines: lines
+              .filter((l) => l.listener === ingress.listener && l.msg === 'http request')
+              .map(({ method, host, path, route, status, bytes_out, error }) => ({ method, host, path, route, status, bytes_out, error })),
+            metrics: await metricLines(),
+          };
+        }
+      } finally {
+        untap();
+        useFastPath(undefined);
+        await app.close();
       }
-    } finally {
-      untap();
-      useFastPath(undefined);
-      await app.close();
-    }
-    assert.deepEqual(seen.native!.lines, seen.js!.lines);
-    assert.deepEqual(seen.native!.metrics, seen.js!.metrics);
-    assert.ok(seen.native!.metrics.length > 0);
-  });
+      assert.deepEqual(seen.native!.lines, seen.js!.lines);
+      assert.deepEqual(seen.native!.metrics, seen.js!.metrics);
+      assert.ok(seen.native!.metrics.length > 0);
+      assert.equal(seen.native!.lines.length, accessLog ? 4 : 0);
+    });
 });
