@@ -18,7 +18,11 @@
         "src/fastpath/fast_listener.cc",
         "src/fastpath/fastpath_binding.cc",
         "src/fastpath/tls_tunnel.cc",
-        "src/stream/tls_stream.cc"
+        "src/stream/tls_stream.cc",
+        "src/stream/plain_stream.cc",
+        "src/http/http_parse.cc",
+        "src/http/glob.cc",
+        "src/http/http_session.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "src"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
