@@ -81,6 +81,17 @@ class Dial : public ReactorTask {
     state_ = State::kDone;
   }
 
+  // Leaves the epoll set like Unwatch, except that a watched upstream stays registered for the
+  // Connection to take over (Options::upstream_registered): one EPOLL_CTL_MOD instead of a DEL
+  // and an ADD. Its tag points here until then; the Connection is registered before this thread
+  // waits for events again, and events already fetched find this dial done.
+  bool UnwatchKeepingUpstream(PumpContext& ctx) {
+    bool kept = up_watched_;
+    up_watched_ = false;
+    Unwatch(ctx);
+    return kept;
+  }
+
   int downstream_fd() const { return downstream_; }
   int TakeDownstream() { return std::exchange(downstream_, -1); }
   int TakeUpstream() { return std::exchange(upstream_, -1); }
@@ -302,7 +313,6 @@ void Acceptor::AcceptSome(PumpContext& ctx) {
       batch_->rejected++;
       continue;
     }
-    if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) SetNoDelay(fd);
     auto owned = std::make_unique<Dial>(*this, fd, peer, ctx.now_ms);
     Dial* dial = owned.get();
     dials_.emplace(dial, std::move(owned));
@@ -312,7 +322,8 @@ void Acceptor::AcceptSome(PumpContext& ctx) {
 
 void Acceptor::Pump(Dial& dial, PumpContext& ctx) {
   const FastListenerConfig& config = listener_->config();
-  dial.Unwatch(ctx);
+  Connection::Options options;
+  options.upstream_registered = dial.UnwatchKeepingUpstream(ctx);
   // Where the client came from and where it connected to: the received PROXY header's addresses
   // when it had some, else this socket's own (as tcp-proxy.ts decides).
   sockaddr_storage source = dial.peer();
@@ -328,7 +339,6 @@ void Acceptor::Pump(Dial& dial, PumpContext& ctx) {
     if (getsockname(dial.downstream_fd(), reinterpret_cast<sockaddr*>(&destination), &len) < 0) destination = sockaddr_storage{};
   }
   std::string read = dial.TakeRead();
-  Connection::Options options;
   size_t header_bytes = 0;
   if (config.send_proxy) {
     options.head_up = EncodeProxyV2(&source, &destination);

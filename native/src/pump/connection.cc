@@ -39,9 +39,14 @@ CloseCause CauseOf(int end) {
 
 }  // namespace
 
-Connection::Connection(Options options) : id_(options.id), owner_(options.owner), idle_timeout_ms_(options.idle_timeout_ms) {
+Connection::Connection(Options options)
+    : id_(options.id), owner_(options.owner), idle_timeout_ms_(options.idle_timeout_ms), upstream_registered_(options.upstream_registered) {
   ends_[kDownstreamEnd].fd = options.downstream_fd;
   ends_[kUpstreamEnd].fd = options.upstream_fd;
+  // The upstream was just dialled: it rarely has bytes yet, so it starts not readable rather
+  // than cost a read that says EAGAIN. Bytes already there are not missed: registering the fd
+  // (EPOLL_CTL_ADD or _MOD, Reactor::Register) reports a socket that is already readable.
+  ends_[kUpstreamEnd].readable = false;
   auto init = [&options](Direction& d, int src, std::string head, uint64_t* bytes) {
     d.src = src;
     d.dst = src == kDownstreamEnd ? kUpstreamEnd : kDownstreamEnd;
@@ -149,8 +154,11 @@ Connection::Step Connection::Move(Direction& d, PumpContext& ctx) {
     if (d.eof) {
       if (!d.shut) {
         // Half-close: FIN follows the last byte. If the peer is already gone (ENOTCONN), the
-        // other direction's next read or write reports it.
-        shutdown(dst.fd, SHUT_WR);
+        // other direction's next read or write reports it. When the other direction is over
+        // too, the connection closes now and close() sends the same FIN: no shutdown call. (Its
+        // source is `dst`, read to end of stream, so close() finds nothing unread and sends no RST.)
+        const Direction& other = dirs_[&d == &dirs_[0] ? 1 : 0];
+        if (!other.shut) shutdown(dst.fd, SHUT_WR);
         d.shut = true;
       }
       return Step::kDone;

@@ -63,6 +63,9 @@ class Connection {
     // Who hears of the end: null for connections JS started (reported through the completion
     // callback), the fast-path acceptor for connections it made (reported in its batches).
     ReactorTask* owner = nullptr;
+    // The upstream fd is already in this reactor's epoll set (a dial watched its connect):
+    // Register re-points that registration (EPOLL_CTL_MOD) instead of adding it again.
+    bool upstream_registered = false;
   };
 
   // The tag epoll carries for each registered fd: a connection's end, or (connection null) one
@@ -83,6 +86,7 @@ class Connection {
   int fd(int end) const { return ends_[end].fd; }
   Tag* tag(int end) { return &tags_[end]; }
   bool ended() const { return ended_; }
+  bool upstream_registered() const { return upstream_registered_; }
   bool has_idle_timeout() const { return idle_timeout_ms_ > 0; }
   bool IdleExpired(int64_t now_ms) const { return idle_timeout_ms_ > 0 && now_ms - last_activity_ms_ >= idle_timeout_ms_; }
   const PumpOutcome& outcome() const { return outcome_; }
@@ -150,6 +154,7 @@ class Connection {
   int64_t last_activity_ms_ = 0;
   bool closed_by_set_ = false;
   bool ended_ = false;
+  bool upstream_registered_;
   PumpOutcome outcome_;
 };
 

@@ -204,11 +204,13 @@ void Reactor::Register(std::unique_ptr<Connection> owned, PumpContext& ctx) {
   if (c->has_idle_timeout()) idle_watched_++;
   for (int end = 0; end < 2; end++) {
     // Edge-triggered: readiness is cached in the connection, which adds EPOLLOUT only while
-    // an end is full (Connection::UpdateInterest).
+    // an end is full (Connection::UpdateInterest). An upstream a dial registered is re-pointed
+    // to the connection; both operations report readiness that predates them.
     epoll_event ev{};
     ev.events = Connection::kBaseInterest;
     ev.data.ptr = c->tag(end);
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd(end), &ev) < 0) {
+    int op = end == kUpstreamEnd && c->upstream_registered() ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(epoll_fd_, op, c->fd(end), &ev) < 0) {
       c->Fail(end, errno, ctx);
       Finish(c, ctx);
       return;
