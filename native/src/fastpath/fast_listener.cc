@@ -43,8 +43,8 @@ class Dial : public ReactorTask {
 
   Dial(Acceptor& acceptor, int downstream, const sockaddr_storage& peer, int64_t now_ms)
       : acceptor_(acceptor), downstream_(downstream), peer_(peer) {
-    tags_[kDownstreamSlot] = Connection::Tag{nullptr, kDownstreamSlot, this};
-    tags_[kUpstreamSlot] = Connection::Tag{nullptr, kUpstreamSlot, this};
+    tags_[kDownstreamSlot] = TaskTag{this, kDownstreamSlot};
+    tags_[kUpstreamSlot] = TaskTag{this, kUpstreamSlot};
     const FastListenerConfig& config = acceptor.config();
     state_ = config.expect_proxy ? State::kReadingHeader : State::kConnecting;
     deadline_ms_ = now_ms + (config.expect_proxy ? config.header_timeout_ms : config.connect_timeout_ms);
@@ -178,7 +178,7 @@ class Dial : public ReactorTask {
   int downstream_;
   int upstream_ = -1;
   sockaddr_storage peer_;
-  Connection::Tag tags_[2];
+  TaskTag tags_[2];
   State state_;
   int64_t deadline_ms_;
   bool down_watched_ = false;
@@ -218,7 +218,7 @@ void FastListener::ThreadStopped() {
 
 Acceptor::Acceptor(std::shared_ptr<FastListener> listener, Reactor& reactor)
     : listener_(std::move(listener)), reactor_(reactor), batch_(std::make_unique<FastBatch>()) {
-  tag_ = Connection::Tag{nullptr, kListenSlot, this};
+  tag_ = TaskTag{this, kListenSlot};
 }
 
 Acceptor::~Acceptor() = default;  // dials close their fds; pumped connections belong to the reactor

@@ -158,7 +158,7 @@ class Acceptor : public ReactorTask {
 
   std::shared_ptr<FastListener> listener_;
   Reactor& reactor_;
-  Connection::Tag tag_;
+  TaskTag tag_;
   bool watching_ = false;
   bool accepting_ = false;
   int64_t paused_until_ms_ = 0;  // accept failed for want of fds or memory: retry after this

@@ -56,8 +56,6 @@ Connection::Connection(Options options)
   };
   init(dirs_[0], kDownstreamEnd, std::move(options.head_up), &outcome_.bytes_up);
   init(dirs_[1], kUpstreamEnd, std::move(options.head_down), &outcome_.bytes_down);
-  tags_[kDownstreamEnd] = Tag{this, kDownstreamEnd, nullptr};
-  tags_[kUpstreamEnd] = Tag{this, kUpstreamEnd, nullptr};
 }
 
 Connection::~Connection() {
@@ -82,7 +80,7 @@ void Connection::UpdateInterest(PumpContext& ctx) {
     if (wanted == e.interest) continue;
     epoll_event ev{};
     ev.events = wanted;
-    ev.data.ptr = &tags_[&e - ends_];
+    ev.data.u64 = EpollKey(id_, static_cast<int>(&e - ends_));
     // EPOLL_CTL_MOD re-checks readiness: a socket that drained meanwhile still reports EPOLLOUT.
     if (epoll_ctl(ctx.epoll_fd, EPOLL_CTL_MOD, e.fd, &ev) == 0) e.interest = wanted;
   }
@@ -324,7 +322,7 @@ void Connection::Close(PumpContext& ctx) {
   for (int end = 0; end < 2; end++) {
     Endpoint& e = ends_[end];
     if (e.fd < 0) continue;
-    epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, e.fd, nullptr);
+    // No EPOLL_CTL_DEL: close() takes the fd out of the epoll set (see EpollKey).
     if (reset && end != outcome_.error_end) {
       // Linger 0: close() sends RST instead of FIN, so the reset crosses the pump.
       linger l{1, 0};
