@@ -63,7 +63,7 @@ class Dial : public ReactorTask {
   void OnEvents(int slot, uint32_t events, PumpContext& ctx) override {
     if (state_ == State::kDone) return;  // an event from the batch that finished it
     if (slot == kDownstreamSlot && state_ == State::kReadingHeader) ReadHeader(ctx);
-    else if (slot == kUpstreamSlot && state_ == State::kConnecting) ConnectDone(ctx);
+    else if (slot == kUpstreamSlot && state_ == State::kConnecting) ConnectDone(events, ctx);
   }
 
   // Called once a second: a dial past its deadline goes to JS, which has its own timeouts.
@@ -163,10 +163,15 @@ class Dial : public ReactorTask {
     up_watched_ = true;
   }
 
-  void ConnectDone(PumpContext& ctx) {
+  // A connect that failed shows as EPOLLERR (the socket's error is set) or EPOLLHUP (it is
+  // closed); EPOLLOUT alone means connected, so only a failure costs a getsockopt(SO_ERROR).
+  void ConnectDone(uint32_t events, PumpContext& ctx) {
     int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(upstream_, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (events & (EPOLLERR | EPOLLHUP)) {
+      socklen_t len = sizeof(err);
+      if (getsockopt(upstream_, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+      if (err == 0) err = ECONNRESET;  // hung up without an error: not connected either way
+    }
     if (err == 0) return acceptor_.Pump(*this, ctx);
     epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, upstream_, nullptr);
     up_watched_ = false;
@@ -350,7 +355,7 @@ void Acceptor::Pump(Dial& dial, PumpContext& ctx) {
   options.upstream_fd = dial.TakeUpstream();
   options.idle_timeout_ms = config.idle_timeout_ms;
   options.owner = this;
-  sessions_.emplace(options.id, Session{DescribeIpEndpoint(source), header_bytes});
+  sessions_.emplace(options.id, Session{source, header_bytes});
   batch_->accepted++;
   Retire(dial);
   reactor_.Adopt(std::make_unique<Connection>(std::move(options)), ctx);
@@ -391,7 +396,7 @@ void Acceptor::OnConnectionEnd(const Connection& connection, PumpContext& ctx) {
     return;
   }
   ClosedRecord r;
-  r.client = std::move(it->second.client);
+  r.client = DescribeIpEndpoint(it->second.client);
   r.bytes_in = bytes_in;
   r.bytes_out = o.bytes_down;
   r.duration_ms = o.duration_ms;

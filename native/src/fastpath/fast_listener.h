@@ -147,7 +147,8 @@ class Acceptor : public ReactorTask {
 
  private:
   struct Session {
-    std::string client;
+    // Formatted only when a record is made: most clean ends are only summed (records false).
+    sockaddr_storage client;
     size_t header_bytes;  // the PROXY header we wrote, not counted as client bytes
   };
 
