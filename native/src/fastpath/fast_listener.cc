@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 namespace enclaver {
@@ -355,7 +356,10 @@ void Acceptor::Pump(Dial& dial, PumpContext& ctx) {
   options.upstream_fd = dial.TakeUpstream();
   options.idle_timeout_ms = config.idle_timeout_ms;
   options.owner = this;
-  sessions_.emplace(options.id, Session{source, header_bytes});
+  Session session{};
+  std::memcpy(&session.client, &source, sizeof(session.client));
+  session.header_bytes = header_bytes;
+  sessions_.emplace(options.id, session);
   batch_->accepted++;
   Retire(dial);
   reactor_.Adopt(std::make_unique<Connection>(std::move(options)), ctx);
@@ -396,7 +400,9 @@ void Acceptor::OnConnectionEnd(const Connection& connection, PumpContext& ctx) {
     return;
   }
   ClosedRecord r;
-  r.client = DescribeIpEndpoint(it->second.client);
+  sockaddr_storage client{};
+  std::memcpy(&client, &it->second.client, sizeof(it->second.client));
+  r.client = DescribeIpEndpoint(client);
   r.bytes_in = bytes_in;
   r.bytes_out = o.bytes_down;
   r.duration_ms = o.duration_ms;

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <napi.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -147,8 +148,10 @@ class Acceptor : public ReactorTask {
 
  private:
   struct Session {
-    // Formatted only when a record is made: most clean ends are only summed (records false).
-    sockaddr_storage client;
+    // The client's address, formatted only when a record is made (most clean ends are only
+    // summed). A sockaddr_in6 holds any address DescribeIpEndpoint formats (IPv4 or IPv6) and the
+    // family of any other, in 28 bytes where a sockaddr_storage takes 128.
+    sockaddr_in6 client;
     size_t header_bytes;  // the PROXY header we wrote, not counted as client bytes
   };
 
