@@ -330,7 +330,9 @@ async function main(argv: string[]): Promise<number> {
     const definitions: PathDefinition[] = [directPath, pairPath({ native: true }), pairPath({ native: false }), socatPath, haproxyPath]
       .filter((d) => tcpWorkloads && (!s.only || s.only.includes(d.name)))
       .concat(optIn.filter((d) => tcpWorkloads && s.only?.includes(d.name)))
-      .concat(tcpWorkloads && s.baselineTree !== undefined ? [pairPath({ native: true, tree: s.baselineTree, name: 'pair-native-base' })] : []);
+      .concat(
+        tcpWorkloads && s.baselineTree !== undefined ? [pairPath({ native: true, tree: s.baselineTree, name: 'pair-native-base' })] : [],
+      );
     const running: RunningPath[] = [];
     for (const d of definitions) {
       const reason = d.unavailable();
