@@ -117,7 +117,7 @@ export async function runHttpSection(s: HttpSettings, workDir: string, nofile: n
   const pem = tlsPem();
   const paths: RunningHttpPath[] = [];
   try {
-    for (const d of HTTP_PATHS.filter((p) => !s.only || s.only.includes(p.name))) {
+    for (const d of HTTP_PATHS.filter((p) => (s.only ? s.only.includes(p.name) : !p.optIn))) {
       const reason = d.unavailable();
       if (reason) {
         report.skipped.push({ name: d.name, reason });

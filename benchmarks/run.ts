@@ -36,7 +36,8 @@ Paths: direct, pair-native, pair-js, socat-2hop, haproxy-2hop (a path whose prog
 is skipped with the reason printed); opt-in with --only: pair-native-js-accept (listeners accept
 in JS), pair-native-2threads (two pump threads). Every figure is the median of --trials trials.
 HTTP paths (workload http, wrk keep-alive): direct-http, pair-http, pair-https, haproxy-http,
-haproxy-https, nginx-http.
+haproxy-https, nginx-http; opt-in with --only: pair-http-js (the inner's http listener in JS,
+ENCLAVER_FASTPATH=0: the figure before the native HTTP engine).
 
 Options:
   --quick              shorter run: 3 trials of 2 s, 2000 idle tunnels

@@ -16,7 +16,11 @@
         "src/pump/pump_binding.cc",
         "src/fastpath/proxy_v2.cc",
         "src/fastpath/fast_listener.cc",
-        "src/fastpath/fastpath_binding.cc"
+        "src/fastpath/fastpath_binding.cc",
+        "src/stream/plain_stream.cc",
+        "src/http/http_parse.cc",
+        "src/http/glob.cc",
+        "src/http/http_session.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "src"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

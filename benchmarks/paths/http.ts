@@ -45,6 +45,8 @@ export interface HttpPathDefinition {
   tls: boolean;
   unavailable(): string | null;
   start(ctx: HttpPathContext): Promise<RunningHttpPath>;
+  /** Run only when `--only` names it. */
+  optIn?: boolean;
 }
 
 /** Polls until an HTTP request through `url` is answered 200 (the chain up to the app is up). */
@@ -89,15 +91,17 @@ export const directHttpPath: HttpPathDefinition = {
   start: async (ctx) => running('direct-http', `http://127.0.0.1:${ctx.appPort}/`, false, [], () => []),
 };
 
-function pairHttpPath(tls: boolean): HttpPathDefinition {
-  const name = tls ? 'pair-https' : 'pair-http';
+/** `nativeHttp` false: the inner's http listener in JS (ENCLAVER_FASTPATH=0 for the pair), the before of the native engine. */
+function pairHttpPath(tls: boolean, nativeHttp = true): HttpPathDefinition {
+  const name = tls ? 'pair-https' : nativeHttp ? 'pair-http' : 'pair-http-js';
   return {
     name,
     tls,
+    optIn: !nativeHttp,
     unavailable: () => null,
     async start(ctx) {
       const entry = await freePort();
-      const vsockPort = tls ? 7202 : 7201;
+      const vsockPort = tls ? 7202 : nativeHttp ? 7201 : 7203;
       const config = {
         role: 'local',
         log: { level: 'warn' },
@@ -128,7 +132,7 @@ function pairHttpPath(tls: boolean): HttpPathDefinition {
       const file = path.join(ctx.workDir, `${name}.yaml`);
       fs.writeFileSync(file, stringify(config));
       const outer = start(name, process.execPath, [CLI, '--config', file], {
-        env: { ...process.env, ENCLAVER_LOG_FORMAT: 'json' },
+        env: { ...process.env, ENCLAVER_LOG_FORMAT: 'json', ...(nativeHttp ? {} : { ENCLAVER_FASTPATH: '0' }) },
         nofile: ctx.nofile,
       });
       const url = `${tls ? 'https' : 'http'}://127.0.0.1:${entry}/`;
@@ -142,6 +146,7 @@ function pairHttpPath(tls: boolean): HttpPathDefinition {
 
 export const pairHttp = pairHttpPath(false);
 export const pairHttps = pairHttpPath(true);
+const pairHttpJs = pairHttpPath(false, false);
 
 function haproxyHttpPath(tls: boolean): HttpPathDefinition {
   const name = tls ? 'haproxy-https' : 'haproxy-http';
@@ -203,4 +208,4 @@ export const nginxHttp: HttpPathDefinition = {
   },
 };
 
-export const HTTP_PATHS: HttpPathDefinition[] = [directHttpPath, pairHttp, pairHttps, haproxyHttp, haproxyHttps, nginxHttp];
+export const HTTP_PATHS: HttpPathDefinition[] = [directHttpPath, pairHttp, pairHttpJs, pairHttps, haproxyHttp, haproxyHttps, nginxHttp];

@@ -22,14 +22,22 @@ import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { errnoOf, messageOf, ProxyError } from '../../shared/errors/index.js';
 import type { ClusterConfig } from '../../shared/config/types.js';
-import type { ConnectionContext, ConnectionHandler, ConnectionOutcome } from '../../shared/listener/types.js';
+import type {
+  ConnectionContext,
+  ConnectionHandler,
+  ConnectionOutcome,
+  NativeHttpPlan,
+  NativeHttpRequest,
+} from '../../shared/listener/types.js';
+import type { Logger } from '../../shared/log/logger.js';
 import { receiveProxyHeader } from '../../shared/proxy-protocol/receive.js';
 import { headerPairs } from '../../shared/util/header-pairs.js';
 import { terminateTls, type TlsContextSource } from '../../shared/tcp-proxy/tcp-proxy.js';
+import type { Address } from '../../shared/transport/index.js';
 import { type Exchange, http1Exchange, http2Exchange } from './exchange.js';
 import { forwardRequest, type ForwardEnd } from './forward.js';
 import { type ClientFacts, upstreamRequestHeaders } from './headers.js';
-import { routeMetrics } from './metrics.js';
+import { HTTP_DURATION_BUCKETS, routeMetrics, type RouteMetrics } from './metrics.js';
 import { compileRoutes, type HttpRoute } from './routes.js';
 import { carryUpgrade } from './upgrade.js';
 import { Upstreams } from './upstream.js';
@@ -114,33 +122,121 @@ function errorCode(err: Error & { code?: string }): string {
   return (err.code ?? errnoOf(err) ?? 'bad_request').toLowerCase();
 }
 
+/** The answer to a request Node's parser refused or timed out (400, 408, 431); also what the native engine writes for 408. */
+function clientErrorAnswer(status: number): string {
+  const body = `${http.STATUS_CODES[status]}\n`;
+  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
+}
+
+/** The access-log fields of one request, whichever path served it. */
+interface AccessLine {
+  method: string;
+  host: string;
+  path: string;
+  route: string;
+  status: number;
+  bytes_in: number;
+  bytes_out: number;
+  duration_ms: number;
+  client: string | undefined;
+  error?: string;
+}
+
+/** The access-log line of one request, whichever path served it. */
+function accessLine(r: NativeHttpRequest): AccessLine {
+  return {
+    method: r.method,
+    host: r.host,
+    path: r.path,
+    route: r.route,
+    status: r.status,
+    bytes_in: r.bytesIn,
+    bytes_out: r.bytesOut,
+    duration_ms: Math.round(r.durationMs * 1000) / 1000,
+    client: r.client,
+    ...(r.error ? { error: r.error } : {}),
+  };
+}
+
+/**
+ * The native engine's plan for this listener (plain HTTP/1.1 only: TLS and h2 stay in JS), or
+ * undefined when a cluster needs what only the JS path does (a PROXY header to the app).
+ */
+function nativePlan(
+  opts: HttpIngressOptions,
+  write: (line: AccessLine, log: Logger) => void,
+  metrics: RouteMetrics,
+): NativeHttpPlan | undefined {
+  if (opts.tls) return undefined;
+  const names = [...new Set([...opts.routes.map((r) => r.cluster), ...(opts.defaultCluster ? [opts.defaultCluster] : [])])];
+  const defined: ClusterConfig[] = [];
+  const firstEndpoints: Address[] = [];
+  for (const name of names) {
+    const c = opts.clusters.get(name);
+    const first = c?.endpoints[0];
+    if (!c || !first || c.sendProxyProtocol) return undefined;
+    defined.push(c);
+    firstEndpoints.push(first);
+  }
+  const { limits } = opts;
+  return {
+    clusters: firstEndpoints,
+    expectProxyProtocol: opts.expectProxyProtocol,
+    connectTimeoutMs: Math.max(...defined.map((c) => c.connectTimeoutMs)),
+    options: {
+      routes: opts.routes.map((r) => ({
+        name: r.name,
+        cluster: names.indexOf(r.cluster),
+        hosts: r.hosts.map((h) => h.toLowerCase()),
+        paths: r.paths,
+      })),
+      ...(opts.defaultCluster ? { defaultCluster: names.indexOf(opts.defaultCluster) } : {}),
+      localPaths: opts.localEndpoints.map((e) => e.path),
+      maxHeaderBytes: limits.maxHeaderBytes,
+      maxHeaders: limits.maxHeaders,
+      headTimeoutMs: limits.headTimeoutMs,
+      idleTimeoutMs: limits.idleTimeoutMs,
+      keepAliveTimeoutMs: limits.keepAliveTimeoutMs,
+      upstreamIdleMs: UPSTREAM_KEEP_ALIVE_MS,
+      timeoutAnswer: Buffer.from(clientErrorAnswer(408), 'latin1'),
+      badRequestAnswer: Buffer.from(clientErrorAnswer(400), 'latin1'),
+      bucketsSeconds: HTTP_DURATION_BUCKETS,
+      reasons: http.STATUS_CODES,
+      proto: 'http',
+    },
+    accessLevel: opts.accessLog ? 'info' : 'debug',
+    routeSums: (sums) => metrics.add(sums),
+    request(r, log, connId) {
+      metrics.observe(r.route, r.status, r.durationMs);
+      // A level raised after start: the line is not built.
+      if (!log.isLevelEnabled(opts.accessLog ? 'info' : 'debug')) return;
+      write(accessLine(r), log.child({ conn_id: connId() }));
+    },
+  };
+}
+
+/** How long an idle connection to the app is kept for the next request (undici's pool, the native engine's). */
+const UPSTREAM_KEEP_ALIVE_MS = 4000;
+
 export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { close(): Promise<void> } {
   const { limits } = opts;
   const routeTable = compileRoutes(opts.routes, opts.defaultCluster);
   const metrics = routeMetrics(opts.listener, [...opts.routes.map((r) => r.name), ...(opts.defaultCluster ? ['default'] : [])]);
-  const upstreams = new Upstreams(opts.clusters, { keepAliveTimeoutMs: 4000 });
+  const upstreams = new Upstreams(opts.clusters, { keepAliveTimeoutMs: UPSTREAM_KEEP_ALIVE_MS });
   const connections = new WeakMap<Duplex, ConnectionFacts>();
   const localByPath = new Map(opts.localEndpoints.map((e) => [e.path, e]));
   const proto = opts.tls ? 'https' : 'http';
+
+  const write = (line: AccessLine, log: Logger) => {
+    if (opts.accessLog) log.info(line, 'http request');
+    else log.debug(line, 'http request');
+  };
 
   const record = (facts: ConnectionFacts | undefined, r: RequestRecord) => {
     const durationMs = performance.now() - r.started;
     metrics.observe(r.route, r.status, durationMs);
     if (!facts) return;
-    const line = {
-      method: r.method,
-      host: r.host,
-      path: r.path,
-      route: r.route,
-      status: r.status,
-      bytes_in: r.bytesIn,
-      bytes_out: r.bytesOut,
-      duration_ms: Math.round(durationMs * 1000) / 1000,
-      client: facts.clientLabel,
-      ...(r.error ? { error: r.error } : {}),
-    };
-    if (opts.accessLog) facts.ctx.log.info(line, 'http request');
-    else facts.ctx.log.debug(line, 'http request');
+    write(accessLine({ ...r, durationMs, client: facts.clientLabel }), facts.ctx.log);
   };
 
   const server = http.createServer({
@@ -307,10 +403,7 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
       return;
     }
     const status = clientErrorStatus(err);
-    const body = `${http.STATUS_CODES[status]}\n`;
-    socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    socket.end(clientErrorAnswer(status));
     record(facts, {
       method: '-',
       host: '-',
@@ -325,8 +418,9 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
   });
 
   const handler: ConnectionHandler = async (socket: net.Socket, ctx: ConnectionContext): Promise<ConnectionOutcome> => {
-    let clientAddress = socket.remoteAddress;
-    let clientPort = socket.remotePort;
+    // A connection the native engine served first: its PROXY header is already consumed.
+    let clientAddress = ctx.resumed ? ctx.resumed.clientAddress : socket.remoteAddress;
+    let clientPort = ctx.resumed ? ctx.resumed.clientPort : socket.remotePort;
     let head: Buffer = Buffer.alloc(0);
     const fail = (reason: string, err: unknown): ConnectionOutcome => {
       const code = err instanceof ProxyError ? err.code : (errnoOf(err) ?? 'error');
@@ -335,7 +429,7 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
       socket.destroy();
       return { bytesIn: 0, bytesOut: 0 };
     };
-    if (opts.expectProxyProtocol) {
+    if (opts.expectProxyProtocol && !ctx.resumed) {
       try {
         const received = await receiveProxyHeader(socket);
         if (received.addresses) {
@@ -383,5 +477,6 @@ export function httpIngress(opts: HttpIngressOptions): ConnectionHandler & { clo
       conn.resume();
     });
   };
-  return Object.assign(handler, { close: () => upstreams.close() });
+  const native = nativePlan(opts, write, metrics);
+  return Object.assign(handler, { close: () => upstreams.close() }, native ? { nativeHttp: native } : {});
 }

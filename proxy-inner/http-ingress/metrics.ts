@@ -12,10 +12,13 @@
  */
 import type { Metric } from '../../shared/metrics/prom.js';
 import { registry } from '../../shared/metrics/registry.js';
+import type { FastRouteSums } from '../../shared/native/addon.js';
 
 const REQUESTS = 'enclaver_http_requests_total';
 const DURATION = 'enclaver_http_request_duration_seconds';
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
+/** The latency histogram's bounds (seconds): the native engine sums into the same buckets. */
+export const HTTP_DURATION_BUCKETS: readonly number[] = BUCKETS;
 /** Status classes 0xx (no status: the client left first) to 9xx; the status code's hundreds digit. */
 const STATUS_CLASSES = 10;
 
@@ -92,6 +95,8 @@ registry.registerMetric(
 
 export interface RouteMetrics {
   observe(route: string, status: number, durationMs: number): void;
+  /** Requests the native engine summed (same classes and buckets as observe). */
+  add(sums: FastRouteSums): void;
 }
 
 export function routeMetrics(listener: string, routes: string[]): RouteMetrics {
@@ -122,6 +127,13 @@ export function routeMetrics(listener: string, routes: string[]): RouteMetrics {
       s.perBucket[bucket] = (s.perBucket[bucket] ?? 0) + 1;
       s.sum += seconds;
       s.count++;
+    },
+    add(sums) {
+      const s = byRoute.get(sums.route) ?? bind(sums.route);
+      sums.byClass.forEach((n, i) => (s.byClass[i] = (s.byClass[i] ?? 0) + n));
+      sums.perBucket.forEach((n, i) => (s.perBucket[i] = (s.perBucket[i] ?? 0) + n));
+      s.sum += sums.sumSeconds;
+      s.count += sums.count;
     },
   };
 }

@@ -4,6 +4,12 @@
  * this module hears about connections in batches, not one callback each. It keeps what the JS
  * path gives users: the same metrics, the same access-log line, max_connections, drain.
  *
+ * For HTTP listeners the handler can serve natively (a `nativeHttp` plan: plain HTTP/1.1, routes
+ * inside the native glob subset) the pump threads run the HTTP engine instead
+ * (native/src/http/): this module hears one record per request and writes the same access line
+ * and route metrics the JS path writes; connections it hands back between requests arrive here
+ * `resumed`, and the handler carries on with them without a PROXY header.
+ *
  * Whatever the pump thread does not finish by itself (a refused or slow dial, a PROXY header it
  * does not accept in full) comes back here as a socket plus the bytes already read, and runs
  * through the listener's ordinary handler: one code path for every unusual case.
@@ -11,14 +17,23 @@
  * ENCLAVER_FASTPATH=0 turns it off (the JS path then accepts every connection).
  */
 import net from 'node:net';
-import { errnoName, type FastBatch, type FastClosed, type FastEndpoint, type NativeAddon } from '../native/addon.js';
+import {
+  errnoName,
+  type FastBatch,
+  type FastClosed,
+  type FastEndpoint,
+  type FastHttpOptions,
+  type FastListenOptions,
+  type FastResumed,
+  type NativeAddon,
+} from '../native/addon.js';
 import { socketFromFd } from '../native/fd-socket.js';
 import { logBatch, type Logger } from '../log/logger.js';
 import type { ListenerMetrics } from '../metrics/registry.js';
 import { configureNativePump } from '../pump/native-pump.js';
 import { listenNative, nativeEndpoint, type Address } from '../transport/index.js';
-import { nextConnId } from '../util/conn-id.js';
-import type { PassThroughPlan } from './types.js';
+import { fastConnId, nextConnId } from '../util/conn-id.js';
+import type { NativeHttpPlan, PassThroughPlan, ResumedConnection } from './types.js';
 
 export const ENV_FASTPATH = 'ENCLAVER_FASTPATH';
 
@@ -37,15 +52,51 @@ export function useFastPath(enabled: boolean | undefined): void {
 /** How long the pump thread waits for a PROXY header before JS takes the connection over. */
 const HEADER_WAIT_MS = 5000;
 
+/** What the pump threads run for a listener: a pass-through pump, or the HTTP engine. */
+export type FastPlan = { kind: 'pass_through'; plan: PassThroughPlan } | { kind: 'http'; plan: NativeHttpPlan };
+
+/** A connection the HTTP engine handed back between requests: its id and client, its PROXY header consumed. */
+export interface ResumedHandBack {
+  connId: string;
+  facts: ResumedConnection;
+}
+
 export interface FastAcceptOptions {
   addon: NativeAddon;
   address: Address;
-  plan: PassThroughPlan;
+  plan: FastPlan;
   maxConnections: number;
   log: Logger;
   metrics: ListenerMetrics;
   /** Runs a handed-back connection through the ordinary handler; `release` when it has ended. */
-  adopt(socket: net.Socket, release: () => void): void;
+  adopt(socket: net.Socket, release: () => void, resumed?: ResumedHandBack): void;
+}
+
+function resumedHandBack(r: FastResumed): ResumedHandBack {
+  return { connId: fastConnId(r.conn), facts: { clientAddress: r.clientAddress, clientPort: r.clientPort } };
+}
+
+/** The engine's options, or why this HTTP listener stays on the JS path. */
+function httpOptions(addon: NativeAddon, plan: NativeHttpPlan, log: Logger): FastHttpOptions | string {
+  const endpoints: FastEndpoint[] = [];
+  for (const [i, address] of plan.clusters.entries()) {
+    const endpoint = nativeEndpoint(address);
+    if (!endpoint) return `cluster ${i} has no endpoint the pump threads can dial`;
+    endpoints.push(endpoint);
+  }
+  for (const route of plan.options.routes) {
+    for (const [globs, host] of [
+      [route.hosts, true],
+      [route.paths, false],
+    ] as const) {
+      for (const glob of globs) {
+        const problem = addon.httpGlobProblem(glob, host);
+        if (problem) return `route ${route.name}: the ${host ? 'host' : 'path'} glob ${JSON.stringify(glob)} has ${problem}`;
+      }
+    }
+  }
+  // Decided at start, as a pass-through's records: a log level changed later applies to new listeners.
+  return { ...plan.options, endpoints, requestRecords: log.isLevelEnabled(plan.accessLevel) };
 }
 
 /** A socket for an fd the fast path handed back: paused, with the bytes already read in front. */
@@ -79,34 +130,53 @@ export class FastAccept {
 
   /** Starts accepting, or returns undefined when this address or plan needs the JS path. */
   static async start(opts: FastAcceptOptions): Promise<FastAccept | undefined> {
-    const endpoint = nativeEndpoint(opts.plan.endpoint);
-    if (!endpoint) return undefined;
+    const { plan } = opts;
+    let options: Omit<FastListenOptions, 'listenFd' | 'maxConnections' | 'headerTimeoutMs'>;
+    if (plan.kind === 'pass_through') {
+      const endpoint = nativeEndpoint(plan.plan.endpoint);
+      if (!endpoint) return undefined;
+      options = {
+        endpoint,
+        expectProxy: plan.plan.expectProxyProtocol,
+        sendProxy: plan.plan.sendProxyProtocol,
+        idleTimeoutMs: plan.plan.idleTimeoutMs,
+        connectTimeoutMs: plan.plan.connectTimeoutMs,
+        // Decided at start: a log level changed later applies to new listeners.
+        records: plan.plan.logsEveryConnection(),
+      };
+    } else {
+      const http = httpOptions(opts.addon, plan.plan, opts.log);
+      if (typeof http === 'string') {
+        opts.log.info({ reason: http }, 'HTTP listener served in JavaScript: outside what the native HTTP engine does');
+        return undefined;
+      }
+      options = {
+        http,
+        expectProxy: plan.plan.expectProxyProtocol,
+        sendProxy: false,
+        idleTimeoutMs: http.idleTimeoutMs,
+        connectTimeoutMs: plan.plan.connectTimeoutMs,
+        records: false,
+      };
+    }
     const listening = await listenNative(opts.addon, opts.address);
     if (!listening) return undefined;
-    return new FastAccept(opts, listening.address, listening.fd, endpoint, listening.unlink);
+    return new FastAccept(opts, listening.address, { ...options, listenFd: listening.fd }, listening.unlink);
   }
 
-  private constructor(opts: FastAcceptOptions, address: Address, fd: number, endpoint: FastEndpoint, unlink: () => void) {
+  private constructor(
+    opts: FastAcceptOptions,
+    address: Address,
+    options: Omit<FastListenOptions, 'maxConnections' | 'headerTimeoutMs'>,
+    unlink: () => void,
+  ) {
     this.opts = opts;
     this.address = address;
     this.unlink = unlink;
-    const { plan } = opts;
     // The same pump threads as the JS path's native pump: configured once, whoever starts them.
     configureNativePump(opts.addon);
-    this.handle = opts.addon.fastListen(
-      {
-        listenFd: fd,
-        endpoint,
-        expectProxy: plan.expectProxyProtocol,
-        sendProxy: plan.sendProxyProtocol,
-        maxConnections: opts.maxConnections,
-        idleTimeoutMs: plan.idleTimeoutMs,
-        connectTimeoutMs: plan.connectTimeoutMs,
-        headerTimeoutMs: HEADER_WAIT_MS,
-        // Decided at start: a log level changed later applies to new listeners.
-        records: plan.logsEveryConnection(),
-      },
-      (batch) => this.onBatch(batch),
+    this.handle = opts.addon.fastListen({ ...options, maxConnections: opts.maxConnections, headerTimeoutMs: HEADER_WAIT_MS }, (batch) =>
+      this.onBatch(batch),
     );
     this.threadsAccepting = opts.addon.pumpStats().threads;
   }
@@ -143,10 +213,14 @@ export class FastAccept {
     if (batch.accepted > 0) metrics.accepted(batch.accepted);
     this.pumped += batch.accepted;
     const { summed } = batch;
+    const { plan } = this.opts;
     if (summed.count > 0) {
       metrics.closed(summed.bytesIn, summed.bytesOut, summed.durationMs, summed.count);
-      if (summed.count > summed.copied) metrics.pumped('splice', summed.count - summed.copied);
-      if (summed.copied > 0) metrics.pumped('copy', summed.copied);
+      // Pump paths are a pass-through's; the HTTP engine's bytes are all its own.
+      if (plan.kind === 'pass_through') {
+        if (summed.count > summed.copied) metrics.pumped('splice', summed.count - summed.copied);
+        if (summed.copied > 0) metrics.pumped('copy', summed.copied);
+      }
     }
     this.pumped -= summed.count;
     for (let i = 0; i < batch.rejected; i++) {
@@ -158,9 +232,18 @@ export class FastAccept {
         for (const c of batch.closed) this.report(c);
       });
     this.pumped -= batch.closed.length;
+    if (batch.requests.length > 0 && plan.kind === 'http') {
+      const { request } = plan.plan;
+      logBatch(() => {
+        for (const r of batch.requests) request(r, log, () => fastConnId(r.conn));
+      });
+    }
+    if (plan.kind === 'http') for (const sums of batch.routes) plan.plan.routeSums(sums);
     for (const f of batch.fallbacks) {
       this.handedBackOpen++;
-      this.opts.adopt(handedBack(f.fd, f.head), () => this.release());
+      // A connection the HTTP engine served first was counted as accepted then; it is JS's from here.
+      if (f.resumed) this.pumped--;
+      this.opts.adopt(handedBack(f.fd, f.head), () => this.release(), f.resumed ? resumedHandBack(f.resumed) : undefined);
     }
     if (batch.stopped && --this.threadsAccepting === 0) {
       this.stopped = true;
@@ -171,7 +254,10 @@ export class FastAccept {
   }
 
   private report(c: FastClosed): void {
-    const { metrics, plan } = this.opts;
+    const { metrics } = this.opts;
+    // Records are asked for by pass-through plans only (the HTTP engine reports requests instead).
+    if (this.opts.plan.kind !== 'pass_through') return;
+    const { plan } = this.opts.plan;
     metrics.closed(c.bytesIn, c.bytesOut, c.durationMs);
     metrics.pumped(c.copied ? 'copy' : 'splice');
     const error = c.errno !== undefined && c.errorSide !== undefined ? { code: errnoName(c.errno), side: c.errorSide } : undefined;

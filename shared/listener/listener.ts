@@ -3,9 +3,9 @@
  * metrics, and graceful drain: stop accepting, let open connections finish until a deadline,
  * then abort what is left.
  *
- * Pass-through kinds (a handler with a `passThrough` plan) accept on the native fast path when
- * the addon is loaded (./fast-accept.ts); connections it hands back, and every other kind, are
- * accepted here in JS. Both count against the same limit and drain together.
+ * Pass-through kinds (a handler with a `passThrough` plan) and HTTP listeners the native engine
+ * can serve (a `nativeHttp` plan) accept on the native fast path when the addon is loaded
+ * (./fast-accept.ts); connections it hands back, and every other kind, are accepted here in JS. Both count against the same limit and drain together.
  */
 import type net from 'node:net';
 import { logger, type Logger } from '../log/logger.js';
@@ -13,7 +13,7 @@ import { listenerMetrics, type ListenerMetrics } from '../metrics/registry.js';
 import { loadNativeAddon } from '../native/addon.js';
 import { listen, formatAddress, type Address, type Listening } from '../transport/index.js';
 import { nextConnId } from '../util/conn-id.js';
-import { FastAccept, fastPathEnabled } from './fast-accept.js';
+import { FastAccept, fastPathEnabled, type FastPlan, type ResumedHandBack } from './fast-accept.js';
 import type { ConnectionHandler } from './types.js';
 
 export interface ListenerOptions {
@@ -54,7 +54,12 @@ export class Listener {
   }
 
   async start(): Promise<void> {
-    const plan = this.opts.handler.passThrough;
+    const { passThrough, nativeHttp } = this.opts.handler;
+    const plan: FastPlan | undefined = passThrough
+      ? { kind: 'pass_through', plan: passThrough }
+      : nativeHttp
+        ? { kind: 'http', plan: nativeHttp }
+        : undefined;
     const addon = plan && fastPathEnabled() ? loadNativeAddon() : null;
     if (plan && addon) {
       this.fast = await FastAccept.start({
@@ -64,7 +69,7 @@ export class Listener {
         maxConnections: this.opts.maxConnections,
         log: this.log,
         metrics: this.metrics,
-        adopt: (socket, release) => this.accept(socket, release),
+        adopt: (socket, release, resumed) => this.accept(socket, release, resumed),
       });
       if (this.fast) {
         this.log.info({ address: formatAddress(this.fast.address), fast_path: true }, 'listening');
@@ -89,12 +94,15 @@ export class Listener {
     this.accept(socket);
   }
 
-  /** Runs the handler on one connection; `release` (fast path: counted there) when it has ended. */
-  private accept(socket: net.Socket, release?: () => void): void {
-    const id = nextConnId();
+  /**
+   * Runs the handler on one connection; `release` (fast path: counted there) when it has ended.
+   * `resumed`: the native HTTP engine served it first (and counted it as accepted).
+   */
+  private accept(socket: net.Socket, release?: () => void, resumed?: ResumedHandBack): void {
+    const id = resumed?.connId ?? nextConnId();
     const abort = new AbortController();
     const started = Date.now();
-    this.metrics.accepted();
+    if (!resumed) this.metrics.accepted();
     // Errors are reported by the handler's outcome; this only keeps a late one from crashing us.
     socket.on('error', () => {});
     const listenerLog = this.log;
@@ -110,6 +118,7 @@ export class Listener {
         metrics: this.metrics,
         signal: abort.signal,
         established: () => this.metrics.established(Date.now() - started),
+        ...(resumed ? { resumed: resumed.facts } : {}),
       })
       .then(
         (o) => this.metrics.closed(o.bytesIn, o.bytesOut, Date.now() - started),

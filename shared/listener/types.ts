@@ -4,6 +4,7 @@
  */
 import type net from 'node:net';
 import type { Logger } from '../log/logger.js';
+import type { FastHttpOptions, FastRequest, FastRouteSums } from '../native/addon.js';
 import type { ListenerMetrics } from '../metrics/registry.js';
 import type { Address } from '../transport/index.js';
 import type { CloseCause, PumpEnd } from '../pump/types.js';
@@ -18,6 +19,14 @@ export interface ConnectionContext {
   signal: AbortSignal;
   /** Call when the connection is set up and bytes start to flow upstream: records the handshake time. */
   established(): void;
+  /** Set when the native HTTP engine served this connection first and handed it over between requests. */
+  resumed?: ResumedConnection;
+}
+
+/** What the native HTTP engine knew about a connection it handed to JS: its PROXY header is consumed. */
+export interface ResumedConnection {
+  clientAddress: string | undefined;
+  clientPort: number | undefined;
 }
 
 export interface ConnectionOutcome {
@@ -58,9 +67,36 @@ export interface PassThroughPlan {
   closed(connection: ClosedConnection): void;
 }
 
+/** One request, as the access log and route metrics take it (the native engine's records, or the JS path's). */
+export type NativeHttpRequest = Omit<FastRequest, 'conn'>;
+
+/**
+ * An HTTP listener the native engine can serve (plain HTTP/1.1, routes inside the glob subset):
+ * what the addon needs, and where its per-request records go.
+ */
+export interface NativeHttpPlan {
+  /** The engine's options, but for the endpoints (`clusters` says where each cluster index dials) and whether lines are written. */
+  options: Omit<FastHttpOptions, 'endpoints' | 'requestRecords'>;
+  /** The level of the access lines: when the listener's logger is above it, requests are only summed per route. */
+  accessLevel: 'info' | 'debug';
+  /** Per cluster index, its first endpoint. */
+  clusters: Address[];
+  expectProxyProtocol: boolean;
+  connectTimeoutMs: number;
+  /**
+   * The access line and route metrics of one natively served request. `log` is the listener's
+   * logger; the line goes to a child with the connection's `conn_id`, made only when it is written.
+   */
+  request(r: NativeHttpRequest, log: Logger, connId: () => string): void;
+  /** Requests summed per route (no request lines): the route metrics only. */
+  routeSums(sums: FastRouteSums): void;
+}
+
 /** Handles one accepted connection; resolves when it is completely closed. Must not reject. */
 export interface ConnectionHandler {
   (socket: net.Socket, ctx: ConnectionContext): Promise<ConnectionOutcome>;
   /** Set by kinds whose connections the native fast path can run (TCP pass-through). */
   passThrough?: PassThroughPlan;
+  /** Set by HTTP listeners the native HTTP engine can serve. */
+  nativeHttp?: NativeHttpPlan;
 }

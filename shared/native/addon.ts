@@ -126,6 +126,10 @@ export interface NativeAddon {
   fastRelease(handle: number): void;
   /** After the stop and the last connection: no batch follows. */
   fastClose(handle: number): void;
+  /** Why a route glob is outside what the native HTTP engine matches exactly ('' when inside). */
+  httpGlobProblem(pattern: string, host: boolean): string;
+  /** Whether the native HTTP engine's matcher matches `subject` against `pattern` (tests hold it equal to minimatch). */
+  httpGlobMatch(pattern: string, host: boolean, subject: string): boolean;
 }
 
 /** Where a fast-path listener dials: the cluster's first endpoint, as a socket address. */
@@ -134,10 +138,41 @@ export type FastEndpoint =
   | { family: 'unix'; path: string }
   | { family: 'vsock'; cid: number; port: number };
 
+/** The native HTTP/1.1 engine of an `http` listener (native/src/http/http_session.h). */
+export interface FastHttpOptions {
+  /** Routes in order; `cluster` indexes `endpoints`; every glob inside the native subset (glob.h). */
+  routes: { name: string; cluster: number; hosts: readonly string[]; paths: readonly string[] }[];
+  defaultCluster?: number;
+  /** Per cluster, its first endpoint. */
+  endpoints: FastEndpoint[];
+  /** Paths the listener answers itself (in JS): a request for one is handed back. */
+  localPaths: string[];
+  maxHeaderBytes: number;
+  maxHeaders: number;
+  headTimeoutMs: number;
+  idleTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  upstreamIdleMs: number;
+  /** The JS path's 408 answer, written as it is when a head is too slow. */
+  timeoutAnswer: Buffer;
+  /** The JS path's 400, written when a chunked request body's framing fails after it was forwarded in part. */
+  badRequestAnswer: Buffer;
+  /** true: one record per request (someone writes request lines); false: per-route sums in `routes`. */
+  requestRecords: boolean;
+  /** The route latency histogram's bounds, seconds (proxy-inner/http-ingress/metrics.ts). */
+  bucketsSeconds: readonly number[];
+  /** Reason phrases by status (Node's http.STATUS_CODES). */
+  reasons: Record<number, string | undefined>;
+  proto: 'http' | 'https';
+}
+
 export interface FastListenOptions {
   /** A listening, non-blocking socket; the fast path owns it from the call on. */
   listenFd: number;
-  endpoint: FastEndpoint;
+  /** Pass-through listeners: where to dial. */
+  endpoint?: FastEndpoint;
+  /** HTTP listeners: the engine's configuration (then `endpoint` is unused). */
+  http?: FastHttpOptions;
   expectProxy: boolean;
   sendProxy: boolean;
   /** 0: no limit. */
@@ -167,6 +202,31 @@ export interface FastClosed {
 export interface FastFallback {
   fd: number;
   head: Buffer;
+  /** Handed back by the HTTP engine at a request boundary, after its PROXY header and `served` requests. */
+  resumed?: FastResumed;
+}
+
+export interface FastResumed {
+  /** The native connection number (conn_id of its access lines). */
+  conn: number;
+  clientAddress?: string;
+  clientPort?: number;
+  served: number;
+}
+
+/** One request the HTTP engine served: the access line's and the route metrics' facts. */
+export interface FastRequest {
+  conn: number;
+  method: string;
+  host: string;
+  path: string;
+  route: string;
+  status: number;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+  client?: string;
+  error?: string;
 }
 
 export interface FastBatch {
@@ -183,6 +243,19 @@ export interface FastBatch {
   stopped: boolean;
   closed: FastClosed[];
   fallbacks: FastFallback[];
+  /** HTTP listeners: the requests served natively since the last batch (requestRecords). */
+  requests: FastRequest[];
+  /** HTTP listeners without request records: the requests since the last batch, summed per route. */
+  routes: FastRouteSums[];
+}
+
+/** Requests of one route summed: by status class (hundreds digit), per histogram bucket (not cumulative, +Inf last). */
+export interface FastRouteSums {
+  route: string;
+  byClass: number[];
+  perBucket: number[];
+  sumSeconds: number;
+  count: number;
 }
 
 export type NativeAddonStatus =
@@ -243,6 +316,8 @@ function typed(raw: RawAddon, addonPath: string): NativeAddon {
     fastAbortAll: (handle) => rethrowTyped(() => raw.fastAbortAll(handle)),
     fastRelease: (handle) => rethrowTyped(() => raw.fastRelease(handle)),
     fastClose: (handle) => rethrowTyped(() => raw.fastClose(handle)),
+    httpGlobProblem: (pattern, host) => rethrowTyped(() => raw.httpGlobProblem(pattern, host)),
+    httpGlobMatch: (pattern, host, subject) => rethrowTyped(() => raw.httpGlobMatch(pattern, host, subject)),
   };
 }
 

@@ -7,6 +7,11 @@ import { randomBytes } from 'node:crypto';
 const boot = randomBytes(3).toString('hex');
 let counter = 0;
 
+/** The id of a connection the native fast path numbered (`conn` in its records): the same for every record of it. */
+export function fastConnId(conn: number): string {
+  return `${boot}-n${conn - 2 ** 52}`;
+}
+
 export function nextConnId(): string {
   counter += 1;
   return `${boot}-${counter}`;

@@ -7,8 +7,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
+
+#include "http/http_session.h"
 
 namespace enclaver {
 
@@ -58,7 +62,7 @@ class Dial : public ReactorTask {
 
   void Begin(PumpContext& ctx) {
     if (state_ == State::kReadingHeader) ReadHeader(ctx);
-    else Connect(ctx);
+    else Proceed(ctx);
   }
 
   void OnEvents(int slot, uint32_t events, PumpContext& ctx) override {
@@ -136,9 +140,15 @@ class Dial : public ReactorTask {
           down_watched_ = false;
           state_ = State::kConnecting;
           deadline_ms_ = ctx.now_ms + acceptor_.config().connect_timeout_ms;
-          return Connect(ctx);
+          return Proceed(ctx);
       }
     }
+  }
+
+  // After the PROXY header (or at once): an http listener serves the connection, the others dial.
+  void Proceed(PumpContext& ctx) {
+    if (acceptor_.config().http) return acceptor_.Serve(*this, ctx);
+    Connect(ctx);
   }
 
   void Connect(PumpContext& ctx) {
@@ -278,10 +288,14 @@ void Acceptor::AbortAll(PumpContext& ctx) {
   std::vector<uint64_t> ids;
   for (auto& entry : sessions_) ids.push_back(entry.first);
   for (uint64_t id : ids) reactor_.AbortNow(id, ctx);  // each reports through OnConnectionEnd
+  std::vector<HttpSession*> sessions;
+  for (auto& entry : http_sessions_) sessions.push_back(entry.first);
+  for (HttpSession* s : sessions) s->Abort(ctx);  // each reports through SessionEnded
 }
 
 void Acceptor::Remove(PumpContext& ctx) {
   StopAccepting(ctx);
+  PruneUpstreams(INT64_MAX);
   Flush();  // the last batch, if any
   reactor_.Unhook(this);
 }
@@ -376,6 +390,117 @@ void Acceptor::HandBack(Dial& dial, PumpContext& ctx) {
   Retire(dial);
 }
 
+void Acceptor::Serve(Dial& dial, PumpContext& ctx) {
+  dial.Unwatch(ctx);
+  HttpClient client;
+  const sockaddr_storage& source = dial.header_read() && dial.header().has_addresses ? dial.header().source : dial.peer();
+  client.label = DescribeIpEndpoint(source);
+  if (!client.label.empty()) {
+    // "1.2.3.4:5" / "[::1]:5" → address and port, as the JS path keeps them.
+    size_t colon = client.label.rfind(':');
+    client.port = std::atoi(client.label.c_str() + colon + 1);
+    client.address = client.label[0] == '[' ? client.label.substr(1, colon - 2) : client.label.substr(0, colon);
+  }
+  std::string read = dial.TakeRead();
+  uint64_t id = next_fast_id.fetch_add(1, std::memory_order_relaxed);
+  auto owned = std::make_unique<HttpSession>(*this, *listener_->config().http, dial.TakeDownstream(), std::move(client), id, ctx.now_ms);
+  HttpSession* session = owned.get();
+  http_sessions_.emplace(session, std::move(owned));
+  batch_->accepted++;
+  Retire(dial);
+  session->Begin(ctx, read.substr(dial.header_length()));
+}
+
+void Acceptor::RecordRequest(HttpRequestRecord record) { batch_->requests.push_back(std::move(record)); }
+
+void Acceptor::CountRequest(const std::string& route, int status, double duration_ms) {
+  const std::vector<double>& bounds = listener_->config().http->buckets_seconds;
+  RouteAggregate* a = nullptr;
+  for (RouteAggregate& r : batch_->routes) {
+    if (r.route == route) a = &r;
+  }
+  if (a == nullptr) {
+    batch_->routes.emplace_back();
+    a = &batch_->routes.back();
+    a->route = route;
+    a->per_bucket.assign(bounds.size() + 1, 0);
+  }
+  // As observe() in proxy-inner/http-ingress/metrics.ts: class by hundreds digit, first bound >= value.
+  a->by_class[std::min(9, std::max(0, status / 100))]++;
+  double seconds = duration_ms / 1000;
+  size_t bucket = 0;
+  while (bucket < bounds.size() && seconds > bounds[bucket]) bucket++;
+  a->per_bucket[bucket]++;
+  a->sum_seconds += seconds;
+  a->count++;
+}
+
+void Acceptor::SessionHandedBack(HttpSession& session, FallbackRecord record, uint64_t bytes_in, uint64_t bytes_out, PumpContext& ctx) {
+  // Counted against max_connections until JS releases it; its bytes so far are JS's to sum.
+  batch_->fallbacks.push_back(std::move(record));
+  RetireSession(session);
+}
+
+void Acceptor::SessionEnded(HttpSession& session, uint64_t bytes_in, uint64_t bytes_out, int64_t duration_ms) {
+  ClosedSummary& s = batch_->summed;
+  s.count++;
+  s.bytes_in += bytes_in;
+  s.bytes_out += bytes_out;
+  s.duration_ms += duration_ms;
+  s.copied++;  // nothing is spliced: every byte went through the engine
+  listener_->Release();
+  RetireSession(session);
+}
+
+void Acceptor::RetireSession(HttpSession& session) {
+  auto it = http_sessions_.find(&session);
+  if (it == http_sessions_.end()) return;
+  retired_.push_back(std::move(it->second));
+  http_sessions_.erase(it);
+}
+
+int Acceptor::TakeUpstream(int endpoint, int64_t now_ms) {
+  if (endpoint < 0 || static_cast<size_t>(endpoint) >= idle_upstreams_.size()) return -1;
+  std::vector<IdleUpstream>& idle = idle_upstreams_[static_cast<size_t>(endpoint)];
+  while (!idle.empty()) {
+    IdleUpstream u = idle.back();
+    idle.pop_back();
+    char c;
+    ssize_t n = recv(u.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    bool still_idle = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    if (still_idle && now_ms - u.since_ms < listener_->config().http->upstream_idle_ms) return u.fd;
+    close(u.fd);  // closed by the app, or idle too long
+  }
+  return -1;
+}
+
+void Acceptor::GiveUpstream(int endpoint, int fd, int64_t now_ms) {
+  // Enough for the sessions of one thread; beyond it a connection is cheaper closed than kept.
+  constexpr size_t kMaxIdlePerEndpoint = 64;
+  if (endpoint < 0) {
+    close(fd);
+    return;
+  }
+  if (idle_upstreams_.size() <= static_cast<size_t>(endpoint)) idle_upstreams_.resize(static_cast<size_t>(endpoint) + 1);
+  std::vector<IdleUpstream>& idle = idle_upstreams_[static_cast<size_t>(endpoint)];
+  if (idle.size() >= kMaxIdlePerEndpoint) {
+    close(fd);
+    return;
+  }
+  idle.push_back(IdleUpstream{fd, now_ms});
+}
+
+void Acceptor::PruneUpstreams(int64_t now_ms) {
+  if (!listener_->config().http) return;
+  int64_t limit = listener_->config().http->upstream_idle_ms;
+  for (std::vector<IdleUpstream>& idle : idle_upstreams_) {
+    // Oldest first: the front ages out first.
+    size_t keep = 0;
+    while (keep < idle.size() && (now_ms == INT64_MAX || now_ms - idle[keep].since_ms >= limit)) close(idle[keep++].fd);
+    idle.erase(idle.begin(), idle.begin() + static_cast<long>(keep));
+  }
+}
+
 void Acceptor::Retire(Dial& dial) {
   auto it = dials_.find(&dial);
   if (it == dials_.end()) return;
@@ -421,6 +546,17 @@ bool Acceptor::AfterEvents(PumpContext& ctx) {
     std::vector<Dial*> dials;
     for (auto& entry : dials_) dials.push_back(entry.first);
     for (Dial* d : dials) d->CheckDeadline(ctx);
+  }
+  // Sessions' deadlines have 100 ms resolution: a check costs a walk over every session.
+  if (!http_sessions_.empty() && ctx.now_ms - sessions_checked_ms_ >= 100) {
+    sessions_checked_ms_ = ctx.now_ms;
+    std::vector<HttpSession*> sessions;
+    for (auto& entry : http_sessions_) sessions.push_back(entry.first);
+    for (HttpSession* s : sessions) s->CheckDeadline(ctx);
+  }
+  if (ctx.now_ms - upstreams_pruned_ms_ >= 1000) {
+    upstreams_pruned_ms_ = ctx.now_ms;
+    PruneUpstreams(ctx.now_ms);
   }
   retired_.clear();
   if (batch_->empty()) return false;

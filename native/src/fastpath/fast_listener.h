@@ -4,17 +4,22 @@
 // of events on a pump thread): how many started, each one that ended (bytes, duration, how it
 // ended) and the connections handed back to it.
 //
+// An `http` listener (FastListenerConfig::http set) runs the native HTTP/1.1 engine instead of
+// dialling and pumping: after the PROXY header each connection becomes an HttpSession
+// (http/http_session.h) on this thread, which reports one record per request and hands
+// connections back at a request boundary (FallbackRecord::resumed).
+//
 // Handing back ("fallback") is how every unusual case keeps its JavaScript behaviour: a refused
 // or timed-out dial, a PROXY header the parser does not accept in full, a slow header. The
 // accepted fd and every byte read from it go to JS, which runs the ordinary handler on them
 // (it retries the cluster's endpoints, holds, logs, refuses, exactly as without the fast path).
 //
 // Invariants:
-//  - an fd belongs to exactly one of: a Dial (until it becomes a Connection or is handed back),
-//    a Connection (owned by the reactor), a FallbackRecord (until JS adopts it, or the batch is
+//  - an fd belongs to exactly one of: a Dial (until it becomes a Connection or an HttpSession,
+//    or is handed back), a Connection (owned by the reactor), an HttpSession, a FallbackRecord (until JS adopts it, or the batch is
 //    dropped, which closes it);
 //  - FastListener::active_ counts every connection from accept until JS releases it (fallbacks)
-//    or its Connection ends; max_connections is checked against it before anything else happens;
+//    or its Connection or HttpSession ends; max_connections is checked against it before anything else happens;
 //  - all Acceptor and Dial state is touched only on its reactor thread; the listener's shared
 //    state is atomics, and the delivery function, which a mutex guards against its closing.
 #pragma once
@@ -37,6 +42,9 @@
 
 namespace enclaver {
 
+struct HttpConfig;
+class HttpSession;
+
 struct FastEndpoint {
   sockaddr_storage address{};
   socklen_t length = 0;
@@ -55,6 +63,8 @@ struct FastListenerConfig {
   // false: connections that ended without an error are only summed (nobody logs them one by
   // one: no access log, log level above debug); records are kept for errors.
   bool records = true;
+  // Set: the listener speaks HTTP/1.1 natively (http/http_session.h); `endpoint` is unused.
+  std::shared_ptr<const HttpConfig> http;
 };
 
 struct ClosedRecord {
@@ -71,6 +81,34 @@ struct ClosedRecord {
 struct FallbackRecord {
   int fd = -1;
   std::string head;  // bytes already read from the client, in order
+  // An HttpSession's hand-back, at a request boundary: the PROXY header (if any) was consumed and
+  // these are the client facts it gave; `served` requests were answered natively before.
+  bool resumed = false;
+  uint64_t conn = 0;
+  std::string client_address;
+  int client_port = 0;
+  uint32_t served = 0;
+};
+
+// One request served by an HttpSession: what the JS path's access line and route metrics need.
+struct HttpRequestRecord {
+  uint64_t conn = 0;
+  std::string method, host, path, route;
+  int status = 0;
+  uint64_t bytes_in = 0, bytes_out = 0;
+  double duration_ms = 0;
+  std::string client;  // "ip:port", empty when not IP
+  std::string error;  // empty: none
+};
+
+// Requests of one route summed, for listeners whose request lines nobody writes (the access-log
+// level is off): what the route metrics need, without one JS object per request.
+struct RouteAggregate {
+  std::string route;
+  uint32_t by_class[10] = {};  // by status class (hundreds digit)
+  std::vector<uint32_t> per_bucket;  // not cumulative; the last slot is above the largest bound
+  double sum_seconds = 0;
+  uint32_t count = 0;
 };
 
 // Connections that ended cleanly, summed (FastListenerConfig::records false).
@@ -91,8 +129,13 @@ struct FastBatch {
   bool stopped = false;
   std::vector<ClosedRecord> closed;
   std::vector<FallbackRecord> fallbacks;
-  size_t size() const { return accepted + summed.count + closed.size(); }
-  bool empty() const { return accepted == 0 && rejected == 0 && summed.count == 0 && !stopped && closed.empty() && fallbacks.empty(); }
+  std::vector<HttpRequestRecord> requests;
+  std::vector<RouteAggregate> routes;
+  size_t size() const { return accepted + summed.count + closed.size() + requests.size() + routes.size(); }
+  bool empty() const {
+    return accepted == 0 && rejected == 0 && summed.count == 0 && !stopped && closed.empty() && fallbacks.empty() && requests.empty() &&
+           routes.empty();
+  }
   ~FastBatch();  // closes fallback fds nobody took
 };
 
@@ -144,7 +187,19 @@ class Acceptor : public ReactorTask {
   // From a Dial (same thread): its connection is set up, or must go to JS.
   void Pump(Dial& dial, PumpContext& ctx);
   void HandBack(Dial& dial, PumpContext& ctx);
+  // From a Dial of an http listener: the connection becomes an HttpSession.
+  void Serve(Dial& dial, PumpContext& ctx);
   const FastListenerConfig& config() const { return listener_->config(); }
+
+  // From an HttpSession (same thread).
+  void RecordRequest(HttpRequestRecord record);
+  // A request only the route metrics hear about (HttpConfig::request_records false).
+  void CountRequest(const std::string& route, int status, double duration_ms);
+  void SessionHandedBack(HttpSession& session, FallbackRecord record, uint64_t bytes_in, uint64_t bytes_out, PumpContext& ctx);
+  void SessionEnded(HttpSession& session, uint64_t bytes_in, uint64_t bytes_out, int64_t duration_ms);
+  // This thread's idle app connections, per endpoint: an fd still idle, or -1.
+  int TakeUpstream(int endpoint, int64_t now_ms);
+  void GiveUpstream(int endpoint, int fd, int64_t now_ms);
 
  private:
   struct Session {
@@ -158,6 +213,8 @@ class Acceptor : public ReactorTask {
   void AcceptSome(PumpContext& ctx);
   void Watch(bool on);
   void Retire(Dial& dial);
+  void RetireSession(HttpSession& session);
+  void PruneUpstreams(int64_t now_ms);
   void Flush();
 
   std::shared_ptr<FastListener> listener_;
@@ -167,7 +224,15 @@ class Acceptor : public ReactorTask {
   bool accepting_ = false;
   int64_t paused_until_ms_ = 0;  // accept failed for want of fds or memory: retry after this
   std::unordered_map<Dial*, std::unique_ptr<Dial>> dials_;
-  std::vector<std::unique_ptr<Dial>> retired_;  // freed after the current batch of events
+  std::unordered_map<HttpSession*, std::unique_ptr<HttpSession>> http_sessions_;
+  std::vector<std::unique_ptr<ReactorTask>> retired_;  // freed after the current batch of events
+  struct IdleUpstream {
+    int fd;
+    int64_t since_ms;
+  };
+  std::vector<std::vector<IdleUpstream>> idle_upstreams_;  // per endpoint, most recent last
+  int64_t sessions_checked_ms_ = 0;
+  int64_t upstreams_pruned_ms_ = 0;
   std::unordered_map<uint64_t, Session> sessions_;
   std::unique_ptr<FastBatch> batch_;
   int64_t batch_started_ms_ = -1;  // when the batch got its first record

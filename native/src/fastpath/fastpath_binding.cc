@@ -19,6 +19,7 @@
 #include "exports.h"
 #include "fastpath/fast_listener.h"
 #include "fd.h"
+#include "http/http_session.h"
 #include "pump/pump_binding.h"
 #include "syscall_error.h"
 
@@ -86,10 +87,54 @@ void Delivery::CallJs(Napi::Env env, Napi::Function callback, Delivery*, FastBat
     FallbackRecord& r = batch->fallbacks[i];
     Napi::Object o = Napi::Object::New(env);
     o.Set("head", Napi::Buffer<char>::Copy(env, r.head.data(), r.head.size()));
+    if (r.resumed) {
+      Napi::Object resumed = Napi::Object::New(env);
+      resumed.Set("conn", Napi::Number::New(env, static_cast<double>(r.conn)));
+      if (!r.client_address.empty()) {
+        resumed.Set("clientAddress", Napi::String::New(env, r.client_address));
+        resumed.Set("clientPort", Napi::Number::New(env, r.client_port));
+      }
+      resumed.Set("served", Napi::Number::New(env, r.served));
+      o.Set("resumed", resumed);
+    }
     o.Set("fd", Napi::Number::New(env, std::exchange(r.fd, -1)));  // JS owns it from here
     fallbacks.Set(i, o);
   }
   out.Set("fallbacks", fallbacks);
+  Napi::Array requests = Napi::Array::New(env, batch->requests.size());
+  for (size_t i = 0; i < batch->requests.size(); i++) {
+    const HttpRequestRecord& r = batch->requests[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("conn", Napi::Number::New(env, static_cast<double>(r.conn)));
+    o.Set("method", Napi::String::New(env, r.method));
+    o.Set("host", Napi::String::New(env, r.host));
+    o.Set("path", Napi::String::New(env, r.path));
+    o.Set("route", Napi::String::New(env, r.route));
+    o.Set("status", Napi::Number::New(env, r.status));
+    o.Set("bytesIn", Napi::Number::New(env, static_cast<double>(r.bytes_in)));
+    o.Set("bytesOut", Napi::Number::New(env, static_cast<double>(r.bytes_out)));
+    o.Set("durationMs", Napi::Number::New(env, r.duration_ms));
+    if (!r.client.empty()) o.Set("client", Napi::String::New(env, r.client));
+    if (!r.error.empty()) o.Set("error", Napi::String::New(env, r.error));
+    requests.Set(i, o);
+  }
+  out.Set("requests", requests);
+  Napi::Array routes = Napi::Array::New(env, batch->routes.size());
+  for (size_t i = 0; i < batch->routes.size(); i++) {
+    const RouteAggregate& a = batch->routes[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("route", Napi::String::New(env, a.route));
+    Napi::Array by_class = Napi::Array::New(env, 10);
+    for (uint32_t c = 0; c < 10; c++) by_class.Set(c, Napi::Number::New(env, a.by_class[c]));
+    o.Set("byClass", by_class);
+    Napi::Array per_bucket = Napi::Array::New(env, a.per_bucket.size());
+    for (size_t b = 0; b < a.per_bucket.size(); b++) per_bucket.Set(b, Napi::Number::New(env, a.per_bucket[b]));
+    o.Set("perBucket", per_bucket);
+    o.Set("sumSeconds", Napi::Number::New(env, a.sum_seconds));
+    o.Set("count", Napi::Number::New(env, a.count));
+    routes.Set(i, o);
+  }
+  out.Set("routes", routes);
   // An exception from the callback propagates as uncaught: it is the caller's bug.
   callback.Call({out});
 }
@@ -184,6 +229,92 @@ FastEndpoint EndpointOption(Napi::Env env, Napi::Value value) {
   return e;
 }
 
+std::string StringOption(Napi::Object o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsBuffer()) {
+    Napi::Buffer<char> b = v.As<Napi::Buffer<char>>();
+    return std::string(b.Data(), b.Length());
+  }
+  return v.IsUndefined() ? std::string() : v.ToString().Utf8Value();
+}
+
+std::vector<std::string> StringsOption(Napi::Env env, Napi::Value v, const char* what) {
+  std::vector<std::string> out;
+  if (v.IsUndefined()) return out;
+  if (!v.IsArray()) ThrowArgumentError(env, (std::string("fastListen: ") + what + " must be an array").c_str());
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(a.Get(i).ToString().Utf8Value());
+  return out;
+}
+
+int ClusterIndex(Napi::Env env, Napi::Value v, size_t clusters) {
+  uint32_t i = v.ToNumber().Uint32Value();
+  if (i >= clusters) ThrowArgumentError(env, "fastListen: http route cluster index out of range");
+  return static_cast<int>(i);
+}
+
+// The `http` option: routes (already proven inside the glob subset by JS), endpoints, limits and
+// the texts of the answers the engine writes itself.
+std::shared_ptr<const HttpConfig> HttpOption(Napi::Env env, Napi::Value value) {
+  if (!value.IsObject()) ThrowArgumentError(env, "fastListen: http must be an object");
+  Napi::Object o = value.As<Napi::Object>();
+  auto config = std::make_shared<HttpConfig>();
+  Napi::Value endpoints = o.Get("endpoints");
+  if (!endpoints.IsArray()) ThrowArgumentError(env, "fastListen: http.endpoints must be an array");
+  Napi::Array ea = endpoints.As<Napi::Array>();
+  for (uint32_t i = 0; i < ea.Length(); i++) config->endpoints.push_back(EndpointOption(env, ea.Get(i)));
+  Napi::Value routes = o.Get("routes");
+  if (!routes.IsArray()) ThrowArgumentError(env, "fastListen: http.routes must be an array");
+  Napi::Array ra = routes.As<Napi::Array>();
+  for (uint32_t i = 0; i < ra.Length(); i++) {
+    Napi::Object r = ra.Get(i).As<Napi::Object>();
+    NativeRoute route;
+    route.name = r.Get("name").ToString().Utf8Value();
+    route.cluster = ClusterIndex(env, r.Get("cluster"), config->endpoints.size());
+    for (const std::string& g : StringsOption(env, r.Get("hosts"), "http route hosts")) {
+      if (!GlobSubsetProblem(g, true).empty()) ThrowArgumentError(env, "fastListen: a host glob outside the native subset");
+      route.hosts.emplace_back(g, true);
+    }
+    for (const std::string& g : StringsOption(env, r.Get("paths"), "http route paths")) {
+      if (!GlobSubsetProblem(g, false).empty()) ThrowArgumentError(env, "fastListen: a path glob outside the native subset");
+      route.paths.emplace_back(g, false);
+    }
+    config->routes.routes.push_back(std::move(route));
+  }
+  Napi::Value fallback = o.Get("defaultCluster");
+  if (!fallback.IsUndefined()) {
+    config->routes.has_default = true;
+    config->routes.default_cluster = ClusterIndex(env, fallback, config->endpoints.size());
+  }
+  config->local_paths = StringsOption(env, o.Get("localPaths"), "http.localPaths");
+  config->max_header_bytes = static_cast<size_t>(MsOption(o, "maxHeaderBytes", 16384));
+  config->max_headers = static_cast<size_t>(MsOption(o, "maxHeaders", 100));
+  config->head_timeout_ms = MsOption(o, "headTimeoutMs", 15000);
+  config->idle_timeout_ms = MsOption(o, "idleTimeoutMs", 0);
+  config->keep_alive_timeout_ms = MsOption(o, "keepAliveTimeoutMs", 5000);
+  config->upstream_idle_ms = MsOption(o, "upstreamIdleMs", 4000);
+  config->timeout_answer = StringOption(o, "timeoutAnswer");
+  config->bad_request_answer = StringOption(o, "badRequestAnswer");
+  config->request_records = o.Get("requestRecords").ToBoolean().Value();
+  Napi::Value buckets = o.Get("bucketsSeconds");
+  if (buckets.IsArray()) {
+    Napi::Array ba = buckets.As<Napi::Array>();
+    for (uint32_t i = 0; i < ba.Length(); i++) config->buckets_seconds.push_back(ba.Get(i).ToNumber().DoubleValue());
+  }
+  config->proto = StringOption(o, "proto");
+  Napi::Value reasons = o.Get("reasons");
+  if (reasons.IsObject()) {
+    config->reasons.resize(600);
+    Napi::Object ro = reasons.As<Napi::Object>();
+    Napi::Array keys = ro.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); i++) {
+      uint32_t code = keys.Get(i).ToNumber().Uint32Value();
+      if (code < 600) config->reasons[code] = ro.Get(keys.Get(i)).ToString().Utf8Value();
+    }
+  }
+  return config;
+}
+
 // fastListen({listenFd, endpoint, expectProxy, sendProxy, maxConnections, idleTimeoutMs,
 // connectTimeoutMs, headerTimeoutMs}, onBatch) → handle. The listening fd is the listener's from
 // the call on (closed on failure too), except after a TypeError.
@@ -196,7 +327,8 @@ Napi::Value FastListen(const Napi::CallbackInfo& info) {
   if (!fd.IsNumber() || fd.As<Napi::Number>().Int32Value() < 0) {
     ThrowArgumentError(env, "fastListen: listenFd must be a non-negative integer");
   }
-  config.endpoint = EndpointOption(env, o.Get("endpoint"));
+  if (!o.Get("http").IsUndefined()) config.http = HttpOption(env, o.Get("http"));
+  else config.endpoint = EndpointOption(env, o.Get("endpoint"));
   config.expect_proxy = o.Get("expectProxy").ToBoolean().Value();
   config.send_proxy = o.Get("sendProxy").ToBoolean().Value();
   config.max_connections = MsOption(o, "maxConnections", 0);
@@ -345,6 +477,18 @@ Napi::Value FastBindUnix(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// httpGlobProblem(pattern, host) → '' or why the native matcher cannot take it (glob.h).
+Napi::Value HttpGlobProblem(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), GlobSubsetProblem(info[0].ToString().Utf8Value(), info[1].ToBoolean().Value()));
+}
+
+// httpGlobMatch(pattern, host, subject) → whether the native matcher matches (for the property
+// test that holds it equal to minimatch).
+Napi::Value HttpGlobMatch(const Napi::CallbackInfo& info) {
+  Glob glob(info[0].ToString().Utf8Value(), info[1].ToBoolean().Value());
+  return Napi::Boolean::New(info.Env(), glob.Match(info[2].ToString().Utf8Value()));
+}
+
 }  // namespace
 
 void RegisterFastPathFunctions(Napi::Env env, Napi::Object exports) {
@@ -356,6 +500,8 @@ void RegisterFastPathFunctions(Napi::Env env, Napi::Object exports) {
       {"fastAbortAll", FastAbortAll},
       {"fastRelease", FastRelease},
       {"fastClose", FastClose},
+      {"httpGlobProblem", HttpGlobProblem},
+      {"httpGlobMatch", HttpGlobMatch},
   });
 }
 
