@@ -51,6 +51,8 @@ Options:
                        machine, whose new-conn p99 is mostly queueing; 1: one fresh connection
                        at a time, the latency one SDK request on a new tunnel sees)
   --http-warmup S      seconds of load per http path before measuring (default 10, quick 5)
+  --baseline-tree DIR  also run pair-native-base: the pair of another built checkout (main's,
+                       say), for before/after ratios in one invocation
   --pipe-sizes a,b     also measure pair-native bulk throughput with these pipe sizes (bytes)
   --json FILE          write the results as JSON
   --svg FILE           where to write the chart (default benchmarks/results/bench.svg)
@@ -81,6 +83,7 @@ interface Settings {
   only: string[] | null;
   workloads: Set<Workload>;
   pipeSizes: number[];
+  baselineTree: string | undefined;
   httpConnections: number;
   httpWarmup: number;
   json: string | undefined;
@@ -107,6 +110,7 @@ function parseSettings(argv: string[]): Settings | null {
       only: { type: 'string' },
       workloads: { type: 'string' },
       'pipe-sizes': { type: 'string' },
+      'baseline-tree': { type: 'string' },
       'http-connections': { type: 'string' },
       'conn-concurrency': { type: 'string' },
       'http-warmup': { type: 'string' },
@@ -129,6 +133,7 @@ function parseSettings(argv: string[]): Settings | null {
     only: values.only ? values.only.split(',').map((s) => s.trim()) : null,
     workloads: parseWorkloads(values.workloads),
     pipeSizes: values['pipe-sizes'] ? values['pipe-sizes'].split(',').map((s) => positive(s.trim(), 'pipe-sizes', 0)) : [],
+    baselineTree: values['baseline-tree'] === undefined ? undefined : path.resolve(values['baseline-tree']),
     httpConnections: positive(values['http-connections'], 'http-connections', 32),
     httpWarmup: positive(values['http-warmup'], 'http-warmup', quick ? 5 : 10, true),
     json: values.json,
@@ -325,7 +330,10 @@ async function main(argv: string[]): Promise<number> {
     ];
     const definitions: PathDefinition[] = [directPath, pairPath({ native: true }), pairPath({ native: false }), socatPath, haproxyPath]
       .filter((d) => tcpWorkloads && (!s.only || s.only.includes(d.name)))
-      .concat(optIn.filter((d) => tcpWorkloads && s.only?.includes(d.name)));
+      .concat(optIn.filter((d) => tcpWorkloads && s.only?.includes(d.name)))
+      .concat(
+        tcpWorkloads && s.baselineTree !== undefined ? [pairPath({ native: true, tree: s.baselineTree, name: 'pair-native-base' })] : [],
+      );
     const running: RunningPath[] = [];
     for (const d of definitions) {
       const reason = d.unavailable();

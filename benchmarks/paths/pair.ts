@@ -4,7 +4,8 @@
  * sockets). Each server gets an outer ingress listener → vsock → inner listener → server.
  * pair-js runs the same binary with ENCLAVER_NATIVE=0. Opt-in variants (named in --only):
  * pair-native-js-accept (ENCLAVER_FASTPATH=0: native pump, listeners accept in JS) and
- * pair-native-2threads (ENCLAVER_PUMP_THREADS=2).
+ * pair-native-2threads (ENCLAVER_PUMP_THREADS=2). With `--baseline-tree DIR` (another checkout,
+ * built) `pair-native-base` runs that tree's CLI the same way: before/after in one invocation.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -40,6 +41,8 @@ export interface PairPathOptions {
   /** ENCLAVER_PUMP_THREADS. */
   threads?: number;
   name?: string;
+  /** Root of another built checkout whose CLI and addon to run instead of this tree's. */
+  tree?: string;
 }
 
 function pairConfig(targets: Targets, entry: { echo: number; bulk: number | undefined }) {
@@ -61,9 +64,11 @@ function pairConfig(targets: Targets, entry: { echo: number; bulk: number | unde
 
 export function pairPath(opts: PairPathOptions): PathDefinition {
   const name = opts.name ?? (opts.native ? 'pair-native' : 'pair-js');
+  const cli = opts.tree === undefined ? CLI : path.join(opts.tree, 'dist', 'bin', 'enclaver-proxy.js');
+  const addon = opts.tree === undefined ? ADDON : path.join(opts.tree, 'native', 'build', 'Release', 'enclaver_native.node');
   return {
     name,
-    unavailable: () => (opts.native && !fs.existsSync(ADDON) ? `the native addon is not built (${ADDON})` : null),
+    unavailable: () => (opts.native && !fs.existsSync(addon) ? `the native addon is not built (${addon})` : null),
     async start(targets, ctx): Promise<RunningPath> {
       const entry = { echo: await freePort(), bulk: targets.bulkPort !== undefined ? await freePort() : undefined };
       const configFile = path.join(ctx.workDir, `${name}.yaml`);
@@ -72,7 +77,7 @@ export function pairPath(opts: PairPathOptions): PathDefinition {
       if (opts.pipeSize) env.ENCLAVER_PUMP_PIPE_SIZE = String(opts.pipeSize);
       if (opts.fastPath === false) env.ENCLAVER_FASTPATH = '0';
       if (opts.threads) env.ENCLAVER_PUMP_THREADS = String(opts.threads);
-      const outer = start(name, process.execPath, [CLI, '--config', configFile], { env, nofile: ctx.nofile });
+      const outer = start(name, process.execPath, [cli, '--config', configFile], { env, nofile: ctx.nofile });
       try {
         await Promise.race([waitForEcho(entry.echo, name), anyExit([outer])]);
       } catch (err) {

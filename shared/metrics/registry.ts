@@ -24,7 +24,10 @@ let processMetrics = false;
 export function registerProcessMetrics(): void {
   if (processMetrics) return;
   processMetrics = true;
-  loadDefaultMetrics()({ register: registry, prefix: 'enclaver_' });
+  // The event-loop lag histogram samples every 100 ms, not prom-client's 10: its timer woke each
+  // idle process 100 times a second (~1% of a core on 2 vCPUs; see docs/decisions.md). A stall
+  // longer than 100 ms is still always seen, as it delays the sampling timer.
+  loadDefaultMetrics()({ register: registry, prefix: 'enclaver_', eventLoopMonitoringPrecision: 100 });
   // prom-client also exports the active handles/requests/resources as gauges named `…_total`, a
   // counter's suffix; the same values are there without the suffix.
   for (const metric of registry.getMetricsAsArray()) {

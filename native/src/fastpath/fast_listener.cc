@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "http/http_session.h"
@@ -50,8 +51,8 @@ class Dial : public ReactorTask {
 
   Dial(Acceptor& acceptor, int downstream, const sockaddr_storage& peer, int64_t now_ms)
       : acceptor_(acceptor), downstream_(downstream), peer_(peer), started_ms_(now_ms) {
-    tags_[kDownstreamSlot] = Connection::Tag{nullptr, kDownstreamSlot, this};
-    tags_[kUpstreamSlot] = Connection::Tag{nullptr, kUpstreamSlot, this};
+    tags_[kDownstreamSlot] = TaskTag{this, kDownstreamSlot};
+    tags_[kUpstreamSlot] = TaskTag{this, kUpstreamSlot};
     const FastListenerConfig& config = acceptor.config();
     state_ = config.expect_proxy ? State::kReadingHeader : State::kConnecting;
     deadline_ms_ = now_ms + (config.expect_proxy ? config.header_timeout_ms : config.connect_timeout_ms);
@@ -71,7 +72,7 @@ class Dial : public ReactorTask {
     if (state_ == State::kDone) return;  // an event from the batch that finished it
     if (slot == kDownstreamSlot && state_ == State::kReadingHeader) ReadHeader(ctx);
     else if (slot == kDownstreamSlot && state_ == State::kHandshaking) Handshake(ctx);
-    else if (slot == kUpstreamSlot && state_ == State::kConnecting) ConnectDone(ctx);
+    else if (slot == kUpstreamSlot && state_ == State::kConnecting) ConnectDone(events, ctx);
   }
 
   // Called once a second: a dial past its deadline goes to JS, which has its own timeouts; a
@@ -95,6 +96,17 @@ class Dial : public ReactorTask {
     if (up_watched_) epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, upstream_, nullptr);
     down_watched_ = up_watched_ = false;
     state_ = State::kDone;
+  }
+
+  // Leaves the epoll set like Unwatch, except that a watched upstream stays registered for the
+  // Connection to take over (Options::upstream_registered): one EPOLL_CTL_MOD instead of a DEL
+  // and an ADD. Its tag points here until then; the Connection is registered before this thread
+  // waits for events again, and events already fetched find this dial done.
+  bool UnwatchKeepingUpstream(PumpContext& ctx) {
+    bool kept = up_watched_;
+    up_watched_ = false;
+    Unwatch(ctx);
+    return kept;
   }
 
   int client_fd() const { return stream_ ? stream_->fd() : downstream_; }
@@ -223,10 +235,15 @@ class Dial : public ReactorTask {
     up_watched_ = true;
   }
 
-  void ConnectDone(PumpContext& ctx) {
+  // A connect that failed shows as EPOLLERR (the socket's error is set) or EPOLLHUP (it is
+  // closed); EPOLLOUT alone means connected, so only a failure costs a getsockopt(SO_ERROR).
+  void ConnectDone(uint32_t events, PumpContext& ctx) {
     int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(upstream_, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (events & (EPOLLERR | EPOLLHUP)) {
+      socklen_t len = sizeof(err);
+      if (getsockopt(upstream_, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+      if (err == 0) err = ECONNRESET;  // hung up without an error: not connected either way
+    }
     if (err == 0) return acceptor_.Pump(*this, ctx);
     DialFailed(err, ctx);
   }
@@ -236,7 +253,7 @@ class Dial : public ReactorTask {
   std::unique_ptr<TlsClientStream> stream_;
   int upstream_ = -1;
   sockaddr_storage peer_;
-  Connection::Tag tags_[2];
+  TaskTag tags_[2];
   State state_;
   int64_t deadline_ms_;
   bool down_watched_ = false;
@@ -287,7 +304,7 @@ void FastListener::ThreadStopped() {
 
 Acceptor::Acceptor(std::shared_ptr<FastListener> listener, Reactor& reactor)
     : listener_(std::move(listener)), reactor_(reactor), batch_(std::make_unique<FastBatch>()) {
-  tag_ = Connection::Tag{nullptr, kListenSlot, this};
+  tag_ = TaskTag{this, kListenSlot};
 }
 
 Acceptor::~Acceptor() = default;  // dials close their fds; pumped connections belong to the reactor
@@ -395,7 +412,6 @@ void Acceptor::AcceptSome(PumpContext& ctx) {
       batch_->rejected++;
       continue;
     }
-    if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) SetNoDelay(fd);
     auto owned = std::make_unique<Dial>(*this, fd, peer, ctx.now_ms);
     Dial* dial = owned.get();
     dials_.emplace(dial, std::move(owned));
@@ -405,7 +421,6 @@ void Acceptor::AcceptSome(PumpContext& ctx) {
 
 void Acceptor::Pump(Dial& dial, PumpContext& ctx) {
   const FastListenerConfig& config = listener_->config();
-  dial.Unwatch(ctx);
   // Where the client came from and where it connected to: the received PROXY header's addresses
   // when it had some, else this socket's own (as tcp-proxy.ts decides).
   sockaddr_storage source = dial.peer();
@@ -421,7 +436,9 @@ void Acceptor::Pump(Dial& dial, PumpContext& ctx) {
     if (getsockname(dial.client_fd(), reinterpret_cast<sockaddr*>(&destination), &len) < 0) destination = sockaddr_storage{};
   }
   if (dial.committed()) {
-    // TLS: the bytes read so far went into the handshake; what comes next is decrypted.
+    // TLS: the bytes read so far went into the handshake; what comes next is decrypted. The
+    // tunnel registers both fds itself, so the dial leaves the epoll set entirely.
+    dial.Unwatch(ctx);
     TlsTunnel::Options options;
     options.id = next_fast_id.fetch_add(1, std::memory_order_relaxed);
     if (config.send_proxy) options.head_up = EncodeProxyV2(&source, &destination);
@@ -431,14 +448,18 @@ void Acceptor::Pump(Dial& dial, PumpContext& ctx) {
     options.idle_timeout_ms = config.idle_timeout_ms;
     options.on_end = [this](TlsTunnel& tunnel, PumpContext&) { TunnelEnded(tunnel); };
     const uint64_t id = options.id;
-    sessions_.emplace(id, Session{DescribeIpEndpoint(source), header_bytes});
+    Session session{};
+    std::memcpy(&session.client, &source, sizeof(session.client));
+    session.header_bytes = header_bytes;
+    sessions_.emplace(id, session);
     Retire(dial);
     TlsTunnel* tunnel = tunnels_.emplace(id, std::make_unique<TlsTunnel>(std::move(options))).first->second.get();
     tunnel->Start(ctx);  // may end at once (TunnelEnded)
     return;
   }
-  std::string read = dial.TakeRead();
   Connection::Options options;
+  options.upstream_registered = dial.UnwatchKeepingUpstream(ctx);
+  std::string read = dial.TakeRead();
   size_t header_bytes = 0;
   if (config.send_proxy) {
     options.head_up = EncodeProxyV2(&source, &destination);
@@ -450,7 +471,10 @@ void Acceptor::Pump(Dial& dial, PumpContext& ctx) {
   options.upstream_fd = dial.TakeUpstream();
   options.idle_timeout_ms = config.idle_timeout_ms;
   options.owner = this;
-  sessions_.emplace(options.id, Session{DescribeIpEndpoint(source), header_bytes});
+  Session session{};
+  std::memcpy(&session.client, &source, sizeof(session.client));
+  session.header_bytes = header_bytes;
+  sessions_.emplace(options.id, session);
   batch_->accepted++;
   Retire(dial);
   reactor_.Adopt(std::make_unique<Connection>(std::move(options)), ctx);
@@ -630,7 +654,9 @@ void Acceptor::Report(uint64_t id, const PumpOutcome& o) {
     return;
   }
   ClosedRecord r;
-  r.client = std::move(it->second.client);
+  sockaddr_storage client{};
+  std::memcpy(&client, &it->second.client, sizeof(it->second.client));
+  r.client = DescribeIpEndpoint(client);
   r.bytes_in = bytes_in;
   r.bytes_out = o.bytes_down;
   r.duration_ms = o.duration_ms;

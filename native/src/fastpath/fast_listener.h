@@ -34,6 +34,7 @@
 #pragma once
 
 #include <napi.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -236,7 +237,10 @@ class Acceptor : public ReactorTask {
 
  private:
   struct Session {
-    std::string client;
+    // The client's address, formatted only when a record is made (most clean ends are only
+    // summed). A sockaddr_in6 holds any address DescribeIpEndpoint formats (IPv4 or IPv6) and the
+    // family of any other, in 28 bytes where a sockaddr_storage takes 128.
+    sockaddr_in6 client;
     size_t header_bytes;  // the PROXY header we wrote, not counted as client bytes
   };
 
@@ -252,7 +256,7 @@ class Acceptor : public ReactorTask {
 
   std::shared_ptr<FastListener> listener_;
   Reactor& reactor_;
-  Connection::Tag tag_;
+  TaskTag tag_;
   bool watching_ = false;
   bool accepting_ = false;
   int64_t paused_until_ms_ = 0;  // accept failed for want of fds or memory: retry after this

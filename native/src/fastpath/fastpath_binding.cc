@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <linux/vm_sockets.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -482,6 +483,10 @@ Napi::Value FastBindTcp(const Napi::CallbackInfo& info) {
   if (fd >= 0) {
     int one = 1;  // as Node does for TCP servers: a restart may bind while old connections linger
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    // Accepted sockets inherit TCP_NODELAY from the listening socket (Linux copies it with the
+    // rest of the socket): the pump threads need no setsockopt per connection to match the JS
+    // path's noDelay.
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   }
   fd = ListenOn(env, fd, reinterpret_cast<sockaddr*>(&address), length, backlog, "bind/listen");
   sockaddr_storage bound{};

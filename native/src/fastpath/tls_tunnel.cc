@@ -30,8 +30,8 @@ TlsTunnel::TlsTunnel(Options options)
       upstream_(options.upstream_fd),
       idle_timeout_ms_(options.idle_timeout_ms),
       on_end_(std::move(options.on_end)) {
-  tags_[kDownstreamEnd] = Connection::Tag{nullptr, kDownstreamEnd, this};
-  tags_[kUpstreamEnd] = Connection::Tag{nullptr, kUpstreamEnd, this};
+  tags_[kDownstreamEnd] = TaskTag{this, kDownstreamEnd};
+  tags_[kUpstreamEnd] = TaskTag{this, kUpstreamEnd};
   up_.bytes.assign(options.head_up.begin(), options.head_up.end());
   up_.end = up_.bytes.size();
   up_.bytes.resize(std::max(kBufferBytes, up_.bytes.size()));

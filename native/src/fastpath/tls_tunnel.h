@@ -81,7 +81,7 @@ class TlsTunnel : public ReactorTask {
   uint64_t id_;
   std::unique_ptr<ClientStream> client_;
   int upstream_;
-  Connection::Tag tags_[2];
+  TaskTag tags_[2];
   Buffer up_;
   Buffer down_;
   int64_t idle_timeout_ms_;

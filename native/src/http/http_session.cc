@@ -86,8 +86,8 @@ HttpSession::HttpSession(Acceptor& acceptor, const HttpConfig& config, int fd, H
       head_started_ms_(now_ms),
       idle_since_ms_(now_ms),
       last_activity_ms_(now_ms) {
-  tags_[kClientSlot] = Connection::Tag{nullptr, kClientSlot, this};
-  tags_[kUpstreamSlot] = Connection::Tag{nullptr, kUpstreamSlot, this};
+  tags_[kClientSlot] = TaskTag{this, kClientSlot};
+  tags_[kUpstreamSlot] = TaskTag{this, kUpstreamSlot};
 }
 
 HttpSession::~HttpSession() {

@@ -115,7 +115,7 @@ class HttpSession : public ReactorTask {
   std::unique_ptr<ClientStream> client_;
   HttpClient facts_;
   uint64_t id_;
-  Connection::Tag tags_[2];
+  TaskTag tags_[2];
   Phase phase_ = Phase::kHead;
   int64_t started_ms_;
   std::chrono::steady_clock::time_point started_;

@@ -39,9 +39,14 @@ CloseCause CauseOf(int end) {
 
 }  // namespace
 
-Connection::Connection(Options options) : id_(options.id), owner_(options.owner), idle_timeout_ms_(options.idle_timeout_ms) {
+Connection::Connection(Options options)
+    : id_(options.id), owner_(options.owner), idle_timeout_ms_(options.idle_timeout_ms), upstream_registered_(options.upstream_registered) {
   ends_[kDownstreamEnd].fd = options.downstream_fd;
   ends_[kUpstreamEnd].fd = options.upstream_fd;
+  // The upstream was just dialled: it rarely has bytes yet, so it starts not readable rather
+  // than cost a read that says EAGAIN. Bytes already there are not missed: registering the fd
+  // (EPOLL_CTL_ADD or _MOD, Reactor::Register) reports a socket that is already readable.
+  ends_[kUpstreamEnd].readable = false;
   auto init = [&options](Direction& d, int src, std::string head, uint64_t* bytes) {
     d.src = src;
     d.dst = src == kDownstreamEnd ? kUpstreamEnd : kDownstreamEnd;
@@ -51,8 +56,6 @@ Connection::Connection(Options options) : id_(options.id), owner_(options.owner)
   };
   init(dirs_[0], kDownstreamEnd, std::move(options.head_up), &outcome_.bytes_up);
   init(dirs_[1], kUpstreamEnd, std::move(options.head_down), &outcome_.bytes_down);
-  tags_[kDownstreamEnd] = Tag{this, kDownstreamEnd, nullptr};
-  tags_[kUpstreamEnd] = Tag{this, kUpstreamEnd, nullptr};
 }
 
 Connection::~Connection() {
@@ -77,7 +80,7 @@ void Connection::UpdateInterest(PumpContext& ctx) {
     if (wanted == e.interest) continue;
     epoll_event ev{};
     ev.events = wanted;
-    ev.data.ptr = &tags_[&e - ends_];
+    ev.data.u64 = EpollKey(id_, static_cast<int>(&e - ends_));
     // EPOLL_CTL_MOD re-checks readiness: a socket that drained meanwhile still reports EPOLLOUT.
     if (epoll_ctl(ctx.epoll_fd, EPOLL_CTL_MOD, e.fd, &ev) == 0) e.interest = wanted;
   }
@@ -149,8 +152,11 @@ Connection::Step Connection::Move(Direction& d, PumpContext& ctx) {
     if (d.eof) {
       if (!d.shut) {
         // Half-close: FIN follows the last byte. If the peer is already gone (ENOTCONN), the
-        // other direction's next read or write reports it.
-        shutdown(dst.fd, SHUT_WR);
+        // other direction's next read or write reports it. When the other direction is over
+        // too, the connection closes now and close() sends the same FIN: no shutdown call. (Its
+        // source is `dst`, read to end of stream, so close() finds nothing unread and sends no RST.)
+        const Direction& other = dirs_[&d == &dirs_[0] ? 1 : 0];
+        if (!other.shut) shutdown(dst.fd, SHUT_WR);
         d.shut = true;
       }
       return Step::kDone;
@@ -301,7 +307,7 @@ void Connection::Close(PumpContext& ctx) {
   for (int end = 0; end < 2; end++) {
     Endpoint& e = ends_[end];
     if (e.fd < 0) continue;
-    epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, e.fd, nullptr);
+    // No EPOLL_CTL_DEL: close() takes the fd out of the epoll set (see EpollKey).
     if (reset && end != outcome_.error_end) {
       // Linger 0: close() sends RST instead of FIN, so the reset crosses the pump.
       linger l{1, 0};

@@ -79,15 +79,23 @@ class Connection {
     // Who hears of the end: null for connections JS started (reported through the completion
     // callback), the fast-path acceptor for connections it made (reported in its batches).
     ReactorTask* owner = nullptr;
+    // The upstream fd is already in this reactor's epoll set (a dial watched its connect):
+    // Register re-points that registration (EPOLL_CTL_MOD) instead of adding it again.
+    bool upstream_registered = false;
   };
 
-  // The tag epoll carries for each registered fd: a connection's end, or (connection null) one
-  // fd of a reactor task (an acceptor's listening socket, a dial in progress).
-  struct Tag {
-    Connection* connection;
-    int end;
-    ReactorTask* task = nullptr;
-  };
+  // What epoll carries (epoll_event.data.u64) for a connection's end: its id and the end, not
+  // its address. Close() leaves the fds in the epoll set: close() removes them, one syscall per
+  // fd cheaper, once no other process holds the socket. A fork on its way to exec may hold it for
+  // a moment, so an event can still come after the Connection is gone; the reactor then finds no
+  // connection with that id and drops it. Ids stay below 2^62 (JS numbers are below 2^53, the
+  // fast path's start at 2^52 and count up), so the key keeps the id whole. Task tags are
+  // pointers (bit 63 clear in user space), the eventfd's key is 0.
+  static constexpr uint64_t kEpollKeyBit = uint64_t{1} << 63;
+  static uint64_t EpollKey(uint64_t id, int end) { return kEpollKeyBit | (id << 1) | static_cast<uint64_t>(end); }
+  static bool IsEpollKey(uint64_t key) { return (key & kEpollKeyBit) != 0; }
+  static uint64_t IdOfKey(uint64_t key) { return (key & ~kEpollKeyBit) >> 1; }
+  static int EndOfKey(uint64_t key) { return static_cast<int>(key & 1); }
 
   explicit Connection(Options options);
   ~Connection();
@@ -97,8 +105,8 @@ class Connection {
   uint64_t id() const { return id_; }
   ReactorTask* owner() const { return owner_; }
   int fd(int end) const { return ends_[end].fd; }
-  Tag* tag(int end) { return &tags_[end]; }
   bool ended() const { return ended_; }
+  bool upstream_registered() const { return upstream_registered_; }
   bool has_idle_timeout() const { return idle_timeout_ms_ > 0; }
   bool IdleExpired(int64_t now_ms) const { return idle_timeout_ms_ > 0 && now_ms - last_activity_ms_ >= idle_timeout_ms_; }
   const PumpOutcome& outcome() const { return outcome_; }
@@ -162,11 +170,11 @@ class Connection {
   ReactorTask* owner_;
   Endpoint ends_[2];
   Direction dirs_[2];  // [0] up: downstream → upstream, [1] down: upstream → downstream
-  Tag tags_[2];
   int64_t idle_timeout_ms_;
   int64_t started_ms_ = 0;
   int64_t last_activity_ms_ = 0;
   bool ended_ = false;
+  bool upstream_registered_;
   PumpOutcome outcome_;
 };
 

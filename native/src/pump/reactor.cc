@@ -51,7 +51,7 @@ int Reactor::Start() {
   if (wake_fd_ < 0) return errno;
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;  // the one registration without a connection tag
+  ev.data.u64 = 0;  // the one registration that is neither a connection's key nor a task's tag
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) < 0) return errno;
   // Signals belong to Node's main thread; the pump thread must never be picked to run a handler.
   sigset_t all, previous;
@@ -141,21 +141,23 @@ void Reactor::Run() {
     if (n < 0 && errno != EINTR) break;  // only EBADF/EINVAL, i.e. the set is gone
     ctx.now_ms = NowMs();
     for (int i = 0; i < n; i++) {
-      void* ptr = events[i].data.ptr;
-      if (ptr == nullptr) {
+      uint64_t key = events[i].data.u64;
+      if (key == 0) {
         uint64_t count;
         (void)!read(wake_fd_, &count, sizeof(count));
         RunCommands(ctx);
         continue;
       }
-      auto* tag = static_cast<Connection::Tag*>(ptr);
-      if (tag->task != nullptr) {
-        tag->task->OnEvents(tag->end, events[i].events, ctx);
+      if (!Connection::IsEpollKey(key)) {
+        auto* tag = static_cast<TaskTag*>(events[i].data.ptr);
+        tag->task->OnEvents(tag->slot, events[i].events, ctx);
         continue;
       }
-      Connection* c = tag->connection;
-      if (c->ended()) continue;  // finished earlier in this batch; freed after it
-      c->OnEvents(tag->end, events[i].events);
+      // Finished earlier in this batch, or a late event for fds it closed (Connection::EpollKey).
+      auto it = connections_.find(Connection::IdOfKey(key));
+      if (it == connections_.end() || it->second->ended()) continue;
+      Connection* c = it->second.get();
+      c->OnEvents(Connection::EndOfKey(key), events[i].events);
       if (c->Advance(ctx)) Finish(c, ctx);
     }
     if (idle_watched_ > 0 && ctx.now_ms >= next_idle_check) {
@@ -204,12 +206,18 @@ void Reactor::Register(std::unique_ptr<Connection> owned, PumpContext& ctx) {
   if (c->has_idle_timeout()) idle_watched_++;
   for (int end = 0; end < 2; end++) {
     // Edge-triggered: readiness is cached in the connection, which adds EPOLLOUT only while
-    // an end is full (Connection::UpdateInterest).
+    // an end is full (Connection::UpdateInterest). An upstream a dial registered is re-pointed
+    // to the connection (MOD); ADD and MOD both report readiness that predates them.
     epoll_event ev{};
     ev.events = Connection::kBaseInterest;
-    ev.data.ptr = c->tag(end);
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd(end), &ev) < 0) {
-      c->Fail(end, errno, ctx);
+    ev.data.u64 = Connection::EpollKey(c->id(), end);
+    int op = end == kUpstreamEnd && c->upstream_registered() ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(epoll_fd_, op, c->fd(end), &ev) < 0) {
+      int err = errno;
+      // An upstream still carrying the dial's tag leaves the set now: the dial is freed after
+      // this batch, and close() alone might leave the registration behind (Connection::EpollKey).
+      if (c->upstream_registered()) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd(kUpstreamEnd), nullptr);
+      c->Fail(end, err, ctx);
       Finish(c, ctx);
       return;
     }

@@ -4,8 +4,8 @@
 // everything else (the connections, the pool, the scratch buffer, the tasks) belongs to the thread.
 //
 // Besides pumped connections the thread runs tasks (the native fast path: an acceptor per
-// listener, a dial per connection being set up). A task registers its fds with a Connection::Tag
-// whose `task` is set; it is called on that thread only, so it needs no locks of its own.
+// listener, a dial per connection being set up). A task registers its fds with a TaskTag (as
+// epoll_event.data.ptr); it is called on that thread only, so it needs no locks of its own.
 #pragma once
 
 #include <atomic>
@@ -29,7 +29,7 @@ class Reactor;
 class ReactorTask {
  public:
   virtual ~ReactorTask() = default;
-  // epoll reported `events` for an fd this task registered with Tag{nullptr, slot, this}.
+  // epoll reported `events` for an fd this task registered with TaskTag{this, slot}.
   virtual void OnEvents(int slot, uint32_t events, PumpContext& ctx) = 0;
   // A connection created with Options::owner == this has ended (both fds are closed).
   virtual void OnConnectionEnd(const Connection& connection, PumpContext& ctx) {}
@@ -37,6 +37,13 @@ class ReactorTask {
   // second (deadlines). Returns true while it holds work back for a moment (a report it is
   // still collecting): the thread then wakes within kHoldWakeMs even without events.
   virtual bool AfterEvents(PumpContext& ctx) { return false; }
+};
+
+// The tag epoll carries for one fd of a task; it must live as long as the registration (a task
+// takes its fds out of the epoll set before it frees its tags).
+struct TaskTag {
+  ReactorTask* task;
+  int slot;
 };
 
 // How soon a reactor wakes without events while a hooked task holds work back.
