@@ -34,7 +34,11 @@ const OUTPUT_LIMIT = 64 * 1024;
 export function start(name: string, command: string, args: string[], opts: StartOptions = {}): Tracked {
   // `exec` keeps the pid: the pid we measure is the program's, not a shell's.
   const [cmd, argv] = opts.nofile ? ['sh', ['-c', 'ulimit -n "$0" && exec "$@"', String(opts.nofile), command, ...args]] : [command, args];
-  const child = spawn(cmd, argv, { env: opts.env ?? process.env, stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'], detached: opts.ownSession ?? false });
+  const child = spawn(cmd, argv, {
+    env: opts.env ?? process.env,
+    stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'],
+    detached: opts.ownSession ?? false,
+  });
   let out = '';
   let partial = '';
   const keep = (chunk: Buffer) => {

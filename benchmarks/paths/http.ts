@@ -215,4 +215,13 @@ export const nginxHttp: HttpPathDefinition = {
   },
 };
 
-export const HTTP_PATHS: HttpPathDefinition[] = [directHttpPath, pairHttp, pairHttpJs, pairHttps, haproxyHttp, haproxyHttpShared, haproxyHttps, nginxHttp];
+export const HTTP_PATHS: HttpPathDefinition[] = [
+  directHttpPath,
+  pairHttp,
+  pairHttpJs,
+  pairHttps,
+  haproxyHttp,
+  haproxyHttpShared,
+  haproxyHttps,
+  nginxHttp,
+];
