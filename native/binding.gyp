@@ -17,6 +17,8 @@
         "src/fastpath/proxy_v2.cc",
         "src/fastpath/fast_listener.cc",
         "src/fastpath/fastpath_binding.cc",
+        "src/fastpath/tls_tunnel.cc",
+        "src/stream/tls_stream.cc",
         "src/stream/plain_stream.cc",
         "src/http/http_parse.cc",
         "src/http/glob.cc",

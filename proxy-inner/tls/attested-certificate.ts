@@ -48,6 +48,7 @@ import { EMBEDDED_ATTESTATION_OID, embeddedAttestationValue } from '../../shared
 import { spkiSha256, tlsBindingUserData } from '../../shared/attestation/tls-binding.js';
 import { messageOf } from '../../shared/errors/index.js';
 import { logger } from '../../shared/log/logger.js';
+import { pemSecureContext } from '../../shared/tls/identity.js';
 import type { Nsm } from '../nsm/nsm.js';
 
 const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
@@ -185,6 +186,7 @@ export class AttestedCertificate {
   private readonly schedule: ScheduleAt;
   private issued: Issued;
   private cancelReissue: (() => void) | undefined;
+  private readonly reissued: (() => void)[] = [];
 
   /** Throws when the first document cannot be had: an embedding listener must not start without one. */
   constructor(private readonly opts: AttestedCertificateOptions) {
@@ -219,6 +221,11 @@ export class AttestedCertificate {
     return Promise.resolve(this.issued.context);
   }
 
+  /** `listener` runs after each re-issue (the native fast path then loads the new identity). */
+  onReissue(listener: () => void): void {
+    this.reissued.push(listener);
+  }
+
   /** Stops re-issuing (the listener is closing). */
   close(): void {
     this.cancelReissue?.();
@@ -239,7 +246,7 @@ export class AttestedCertificate {
     const pem = new crypto.X509Certificate(der).toString();
     return {
       pem,
-      context: tls.createSecureContext({ cert: pem, key: this.keyPem, minVersion: 'TLSv1.2' }),
+      context: pemSecureContext({ certificate: pem, key: this.keyPem }),
       embedded: document ? { document, expiresAt: documentChainExpiry(document) } : undefined,
     };
   }
@@ -264,6 +271,7 @@ export class AttestedCertificate {
       return;
     }
     this.scheduleReissue();
+    for (const listener of this.reissued) listener();
     log.info(
       {
         spki_sha256: this.spkiSha256Hex,

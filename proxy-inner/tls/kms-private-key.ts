@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import tls from 'node:tls';
 import { ProxyError, messageOf } from '../../shared/errors/index.js';
+import { pemSecureContext } from '../../shared/tls/identity.js';
 import type { KmsProxy } from '../kms/kms-proxy.js';
 
 export class TlsKeyError extends ProxyError {}
@@ -56,11 +57,7 @@ export async function unsealTlsContext(kms: KmsProxy, certificateFile: string, s
   try {
     const isPem = plaintext.subarray(0, 64).toString('latin1').includes('-----BEGIN');
     const key = crypto.createPrivateKey(isPem ? { key: plaintext } : { key: plaintext, format: 'der', type: 'pkcs8' });
-    return tls.createSecureContext({
-      cert: fs.readFileSync(certificateFile),
-      key: key.export({ format: 'pem', type: 'pkcs8' }),
-      minVersion: 'TLSv1.2',
-    });
+    return pemSecureContext({ certificate: fs.readFileSync(certificateFile), key: key.export({ format: 'pem', type: 'pkcs8' }) });
   } catch (err) {
     throw new TlsKeyError(
       'tls_key_invalid',

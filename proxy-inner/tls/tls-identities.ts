@@ -49,7 +49,7 @@ export class TlsIdentities {
       'attested TLS: key pair generated inside the enclave; documents at /.well-known/enclave-attestation bind it',
     );
     return {
-      context: () => certificate.secureContext(),
+      context: Object.assign(() => certificate.secureContext(), { onChange: (l: () => void) => certificate.onReissue(l) }),
       endpoints: [attestationEndpoint({ nsm: aws.nsm, userData: certificate.userData })],
     };
   }

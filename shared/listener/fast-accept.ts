@@ -14,16 +14,24 @@
  * does not accept in full) comes back here as a socket plus the bytes already read, and runs
  * through the listener's ordinary handler: one code path for every unusual case.
  *
+ * TLS listeners terminate TLS on the pump threads too, with an OpenSSL context made from the
+ * PEM of the identity the JS path uses (shared/tls/identity.ts), loaded here and re-loaded when
+ * the identity changes. Until it is loaded, connections are handed back. A connection whose
+ * handshake has begun stays native: its failures come back as `notProxied` records, reported
+ * as the JS handler reports them ("connection not proxied", rejected tls).
+ *
  * ENCLAVER_FASTPATH=0 turns it off (the JS path then accepts every connection).
  */
 import net from 'node:net';
 import {
+  errnoMessage,
   errnoName,
   type FastBatch,
   type FastClosed,
   type FastEndpoint,
   type FastHttpOptions,
   type FastListenOptions,
+  type FastNotProxied,
   type FastResumed,
   type NativeAddon,
 } from '../native/addon.js';
@@ -33,6 +41,8 @@ import type { ListenerMetrics } from '../metrics/registry.js';
 import { configureNativePump } from '../pump/native-pump.js';
 import { listenNative, nativeEndpoint, type Address } from '../transport/index.js';
 import { fastConnId, nextConnId } from '../util/conn-id.js';
+import { messageOf, TransportError } from '../errors/index.js';
+import { nodeDefaultCiphers, pemIdentityOf, type TlsContextSource } from '../tls/identity.js';
 import type { NativeHttpPlan, PassThroughPlan, ResumedConnection } from './types.js';
 
 export const ENV_FASTPATH = 'ENCLAVER_FASTPATH';
@@ -126,6 +136,10 @@ export class FastAccept {
   private stopped = false;
   private closed = false;
   private onStopped: (() => void) | undefined;
+  /** Bumped per identity load: a slow load finishing after a newer one is dropped. */
+  private tlsGeneration = 0;
+  /** Identity loads the pump threads have taken (0: TLS connections still go to JS). */
+  private tlsLoads = 0;
   private readonly idleWaiters: (() => void)[] = [];
 
   /** Starts accepting, or returns undefined when this address or plan needs the JS path. */
@@ -143,6 +157,7 @@ export class FastAccept {
         connectTimeoutMs: plan.plan.connectTimeoutMs,
         // Decided at start: a log level changed later applies to new listeners.
         records: plan.plan.logsEveryConnection(),
+        ...(plan.plan.tls ? { tls: true, handshakeTimeoutMs: plan.plan.tls.handshakeTimeoutMs } : {}),
       };
     } else {
       const http = httpOptions(opts.addon, plan.plan, opts.log);
@@ -179,6 +194,45 @@ export class FastAccept {
       this.onBatch(batch),
     );
     this.threadsAccepting = opts.addon.pumpStats().threads;
+    const tls = opts.plan.kind === 'pass_through' ? opts.plan.plan.tls?.context : undefined;
+    if (tls) {
+      // Not awaited: a KMS-sealed key may need listeners that start after this one.
+      void this.loadTls(tls);
+      tls.onChange?.(() => void this.loadTls(tls));
+    }
+  }
+
+  /** Gives the pump threads the identity's PEM; any failure leaves connections to the JS path. */
+  private async loadTls(source: TlsContextSource): Promise<void> {
+    const generation = ++this.tlsGeneration;
+    const { log } = this.opts;
+    let pem;
+    try {
+      const context = await source();
+      pem = pemIdentityOf(context);
+    } catch {
+      return; // the JS path reports the same failure for each connection it gets
+    }
+    if (generation !== this.tlsGeneration || this.closed) return;
+    if (!pem) {
+      log.warn('TLS identity not readable by the fast path: TLS is terminated in JS for this listener');
+      return;
+    }
+    try {
+      this.opts.addon.fastSetTls(this.handle, {
+        certificate: pem.certificate.toString(),
+        key: pem.key.toString(),
+        ...nodeDefaultCiphers(),
+      });
+      this.tlsLoads++;
+    } catch (err) {
+      log.warn({ error: messageOf(err) }, 'TLS identity refused by the fast path: TLS is terminated in JS for this listener');
+    }
+  }
+
+  /** How many identities the pump threads have been given: from 1 on, they terminate TLS themselves. */
+  get tlsIdentitiesLoaded(): number {
+    return this.tlsLoads;
   }
 
   /** Connections open on the fast path (handed-back ones are the Listener's own). */
@@ -232,6 +286,8 @@ export class FastAccept {
         for (const c of batch.closed) this.report(c);
       });
     this.pumped -= batch.closed.length;
+    for (const n of batch.notProxied) this.notProxied(n);
+    this.pumped -= batch.notProxied.length;
     if (batch.requests.length > 0 && plan.kind === 'http') {
       const { request } = plan.plan;
       logBatch(() => {
@@ -271,6 +327,24 @@ export class FastAccept {
       closedBy: c.closedBy,
       ...(error ? { error } : {}),
     });
+  }
+
+  /** What the handler's `fail` reports for a connection it could not proxy, for a committed TLS connection. */
+  private notProxied(n: FastNotProxied): void {
+    const { metrics, log } = this.opts;
+    // Only TLS pass-through plans commit connections natively (the HTTP engine hands back instead).
+    if (this.opts.plan.kind !== 'pass_through') return;
+    const { plan } = this.opts.plan;
+    let failure = { reason: 'TLS handshake', code: n.code ?? 'tls_handshake_failed', error: n.message };
+    if (n.stage === 'cluster') {
+      const errno = n.errno ?? 0;
+      const err = new TransportError('connect', plan.endpointText, errnoMessage(errno), errnoName(errno));
+      failure = { reason: `cannot reach cluster ${plan.tls?.clusterName ?? ''}`, code: err.code, error: err.message };
+    }
+    metrics.closed(0, 0, n.durationMs);
+    metrics.error(failure.code);
+    if (n.stage === 'tls') metrics.rejected('tls');
+    log.warn({ conn_id: nextConnId(), client: n.client, ...failure }, 'connection not proxied');
   }
 
   private release(): void {

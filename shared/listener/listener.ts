@@ -53,6 +53,11 @@ export class Listener {
     return this.fast !== undefined;
   }
 
+  /** TLS identities the fast path has loaded (from 1 on, it terminates TLS itself; 0 on the JS path). */
+  get fastPathTlsIdentities(): number {
+    return this.fast?.tlsIdentitiesLoaded ?? 0;
+  }
+
   async start(): Promise<void> {
     const { passThrough, nativeHttp } = this.opts.handler;
     const plan: FastPlan | undefined = passThrough

@@ -8,6 +8,7 @@ import type { FastHttpOptions, FastRequest, FastRouteSums } from '../native/addo
 import type { ListenerMetrics } from '../metrics/registry.js';
 import type { Address } from '../transport/index.js';
 import type { CloseCause, PumpEnd } from '../pump/types.js';
+import type { TlsContextSource } from '../tls/identity.js';
 
 export interface ConnectionContext {
   /** Process-unique id, also used in audit records and access logs. */
@@ -65,6 +66,8 @@ export interface PassThroughPlan {
   logsEveryConnection(): boolean;
   /** Reports one connection that ended: the same line the handler writes for its own. */
   closed(connection: ClosedConnection): void;
+  /** Terminate TLS (on the pump threads) with this identity; connections go to JS until it is loaded. */
+  tls?: { context: TlsContextSource; handshakeTimeoutMs: number; clusterName: string };
 }
 
 /** One request, as the access log and route metrics take it (the native engine's records, or the JS path's). */

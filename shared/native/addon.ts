@@ -126,6 +126,8 @@ export interface NativeAddon {
   fastRelease(handle: number): void;
   /** After the stop and the last connection: no batch follows. */
   fastClose(handle: number): void;
+  /** The identity of TLS handshakes that start from now on; throws when OpenSSL refuses it. */
+  fastSetTls(handle: number, identity: FastTlsIdentity): void;
   /** Why a route glob is outside what the native HTTP engine matches exactly ('' when inside). */
   httpGlobProblem(pattern: string, host: boolean): string;
   /** Whether the native HTTP engine's matcher matches `subject` against `pattern` (tests hold it equal to minimatch). */
@@ -183,6 +185,32 @@ export interface FastListenOptions {
   headerTimeoutMs: number;
   /** false: connections that end without an error are reported only as sums (nobody logs them). */
   records: boolean;
+  /** Terminate TLS with the identity `fastSetTls` sets (until then, connections are handed to JS). */
+  tls?: boolean;
+  /** A TLS handshake not done by then fails (tls_handshake_timeout). */
+  handshakeTimeoutMs?: number;
+}
+
+/** A TLS identity for `fastSetTls`: PEM text, and the ciphers in OpenSSL's syntax. */
+export interface FastTlsIdentity {
+  certificate: string;
+  key: string;
+  cipherList: string;
+  cipherSuites: string;
+}
+
+/**
+ * A connection committed to the pump thread (its TLS handshake began) that never reached the
+ * upstream: the handshake failed or timed out (`stage` tls, `code` set), or the dial after it
+ * failed (`stage` cluster, `errno` set).
+ */
+export interface FastNotProxied {
+  client?: string;
+  stage: 'tls' | 'cluster';
+  code?: string;
+  errno?: number;
+  message: string;
+  durationMs: number;
 }
 
 export interface FastClosed {
@@ -243,6 +271,7 @@ export interface FastBatch {
   stopped: boolean;
   closed: FastClosed[];
   fallbacks: FastFallback[];
+  notProxied: FastNotProxied[];
   /** HTTP listeners: the requests served natively since the last batch (requestRecords). */
   requests: FastRequest[];
   /** HTTP listeners without request records: the requests since the last batch, summed per route. */
@@ -316,6 +345,7 @@ function typed(raw: RawAddon, addonPath: string): NativeAddon {
     fastAbortAll: (handle) => rethrowTyped(() => raw.fastAbortAll(handle)),
     fastRelease: (handle) => rethrowTyped(() => raw.fastRelease(handle)),
     fastClose: (handle) => rethrowTyped(() => raw.fastClose(handle)),
+    fastSetTls: (handle, identity) => rethrowTyped(() => raw.fastSetTls(handle, identity)),
     httpGlobProblem: (pattern, host) => rethrowTyped(() => raw.httpGlobProblem(pattern, host)),
     httpGlobMatch: (pattern, host, subject) => rethrowTyped(() => raw.httpGlobMatch(pattern, host, subject)),
   };

@@ -19,17 +19,19 @@ import { receiveProxyHeader } from '../proxy-protocol/receive.js';
 import { encodeProxyHeader, type Endpoint } from '../proxy-protocol/v2.js';
 import { activePump, jsPump, type Pump } from '../pump/index.js';
 import { prependedSocket } from '../util/prepended-socket.js';
+import { pemSecureContext, type TlsContextSource } from '../tls/identity.js';
+
+export type { TlsContextSource } from '../tls/identity.js';
 
 const TLS_HANDSHAKE_TIMEOUT_MS = 15_000;
-
-/** The TLS identity of a terminating listener; awaited per connection (it may still be loading). */
-export type TlsContextSource = () => Promise<tls.SecureContext>;
 
 export interface TcpProxyOptions {
   listener: ListenerConfig;
   cluster: ClusterConfig;
   /** Terminate TLS with this identity (inner listeners with `tls`). */
   tls?: TlsContextSource;
+  /** How long a TLS handshake may take (tests shorten it). */
+  tlsHandshakeTimeoutMs?: number;
 }
 
 function peerOf(socket: net.Socket): Endpoint | undefined {
@@ -46,7 +48,7 @@ function describe(e: Endpoint | undefined): string | undefined {
 
 /** A TLS identity from PEM files, read now: a missing or bad key stops the process before it listens. */
 export function tlsContextFromFiles(certificate: string, privateKey: string): TlsContextSource {
-  const context = tls.createSecureContext({ cert: fs.readFileSync(certificate), key: fs.readFileSync(privateKey), minVersion: 'TLSv1.2' });
+  const context = pemSecureContext({ certificate: fs.readFileSync(certificate), key: fs.readFileSync(privateKey) });
   return () => Promise.resolve(context);
 }
 
@@ -54,7 +56,13 @@ export function tlsContextFromFiles(certificate: string, privateKey: string): Tl
  * Server-side TLS over an accepted socket; resolves with the plaintext side once the handshake is
  * done. `alpn`: the application protocols offered, in preference order (HTTP listeners: h2).
  */
-export function terminateTls(socket: net.Socket, context: tls.SecureContext, head: Buffer, alpn?: string[]): Promise<tls.TLSSocket> {
+export function terminateTls(
+  socket: net.Socket,
+  context: tls.SecureContext,
+  head: Buffer,
+  alpn?: string[],
+  timeoutMs = TLS_HANDSHAKE_TIMEOUT_MS,
+): Promise<tls.TLSSocket> {
   const secure = new tls.TLSSocket(head.length > 0 ? prependedSocket(socket, head) : socket, {
     isServer: true,
     secureContext: context,
@@ -63,8 +71,8 @@ export function terminateTls(socket: net.Socket, context: tls.SecureContext, hea
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       secure.destroy();
-      reject(new ProxyError('tls_handshake_timeout', `no TLS handshake within ${TLS_HANDSHAKE_TIMEOUT_MS} ms`));
-    }, TLS_HANDSHAKE_TIMEOUT_MS);
+      reject(new ProxyError('tls_handshake_timeout', `no TLS handshake within ${timeoutMs} ms`));
+    }, timeoutMs);
     secure.once('secure', () => {
       clearTimeout(timer);
       secure.pause();
@@ -97,6 +105,7 @@ function logClosed(log: Logger, accessLog: boolean, upstream: string, c: ClosedC
 
 export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
   const { listener, cluster, tls: tlsContext } = opts;
+  const handshakeTimeoutMs = opts.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
   // Access-log lines hold only our own numbers and addresses: no redaction pass (shared/log).
   const accessLog = unredactedLogger('listener', { listener: listener.name });
 
@@ -132,7 +141,7 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     let pump: Pump = activePump();
     if (tlsContext) {
       try {
-        downstream = await terminateTls(socket, await tlsContext(), head);
+        downstream = await terminateTls(socket, await tlsContext(), head, undefined, handshakeTimeoutMs);
         head = Buffer.alloc(0);
         // Decrypted bytes exist only in JS; the kernel pump cannot carry them.
         pump = jsPump;
@@ -181,9 +190,9 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
     });
     return { bytesIn, bytesOut: result.bytesDown };
   };
-  // TLS termination needs JS for every byte; everything else can run on the native fast path.
+  // Everything can run on the native fast path; TLS is terminated there too (pump threads).
   const first = cluster.endpoints[0];
-  if (!tlsContext && first) {
+  if (first) {
     const endpointText = formatAddress(first);
     handler.passThrough = {
       endpoint: first,
@@ -194,6 +203,7 @@ export function tcpProxy(opts: TcpProxyOptions): ConnectionHandler {
       connectTimeoutMs: cluster.connectTimeoutMs,
       logsEveryConnection: () => accessLog.isLevelEnabled(listener.accessLog ? 'info' : 'debug'),
       closed: (c) => logClosed(accessLog, listener.accessLog, endpointText, c),
+      ...(tlsContext ? { tls: { context: tlsContext, handshakeTimeoutMs, clusterName: cluster.name } } : {}),
     };
   }
   return handler;

@@ -32,6 +32,8 @@ std::atomic<uint64_t> next_fast_id{kFastIdBase};
 // docs/decisions.md). Connections handed back and the stop are delivered at once.
 constexpr int64_t kBatchWindowMs = 20;
 constexpr size_t kBatchMaxRecords = 1024;
+// How often tunnels are checked for their idle timeout (pumped connections: the reactor's own check).
+constexpr int64_t kIdleCheckMs = 1000;
 
 void SetNoDelay(int fd) {
   int one = 1;
@@ -40,13 +42,14 @@ void SetNoDelay(int fd) {
 
 }  // namespace
 
-// A connection between accept and pump: reading the PROXY header (when expected), then dialling.
+// A connection between accept and pump: reading the PROXY header (when expected), the TLS
+// handshake (TLS listeners), then dialling.
 class Dial : public ReactorTask {
  public:
-  enum class State { kReadingHeader, kConnecting, kDone };
+  enum class State { kReadingHeader, kHandshaking, kConnecting, kDone };
 
   Dial(Acceptor& acceptor, int downstream, const sockaddr_storage& peer, int64_t now_ms)
-      : acceptor_(acceptor), downstream_(downstream), peer_(peer) {
+      : acceptor_(acceptor), downstream_(downstream), peer_(peer), started_ms_(now_ms) {
     tags_[kDownstreamSlot] = Connection::Tag{nullptr, kDownstreamSlot, this};
     tags_[kUpstreamSlot] = Connection::Tag{nullptr, kUpstreamSlot, this};
     const FastListenerConfig& config = acceptor.config();
@@ -57,36 +60,47 @@ class Dial : public ReactorTask {
   ~Dial() override {
     if (downstream_ >= 0) close(downstream_);
     if (upstream_ >= 0) close(upstream_);
-  }
+  }  // stream_ closes the client's fd once the handshake has started
 
   void Begin(PumpContext& ctx) {
     if (state_ == State::kReadingHeader) ReadHeader(ctx);
-    else Proceed(ctx);
+    else HeaderDone(ctx);
   }
 
   void OnEvents(int slot, uint32_t events, PumpContext& ctx) override {
     if (state_ == State::kDone) return;  // an event from the batch that finished it
     if (slot == kDownstreamSlot && state_ == State::kReadingHeader) ReadHeader(ctx);
+    else if (slot == kDownstreamSlot && state_ == State::kHandshaking) Handshake(ctx);
     else if (slot == kUpstreamSlot && state_ == State::kConnecting) ConnectDone(ctx);
   }
 
-  // Called once a second: a dial past its deadline goes to JS, which has its own timeouts.
+  // Called once a second: a dial past its deadline goes to JS, which has its own timeouts; a
+  // committed one (TLS begun) fails here as the JS path's timeouts would fail it.
   void CheckDeadline(PumpContext& ctx) {
-    if (state_ != State::kDone && ctx.now_ms >= deadline_ms_) acceptor_.HandBack(*this, ctx);
+    if (state_ == State::kDone || ctx.now_ms < deadline_ms_) return;
+    if (state_ == State::kHandshaking) {
+      const int64_t ms = acceptor_.config().handshake_timeout_ms;
+      return Fail(NotProxiedRecord::Stage::kTls, "tls_handshake_timeout", 0, "no TLS handshake within " + std::to_string(ms) + " ms", ctx);
+    }
+    DialFailed(ETIMEDOUT, ctx);
   }
 
   bool done() const { return state_ == State::kDone; }
+  // The TLS handshake has started: the connection cannot go to JS any more.
+  bool committed() const { return stream_ != nullptr; }
 
   // Leaves the reactor's epoll set; after this the fds may be re-registered by a Connection.
   void Unwatch(PumpContext& ctx) {
-    if (down_watched_) epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, downstream_, nullptr);
+    if (down_watched_) epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, client_fd(), nullptr);
     if (up_watched_) epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, upstream_, nullptr);
     down_watched_ = up_watched_ = false;
     state_ = State::kDone;
   }
 
-  int downstream_fd() const { return downstream_; }
+  int client_fd() const { return stream_ ? stream_->fd() : downstream_; }
+  int64_t started_ms() const { return started_ms_; }
   int TakeDownstream() { return std::exchange(downstream_, -1); }
+  std::unique_ptr<TlsClientStream> TakeStream() { return std::move(stream_); }
   int TakeUpstream() { return std::exchange(upstream_, -1); }
   std::string TakeRead() { return std::move(read_); }
   const sockaddr_storage& peer() const { return peer_; }
@@ -95,11 +109,64 @@ class Dial : public ReactorTask {
   size_t header_length() const { return header_done_ ? header_.consumed : 0; }
 
  private:
-  bool WatchFd(int fd, int slot, uint32_t events, PumpContext& ctx) {
+  bool WatchFd(int fd, int slot, uint32_t events, PumpContext& ctx, int op = EPOLL_CTL_ADD) {
     epoll_event ev{};
     ev.events = events;
     ev.data.ptr = &tags_[slot];
-    return epoll_ctl(ctx.epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0;
+    return epoll_ctl(ctx.epoll_fd, op, fd, &ev) == 0;
+  }
+
+  void Fail(NotProxiedRecord::Stage stage, std::string code, int err, std::string message, PumpContext& ctx) {
+    NotProxiedRecord r;
+    r.stage = stage;
+    r.code = std::move(code);
+    r.error_errno = err;
+    r.message = std::move(message);
+    acceptor_.NotProxied(*this, std::move(r), ctx);
+  }
+
+  // The dial did not connect: JS retries, holds or refuses, unless TLS has begun.
+  void DialFailed(int err, PumpContext& ctx) {
+    if (upstream_ >= 0) {
+      if (up_watched_) epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, upstream_, nullptr);
+      up_watched_ = false;
+      close(std::exchange(upstream_, -1));
+    }
+    if (!committed()) return acceptor_.HandBack(*this, ctx);
+    Fail(NotProxiedRecord::Stage::kCluster, "", err, "", ctx);
+  }
+
+  // After the PROXY header (or at once): TLS listeners start the handshake, others dial.
+  void HeaderDone(PumpContext& ctx) {
+    if (!acceptor_.config().tls) return Proceed(ctx);
+    std::shared_ptr<TlsContext> context = acceptor_.tls_context();
+    if (!context) return acceptor_.HandBack(*this, ctx);  // no identity yet: JS waits for it
+    stream_ = std::make_unique<TlsClientStream>(std::exchange(downstream_, -1), std::move(context), read_.substr(header_length()));
+    read_.clear();
+    acceptor_.Commit();
+    state_ = State::kHandshaking;
+    deadline_ms_ = ctx.now_ms + acceptor_.config().handshake_timeout_ms;
+    Handshake(ctx);
+  }
+
+  void Handshake(PumpContext& ctx) {
+    ClientStream::Result r = stream_->Handshake();
+    if (r.io == ClientStream::Io::kWouldBlock) {
+      // Level-triggered, on what the handshake waits for (a flight to send needs EPOLLOUT).
+      if (!WatchFd(client_fd(), kDownstreamSlot, stream_->WaitEvents(), ctx, down_watched_ ? EPOLL_CTL_MOD : EPOLL_CTL_ADD)) {
+        return Fail(NotProxiedRecord::Stage::kTls, "tls_handshake_failed", errno, "TLS handshake failed: cannot watch the socket", ctx);
+      }
+      down_watched_ = true;
+      return;
+    }
+    if (r.io != ClientStream::Io::kOk) {
+      return Fail(NotProxiedRecord::Stage::kTls, "tls_handshake_failed", 0, "TLS handshake failed: " + stream_->failure(), ctx);
+    }
+    if (down_watched_) epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, client_fd(), nullptr);
+    down_watched_ = false;
+    state_ = State::kConnecting;
+    deadline_ms_ = ctx.now_ms + acceptor_.config().connect_timeout_ms;
+    Connect(ctx);
   }
 
   void ReadHeader(PumpContext& ctx) {
@@ -128,7 +195,7 @@ class Dial : public ReactorTask {
           down_watched_ = false;
           state_ = State::kConnecting;
           deadline_ms_ = ctx.now_ms + acceptor_.config().connect_timeout_ms;
-          return Proceed(ctx);
+          return HeaderDone(ctx);
       }
     }
   }
@@ -142,23 +209,17 @@ class Dial : public ReactorTask {
   void Connect(PumpContext& ctx) {
     const FastEndpoint& endpoint = acceptor_.config().endpoint;
     upstream_ = socket(endpoint.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (upstream_ < 0) return acceptor_.HandBack(*this, ctx);
+    if (upstream_ < 0) return DialFailed(errno, ctx);
     if (endpoint.tcp) SetNoDelay(upstream_);
     int rc;
     do {
       rc = connect(upstream_, reinterpret_cast<const sockaddr*>(&endpoint.address), endpoint.length);
     } while (rc < 0 && errno == EINTR);
     if (rc == 0) return acceptor_.Pump(*this, ctx);  // a Unix socket with room in its queue
-    if (errno != EINPROGRESS) {
-      // Refused, no such socket, a full Unix accept queue (EAGAIN): the JS path retries, holds
-      // or refuses, and logs why.
-      close(std::exchange(upstream_, -1));
-      return acceptor_.HandBack(*this, ctx);
-    }
-    if (!WatchFd(upstream_, kUpstreamSlot, EPOLLOUT, ctx)) {
-      close(std::exchange(upstream_, -1));
-      return acceptor_.HandBack(*this, ctx);
-    }
+    // Refused, no such socket, a full Unix accept queue (EAGAIN): the JS path retries, holds
+    // or refuses, and logs why.
+    if (errno != EINPROGRESS) return DialFailed(errno, ctx);
+    if (!WatchFd(upstream_, kUpstreamSlot, EPOLLOUT, ctx)) return DialFailed(errno, ctx);
     up_watched_ = true;
   }
 
@@ -167,14 +228,12 @@ class Dial : public ReactorTask {
     socklen_t len = sizeof(err);
     if (getsockopt(upstream_, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     if (err == 0) return acceptor_.Pump(*this, ctx);
-    epoll_ctl(ctx.epoll_fd, EPOLL_CTL_DEL, upstream_, nullptr);
-    up_watched_ = false;
-    close(std::exchange(upstream_, -1));
-    acceptor_.HandBack(*this, ctx);
+    DialFailed(err, ctx);
   }
 
   Acceptor& acceptor_;
-  int downstream_;
+  int downstream_;  // -1 once stream_ owns it
+  std::unique_ptr<TlsClientStream> stream_;
   int upstream_ = -1;
   sockaddr_storage peer_;
   Connection::Tag tags_[2];
@@ -185,6 +244,7 @@ class Dial : public ReactorTask {
   bool header_done_ = false;
   std::string read_;
   ProxyV2Header header_;
+  int64_t started_ms_;
 };
 
 FastBatch::~FastBatch() {
@@ -207,6 +267,16 @@ bool FastListener::TryAcquire() {
     return false;
   }
   return true;
+}
+
+void FastListener::SetTlsContext(std::shared_ptr<TlsContext> context) {
+  std::lock_guard<std::mutex> lock(tls_mutex_);
+  tls_context_.swap(context);
+}  // the old context is freed here, or with the last connection that still uses it
+
+std::shared_ptr<TlsContext> FastListener::tls_context() {
+  std::lock_guard<std::mutex> lock(tls_mutex_);
+  return tls_context_;
 }
 
 void FastListener::ThreadStopped() {
@@ -248,9 +318,12 @@ void Acceptor::StopAccepting(PumpContext& ctx) {
   Watch(false);
   listener_->ThreadStopped();
   // Connections still being set up go to JS, which tracks and drains them like its own: after
-  // the stop, every connection of this thread is either pumping (and reported when it ends) or JS's.
+  // the stop, every connection of this thread is either pumping or committed to TLS (both
+  // counted as accepted, and reported when they end) or JS's.
   std::vector<Dial*> dials;
-  for (auto& entry : dials_) dials.push_back(entry.first);
+  for (auto& entry : dials_) {
+    if (!entry.first->committed()) dials.push_back(entry.first);
+  }
   for (Dial* d : dials) HandBack(*d, ctx);
   batch_->stopped = true;
 }
@@ -259,18 +332,24 @@ void Acceptor::AbortAll(PumpContext& ctx) {
   std::vector<Dial*> dials;
   for (auto& entry : dials_) dials.push_back(entry.first);
   for (Dial* d : dials) {
-    // Accepted, never pumped: reported as a connection aborted at once.
+    // Accepted, never pumped: reported as a connection aborted at once (a committed one was
+    // counted as accepted when its handshake started).
     d->Unwatch(ctx);
     ClosedRecord r;
     r.client = d->header_read() && d->header().has_addresses ? DescribeIpEndpoint(d->header().source) : DescribeIpEndpoint(d->peer());
-    batch_->accepted++;
+    r.duration_ms = ctx.now_ms - d->started_ms();
+    if (!d->committed()) batch_->accepted++;
     batch_->closed.push_back(std::move(r));
     listener_->Release();
     Retire(*d);  // its destructor closes both fds
   }
   std::vector<uint64_t> ids;
   for (auto& entry : sessions_) ids.push_back(entry.first);
-  for (uint64_t id : ids) reactor_.AbortNow(id, ctx);  // each reports through OnConnectionEnd
+  for (uint64_t id : ids) {
+    auto tunnel = tunnels_.find(id);
+    if (tunnel != tunnels_.end()) tunnel->second->End(CloseCause::kAborted, ctx);  // reports through TunnelEnded
+    else reactor_.AbortNow(id, ctx);  // reports through OnConnectionEnd
+  }
   std::vector<HttpSession*> sessions;
   for (auto& entry : http_sessions_) sessions.push_back(entry.first);
   for (HttpSession* s : sessions) s->Abort(ctx);  // each reports through SessionEnded
@@ -339,7 +418,24 @@ void Acceptor::Pump(Dial& dial, PumpContext& ctx) {
   if (config.send_proxy && !from_header) {
     socklen_t len = sizeof(destination);
     // Unknown (a failure here) leaves the family unset, and the header says LOCAL.
-    if (getsockname(dial.downstream_fd(), reinterpret_cast<sockaddr*>(&destination), &len) < 0) destination = sockaddr_storage{};
+    if (getsockname(dial.client_fd(), reinterpret_cast<sockaddr*>(&destination), &len) < 0) destination = sockaddr_storage{};
+  }
+  if (dial.committed()) {
+    // TLS: the bytes read so far went into the handshake; what comes next is decrypted.
+    TlsTunnel::Options options;
+    options.id = next_fast_id.fetch_add(1, std::memory_order_relaxed);
+    if (config.send_proxy) options.head_up = EncodeProxyV2(&source, &destination);
+    const size_t header_bytes = options.head_up.size();
+    options.client = dial.TakeStream();
+    options.upstream_fd = dial.TakeUpstream();
+    options.idle_timeout_ms = config.idle_timeout_ms;
+    options.on_end = [this](TlsTunnel& tunnel, PumpContext&) { TunnelEnded(tunnel); };
+    const uint64_t id = options.id;
+    sessions_.emplace(id, Session{DescribeIpEndpoint(source), header_bytes});
+    Retire(dial);
+    TlsTunnel* tunnel = tunnels_.emplace(id, std::make_unique<TlsTunnel>(std::move(options))).first->second.get();
+    tunnel->Start(ctx);  // may end at once (TunnelEnded)
+    return;
   }
   std::string read = dial.TakeRead();
   Connection::Options options;
@@ -369,6 +465,31 @@ void Acceptor::HandBack(Dial& dial, PumpContext& ctx) {
   if (upstream >= 0) close(upstream);
   batch_->fallbacks.push_back(std::move(r));
   Retire(dial);
+}
+
+void Acceptor::NotProxied(Dial& dial, NotProxiedRecord record, PumpContext& ctx) {
+  dial.Unwatch(ctx);
+  record.client = dial.header_read() && dial.header().has_addresses ? DescribeIpEndpoint(dial.header().source) : DescribeIpEndpoint(dial.peer());
+  record.duration_ms = ctx.now_ms - dial.started_ms();
+  batch_->not_proxied.push_back(std::move(record));
+  listener_->Release();
+  Retire(dial);  // its destructor closes the fds
+}
+
+void Acceptor::TunnelEnded(TlsTunnel& tunnel) {
+  auto it = tunnels_.find(tunnel.id());
+  if (it == tunnels_.end()) return;
+  Report(tunnel.id(), tunnel.outcome());
+  retired_tunnels_.push_back(std::move(it->second));  // freed after this batch of events
+  tunnels_.erase(it);
+}
+
+void Acceptor::ExpireIdleTunnels(PumpContext& ctx) {
+  std::vector<TlsTunnel*> expired;
+  for (auto& entry : tunnels_) {
+    if (entry.second->IdleExpired(ctx.now_ms)) expired.push_back(entry.second.get());
+  }
+  for (TlsTunnel* t : expired) t->End(CloseCause::kIdleTimeout, ctx);
 }
 
 void Acceptor::Serve(Dial& dial, PumpContext& ctx) {
@@ -490,9 +611,12 @@ void Acceptor::Retire(Dial& dial) {
 }
 
 void Acceptor::OnConnectionEnd(const Connection& connection, PumpContext& ctx) {
-  auto it = sessions_.find(connection.id());
+  Report(connection.id(), connection.outcome());
+}
+
+void Acceptor::Report(uint64_t id, const PumpOutcome& o) {
+  auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
-  const PumpOutcome& o = connection.outcome();
   uint64_t bytes_in = o.bytes_up > it->second.header_bytes ? o.bytes_up - it->second.header_bytes : 0;
   if (!listener_->config().records && o.error_end < 0) {
     ClosedSummary& s = batch_->summed;
@@ -526,6 +650,10 @@ bool Acceptor::AfterEvents(PumpContext& ctx) {
     for (auto& entry : dials_) dials.push_back(entry.first);
     for (Dial* d : dials) d->CheckDeadline(ctx);
   }
+  if (!tunnels_.empty() && ctx.now_ms >= next_idle_check_ms_) {
+    ExpireIdleTunnels(ctx);
+    next_idle_check_ms_ = ctx.now_ms + kIdleCheckMs;
+  }
   // Sessions' deadlines have 100 ms resolution: a check costs a walk over every session.
   if (!http_sessions_.empty() && ctx.now_ms - sessions_checked_ms_ >= 100) {
     sessions_checked_ms_ = ctx.now_ms;
@@ -538,6 +666,7 @@ bool Acceptor::AfterEvents(PumpContext& ctx) {
     PruneUpstreams(ctx.now_ms);
   }
   retired_.clear();
+  retired_tunnels_.clear();
   if (batch_->empty()) return false;
   if (batch_started_ms_ < 0) batch_started_ms_ = ctx.now_ms;
   bool urgent = batch_->stopped || !batch_->fallbacks.empty() || batch_->size() >= kBatchMaxRecords;

@@ -4,6 +4,13 @@
 // of events on a pump thread): how many started, each one that ended (bytes, duration, how it
 // ended) and the connections handed back to it.
 //
+// A listener with `tls` terminates TLS here too (stream/tls_stream.h): accept → [PROXY header] →
+// TLS handshake → dial → tunnel (fastpath/tls_tunnel.h). Such a connection is the pump thread's
+// for good once its handshake starts ("committed"): TLS state cannot move to JS, so a failed
+// handshake, a refused or slow dial after it, are reported as "not proxied" records, never
+// handed back. Before that (no identity loaded yet, a PROXY header it does not accept) it goes
+// to JS as any other listener's connection does.
+//
 // An `http` listener (FastListenerConfig::http set) runs the native HTTP/1.1 engine instead of
 // dialling and pumping: after the PROXY header each connection becomes an HttpSession
 // (http/http_session.h) on this thread, which reports one record per request and hands
@@ -18,6 +25,8 @@
 //  - an fd belongs to exactly one of: a Dial (until it becomes a Connection or an HttpSession,
 //    or is handed back), a Connection (owned by the reactor), an HttpSession, a FallbackRecord (until JS adopts it, or the batch is
 //    dropped, which closes it);
+//  - a committed dial is counted in `accepted` when its handshake starts, and reported exactly
+//    once afterwards: as a ClosedRecord (its tunnel ended, or aborted) or a NotProxiedRecord;
 //  - FastListener::active_ counts every connection from accept until JS releases it (fallbacks)
 //    or its Connection or HttpSession ends; max_connections is checked against it before anything else happens;
 //  - all Acceptor and Dial state is touched only on its reactor thread; the listener's shared
@@ -37,7 +46,9 @@
 #include <vector>
 
 #include "fastpath/proxy_v2.h"
+#include "fastpath/tls_tunnel.h"
 #include "pump/reactor.h"
+#include "stream/tls_stream.h"
 
 namespace enclaver {
 
@@ -62,6 +73,9 @@ struct FastListenerConfig {
   // false: connections that ended without an error are only summed (nobody logs them one by
   // one: no access log, log level above debug); records are kept for errors.
   bool records = true;
+  // Terminate TLS with the identity set by SetTlsContext (until then, connections go to JS).
+  bool tls = false;
+  int64_t handshake_timeout_ms = 15000;  // then the connection fails (terminateTls's timeout)
   // Set: the listener speaks HTTP/1.1 natively (http/http_session.h); `endpoint` is unused.
   std::shared_ptr<const HttpConfig> http;
 };
@@ -75,6 +89,17 @@ struct ClosedRecord {
   int error_end = -1;
   int error_errno = 0;
   bool copied = false;  // some bytes went through the copy path instead of splice
+};
+
+// A committed connection that never reached its upstream (the JS path's "connection not proxied").
+struct NotProxiedRecord {
+  enum class Stage { kTls, kCluster };
+  std::string client;
+  Stage stage = Stage::kTls;
+  std::string code;  // kTls: tls_handshake_failed / tls_handshake_timeout; kCluster: empty, see errno
+  int error_errno = 0;
+  std::string message;
+  int64_t duration_ms = 0;
 };
 
 struct FallbackRecord {
@@ -128,12 +153,13 @@ struct FastBatch {
   bool stopped = false;
   std::vector<ClosedRecord> closed;
   std::vector<FallbackRecord> fallbacks;
+  std::vector<NotProxiedRecord> not_proxied;
   std::vector<HttpRequestRecord> requests;
   std::vector<RouteAggregate> routes;
-  size_t size() const { return accepted + summed.count + closed.size() + requests.size() + routes.size(); }
+  size_t size() const { return accepted + summed.count + closed.size() + not_proxied.size() + requests.size() + routes.size(); }
   bool empty() const {
-    return accepted == 0 && rejected == 0 && summed.count == 0 && !stopped && closed.empty() && fallbacks.empty() && requests.empty() &&
-           routes.empty();
+    return accepted == 0 && rejected == 0 && summed.count == 0 && !stopped && closed.empty() && fallbacks.empty() && not_proxied.empty() &&
+           requests.empty() && routes.empty();
   }
   ~FastBatch();  // closes fallback fds nobody took
 };
@@ -155,9 +181,14 @@ class FastListener {
   // A pump thread stopped accepting; the last one closes the listening fd.
   void ThreadStopped();
   bool Post(std::unique_ptr<FastBatch>& batch) { return deliver_(batch); }
+  // Any thread: the identity for handshakes that start from now on (null: none yet).
+  void SetTlsContext(std::shared_ptr<TlsContext> context);
+  std::shared_ptr<TlsContext> tls_context();
 
  private:
   FastListenerConfig config_;
+  std::mutex tls_mutex_;
+  std::shared_ptr<TlsContext> tls_context_;  // guarded by tls_mutex_
   std::atomic<int64_t> active_{0};
   std::atomic<size_t> threads_accepting_;
   Deliver deliver_;
@@ -183,9 +214,12 @@ class Acceptor : public ReactorTask {
   void OnConnectionEnd(const Connection& connection, PumpContext& ctx) override;
   bool AfterEvents(PumpContext& ctx) override;
 
-  // From a Dial (same thread): its connection is set up, or must go to JS.
+  // From a Dial (same thread): its connection is set up, or must go to JS, or (committed) failed.
   void Pump(Dial& dial, PumpContext& ctx);
   void HandBack(Dial& dial, PumpContext& ctx);
+  void Commit() { batch_->accepted++; }
+  void NotProxied(Dial& dial, NotProxiedRecord record, PumpContext& ctx);
+  std::shared_ptr<TlsContext> tls_context() { return listener_->tls_context(); }
   // From a Dial of an http listener: the connection becomes an HttpSession.
   void Serve(Dial& dial, PumpContext& ctx);
   const FastListenerConfig& config() const { return listener_->config(); }
@@ -209,6 +243,9 @@ class Acceptor : public ReactorTask {
   void AcceptSome(PumpContext& ctx);
   void Watch(bool on);
   void Retire(Dial& dial);
+  void Report(uint64_t id, const PumpOutcome& outcome);
+  void TunnelEnded(TlsTunnel& tunnel);
+  void ExpireIdleTunnels(PumpContext& ctx);
   void RetireSession(HttpSession& session);
   void PruneUpstreams(int64_t now_ms);
   void Flush();
@@ -222,6 +259,9 @@ class Acceptor : public ReactorTask {
   std::unordered_map<Dial*, std::unique_ptr<Dial>> dials_;
   std::unordered_map<HttpSession*, std::unique_ptr<HttpSession>> http_sessions_;
   std::vector<std::unique_ptr<ReactorTask>> retired_;  // freed after the current batch of events
+  std::unordered_map<uint64_t, std::unique_ptr<TlsTunnel>> tunnels_;
+  std::vector<std::unique_ptr<TlsTunnel>> retired_tunnels_;  // as retired_
+  int64_t next_idle_check_ms_ = 0;
   struct IdleUpstream {
     int fd;
     int64_t since_ms;

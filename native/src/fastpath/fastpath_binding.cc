@@ -1,6 +1,7 @@
 #include "fastpath/fastpath_binding.h"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <linux/vm_sockets.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -100,6 +101,19 @@ void Delivery::CallJs(Napi::Env env, Napi::Function callback, Delivery*, FastBat
     fallbacks.Set(i, o);
   }
   out.Set("fallbacks", fallbacks);
+  Napi::Array not_proxied = Napi::Array::New(env, batch->not_proxied.size());
+  for (size_t i = 0; i < batch->not_proxied.size(); i++) {
+    const NotProxiedRecord& r = batch->not_proxied[i];
+    Napi::Object o = Napi::Object::New(env);
+    if (!r.client.empty()) o.Set("client", Napi::String::New(env, r.client));
+    o.Set("stage", Napi::String::New(env, r.stage == NotProxiedRecord::Stage::kTls ? "tls" : "cluster"));
+    if (!r.code.empty()) o.Set("code", Napi::String::New(env, r.code));
+    if (r.error_errno != 0) o.Set("errno", Napi::Number::New(env, r.error_errno));
+    o.Set("message", Napi::String::New(env, r.message));
+    o.Set("durationMs", Napi::Number::New(env, static_cast<double>(r.duration_ms)));
+    not_proxied.Set(i, o);
+  }
+  out.Set("notProxied", not_proxied);
   Napi::Array requests = Napi::Array::New(env, batch->requests.size());
   for (size_t i = 0; i < batch->requests.size(); i++) {
     const HttpRequestRecord& r = batch->requests[i];
@@ -335,6 +349,8 @@ Napi::Value FastListen(const Napi::CallbackInfo& info) {
   config.connect_timeout_ms = MsOption(o, "connectTimeoutMs", 5000);
   config.header_timeout_ms = MsOption(o, "headerTimeoutMs", 5000);
   config.records = o.Get("records").IsUndefined() ? true : o.Get("records").ToBoolean().Value();
+  config.tls = o.Get("tls").ToBoolean().Value();
+  config.handshake_timeout_ms = MsOption(o, "handshakeTimeoutMs", 15000);
   config.listen_fd = fd.As<Napi::Number>().Int32Value();
 
   PumpEngine& engine = PumpEngineOf(env);
@@ -396,6 +412,27 @@ Napi::Value FastAbortAll(const Napi::CallbackInfo& info) {
 Napi::Value FastRelease(const Napi::CallbackInfo& info) {
   HandleArgument(info).listener->Release();
   return info.Env().Undefined();
+}
+
+// fastSetTls(handle, {certificate, key, cipherList, cipherSuites}): the identity of handshakes
+// that start from now on. Throws (never quoting the key) when OpenSSL does not accept it; the
+// previous identity then stays.
+Napi::Value FastSetTls(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  FastHandle& handle = HandleArgument(info);
+  if (!info[1].IsObject()) ThrowArgumentError(env, "fastSetTls(handle, identity)");
+  Napi::Object o = info[1].As<Napi::Object>();
+  TlsContext::Settings settings;
+  settings.certificate_pem = o.Get("certificate").ToString().Utf8Value();
+  settings.key_pem = o.Get("key").ToString().Utf8Value();
+  if (o.Has("cipherList")) settings.cipher_list = o.Get("cipherList").ToString().Utf8Value();
+  if (o.Has("cipherSuites")) settings.cipher_suites = o.Get("cipherSuites").ToString().Utf8Value();
+  std::string error;
+  std::shared_ptr<TlsContext> context = TlsContext::Create(settings, &error);
+  OPENSSL_cleanse(settings.key_pem.data(), settings.key_pem.size());  // Create wipes it too; not on every early exit
+  if (!context) throw Napi::Error::New(env, error);
+  handle.listener->SetTlsContext(std::move(context));
+  return env.Undefined();
 }
 
 // fastClose(handle): after the stop and the last connection; no batch is delivered after it.
@@ -494,6 +531,7 @@ void RegisterFastPathFunctions(Napi::Env env, Napi::Object exports) {
       {"fastStop", FastStop},
       {"fastAbortAll", FastAbortAll},
       {"fastRelease", FastRelease},
+      {"fastSetTls", FastSetTls},
       {"fastClose", FastClose},
       {"httpGlobProblem", HttpGlobProblem},
       {"httpGlobMatch", HttpGlobMatch},

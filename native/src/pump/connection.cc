@@ -280,26 +280,11 @@ bool Connection::PipeToPending(Direction& d) {
 
 void Connection::SourceEnded(Direction& d) {
   d.eof = true;
-  NoteFirstClose(CauseOf(d.src));
-}
-
-Connection::Step Connection::Failed(int end, int err) {
-  if (outcome_.error_end < 0) {
-    outcome_.error_end = end;
-    outcome_.error_errno = err;
-  }
-  NoteFirstClose(CauseOf(end));
-  return Step::kFailed;
-}
-
-void Connection::NoteFirstClose(CloseCause cause) {
-  if (closed_by_set_) return;
-  closed_by_set_ = true;
-  outcome_.closed_by = cause;
+  outcome_.NoteClose(CauseOf(d.src));
 }
 
 void Connection::End(CloseCause cause, PumpContext& ctx) {
-  NoteFirstClose(cause);
+  outcome_.NoteClose(cause);
   Close(ctx);
 }
 

@@ -31,6 +31,22 @@ struct PumpOutcome {
   int error_errno = 0;
   bool copied = false;  // some bytes were copied because splice was refused or no pipe fit the budget
   int64_t duration_ms = 0;
+  bool closed_by_known = false;  // closed_by holds the first close, later ones change nothing
+
+  // What ended first names closed_by (the pump and the TLS tunnel record ends alike).
+  void NoteClose(CloseCause cause) {
+    if (closed_by_known) return;
+    closed_by_known = true;
+    closed_by = cause;
+  }
+  // A failed call on `end` (kDownstreamEnd/kUpstreamEnd): the first error is the one reported.
+  void NoteError(int end, int err) {
+    if (error_end < 0) {
+      error_end = end;
+      error_errno = err;
+    }
+    NoteClose(end == kDownstreamEnd ? CloseCause::kDownstream : CloseCause::kUpstream);
+  }
 };
 
 // Counters shared by every pump thread, read by JS for `pumpStats()`.
@@ -136,8 +152,10 @@ class Connection {
   bool PipeToPending(Direction& d);
   void SourceEnded(Direction& d);
   void Touch(const PumpContext& ctx) { last_activity_ms_ = ctx.now_ms; }
-  Step Failed(int end, int err);
-  void NoteFirstClose(CloseCause cause);
+  Step Failed(int end, int err) {
+    outcome_.NoteError(end, err);
+    return Step::kFailed;
+  }
   void Close(PumpContext& ctx);
 
   uint64_t id_;
@@ -148,7 +166,6 @@ class Connection {
   int64_t idle_timeout_ms_;
   int64_t started_ms_ = 0;
   int64_t last_activity_ms_ = 0;
-  bool closed_by_set_ = false;
   bool ended_ = false;
   PumpOutcome outcome_;
 };
