@@ -37,7 +37,8 @@ is skipped with the reason printed); opt-in with --only: pair-native-js-accept (
 in JS), pair-native-2threads (two pump threads). Every figure is the median of --trials trials.
 HTTP paths (workload http, wrk keep-alive): direct-http, pair-http, pair-https, haproxy-http,
 haproxy-https, nginx-http; opt-in with --only: pair-http-js (the inner's http listener in JS,
-ENCLAVER_FASTPATH=0: the figure before the native HTTP engine).
+ENCLAVER_FASTPATH=0: the figure before the native HTTP engine), haproxy-http-shared (both HAProxy
+processes in the runner's session; haproxy-http's second one has its own, as the pair's inner).
 
 Options:
   --quick              shorter run: 3 trials of 2 s, 2000 idle tunnels

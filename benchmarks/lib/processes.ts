@@ -20,6 +20,12 @@ export interface StartOptions {
   /** Called with each stdout line (child helpers report over stdout). */
   onLine?: (line: string) => void;
   stdin?: 'pipe' | 'ignore';
+  /**
+   * Start it in a session of its own (setsid), as `role: local` starts the pair's inner. With the
+   * kernel's autogroup scheduling on, a session is a scheduling group of its own; a baseline that
+   * mirrors the pair puts its second process there too (docs/decisions.md, "l7tune").
+   */
+  ownSession?: boolean;
 }
 
 const running = new Set<Tracked>();
@@ -28,7 +34,11 @@ const OUTPUT_LIMIT = 64 * 1024;
 export function start(name: string, command: string, args: string[], opts: StartOptions = {}): Tracked {
   // `exec` keeps the pid: the pid we measure is the program's, not a shell's.
   const [cmd, argv] = opts.nofile ? ['sh', ['-c', 'ulimit -n "$0" && exec "$@"', String(opts.nofile), command, ...args]] : [command, args];
-  const child = spawn(cmd, argv, { env: opts.env ?? process.env, stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, argv, {
+    env: opts.env ?? process.env,
+    stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'],
+    detached: opts.ownSession ?? false,
+  });
   let out = '';
   let partial = '';
   const keep = (chunk: Buffer) => {

@@ -9,7 +9,9 @@
  *   nginx-http       wrk → nginx reverse proxy (upstream keep-alive) → app; one hop only
  *
  * The two HAProxy hops mirror the pair's two (parent relay, enclave proxy); one thread per HAProxy
- * process, one worker for nginx, as each of our processes runs JS on one thread.
+ * process, one worker for nginx, as each of our processes runs JS on one thread. The second
+ * HAProxy runs in a session of its own like the pair's inner: with autogroup scheduling a session
+ * is a scheduling group, and two hops in different groups wake and preempt each other more.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -148,11 +150,13 @@ export const pairHttp = pairHttpPath(false);
 export const pairHttps = pairHttpPath(true);
 const pairHttpJs = pairHttpPath(false, false);
 
-function haproxyHttpPath(tls: boolean): HttpPathDefinition {
-  const name = tls ? 'haproxy-https' : 'haproxy-http';
+/** `innerOwnSession` false: both HAProxy processes in the runner's session, the baseline before l7tune. */
+function haproxyHttpPath(tls: boolean, innerOwnSession = true): HttpPathDefinition {
+  const name = tls ? 'haproxy-https' : innerOwnSession ? 'haproxy-http' : 'haproxy-http-shared';
   return {
     name,
     tls,
+    optIn: !innerOwnSession,
     unavailable: () => (which('haproxy') ? null : 'haproxy is not installed (apt-get install haproxy)'),
     async start(ctx) {
       const entry = await freePort();
@@ -171,7 +175,9 @@ function haproxyHttpPath(tls: boolean): HttpPathDefinition {
       fs.writeFileSync(files[0]!, outerCfg);
       fs.writeFileSync(files[1]!, innerCfg);
       const procs = [
-        start(`${name}-inner`, 'haproxy', ['-db', '-f', files[1]!], { nofile: ctx.nofile }),
+        // Its own session, as the pair's inner has (role local starts it detached): the same
+        // scheduling groups on both sides of the comparison.
+        start(`${name}-inner`, 'haproxy', ['-db', '-f', files[1]!], { nofile: ctx.nofile, ownSession: innerOwnSession }),
         start(`${name}-outer`, 'haproxy', ['-db', '-f', files[0]!], { nofile: ctx.nofile }),
       ];
       const url = `${tls ? 'https' : 'http'}://127.0.0.1:${entry}/`;
@@ -183,6 +189,7 @@ function haproxyHttpPath(tls: boolean): HttpPathDefinition {
 
 export const haproxyHttp = haproxyHttpPath(false);
 export const haproxyHttps = haproxyHttpPath(true);
+const haproxyHttpShared = haproxyHttpPath(false, false);
 
 export const nginxHttp: HttpPathDefinition = {
   name: 'nginx-http',
@@ -208,4 +215,13 @@ export const nginxHttp: HttpPathDefinition = {
   },
 };
 
-export const HTTP_PATHS: HttpPathDefinition[] = [directHttpPath, pairHttp, pairHttpJs, pairHttps, haproxyHttp, haproxyHttps, nginxHttp];
+export const HTTP_PATHS: HttpPathDefinition[] = [
+  directHttpPath,
+  pairHttp,
+  pairHttpJs,
+  pairHttps,
+  haproxyHttp,
+  haproxyHttpShared,
+  haproxyHttps,
+  nginxHttp,
+];
