@@ -43,21 +43,25 @@ export async function writeFileAtomically(file: string, data: string | Buffer): 
 
 export async function assembleEif(inputs: AssembleInputs): Promise<EifResult & { eifPath: string; pcrsPath: string; pcrs: Pcrs }> {
   const tmp = path.join(path.dirname(inputs.eifPath), `.${path.basename(inputs.eifPath)}.${process.pid}.tmp`);
-  const writer = await EifWriter.create(tmp, {
-    kernel: inputs.blobs.kernel,
-    cmdline: inputs.blobs.cmdline,
-    metadata: inputs.metadata,
-    arch: inputs.blobs.arch,
-    ...(inputs.defaultMemoryBytes !== undefined ? { defaultMemoryBytes: inputs.defaultMemoryBytes } : {}),
-    ...(inputs.defaultCpus !== undefined ? { defaultCpus: inputs.defaultCpus } : {}),
-  });
   let result: EifResult;
   try {
-    await writer.ramdisk((sink) => writeBootstrapRamdisk(sink, inputs.blobs));
-    await writer.ramdisk((sink) => writeAppRamdisk(sink, inputs.rootfs, inputs.launch));
-    result = await writer.finish(inputs.signing);
+    const writer = await EifWriter.create(tmp, {
+      kernel: inputs.blobs.kernel,
+      cmdline: inputs.blobs.cmdline,
+      metadata: inputs.metadata,
+      arch: inputs.blobs.arch,
+      ...(inputs.defaultMemoryBytes !== undefined ? { defaultMemoryBytes: inputs.defaultMemoryBytes } : {}),
+      ...(inputs.defaultCpus !== undefined ? { defaultCpus: inputs.defaultCpus } : {}),
+    });
+    try {
+      await writer.ramdisk((sink) => writeBootstrapRamdisk(sink, inputs.blobs));
+      await writer.ramdisk((sink) => writeAppRamdisk(sink, inputs.rootfs, inputs.launch));
+      result = await writer.finish(inputs.signing);
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
   } catch (err) {
-    await writer.abort();
     await fs.rm(tmp, { force: true });
     throw err;
   }

@@ -68,9 +68,15 @@ export class EifWriter implements ByteSink {
   static async create(tmpPath: string, inputs: EifBootInputs): Promise<EifWriter> {
     const file = await fs.open(tmpPath, 'w', 0o644);
     const writer = new EifWriter(file, inputs);
-    await writer.fixedSection(SectionType.kernel, 'kernel', inputs.kernel);
-    await writer.fixedSection(SectionType.cmdline, 'cmdline', inputs.cmdline);
-    await writer.fixedSection(SectionType.metadata, 'other', inputs.metadata);
+    try {
+      await writer.fixedSection(SectionType.kernel, 'kernel', inputs.kernel);
+      await writer.fixedSection(SectionType.cmdline, 'cmdline', inputs.cmdline);
+      await writer.fixedSection(SectionType.metadata, 'other', inputs.metadata);
+    } catch (err) {
+      // The caller never sees this writer, so it cannot abort it: release it here.
+      await writer.abort();
+      throw err;
+    }
     return writer;
   }
 

@@ -37,9 +37,14 @@ async function* decompressed(source: AsyncIterable<Buffer>, layer: ImageLayer): 
   const it = source[Symbol.asyncIterator]();
   const first = await it.next();
   if (first.done) return;
+  // Iterated by hand, so closed by hand: a build that stops mid-layer must reach the source.
   const rest = (async function* () {
-    yield first.value;
-    for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+    try {
+      yield first.value;
+      for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+    } finally {
+      await it.return?.();
+    }
   })();
   const kind = first.value.length >= 4 ? compressionOf(first.value) : 'none';
   if (kind === 'none') {
@@ -107,6 +112,10 @@ export async function applyLayers(image: ResolvedImage, tree: FlatTree, progress
         /* trailing blocks: part of the digest */
       }
     } catch (err) {
+      // A layer abandoned mid-stream (a refused entry, a corrupt archive) still holds its source:
+      // a file handle or a registry response. Generators release only when returned, and Node ≥ 26
+      // kills the process for a FileHandle left to the garbage collector.
+      await tarStream.return(undefined).catch(() => undefined);
       if (err instanceof TarFormatError)
         throw new BuildError('archive_truncated', `${layer.name}: ${err.message}`, { layer: layer.name }, { cause: err });
       throw err;

@@ -34,8 +34,21 @@ class HashingFileSink implements ByteSink {
 
   private constructor(private readonly file: fs.FileHandle) {}
 
-  static async open(file: string): Promise<HashingFileSink> {
-    return new HashingFileSink(await fs.open(file, 'w', 0o644));
+  /**
+   * Creates `file`, lets `fill` write a tar into it and closes it whatever happens: a write that
+   * fails must not leave the handle to the garbage collector (Node ≥ 26 ends the process for it).
+   */
+  static async writeTar(file: string, mtime: number, fill: (tar: TarWriter) => Promise<void>): Promise<{ digest: string; size: number }> {
+    const sink = new HashingFileSink(await fs.open(file, 'w', 0o644));
+    try {
+      const tar = new TarWriter(sink, mtime);
+      await fill(tar);
+      await tar.finish();
+      await sink.flush();
+    } finally {
+      await sink.file.close();
+    }
+    return { digest: `sha256:${sink.hash.digest('hex')}`, size: sink.size };
   }
 
   async write(chunk: Buffer): Promise<void> {
@@ -55,12 +68,6 @@ class HashingFileSink implements ByteSink {
     if (this.used === 0) return;
     await this.file.write(this.buffer.subarray(0, this.used));
     this.used = 0;
-  }
-
-  async close(): Promise<{ digest: string; size: number }> {
-    await this.flush();
-    await this.file.close();
-    return { digest: `sha256:${this.hash.digest('hex')}`, size: this.size };
   }
 }
 
@@ -101,11 +108,9 @@ async function diskFile(tarPath: string, source: string, mode: number): Promise<
 
 async function writeLayer(blobsDir: string, entries: TarWriteEntry[], mtime: number): Promise<{ digest: string; size: number }> {
   const tmp = path.join(blobsDir, `.layer.${process.pid}.tmp`);
-  const sink = await HashingFileSink.open(tmp);
-  const tar = new TarWriter(sink, mtime);
-  for (const e of withParents(entries)) await tar.add(e);
-  await tar.finish();
-  const result = await sink.close();
+  const result = await HashingFileSink.writeTar(tmp, mtime, async (tar) => {
+    for (const e of withParents(entries)) await tar.add(e);
+  });
   await fs.rename(tmp, path.join(blobsDir, result.digest.slice('sha256:'.length)));
   return result;
 }
@@ -211,16 +216,14 @@ export async function writeReleaseImage(inputs: ReleaseInputs): Promise<ReleaseR
 
     // The archive: the same layout as one tar (what `skopeo copy … oci-archive:` reads).
     const tmpArchive = `${archivePath}.${process.pid}.tmp`;
-    const sink = await HashingFileSink.open(tmpArchive);
-    const tar = new TarWriter(sink, mtime);
     const blobNames = (await fs.readdir(blobs)).sort();
-    await tar.add({ kind: 'file', path: 'oci-layout', mode: 0o644, size: layoutFile.length, data: layoutFile });
-    await tar.add({ kind: 'file', path: 'index.json', mode: 0o644, size: index.length, data: index });
-    await tar.add({ kind: 'directory', path: 'blobs', mode: 0o755 });
-    await tar.add({ kind: 'directory', path: 'blobs/sha256', mode: 0o755 });
-    for (const name of blobNames) await tar.add(await diskFile(`blobs/sha256/${name}`, path.join(blobs, name), 0o644));
-    await tar.finish();
-    await sink.close();
+    await HashingFileSink.writeTar(tmpArchive, mtime, async (tar) => {
+      await tar.add({ kind: 'file', path: 'oci-layout', mode: 0o644, size: layoutFile.length, data: layoutFile });
+      await tar.add({ kind: 'file', path: 'index.json', mode: 0o644, size: index.length, data: index });
+      await tar.add({ kind: 'directory', path: 'blobs', mode: 0o755 });
+      await tar.add({ kind: 'directory', path: 'blobs/sha256', mode: 0o755 });
+      for (const name of blobNames) await tar.add(await diskFile(`blobs/sha256/${name}`, path.join(blobs, name), 0o644));
+    });
     await replaceDir(tmpDir, layoutDir);
     await fs.rename(tmpArchive, archivePath);
     return { layoutDir, archivePath, ref, manifestDigest: manifestDesc.digest };
